@@ -1,0 +1,114 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode and explicit imports.
+let swiftSettings: [SwiftSetting] = [
+  .enableUpcomingFeature("MemberImportVisibility"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+  name: "svctrace",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "svctrace", targets: ["svctrace"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+  ],
+  targets: [
+    // MARK: C boundary
+
+    /** libssh2, through pkg-config. Only the SSH target imports it. */
+    .systemLibrary(
+      name: "CLibSSH2",
+      pkgConfig: "libssh2",
+      providers: [.apt(["libssh2-1-dev"])]
+    ),
+
+    // MARK: Foundation layers
+
+    /** Shared value types: host identity, the RemoteSession seam, command results, shell quoting. */
+    .target(
+      name: "SVCTraceCore",
+      dependencies: [.product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings
+    ),
+    /** SSH client over libssh2: host keys, auth, exec, SFTP, ssh_config, ProxyJump. */
+    .target(
+      name: "SSH",
+      dependencies: ["CLibSSH2", "SVCTraceCore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings
+    ),
+    /** Ansible-compatible inventories (INI, YAML, group_vars/host_vars) and host patterns. */
+    .target(
+      name: "Inventory",
+      dependencies: ["SVCTraceCore", "Yams"],
+      swiftSettings: swiftSettings
+    ),
+    /** Bounded fan-out over hosts, become (sudo), per-host results and recap. */
+    .target(
+      name: "Fleet",
+      dependencies: ["SSH", "Inventory", "SVCTraceCore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings
+    ),
+
+    // MARK: Features
+
+    /** Dataplane detection, LOG rules, rsyslog drop-in, logrotate entry: plan, apply, roll back, remove. */
+    .target(
+      name: "Rollout",
+      dependencies: ["SVCTraceCore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: swiftSettings
+    ),
+    /** Kernel LOG line parser, capture sources, rotation-safe cursors and connection correlation. */
+    .target(
+      name: "Logs",
+      dependencies: ["SVCTraceCore"],
+      swiftSettings: swiftSettings
+    ),
+    /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
+    .target(
+      name: "Store",
+      dependencies: ["Logs", "SVCTraceCore", .product(name: "GRDB", package: "GRDB.swift")],
+      swiftSettings: swiftSettings
+    ),
+
+    // MARK: Commands
+
+    /** The svctrace subcommands: thin glue from flags to the feature layers. */
+    .target(
+      name: "SVCTraceCommands",
+      dependencies: [
+        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    /** The executable: one file calling SVCTrace.main(). */
+    .executableTarget(
+      name: "svctrace",
+      dependencies: ["SVCTraceCommands"],
+      swiftSettings: swiftSettings
+    ),
+
+    // MARK: Tests
+
+    .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+    .testTarget(name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+    .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "EndToEndTests",
+      dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store"],
+      swiftSettings: swiftSettings
+    ),
+  ]
+)

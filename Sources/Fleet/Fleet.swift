@@ -1,0 +1,1 @@
+// Fleet module: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// Inventory module: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// Logs module: see Package.swift for its role.

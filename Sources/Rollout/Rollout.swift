@@ -1,0 +1,1 @@
+// Rollout module: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// SSH module: see Package.swift for its role.

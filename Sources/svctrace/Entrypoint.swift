@@ -1,0 +1,8 @@
+import SVCTraceCommands
+
+@main
+struct Entrypoint {
+  static func main() async {
+    await Main.run()
+  }
+}
