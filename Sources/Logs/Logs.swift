@@ -1,1 +1,0 @@
-// Logs module: see Package.swift for its role.
