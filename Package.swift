@@ -9,7 +9,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
   name: "svctrace",
-  platforms: [.macOS(.v14)],
+  platforms: [.macOS(.v15)],
   products: [
     .executable(name: "svctrace", targets: ["svctrace"])
   ],
@@ -98,10 +98,18 @@ let package = Package(
 
     // MARK: Tests
 
+    /** Test doubles shared by the test targets: a local /bin/sh session and a scripted fake. */
+    .target(
+      name: "SVCTraceTestSupport",
+      dependencies: ["SVCTraceCore"],
+      path: "Tests/SVCTraceTestSupport",
+      swiftSettings: swiftSettings
+    ),
+
     .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
-    .testTarget(name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], swiftSettings: swiftSettings),

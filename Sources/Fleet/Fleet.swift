@@ -1,1 +1,0 @@
-// Fleet module: see Package.swift for its role.

@@ -1,0 +1,190 @@
+public import Logging
+public import SVCTraceCore
+
+import Synchronization
+
+/// Opens a session to one host. The SSH-backed implementation is ``SSHConnector``; tests pass fakes.
+public protocol SessionConnector: Sendable {
+  /// Connects and authenticates; the returned session already applies privilege escalation.
+  /// - Throws: ``RemoteError`` (kinds `.unreachable`, `.hostKey`, `.authentication`, `.become`…).
+  func connect(_ host: FleetHost) async throws -> any RemoteSession
+}
+
+/// Runs one operation on many hosts with bounded parallelism and per-host isolation.
+///
+/// Every host yields a ``HostResult``; one host's failure never stops the others. Hosts run in
+/// batches of `serial` (all at once when `nil`); after each batch, if the share of failed hosts
+/// so far exceeds `maxFailPercent`, the remaining hosts are reported `skipped`.
+public struct FleetRunner: Sendable {
+  /// How many hosts are worked on at once (`--forks`).
+  public var forks: Int
+  /// Limit for one host's whole operation, connection included.
+  public var hostTimeout: Duration?
+  /// Batch size for rolling changes (`--serial`).
+  public var serial: Int?
+  /// Stop after a batch once more than this share of hosts failed (`--max-fail-percent`).
+  public var maxFailPercent: Double?
+  public var progress: ProgressReporter?
+  public var logger: Logger
+
+  public init(
+    forks: Int = 20, hostTimeout: Duration? = nil, serial: Int? = nil, maxFailPercent: Double? = nil,
+    progress: ProgressReporter? = nil, logger: Logger = Logger(label: "svctrace.fleet")
+  ) {
+    self.forks = max(1, forks)
+    self.hostTimeout = hostTimeout
+    self.serial = serial
+    self.maxFailPercent = maxFailPercent
+    self.progress = progress
+    self.logger = logger
+  }
+
+  /// Connects to every host and runs `operation` on it; returns one result per host, in input order.
+  ///
+  /// The session is always closed, whatever the operation did. Cancelling the calling task
+  /// (Ctrl-C) cancels every running host promptly; hosts not yet started are reported `skipped`.
+  public func run<Payload: Sendable>(
+    _ hosts: [FleetHost],
+    connector: any SessionConnector,
+    operation: @escaping @Sendable (any RemoteSession, FleetHost) async throws -> HostOutcome<Payload>
+  ) async -> [HostResult<Payload>] {
+    var results: [HostID: HostResult<Payload>] = [:]
+    progress?.start(total: hosts.count)
+    defer { progress?.finish() }
+    let batchSize = serial.map { max(1, $0) } ?? max(1, hosts.count)
+    var start = 0
+    var stopReason: String?
+    while start < hosts.count {
+      let batch = Array(hosts[start..<min(start + batchSize, hosts.count)])
+      start += batch.count
+      if let reason = stopReason ?? (Task.isCancelled ? "cancelled" : nil) {
+        for host in batch { results[host.id] = HostResult(host: host.id, status: .skipped, message: reason) }
+        continue
+      }
+      for result in await runBatch(batch, connector: connector, operation: operation) {
+        results[result.host] = result
+      }
+      if let limit = maxFailPercent {
+        let done = results.values.filter { $0.status != .skipped }
+        let failed = done.filter { $0.status == .failed || $0.status == .unreachable }.count
+        if !done.isEmpty, Double(failed) * 100 / Double(done.count) > limit {
+          stopReason = "not attempted: \(failed) of \(done.count) hosts failed, over --max-fail-percent \(limit)"
+        }
+      }
+    }
+    return hosts.compactMap { results[$0.id] }
+  }
+
+  private func runBatch<Payload: Sendable>(
+    _ hosts: [FleetHost],
+    connector: any SessionConnector,
+    operation: @escaping @Sendable (any RemoteSession, FleetHost) async throws -> HostOutcome<Payload>
+  ) async -> [HostResult<Payload>] {
+    await withTaskGroup(of: HostResult<Payload>.self) { group in
+      var pending = hosts[...]
+      var collected: [HostResult<Payload>] = []
+      // A sliding window: keep `forks` hosts in flight, start the next as one finishes.
+      func startNext() -> Bool {
+        guard let host = pending.popFirst() else { return false }
+        let timeout = hostTimeout
+        let progress = self.progress
+        let logger = self.logger
+        group.addTask {
+          progress?.hostStarted(host.id)
+          let result = await Self.runOne(
+            host, connector: connector, timeout: timeout, logger: logger, operation: operation)
+          progress?.hostFinished(host.id, status: result.status)
+          return result
+        }
+        return true
+      }
+      for _ in 0..<forks where startNext() {}
+      while let result = await group.next() {
+        collected.append(result)
+        if Task.isCancelled {
+          for host in pending { collected.append(HostResult(host: host.id, status: .skipped, message: "cancelled")) }
+          pending = []
+        }
+        _ = startNext()
+      }
+      return collected
+    }
+  }
+
+  private static func runOne<Payload: Sendable>(
+    _ host: FleetHost,
+    connector: any SessionConnector,
+    timeout: Duration?,
+    logger: Logger,
+    operation: @escaping @Sendable (any RemoteSession, FleetHost) async throws -> HostOutcome<Payload>
+  ) async -> HostResult<Payload> {
+    let clock = ContinuousClock()
+    let began = clock.now
+    func seconds() -> Double {
+      let elapsed = clock.now - began
+      return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+    let session = SessionSlot()
+    do {
+      let outcome = try await withDeadline(timeout, host: host.id) {
+        let connected = try await connector.connect(host)
+        session.set(connected)
+        return try await operation(connected, host)
+      }
+      await session.close()
+      return HostResult(
+        host: host.id, status: outcome.changed ? .changed : .ok, message: outcome.message,
+        seconds: seconds(), payload: outcome.payload)
+    } catch {
+      await session.close()
+      let (status, message) = classify(error, host: host.id)
+      logger.debug("host failed", metadata: ["host": "\(host.id)", "error": "\(message)"])
+      return HostResult(host: host.id, status: status, message: message, seconds: seconds())
+    }
+  }
+
+  /// Maps an error to the recap's status and a one-line reason.
+  static func classify(_ error: any Error, host: HostID) -> (HostStatus, String) {
+    if let remote = error as? RemoteError {
+      return (remote.isUnreachable ? .unreachable : .failed, remote.description)
+    }
+    if error is CancellationError { return (.failed, "cancelled") }
+    return (.failed, "\(error)")
+  }
+}
+
+/// Holds the session a host task opened, so it is closed even when the task times out.
+private final class SessionSlot: Sendable {
+  private let session = Mutex<(any RemoteSession)?>(nil)
+
+  func set(_ value: any RemoteSession) { session.withLock { $0 = value } }
+
+  func close() async {
+    let value = session.withLock { current -> (any RemoteSession)? in
+      defer { current = nil }
+      return current
+    }
+    await value?.close()
+  }
+}
+
+/// Runs `body`, throwing ``RemoteError`` of kind `.timeout` if it takes longer than `timeout`.
+func withDeadline<T: Sendable>(
+  _ timeout: Duration?, host: HostID, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+  guard let timeout else { return try await body() }
+  return try await withThrowingTaskGroup(of: T?.self) { group in
+    group.addTask { try await body() }
+    group.addTask {
+      try await Task.sleep(for: timeout)
+      return nil
+    }
+    defer { group.cancelAll() }
+    guard let first = try await group.next(), let value = first else {
+      throw RemoteError(
+        host: host, operation: "finish within the host timeout", kind: .timeout,
+        message: "no result after \(timeout)")
+    }
+    return value
+  }
+}

@@ -1,0 +1,62 @@
+/// File operations expressed as shell commands, for sessions where SFTP does not apply
+/// (privilege escalation through sudo, local test sessions).
+public enum ShellFiles {
+  /// Reads `maxLength` bytes (all when `nil`) from `offset` with GNU `dd` (one process, so its
+  /// exit status is the read's).
+  public static func readFile(
+    _ session: some RemoteSession, _ path: String, offset: UInt64, maxLength: Int?
+  ) async throws -> [UInt8] {
+    var command = "dd if=\(ShellQuote.quote(path)) bs=65536 skip=\(offset) status=none iflag=skip_bytes"
+    if let maxLength { command += ",count_bytes count=\(maxLength)" }
+    let result = try await session.run(command, stdin: nil, timeout: nil)
+    guard result.succeeded else {
+      throw RemoteError(
+        host: session.host, operation: "read \(path)", kind: .file, message: result.failureSummary)
+    }
+    return result.stdout
+  }
+
+  /// Writes a file atomically: a temporary file in the same directory, then `mv -f`.
+  ///
+  /// An existing file keeps its owner and group; `mode` is applied to the result.
+  public static func writeFile(
+    _ session: some RemoteSession, _ path: String, contents: [UInt8], mode: UInt32
+  ) async throws {
+    let target = ShellQuote.quote(path)
+    let octal = String(mode, radix: 8)
+    let script = """
+      set -e; t=$(mktemp \(target).svctrace.XXXXXX); trap 'rm -f "$t"' EXIT; \
+      cat > "$t"; chmod \(octal) "$t"; \
+      if [ -e \(target) ]; then chown --reference=\(target) "$t" 2>/dev/null || true; fi; \
+      mv -f "$t" \(target); trap - EXIT
+      """
+    let result = try await session.run(script, stdin: contents, timeout: nil)
+    guard result.succeeded else {
+      throw RemoteError(
+        host: session.host, operation: "write \(path)", kind: .file, message: result.failureSummary)
+    }
+  }
+
+  /// Returns size, inode, mode, owner and mtime with `stat -c`, or `nil` when the path is absent.
+  public static func stat(_ session: some RemoteSession, _ path: String) async throws -> RemoteFileStat? {
+    let quoted = ShellQuote.quote(path)
+    let result = try await session.run(
+      "if [ -e \(quoted) ]; then stat -c '%s %i %f %u %g %Y' -- \(quoted); else echo absent; fi", stdin: nil,
+      timeout: nil)
+    guard result.succeeded else {
+      throw RemoteError(
+        host: session.host, operation: "stat \(path)", kind: .file, message: result.failureSummary)
+    }
+    let fields = result.stdoutText.split(whereSeparator: { $0 == " " || $0 == "\n" })
+    if fields.first == "absent" { return nil }
+    guard fields.count == 6, let size = UInt64(fields[0]), let inode = UInt64(fields[1]),
+      let mode = UInt32(fields[2], radix: 16), let uid = UInt32(fields[3]), let gid = UInt32(fields[4]),
+      let mtime = Int64(fields[5])
+    else {
+      throw RemoteError(
+        host: session.host, operation: "stat \(path)", kind: .protocolError,
+        message: "unexpected `stat` output: \(result.stdoutText.prefix(200))")
+    }
+    return RemoteFileStat(size: size, inode: inode, mode: mode, uid: uid, gid: gid, mtime: mtime)
+  }
+}
