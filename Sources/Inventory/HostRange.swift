@@ -22,7 +22,8 @@ enum HostExpansion {
   /// Separates `host:port` / `[addr]:port`; leaves IPv6 addresses and ranges alone.
   static func splitPort(_ pattern: String) throws(Failure) -> (String, Int?) {
     let chars = Array(pattern)
-    if chars.last == ":" {
+    let unclosed = chars.filter { $0 == "[" }.count > chars.filter { $0 == "]" }.count
+    if chars.last == ":" && !unclosed {
       throw Failure(
         message: "invalid host pattern '\(pattern)': it ends in ':', which is reserved for a port (host:port)")
     }

@@ -3,8 +3,8 @@ internal import Yams
 /// YAML reading shared by YAML inventories and `group_vars` / `host_vars` files: parse errors with
 /// file and line, and conversion of nodes to ``InventoryValue``.
 enum YAMLSupport {
-  /// How many nodes one document may expand to (aliases included) before it is refused.
-  static let nodeBudget = 1_000_000
+  /// How many values one document may expand to (aliases included) before it is refused.
+  static let nodeBudget = 100_000
 
   /// Parses one YAML document of `file`; `nil` when the document is empty.
   ///
