@@ -125,7 +125,7 @@ struct INIParser {
     if pattern.contains("=") {
       throw error(
         lineNumber,
-        "expected a host name, got '\(pattern)' (variables for the whole group go in a [\(group):vars] section)")
+        "expected a host name, got '\(Self.redacted(pattern))' (variables for the whole group go in a [\(group):vars] section)")
     }
     let names: [String]
     let port: Int?
@@ -136,10 +136,13 @@ struct INIParser {
     }
     var vars: [(String, InventoryValue)] = []
     var seen: Set<String> = []
+    var previous = pattern
     for token in tokens.dropFirst() {
       guard let equals = token.firstIndex(of: "="), equals != token.startIndex else {
-        throw error(lineNumber, "expected key=value host variable assignment, got '\(token)'")
+        let shown = previous.hasSuffix("=") && Self.isSecret(String(previous.dropLast())) ? "***" : token
+        throw error(lineNumber, "expected key=value host variable assignment, got '\(shown)'")
       }
+      previous = token
       let key = String(token[..<equals])
       guard seen.insert(key).inserted else {
         throw error(lineNumber, "duplicate variable '\(key)' on the line of host '\(pattern)'")
@@ -150,6 +153,19 @@ struct INIParser {
       data.addHost(name, group: group, port: port)
       for (key, value) in vars { data.setHostVar(name, key, value) }
     }
+  }
+
+  /// `true` for variable names that hold secrets (passwords, tokens); their values are never shown.
+  static func isSecret(_ key: String) -> Bool {
+    let lower = key.lowercased()
+    return ["pass", "secret", "token", "credential"].contains { lower.contains($0) }
+  }
+
+  /// `key=value` with the value masked when `key` names a secret.
+  static func redacted(_ token: String) -> String {
+    guard let equals = token.firstIndex(of: "=") else { return token }
+    let key = String(token[..<equals])
+    return isSecret(key) ? key + "=***" : token
   }
 
   private func childName(_ line: String, lineNumber: Int) throws(InventoryError) -> String {

@@ -39,6 +39,7 @@ public struct Inventory: Sendable {
 
   /// Loads and merges inventory sources, as `-i` does (it may repeat).
   ///
+  /// A path that does not exist but contains a comma is an Ansible host list (`node1,node2,`).
   /// Each path is a file (INI or YAML, told apart by extension or content) or a directory (every
   /// inventory file in it, recursively, in name order; skipping hidden entries, `group_vars/`,
   /// `host_vars/` and backup / retry / documentation files). `group_vars/` and `host_vars/` are
@@ -112,6 +113,10 @@ private struct Loader {
   mutating func addSource(_ path: String) throws(InventoryError) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      if path.contains(",") {
+        try addHostList(path)
+        return
+      }
       throw InventoryError(file: path, message: "no such inventory file or directory")
     }
     if isDirectory.boolValue {
@@ -121,6 +126,22 @@ private struct Loader {
       baseDirectories.append((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
       try addFile(path)
     }
+  }
+
+  /// Adds an Ansible host list (`-i 'node1,node2:2222,'`): every comma-separated entry is an
+  /// ungrouped host (ranges and ports allowed). It has no `group_vars/` or `host_vars/`.
+  private mutating func addHostList(_ list: String) throws(InventoryError) {
+    for entry in list.split(separator: ",") {
+      let pattern = entry.trimmingWhitespace()
+      guard !pattern.isEmpty else { continue }
+      do {
+        let (names, port) = try HostExpansion.expand(pattern)
+        for name in names { data.addHost(name, group: "ungrouped", port: port) }
+      } catch {
+        throw InventoryError(file: list, message: error.message)
+      }
+    }
+    files.append(list)
   }
 
   private mutating func addDirectory(_ directory: String) throws(InventoryError) {
@@ -172,7 +193,8 @@ private struct Loader {
     if contents.contains(0) {
       throw InventoryError(file: path, message: "binary file, expected an INI or YAML inventory")
     }
-    return String(decoding: contents, as: UTF8.self)
+    let text = String(decoding: contents, as: UTF8.self)
+    return text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
   }
 
   mutating func parse(_ text: String, file: String, format: Inventory.Format) throws(InventoryError) {

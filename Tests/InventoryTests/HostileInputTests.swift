@@ -178,3 +178,27 @@ struct SplitMix {
     return value ^ (value >> 31)
   }
 }
+
+@Suite struct SecretTests {
+  @Test func secretsNeverAppearInErrors() {
+    for text in [
+      "[web]\nansible_become_password=hunter2\n",
+      "[web]\nweb1 ansible_password= hunter2\n",
+      "[web]\nweb1 ansible_password=\"hunter2\n",
+      "[g]\nh\n[g:vars]\nansible_password=\"hunter2\n",
+    ] {
+      #expect {
+        try Inventory.parse(text, file: "s.ini")
+      } throws: { error in
+        !"\(error)".contains("hunter2")
+      }
+    }
+  }
+
+  @Test func hostListSource() throws {
+    let inventory = try Inventory.load(paths: ["node1,node2:2222,db[1:2],"])
+    #expect(inventory.names == ["node1", "node2", "db1", "db2"])
+    #expect(inventory.host(named: "node2")?.port == 2222)
+    #expect(inventory.host(named: "db1")?.groups == ["all", "ungrouped"])
+  }
+}
