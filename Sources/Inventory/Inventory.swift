@@ -193,11 +193,11 @@ private struct Loader {
     if contents.contains(0) {
       throw InventoryError(file: path, message: "binary file, expected an INI or YAML inventory")
     }
-    let text = String(decoding: contents, as: UTF8.self)
-    return text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+    return String(decoding: contents, as: UTF8.self)
   }
 
-  mutating func parse(_ text: String, file: String, format: Inventory.Format) throws(InventoryError) {
+  mutating func parse(_ rawText: String, file: String, format: Inventory.Format) throws(InventoryError) {
+    let text = rawText.hasPrefix("\u{FEFF}") ? String(rawText.dropFirst()) : rawText
     switch format {
     case .ini:
       var parser = INIParser(file: file, data: data)
@@ -238,9 +238,11 @@ private struct Loader {
     }
 
     var hosts: [InventoryHost] = []
+    var members: [String: [String]] = [:]
     for name in data.hostOrder {
       guard let record = data.hosts[name] else { continue }
       let memberOf = data.allGroups(ofHost: name)
+      for group in memberOf { members[group, default: []].append(name) }
       let ordered = memberOf.filter { $0 != "all" }.sorted { sortKey($0) < sortKey($1) }
       var vars = data.groups["all"]?.vars ?? [:]
       for group in ordered { vars.merge(data.groups[group]?.vars ?? [:]) { _, new in new } }
@@ -257,24 +259,13 @@ private struct Loader {
       hosts.append(InventoryHost(name: name, groups: memberOf, vars: vars))
     }
 
-    let position = Dictionary(uniqueKeysWithValues: data.hostOrder.enumerated().map { ($1, $0) })
     var groups: [String: InventoryGroup] = [:]
     for name in data.groupOrder {
       guard let record = data.groups[name] else { continue }
       var vars = record.vars
       for perSource in groupFileVars[name] ?? [] { vars.merge(perSource) { _, new in new } }
-      var members: Set<String> = []
-      var stack = [name]
-      var seen: Set<String> = []
-      while let current = stack.popLast() {
-        guard seen.insert(current).inserted, let group = data.groups[current] else { continue }
-        members.formUnion(group.hosts)
-        stack.append(contentsOf: group.children)
-      }
-      if name == "all" { members = Set(data.hostOrder) }
       groups[name] = InventoryGroup(
-        name: name, hosts: record.hosts,
-        allHosts: members.sorted { (position[$0] ?? 0) < (position[$1] ?? 0) },
+        name: name, hosts: record.hosts, allHosts: members[name] ?? [],
         children: record.children, parents: record.parents, vars: vars,
         depth: depths[name] ?? 0, priority: record.priority)
     }

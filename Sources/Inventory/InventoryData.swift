@@ -7,6 +7,8 @@ struct InventoryData {
   struct Group {
     var name: String
     var hosts: [String] = []
+    /// The same names as `hosts`, for constant-time membership checks.
+    var hostSet: Set<String> = []
     var children: [String] = []
     var parents: [String] = []
     var vars: [String: InventoryValue] = [:]
@@ -48,7 +50,7 @@ struct InventoryData {
     }
     if let group {
       addGroup(group)
-      if groups[group]?.hosts.contains(name) == false { groups[group]?.hosts.append(name) }
+      if groups[group]?.hostSet.insert(name).inserted == true { groups[group]?.hosts.append(name) }
       if hosts[name]?.groups.contains(group) == false { hosts[name]?.groups.append(group) }
     }
     if let port { hosts[name]?.vars["ansible_port"] = .int(port) }
@@ -123,6 +125,7 @@ struct InventoryData {
     for name in groupOrder where name != "all" && (groups[name]?.parents.isEmpty ?? false) {
       link(parent: "all", child: name)
     }
+    var leaving: Set<String> = []
     for name in hostOrder {
       guard let host = hosts[name] else { continue }
       let others = host.groups.filter { $0 != "all" && $0 != "ungrouped" }
@@ -130,8 +133,12 @@ struct InventoryData {
         addHost(name, group: "ungrouped", port: nil)
       } else if host.groups.contains("ungrouped") {
         hosts[name]?.groups.removeAll { $0 == "ungrouped" }
-        groups["ungrouped"]?.hosts.removeAll { $0 == name }
+        leaving.insert(name)
       }
+    }
+    if !leaving.isEmpty {
+      groups["ungrouped"]?.hosts.removeAll { leaving.contains($0) }
+      groups["ungrouped"]?.hostSet.subtract(leaving)
     }
     for name in hostOrder where groups[name] != nil {
       warnings.append(
@@ -140,16 +147,28 @@ struct InventoryData {
   }
 
   /// Each group's depth: the longest chain of parents up to `all` (which is 0).
+  ///
+  /// Computed iteratively in topological order (the graph is acyclic: ``addChild`` refuses cycles).
   func depths() -> [String: Int] {
     var depth: [String: Int] = [:]
-    func visit(_ name: String, _ stack: Set<String>) -> Int {
-      if let known = depth[name] { return known }
-      let parents = groups[name]?.parents.filter { !stack.contains($0) } ?? []
-      let value = parents.map { visit($0, stack.union([name])) + 1 }.max() ?? 0
-      depth[name] = value
-      return value
+    var remainingParents: [String: Int] = [:]
+    var ready: [String] = []
+    for name in groupOrder {
+      let count = groups[name]?.parents.count ?? 0
+      remainingParents[name] = count
+      depth[name] = 0
+      if count == 0 { ready.append(name) }
     }
-    for name in groupOrder { _ = visit(name, []) }
+    var head = 0
+    while head < ready.count {
+      let name = ready[head]
+      head += 1
+      for child in groups[name]?.children ?? [] {
+        depth[child] = max(depth[child] ?? 0, (depth[name] ?? 0) + 1)
+        remainingParents[child, default: 0] -= 1
+        if remainingParents[child] == 0 { ready.append(child) }
+      }
+    }
     return depth
   }
 

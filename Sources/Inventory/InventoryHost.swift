@@ -39,6 +39,8 @@ public struct InventoryHost: Sendable, Hashable, CustomStringConvertible {
   public var password: String? { first("ansible_password", "ansible_ssh_pass", "ansible_ssh_password") }
   /// `ansible_become` read as Ansible's `boolean()` does (`yes`/`no`/`true`/`1`…); `nil` when unset.
   public var become: Bool? { vars["ansible_become"]?.boolValue }
+  /// Whether svctrace should use sudo on this host: `svctrace_become` when set, else `ansible_become`.
+  public var svctraceBecome: Bool? { vars["svctrace_become"]?.boolValue ?? become }
   /// `ansible_become_user` (sudo's `-u`); `nil` means root.
   public var becomeUser: String? { first("ansible_become_user", "ansible_sudo_user") }
   /// `ansible_become_method`; svctrace supports `sudo` only.

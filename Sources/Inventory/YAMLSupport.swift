@@ -10,12 +10,60 @@ enum YAMLSupport {
   ///
   /// - Throws: ``InventoryError`` at the line the YAML parser stopped, or at a duplicated key.
   static func compose(_ text: String, file: String) throws(InventoryError) -> Node? {
+    try checkNesting(text, file: file)
     do {
       return try Yams.compose(yaml: text)
     } catch let error as YamlError {
       throw inventoryError(error, text: text, file: file)
     } catch {
       throw InventoryError(file: file, message: "cannot parse YAML: \(error)")
+    }
+  }
+
+  /// The deepest nesting accepted; deeper documents would exhaust the parser's stack.
+  static let maximumNesting = 200
+
+  /// Refuses pathologically nested documents (`[[[[…` or thousands of indentation levels) before
+  /// the recursive parser sees them.
+  private static func checkNesting(_ text: String, file: String) throws(InventoryError) {
+    var depth = 0
+    var line = 1
+    var quote: Character?
+    var atLineStart = true
+    var indent = 0
+    for char in text {
+      if char == "\n" {
+        line += 1
+        quote = nil
+        atLineStart = true
+        indent = 0
+        continue
+      }
+      if atLineStart {
+        if char == " " {
+          indent += 1
+          if indent > maximumNesting * 8 {
+            throw InventoryError(file: file, line: line, message: "YAML nested too deeply (indentation over \(maximumNesting * 8) spaces)")
+          }
+          continue
+        }
+        atLineStart = false
+      }
+      if let open = quote {
+        if char == open { quote = nil }
+        continue
+      }
+      switch char {
+      case "\"", "'": quote = char
+      case "#": quote = "\n"  // rest of the line is a comment
+      case "[", "{":
+        depth += 1
+        if depth > maximumNesting {
+          throw InventoryError(file: file, line: line, message: "YAML nested too deeply (more than \(maximumNesting) levels of [ or {)")
+        }
+      case "]", "}": depth = max(0, depth - 1)
+      default: break
+      }
     }
   }
 

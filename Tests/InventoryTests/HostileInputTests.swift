@@ -125,6 +125,36 @@ import Testing
     #expect(throws: InventoryError.self) { try Inventory.parse("n[0:999][0:999]\n", file: "big.ini") }
   }
 
+  @Test func deepNestingIsRefusedNotACrash() {
+    let flow = "all:\n  vars:\n    x: " + String(repeating: "[", count: 100_000) + "\n"
+    #expect(throws: InventoryError(file: "deep.yml", line: 3, message: "YAML nested too deeply (more than 200 levels of [ or {)")) {
+      try Inventory.parse(flow, file: "deep.yml")
+    }
+    var block = "all:\n  vars:\n"
+    for level in 0..<3000 { block += String(repeating: " ", count: level + 4) + "k:\n" }
+    #expect(throws: InventoryError.self) { try Inventory.parse(block, file: "deep.yml") }
+    var chain = ""
+    for level in 0..<20_000 { chain += "[g\(level):children]\ng\(level + 1)\n" }
+    chain += "[g20000]\nh1\n"
+    let inventory = try? Inventory.parse(chain, file: "chain.ini")
+    #expect(inventory?.groups["g20000"]?.depth == 20_001)
+    #expect(inventory?.host(named: "h1")?.groups.count == 20_002)
+  }
+
+  @Test func largeRangesLoad() throws {
+    let inventory = try Inventory.parse("lead\n[big]\nnode[1:50000] x=1\n[big2]\nnode[1:50000]\n", file: "big.ini")
+    #expect(inventory.hosts.count == 50_001)
+    #expect(inventory.groups["big"]?.allHosts.count == 50_000)
+    #expect(inventory.groups["ungrouped"]?.allHosts == ["lead"])
+    #expect(try inventory.select("big:&big2:!node1*").count == 50_000 - 11_111)
+  }
+
+  @Test func byteOrderMarkIsIgnored() throws {
+    let inventory = try Inventory.parse("\u{FEFF}[web]\nh1\n", file: "bom.ini")
+    #expect(inventory.names == ["h1"])
+    #expect(inventory.host(named: "h1")?.groups == ["all", "web"])
+  }
+
   @Test func aliasBombsAreRefused() {
     var bomb = "all:\n  vars:\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
     for level in 1...7 {
