@@ -128,7 +128,8 @@ struct NameMatcher {
       do {
         regex = try Regex(String(pattern.dropFirst()))
       } catch {
-        throw InventoryError(file: "--limit", message: "invalid regular expression in host pattern '\(pattern)': \(error)")
+        throw InventoryError(
+          file: "--limit", message: "invalid regular expression in host pattern '\(pattern)': \(error)")
       }
       glob = nil
     } else {

@@ -41,7 +41,11 @@ enum HostExpansion {
     var depth = 0
     var colons: [Int] = []
     for (index, char) in chars.enumerated() {
-      if char == "[" { depth += 1 } else if char == "]" { depth = max(0, depth - 1) } else if char == ":" && depth == 0 {
+      if char == "[" {
+        depth += 1
+      } else if char == "]" {
+        depth = max(0, depth - 1)
+      } else if char == ":" && depth == 0 {
         colons.append(index)
       }
     }
@@ -81,9 +85,12 @@ enum HostExpansion {
     }
     let head = String(chars[..<open])
     let tail = String(chars[(close + 1)...])
-    let bounds = String(chars[(open + 1)..<close]).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    let bounds = String(chars[(open + 1)..<close]).split(separator: ":", omittingEmptySubsequences: false).map(
+      String.init)
     guard bounds.count == 2 || bounds.count == 3 else {
-      throw Failure(message: "host range '[\(bounds.joined(separator: ":"))]' in '\(original)' must be [start:end] or [start:end:step]")
+      throw Failure(
+        message:
+          "host range '[\(bounds.joined(separator: ":"))]' in '\(original)' must be [start:end] or [start:end:step]")
     }
     let begin = bounds[0].isEmpty ? "0" : bounds[0]
     let end = bounds[1]
@@ -118,7 +125,8 @@ enum HostExpansion {
       let width = begin.hasPrefix("0") && begin.count > 1 ? begin.count : 0
       if width > 0 && end.count != width {
         throw Failure(
-          message: "host range in '\(original)' must have equal-length begin and end when zero-padded, got [\(begin):\(end)]")
+          message:
+            "host range in '\(original)' must have equal-length begin and end when zero-padded, got [\(begin):\(end)]")
       }
       guard (high - low) / step < maximumHosts else {
         throw Failure(message: "host range in '\(original)' expands to more than \(maximumHosts) hosts")

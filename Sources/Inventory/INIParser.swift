@@ -56,7 +56,8 @@ struct INIParser {
         if line.hasSuffix("]") {
           throw error(
             lineNumber,
-            "invalid section header '\(line)' (expected [group], [group:vars] or [group:children], with no spaces in the name)")
+            "invalid section header '\(line)' (expected [group], [group:vars] or [group:children], with no spaces in the name)"
+          )
         }
       }
 
@@ -88,10 +89,13 @@ struct INIParser {
       guard let pending = pendingChildren[child], let first = pending.parents.first else { continue }
       throw error(
         first.line,
-        "section [\(first.name):children] includes undefined group '\(child)' (declare it with [\(child)] or [\(child):children])")
+        "section [\(first.name):children] includes undefined group '\(child)' (declare it with [\(child)] or [\(child):children])"
+      )
     }
     if let (name, line) = pendingVars.min(by: { $0.value < $1.value }) {
-      throw error(line, "section [\(name):vars] is for undefined group '\(name)' (declare it with [\(name)] or [\(name):children])")
+      throw error(
+        line,
+        "section [\(name):vars] is for undefined group '\(name)' (declare it with [\(name)] or [\(name):children])")
     }
   }
 
@@ -125,7 +129,8 @@ struct INIParser {
     if pattern.contains("=") {
       throw error(
         lineNumber,
-        "expected a host name, got '\(Self.redacted(pattern))' (variables for the whole group go in a [\(group):vars] section)")
+        "expected a host name, got '\(Self.redacted(pattern))' (variables for the whole group go in a [\(group):vars] section)"
+      )
     }
     let names: [String]
     let port: Int?
@@ -187,7 +192,10 @@ struct INIParser {
       throw error(lineNumber, "expected key=value with a single-word key, got '\(line)'")
     }
     if let quote = rawValue.first, quote == "'" || quote == "\"", !rawValue.dropFirst().contains(quote) {
-      throw error(lineNumber, "unterminated \(quote == "'" ? "single" : "double") quote in the value of '\(key)' (expected a closing \(quote))")
+      throw error(
+        lineNumber,
+        "unterminated \(quote == "'" ? "single" : "double") quote in the value of '\(key)' (expected a closing \(quote))"
+      )
     }
     return (key, INIValues.value(rawValue))
   }

@@ -122,8 +122,9 @@ private struct LiteralParser {
       skipBlanks()
     }
     let start = index
-    while let char = current, ("0"..."9").contains(char) || char == "." || char == "_" || char == "e" || char == "E"
-      || ((char == "-" || char == "+") && index > start && (scalars[index - 1] == "e" || scalars[index - 1] == "E"))
+    while let char = current,
+      ("0"..."9").contains(char) || char == "." || char == "_" || char == "e" || char == "E"
+        || ((char == "-" || char == "+") && index > start && (scalars[index - 1] == "e" || scalars[index - 1] == "E"))
     {
       index += 1
     }

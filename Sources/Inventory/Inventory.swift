@@ -123,13 +123,15 @@ private struct Loader {
       baseDirectories.append(path)
       try addDirectory(path)
     } else {
-      baseDirectories.append((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+      baseDirectories.append(
+        (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
       try addFile(path)
     }
   }
 
-  /// Adds an Ansible host list (`-i 'node1,node2:2222,'`): every comma-separated entry is an
-  /// ungrouped host (ranges and ports allowed). It has no `group_vars/` or `host_vars/`.
+  /// Adds an Ansible host list (`-i 'node1,node2:2222,'`) as ungrouped hosts.
+  ///
+  /// Ranges and ports are allowed in each entry. A host list has no `group_vars/` or `host_vars/`.
   private mutating func addHostList(_ list: String) throws(InventoryError) {
     for entry in list.split(separator: ",") {
       let pattern = entry.trimmingWhitespace()
@@ -167,12 +169,14 @@ private struct Loader {
       let text = try read(path)
       if text.hasPrefix("#!") && FileManager.default.isExecutableFile(atPath: path) {
         data.warnings.append(
-          InventoryWarning(file: path, line: 1, message: "skipping executable dynamic inventory script (not supported)"))
+          InventoryWarning(file: path, line: 1, message: "skipping executable dynamic inventory script (not supported)")
+        )
         continue
       }
       let lower = entry.lowercased()
       if lower.hasSuffix(".toml") || lower.hasSuffix(".py") || lower.hasSuffix(".sh") {
-        data.warnings.append(InventoryWarning(file: path, line: nil, message: "skipping file that is not an INI or YAML inventory"))
+        data.warnings.append(
+          InventoryWarning(file: path, line: nil, message: "skipping file that is not an INI or YAML inventory"))
         continue
       }
       try parse(text, file: path, format: Inventory.detectFormat(file: path, text: text))
@@ -211,7 +215,9 @@ private struct Loader {
   }
 
   /// Variables from `<base>/<kind>/<name>` files, merged in Ansible's file order.
-  private mutating func fileVars(base: String, kind: String, name: String) throws(InventoryError) -> [String: InventoryValue] {
+  private mutating func fileVars(base: String, kind: String, name: String) throws(InventoryError) -> [String:
+    InventoryValue]
+  {
     var result: [String: InventoryValue] = [:]
     for path in VarsFiles.find(in: (base as NSString).appendingPathComponent(kind), name: name) {
       if varsCache[path] == nil {

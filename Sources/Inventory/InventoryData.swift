@@ -75,7 +75,9 @@ struct InventoryData {
     addGroup(parent)
     addGroup(child)
     if child == "all" {
-      throw InventoryError(file: file, line: line, message: "group 'all' cannot be a child of '\(parent)': every group is already in 'all'")
+      throw InventoryError(
+        file: file, line: line, message: "group 'all' cannot be a child of '\(parent)': every group is already in 'all'"
+      )
     }
     if parent == child {
       throw InventoryError(file: file, line: line, message: "group '\(parent)' cannot be a child of itself")
@@ -83,7 +85,8 @@ struct InventoryData {
     if let path = childPath(from: child, to: parent) {
       let cycle = ([parent] + path).joined(separator: " -> ")
       throw InventoryError(
-        file: file, line: line, message: "children form a cycle: \(cycle) (a group cannot contain one of its ancestors)")
+        file: file, line: line, message: "children form a cycle: \(cycle) (a group cannot contain one of its ancestors)"
+      )
     }
     link(parent: parent, child: child)
   }

@@ -17,6 +17,7 @@ public struct InventoryError: Error, CustomStringConvertible, Sendable, Equatabl
     self.message = message
   }
 
+  /// `<file>:<line>: <message>`, or `<file>: <message>` without a line.
   public var description: String {
     if let line { return "\(file):\(line): \(message)" }
     return "\(file): \(message)"
@@ -35,6 +36,7 @@ public struct InventoryWarning: Sendable, CustomStringConvertible, Equatable {
   /// What was noticed.
   public var message: String
 
+  /// `<file>:<line>: warning: <message>`, or without the line when there is none.
   public var description: String {
     if let line { return "\(file):\(line): warning: \(message)" }
     return "\(file): warning: \(message)"

@@ -50,8 +50,9 @@ public struct InventoryHost: Sendable, Hashable, CustomStringConvertible {
     first("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
   }
 
-  /// A variable as text (strings, numbers, booleans), e.g. `svctrace_log_path`; `nil` if unset or
-  /// a list / mapping.
+  /// A variable as text (strings, numbers, booleans), such as `svctrace_log_path`.
+  ///
+  /// `nil` when the variable is unset, a list or a mapping.
   public func string(_ key: String) -> String? { vars[key]?.stringValue }
 
   /// A variable as an integer (`svctrace_max_rate: 200` or `"200"`).

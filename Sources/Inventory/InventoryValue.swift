@@ -73,7 +73,8 @@ extension InventoryValue: CustomStringConvertible {
     case .null: return "None"
     case .list(let items): return "[" + items.map(\.description).joined(separator: ", ") + "]"
     case .map(let entries):
-      return "{" + entries.keys.sorted().map { "'\($0)': \(entries[$0]?.description ?? "None")" }
+      return "{"
+        + entries.keys.sorted().map { "'\($0)': \(entries[$0]?.description ?? "None")" }
         .joined(separator: ", ") + "}"
     }
   }

@@ -14,7 +14,8 @@ struct YAMLParser {
   /// - Throws: ``InventoryError`` with the file and line of the first problem.
   mutating func parse(_ text: String) throws(InventoryError) {
     guard let root = try YAMLSupport.compose(text, file: file), !YAMLSupport.isNull(root) else {
-      throw InventoryError(file: file, message: "empty YAML inventory (expected a mapping of groups, e.g. 'all:' with 'hosts:')")
+      throw InventoryError(
+        file: file, message: "empty YAML inventory (expected a mapping of groups, e.g. 'all:' with 'hosts:')")
     }
     guard case .mapping(let groups) = root else {
       throw InventoryError(
@@ -24,7 +25,9 @@ struct YAMLParser {
     if let plugin = groups["plugin"] {
       throw InventoryError(
         file: file, line: YAMLSupport.line(plugin),
-        message: "this is an inventory plugin configuration (plugin: \(plugin.string ?? "?")); svctrace reads static INI and YAML inventories only")
+        message:
+          "this is an inventory plugin configuration (plugin: \(plugin.string ?? "?")); svctrace reads static INI and YAML inventories only"
+      )
     }
     for (key, value) in groups {
       try parseGroup(YAMLSupport.keyText(key), value, keyLine: YAMLSupport.line(key))
@@ -48,7 +51,8 @@ struct YAMLParser {
 
   private mutating func parseGroup(_ name: String, _ node: Node, keyLine: Int?) throws(InventoryError) {
     guard !name.isEmpty, !name.contains(where: { $0 == " " || $0 == "\t" || $0 == ":" }) else {
-      throw InventoryError(file: file, line: keyLine, message: "invalid group name '\(name)' (no spaces or ':' allowed)")
+      throw InventoryError(
+        file: file, line: keyLine, message: "invalid group name '\(name)' (no spaces or ':' allowed)")
     }
     data.addGroup(name)
     if YAMLSupport.isNull(node) { return }
@@ -66,7 +70,8 @@ struct YAMLParser {
       case "vars":
         var budget = YAMLSupport.nodeBudget
         for (varKey, varValue) in try entries(value, section: key, group: name) {
-          data.setGroupVar(name, YAMLSupport.keyText(varKey), try YAMLSupport.value(varValue, file: file, budget: &budget))
+          data.setGroupVar(
+            name, YAMLSupport.keyText(varKey), try YAMLSupport.value(varValue, file: file, budget: &budget))
         }
       case "children":
         for (childKey, childValue) in try entries(value, section: key, group: name) {
@@ -78,12 +83,14 @@ struct YAMLParser {
         data.warnings.append(
           InventoryWarning(
             file: file, line: YAMLSupport.line(keyNode),
-            message: "ignoring unexpected key '\(key)' in group '\(name)' (only 'hosts', 'vars' and 'children' are valid)"))
+            message:
+              "ignoring unexpected key '\(key)' in group '\(name)' (only 'hosts', 'vars' and 'children' are valid)"))
       }
     }
   }
 
-  private mutating func parseHost(_ pattern: String, _ node: Node, keyNode: Node, group: String) throws(InventoryError) {
+  private mutating func parseHost(_ pattern: String, _ node: Node, keyNode: Node, group: String) throws(InventoryError)
+  {
     let names: [String]
     let port: Int?
     do {
@@ -95,7 +102,9 @@ struct YAMLParser {
     if !YAMLSupport.isNull(node) {
       guard case .mapping = node else {
         throw error(
-          node, "host '\(pattern)' in group '\(group)' must map to its variables (a mapping) or be empty, got \(YAMLSupport.kind(node))")
+          node,
+          "host '\(pattern)' in group '\(group)' must map to its variables (a mapping) or be empty, got \(YAMLSupport.kind(node))"
+        )
       }
       var budget = YAMLSupport.nodeBudget
       if case .map(let values) = try YAMLSupport.value(node, file: file, budget: &budget) { vars = values }

@@ -43,7 +43,8 @@ enum YAMLSupport {
         if char == " " {
           indent += 1
           if indent > maximumNesting * 8 {
-            throw InventoryError(file: file, line: line, message: "YAML nested too deeply (indentation over \(maximumNesting * 8) spaces)")
+            throw InventoryError(
+              file: file, line: line, message: "YAML nested too deeply (indentation over \(maximumNesting * 8) spaces)")
           }
           continue
         }
@@ -59,7 +60,8 @@ enum YAMLSupport {
       case "[", "{":
         depth += 1
         if depth > maximumNesting {
-          throw InventoryError(file: file, line: line, message: "YAML nested too deeply (more than \(maximumNesting) levels of [ or {)")
+          throw InventoryError(
+            file: file, line: line, message: "YAML nested too deeply (more than \(maximumNesting) levels of [ or {)")
         }
       case "]", "}": depth = max(0, depth - 1)
       default: break

@@ -125,9 +125,10 @@ import Testing
   @Test func yamlExtrasAreWarnedAboutNotFatal() throws {
     let inventory = try Inventory.parse("web:\n  host:\n    h1:\n  hosts: h2\n", file: "w.yml")
     #expect(inventory.names == ["h2"])
-    #expect(inventory.warnings.map(\.description) == [
-      "w.yml:2: warning: ignoring unexpected key 'host' in group 'web' (only 'hosts', 'vars' and 'children' are valid)"
-    ])
+    #expect(
+      inventory.warnings.map(\.description) == [
+        "w.yml:2: warning: ignoring unexpected key 'host' in group 'web' (only 'hosts', 'vars' and 'children' are valid)"
+      ])
   }
 
   @Test func yamlMergeKeysAndTypes() throws {
@@ -156,4 +157,3 @@ import Testing
     #expect(inventory.warnings.map(\.message) == ["found both a group and a host named 'web'"])
   }
 }
-

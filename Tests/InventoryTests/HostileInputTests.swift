@@ -12,11 +12,14 @@ import Testing
   }
 
   static let cases: [Case] = [
-    Case(file: "range-reversed.ini", line: 3, message: "host range in 'node[05:01]' must have begin <= end, got [05:01]"),
+    Case(
+      file: "range-reversed.ini", line: 3, message: "host range in 'node[05:01]' must have begin <= end, got [05:01]"),
     Case(
       file: "range-unterminated.ini", line: 3,
       message: "unterminated host range in 'node[a:' (expected [start:end] or [start:end:step], closed by ']')"),
-    Case(file: "range-nonnumeric.ini", line: 2, message: "host range end 'x' in 'node[1:x]' is not a number or a single letter"),
+    Case(
+      file: "range-nonnumeric.ini", line: 2,
+      message: "host range end 'x' in 'node[1:x]' is not a number or a single letter"),
     Case(file: "range-step.ini", line: 2, message: "host range step '0' in 'node[1:3:0]' must be a positive integer"),
     Case(
       file: "range-width.ini", line: 2,
@@ -26,10 +29,13 @@ import Testing
       message: "section [g:foo] has unknown type 'foo' (expected [g], [g:vars] or [g:children])"),
     Case(
       file: "bad-section.ini", line: 1,
-      message: "invalid section header '[web servers]' (expected [group], [group:vars] or [group:children], with no spaces in the name)"),
+      message:
+        "invalid section header '[web servers]' (expected [group], [group:vars] or [group:children], with no spaces in the name)"
+    ),
     Case(
       file: "undefined-child.ini", line: 2,
-      message: "section [p:children] includes undefined group 'missing' (declare it with [missing] or [missing:children])"),
+      message:
+        "section [p:children] includes undefined group 'missing' (declare it with [missing] or [missing:children])"),
     Case(
       file: "undefined-vars.ini", line: 1,
       message: "section [ghost:vars] is for undefined group 'ghost' (declare it with [ghost] or [ghost:children])"),
@@ -44,10 +50,13 @@ import Testing
       file: "unterminated-quote-vars.ini", line: 4,
       message: "unterminated single quote in the value of 'k' (expected a closing ')"),
     Case(file: "vars-no-equals.ini", line: 5, message: "expected key=value, got 'just_a_word'"),
-    Case(file: "hostvar-no-equals.ini", line: 2, message: "expected key=value host variable assignment, got 'ansible_host'"),
+    Case(
+      file: "hostvar-no-equals.ini", line: 2, message: "expected key=value host variable assignment, got 'ansible_host'"
+    ),
     Case(
       file: "vars-in-hosts.ini", line: 2,
-      message: "expected a host name, got 'ansible_host=10.0.0.1' (variables for the whole group go in a [web:vars] section)"),
+      message:
+        "expected a host name, got 'ansible_host=10.0.0.1' (variables for the whole group go in a [web:vars] section)"),
     Case(file: "duplicate-vars.ini", line: 6, message: "duplicate variable 'a' in [g:vars] (first set on line 4)"),
     Case(file: "duplicate-hostvar.ini", line: 2, message: "duplicate variable 'a' on the line of host 'web1'"),
     Case(
@@ -74,7 +83,9 @@ import Testing
     Case(file: "range.yml", line: 3, message: "host range in 'node[3:1]' must have begin <= end, got [3:1]"),
     Case(
       file: "plugin.yml", line: 1,
-      message: "this is an inventory plugin configuration (plugin: amazon.aws.aws_ec2); svctrace reads static INI and YAML inventories only"),
+      message:
+        "this is an inventory plugin configuration (plugin: amazon.aws.aws_ec2); svctrace reads static INI and YAML inventories only"
+    ),
     Case(
       file: "empty.yml", line: nil,
       message: "empty YAML inventory (expected a mapping of groups, e.g. 'all:' with 'hosts:')"),
@@ -110,7 +121,9 @@ import Testing
 
   @Test func groupVarsThatAreNotAMappingAreRefused() {
     let file = Fixture.path("hostile/listvars/group_vars/all.yml")
-    #expect(throws: InventoryError(file: file, line: 2, message: "expected a mapping of variable names to values, got a list")) {
+    #expect(
+      throws: InventoryError(file: file, line: 2, message: "expected a mapping of variable names to values, got a list")
+    ) {
       try Inventory.load(paths: [Fixture.path("hostile/listvars/inventory.ini")])
     }
   }
@@ -127,7 +140,10 @@ import Testing
 
   @Test func deepNestingIsRefusedNotACrash() {
     let flow = "all:\n  vars:\n    x: " + String(repeating: "[", count: 100_000) + "\n"
-    #expect(throws: InventoryError(file: "deep.yml", line: 3, message: "YAML nested too deeply (more than 200 levels of [ or {)")) {
+    #expect(
+      throws: InventoryError(
+        file: "deep.yml", line: 3, message: "YAML nested too deeply (more than 200 levels of [ or {)")
+    ) {
       try Inventory.parse(flow, file: "deep.yml")
     }
     var block = "all:\n  vars:\n"

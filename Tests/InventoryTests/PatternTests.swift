@@ -68,7 +68,9 @@ import Testing
     #expect(try inventory.names("web[2:]") == ["web3.example.com", "web4.example.com"])
     #expect(try inventory.names("web[-1]") == ["web4.example.com"])
     #expect(try inventory.names("db:web[0]") == Self.db + ["web1"])
-    #expect(throws: InventoryError(file: "--limit", message: "subscript in 'web[7]' is out of range: 'web' has 4 host(s)")) {
+    #expect(
+      throws: InventoryError(file: "--limit", message: "subscript in 'web[7]' is out of range: 'web' has 4 host(s)")
+    ) {
       try inventory.select("web[7]")
     }
   }

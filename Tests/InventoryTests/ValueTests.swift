@@ -31,7 +31,8 @@ import Testing
   }
 
   @Test func hostLinesSplitLikeShlex() throws {
-    #expect(try INIValues.split(#"a "b c" 'd e' f\ g x="1 2"z # comment 'unclosed"#) == ["a", "b c", "d e", "f g", "x=1 2z"])
+    #expect(
+      try INIValues.split(#"a "b c" 'd e' f\ g x="1 2"z # comment 'unclosed"#) == ["a", "b c", "d e", "f g", "x=1 2z"])
     #expect(try INIValues.split(#"a b#c"#) == ["a", "b"])
     #expect(try INIValues.split(#"k="say \"hi\"""#) == [#"k=say "hi""#])
     #expect(throws: INIValues.Failure.self) { try INIValues.split("a 'b") }
