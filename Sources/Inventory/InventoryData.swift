@@ -61,11 +61,15 @@ struct InventoryData {
     hosts[host]?.vars[key] = value
   }
 
-  /// Sets one inventory variable of a group; `ansible_group_priority` also sets its priority.
+  /// Sets one inventory variable of a group; `ansible_group_priority` sets its priority instead.
   mutating func setGroupVar(_ group: String, _ key: String, _ value: InventoryValue) {
     addGroup(group)
+    // Like Ansible, the priority is a property of the group, not a variable of its hosts.
+    if key == "ansible_group_priority", let priority = value.intValue {
+      groups[group]?.priority = priority
+      return
+    }
     groups[group]?.vars[key] = value
-    if key == "ansible_group_priority", let priority = value.intValue { groups[group]?.priority = priority }
   }
 
   /// Makes `child` a child group of `parent`, refusing self-membership, `all` as a child and cycles.
