@@ -202,6 +202,12 @@ private struct Loader {
 
   mutating func parse(_ rawText: String, file: String, format: Inventory.Format) throws(InventoryError) {
     let text = rawText.hasPrefix("\u{FEFF}") ? String(rawText.dropFirst()) : rawText
+    if text.hasPrefix("$ANSIBLE_VAULT;") {
+      throw InventoryError(
+        file: file, line: 1,
+        message: "inventory is encrypted with ansible-vault; decrypt it first (ansible-vault view \(file) > plain-file)"
+      )
+    }
     switch format {
     case .ini:
       var parser = INIParser(file: file, data: data)
@@ -221,7 +227,9 @@ private struct Loader {
     var result: [String: InventoryValue] = [:]
     for path in VarsFiles.find(in: (base as NSString).appendingPathComponent(kind), name: name) {
       if varsCache[path] == nil {
-        varsCache[path] = try YAMLSupport.variables(try read(path), file: path)
+        let (vars, warnings) = try YAMLSupport.variables(try read(path), file: path)
+        varsCache[path] = vars
+        data.warnings += warnings
       }
       result.merge(varsCache[path] ?? [:]) { _, new in new }
     }

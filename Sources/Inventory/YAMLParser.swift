@@ -68,11 +68,16 @@ struct YAMLParser {
           try parseHost(YAMLSupport.keyText(hostKey), hostValue, keyNode: hostKey, group: name)
         }
       case "vars":
-        var budget = YAMLSupport.nodeBudget
+        var state = YAMLSupport.Conversion()
         for (varKey, varValue) in try entries(value, section: key, group: name) {
+          if YAMLSupport.isVaulted(varValue) {
+            state.warnings.append(YAMLSupport.vaultWarning(YAMLSupport.keyText(varKey), varValue, file: file))
+            continue
+          }
           data.setGroupVar(
-            name, YAMLSupport.keyText(varKey), try YAMLSupport.value(varValue, file: file, budget: &budget))
+            name, YAMLSupport.keyText(varKey), try YAMLSupport.value(varValue, file: file, state: &state))
         }
+        data.warnings += state.warnings
       case "children":
         for (childKey, childValue) in try entries(value, section: key, group: name) {
           let child = YAMLSupport.keyText(childKey)
@@ -106,8 +111,9 @@ struct YAMLParser {
           "host '\(pattern)' in group '\(group)' must map to its variables (a mapping) or be empty, got \(YAMLSupport.kind(node))"
         )
       }
-      var budget = YAMLSupport.nodeBudget
-      if case .map(let values) = try YAMLSupport.value(node, file: file, budget: &budget) { vars = values }
+      var state = YAMLSupport.Conversion()
+      if case .map(let values) = try YAMLSupport.value(node, file: file, state: &state) { vars = values }
+      data.warnings += state.warnings
     }
     for name in names {
       data.addHost(name, group: group, port: port)

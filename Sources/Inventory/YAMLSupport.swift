@@ -143,13 +143,31 @@ enum YAMLSupport {
     return node.string ?? "\(node)"
   }
 
+  /// What one document's conversion may still use and what it noticed.
+  struct Conversion {
+    /// Values left before the document is refused as too large.
+    var budget = YAMLSupport.nodeBudget
+    /// Variables skipped because ansible-vault encrypted them.
+    var warnings: [InventoryWarning] = []
+  }
+
+  /// `true` for an inline `!vault |` value, which svctrace cannot decrypt.
+  static func isVaulted(_ node: Node) -> Bool { tagName(node).rawValue == "!vault" }
+
+  /// A warning that `key`'s vaulted value at `node` was skipped.
+  static func vaultWarning(_ key: String, _ node: Node, file: String) -> InventoryWarning {
+    InventoryWarning(
+      file: file, line: line(node),
+      message: "'\(key)' is encrypted with ansible-vault, which svctrace cannot decrypt; the variable is ignored")
+  }
+
   /// Converts a node to an ``InventoryValue`` (YAML 1.1 types; quoted scalars are strings;
   /// `<<` merge keys applied; timestamps kept as text).
   ///
   /// - Throws: ``InventoryError`` when the document expands past ``nodeBudget`` nodes.
-  static func value(_ node: Node, file: String, budget: inout Int) throws(InventoryError) -> InventoryValue {
-    budget -= 1
-    if budget < 0 {
+  static func value(_ node: Node, file: String, state: inout Conversion) throws(InventoryError) -> InventoryValue {
+    state.budget -= 1
+    if state.budget < 0 {
       throw InventoryError(
         file: file, line: line(node), message: "YAML document too large (more than \(nodeBudget) values after aliases)")
     }
@@ -164,7 +182,7 @@ enum YAMLSupport {
       }
     case .sequence(let sequence):
       var items: [InventoryValue] = []
-      for item in sequence { items.append(try value(item, file: file, budget: &budget)) }
+      for item in sequence { items.append(try value(item, file: file, state: &state)) }
       return .list(items)
     case .mapping(let mapping):
       var result: [String: InventoryValue] = [:]
@@ -172,14 +190,18 @@ enum YAMLSupport {
         let sources: [Node]
         if case .sequence(let list) = item { sources = Array(list) } else { sources = [item] }
         for source in sources {
-          guard case .map(let merged) = try value(source, file: file, budget: &budget) else {
+          guard case .map(let merged) = try value(source, file: file, state: &state) else {
             throw InventoryError(file: file, line: line(source), message: "a '<<' merge key must refer to a mapping")
           }
           result.merge(merged) { existing, _ in existing }
         }
       }
       for (key, item) in mapping where YAMLSupport.tagName(key) != .merge {
-        result[keyText(key)] = try value(item, file: file, budget: &budget)
+        if isVaulted(item) {
+          state.warnings.append(vaultWarning(keyText(key), item, file: file))
+          continue
+        }
+        result[keyText(key)] = try value(item, file: file, state: &state)
       }
       return .map(result)
     case .alias:
@@ -189,15 +211,24 @@ enum YAMLSupport {
 
   /// Reads a whole vars file (`group_vars/…`, `host_vars/…`): a mapping of variables, or empty.
   ///
+  /// A file encrypted as a whole with ansible-vault is skipped with a warning.
   /// - Throws: ``InventoryError`` for invalid YAML or a document that is not a mapping.
-  static func variables(_ text: String, file: String) throws(InventoryError) -> [String: InventoryValue] {
-    guard let root = try compose(text, file: file), !isNull(root) else { return [:] }
+  static func variables(_ text: String, file: String) throws(InventoryError) -> (
+    [String: InventoryValue], [InventoryWarning]
+  ) {
+    if text.hasPrefix("$ANSIBLE_VAULT;") {
+      let warning = InventoryWarning(
+        file: file, line: 1,
+        message: "file is encrypted with ansible-vault, which svctrace cannot decrypt; its variables are ignored")
+      return ([:], [warning])
+    }
+    guard let root = try compose(text, file: file), !isNull(root) else { return ([:], []) }
     guard case .mapping = root else {
       throw InventoryError(
         file: file, line: line(root), message: "expected a mapping of variable names to values, got \(kind(root))")
     }
-    var budget = nodeBudget
-    guard case .map(let vars) = try value(root, file: file, budget: &budget) else { return [:] }
-    return vars
+    var state = Conversion()
+    guard case .map(let vars) = try value(root, file: file, state: &state) else { return ([:], state.warnings) }
+    return (vars, state.warnings)
   }
 }

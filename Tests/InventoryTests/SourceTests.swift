@@ -137,3 +137,31 @@ import Testing
     #expect(ini.warnings.isEmpty && yaml.warnings.isEmpty && kubespray.warnings.isEmpty)
   }
 }
+
+@Suite struct VaultTests {
+  @Test func vaultedValuesAreSkippedWithAWarning() throws {
+    let inventory = try Inventory.load(paths: [Fixture.path("vault/hosts.yml")])
+    let host = try #require(inventory.host(named: "v1"))
+    #expect(host.becomePassword == nil)
+    #expect(host.password == nil)
+    #expect(host.user == "admin")
+    #expect(host.int("svctrace_max_rate") == 100)
+    #expect(
+      inventory.warnings.map(\.description) == [
+        Fixture.path("vault/hosts.yml")
+          + ":4: warning: 'ansible_become_password' is encrypted with ansible-vault, which svctrace cannot decrypt; the variable is ignored",
+        Fixture.path("vault/group_vars/all/main.yml")
+          + ":2: warning: 'ansible_password' is encrypted with ansible-vault, which svctrace cannot decrypt; the variable is ignored",
+        Fixture.path("vault/group_vars/all/vault.yml")
+          + ":1: warning: file is encrypted with ansible-vault, which svctrace cannot decrypt; its variables are ignored",
+      ])
+  }
+
+  @Test func vaultedInventoryIsRefused() {
+    #expect {
+      try Inventory.parse("$ANSIBLE_VAULT;1.1;AES256\n6231\n", file: "hosts")
+    } throws: { error in
+      (error as? InventoryError)?.line == 1
+    }
+  }
+}
