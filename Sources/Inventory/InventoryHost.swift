@@ -1,3 +1,5 @@
+public import SVCTraceCore
+
 /// One host of the inventory with its groups and its fully merged variables.
 ///
 /// `description` is the host name only: variables can hold secrets and never appear in messages.
@@ -21,6 +23,24 @@ public struct InventoryHost: Sendable, Hashable, CustomStringConvertible {
   /// The first of `keys` that is set to a scalar, as text.
   private func first(_ keys: String...) -> String? {
     for key in keys { if let text = vars[key]?.stringValue { return text } }
+    return nil
+  }
+
+  /// The host's identity for errors, logs and results.
+  public var id: HostID { HostID(name) }
+
+  /// `ansible_connection` (`ssh`, `local`…); `nil` means SSH.
+  public var connection: String? { first("ansible_connection") }
+
+  /// The bastion to jump through, from `ansible_ssh_common_args` / `ansible_ssh_extra_args`.
+  ///
+  /// Understands `-J host`, `-o ProxyJump=host` and the classic
+  /// `-o ProxyCommand="ssh -W %h:%p [opts] [user@]bastion"`. `nil` when none is given (svctrace
+  /// then relies on `~/.ssh/config`).
+  public var proxyJump: String? {
+    for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+      if let args = vars[key]?.stringValue, let jump = SSHArguments.proxyJump(in: args) { return jump }
+    }
     return nil
   }
 
@@ -84,4 +104,62 @@ public struct InventoryGroup: Sendable, Hashable {
   public var depth: Int
   /// `ansible_group_priority` (default 1); breaks ties between groups of equal depth.
   public var priority: Int
+}
+
+/// Reads the bastion out of OpenSSH command-line arguments as inventories write them.
+enum SSHArguments {
+  /// Options of `ssh` that take a value (so their value is not mistaken for the destination).
+  private static let optionsWithValue = Set("BbcDEeFIiJLlmOopQRSWw".map { $0 })
+
+  /// The `ProxyJump` destination in `args`, when there is one.
+  static func proxyJump(in args: String) -> String? {
+    guard let tokens = try? INIValues.split(args) else { return nil }
+    var index = 0
+    while index < tokens.count {
+      let token = tokens[index]
+      if token == "-J", index + 1 < tokens.count { return tokens[index + 1] }
+      if token.hasPrefix("-J"), token.count > 2 { return String(token.dropFirst(2)) }
+      var option: String?
+      if token == "-o", index + 1 < tokens.count {
+        option = tokens[index + 1]
+        index += 1
+      } else if token.hasPrefix("-o"), token.count > 2 {
+        option = String(token.dropFirst(2))
+      }
+      if let option, let equals = option.firstIndex(where: { $0 == "=" || $0 == " " }) {
+        let name = option[..<equals].lowercased()
+        let value = String(option[option.index(after: equals)...]).trimmingWhitespace()
+        if name == "proxyjump" { return value }
+        if name == "proxycommand", let destination = destination(ofProxyCommand: value) { return destination }
+      }
+      index += 1
+    }
+    return nil
+  }
+
+  /// The destination of `ssh -W %h:%p … [user@]host` (optionally `-p port`, kept as `host:port`).
+  private static func destination(ofProxyCommand command: String) -> String? {
+    guard let tokens = try? INIValues.split(command), let first = tokens.first,
+      first == "ssh" || first.hasSuffix("/ssh"), tokens.contains("-W")
+    else { return nil }
+    var index = 1
+    var port: String?
+    var host: String?
+    while index < tokens.count {
+      let token = tokens[index]
+      if token.hasPrefix("-") && token.count >= 2 {
+        let letter = token[token.index(after: token.startIndex)]
+        if optionsWithValue.contains(letter) && token.count == 2 {
+          if letter == "p", index + 1 < tokens.count { port = tokens[index + 1] }
+          index += 2
+          continue
+        }
+      } else if host == nil {
+        host = token
+      }
+      index += 1
+    }
+    guard let host else { return nil }
+    return port.map { "\(host):\($0)" } ?? host
+  }
 }

@@ -86,3 +86,40 @@ import Testing
     #expect(host.password == "hunter2")
   }
 }
+
+@Suite struct ConnectionTests {
+  @Test(
+    arguments: [
+      ("-o ProxyJump=jump@bastion", "jump@bastion"),
+      ("-J jump@bastion:2222", "jump@bastion:2222"),
+      ("-Jbastion", "bastion"),
+      ("-o StrictHostKeyChecking=no -o 'ProxyJump bastion'", "bastion"),
+      (#"-o ProxyCommand="ssh -W %h:%p -q ops@bastion.example.com""#, "ops@bastion.example.com"),
+      (#"-o ProxyCommand="ssh -i ~/.ssh/k -p 2200 -W %h:%p bastion""#, "bastion:2200"),
+      (#"-o ProxyCommand="nc -X 5 -x proxy:1080 %h %p""#, nil),
+      ("-o StrictHostKeyChecking=no", nil),
+    ] as [(String, String?)])
+  func proxyJumpFromSSHArguments(args: String, expected: String?) {
+    let host = InventoryHost(name: "n", vars: ["ansible_ssh_common_args": .string(args)])
+    #expect(host.proxyJump == expected)
+  }
+
+  @Test func connectionAccessors() throws {
+    let inventory = try Inventory.parse(
+      "n1 ansible_ssh_host=10.0.0.1 ansible_ssh_port=2200 ansible_ssh_user=u ansible_private_key_file=/k "
+        + "ansible_ssh_pass=p ansible_become_pass=b ansible_connection=ssh svctrace_become=no ansible_become=yes\n",
+      file: "c.ini")
+    let host = try #require(inventory.host(named: "n1"))
+    #expect("\(host.id)" == "n1")
+    #expect(host.address == "10.0.0.1")
+    #expect(host.port == 2200)
+    #expect(host.user == "u")
+    #expect(host.privateKeyFile == "/k")
+    #expect(host.password == "p")
+    #expect(host.becomePassword == "b")
+    #expect(host.connection == "ssh")
+    #expect(host.become == true)
+    #expect(host.svctraceBecome == false)
+    #expect(host.becomeUser == nil)
+  }
+}
