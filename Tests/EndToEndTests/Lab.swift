@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// The namespace testbed the end-to-end tests run against (brought up by `scripts/test`).
+///
+/// Tests are enabled only when `SVCTRACE_LAB` names a running lab's state directory; they drive
+/// the real `svctrace` binary and the lab's own commands (`testbed/lab`).
+struct Lab {
+  static let environment = ProcessInfo.processInfo.environment
+  /// Whether a lab is up for this run.
+  static var isUp: Bool { environment["SVCTRACE_LAB"].map { FileManager.default.fileExists(atPath: $0 + "/cluster.json") } ?? false }
+
+  static let directory = environment["SVCTRACE_LAB"] ?? "/var/lib/svctrace-lab"
+  static let repository: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+  }()
+
+  static var inventory: String { directory + "/inventory.ini" }
+  static var knownHosts: String { directory + "/known_hosts" }
+
+  /// The built `svctrace` binary next to the test bundle.
+  static var binary: String {
+    let candidates = [".build/debug/svctrace", ".build/release/svctrace"].map { repository + "/" + $0 }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+  }
+
+  /// The lab's cluster description.
+  static func cluster() throws -> Cluster {
+    try JSONDecoder().decode(Cluster.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cluster.json")))
+  }
+
+  struct Cluster: Decodable {
+    struct Node: Decodable {
+      var name: String
+      var ip: String
+      var backend: String
+      var proxyMode: String
+    }
+    var nodes: [Node]
+  }
+
+  /// Runs the svctrace binary with the lab's inventory and known_hosts.
+  @discardableResult
+  static func svctrace(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Run {
+    try run(binary, arguments, environment: extra)
+  }
+
+  /// Runs `testbed/lab ARGS`.
+  @discardableResult
+  static func lab(_ arguments: [String]) throws -> Run {
+    try run(repository + "/testbed/lab", arguments)
+  }
+
+  /// Runs a command inside a lab node's namespaces.
+  @discardableResult
+  static func onNode(_ node: String, _ command: String) throws -> Run {
+    try lab(["exec", node, "--", "/bin/sh", "-c", command])
+  }
+
+  struct Run {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var environment = Self.environment
+    environment["NO_COLOR"] = "1"
+    for (key, value) in extra { environment[key] = value }
+    process.environment = environment
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let group = DispatchGroup()
+    var errorData = Data()
+    DispatchQueue.global().async(group: group) { errorData = err.fileHandleForReading.readDataToEndOfFile() }
+    let outputData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    group.wait()
+    return Run(
+      status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+      stderr: String(decoding: errorData, as: UTF8.self))
+  }
+}
