@@ -14,8 +14,6 @@ destination address (IP_PKTINFO), so conntrack un-NATs them. Runs until killed; 
 
 import argparse
 import json
-import os
-import selectors
 import socket
 import struct
 import sys
