@@ -22,6 +22,7 @@ import sys
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import kubeproxy  # noqa: E402
 

@@ -545,6 +545,8 @@ def main(argv=None):
     common(p)
     p.add_argument("--with-jumps", action="store_true",
                    help="also emit the built-in chain jumps as -A lines (only for nodes with empty built-in chains)")
+    p.add_argument("--quiet", action="store_true",
+                   help="do not remind on stderr that the built-in chain jumps are applied separately")
     p = sub.add_parser("ensure-jumps", help="print shell commands that ensure the built-in chain jumps (-C || -I 1)")
     common(p)
     p.add_argument("--iptables", default="iptables", help="iptables binary (default: iptables)")
@@ -564,6 +566,11 @@ def main(argv=None):
         return 2
     if args.cmd == "render":
         sys.stdout.write(render(cluster, node, services, with_jumps=args.with_jumps))
+        if (node.get("proxyMode", "iptables") == "iptables" and not args.with_jumps and not args.quiet):
+            sys.stderr.write(f"kubeproxy render: node {node['name']}: the jumps from the built-in chains "
+                             "(nat PREROUTING/OUTPUT/POSTROUTING -> KUBE-*) are NOT in this output; apply them "
+                             "with `kubeproxy.py ensure-jumps ... | sh -e` or use `kubeproxy.py apply` "
+                             "(--quiet silences this)\n")
         return 0
     if args.cmd == "ensure-jumps":
         if node.get("proxyMode", "iptables") == "nftables":

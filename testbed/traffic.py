@@ -43,6 +43,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import kubeproxy  # noqa: E402  (same directory; model loading is shared)
 
