@@ -12,6 +12,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-/usr/bin/python3}  # a real interpreter, so $! is the server itself (pyenv shims fork)
 STATE=${SVTKP_STATE:-/tmp/svtkp-state}
 CLUSTER=$STATE/cluster.json
 
@@ -61,14 +62,14 @@ up() {
       for r in 10.245.0.0/16 10.96.0.0/12 10.251.0.0/24; do
         ns_exec "$pns" ip route add "$r" via "10.245.$i.1"
       done
-      ns_exec "$pns" python3 "$HERE/podserver.py" --name "$pod" --port 8080 </dev/null >/dev/null 2>"$STATE/$pod.err" &
+      ip netns exec "$pns" "$PY" "$HERE/podserver.py" --name "$pod" --port 8080 </dev/null >/dev/null 2>"$STATE/$pod.err" &
       echo "$! $pod" >> "$STATE/pids"
       pods_json+="${pods_json:+,}{\"name\":\"$pod\",\"app\":\"$app\",\"node\":\"node$i\",\"ip\":\"$pip\",\"port\":8080,\"netns\":\"$pns\",\"hostNetwork\":false}"
       k=$((k + 1))
     done
     nodes_json+="${nodes_json:+,}{\"name\":\"node$i\",\"index\":$i,\"ip\":\"$ip\",\"uplink\":\"k${i}e0\",\"podBridge\":\"k${i}b0\",\"podCIDR\":\"10.245.$i.0/24\",\"backend\":\"$backend\",\"proxyMode\":\"$mode\",\"netns\":\"$node\",\"pid\":null}"
   done
-  ns_exec svtkp-node1 python3 "$HERE/podserver.py" --name hostnet-node1 --port 9090 </dev/null >/dev/null 2>"$STATE/hostnet.err" &
+  ip netns exec svtkp-node1 "$PY" "$HERE/podserver.py" --name hostnet-node1 --port 9090 </dev/null >/dev/null 2>"$STATE/hostnet.err" &
   echo "$! hostnet-node1" >> "$STATE/pids"
   pods_json+=",{\"name\":\"hostnet-node1\",\"app\":\"hostnet\",\"node\":\"node1\",\"ip\":\"10.251.0.11\",\"port\":9090,\"netns\":\"svtkp-node1\",\"hostNetwork\":true}"
   ip netns add svtkp-ext

@@ -97,24 +97,43 @@ def _bind(sock, pool):
     raise OSError("no free client port")
 
 
+def _wait(barrier):
+    """Waits at a burst barrier; a broken barrier only loses the synchronisation, not the connection."""
+    if barrier is None:
+        return
+    try:
+        barrier.wait(timeout=30)
+    except threading.BrokenBarrierError:
+        pass
+
+
 def _one(job, pool, timeout, barrier=None, barrier2=None):
-    """Opens one connection; returns (record, None) or (None, error)."""
+    """Opens one connection; returns (record, None) or (None, error).
+
+    In a burst, every thread passes both barriers exactly once (also when it fails), so the others
+    never wait for a thread that gave up: barrier = all bound, barrier2 = all connected (held open).
+    """
     proto = job["proto"]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    passed = [False, False]
+
+    def sync(n, b):
+        if not passed[n]:
+            passed[n] = True
+            _wait(b)
     try:
         sock.settimeout(timeout)
-        _bind(sock, pool)
-        if barrier is not None:
-            barrier.wait(timeout=30)
+        try:
+            _bind(sock, pool)
+        finally:
+            sync(0, barrier)
         t = _now()
         if proto == "tcp":
-            sock.connect((job["dst_ip"], job["dst_port"]))
+            try:
+                sock.connect((job["dst_ip"], job["dst_port"]))
+            finally:
+                sync(1, barrier2)
             local = sock.getsockname()
-            if barrier2 is not None:
-                try:
-                    barrier2.wait(timeout=30)
-                except threading.BrokenBarrierError:
-                    pass
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = sock.recv(4096)
@@ -122,10 +141,11 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
                     break
                 buf += chunk
         else:
+            sync(1, barrier2)
             sock.connect((job["dst_ip"], job["dst_port"]))
             local = sock.getsockname()
             buf = b""
-            for attempt in range(3):
+            for _attempt in range(3):
                 sock.settimeout(timeout / 3)
                 sock.send(b"svctrace-testbed\n")
                 try:
@@ -133,6 +153,8 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
                     break
                 except socket.timeout:
                     continue
+        if not buf:
+            raise OSError("no reply from the service")
         reply = json.loads(buf.decode())
         rec = {
             "time": t, "kind": job["kind"], "client_ns": job["client_ns"],
@@ -143,7 +165,9 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
             "seen_client_port": reply["client_port"],
         }
         return rec, None
-    except (OSError, ValueError, KeyError, threading.BrokenBarrierError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sync(0, barrier)
+        sync(1, barrier2)
         return None, f"{job['kind']} {job['client_ns']} -> {job['dst_ip']}:{job['dst_port']}/{proto}: {e}"
     finally:
         sock.close()
@@ -382,19 +406,23 @@ def run_phase(cluster, jobs, args, port_slices, burst=False):
 
 
 class PortSlices:
-    """Disjoint shuffled client-port slices per namespace, so no client ip:port repeats in a run."""
+    """Disjoint shuffled client-port slices per namespace, so no client ip:port repeats in a run.
+
+    Each namespace starts at a random point of PORT_LO..PORT_HI (wrapping), so back-to-back runs
+    rarely reuse a port whose conntrack entry of the last run is still in TIME_WAIT.
+    """
 
     def __init__(self, rng):
         self.rng = rng
-        self.next = {}
+        self.used = {}
 
     def take(self, ns, n):
-        lo = self.next.get(ns, PORT_LO)
-        hi = min(PORT_HI + 1, lo + n)
-        if hi - lo < n:
-            sys.exit(f"traffic: too many connections from {ns} for unique client ports ({n} needed)")
-        self.next[ns] = hi
-        ports = list(range(lo, hi))
+        span = PORT_HI - PORT_LO + 1
+        start, used = self.used.get(ns, (self.rng.randrange(span), 0))
+        if used + n > span:
+            sys.exit(f"traffic: too many connections from {ns} for unique client ports ({used + n} > {span})")
+        ports = [PORT_LO + (start + used + k) % span for k in range(n)]
+        self.used[ns] = (start, used + n)
         self.rng.shuffle(ports)
         return ports
 
@@ -417,6 +445,7 @@ def check(cluster, services, records, errors):
     by_svc = {f'{s["namespace"]}/{s["name"]}': s for s in services}
     pods_by_ns = {p["netns"]: p for p in cluster["pods"] if not p.get("hostNetwork")}
     passed, failed, msgs = 0, 0, []
+    remapped = 0
     for r in records:
         why = []
         svc = by_svc.get(r["service"])
@@ -437,9 +466,13 @@ def check(cluster, services, records, errors):
                     masq = (r["kind"] == "nodeport" or ipaddress.IPv4Address(r["client_ip"]) not in cidr
                             or r["client_ip"] == ep["ip"])
                     if not masq:
-                        if (r["seen_client_ip"], r["seen_client_port"]) != (r["client_ip"], r["client_port"]):
+                        if r["seen_client_ip"] != r["client_ip"]:
                             why.append(f"pod saw {r['seen_client_ip']}:{r['seen_client_port']}, expected the "
                                        f"unmasqueraded {r['client_ip']}:{r['client_port']}")
+                        elif r["seen_client_port"] != r["client_port"]:
+                            # not masquerade: conntrack's clash resolution remapped the source port at
+                            # srcnat because an older entry (TIME_WAIT) had the same reply tuple.
+                            remapped += 1
                     else:
                         if ep["hostNetwork"] and ep["node"] == dn["name"]:
                             allowed = {dn["ip"], _gateway(dn)}
@@ -465,6 +498,9 @@ def check(cluster, services, records, errors):
     for e in errors:
         failed += 1
         msgs.append("FAIL connection: " + e)
+    if remapped:
+        msgs.append(f"note: {remapped} unmasqueraded connection(s) reached the pod with the right IP but a "
+                    "source port remapped by conntrack (tuple clash with an older connection); not a failure")
     return passed, failed, msgs
 
 
