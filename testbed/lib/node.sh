@@ -14,6 +14,7 @@ NODE_MOUNTS=(
   "run:/run"
   "sudoers.d:/etc/sudoers.d"
   "hostname:/etc/hostname"
+  "hosts:/etc/hosts"
   "sbin:/usr/local/sbin"
   "alternatives:/etc/alternatives"
 )
@@ -63,9 +64,9 @@ Defaults:svtlab-pw timestamp_timeout=0, lecture=never
 EOF
 }
 
-# prepare_node_dir I BACKEND -> fill $LAB/nodes/nodeI with the node-private files.
+# prepare_node_dir I BACKEND N -> fill $LAB/nodes/nodeI with the node-private files.
 prepare_node_dir() {
-  local i=$1 backend=$2 d ip t v
+  local i=$1 backend=$2 n=$3 d ip t v j
   d=$(node_dir "$i")
   ip=$(node_ip "$i")
   rm -rf "$d"
@@ -107,6 +108,13 @@ prepare_node_dir() {
   chmod 440 "$d/sudoers.d/90-svtlab"
   chmod 755 "$d/sudoers.d"
   echo "node$i" >"$d/hostname"
+  # /etc/hosts: the host's, plus the node's own name (sudo resolves it) and every node.
+  {
+    cat /etc/hosts
+    echo "# svctrace testbed nodes"
+    echo "127.0.1.1 node$i"
+    for ((j = 1; j <= n; j++)); do echo "$(node_ip "$j") node$j"; done
+  } >"$d/hosts"
   # node-private /usr/local/sbin: test fixtures.
   install -m 755 "$TB/node/systemctl" "$d/sbin/systemctl"
   install -m 755 "$TB/node/date" "$d/sbin/date"
@@ -210,7 +218,7 @@ stop_sshd() {
 create_node() {
   local i=$1 n=$2 backend=$3
   ensure_host_keys "$i"
-  prepare_node_dir "$i" "$backend"
+  prepare_node_dir "$i" "$backend" "$n"
   node_net_up "$i" "$n"
   start_holder "$i"
   mount_node "$i"
