@@ -326,7 +326,9 @@ class Plan:
                          if any(e["pod"] == p["name"] for e in kubeproxy.endpoints(self.cluster, s))]
                 need("a pod behind a TCP ClusterIP service", cands, "hairpin")
                 p, s = cands[i % len(cands)]
-                jobs.append(self.job("hairpin", p, s, until_self=p["name"], max_attempts=HAIRPIN_ATTEMPTS))
+                # landing on itself has probability 1/n per attempt: (1-1/n)^(10n) < 5e-5
+                attempts = max(HAIRPIN_ATTEMPTS, 10 * len(kubeproxy.endpoints(self.cluster, s)))
+                jobs.append(self.job("hairpin", p, s, until_self=p["name"], max_attempts=attempts))
         return jobs
 
     def burst(self, size):
