@@ -18,6 +18,7 @@ endpointslices.discovery.k8s.io, pods|pod|po. Flags: -A/--all-namespaces, -n/--n
 import datetime
 import hashlib
 import os
+import signal
 import sys
 import uuid
 
@@ -116,6 +117,7 @@ def usage(msg):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly
     args = list(sys.argv[1:] if argv is None else argv)
     lab = os.environ.get("SVCTRACE_LAB", "/var/lib/svctrace-lab")
     cluster_path = os.environ.get("SVCTRACE_LAB_CLUSTER") or os.path.join(lab, "cluster.json")

@@ -49,6 +49,7 @@ import ipaddress
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -533,6 +534,7 @@ def cmd_apply(args, cluster, node, services):
 
 
 def main(argv=None):
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly
     ap = argparse.ArgumentParser(description="kube-proxy rule emulation for the svctrace testbed (test fixture)")
     sub = ap.add_subparsers(dest="cmd", required=True)
 

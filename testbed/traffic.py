@@ -36,6 +36,7 @@ import ipaddress
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -511,6 +512,7 @@ def check(cluster, services, records, errors):
 # ---------------------------------------------------------------------------------------------
 
 def main(argv=None):
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--worker":
