@@ -34,6 +34,19 @@ EnsureRule(Prepend) amount to, e.g.:
 so repeated syncs never duplicate them, and a flushed node (`reboot`) gets them back.
 For nftables nodes it prints nothing (the base chains are part of the table).
 
+In `lab` terms (testbed/lib/node.sh apply_kubeproxy; `nx I CMD` = run inside node I's net+mount
+namespaces, so `iptables` is the node's backend), for proxyMode iptables, on up/resync/reboot:
+
+    "$PY" "$TB/kubeproxy.py" render --quiet --cluster "$LAB/cluster.json" --node "node$i" \
+        | nx "$i" iptables-restore --noflush
+    "$PY" "$TB/kubeproxy.py" ensure-jumps --cluster "$LAB/cluster.json" --node "node$i" \
+        | nx "$i" sh -e
+  or, equivalently, for every proxyMode:
+    nx "$i" "$PY" "$TB/kubeproxy.py" apply --cluster "$LAB/cluster.json" --node "node$i"
+
+Without the ensure-jumps step nothing jumps to KUBE-SERVICES / KUBE-POSTROUTING and iptables-mode
+nodes do no Service DNAT at all (render warns about it on stderr unless --quiet).
+
 `render --with-jumps` appends the built-in jumps as `-A` lines to the restore input instead;
 that is only correct on a node whose built-in chains are empty (a fresh or flushed node),
 because `iptables-restore --noflush` appends to built-in chains.
