@@ -103,7 +103,7 @@ def _wait(barrier):
     if barrier is None:
         return
     try:
-        barrier.wait(timeout=30)
+        barrier.wait()
     except threading.BrokenBarrierError:
         pass
 
@@ -175,7 +175,7 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
 
 
 def worker_main():
-    spec = json.load(sys.stdin)
+    spec = json.loads(sys.stdin.readline())
     try:
         _enter_netns(spec["netns_path"])
     except OSError as e:
@@ -218,16 +218,18 @@ def worker_main():
         emit(rec if rec else {"error": err})
 
     if spec.get("burst"):
-        start_at = spec["start_at"]
+        # Rendezvous: every thread binds its socket and waits at `gate` (n threads + this one);
+        # we report ready, the parent says go once ALL namespaces are ready, and every connection
+        # of the burst is opened at the same moment and held open until all are connected.
         n = len(jobs)
-        barrier = threading.Barrier(n, timeout=30)
-        barrier2 = threading.Barrier(n, timeout=30)
-        delay = start_at - time.time()
-        threads = [threading.Thread(target=run_job, args=(j, barrier, barrier2), daemon=True) for j in jobs]
-        if delay > 0:
-            time.sleep(min(delay, 10))
+        gate = threading.Barrier(n + 1, timeout=60)
+        held = threading.Barrier(n, timeout=60)
+        threads = [threading.Thread(target=run_job, args=(j, gate, held), daemon=True) for j in jobs]
         for th in threads:
             th.start()
+        emit({"ready": True})
+        sys.stdin.readline()  # "go" (or EOF if the parent gave up: go anyway)
+        _wait(gate)
         for th in threads:
             th.join(max(0.1, deadline - time.monotonic()))
         return 0
@@ -363,26 +365,40 @@ def run_phase(cluster, jobs, args, port_slices, burst=False):
     for j in jobs:
         by_ns.setdefault(j["client_ns"], []).append(j)
     procs = []
-    start_at = time.time() + 1.0 + 0.05 * len(by_ns)
     for ns, nsjobs in by_ns.items():
         need = sum(j.get("max_attempts", 1) for j in nsjobs) + 16
         ports = port_slices.take(ns, need)
         spec = {"client_ns": ns, "netns_path": _netns_path(_entity_for_ns(cluster, ns)), "jobs": nsjobs,
                 "ports": ports, "timeout": args.timeout, "concurrency": args.concurrency,
-                "max_time": args.max_time, "burst": burst, "start_at": start_at}
+                "max_time": args.max_time, "burst": burst}
         p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append((ns, p, json.dumps(spec)))
+        p.stdin.write(json.dumps(spec) + "\n")
+        p.stdin.flush()
+        procs.append((ns, p))
+    early = {}
+    if burst:
+        # wait until every worker has bound all its sockets, then release them together
+        for ns, p in procs:
+            line = p.stdout.readline()
+            if line and '"ready"' not in line:
+                early[ns] = line
+        for _ns, p in procs:
+            try:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            except OSError:
+                pass
     results = {}
 
-    def talk(ns, p, spec):
+    def talk(ns, p):
         try:
-            out, err = p.communicate(spec, timeout=args.max_time + 30)
+            out, err = p.communicate(timeout=args.max_time + 30)
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
             err = (err or "") + f"\nworker for {ns} killed after {args.max_time + 30}s"
-        results[ns] = (out, err, p.returncode)
+        results[ns] = (early.get(ns, "") + (out or ""), err, p.returncode)
 
     threads = [threading.Thread(target=talk, args=t) for t in procs]
     for t in threads:
