@@ -50,7 +50,7 @@ netns_inode() { stat -L -c %i "/run/netns/$1" 2>/dev/null; }
 # pid_in_netns PID NETNS -> true when PID is alive and lives in network namespace NETNS.
 pid_in_netns() {
   local pid=$1 ino
-  [[ $pid =~ ^[0-9]+$ && -d /proc/$pid ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid" || return 1
   ino=$(netns_inode "$2") || return 1
   [[ $(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) == "$ino" ]]
 }
@@ -87,16 +87,24 @@ pidfile_alive() {
   echo "$pid"
 }
 
+# proc_alive PID -> true while PID exists and is not a zombie (init may reap late).
+proc_alive() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [[ ${st:0:1} != Z && ${st:0:1} != X ]]
+}
+
 # kill_pidfile FILE NETNS -> TERM (then KILL) the pid recorded in FILE if it lives in NETNS.
 kill_pidfile() {
   local pid n
   pid=$(pidfile_alive "$1" "$2") || { rm -f "$1"; return 0; }
   kill -TERM "$pid" 2>/dev/null || true
-  for ((n = 0; n < 40; n++)); do
-    [[ -d /proc/$pid ]] || break
+  for ((n = 0; n < 100; n++)); do
+    proc_alive "$pid" || break
     sleep 0.05
   done
-  [[ -d /proc/$pid ]] && kill -KILL "$pid" 2>/dev/null
+  proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null
   rm -f "$1"
   return 0
 }
