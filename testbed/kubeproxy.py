@@ -516,17 +516,13 @@ def render(cluster, node, services, with_jumps=False):
     return render_iptables(cluster, node, services, with_jumps=with_jumps)
 
 
-def _default_iptables(node):
-    return "iptables"
-
-
 def cmd_apply(args, cluster, node, services):
     """Does what one kube-proxy full sync does on this node (run inside the node's netns)."""
     text = render(cluster, node, services)
     if node.get("proxyMode", "iptables") == "nftables":
         steps = [([args.nft, "-f", "-"], text)]
     else:
-        ipt = args.iptables or _default_iptables(node)
+        ipt = args.iptables or "iptables"
         restore = args.iptables_restore or (ipt + "-restore")
         steps = [(["sh", "-ec", "\n".join(ensure_jump_commands(ipt))], None),
                  ([restore, "-w", "--noflush"], text)]

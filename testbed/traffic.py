@@ -271,11 +271,10 @@ def _netns_path(entity):
 class Plan:
     """Builds per-namespace job lists for the selected kinds."""
 
-    def __init__(self, cluster, services, rng):
-        self.cluster, self.services, self.rng = cluster, services, rng
+    def __init__(self, cluster, services):
+        self.cluster, self.services = cluster, services
         self.nodes = {n["name"]: n for n in cluster["nodes"]}
         self.pods = [p for p in cluster["pods"] if not p.get("hostNetwork")]
-        self.by_svc = {f'{s["namespace"]}/{s["name"]}': s for s in services}
 
     def _svc(self, pred):
         return [s for s in self.services if pred(s)]
@@ -566,7 +565,7 @@ def main(argv=None):
         sys.stderr.write(f"traffic: {e}\n")
         return 2
     rng = random.Random(args.seed)
-    plan = Plan(cluster, services, rng)
+    plan = Plan(cluster, services)
     slices = PortSlices(rng)
     t0 = time.monotonic()
     records, errors = run_phase(cluster, plan.build(kinds, args.count), args, slices)
