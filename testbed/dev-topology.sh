@@ -130,6 +130,7 @@ down() {
     ip netns del "$ns"
   done
   ip link show svtkp0 >/dev/null 2>&1 && ip link del svtkp0
+  case $(basename "$STATE") in svtkp*) rm -rf "$STATE" ;; esac  # our scratch state only
   log "down"
 }
 
