@@ -68,6 +68,8 @@ class Relay:
         self.keep_ts = not args.no_kernel_timestamp
         self.queue = collections.deque(maxlen=args.queue)
         self.dropped = 0
+        self.overruns = 0
+        self.prefix = args.prefix
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.settimeout(2.0)
 
@@ -130,7 +132,11 @@ class Relay:
                     break
                 except BrokenPipeError:
                     # EPIPE: the ring buffer overwrote records we had not read.
-                    self.dropped += 1
+                    self.overruns += 1
+                    if self.overruns == 1 or self.overruns % 100 == 0:
+                        sys.stderr.write("kmsg-relay %s: kernel ring buffer overrun, records "
+                                         "lost (%d times)\n" % (self.prefix, self.overruns))
+                        sys.stderr.flush()
                     continue
                 if not rec:
                     break
@@ -156,6 +162,10 @@ class Relay:
             return
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                sys.stderr.write("kmsg-relay %s: rsyslogd unreachable, queue full, %d records "
+                                 "dropped\n" % (self.prefix, self.dropped))
+                sys.stderr.flush()
         self.queue.append(self.format(prival & 7, ts_usec, text))
 
 
