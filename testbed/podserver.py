@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Pod server of the svctrace testbed (a TEST FIXTURE).
+
+`python3 podserver.py --name NAME --port P` listens on 0.0.0.0:P for TCP and UDP and answers
+every TCP connection with one JSON line, then closes it, and every UDP datagram with the same
+JSON as a datagram:
+
+    {"pod":NAME,"ip":LOCAL_IP,"port":LOCAL_PORT,"client_ip":PEER_IP,"client_port":PEER_PORT}
+
+ip/port are the address the client's packet was delivered to (after DNAT), client_ip/port the
+source the pod saw (after any masquerade). UDP replies are sent from the datagram's own
+destination address (IP_PKTINFO), so conntrack un-NATs them. Runs until killed; prints nothing.
+"""
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import threading
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+
+def _reply(name, local, peer):
+    return json.dumps({"pod": name, "ip": local[0], "port": local[1],
+                       "client_ip": peer[0], "client_port": peer[1]}, separators=(",", ":")) + "\n"
+
+
+def _serve_tcp_conn(conn, name):
+    try:
+        conn.settimeout(5)
+        conn.sendall(_reply(name, conn.getsockname(), conn.getpeername()).encode())
+        try:
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _tcp_loop(sock, name):
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except InterruptedError:
+            continue
+        except OSError:
+            continue
+        t = threading.Thread(target=_serve_tcp_conn, args=(conn, name), daemon=True)
+        try:
+            t.start()
+        except RuntimeError:  # thread limit: answer inline
+            _serve_tcp_conn(conn, name)
+
+
+def _udp_loop(sock, name, port):
+    while True:
+        try:
+            data, anc, _flags, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
+        except (InterruptedError, OSError):
+            continue
+        local_ip = "0.0.0.0"
+        spec = b""
+        for level, typ, payload in anc:
+            if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(payload) >= 12:
+                _ifindex, _spec_dst, addr = struct.unpack("i4s4s", payload[:12])
+                local_ip = socket.inet_ntoa(addr)
+                spec = struct.pack("i4s4s", 0, addr, b"\0\0\0\0")
+        msg = _reply(name, (local_ip, port), peer).encode()
+        try:
+            if spec:
+                sock.sendmsg([msg], [(socket.IPPROTO_IP, IP_PKTINFO, spec)], 0, peer)
+            else:
+                sock.sendto(msg, peer)
+        except OSError:
+            pass
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="testbed pod server (TCP+UDP JSON echo of addresses)")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--bind", default="0.0.0.0")
+    args = ap.parse_args(argv)
+    if not 0 < args.port < 65536:
+        sys.stderr.write(f"podserver: port {args.port} out of range\n")
+        return 2
+    try:
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((args.bind, args.port))
+        tcp.listen(4096)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        udp.bind((args.bind, args.port))
+    except OSError as e:
+        sys.stderr.write(f"podserver {args.name}: cannot listen on {args.bind}:{args.port}: {e.strerror}\n")
+        return 1
+    threading.Thread(target=_udp_loop, args=(udp, args.name, args.port), daemon=True).start()
+    try:
+        _tcp_loop(tcp, args.name)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
