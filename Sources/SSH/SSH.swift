@@ -1,1 +1,0 @@
-// SSH module: see Package.swift for its role.

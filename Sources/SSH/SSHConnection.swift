@@ -1,0 +1,320 @@
+internal import CLibSSH2
+public import Logging
+public import SVCTraceCore
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#endif
+
+/// One SSH connection to one host, confined to its own serial queue.
+///
+/// Every libssh2 call of this connection runs on that queue (the actor's executor), in
+/// non-blocking mode; when libssh2 reports `EAGAIN` the queue waits in `poll()` on the socket in
+/// the directions `libssh2_session_block_directions` names, plus a wake pipe that cancellation
+/// handlers write to. Nothing here blocks Swift's cooperative pool.
+public actor SSHConnection: RemoteSession {
+  /// The inventory name of the host.
+  public nonisolated let host: HostID
+  /// Where and as whom this connection was made.
+  public nonisolated let target: SSHTarget
+  let options: SSHOptions
+  var logger: Logger
+
+  private let executor: DispatchQueueExecutor
+  /// The actor runs on its private dispatch queue.
+  public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+  /// Wakes a blocked `poll` on cancellation.
+  nonisolated let wake = WakePipe()
+
+  var session: SessionHandle?
+  var sftp: SFTPHandle?
+  var closed = false
+
+  /// The host key's fingerprint, `SHA256:<base64 without padding>` as `ssh` prints it.
+  public internal(set) var hostKeyFingerprint = ""
+  /// The host key's type (`ssh-ed25519`, `ecdsa-sha2-nistp256`, …).
+  public internal(set) var hostKeyType = ""
+
+  /// When connected through a bastion: the bastion and the tunnel's pump.
+  var bastion: SSHConnection?
+  var tunnelPump: Task<Void, Never>?
+  /// On a bastion: the direct-tcpip channel and the local end of the socketpair it serves.
+  var tunnelChannel: ChannelHandle?
+  var tunnelLocalFD: Int32 = -1
+  nonisolated let tunnelStop = WakePipe()
+
+  /// How long cleanup (channel close, disconnect) may wait after an error or cancellation.
+  static let cleanupTimeout: Duration = .seconds(2)
+
+  init(target: SSHTarget, options: SSHOptions, logger: Logger) {
+    host = target.host
+    self.target = target
+    self.options = options
+    var logger = logger
+    logger[metadataKey: "host"] = "\(target.host)"
+    self.logger = logger
+    executor = DispatchQueueExecutor(label: "svctrace.ssh.\(target.host)")
+  }
+
+  // MARK: Connect
+
+  /// Connects, verifies the host key against `known_hosts` and authenticates.
+  ///
+  /// With `target.proxyJump`, each bastion is connected first (verified and authenticated the
+  /// same way) and the next hop is reached through a direct-tcpip channel.
+  /// - Throws: ``RemoteError`` (`.unreachable`, `.timeout`, `.hostKey`, `.authentication`,
+  ///   `.protocolError`, `.cancelled`).
+  public static func connect(_ target: SSHTarget, options: SSHOptions, logger: Logger) async throws -> SSHConnection {
+    let start = ContinuousClock.now
+    var bastion: SSHConnection?
+    var localFD: Int32?
+    if let lastHop = target.proxyJump.last {
+      var hop = lastHop
+      hop.proxyJump = Array(target.proxyJump.dropLast())
+      let jump = try await SSHConnection.connect(hop, options: options, logger: logger)
+      do {
+        localFD = try await jump.openTunnel(to: target.hostname, port: target.port, for: target.host)
+      } catch {
+        await jump.close()
+        throw error
+      }
+      bastion = jump
+    }
+    let connection = SSHConnection(target: target, options: options, logger: logger)
+    if let bastion { await connection.attach(bastion: bastion) }
+    do {
+      try await connection.start(tunnelFD: localFD, since: start)
+    } catch {
+      await connection.close()
+      throw error
+    }
+    return connection
+  }
+
+  /// Runs ``establish(tunnelFD:token:)`` on the connection's queue, cancellable.
+  func start(tunnelFD: Int32?, since start: ContinuousClock.Instant) async throws {
+    try await withCancellation(operation: "connect") { token in
+      try establish(tunnelFD: tunnelFD, token: token)
+    }
+    logger.debug("connected", metadata: ["op": "connect", "duration": "\(ContinuousClock.now - start)"])
+  }
+
+  /// Runs `body` on this connection's queue with a cancellation token wired to the wake pipe;
+  /// maps interruptions to ``RemoteError`` for `operation`.
+  func withCancellation<T: Sendable>(
+    operation: String, _ body: (CancelToken) throws -> T
+  ) async throws -> T {
+    let token = CancelToken()
+    let wake = self.wake
+    return try await withTaskCancellationHandler {
+      do {
+        return try body(token)
+      } catch let interruption as WaitInterruption {
+        throw mapInterruption(interruption, operation: operation)
+      }
+    } onCancel: {
+      wake.fire(token)
+    }
+  }
+
+  func mapInterruption(_ interruption: WaitInterruption, operation: String) -> RemoteError {
+    switch interruption {
+    case .cancelled:
+      return RemoteError(host: host, operation: operation, kind: .cancelled, message: "cancelled")
+    case .timeout:
+      return RemoteError(host: host, operation: operation, kind: .timeout, message: "timed out")
+    case .pollFailed(let code):
+      return RemoteError(
+        host: host, operation: operation, kind: .protocolError, message: "poll: \(String(cString: strerror(code)))")
+    }
+  }
+
+  func attach(bastion: SSHConnection) {
+    self.bastion = bastion
+    tunnelPump = Task { await bastion.runTunnelPump() }
+  }
+
+  /// TCP connect (or take the tunnel's socket), handshake, host-key check, authentication.
+  func establish(tunnelFD: Int32?, token: CancelToken) throws {
+    let deadline = ContinuousClock.now + options.connectTimeout
+    let socket: SocketHandle
+    if let tunnelFD {
+      socket = SocketHandle(fd: tunnelFD)
+    } else {
+      socket = try tcpConnect(deadline: deadline, token: token)
+    }
+    guard let session = SessionHandle(socket: socket) else {
+      socket.close()
+      throw RemoteError(host: host, operation: "connect", kind: .protocolError, message: "libssh2_session_init failed")
+    }
+    self.session = session
+    guard let raw = session.rawSession else { return }
+
+    let knownEntries = try loadKnownHosts()
+    let lookupName = KnownHosts.lookupName(host: target.hostname, port: target.port)
+    preferKnownHostKeyAlgorithms(raw: raw, entries: knownEntries, lookupName: lookupName)
+
+    let rc = try retry(raw: raw, deadline: deadline, token: token) { libssh2_session_handshake(raw, socket.fd) }
+    if rc != 0 {
+      let code = LibSSH2Code(rawValue: rc)
+      throw failure(
+        "connect", kind: code.isTransportFailure ? .unreachable : .protocolError, rc: rc,
+        context: "SSH handshake with \(target.hostname):\(target.port) failed")
+    }
+    try verifyHostKey(raw: raw, session: session, entries: knownEntries, lookupName: lookupName)
+    try authenticate(raw: raw, session: session, deadline: ContinuousClock.now + options.connectTimeout, token: token)
+  }
+
+  /// Non-blocking TCP connect with a deadline, trying every address `getaddrinfo` returns.
+  func tcpConnect(deadline: ContinuousClock.Instant, token: CancelToken) throws -> SocketHandle {
+    var hints = addrinfo()
+    hints.ai_family = AF_UNSPEC
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    let gai = getaddrinfo(target.hostname, String(target.port), &hints, &list)
+    guard gai == 0, let first = list else {
+      throw RemoteError(
+        host: host, operation: "connect", kind: .unreachable,
+        message: "cannot resolve \(target.hostname): \(String(cString: gai_strerror(gai)))")
+    }
+    defer { freeaddrinfo(list) }
+    var lastError = "no address"
+    var cursor: UnsafeMutablePointer<addrinfo>? = first
+    while let info = cursor {
+      cursor = info.pointee.ai_next
+      let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+      if fd < 0 {
+        lastError = String(cString: strerror(errno))
+        continue
+      }
+      let handle = SocketHandle(fd: fd)
+      var rc = Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen)
+      if rc != 0 && errno == EINPROGRESS {
+        do {
+          try waitForSocket(fd, events: Int16(POLLOUT), deadline: deadline, token: token, wake: wake)
+        } catch .timeout {
+          throw RemoteError(
+            host: host, operation: "connect", kind: .timeout,
+            message: "TCP connect to \(target.hostname):\(target.port) timed out after \(options.connectTimeout)")
+        }
+        var soError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &length)
+        rc = soError == 0 ? 0 : -1
+        errno = soError
+      }
+      if rc == 0 {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return handle
+      }
+      lastError = String(cString: strerror(errno))
+      handle.close()
+    }
+    throw RemoteError(
+      host: host, operation: "connect", kind: .unreachable,
+      message: "TCP connect to \(target.hostname):\(target.port): \(lastError)")
+  }
+
+  // MARK: Waiting
+
+  /// Calls `body` until it stops returning `LIBSSH2_ERROR_EAGAIN`, waiting on the socket between.
+  func retry(
+    raw: RawSession, deadline: ContinuousClock.Instant?, token: CancelToken?, _ body: () -> Int32
+  ) throws(WaitInterruption) -> Int32 {
+    while true {
+      let rc = body()
+      if rc != LIBSSH2_ERROR_EAGAIN { return rc }
+      try waitSession(raw: raw, deadline: deadline, token: token)
+    }
+  }
+
+  /// Like ``retry(raw:deadline:token:_:)`` for calls that return a pointer, `nil` on error.
+  func retryPointer<P>(
+    raw: RawSession, deadline: ContinuousClock.Instant?, token: CancelToken?, _ body: () -> P?
+  ) throws(WaitInterruption) -> P? {
+    while true {
+      if let result = body() { return result }
+      guard libssh2_session_last_errno(raw) == LIBSSH2_ERROR_EAGAIN else { return nil }
+      try waitSession(raw: raw, deadline: deadline, token: token)
+    }
+  }
+
+  /// Waits on the session socket in the directions libssh2 is blocked on.
+  ///
+  /// > "the application should wait for data to be readable on the socket" / "writeable"
+  /// > (libssh2_session_block_directions.md)
+  func waitSession(raw: RawSession, deadline: ContinuousClock.Instant?, token: CancelToken?) throws(WaitInterruption) {
+    let directions = libssh2_session_block_directions(raw)
+    var events: Int16 = 0
+    if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
+    if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
+    if events == 0 { events = Int16(POLLIN) }
+    try waitForSocket(session?.socket.fd ?? -1, events: events, deadline: deadline, token: token, wake: wake)
+  }
+
+  // MARK: Errors
+
+  /// libssh2's own last error message for this session.
+  func lastErrorMessage() -> String {
+    guard let raw = session?.rawSession else { return "no session" }
+    var message: UnsafeMutablePointer<CChar>?
+    var length: Int32 = 0
+    libssh2_session_last_error(raw, &message, &length, 0)
+    guard let message, length > 0 else { return "unknown error" }
+    return String(cString: message)
+  }
+
+  /// A ``RemoteError`` with libssh2's message and return code.
+  func failure(_ operation: String, kind: RemoteError.Kind, rc: Int32, context: String) -> RemoteError {
+    RemoteError(host: host, operation: operation, kind: kind, message: "\(context): \(lastErrorMessage()) (libssh2 \(rc))")
+  }
+
+  /// The open session, or an error when closed.
+  func liveSession(_ operation: String) throws -> (SessionHandle, RawSession) {
+    guard !closed, let session, let raw = session.rawSession else {
+      throw RemoteError(host: host, operation: operation, kind: .protocolError, message: "the connection is closed")
+    }
+    return (session, raw)
+  }
+
+  // MARK: Close
+
+  /// Closes SFTP, says goodbye to the server, frees the session, then the bastion. Idempotent.
+  public func close() async {
+    guard !closed else { return }
+    closed = true
+    closeBlocking()
+    if let pump = tunnelPump {
+      // Our side of the socketpair is closed: the bastion's pump sees EOF and stops; the stop
+      // pipe makes sure it does even if the bastion channel is stuck.
+      if let bastion { bastion.tunnelStop.wake() }
+      await pump.value
+    }
+    if let bastion { await bastion.close() }
+    bastion = nil
+    tunnelPump = nil
+  }
+
+  func closeBlocking() {
+    let deadline = ContinuousClock.now + Self.cleanupTimeout
+    if let sftp, let rawSFTP = sftp.rawSFTP, let raw = session?.rawSession {
+      _ = try? retry(raw: raw, deadline: deadline, token: nil) { libssh2_sftp_shutdown(rawSFTP) }
+      sftp.forget()
+    }
+    sftp = nil
+    if let session, let raw = session.rawSession {
+      _ = try? retry(raw: raw, deadline: deadline, token: nil) {
+        libssh2_session_disconnect_ex(raw, SSH_DISCONNECT_BY_APPLICATION, "svctrace done", "")
+      }
+      session.free()
+      session.socket.close()
+    }
+    session = nil
+    wake.close()
+    logger.trace("closed", metadata: ["op": "close"])
+  }
+}
