@@ -73,18 +73,18 @@ struct Lab {
     environment["NO_COLOR"] = "1"
     for (key, value) in extra { environment[key] = value }
     process.environment = environment
+    // stderr goes to a file so neither pipe can fill up while the other is read.
+    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("svct-e2e-\(UUID().uuidString).err")
+    _ = FileManager.default.createFile(atPath: errorPath.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: errorPath) }
     let out = Pipe()
-    let err = Pipe()
     process.standardOutput = out
-    process.standardError = err
+    process.standardError = try FileHandle(forWritingTo: errorPath)
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    let group = DispatchGroup()
-    var errorData = Data()
-    DispatchQueue.global().async(group: group) { errorData = err.fileHandleForReading.readDataToEndOfFile() }
     let outputData = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    group.wait()
+    let errorData = (try? Data(contentsOf: errorPath)) ?? Data()
     return Run(
       status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
       stderr: String(decoding: errorData, as: UTF8.self))

@@ -1,0 +1,35 @@
+public import Logging
+public import SSH
+public import SVCTraceCore
+
+/// Connects to hosts over SSH (libssh2) and wraps each session for privilege escalation.
+public struct SSHConnector: SessionConnector {
+  public var options: SSHOptions
+  public var logger: Logger
+
+  public init(options: SSHOptions, logger: Logger) {
+    self.options = options
+    self.logger = logger
+  }
+
+  public func connect(_ host: FleetHost) async throws -> any RemoteSession {
+    let connection = try await SSHConnection.connect(Self.target(host), options: options, logger: logger)
+    guard host.become.enabled else { return connection }
+    let session = BecomeSession(base: connection, config: host.become)
+    do {
+      try await session.probe()
+    } catch {
+      await connection.close()
+      throw error
+    }
+    return session
+  }
+
+  /// The SSH module's view of a fleet host.
+  static func target(_ host: FleetHost) -> SSHTarget {
+    SSHTarget(
+      host: host.id, hostname: host.address, port: host.port, user: host.user,
+      identityFiles: host.identityFiles.isEmpty ? SSHTarget.defaultIdentityFiles : host.identityFiles, password: host.password,
+      proxyJump: host.jumpHosts.map(target))
+  }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import SVCTraceCore
+
+/// `svctrace bench ping`: svctrace's fan-out next to OpenSSH run in parallel with `xargs -P`.
+struct BenchPing: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ping",
+    abstract: "Time `svctrace ping` over the fleet next to parallel OpenSSH (`xargs -P N ssh …`).",
+    discussion: """
+      Both sides connect to every selected host with strict host-key checking, authenticate with the \
+      same key and run the same fact-gathering commands; each side runs --rounds times and the \
+      median wall time is compared. Goal: svctrace no slower than parallel OpenSSH.
+      """)
+
+  @OptionGroup var fleet: FleetOptions
+
+  @Option(help: "How many times to run each side.")
+  var rounds = 3
+
+  func run() async throws {
+    let context = try FleetContext.make(fleet, label: "bench ping")
+    let hosts = context.hosts
+    guard let key = hosts.first?.identityFiles.first ?? fleet.privateKeys.first else {
+      throw ValidationError("bench ping needs a private key file (inventory ansible_ssh_private_key_file or --private-key) so OpenSSH uses the same one.")
+    }
+    let knownHosts = fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
+    let selfPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+
+    var svctraceArguments = ["ping", "--forks", String(fleet.forks), "--known-hosts", knownHosts]
+    for path in fleet.inventory { svctraceArguments += ["-i", path] }
+    if let limit = fleet.limit { svctraceArguments += ["--limit", limit] }
+
+    let list = hosts.map { "\($0.user)@\($0.address) \($0.port)" }.joined(separator: "\n") + "\n"
+    let facts =
+      ". /etc/os-release; uname -r; iptables -V; command -v rsyslogd logrotate; id -un; date +%s%N; date +%s%N; date +%s%N"
+    let sshCommand =
+      "xargs -P \(fleet.forks) -L 1 sh -c 'ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(knownHosts) -o ConnectTimeout=\(fleet.connectTimeout) -i \(key) -p \"$1\" \"$0\" \(ShellQuote.quote(facts)) >/dev/null'"
+
+    var ours: [Double] = []
+    var theirs: [Double] = []
+    for round in 1...max(1, rounds) {
+      Terminal.writeError("round \(round)/\(rounds): svctrace…")
+      let (ourTime, ourStatus) = try timed(selfPath, svctraceArguments, stdin: nil)
+      Terminal.writeError(" openssh…\n")
+      let (theirTime, theirStatus) = try timed("/bin/sh", ["-c", sshCommand], stdin: list)
+      guard ourStatus == 0, theirStatus == 0 else {
+        throw ValidationError("A side failed (svctrace exit \(ourStatus), openssh exit \(theirStatus)); run `svctrace ping` to see which hosts.")
+      }
+      ours.append(ourTime)
+      theirs.append(theirTime)
+    }
+    let ourMedian = ours.sorted()[ours.count / 2]
+    let theirMedian = theirs.sorted()[theirs.count / 2]
+    print("bench ping: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds (median wall time)")
+    print("  svctrace ping                 \(format(ourMedian)) s   (\(format(ourMedian / Double(hosts.count) * 1000)) ms/host)")
+    print("  openssh ssh, xargs -P \(fleet.forks)      \(format(theirMedian)) s")
+    print("  ratio openssh/svctrace        \(format(theirMedian / ourMedian))x  (>= 1 means svctrace is as fast or faster)")
+    print("  peak memory (this process)    \(PeakMemory.currentMegabytes()) MB")
+  }
+
+  private func timed(_ executable: String, _ arguments: [String], stdin: String?) throws -> (Double, Int32) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    let input = Pipe()
+    process.standardInput = input
+    let start = DispatchTime.now()
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try? input.fileHandleForWriting.close()
+    process.waitUntilExit()
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    return (seconds, process.terminationStatus)
+  }
+}
+
+func format(_ value: Double) -> String {
+  String(format: value < 10 ? "%.3f" : "%.1f", value)
+}
+
+/// Peak resident memory of this process, from getrusage.
+enum PeakMemory {
+  static func currentMegabytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss / 1024
+  }
+}

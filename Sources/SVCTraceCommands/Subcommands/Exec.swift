@@ -1,0 +1,88 @@
+import ArgumentParser
+import Dispatch
+import Fleet
+import SVCTraceCore
+
+extension SVCTrace {
+  /// `svctrace exec`: an ad hoc command on every selected host.
+  struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Run a shell command on every selected host and show the output grouped per host.",
+      discussion: """
+        The command runs through the node's /bin/sh -c; with --become it runs as root through sudo \
+        (the sudo password, if any, goes on standard input, never on a command line).
+
+        Examples:
+          svctrace exec -i hosts.ini -- uptime
+          svctrace exec -i hosts.ini --become --limit kube_node -- 'iptables -t mangle -S | grep svctrace'
+          svctrace exec -i hosts.ini --json -- cat /etc/os-release
+
+        Exit status: 0 when the command exited 0 on every host, 1 otherwise, 2 on usage errors.
+        """)
+
+    @OptionGroup var fleet: FleetOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("Per-host command timeout.", valueName: "seconds"))
+    var commandTimeout: Int?
+
+    @Argument(parsing: .captureForPassthrough, help: "The command line, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+      if command.first == "--" { return }
+      guard !command.isEmpty else { throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime") }
+    }
+
+    func run() async throws {
+      let words = command.first == "--" ? Array(command.dropFirst()) : command
+      guard !words.isEmpty else { throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime") }
+      let line = words.joined(separator: " ")
+      let timeout = commandTimeout.map { Duration.seconds($0) }
+      let context = try FleetContext.make(fleet, label: "exec")
+      let json = output.json
+      let terminal = context.terminal
+      try await runFleet(context, json: json, command: "exec") { session, host in
+        let result = try await session.run(line, stdin: nil, timeout: timeout)
+        let payload = ExecOutput(result)
+        if !json { printGrouped(host.id, payload, terminal: terminal) }
+        guard result.succeeded else {
+          throw RemoteError(host: host.id, operation: "run `\(line)`", kind: .commandFailed, message: result.failureSummary)
+        }
+        return HostOutcome(payload: payload)
+      }
+    }
+  }
+}
+
+/// A command's output as `exec --json` reports it.
+struct ExecOutput: Codable, Sendable {
+  var exitStatus: Int32
+  var signal: String?
+  var stdout: String
+  var stderr: String
+
+  init(_ result: CommandResult) {
+    exitStatus = result.exitStatus
+    signal = result.exitSignal
+    stdout = result.stdoutText
+    stderr = result.stderrText
+  }
+}
+
+/// Prints one host's output as a block, so concurrent hosts never interleave lines.
+private func printGrouped(_ host: HostID, _ output: ExecOutput, terminal: Terminal) {
+  var block = terminal.paint("── \(host) (exit \(output.signal.map { "SIG\($0)" } ?? String(output.exitStatus)))", .bold) + "\n"
+  if !output.stdout.isEmpty { block += output.stdout.hasSuffix("\n") ? output.stdout : output.stdout + "\n" }
+  if !output.stderr.isEmpty {
+    let text = output.stderr.hasSuffix("\n") ? output.stderr : output.stderr + "\n"
+    block += terminal.paint(text, .red)
+  }
+  OutputLock.print(block)
+}
+
+/// Serializes whole blocks of standard output across concurrent host tasks.
+enum OutputLock {
+  private static let queue = DispatchQueue(label: "svctrace.output")
+  static func print(_ text: String) { queue.sync { Swift.print(text, terminator: "") } }
+}

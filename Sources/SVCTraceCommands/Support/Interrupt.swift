@@ -1,0 +1,52 @@
+import Dispatch
+import Fleet
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Runs `body` in a task that a Ctrl-C (SIGINT) or SIGTERM cancels; a second Ctrl-C exits at once.
+///
+/// Cancellation reaches every host task of the fan-out, which close their sessions; hosts not
+/// yet started are reported `skipped`. The command then exits 130 after printing its recap.
+func withInterruptCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+  let task = Task { try await body() }
+  signal(SIGINT, SIG_IGN)
+  signal(SIGTERM, SIG_IGN)
+  let queue = DispatchQueue(label: "svctrace.signals")
+  let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+  let seen = InterruptState()
+  for source in sources {
+    source.setEventHandler {
+      if seen.interrupt() {
+        Terminal.writeError("\nInterrupted again: exiting now.\n")
+        exit(130)
+      }
+      Terminal.writeError("\nInterrupted: cancelling, closing sessions (Ctrl-C again to quit at once)…\n")
+      task.cancel()
+    }
+    source.resume()
+  }
+  defer {
+    for source in sources { source.cancel() }
+    signal(SIGINT, SIG_DFL)
+    signal(SIGTERM, SIG_DFL)
+  }
+  let value = try await task.value
+  if seen.wasInterrupted { throw InterruptedExit(value: value) }
+  return value
+}
+
+/// Thrown after an interrupted run finished its cleanup; carries what the run produced.
+struct InterruptedExit: Error {
+  var value: any Sendable
+}
+
+private final class InterruptState: @unchecked Sendable {
+  private let lock = DispatchQueue(label: "svctrace.interrupt-state")
+  private var count = 0
+
+  /// Records an interrupt; `true` when this is the second one.
+  func interrupt() -> Bool { lock.sync { count += 1; return count > 1 } }
+  var wasInterrupted: Bool { lock.sync { count > 0 } }
+}

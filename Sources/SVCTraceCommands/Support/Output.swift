@@ -1,0 +1,59 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import SVCTraceCore
+
+/// Printing results: a recap for people, one JSON document for scripts, and exit codes.
+enum Output {
+  /// Encodes `value` as pretty, key-sorted JSON with ISO 8601 dates.
+  static func json<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+  }
+
+  /// Prints per-host results (recap or JSON) and turns failures into the exit code.
+  ///
+  /// Exit codes: 0 every host ok/changed; 1 any host failed, unreachable or skipped; 130 interrupted.
+  static func finish<P: Encodable & Sendable>(
+    _ results: [HostResult<P>], json: Bool, terminal: Terminal, command: String, interrupted: Bool = false
+  ) throws {
+    let recap = Recap(results: results, terminal: terminal)
+    if json {
+      let totals = Dictionary(uniqueKeysWithValues: recap.totals.map { ($0.key.rawValue, $0.value) })
+      print(try Output.json(FleetDocument(command: command, ok: recap.allSucceeded, totals: totals, hosts: results)))
+    } else {
+      print(recap.render())
+    }
+    if interrupted { throw ExitCode(130) }
+    if !recap.allSucceeded { throw ExitCode.failure }
+  }
+}
+
+/// The `--json` document of a fleet command.
+struct FleetDocument<P: Encodable & Sendable>: Encodable {
+  var command: String
+  var ok: Bool
+  var totals: [String: Int]
+  var hosts: [HostResult<P>]
+}
+
+/// Runs a fan-out under Ctrl-C handling and prints its results; the shared tail of every fleet command.
+func runFleet<P: Encodable & Sendable>(
+  _ context: FleetContext, json: Bool, command: String,
+  _ operation: @escaping @Sendable (any RemoteSession, FleetHost) async throws -> HostOutcome<P>
+) async throws {
+  let runner = context.runner
+  let hosts = context.hosts
+  let connector = context.connector
+  do {
+    let results = try await withInterruptCancellation {
+      await runner.run(hosts, connector: connector, operation: operation)
+    }
+    try Output.finish(results, json: json, terminal: context.terminal, command: command)
+  } catch let interrupted as InterruptedExit {
+    let results = interrupted.value as? [HostResult<P>] ?? []
+    try Output.finish(results, json: json, terminal: context.terminal, command: command, interrupted: true)
+  }
+}
