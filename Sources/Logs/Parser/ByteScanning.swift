@@ -25,9 +25,19 @@ enum ByteScan {
   }
 
   /// Index of the first space at or after `index`, or `end`.
+  ///
+  /// Looks at eight bytes per step (SWAR): `x = word ^ 0x20…20` has a zero byte where the word has
+  /// a space, and `(x - 0x01…01) & ~x & 0x80…80` flags exactly the lowest such byte.
   @inline(__always)
   static func toSpace(_ p: UnsafePointer<UInt8>, _ index: Int, _ end: Int) -> Int {
     var i = index
+    while end &- i >= 8 {
+      let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+      let x = word ^ 0x2020_2020_2020_2020
+      let found = (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+      if found != 0 { return i &+ found.trailingZeroBitCount &>> 3 }
+      i &+= 8
+    }
     while i < end, p[i] != space { i &+= 1 }
     return i
   }
