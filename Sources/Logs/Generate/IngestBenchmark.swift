@@ -21,23 +21,27 @@ public struct IngestFigures: Sendable, Codable, Equatable {
   public var parseSeconds: Double
   /// User + system CPU time of the parse (one thread).
   public var parseCPUSeconds: Double
-  /// Lines the parser accepted / skipped.
+  /// Lines the parser accepted.
   public var parsedLines: Int
+  /// Lines the parser skipped (noise, garbled).
   public var skippedLines: Int
   /// Lines the generator wrote as packet lines (what `parsedLines` must equal).
   public var expectedPacketLines: Int
-  /// Parse throughput (wall time).
+  /// Parse throughput in lines per wall-clock second.
   public var linesPerSecond: Double
+  /// Parse throughput in MB (10⁶ bytes) per wall-clock second.
   public var megabytesPerSecond: Double
   /// Parse throughput per CPU second of the parsing thread (robust on a loaded machine).
   public var linesPerCPUSecond: Double
-  /// Resident set size (KiB) after half of the bytes were parsed, and at the end of the parse.
+  /// Resident set size (KiB) after half of the bytes were parsed.
   public var rssAtHalfKiB: Int
+  /// Resident set size (KiB) at the end of the parse.
   public var rssAtEndKiB: Int
   /// Peak resident set size of the process (KiB, `getrusage` `ru_maxrss`).
   public var peakRSSKiB: Int
-  /// The awk used for the reference join and its wall time; nil when awk could not run.
+  /// The awk used for the reference join.
   public var awkCommand: String
+  /// Wall time of the awk join; nil when awk could not run.
   public var awkSeconds: Double?
   /// Records the awk join printed (one per PRE/POST pair it matched).
   public var awkJoinedRecords: Int?
@@ -75,9 +79,13 @@ public struct IngestFigures: Sendable, Codable, Equatable {
 
 /// A failure of the ingest benchmark: which file, which operation, the system's words.
 public struct IngestBenchmarkError: Error, CustomStringConvertible, Sendable {
+  /// The file or script concerned.
   public var path: String
+  /// What was attempted (`open`, `read`, `run awk on` …).
   public var operation: String
+  /// The system's or the tool's words.
   public var message: String
+  /// "Unable to <operation> <path>: <message>".
   public var description: String { "Unable to \(operation) \(path): \(message)" }
 }
 
@@ -108,8 +116,9 @@ public enum IngestBenchmark {
     }
     """#
 
-  /// Generates `lines` lines over `nodes` node files in `directory`, times the streaming parse and
-  /// the awk join, and returns the figures.
+  /// Generates `lines` lines (rounded down to a multiple of `nodes`) over `nodes` node files in
+  /// `directory`, times the streaming parse and the awk join over the same files, and returns the
+  /// figures. The files stay in `directory` (the caller removes them).
   /// - Throws: ``IngestBenchmarkError`` or ``GeneratorError`` when files cannot be written or read.
   public static func run(
     lines: Int = 2_000_000, directory: String, nodes: Int = 3, seed: UInt64 = 42, awk: String = "awk"
@@ -157,7 +166,9 @@ public enum IngestBenchmark {
 
   /// The result of ``parse(paths:referenceMicros:halfBytes:)``.
   public struct ParseOutcome: Sendable {
+    /// Lines parsed and skipped over all files.
     public var stats: ParseStats
+    /// Bytes read.
     public var bytes: Int
     /// RSS (KiB) when `halfBytes` had been read; 0 if never reached.
     public var rssAtHalfKiB: Int

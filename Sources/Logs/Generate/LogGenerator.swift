@@ -64,12 +64,17 @@ public struct LogGenerator: Sendable {
 
   /// A file written by ``writeNodeFiles(directory:linesPerNode:)``.
   public struct NodeFile: Sendable {
+    /// The node's host name (`node1` …).
     public var node: String
+    /// Where its log was written.
     public var path: String
+    /// What the file contains.
     public var summary: Summary
   }
 
+  /// The seed every node's random stream derives from.
   public let seed: UInt64
+  /// The mix of lines written.
   public let options: Options
   private var nodes: [NodeState]
 
@@ -170,9 +175,13 @@ public struct LogGenerator: Sendable {
 
 /// A failure to write a generated log file.
 public struct GeneratorError: Error, CustomStringConvertible, Sendable {
+  /// The file being written.
   public var path: String
+  /// What was attempted (`create`, `write`).
   public var operation: String
+  /// The `errno` value.
   public var code: Int32
+  /// "Unable to <operation> <path>: <strerror> (errno n)".
   public var description: String {
     "Unable to \(operation) \(path): \(String(cString: strerror(code))) (errno \(code))"
   }
@@ -459,7 +468,12 @@ private struct GeneratedPacket: Sendable {
     buffer.append(UInt8(ascii: " "))
     if !inInterface.isEmpty {
       buffer.append(contentsOf: Array("MAC=".utf8))
-      buffer.append(contentsOf: mac)
+      if ipv6, mac.count >= 5 {  // EtherType 86dd instead of 0800
+        buffer.append(contentsOf: mac.dropLast(5))
+        buffer.append(contentsOf: Array("86:dd".utf8))
+      } else {
+        buffer.append(contentsOf: mac)
+      }
       buffer.append(UInt8(ascii: " "))
     }
     buffer.append(contentsOf: Array("SRC=".utf8))
