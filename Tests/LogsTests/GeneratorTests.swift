@@ -97,6 +97,18 @@ struct GeneratorTests {
     #expect(figures.awkError == nil)
     #expect(figures.awkJoinedRecords == figures.expectedPacketLines / 2)
     #expect(figures.peakRSSKiB > 0 && figures.rssAtHalfKiB > 0)
+    #expect(figures.speedupOverAwk != nil)
+    var viaForEach = 0
+    var stats = ParseStats()
+    for node in 1...3 {
+      let nodeStats = try IngestBenchmark.forEachPacket(path: directory + "/node\(node).log", referenceMicros: 0) { _ in
+        viaForEach += 1
+      }
+      stats.parsed += nodeStats.parsed
+      stats.skipped += nodeStats.skipped
+    }
+    #expect(viaForEach == figures.parsedLines)
+    #expect(stats == ParseStats(parsed: figures.parsedLines, skipped: figures.skippedLines))
     let report = figures.report()
     #expect(report.contains("awk join") && report.contains("lines/s"))
     let decoded = try JSONDecoder().decode(IngestFigures.self, from: JSONEncoder().encode(figures))

@@ -48,11 +48,8 @@ public struct IngestFigures: Sendable, Codable, Equatable {
   /// Why the awk leg failed, when it did.
   public var awkError: String?
 
-  /// How many times faster the parse is than the awk join (`awkSeconds / parseSeconds`).
-  public var speedupOverAwk: Double? {
-    guard let awkSeconds, parseSeconds > 0 else { return nil }
-    return awkSeconds / parseSeconds
-  }
+  /// How many times faster the parse is than the awk join (`awkSeconds / parseSeconds`, wall).
+  public var speedupOverAwk: Double?
 
   /// A small human-readable table of the figures.
   public func report() -> String {
@@ -152,7 +149,7 @@ public enum IngestBenchmark {
       megabytesPerSecond: Double(totalBytes) / 1_000_000 / max(parseSeconds, 1e-9),
       linesPerCPUSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseCPU, 1e-9),
       rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: peakRSSKiB(),
-      awkCommand: awk, awkSeconds: nil, awkJoinedRecords: nil, awkError: nil)
+      awkCommand: awk, awkSeconds: nil, awkJoinedRecords: nil, awkError: nil, speedupOverAwk: nil)
 
     do {
       let joinedPath = directory + "/awk-joined.txt"
@@ -160,6 +157,7 @@ public enum IngestBenchmark {
       try runAwk(awk, paths: paths, scriptDirectory: directory, output: joinedPath)
       figures.awkSeconds = (clock.now - awkStart).seconds
       figures.awkJoinedRecords = try countLines(path: joinedPath)
+      if let awkSeconds = figures.awkSeconds, parseSeconds > 0 { figures.speedupOverAwk = awkSeconds / parseSeconds }
     } catch {
       figures.awkError = "\(error)"
     }
@@ -221,6 +219,44 @@ public enum IngestBenchmark {
       total.skipped += parser.stats.skipped
     }
     return ParseOutcome(stats: total, bytes: bytes, rssAtHalfKiB: rssAtHalf, checksum: checksum)
+  }
+
+  /// Streams one log file (1 MiB reads → ``LineSplitter`` → ``PacketLineParser``) and calls `body`
+  /// with every packet line, in file order; returns the parse statistics. The building block for
+  /// a parse + store leg.
+  /// - Throws: ``IngestBenchmarkError`` when the file cannot be opened or read.
+  public static func forEachPacket(
+    path: String, referenceMicros: Int64, utcOffsetSeconds: Int32 = 0, _ body: (PacketLine) throws -> Void
+  ) throws -> ParseStats {
+    let chunkSize = 1 << 20
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    defer { buffer.deallocate() }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var parser = PacketLineParser(referenceMicros: referenceMicros, utcOffsetSeconds: utcOffsetSeconds)
+    var splitter = LineSplitter()
+    var failure: (any Error)? = nil
+    while failure == nil {
+      let got = read(fd, buffer.baseAddress, chunkSize)
+      if got < 0 {
+        if errno == EINTR { continue }
+        throw IngestBenchmarkError(path: path, operation: "read", message: String(cString: strerror(errno)))
+      }
+      if got == 0 { break }
+      let chunk = UnsafeBufferPointer(start: buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), count: got)
+      splitter.feed(chunk) { line in
+        guard failure == nil, let packet = parser.parse(line) else { return }
+        do { try body(packet) } catch { failure = error }
+      }
+    }
+    if let failure { throw failure }
+    splitter.finish { line in
+      guard failure == nil, let packet = parser.parse(line) else { return }
+      do { try body(packet) } catch { failure = error }
+    }
+    if let failure { throw failure }
+    return parser.stats
   }
 
   /// Folds the fields of a parsed line into a checksum.
