@@ -37,8 +37,10 @@ public struct IngestFigures: Sendable, Codable, Equatable {
   public var rssAtHalfKiB: Int
   /// Resident set size (KiB) at the end of the parse.
   public var rssAtEndKiB: Int
-  /// Peak resident set size of the process (KiB, `getrusage` `ru_maxrss`).
+  /// Peak resident set size of the process (KiB, `getrusage` `ru_maxrss`) after the run.
   public var peakRSSKiB: Int
+  /// The process's peak RSS before the run started (its baseline: runtime, test harness …).
+  public var peakRSSBeforeKiB: Int
   /// The awk used for the reference join.
   public var awkCommand: String
   /// Wall time of the awk join; nil when awk could not run.
@@ -61,7 +63,11 @@ public struct IngestFigures: Sendable, Codable, Equatable {
       ("throughput", "\(fixed(linesPerSecond / 1_000_000, 2)) M lines/s, \(fixed(megabytesPerSecond, 1)) MB/s (wall)"),
       ("per CPU s", "\(fixed(linesPerCPUSecond / 1_000_000, 2)) M lines/s"),
       ("lines", "\(parsedLines) parsed (expected \(expectedPacketLines)), \(skippedLines) skipped"),
-      ("memory", "RSS \(rssAtHalfKiB / 1024) MiB at ½, \(rssAtEndKiB / 1024) MiB at end, peak \(peakRSSKiB / 1024) MiB"),
+      (
+        "memory",
+        "RSS \(rssAtHalfKiB / 1024) MiB at ½, \(rssAtEndKiB / 1024) MiB at end of parse; process peak "
+          + "\(peakRSSKiB / 1024) MiB (\(peakRSSBeforeKiB / 1024) MiB before the run)"
+      ),
     ]
     if let awkSeconds, let speedup = speedupOverAwk {
       rows.append(("awk join", "\(fixed(awkSeconds, 3)) s (\(awkCommand)), \(awkJoinedRecords ?? 0) pairs"))
@@ -120,6 +126,7 @@ public enum IngestBenchmark {
   public static func run(
     lines: Int = 2_000_000, directory: String, nodes: Int = 3, seed: UInt64 = 42, awk: String = "awk"
   ) throws -> IngestFigures {
+    let peakBefore = peakRSSKiB()
     let clock = ContinuousClock()
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let nodeCount = max(1, nodes)
@@ -148,7 +155,7 @@ public enum IngestBenchmark {
       linesPerSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseSeconds, 1e-9),
       megabytesPerSecond: Double(totalBytes) / 1_000_000 / max(parseSeconds, 1e-9),
       linesPerCPUSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseCPU, 1e-9),
-      rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: peakRSSKiB(),
+      rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: peakRSSKiB(), peakRSSBeforeKiB: peakBefore,
       awkCommand: awk, awkSeconds: nil, awkJoinedRecords: nil, awkError: nil, speedupOverAwk: nil)
 
     do {
