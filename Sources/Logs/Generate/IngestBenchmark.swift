@@ -119,7 +119,7 @@ public enum IngestBenchmark {
     }
     """#
 
-  /// Generates `lines` lines (rounded down to a multiple of `nodes`) over `nodes` node files in
+  /// Generates `lines` lines (at least one per node) over `nodes` node files in
   /// `directory`, times the streaming parse and the awk join over the same files, and returns the
   /// figures. The files stay in `directory` (the caller removes them).
   /// - Throws: ``IngestBenchmarkError`` or ``GeneratorError`` when files cannot be written or read.
@@ -130,10 +130,9 @@ public enum IngestBenchmark {
     let clock = ContinuousClock()
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let nodeCount = max(1, nodes)
-    let perNode = max(1, lines / nodeCount)
     var generator = LogGenerator(seed: seed, nodes: nodeCount)
     let generateStart = clock.now
-    let files = try generator.writeNodeFiles(directory: directory, linesPerNode: perNode)
+    let files = try generator.writeNodeFiles(directory: directory, totalLines: max(nodeCount, lines))
     let generateSeconds = (clock.now - generateStart).seconds
     let paths = files.map(\.path)
     let totalBytes = files.reduce(0) { $0 + $1.summary.bytes }

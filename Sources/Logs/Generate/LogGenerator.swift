@@ -105,9 +105,22 @@ public struct LogGenerator: Sendable {
     nodes[index].write(count: max(0, count), options: options, to: &buffer)
   }
 
+  /// Writes `totalLines` lines spread over the nodes (the first `totalLines % nodeCount` nodes get
+  /// one more) to `<directory>/<node>.log`, streaming in batches.
+  /// - Throws: ``GeneratorError`` when a file cannot be created or written.
+  public mutating func writeNodeFiles(directory: String, totalLines: Int) throws -> [NodeFile] {
+    let total = max(0, totalLines)
+    let counts = nodes.indices.map { total / nodes.count + ($0 < total % nodes.count ? 1 : 0) }
+    return try writeNodeFiles(directory: directory, lineCounts: counts)
+  }
+
   /// Writes `linesPerNode` lines per node to `<directory>/<node>.log`, streaming in batches.
   /// - Throws: ``GeneratorError`` when a file cannot be created or written.
   public mutating func writeNodeFiles(directory: String, linesPerNode: Int) throws -> [NodeFile] {
+    try writeNodeFiles(directory: directory, lineCounts: Array(repeating: linesPerNode, count: nodes.count))
+  }
+
+  private mutating func writeNodeFiles(directory: String, lineCounts: [Int]) throws -> [NodeFile] {
     var files: [NodeFile] = []
     var buffer: [UInt8] = []
     buffer.reserveCapacity(4 << 20)
@@ -116,7 +129,7 @@ public struct LogGenerator: Sendable {
       let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
       guard fd >= 0 else { throw GeneratorError(path: path, operation: "create", code: errno) }
       defer { close(fd) }
-      var remaining = max(0, linesPerNode)
+      var remaining = max(0, lineCounts[index])
       while remaining > 0 {
         let batch = min(remaining, 10_000)
         buffer.removeAll(keepingCapacity: true)
