@@ -1,0 +1,347 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+import Foundation
+
+/// Figures of one ``IngestBenchmark`` run (parse-only leg and the awk reference).
+public struct IngestFigures: Sendable, Codable, Equatable {
+  /// Lines generated over all node files.
+  public var lines: Int
+  /// Node files generated.
+  public var nodes: Int
+  /// Bytes over all node files.
+  public var bytes: Int
+  /// Wall time to generate the files.
+  public var generateSeconds: Double
+  /// Wall time of the streaming parse (1 MiB reads → LineSplitter → PacketLineParser).
+  public var parseSeconds: Double
+  /// User + system CPU time of the parse (one thread).
+  public var parseCPUSeconds: Double
+  /// Lines the parser accepted.
+  public var parsedLines: Int
+  /// Lines the parser skipped (noise, garbled).
+  public var skippedLines: Int
+  /// Lines the generator wrote as packet lines (what `parsedLines` must equal).
+  public var expectedPacketLines: Int
+  /// Parse throughput in lines per wall-clock second.
+  public var linesPerSecond: Double
+  /// Parse throughput in MB (10⁶ bytes) per wall-clock second.
+  public var megabytesPerSecond: Double
+  /// Parse throughput per CPU second of the parsing thread (robust on a loaded machine).
+  public var linesPerCPUSecond: Double
+  /// Resident set size (KiB) after half of the bytes were parsed.
+  public var rssAtHalfKiB: Int
+  /// Resident set size (KiB) at the end of the parse.
+  public var rssAtEndKiB: Int
+  /// Peak resident set size of the process (KiB, `getrusage` `ru_maxrss`) after the run.
+  public var peakRSSKiB: Int
+  /// The process's peak RSS before the run started (its baseline: runtime, test harness …).
+  public var peakRSSBeforeKiB: Int
+  /// The awk used for the reference join.
+  public var awkCommand: String
+  /// Wall time of the awk join; nil when awk could not run.
+  public var awkSeconds: Double?
+  /// Records the awk join printed (one per PRE/POST pair it matched).
+  public var awkJoinedRecords: Int?
+  /// Why the awk leg failed, when it did.
+  public var awkError: String?
+
+  /// How many times faster the parse is than the awk join (`awkSeconds / parseSeconds`, wall).
+  public var speedupOverAwk: Double?
+
+  /// A small human-readable table of the figures.
+  public func report() -> String {
+    func fixed(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+    let mib = Double(bytes) / 1_048_576
+    var rows: [(String, String)] = [
+      ("input", "\(lines) lines, \(nodes) node files, \(fixed(mib, 1)) MiB (generated in \(fixed(generateSeconds)) s)"),
+      ("parse", "\(fixed(parseSeconds, 3)) s wall, \(fixed(parseCPUSeconds, 3)) s CPU, 1 thread"),
+      ("throughput", "\(fixed(linesPerSecond / 1_000_000, 2)) M lines/s, \(fixed(megabytesPerSecond, 1)) MB/s (wall)"),
+      ("per CPU s", "\(fixed(linesPerCPUSecond / 1_000_000, 2)) M lines/s"),
+      ("lines", "\(parsedLines) parsed (expected \(expectedPacketLines)), \(skippedLines) skipped"),
+      (
+        "memory",
+        "RSS \(rssAtHalfKiB / 1024) MiB at ½, \(rssAtEndKiB / 1024) MiB at end of parse; process peak "
+          + "\(peakRSSKiB / 1024) MiB (\(peakRSSBeforeKiB / 1024) MiB before the run)"
+      ),
+    ]
+    if let awkSeconds, let speedup = speedupOverAwk {
+      rows.append(("awk join", "\(fixed(awkSeconds, 3)) s (\(awkCommand)), \(awkJoinedRecords ?? 0) pairs"))
+      rows.append(("ratio", "parse is \(fixed(speedup, 1))× faster than the awk join"))
+    } else {
+      rows.append(("awk join", "not run: \(awkError ?? "unknown error")"))
+    }
+    let width = rows.map(\.0.count).max() ?? 0
+    return rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
+  }
+}
+
+/// A failure of the ingest benchmark: which file, which operation, the system's words.
+public struct IngestBenchmarkError: Error, CustomStringConvertible, Sendable {
+  /// The file or script concerned.
+  public var path: String
+  /// What was attempted (`open`, `read`, `run awk on` …).
+  public var operation: String
+  /// The system's or the tool's words.
+  public var message: String
+  /// "Unable to <operation> <path>: <message>".
+  public var description: String { "Unable to \(operation) \(path): \(message)" }
+}
+
+/// Generates node logs and measures how fast they are parsed, next to an awk join of the same files.
+public enum IngestBenchmark {
+  /// The reference join a human would write: pair each node's PRE and POST lines by SRC+SPT and
+  /// print one record per pair (time, client, service, pod, node file).
+  public static let awkJoinScript = #"""
+    /SVCT:PRE |SVCT:POST / {
+      pre = index($0, "SVCT:PRE ") > 0
+      src = ""; spt = ""; dst = ""; dpt = ""
+      for (i = 1; i <= NF; i++) {
+        f = $i
+        if (substr(f, 1, 1) == "[") break
+        k = substr(f, 1, 4)
+        if (k == "SRC=" && src == "") src = substr(f, 5)
+        else if (k == "DST=" && dst == "") dst = substr(f, 5)
+        else if (k == "SPT=" && spt == "") spt = substr(f, 5)
+        else if (k == "DPT=" && dpt == "") dpt = substr(f, 5)
+      }
+      if (src == "" || spt == "") next
+      key = FILENAME " " src " " spt
+      if (pre) { svc[key] = dst ":" dpt; at[key] = $1 }
+      else if (key in svc) {
+        print at[key], src ":" spt, svc[key], "->", dst ":" dpt, FILENAME
+        delete svc[key]; delete at[key]
+      }
+    }
+    """#
+
+  /// Generates `lines` lines (at least one per node) over `nodes` node files in
+  /// `directory`, times the streaming parse and the awk join over the same files, and returns the
+  /// figures. The files stay in `directory` (the caller removes them).
+  /// - Throws: ``IngestBenchmarkError`` or ``GeneratorError`` when files cannot be written or read.
+  public static func run(
+    lines: Int = 2_000_000, directory: String, nodes: Int = 3, seed: UInt64 = 42, awk: String = "awk"
+  ) throws -> IngestFigures {
+    let peakBefore = peakRSSKiB()
+    let clock = ContinuousClock()
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let nodeCount = max(1, nodes)
+    var generator = LogGenerator(seed: seed, nodes: nodeCount)
+    let generateStart = clock.now
+    let files = try generator.writeNodeFiles(directory: directory, totalLines: max(nodeCount, lines))
+    let generateSeconds = (clock.now - generateStart).seconds
+    let paths = files.map(\.path)
+    let totalBytes = files.reduce(0) { $0 + $1.summary.bytes }
+
+    // Read every file once first so both legs (parse, then awk) start from a warm page cache.
+    _ = try parse(paths: paths, referenceMicros: 0, parseLines: false)
+    let cpuStart = cpuSeconds()
+    let parseStart = clock.now
+    let outcome = try parse(paths: paths, referenceMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), halfBytes: totalBytes / 2)
+    let parseSeconds = (clock.now - parseStart).seconds
+    let parseCPU = cpuSeconds() - cpuStart
+    let rssAtEnd = currentRSSKiB()
+
+    var figures = IngestFigures(
+      lines: files.reduce(0) { $0 + $1.summary.totalLines }, nodes: nodeCount, bytes: totalBytes,
+      generateSeconds: generateSeconds, parseSeconds: parseSeconds, parseCPUSeconds: parseCPU,
+      parsedLines: outcome.stats.parsed, skippedLines: outcome.stats.skipped,
+      expectedPacketLines: files.reduce(0) { $0 + $1.summary.packetLines },
+      linesPerSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseSeconds, 1e-9),
+      megabytesPerSecond: Double(totalBytes) / 1_000_000 / max(parseSeconds, 1e-9),
+      linesPerCPUSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseCPU, 1e-9),
+      rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: peakRSSKiB(), peakRSSBeforeKiB: peakBefore,
+      awkCommand: awk, awkSeconds: nil, awkJoinedRecords: nil, awkError: nil, speedupOverAwk: nil)
+
+    do {
+      let joinedPath = directory + "/awk-joined.txt"
+      let awkStart = clock.now
+      try runAwk(awk, paths: paths, scriptDirectory: directory, output: joinedPath)
+      figures.awkSeconds = (clock.now - awkStart).seconds
+      figures.awkJoinedRecords = try countLines(path: joinedPath)
+      if let awkSeconds = figures.awkSeconds, parseSeconds > 0 { figures.speedupOverAwk = awkSeconds / parseSeconds }
+    } catch {
+      figures.awkError = "\(error)"
+    }
+    return figures
+  }
+
+  /// The result of ``parse(paths:referenceMicros:halfBytes:)``.
+  public struct ParseOutcome: Sendable {
+    /// Lines parsed and skipped over all files.
+    public var stats: ParseStats
+    /// Bytes read.
+    public var bytes: Int
+    /// RSS (KiB) when `halfBytes` had been read; 0 if never reached.
+    public var rssAtHalfKiB: Int
+    /// A sum over fields of every parsed line, so the parse work is observable (and cannot be
+    /// optimized away).
+    public var checksum: UInt64
+  }
+
+  /// Streams each file in 1 MiB reads through a ``LineSplitter`` into one ``PacketLineParser`` per
+  /// file, the way collect ingests a node's log.
+  /// - Throws: ``IngestBenchmarkError`` when a file cannot be opened or read.
+  /// With `parseLines: false` the files are only read (to warm the page cache).
+  public static func parse(
+    paths: [String], referenceMicros: Int64, halfBytes: Int = 0, parseLines: Bool = true
+  ) throws -> ParseOutcome {
+    let chunkSize = 1 << 20
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    defer { buffer.deallocate() }
+    var total = ParseStats()
+    var bytes = 0
+    var rssAtHalf = 0
+    var checksum: UInt64 = 0
+    for path in paths {
+      let fd = open(path, O_RDONLY | O_CLOEXEC)
+      guard fd >= 0 else { throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno))) }
+      defer { close(fd) }
+      var parser = PacketLineParser(referenceMicros: referenceMicros)
+      var splitter = LineSplitter()
+      while true {
+        let got = read(fd, buffer.baseAddress, chunkSize)
+        if got < 0 {
+          if errno == EINTR { continue }
+          throw IngestBenchmarkError(path: path, operation: "read", message: String(cString: strerror(errno)))
+        }
+        if got == 0 { break }
+        bytes += got
+        guard parseLines else { continue }
+        let chunk = UnsafeBufferPointer(start: buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), count: got)
+        splitter.feed(chunk) { line in
+          if let packet = parser.parse(line) { checksum &+= Self.fold(packet) }
+        }
+        if rssAtHalf == 0, bytes >= halfBytes { rssAtHalf = currentRSSKiB() }
+      }
+      splitter.finish { line in
+        if let packet = parser.parse(line) { checksum &+= Self.fold(packet) }
+      }
+      total.parsed += parser.stats.parsed
+      total.skipped += parser.stats.skipped
+    }
+    return ParseOutcome(stats: total, bytes: bytes, rssAtHalfKiB: rssAtHalf, checksum: checksum)
+  }
+
+  /// Streams one log file (1 MiB reads → ``LineSplitter`` → ``PacketLineParser``) and calls `body`
+  /// with every packet line, in file order; returns the parse statistics. The building block for
+  /// a parse + store leg.
+  /// - Throws: ``IngestBenchmarkError`` when the file cannot be opened or read.
+  public static func forEachPacket(
+    path: String, referenceMicros: Int64, utcOffsetSeconds: Int32 = 0, _ body: (PacketLine) throws -> Void
+  ) throws -> ParseStats {
+    let chunkSize = 1 << 20
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+    defer { buffer.deallocate() }
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    var parser = PacketLineParser(referenceMicros: referenceMicros, utcOffsetSeconds: utcOffsetSeconds)
+    var splitter = LineSplitter()
+    var failure: (any Error)? = nil
+    while failure == nil {
+      let got = read(fd, buffer.baseAddress, chunkSize)
+      if got < 0 {
+        if errno == EINTR { continue }
+        throw IngestBenchmarkError(path: path, operation: "read", message: String(cString: strerror(errno)))
+      }
+      if got == 0 { break }
+      let chunk = UnsafeBufferPointer(start: buffer.baseAddress?.assumingMemoryBound(to: UInt8.self), count: got)
+      splitter.feed(chunk) { line in
+        guard failure == nil, let packet = parser.parse(line) else { return }
+        do { try body(packet) } catch { failure = error }
+      }
+    }
+    if let failure { throw failure }
+    splitter.finish { line in
+      guard failure == nil, let packet = parser.parse(line) else { return }
+      do { try body(packet) } catch { failure = error }
+    }
+    if let failure { throw failure }
+    return parser.stats
+  }
+
+  /// Folds the fields of a parsed line into a checksum.
+  @inline(__always)
+  private static func fold(_ packet: PacketLine) -> UInt64 {
+    UInt64(bitPattern: packet.timeMicros) &+ packet.source.low &+ packet.destination.low
+      &+ UInt64(packet.sourcePort) &<< 16 &+ UInt64(packet.destinationPort) &+ UInt64(packet.ipID ?? 0)
+      &+ UInt64(packet.length) &+ UInt64(packet.tcpFlags) &+ UInt64(packet.mark)
+  }
+
+  private static func runAwk(_ awk: String, paths: [String], scriptDirectory: String, output: String) throws {
+    let scriptPath = scriptDirectory + "/join.awk"
+    try awkJoinScript.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+    guard FileManager.default.createFile(atPath: output, contents: nil),
+      let handle = FileHandle(forWritingAtPath: output)
+    else { throw IngestBenchmarkError(path: output, operation: "create", message: "cannot create file") }
+    defer { try? handle.close() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [awk, "-f", scriptPath] + paths
+    process.standardOutput = handle
+    let errors = Pipe()
+    process.standardError = errors
+    try process.run()
+    let errorText = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+      throw IngestBenchmarkError(
+        path: scriptPath, operation: "run \(awk) on",
+        message: "exit \(process.terminationStatus): \(String(decoding: errorText.prefix(500), as: UTF8.self))")
+    }
+  }
+
+  private static func countLines(path: String) throws -> Int {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw IngestBenchmarkError(path: path, operation: "read", message: "cannot read file")
+    }
+    return data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+  }
+
+  /// Current resident set size in KiB, from `/proc/self/statm` (0 where unavailable).
+  public static func currentRSSKiB() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
+  }
+
+  /// Peak resident set size of this process in KiB (`ru_maxrss`).
+  public static func peakRSSKiB() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+      let who = RUSAGE_SELF.rawValue
+    #else
+      let who = RUSAGE_SELF
+    #endif
+    guard getrusage(who, &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss)
+  }
+
+  /// CPU time of the calling thread (the parse runs on it), or of the process where per-thread
+  /// figures are unavailable.
+  private static func cpuSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+      let who: Int32 = 1  // RUSAGE_THREAD (Linux ≥ 2.6.26), not imported by Glibc
+    #else
+      let who = RUSAGE_SELF
+    #endif
+    guard getrusage(who, &usage) == 0 else { return 0 }
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+      + Double(usage.ru_stime.tv_usec) / 1e6
+  }
+}
+
+extension Duration {
+  /// The duration in seconds as a `Double`.
+  fileprivate var seconds: Double {
+    let parts = components
+    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+  }
+}
