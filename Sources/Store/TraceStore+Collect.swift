@@ -65,12 +65,22 @@ extension TraceStore {
     var summary = CollectSummary(node: source.node)
     var cursor = try cursor(node: source.node, source: source.sourceID)
     var parser = makeParser()
+    var idlePulls = 0
     while true {
       try Task.checkCancellation()
       let chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
       summary.events += chunk.events
       if chunk.data.isEmpty, chunk.cursor == cursor {
         break
+      }
+      // A source that keeps moving without data or restarts twice is confused: stop rather
+      // than loop (the committed cursor stays valid).
+      idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
+      let restarts = summary.events.filter { $0 == .cursorFileLost }.count
+      guard idlePulls < 64, restarts < 2 else {
+        throw CaptureError(
+          host: source.node, operation: "collect \(source.sourceID)",
+          message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
       }
       let batch = CollectedBatch(
         chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
