@@ -10,6 +10,21 @@ extension TraceStore {
   ///   `DatabaseError`.
   public func connections(matching query: TraceQuery) throws -> [ConnectionRecord] {
     try dbWriter.read { db in
+      let (sql, arguments) = try Self.selectSQL(for: query, db)
+      var resolver = NameResolver()
+      let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+      var records: [ConnectionRecord] = []
+      while let row = try rows.next() {
+        var record = try Self.record(from: row)
+        try resolver.resolve(&record, db)
+        records.append(record)
+      }
+      return records
+    }
+  }
+
+  /// The SELECT that serves `query` (also shown by the benchmark's EXPLAIN QUERY PLAN).
+  static func selectSQL(for query: TraceQuery, _ db: Database) throws -> (String, StatementArguments) {
       var conditions: [String] = []
       var arguments: [any DatabaseValueConvertible] = []
       if let client = query.client {
@@ -93,16 +108,7 @@ extension TraceStore {
       if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
       sql += " ORDER BY c.time, c.id"
       if let limit = query.limit { sql += " LIMIT \(max(0, limit))" }
-      var resolver = NameResolver()
-      let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
-      var records: [ConnectionRecord] = []
-      while let row = try rows.next() {
-        var record = try Self.record(from: row)
-        try resolver.resolve(&record, db)
-        records.append(record)
-      }
-      return records
-    }
+      return (sql, StatementArguments(arguments))
   }
 
   /// The raw log lines behind a connection (`trace --explain`): its pre and post line and any
