@@ -223,7 +223,7 @@ extension TraceStore {
       var summary = PruneSummary()
       try db.execute(sql: "DELETE FROM connections WHERE time < ?", arguments: [cutoffMicros])
       summary.connections = db.changesCount
-      try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros - 0])
+      try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
       summary.lines = db.changesCount
       try db.execute(sql: "DELETE FROM batches WHERE collected_at < ?", arguments: [cutoffMicros])
       summary.batches = db.changesCount

@@ -75,10 +75,10 @@ struct FakeParser: LineParsing {
         timeMicros: n, stage: .pre, source: IPAddress("10.1.0.1")!, destination: IPAddress("10.96.0.1")!, proto: 6,
         sourcePort: UInt16(truncatingIfNeeded: n), destinationPort: 80)
     }
-    guard fields.count == 10, fields[0].hasPrefix("T="), let time = Int64(fields[0].dropFirst(2)),
+    guard fields.count == 9, fields[0].hasPrefix("T="), let time = Int64(fields[0].dropFirst(2)),
       let proto = UInt8(fields[2].dropFirst(2)), let source = IPAddress(fields[3]), let sport = UInt16(fields[4]),
       let destination = IPAddress(fields[5]), let dport = UInt16(fields[6]),
-      let length = UInt16(fields[9].dropFirst(4))
+      let length = UInt16(fields[8].dropFirst(4))
     else { return nil }
     let stage: PacketLine.Stage
     switch fields[1] {
@@ -86,7 +86,7 @@ struct FakeParser: LineParsing {
     case "POST": stage = .post
     default: return nil
     }
-    let idText = fields[8].dropFirst(3)
+    let idText = fields[7].dropFirst(3)
     return PacketLine(
       timeMicros: time, stage: stage, source: source, destination: destination, proto: proto, sourcePort: sport,
       destinationPort: dport, ipID: idText == "-" ? nil : UInt32(idText), length: length)

@@ -176,8 +176,10 @@ public struct Correlator: Sendable {
     return output
   }
 
+  /// `true` when two times are at most the window apart (no overflow on extreme values).
   private func within(_ a: Int64, _ b: Int64) -> Bool {
-    abs(a - b) <= settings.windowMicros
+    let (difference, overflow) = a.subtractingReportingOverflow(b)
+    return !overflow && difference.magnitude <= settings.windowMicros.magnitude
   }
 
   private mutating func handlePre(_ observation: Observation, key: CorrelationKey, into output: inout Output) {
@@ -226,7 +228,7 @@ public struct Correlator: Sendable {
       state.pending[key]?.remove(at: chosen)
       if state.pending[key]?.isEmpty == true { state.pending[key] = nil }
       let connection = Connection(
-        timeMicros: pre.timeMicros - pre.clockOffsetMicros, node: node, proto: key.proto, client: key.source,
+        timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: key.proto, client: key.source,
         clientPort: key.sourcePort, service: pre.destination, servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort, method: method, preID: pre.id, postID: observation.id)
       output.connections.append(connection)
@@ -268,7 +270,8 @@ public struct Correlator: Sendable {
 
   /// Drops pending lines and recent matches that fell behind the watermark.
   private mutating func expire(into output: inout Output) {
-    let pendingLimit = state.watermarkMicros - settings.pendingExpiryMicros
+    guard state.watermarkMicros != .min else { return }
+    let pendingLimit = state.watermarkMicros.subtractingSaturating(settings.pendingExpiryMicros)
     for (key, list) in state.pending {
       let kept = list.filter { $0.timeMicros >= pendingLimit }
       if kept.count == list.count { continue }
@@ -278,7 +281,7 @@ public struct Correlator: Sendable {
       }
       state.pending[key] = kept.isEmpty ? nil : kept
     }
-    let recentLimit = state.watermarkMicros - settings.windowMicros
+    let recentLimit = state.watermarkMicros.subtractingSaturating(settings.windowMicros)
     state.recent = state.recent.filter { $0.value.timeMicros >= recentLimit }
   }
 }
@@ -320,4 +323,13 @@ public struct CorrelatorState: Sendable, Equatable {
 
   /// Identifiers of the pre lines still pending.
   public var pendingIDs: [Int64] { pending.values.flatMap { $0.map(\.id) }.sorted() }
+}
+
+extension Int64 {
+  /// `self − other`, clamped to the representable range.
+  func subtractingSaturating(_ other: Int64) -> Int64 {
+    let (result, overflow) = subtractingReportingOverflow(other)
+    guard overflow else { return result }
+    return other > 0 ? .min : .max
+  }
 }
