@@ -1,6 +1,6 @@
+import Foundation
 import GRDB
 import Logs
-import Foundation
 
 /// Latency figures of one kind of lookup.
 public struct LatencyFigures: Sendable, Equatable, Codable {
@@ -85,7 +85,9 @@ public enum TraceBenchmark {
     let generateStart = ContinuousClock.now
     try store.dbWriter.write { db in
       for index in TraceStore.connectionIndexes { try db.execute(sql: "DROP INDEX IF EXISTS \(index.name)") }
-      for node in 1...20 { try db.execute(sql: "INSERT OR IGNORE INTO nodes (id, name) VALUES (?, ?)", arguments: [node, "node\(node)"]) }
+      for node in 1...20 {
+        try db.execute(sql: "INSERT OR IGNORE INTO nodes (id, name) VALUES (?, ?)", arguments: [node, "node\(node)"])
+      }
     }
     let batch = 500_000
     var produced = 0
@@ -150,12 +152,15 @@ public enum TraceBenchmark {
     func percentile(_ p: Double) -> Double {
       durations.isEmpty ? 0 : durations[min(durations.count - 1, Int((Double(durations.count) * p).rounded(.up)) - 1)]
     }
-    let plan: [String] = try queries.first.map { query in
-      try store.dbWriter.read { db -> [String] in
-        let (sql, arguments) = try TraceStore.selectSQL(for: query, db)
-        return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { row -> String in row["detail"] }
-      }
-    } ?? []
+    let plan: [String] =
+      try queries.first.map { query in
+        try store.dbWriter.read { db -> [String] in
+          let (sql, arguments) = try TraceStore.selectSQL(for: query, db)
+          return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { row -> String in
+            row["detail"]
+          }
+        }
+      } ?? []
     let index = plan.compactMap { step -> String? in
       guard let range = step.range(of: "USING INDEX ") ?? step.range(of: "USING COVERING INDEX ") else { return nil }
       return String(step[range.upperBound...].prefix { $0 != " " })

@@ -1,6 +1,6 @@
+import Foundation
 public import Logs
 public import SVCTraceCore
-import Foundation
 
 /// Filters of a `svctrace trace` lookup. Every set field must match (AND).
 public struct TraceQuery: Sendable, Equatable {
@@ -19,13 +19,17 @@ public struct TraceQuery: Sendable, Equatable {
   /// Inclusive lower and exclusive upper bound on the connection time, µs since the epoch.
   public var sinceMicros: Int64?
   public var untilMicros: Int64?
+  /// Only connections stored after the one with this id (`trace --follow` polls with the last
+  /// id it printed: a late join can carry an older time, never a smaller id).
+  public var afterID: Int64?
   /// At most this many records (the oldest first).
   public var limit: Int?
 
   public init(
     client: IPAddress? = nil, clientPort: UInt16? = nil, service: IPAddress? = nil, servicePort: UInt16? = nil,
     serviceName: String? = nil, pod: IPAddress? = nil, podName: String? = nil, node: HostID? = nil,
-    proto: UInt8? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, limit: Int? = nil
+    proto: UInt8? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, afterID: Int64? = nil,
+    limit: Int? = nil
   ) {
     self.client = client
     self.clientPort = clientPort
@@ -38,6 +42,7 @@ public struct TraceQuery: Sendable, Equatable {
     self.proto = proto
     self.sinceMicros = sinceMicros
     self.untilMicros = untilMicros
+    self.afterID = afterID
     self.limit = limit
   }
 }

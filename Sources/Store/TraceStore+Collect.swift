@@ -1,7 +1,7 @@
+import Foundation
 import GRDB
 public import Logs
 public import SVCTraceCore
-import Foundation
 
 /// What one committed batch added.
 public struct CommitSummary: Sendable, Equatable, Codable {
@@ -113,7 +113,8 @@ extension TraceStore {
     let settings = correlation
     return try dbWriter.write { db in
       let nodeID = try Self.nodeID(db, batch.node)
-      let stored = try Data.fetchOne(db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
+      let stored = try Data.fetchOne(
+        db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
       let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
       var correlator = Correlator(node: batch.node, settings: settings, state: state)
 
@@ -228,11 +229,13 @@ extension TraceStore {
       try db.execute(sql: "DELETE FROM batches WHERE collected_at < ?", arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(
-        sql: "DELETE FROM snapshots WHERE taken_at < ? AND id <> (SELECT id FROM snapshots ORDER BY taken_at DESC LIMIT 1)",
+        sql:
+          "DELETE FROM snapshots WHERE taken_at < ? AND id <> (SELECT id FROM snapshots ORDER BY taken_at DESC LIMIT 1)",
         arguments: [cutoffMicros])
       summary.snapshots = db.changesCount
       for table in ["service_names", "pod_names", "endpoint_names"] {
-        try db.execute(sql: "DELETE FROM \(table) WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [cutoffMicros])
+        try db.execute(
+          sql: "DELETE FROM \(table) WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [cutoffMicros])
         summary.names += db.changesCount
       }
       return summary

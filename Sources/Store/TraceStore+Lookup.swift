@@ -1,7 +1,7 @@
+import Foundation
 import GRDB
 import Logs
 import SVCTraceCore
-import Foundation
 
 extension TraceStore {
   /// Connections matching `query`, oldest first, with names resolved at each connection's time.
@@ -25,94 +25,100 @@ extension TraceStore {
 
   /// The SELECT that serves `query` (also shown by the benchmark's EXPLAIN QUERY PLAN).
   static func selectSQL(for query: TraceQuery, _ db: Database) throws -> (String, StatementArguments) {
-      var conditions: [String] = []
-      var arguments: [any DatabaseValueConvertible] = []
-      if let client = query.client {
-        conditions.append("c.client_ip = ?")
-        arguments.append(client.blob)
+    var conditions: [String] = []
+    var arguments: [any DatabaseValueConvertible] = []
+    if let client = query.client {
+      conditions.append("c.client_ip = ?")
+      arguments.append(client.blob)
+    }
+    if let port = query.clientPort {
+      conditions.append("c.client_port = ?")
+      arguments.append(Int(port))
+    }
+    if let service = query.service {
+      conditions.append("c.service_ip = ?")
+      arguments.append(service.blob)
+    }
+    if let port = query.servicePort {
+      conditions.append("c.service_port = ?")
+      arguments.append(Int(port))
+    }
+    if let name = query.serviceName {
+      let (namespace, plain) = try Self.splitName(name, what: "Service")
+      let rows = try Row.fetchAll(
+        db, sql: "SELECT DISTINCT ip, port FROM service_names WHERE namespace = ? AND name = ?",
+        arguments: [namespace, plain])
+      guard !rows.isEmpty else {
+        throw StoreError(operation: "look up Service \(name)", message: "no cluster snapshot knows this Service")
       }
-      if let port = query.clientPort {
-        conditions.append("c.client_port = ?")
-        arguments.append(Int(port))
-      }
-      if let service = query.service {
-        conditions.append("c.service_ip = ?")
-        arguments.append(service.blob)
-      }
-      if let port = query.servicePort {
-        conditions.append("c.service_port = ?")
-        arguments.append(Int(port))
-      }
-      if let name = query.serviceName {
-        let (namespace, plain) = try Self.splitName(name, what: "Service")
-        let rows = try Row.fetchAll(
-          db, sql: "SELECT DISTINCT ip, port FROM service_names WHERE namespace = ? AND name = ?",
-          arguments: [namespace, plain])
-        guard !rows.isEmpty else {
-          throw StoreError(operation: "look up Service \(name)", message: "no cluster snapshot knows this Service")
+      var alternatives: [String] = []
+      for row in rows {
+        let ip: Data = row[0]
+        let port: Int = row[1]
+        if ip == IPAddress.any.blob {
+          alternatives.append("c.service_port = ?")
+          arguments.append(port)
+        } else {
+          alternatives.append("(c.service_ip = ? AND c.service_port = ?)")
+          arguments.append(ip)
+          arguments.append(port)
         }
-        var alternatives: [String] = []
-        for row in rows {
-          let ip: Data = row[0]
-          let port: Int = row[1]
-          if ip == IPAddress.any.blob {
-            alternatives.append("c.service_port = ?")
-            arguments.append(port)
-          } else {
-            alternatives.append("(c.service_ip = ? AND c.service_port = ?)")
-            arguments.append(ip)
-            arguments.append(port)
-          }
-        }
-        conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
       }
-      if let pod = query.pod {
-        conditions.append("c.pod_ip = ?")
-        arguments.append(pod.blob)
+      conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
+    }
+    if let pod = query.pod {
+      conditions.append("c.pod_ip = ?")
+      arguments.append(pod.blob)
+    }
+    if let name = query.podName {
+      let (namespace, plain) = try Self.splitName(name, what: "pod")
+      let ips = try Data.fetchAll(
+        db,
+        sql: """
+          SELECT ip FROM pod_names WHERE namespace = ? AND name = ?
+          UNION SELECT ip FROM endpoint_names WHERE pod_namespace = ? AND pod_name = ?
+          """, arguments: [namespace, plain, namespace, plain])
+      guard !ips.isEmpty else {
+        throw StoreError(operation: "look up pod \(name)", message: "no cluster snapshot knows this pod")
       }
-      if let name = query.podName {
-        let (namespace, plain) = try Self.splitName(name, what: "pod")
-        let ips = try Data.fetchAll(
-          db,
-          sql: """
-            SELECT ip FROM pod_names WHERE namespace = ? AND name = ?
-            UNION SELECT ip FROM endpoint_names WHERE pod_namespace = ? AND pod_name = ?
-            """, arguments: [namespace, plain, namespace, plain])
-        guard !ips.isEmpty else {
-          throw StoreError(operation: "look up pod \(name)", message: "no cluster snapshot knows this pod")
-        }
-        conditions.append("c.pod_ip IN (" + ips.map { _ in "?" }.joined(separator: ", ") + ")")
-        arguments += ips as [any DatabaseValueConvertible]
-      }
-      if let node = query.node {
-        conditions.append("c.node_id = (SELECT id FROM nodes WHERE name = ?)")
-        arguments.append(node.name)
-      }
-      if let proto = query.proto {
-        conditions.append("c.proto = ?")
-        arguments.append(Int(proto))
-      }
-      if let since = query.sinceMicros {
-        conditions.append("c.time >= ?")
-        arguments.append(since)
-      }
-      if let until = query.untilMicros {
-        conditions.append("c.time < ?")
-        arguments.append(until)
-      }
-      var sql = """
-        SELECT c.id, c.time, n.name, c.proto, c.client_ip, c.client_port, c.service_ip, c.service_port,
-          c.pod_ip, c.pod_port, c.method, c.pre_line_id, c.post_line_id
-        FROM connections c JOIN nodes n ON n.id = c.node_id
-        """
-      if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
-      sql += " ORDER BY c.time, c.id"
-      if let limit = query.limit { sql += " LIMIT \(max(0, limit))" }
-      return (sql, StatementArguments(arguments))
+      conditions.append("c.pod_ip IN (" + ips.map { _ in "?" }.joined(separator: ", ") + ")")
+      arguments += ips as [any DatabaseValueConvertible]
+    }
+    if let node = query.node {
+      conditions.append("c.node_id = (SELECT id FROM nodes WHERE name = ?)")
+      arguments.append(node.name)
+    }
+    if let proto = query.proto {
+      conditions.append("c.proto = ?")
+      arguments.append(Int(proto))
+    }
+    if let since = query.sinceMicros {
+      conditions.append("c.time >= ?")
+      arguments.append(since)
+    }
+    if let after = query.afterID {
+      conditions.append("c.id > ?")
+      arguments.append(after)
+    }
+    if let until = query.untilMicros {
+      conditions.append("c.time < ?")
+      arguments.append(until)
+    }
+    var sql = """
+      SELECT c.id, c.time, n.name, c.proto, c.client_ip, c.client_port, c.service_ip, c.service_port,
+        c.pod_ip, c.pod_port, c.method, c.pre_line_id, c.post_line_id
+      FROM connections c JOIN nodes n ON n.id = c.node_id
+      """
+    if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+    sql += " ORDER BY c.time, c.id"
+    if let limit = query.limit { sql += " LIMIT \(max(0, limit))" }
+    return (sql, StatementArguments(arguments))
   }
 
-  /// The raw log lines behind a connection (`trace --explain`): its pre and post line and any
-  /// retransmissions folded into them are not tracked separately, so this is the pair.
+  /// The raw log lines behind a connection (`trace --explain`): its pre-DNAT and post-DNAT line.
+  ///
+  /// Retransmitted lines folded into the connection are stored with outcome `duplicate` but
+  /// not linked to it.
   public func explain(_ record: ConnectionRecord) throws -> [StoredLine] {
     try lines(ids: [record.preLineID, record.postLineID].compactMap { $0 })
   }
@@ -220,7 +226,8 @@ struct NameResolver {
     record.podServices = Array(Set(services)).sorted()
   }
 
-  private mutating func serviceName(_ ip: IPAddress, _ port: UInt16, _ proto: UInt8, _ time: Int64, _ db: Database) throws
+  private mutating func serviceName(_ ip: IPAddress, _ port: UInt16, _ proto: UInt8, _ time: Int64, _ db: Database)
+    throws
     -> String?
   {
     let key = "\(ip)|\(port)|\(proto)"

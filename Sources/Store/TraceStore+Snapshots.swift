@@ -1,6 +1,6 @@
+public import Foundation
 import GRDB
 import Logs
-public import Foundation
 
 /// What one snapshot changed in the name tables.
 public struct SnapshotSummary: Sendable, Equatable, Codable {

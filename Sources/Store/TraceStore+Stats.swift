@@ -1,6 +1,6 @@
+import Foundation
 import GRDB
 public import Logs
-import Foundation
 
 /// Which Service `svctrace stats` is about.
 public enum ServiceSelector: Sendable, Equatable {

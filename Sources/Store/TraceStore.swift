@@ -1,7 +1,7 @@
+import Foundation
 public import GRDB
 public import Logs
 import SVCTraceCore
-import Foundation
 
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.

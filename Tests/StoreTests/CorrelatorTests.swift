@@ -1,6 +1,7 @@
-@testable import Logs
 import SVCTraceCore
 import Testing
+
+@testable import Logs
 
 /// Builds observations for one node; ids are assigned in feed order.
 struct Feed {
@@ -30,7 +31,9 @@ struct CorrelatorTests {
   let base: Int64 = 1_780_000_000_000_000
 
   func summary(_ connections: [Connection]) -> [String] {
-    connections.map { "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort) \($0.method)" }
+    connections.map {
+      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort) \($0.method)"
+    }
   }
 
   @Test func joinsPreAndPostOnExactID() {
@@ -92,6 +95,32 @@ struct CorrelatorTests {
     #expect(output.stats.orphans == 0)
   }
 
+  @Test func synRetriesAtOneAndThreeSecondsStayOneConnection() {
+    var feed = Feed()
+    for offset: Int64 in [0, 1000, 3000, 7000] {
+      feed.add(base + offset * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+      feed.add(base + offset * ms + 1, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    }
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.count == 1)
+    #expect(output.connections.first?.timeMicros == base, "the connection's time is its first SYN")
+    #expect(output.stats.duplicates == 6)
+  }
+
+  @Test func unmatchedRetriesSlideTheWindowUntilThePostArrives() {
+    var feed = Feed()
+    // Post lines only for the last retry (e.g. the first SYNs were dropped between hooks).
+    for offset: Int64 in [0, 1000, 3000] {
+      feed.add(base + offset * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    }
+    feed.add(base + 3000 * ms + 1, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.preID) == [1])
+    #expect(output.stats.duplicates == 2 && output.stats.orphans == 0)
+  }
+
   @Test func retransmissionWithNewIDBeforeThePostJoinsThroughIt() {
     var feed = Feed()
     feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
@@ -127,7 +156,8 @@ struct CorrelatorTests {
     feed.add(base + 2 * ms, .post, "fd00:10:244::5", 40000, "fd00:10:244:1::9", 8443)
     var correlator = Correlator(node: node)
     let output = correlator.correlate(feed.observations)
-    #expect(summary(output.connections) == ["fd00:10:244::5:40000>fd00:10:96::a:443>fd00:10:244:1::9:8443 sport-window"])
+    #expect(
+      summary(output.connections) == ["fd00:10:244::5:40000>fd00:10:96::a:443>fd00:10:244:1::9:8443 sport-window"])
   }
 
   @Test func udpWithZeroIDUsesLengthAsTieBreaker() {

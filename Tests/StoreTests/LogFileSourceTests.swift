@@ -1,8 +1,8 @@
 import Foundation
-@testable import Logs
 import SVCTraceCore
 import Testing
 
+@testable import Logs
 @testable import Store
 
 /// Rotation scenarios for `LogFileSource`, run for real against local files through
@@ -36,7 +36,8 @@ struct LogFileSourceTests {
     let duplicated = Dictionary(grouping: stored, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
     #expect(
       stored.count == written.count && missing.isEmpty && duplicated.isEmpty,
-      "stored \(stored.count), written \(written.count), missing \(missing.prefix(10)), duplicated \(duplicated.prefix(10))")
+      "stored \(stored.count), written \(written.count), missing \(missing.prefix(10)), duplicated \(duplicated.prefix(10))"
+    )
     #expect(stored.sorted() == stored, "lines stored out of order")
   }
 
@@ -172,7 +173,8 @@ struct LogFileSourceTests {
     // Pull once, then "die" before committing: nothing must be stored, cursor unchanged.
     let chunk = try await source.pull(after: nil, maxBytes: 4096)
     var parser = FakeParser()
-    let batch = CollectedBatch(chunk: chunk, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero)
+    let batch = CollectedBatch(
+      chunk: chunk, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero)
     #expect(throws: InjectedFault.self) {
       try store.commit(batch, faultInjection: { throw InjectedFault() })
     }
@@ -209,6 +211,43 @@ struct LogFileSourceTests {
     written += try log.append(3)
     try await collect()
     try expectExactlyOnce(written)
+  }
+
+  /// The real logrotate binary, create mode with compress + delaycompress, then copytruncate.
+  @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/logrotate")))
+  func realLogrotateBothModes() async throws {
+    var log = log
+    let state = directory.file("logrotate.state")
+    func rotate(copytruncate: Bool) throws {
+      let config = directory.file("logrotate.conf")
+      try """
+        \(log.path) {
+            rotate 9
+            missingok
+            compress
+            delaycompress
+            \(copytruncate ? "copytruncate" : "create 0640 root root")
+        }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+      try shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
+    }
+    var written = try log.append(20)
+    try await collect()
+    for round in 0..<3 {
+      written += try log.append(10 + round)
+      try rotate(copytruncate: false)
+    }
+    written += try log.append(5)
+    try await collect()
+    try expectExactlyOnce(written)
+    for round in 0..<3 {
+      written += try log.append(10 + round)
+      try rotate(copytruncate: true)
+    }
+    written += try log.append(5)
+    try await collect()
+    try expectExactlyOnce(written)
+    #expect(FileManager.default.fileExists(atPath: log.path + ".3.gz"))
   }
 
   @Test func listingParsesNumberedAndCompressedNames() throws {

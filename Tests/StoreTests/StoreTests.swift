@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
-@testable import Logs
 import SVCTraceCore
 import Testing
 
+@testable import Logs
 @testable import Store
 
 /// Helpers to build batches from lines in `FakeParser`'s format.
@@ -13,7 +13,9 @@ func batch(
 ) -> CollectedBatch {
   let data = Array(lines.map { $0 + "\n" }.joined().utf8)
   let chunk = SourceChunk(
-    data: data, cursor: SourceCursor(inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)),
+    data: data,
+    cursor: SourceCursor(
+      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)),
     isCaughtUp: true, transferredBytes: data.count, file: "/var/log/iptables.log", events: [])
   var parser = FakeParser()
   return CollectedBatch(
@@ -47,9 +49,12 @@ struct StoreTests {
 
   @Test func defaultPathHonoursTheEnvironment() {
     #expect(TraceStore.defaultPath(environment: ["SVCTRACE_STORE": "/x/s.db", "XDG_DATA_HOME": "/d"]) == "/x/s.db")
-    #expect(TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "/d", "HOME": "/h"]) == "/d/svctrace/svctrace.sqlite")
+    #expect(
+      TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "/d", "HOME": "/h"]) == "/d/svctrace/svctrace.sqlite")
     #expect(TraceStore.defaultPath(environment: ["HOME": "/h"]) == "/h/.local/share/svctrace/svctrace.sqlite")
-    #expect(TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"]) == "/h/.local/share/svctrace/svctrace.sqlite")
+    #expect(
+      TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"])
+        == "/h/.local/share/svctrace/svctrace.sqlite")
   }
 
   @Test func commitStoresLinesConnectionsBatchAndCursorTogether() throws {
@@ -71,7 +76,8 @@ struct StoreTests {
       try store.dbWriter.read { db in
         try Row.fetchOne(db, sql: "SELECT clock_offset_us, clock_bound_us, lines, skipped, connections FROM batches")
       })
-    #expect(row[0] as Int64 == 500 && row[1] as Int64 == 20 && row[2] as Int == 3 && row[3] as Int == 1 && row[4] as Int == 1)
+    #expect(
+      row[0] as Int64 == 500 && row[1] as Int64 == 20 && row[2] as Int == 3 && row[3] as Int == 1 && row[4] as Int == 1)
     let explained = try store.explain(records[0])
     #expect(explained.map(\.stage) == ["pre", "post"])
     #expect(explained.allSatisfy { $0.outcome == "matched" })
@@ -114,7 +120,10 @@ struct StoreTests {
     try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "fixture-2")
     var lines: [String] = []
     var port: UInt16 = 41000
-    func connection(_ time: Int64, client: String = "10.244.5.5", _ service: String, _ sport: UInt16, _ pod: String, _ dport: UInt16, proto: UInt8 = 6) {
+    func connection(
+      _ time: Int64, client: String = "10.244.5.5", _ service: String, _ sport: UInt16, _ pod: String, _ dport: UInt16,
+      proto: UInt8 = 6
+    ) {
       port += 1
       lines.append(fakeLine(time, .pre, proto: proto, client, port, service, sport, id: UInt32(port)))
       lines.append(fakeLine(time + 1, .post, proto: proto, client, port, pod, dport, id: UInt32(port)))
@@ -145,7 +154,9 @@ struct StoreTests {
 
     // The pod that took the IP later is found by name only for connections it could have had.
     let laterPod = try store.connections(matching: TraceQuery(podName: "default/web-5d9f-ddddd"))
-    #expect(laterPod.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"], "same IP, resolved at their time")
+    #expect(
+      laterPod.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"], "same IP, resolved at their time"
+    )
 
     // A pod behind two Services lists both.
     let admin = try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20"), servicePort: 9090))
@@ -183,6 +194,8 @@ struct StoreTests {
       matching: TraceQuery(serviceName: "default/web", sinceMicros: t2, untilMicros: t2 + 3_600_000_000))
     #expect(window.count == 4)
     #expect(try store.connections(matching: TraceQuery(node: HostID("node1"), limit: 2)).count == 2)
+    let later = try store.connections(matching: TraceQuery(afterID: all[9].id))
+    #expect(Set(later.map(\.id)) == Set(all.map(\.id).filter { $0 > all[9].id }))
     #expect(try store.connections(matching: TraceQuery(node: HostID("nope"))).isEmpty)
     #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(serviceName: "default/missing")) }
     #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(podName: "no-slash")) }
@@ -195,10 +208,11 @@ struct StoreTests {
     encoder.outputFormatting = [.sortedKeys]
     let json = String(decoding: try encoder.encode(admin[0]), as: UTF8.self)
     #expect(json.contains("\"time\":\"2026-05-28T20:46:40.000000Z\""))
-    for key in ["node", "proto\":\"tcp", "client_ip", "client_port", "service_ip\":\"10.96.0.20", "service_port\":9090",
+    for key in [
+      "node", "proto\":\"tcp", "client_ip", "client_port", "service_ip\":\"10.96.0.20", "service_port\":9090",
       "pod_ip\":\"10.244.1.7", "pod_port", "service\":\"default\\/web-admin", "pod\":\"default\\/web-5d9f-aaaaa",
-      "pod_node\":\"node1", "pod_services", "method\":\"exact-id"]
-    {
+      "pod_node\":\"node1", "pod_services", "method\":\"exact-id",
+    ] {
       #expect(json.contains("\"\(key)"), "\(key) in \(json)")
     }
   }
@@ -246,11 +260,14 @@ struct StoreTests {
     #expect(summary.connections == before - 5)
     #expect(try store.connections(matching: TraceQuery()).count == 5)
     #expect(try store.connections(matching: TraceQuery()).allSatisfy { $0.timeMicros >= t2 })
-    let pending = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines WHERE outcome = 0") }
+    let pending = try store.dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines WHERE outcome = 0")
+    }
     #expect(pending == 1)
     #expect(summary.names > 0, "rows closed by the second snapshot are gone")
     // Names still resolve for what is left.
-    #expect(try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.10"))).allSatisfy { $0.podName != nil })
+    #expect(
+      try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.10"))).allSatisfy { $0.podName != nil })
   }
 
   @Test func localFileSourceReadsPlainAndGzipOnce() async throws {

@@ -1,9 +1,9 @@
 import Foundation
 import GRDB
-@testable import Logs
 import SVCTraceCore
 import Testing
 
+@testable import Logs
 @testable import Store
 
 /// A `RemoteSession` that runs commands with the local `/bin/sh`, so the capture code's shell

@@ -1,5 +1,5 @@
-public import SVCTraceCore
 import Foundation
+public import SVCTraceCore
 
 /// A node clock's offset from the local clock, measured over SSH.
 public struct ClockOffset: Sendable, Equatable, Codable {

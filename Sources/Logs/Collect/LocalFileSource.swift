@@ -1,5 +1,5 @@
-public import SVCTraceCore
 import Foundation
+public import SVCTraceCore
 
 /// Reads a log file from the local disk (`collect --from-file NODE=PATH`), plain or gzip.
 ///
@@ -44,7 +44,9 @@ public struct LocalFileSource: CaptureSource {
       fileSize = UInt64(content.count)
       if let cursor, content.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
       let rest = Array(content[Int(offset)...])
-      return chunk(rest, from: offset, total: fileSize, inode: inode, prefix: Array(content.prefix(SourceCursor.fingerprintLength)), caughtUp: true)
+      return chunk(
+        rest, from: offset, total: fileSize, inode: inode,
+        prefix: Array(content.prefix(SourceCursor.fingerprintLength)), caughtUp: true)
     }
     handle.seek(toFileOffset: 0)
     let prefix = [UInt8](handle.readData(ofLength: SourceCursor.fingerprintLength))
@@ -58,7 +60,8 @@ public struct LocalFileSource: CaptureSource {
       return chunk(content, from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: true)
     }
     let consumed = content.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? content.count
-    return chunk(Array(content[..<consumed]), from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: false)
+    return chunk(
+      Array(content[..<consumed]), from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: false)
   }
 
   private func chunk(

@@ -142,7 +142,8 @@ public struct LogFileSource: CaptureSource {
       let consumed = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? data.count
       return SourceChunk(
         data: Array(data[..<consumed]),
-        cursor: Self.cursor(for: file, offset: position.offset + UInt64(consumed), read: data, readOffset: position.offset),
+        cursor: Self.cursor(
+          for: file, offset: position.offset + UInt64(consumed), read: data, readOffset: position.offset),
         isCaughtUp: false, transferredBytes: transferred, file: file.name, events: position.events)
     }
   }
@@ -182,12 +183,14 @@ public struct LogFileSource: CaptureSource {
     if let index = files.firstIndex(where: {
       !$0.compressed && $0.inode == cursor.inode && prefixMatches($0) && $0.size >= cursor.offset
     }) {
-      return Position(fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
+      return Position(
+        fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
     }
     if !cursor.fingerprint.isEmpty,
       let index = files.firstIndex(where: { prefixMatches($0) && ($0.compressed || $0.size >= cursor.offset) })
     {
-      return Position(fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
+      return Position(
+        fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
     }
     if files[0].inode == cursor.inode, !files[0].compressed {
       return Position(
@@ -232,7 +235,8 @@ public struct LogFileSource: CaptureSource {
       guard fields.count == 5, fields[0] == "F", let inode = UInt64(fields[1]), let size = UInt64(fields[2]),
         let prefix = fields[3] == "-" ? [] : decodeHex(fields[3])
       else {
-        throw CaptureError(host: host, operation: "list \(path)", message: "unexpected listing line '\(line.prefix(200))'")
+        throw CaptureError(
+          host: host, operation: "list \(path)", message: "unexpected listing line '\(line.prefix(200))'")
       }
       let name = String(fields[4])
       var index = 0
@@ -246,7 +250,8 @@ public struct LogFileSource: CaptureSource {
         guard let number = Int(suffix), number > 0 else { continue }
         index = number
       }
-      files.append(Candidate(name: name, index: index, compressed: compressed, inode: inode, size: size, prefix: prefix))
+      files.append(
+        Candidate(name: name, index: index, compressed: compressed, inode: inode, size: size, prefix: prefix))
     }
     // Newest first; if both path.N and path.N.gz exist (compression in progress), prefer plain.
     files.sort { ($0.index, $0.compressed ? 1 : 0) < ($1.index, $1.compressed ? 1 : 0) }

@@ -144,7 +144,9 @@ public struct Correlator: Sendable {
   /// The carry-over between batches; persist it with the batch that produced it.
   public private(set) var state: CorrelatorState
 
-  public init(node: HostID, settings: CorrelationSettings = CorrelationSettings(), state: CorrelatorState = CorrelatorState()) {
+  public init(
+    node: HostID, settings: CorrelationSettings = CorrelationSettings(), state: CorrelatorState = CorrelatorState()
+  ) {
     self.node = node
     self.settings = settings
     self.state = state
@@ -188,9 +190,10 @@ public struct Correlator: Sendable {
     if var list = state.pending[key],
       let index = list.firstIndex(where: {
         $0.destination == line.destination && $0.destinationPort == line.destinationPort
-          && within($0.timeMicros, line.timeMicros)
+          && (within($0.timeMicros, line.timeMicros) || within($0.lastSeenMicros, line.timeMicros))
       })
     {
+      list[index].lastSeenMicros = max(list[index].lastSeenMicros, line.timeMicros)
       if let id = line.ipID, id != 0, id != list[index].ipID, !list[index].retransmitIDs.contains(id) {
         list[index].retransmitIDs.append(id)
       }
@@ -205,30 +208,33 @@ public struct Correlator: Sendable {
         && within(recent.timeMicros, line.timeMicros)
     {
       state.recent[key]?.expectedPosts += 1
+      state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
       output.outcomes.append((observation.id, .duplicate))
       output.stats.duplicates += 1
       return
     }
     state.pending[key, default: []].append(
       PendingPre(
-        id: observation.id, timeMicros: line.timeMicros, clockOffsetMicros: observation.clockOffsetMicros,
-        destination: line.destination, destinationPort: line.destinationPort, ipID: line.ipID,
+        id: observation.id, timeMicros: line.timeMicros, lastSeenMicros: line.timeMicros,
+        clockOffsetMicros: observation.clockOffsetMicros, destination: line.destination, destinationPort: line.destinationPort, ipID: line.ipID,
         length: line.length, retransmitIDs: []))
     output.outcomes.append((observation.id, .pending))
   }
 
   private mutating func handlePost(_ observation: Observation, key: CorrelationKey, into output: inout Output) {
     let line = observation.line
-    let candidates = (state.pending[key] ?? []).indices.filter {
-      within(state.pending[key]?[$0].timeMicros ?? .min, line.timeMicros)
+    let list = state.pending[key] ?? []
+    let candidates = list.indices.filter {
+      within(list[$0].timeMicros, line.timeMicros) || within(list[$0].lastSeenMicros, line.timeMicros)
     }
-    if let list = state.pending[key], !candidates.isEmpty {
+    if !candidates.isEmpty {
       let (chosen, method) = choose(among: candidates, in: list, for: line)
       let pre = list[chosen]
       state.pending[key]?.remove(at: chosen)
       if state.pending[key]?.isEmpty == true { state.pending[key] = nil }
       let connection = Connection(
-        timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: key.proto, client: key.source,
+        timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: key.proto,
+        client: key.source,
         clientPort: key.sourcePort, service: pre.destination, servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort, method: method, preID: pre.id, postID: observation.id)
       output.connections.append(connection)
@@ -236,7 +242,7 @@ public struct Correlator: Sendable {
       output.outcomes.append((observation.id, .matched))
       output.stats.connections += 1
       state.recent[key] = RecentMatch(
-        timeMicros: pre.timeMicros, service: pre.destination, servicePort: pre.destinationPort,
+        timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination, servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort,
         expectedPosts: pre.retransmitIDs.count)
       return
@@ -245,6 +251,7 @@ public struct Correlator: Sendable {
       recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
     {
       if recent.expectedPosts > 0 { state.recent[key]?.expectedPosts -= 1 }
+      state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
       output.outcomes.append((observation.id, .duplicate))
       output.stats.duplicates += 1
       return
@@ -273,9 +280,9 @@ public struct Correlator: Sendable {
     guard state.watermarkMicros != .min else { return }
     let pendingLimit = state.watermarkMicros.subtractingSaturating(settings.pendingExpiryMicros)
     for (key, list) in state.pending {
-      let kept = list.filter { $0.timeMicros >= pendingLimit }
+      let kept = list.filter { $0.lastSeenMicros >= pendingLimit }
       if kept.count == list.count { continue }
-      for old in list where old.timeMicros < pendingLimit {
+      for old in list where old.lastSeenMicros < pendingLimit {
         output.outcomes.append((old.id, .expired))
         output.stats.expired += 1
       }
@@ -289,7 +296,11 @@ public struct Correlator: Sendable {
 /// A pre line waiting for its post line.
 struct PendingPre: Sendable, Equatable {
   var id: Int64
+  /// Time of the first line (the connection's time).
   var timeMicros: Int64
+  /// Time of the newest retransmission folded into it (SYN retries come after 1 s, 3 s, 7 s…,
+  /// so the window slides with them).
+  var lastSeenMicros: Int64
   var clockOffsetMicros: Int64
   var destination: IPAddress
   var destinationPort: UInt16
@@ -301,6 +312,7 @@ struct PendingPre: Sendable, Equatable {
 
 /// The last connection emitted for a key, kept one window long to absorb retransmissions.
 struct RecentMatch: Sendable, Equatable {
+  /// The newest line time of the connection (sliding with each retransmission).
   var timeMicros: Int64
   var service: IPAddress
   var servicePort: UInt16

@@ -20,6 +20,7 @@ extension CorrelatorState {
       for pre in list {
         writer.i64(pre.id)
         writer.i64(pre.timeMicros)
+        writer.i64(pre.lastSeenMicros)
         writer.i64(pre.clockOffsetMicros)
         writer.address(pre.destination)
         writer.u16(pre.destinationPort)
@@ -58,6 +59,7 @@ extension CorrelatorState {
       for _ in 0..<(try reader.u32()) {
         let id = try reader.i64()
         let time = try reader.i64()
+        let lastSeen = try reader.i64()
         let offset = try reader.i64()
         let destination = try reader.address()
         let port = try reader.u16()
@@ -68,7 +70,7 @@ extension CorrelatorState {
         for _ in 0..<(try reader.u32()) { retransmits.append(try reader.u32()) }
         list.append(
           PendingPre(
-            id: id, timeMicros: time, clockOffsetMicros: offset, destination: destination, destinationPort: port,
+            id: id, timeMicros: time, lastSeenMicros: lastSeen, clockOffsetMicros: offset, destination: destination, destinationPort: port,
             ipID: hasID ? ipID : nil, length: length, retransmitIDs: retransmits))
       }
       pending[key] = list
@@ -128,7 +130,9 @@ private struct ByteReader {
   mutating func u16() throws -> UInt16 { try integer(UInt16.self) }
   mutating func u32() throws -> UInt32 { try integer(UInt32.self) }
   mutating func i64() throws -> Int64 { Int64(bitPattern: try integer(UInt64.self)) }
-  mutating func address() throws -> IPAddress { IPAddress(high: try integer(UInt64.self), low: try integer(UInt64.self)) }
+  mutating func address() throws -> IPAddress {
+    IPAddress(high: try integer(UInt64.self), low: try integer(UInt64.self))
+  }
   mutating func key() throws -> CorrelationKey {
     CorrelationKey(proto: try u8(), source: try address(), sourcePort: try u16())
   }
