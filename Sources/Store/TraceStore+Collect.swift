@@ -29,23 +29,25 @@ public struct CollectSummary: Sendable, Equatable {
 extension TraceStore {
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
   public func cursor(node: HostID, source: String) throws -> SourceCursor? {
-    try dbWriter.read { db in
-      guard
-        let row = try Row.fetchOne(
-          db,
-          sql: """
-            SELECT c.inode, c.fingerprint, c.size, c.offset FROM cursors c JOIN nodes n ON n.id = c.node_id
-            WHERE n.name = ? AND c.source = ?
-            """, arguments: [node.name, source])
-      else { return nil }
-      let inode: Int64 = row[0]
-      let fingerprint: Data = row[1]
-      let size: Int64 = row[2]
-      let offset: Int64 = row[3]
-      return SourceCursor(
-        inode: UInt64(bitPattern: inode), fingerprint: [UInt8](fingerprint), size: UInt64(size),
-        offset: UInt64(offset))
-    }
+    try dbWriter.read { db in try Self.cursor(db, node: node, source: source) }
+  }
+
+  static func cursor(_ db: Database, node: HostID, source: String) throws -> SourceCursor? {
+    guard
+      let row = try Row.fetchOne(
+        db,
+        sql: """
+          SELECT c.inode, c.fingerprint, c.size, c.offset FROM cursors c JOIN nodes n ON n.id = c.node_id
+          WHERE n.name = ? AND c.source = ?
+          """, arguments: [node.name, source])
+    else { return nil }
+    let inode: Int64 = row[0]
+    let fingerprint: Data = row[1]
+    let size: Int64 = row[2]
+    let offset: Int64 = row[3]
+    return SourceCursor(
+      inode: UInt64(bitPattern: inode), fingerprint: [UInt8](fingerprint), size: UInt64(size),
+      offset: UInt64(offset))
   }
 
   /// Pulls `source` until it is caught up, committing each chunk (lines, connections, cursor)
@@ -63,7 +65,9 @@ extension TraceStore {
     from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20
   ) async throws -> CollectSummary {
     var summary = CollectSummary(node: source.node)
-    var cursor = try cursor(node: source.node, source: source.sourceID)
+    var cursor = try await dbWriter.read { [source] db in
+      try Self.cursor(db, node: source.node, source: source.sourceID)
+    }
     var parser = makeParser()
     var idlePulls = 0
     while true {
@@ -84,7 +88,7 @@ extension TraceStore {
       }
       let batch = CollectedBatch(
         chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-      let committed = try commit(batch)
+      let committed = try await commit(batch)
       summary.batches += 1
       summary.bytes += batch.byteCount
       summary.transferredBytes += batch.transferredBytes
@@ -112,87 +116,105 @@ extension TraceStore {
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
     let settings = correlation
     return try dbWriter.write { db in
-      let nodeID = try Self.nodeID(db, batch.node)
-      let stored = try Data.fetchOne(
-        db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
-      let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
-      var correlator = Correlator(node: batch.node, settings: settings, state: state)
-
-      try db.execute(
-        sql: """
-          INSERT INTO batches (node_id, source, collected_at, clock_offset_us, clock_bound_us, bytes,
-            transferred_bytes, lines, skipped, events)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
-          batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
-          batch.events.map(\.description).joined(separator: "\n"),
-        ])
-      let batchID = db.lastInsertedRowID
-
-      // Line ids are assigned here (the write lock is held) so the correlator can name them.
-      let firstID = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0) + 1
-      let observations = batch.lines.enumerated().map { index, collected in
-        Observation(id: firstID + Int64(index), line: collected.line, clockOffsetMicros: batch.clock.offsetMicros)
-      }
-      let output = correlator.correlate(observations)
-      var outcome: [Int64: ObservationOutcome] = [:]
-      for (id, result) in output.outcomes { outcome[id] = result }
-
-      let insertLine = try db.cachedStatement(
-        sql: """
-          INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port,
-            ip_id, len, outcome, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """)
-      for (observation, collected) in zip(observations, batch.lines) {
-        let line = collected.line
-        insertLine.setUncheckedArguments([
-          observation.id, nodeID, batchID, line.timeMicros, line.stage.rawValue, line.proto, line.source.blob,
-          line.sourcePort, line.destination.blob, line.destinationPort, line.ipID.map { Int64($0) }, line.length,
-          (outcome[observation.id] ?? .pending).rawValue, collected.raw,
-        ])
-        try insertLine.execute()
-      }
-      // Earlier batches' pending lines decided now.
-      let updateOutcome = try db.cachedStatement(sql: "UPDATE lines SET outcome = ? WHERE id = ?")
-      for (id, result) in output.outcomes where id < firstID {
-        try updateOutcome.execute(arguments: [result.rawValue, id])
-      }
-
-      let insertConnection = try db.cachedStatement(
-        sql: """
-          INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
-            pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """)
-      for connection in output.connections {
-        insertConnection.setUncheckedArguments([
-          connection.timeMicros, nodeID, connection.proto, connection.client.blob, connection.clientPort,
-          connection.service.blob, connection.servicePort, connection.pod.blob, connection.podPort,
-          connection.method.rawValue, connection.preID, connection.postID,
-        ])
-        try insertConnection.execute()
-      }
-      try db.execute(
-        sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
-      try db.execute(
-        sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
-        arguments: [nodeID, Data(correlator.state.encoded())])
-
-      try faultInjection?()
-      try db.execute(
-        sql: """
-          INSERT OR REPLACE INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
-          VALUES (?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
-          Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
-        ])
-      return CommitSummary(
-        batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
-        connections: output.connections.count, correlation: output.stats)
+      try Self.commit(batch, settings: settings, faultInjection: faultInjection, db)
     }
+  }
+
+  /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
+  /// database's own queue (what ``collect(from:makeParser:clock:maxBytes:)`` uses).
+  @discardableResult
+  public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
+    let settings = correlation
+    return try await dbWriter.write { db in
+      try Self.commit(batch, settings: settings, faultInjection: nil, db)
+    }
+  }
+
+  /// The body of a batch commit, inside the caller's transaction.
+  private static func commit(
+    _ batch: CollectedBatch, settings: CorrelationSettings, faultInjection: (@Sendable () throws -> Void)?,
+    _ db: Database
+  ) throws -> CommitSummary {
+    let nodeID = try Self.nodeID(db, batch.node)
+    let stored = try Data.fetchOne(
+      db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
+    let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
+    var correlator = Correlator(node: batch.node, settings: settings, state: state)
+
+    try db.execute(
+      sql: """
+        INSERT INTO batches (node_id, source, collected_at, clock_offset_us, clock_bound_us, bytes,
+          transferred_bytes, lines, skipped, events)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
+        batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
+        batch.events.map(\.description).joined(separator: "\n"),
+      ])
+    let batchID = db.lastInsertedRowID
+
+    // Line ids are assigned here (the write lock is held) so the correlator can name them.
+    let firstID = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0) + 1
+    let observations = batch.lines.enumerated().map { index, collected in
+      Observation(id: firstID + Int64(index), line: collected.line, clockOffsetMicros: batch.clock.offsetMicros)
+    }
+    let output = correlator.correlate(observations)
+    var outcome: [Int64: ObservationOutcome] = [:]
+    for (id, result) in output.outcomes { outcome[id] = result }
+
+    let insertLine = try db.cachedStatement(
+      sql: """
+        INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port,
+          ip_id, len, outcome, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """)
+    for (observation, collected) in zip(observations, batch.lines) {
+      let line = collected.line
+      insertLine.setUncheckedArguments([
+        observation.id, nodeID, batchID, line.timeMicros, line.stage.rawValue, line.proto, line.source.blob,
+        line.sourcePort, line.destination.blob, line.destinationPort, line.ipID.map { Int64($0) }, line.length,
+        (outcome[observation.id] ?? .pending).rawValue, collected.raw,
+      ])
+      try insertLine.execute()
+    }
+    // Earlier batches' pending lines decided now.
+    let updateOutcome = try db.cachedStatement(sql: "UPDATE lines SET outcome = ? WHERE id = ?")
+    for (id, result) in output.outcomes where id < firstID {
+      try updateOutcome.execute(arguments: [result.rawValue, id])
+    }
+
+    let insertConnection = try db.cachedStatement(
+      sql: """
+        INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
+          pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """)
+    for connection in output.connections {
+      insertConnection.setUncheckedArguments([
+        connection.timeMicros, nodeID, connection.proto, connection.client.blob, connection.clientPort,
+        connection.service.blob, connection.servicePort, connection.pod.blob, connection.podPort,
+        connection.method.rawValue, connection.preID, connection.postID,
+      ])
+      try insertConnection.execute()
+    }
+    try db.execute(
+      sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
+    try db.execute(
+      sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
+      arguments: [nodeID, Data(correlator.state.encoded())])
+
+    try faultInjection?()
+    try db.execute(
+      sql: """
+        INSERT OR REPLACE INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
+        Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
+      ])
+    return CommitSummary(
+      batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
+      connections: output.connections.count, correlation: output.stats)
   }
 
   /// The id of `node`'s row, inserting it on first sight.

@@ -150,6 +150,19 @@ struct CorrelatorTests {
     #expect(output.stats.duplicates == 0)
   }
 
+  @Test func udpRepeatAfterTheWindowIsANewFlowNotARetransmission() {
+    var feed = Feed()
+    feed.add(base, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.10", 53, id: 0)
+    feed.add(base + 1, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.1", 53, id: 0)
+    // 31 s later the conntrack entry has expired; the same tuple is logged as a new flow.
+    feed.add(base + 31_000 * ms, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.10", 53, id: 0)
+    feed.add(base + 31_000 * ms + 1, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.2", 53, id: 0)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.pod) == [IPAddress("10.244.7.1")!, IPAddress("10.244.7.2")!])
+    #expect(output.stats.duplicates == 0)
+  }
+
   @Test func ipv6WithoutIDJoinsOnSourcePortWindow() {
     var feed = Feed()
     feed.add(base, .pre, "fd00:10:244::5", 40000, "fd00:10:96::a", 443)

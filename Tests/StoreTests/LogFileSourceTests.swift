@@ -184,7 +184,7 @@ struct LogFileSourceTests {
     var cursor: SourceCursor?
     for _ in 0..<3 {
       let chunk = try await source.pull(after: cursor, maxBytes: 4096)
-      try store.commit(
+      try await store.commit(
         CollectedBatch(chunk: chunk, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero))
       cursor = chunk.cursor
     }
@@ -221,14 +221,14 @@ struct LogFileSourceTests {
     func rotate(copytruncate: Bool) throws {
       let config = directory.file("logrotate.conf")
       try """
-        \(log.path) {
-            rotate 9
-            missingok
-            compress
-            delaycompress
-            \(copytruncate ? "copytruncate" : "create 0640 root root")
-        }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+      \(log.path) {
+          rotate 9
+          missingok
+          compress
+          delaycompress
+          \(copytruncate ? "copytruncate" : "create 0640 root root")
+      }
+      """.write(toFile: config, atomically: true, encoding: .utf8)
       try shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
     }
     var written = try log.append(20)

@@ -102,10 +102,20 @@ public struct CorrelationSettings: Sendable, Equatable, Codable {
   /// A pending pre line older than this (behind the newest line seen on the node) expires.
   /// Default 120 s: long enough for a post line that lands in the next collect.
   public var pendingExpiryMicros: Int64
+  /// For TCP and SCTP: the longest gap between two lines of one connection that still makes
+  /// the later one a retransmission (the window slides with each). SYN retries come 1, 2, 4,
+  /// 8, 16, 32 s apart, and the client cannot reuse the port that fast (TIME_WAIT is 60 s).
+  /// Default 35 s. UDP and others use ``windowMicros``: conntrack logs no new line for a live
+  /// UDP tuple, so a repeat after the window is a new flow.
+  public var retransmitWindowMicros: Int64
 
-  public init(windowMicros: Int64 = 2_000_000, pendingExpiryMicros: Int64 = 120_000_000) {
+  public init(
+    windowMicros: Int64 = 2_000_000, pendingExpiryMicros: Int64 = 120_000_000,
+    retransmitWindowMicros: Int64 = 35_000_000
+  ) {
     self.windowMicros = windowMicros
     self.pendingExpiryMicros = pendingExpiryMicros
+    self.retransmitWindowMicros = retransmitWindowMicros
   }
 }
 
@@ -133,10 +143,10 @@ struct CorrelationKey: Hashable {
 /// Lines are fed in file order. A post line joins the pending pre line with the same
 /// (proto, src, sport) within ``CorrelationSettings/windowMicros``, preferring equal non-zero IP
 /// ID, then equal length, then the earliest. Timestamps may be out of order by up to the window.
-/// A repeated pre line for the same key and destination within the window (a retransmitted SYN,
-/// same or new IP ID) is folded into the first; a post line arriving after its connection was
-/// emitted, within the window, is a retransmission too. Unmatched pre lines stay pending across
-/// calls (``state`` is persisted by the caller) until they expire.
+/// A repeated pre line for the same key and destination (a retransmitted SYN, same or new IP ID)
+/// within ``CorrelationSettings/retransmitWindowMicros`` of the connection's previous line is
+/// folded into the first; so is a post line arriving after its connection was emitted. Unmatched
+/// pre lines stay pending across calls (``state`` is persisted by the caller) until they expire.
 public struct Correlator: Sendable {
   /// The node whose lines this correlator joins.
   public let node: HostID
@@ -179,9 +189,14 @@ public struct Correlator: Sendable {
   }
 
   /// `true` when two times are at most the window apart (no overflow on extreme values).
-  private func within(_ a: Int64, _ b: Int64) -> Bool {
+  private func within(_ a: Int64, _ b: Int64, window: Int64? = nil) -> Bool {
     let (difference, overflow) = a.subtractingReportingOverflow(b)
-    return !overflow && difference.magnitude <= settings.windowMicros.magnitude
+    return !overflow && difference.magnitude <= (window ?? settings.windowMicros).magnitude
+  }
+
+  /// The retransmission window for a protocol (see ``CorrelationSettings/retransmitWindowMicros``).
+  private func retransmitWindow(_ proto: UInt8) -> Int64 {
+    proto == 6 || proto == 132 ? max(settings.retransmitWindowMicros, settings.windowMicros) : settings.windowMicros
   }
 
   private mutating func handlePre(_ observation: Observation, key: CorrelationKey, into output: inout Output) {
@@ -190,7 +205,7 @@ public struct Correlator: Sendable {
     if var list = state.pending[key],
       let index = list.firstIndex(where: {
         $0.destination == line.destination && $0.destinationPort == line.destinationPort
-          && (within($0.timeMicros, line.timeMicros) || within($0.lastSeenMicros, line.timeMicros))
+          && within($0.lastSeenMicros, line.timeMicros, window: retransmitWindow(key.proto))
       })
     {
       list[index].lastSeenMicros = max(list[index].lastSeenMicros, line.timeMicros)
@@ -205,7 +220,7 @@ public struct Correlator: Sendable {
     // A retransmission of a pre line whose connection was already emitted.
     if let recent = state.recent[key],
       recent.service == line.destination && recent.servicePort == line.destinationPort
-        && within(recent.timeMicros, line.timeMicros)
+        && within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto))
     {
       state.recent[key]?.expectedPosts += 1
       state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
@@ -216,7 +231,8 @@ public struct Correlator: Sendable {
     state.pending[key, default: []].append(
       PendingPre(
         id: observation.id, timeMicros: line.timeMicros, lastSeenMicros: line.timeMicros,
-        clockOffsetMicros: observation.clockOffsetMicros, destination: line.destination, destinationPort: line.destinationPort, ipID: line.ipID,
+        clockOffsetMicros: observation.clockOffsetMicros, destination: line.destination,
+        destinationPort: line.destinationPort, ipID: line.ipID,
         length: line.length, retransmitIDs: []))
     output.outcomes.append((observation.id, .pending))
   }
@@ -242,12 +258,13 @@ public struct Correlator: Sendable {
       output.outcomes.append((observation.id, .matched))
       output.stats.connections += 1
       state.recent[key] = RecentMatch(
-        timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination, servicePort: pre.destinationPort,
+        timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
+        servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort,
         expectedPosts: pre.retransmitIDs.count)
       return
     }
-    if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros),
+    if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
       recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
     {
       if recent.expectedPosts > 0 { state.recent[key]?.expectedPosts -= 1 }
@@ -288,7 +305,8 @@ public struct Correlator: Sendable {
       }
       state.pending[key] = kept.isEmpty ? nil : kept
     }
-    let recentLimit = state.watermarkMicros.subtractingSaturating(settings.windowMicros)
+    let recentLimit = state.watermarkMicros.subtractingSaturating(
+      max(settings.retransmitWindowMicros, settings.windowMicros))
     state.recent = state.recent.filter { $0.value.timeMicros >= recentLimit }
   }
 }

@@ -70,7 +70,8 @@ extension CorrelatorState {
         for _ in 0..<(try reader.u32()) { retransmits.append(try reader.u32()) }
         list.append(
           PendingPre(
-            id: id, timeMicros: time, lastSeenMicros: lastSeen, clockOffsetMicros: offset, destination: destination, destinationPort: port,
+            id: id, timeMicros: time, lastSeenMicros: lastSeen, clockOffsetMicros: offset, destination: destination,
+            destinationPort: port,
             ipID: hasID ? ipID : nil, length: length, retransmitIDs: retransmits))
       }
       pending[key] = list
