@@ -250,6 +250,27 @@ struct LogFileSourceTests {
     #expect(FileManager.default.fileExists(atPath: log.path + ".3.gz"))
   }
 
+  @Test func rotationBetweenListingAndReadingIsDetectedAndRetried() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    written += try log.append(4)
+    // The node rotates right after svctrace listed the files, before it reads, and the new
+    // live file grows past the old offset: reading it at that offset would lose its first lines.
+    var raced: [Int] = []
+    let racing = RacingSession(inner: session) {
+      try log.rotateCreate()
+      raced = try log.append(30)
+    }
+    let source = LogFileSource(session: racing, path: log.path)
+    _ = try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero)
+    #expect(racing.fired)
+    written += raced
+    written += try log.append(2)
+    try await collect()
+    try expectExactlyOnce(written)
+  }
+
   @Test func listingParsesNumberedAndCompressedNames() throws {
     let path = "/var/log/iptables.log"
     let text = """
@@ -270,3 +291,35 @@ struct LogFileSourceTests {
 }
 
 struct InjectedFault: Error {}
+
+/// Runs `action` once, just before the first read command, to simulate a rotation racing a pull.
+final class RacingSession: RemoteSession, @unchecked Sendable {
+  let inner: LocalShellSession
+  private let action: () throws -> Void
+  private let lock = NSLock()
+  private var done = false
+
+  init(inner: LocalShellSession, action: @escaping () throws -> Void) {
+    self.inner = inner
+    self.action = action
+  }
+
+  var host: HostID { inner.host }
+  var fired: Bool { lock.withLock { done } }
+
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    if command.contains("exec 3<") {
+      let first = lock.withLock { () -> Bool in
+        defer { done = true }
+        return !done
+      }
+      if first { try action() }
+    }
+    return try await inner.run(command, stdin: stdin, timeout: timeout)
+  }
+
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] { [] }
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {}
+  func stat(_ path: String) async throws -> RemoteFileStat? { nil }
+  func close() async {}
+}

@@ -19,7 +19,8 @@ public struct LogFileSource: CaptureSource {
     case oldestFile
     /// At the start of the live file.
     case liveFile
-    /// At the end of the live file (only new lines).
+    /// At the end of the live file (only new lines). If a line is being written at that moment,
+    /// its tail is the first "line" read and the parser skips it.
     case end
   }
 
