@@ -84,6 +84,21 @@ struct StoreTests {
     #expect(explained[0].raw.hasPrefix("T=\(t1) PRE"))
   }
 
+  @Test func collectStatusSummarizesEachNodeSource() throws {
+    let store = try TraceStore.inMemory()
+    try store.commit(
+      batch(
+        [fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1), "junk"],
+        clock: ClockOffset(offsetMicros: -40, boundMicros: 3)))
+    try store.commit(
+      batch([fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], node: "node2"))
+    let status = try store.collectStatus()
+    #expect(status.map(\.node) == ["node1", "node2"])
+    #expect(status[0].lines == 2 && status[0].skipped == 1 && status[0].pending == 1 && status[0].batches == 1)
+    #expect(status[0].clockOffset == -40 && status[0].clockBound == 3)
+    #expect(status[1].connections == 0 && status[1].pending == 0)
+  }
+
   @Test func failedCommitLeavesDataStateAndCursorUnchanged() throws {
     let store = try TraceStore.inMemory()
     try store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
