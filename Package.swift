@@ -112,7 +112,7 @@ let package = Package(
     .testTarget(name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
-    .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], swiftSettings: swiftSettings),
+    .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
       name: "EndToEndTests",
       dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store"],

@@ -1,0 +1,109 @@
+public import SVCTraceCore
+
+/// Where a capture source stands in its input: which file (by identity) and how far it was read.
+///
+/// A file is identified by its inode and by its first bytes (up to 64, kept verbatim as the
+/// fingerprint): the inode survives a rename (logrotate create mode), the first bytes survive a
+/// copy or compression (copytruncate, `.2.gz`). `offset` counts bytes of the (decompressed) file
+/// content that were consumed and committed — always at a line boundary.
+public struct SourceCursor: Sendable, Equatable, Codable {
+  /// Inode of the file when it was read (0 when unknown).
+  public var inode: UInt64
+  /// The file's first bytes (at most ``SourceCursor/fingerprintLength``) when it was read.
+  public var fingerprint: [UInt8]
+  /// File size (decompressed) seen at the last read.
+  public var size: UInt64
+  /// Bytes consumed so far.
+  public var offset: UInt64
+
+  /// How many leading bytes identify a file.
+  public static let fingerprintLength = 64
+
+  public init(inode: UInt64, fingerprint: [UInt8], size: UInt64, offset: UInt64) {
+    self.inode = inode
+    self.fingerprint = Array(fingerprint.prefix(Self.fingerprintLength))
+    self.size = size
+    self.offset = offset
+  }
+}
+
+/// Something notable a source met while reading; reported, never an error.
+public enum CaptureEvent: Sendable, Equatable, CustomStringConvertible {
+  /// The cursor's file had been rotated; reading continued in `file`.
+  case followedRotation(file: String)
+  /// The file shrank below the cursor with no rotated copy: bytes in between are lost.
+  case truncated(file: String, previousOffset: UInt64)
+  /// The cursor's file is gone (rotated out of retention, or rewritten); reading restarted at
+  /// the oldest file available. Lines may be missing.
+  case cursorFileLost
+  /// No cursor yet: reading started at `file`.
+  case started(file: String)
+
+  public var description: String {
+    switch self {
+    case .followedRotation(let file): "followed rotation into \(file)"
+    case .truncated(let file, let offset): "\(file) was truncated below offset \(offset); lines may be lost"
+    case .cursorFileLost: "the file last read is gone; restarted at the oldest file, lines may be lost"
+    case .started(let file): "started at \(file)"
+    }
+  }
+}
+
+/// One pull from a source: complete lines and the cursor that follows them.
+public struct SourceChunk: Sendable {
+  /// Complete lines, each ending with `\n`.
+  public var data: [UInt8]
+  /// The cursor to commit together with `data`.
+  public var cursor: SourceCursor
+  /// `true` when the source had nothing more to give at the time of the pull.
+  public var isCaughtUp: Bool
+  /// Bytes that crossed the wire (compressed size when compression was used).
+  public var transferredBytes: Int
+  /// The file the data came from.
+  public var file: String
+  public var events: [CaptureEvent]
+
+  public init(
+    data: [UInt8], cursor: SourceCursor, isCaughtUp: Bool, transferredBytes: Int, file: String, events: [CaptureEvent]
+  ) {
+    self.data = data
+    self.cursor = cursor
+    self.isCaughtUp = isCaughtUp
+    self.transferredBytes = transferredBytes
+    self.file = file
+    self.events = events
+  }
+}
+
+/// A source of packet log lines for one node: the seam between "where lines come from" (a
+/// rotated log file over SSH, a local file, later conntrack events) and the store.
+///
+/// A source never keeps position itself: the caller passes the cursor it committed last and
+/// commits the returned cursor in the same transaction as the returned data.
+public protocol CaptureSource: Sendable {
+  /// The node the lines belong to.
+  var node: HostID { get }
+  /// A stable name of the input on that node (`file:/var/log/iptables.log`), the cursor's key.
+  var sourceID: String { get }
+
+  /// Returns the next complete lines after `cursor` (at most about `maxBytes`).
+  ///
+  /// - Parameter cursor: the last committed cursor, `nil` on the first collect.
+  /// - Throws: ``CaptureError`` or ``RemoteError``.
+  func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk
+}
+
+/// A capture failure: host, operation, cause.
+public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable {
+  public var host: HostID
+  public var operation: String
+  public var message: String
+
+  public init(host: HostID, operation: String, message: String) {
+    self.host = host
+    self.operation = operation
+    self.message = message
+  }
+
+  public var description: String { "Unable to \(operation) on \(host): \(message)" }
+}

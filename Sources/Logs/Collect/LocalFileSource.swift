@@ -1,0 +1,77 @@
+import Foundation
+public import SVCTraceCore
+
+/// Reads a log file from the local disk (`collect --from-file NODE=PATH`), plain or gzip.
+///
+/// The cursor works as for ``LogFileSource``: the same file ingested twice yields nothing new,
+/// a file that grew yields only its new lines. A gzip file is decompressed whole on each pull
+/// and returned in one chunk. The file is treated as final: an unterminated last line is
+/// returned with a `\n` appended.
+public struct LocalFileSource: CaptureSource {
+  public let node: HostID
+  /// The local path.
+  public let path: String
+
+  public init(node: HostID, path: String) {
+    self.node = node
+    self.path = path
+  }
+
+  public var sourceID: String { "local:" + path }
+
+  public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    let attributes: [FileAttributeKey: Any]
+    do {
+      attributes = try FileManager.default.attributesOfItem(atPath: path)
+    } catch {
+      throw CaptureError(host: node, operation: "read \(path)", message: "no such readable file")
+    }
+    let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw CaptureError(host: node, operation: "read \(path)", message: "cannot open the file")
+    }
+    defer { try? handle.close() }
+    let magic = [UInt8](handle.readData(ofLength: 2))
+    let content: [UInt8]
+    var offset: UInt64 = 0
+    let fileSize: UInt64
+    if Gzip.isGzip(magic) {
+      do {
+        content = try Gzip.decompress(fileAt: path)
+      } catch {
+        throw CaptureError(host: node, operation: "decompress \(path)", message: "\(error)")
+      }
+      fileSize = UInt64(content.count)
+      if let cursor, content.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
+      let rest = Array(content[Int(offset)...])
+      return chunk(
+        rest, from: offset, total: fileSize, inode: inode,
+        prefix: Array(content.prefix(SourceCursor.fingerprintLength)), caughtUp: true)
+    }
+    handle.seek(toFileOffset: 0)
+    let prefix = [UInt8](handle.readData(ofLength: SourceCursor.fingerprintLength))
+    fileSize = handle.seekToEndOfFile()
+    if let cursor, prefix.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
+    handle.seek(toFileOffset: offset)
+    let limit = max(maxBytes, 4096)
+    content = [UInt8](handle.readData(ofLength: limit))
+    let atEnd = offset + UInt64(content.count) >= fileSize
+    if atEnd {
+      return chunk(content, from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: true)
+    }
+    let consumed = content.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? content.count
+    return chunk(
+      Array(content[..<consumed]), from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: false)
+  }
+
+  private func chunk(
+    _ data: [UInt8], from offset: UInt64, total: UInt64, inode: UInt64, prefix: [UInt8], caughtUp: Bool
+  ) -> SourceChunk {
+    var lines = data
+    let newOffset = offset + UInt64(data.count)
+    if caughtUp, let last = lines.last, last != UInt8(ascii: "\n") { lines.append(UInt8(ascii: "\n")) }
+    return SourceChunk(
+      data: lines, cursor: SourceCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset),
+      isCaughtUp: caughtUp, transferredBytes: data.count, file: path, events: [])
+  }
+}

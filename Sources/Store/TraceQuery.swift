@@ -1,0 +1,176 @@
+import Foundation
+public import Logs
+public import SVCTraceCore
+
+/// Filters of a `svctrace trace` lookup. Every set field must match (AND).
+public struct TraceQuery: Sendable, Equatable {
+  public var client: IPAddress?
+  public var clientPort: UInt16?
+  public var service: IPAddress?
+  public var servicePort: UInt16?
+  /// `namespace/name` of a Service: matches every address:port it had in any snapshot.
+  public var serviceName: String?
+  public var pod: IPAddress?
+  /// `namespace/name` of a pod: matches every IP it had in any snapshot.
+  public var podName: String?
+  public var node: HostID?
+  /// IP protocol number.
+  public var proto: UInt8?
+  /// Inclusive lower and exclusive upper bound on the connection time, µs since the epoch.
+  public var sinceMicros: Int64?
+  public var untilMicros: Int64?
+  /// Only connections stored after the one with this id (`trace --follow` polls with the last
+  /// id it printed: a late join can carry an older time, never a smaller id).
+  public var afterID: Int64?
+  /// At most this many records (the oldest first).
+  public var limit: Int?
+
+  public init(
+    client: IPAddress? = nil, clientPort: UInt16? = nil, service: IPAddress? = nil, servicePort: UInt16? = nil,
+    serviceName: String? = nil, pod: IPAddress? = nil, podName: String? = nil, node: HostID? = nil,
+    proto: UInt8? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, afterID: Int64? = nil,
+    limit: Int? = nil
+  ) {
+    self.client = client
+    self.clientPort = clientPort
+    self.service = service
+    self.servicePort = servicePort
+    self.serviceName = serviceName
+    self.pod = pod
+    self.podName = podName
+    self.node = node
+    self.proto = proto
+    self.sinceMicros = sinceMicros
+    self.untilMicros = untilMicros
+    self.afterID = afterID
+    self.limit = limit
+  }
+}
+
+/// One correlated connection as `svctrace trace` shows it, with names resolved at its time.
+///
+/// Encodes to the JSON of issue 7: `time` (RFC 3339, µs, UTC), `node`, `proto`, `client_ip`,
+/// `client_port`, `service_ip`, `service_port`, `pod_ip`, `pod_port`, plus `service`, `pod`,
+/// `pod_node`, `pod_services` when known, and `method`.
+public struct ConnectionRecord: Sendable, Equatable, Encodable {
+  public var id: Int64
+  public var timeMicros: Int64
+  public var node: HostID
+  public var proto: UInt8
+  public var client: IPAddress
+  public var clientPort: UInt16
+  public var service: IPAddress
+  public var servicePort: UInt16
+  public var pod: IPAddress
+  public var podPort: UInt16
+  public var method: MatchMethod
+  public var preLineID: Int64?
+  public var postLineID: Int64?
+  /// `namespace/name` of the Service that owned the service address then.
+  public var serviceName: String?
+  /// `namespace/name` of the pod that had the pod address then.
+  public var podName: String?
+  /// The node the pod ran on.
+  public var podNode: String?
+  /// Every Service whose endpoints included the pod then (a pod can back several).
+  public var podServices: [String]
+
+  enum CodingKeys: String, CodingKey {
+    case time, node, proto
+    case clientIP = "client_ip"
+    case clientPort = "client_port"
+    case serviceIP = "service_ip"
+    case servicePort = "service_port"
+    case podIP = "pod_ip"
+    case podPort = "pod_port"
+    case service, pod
+    case podNode = "pod_node"
+    case podServices = "pod_services"
+    case method
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(TimeFormat.rfc3339(micros: timeMicros), forKey: .time)
+    try container.encode(node.name, forKey: .node)
+    try container.encode(ProtocolName.name(proto), forKey: .proto)
+    try container.encode(client.description, forKey: .clientIP)
+    try container.encode(clientPort, forKey: .clientPort)
+    try container.encode(service.description, forKey: .serviceIP)
+    try container.encode(servicePort, forKey: .servicePort)
+    try container.encode(pod.description, forKey: .podIP)
+    try container.encode(podPort, forKey: .podPort)
+    try container.encodeIfPresent(serviceName, forKey: .service)
+    try container.encodeIfPresent(podName, forKey: .pod)
+    try container.encodeIfPresent(podNode, forKey: .podNode)
+    if !podServices.isEmpty { try container.encode(podServices, forKey: .podServices) }
+    try container.encode(method.description, forKey: .method)
+  }
+}
+
+/// A raw log line behind a connection (`trace --explain`).
+public struct StoredLine: Sendable, Equatable, Codable {
+  public var id: Int64
+  public var node: String
+  /// Node-clock time, µs since the epoch.
+  public var timeMicros: Int64
+  /// `pre` or `post`.
+  public var stage: String
+  /// `pending`, `matched`, `duplicate`, `orphan` or `expired`.
+  public var outcome: String
+  public var raw: String
+}
+
+/// IP protocol numbers and their names.
+public enum ProtocolName {
+  /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, or the number.
+  public static func name(_ number: UInt8) -> String {
+    switch number {
+    case 1: "icmp"
+    case 6: "tcp"
+    case 17: "udp"
+    case 58: "icmpv6"
+    case 132: "sctp"
+    default: String(number)
+    }
+  }
+
+  /// Parses a name (any case) or a number.
+  public static func number(_ text: String) -> UInt8? {
+    switch text.lowercased() {
+    case "icmp": 1
+    case "tcp": 6
+    case "udp": 17
+    case "icmpv6": 58
+    case "sctp": 132
+    default: UInt8(text)
+    }
+  }
+}
+
+/// Time formatting without Foundation's millisecond-only ISO 8601 formatter.
+public enum TimeFormat {
+  /// `2026-05-16T21:31:48.123456Z` for µs since the epoch (UTC, proleptic Gregorian).
+  public static func rfc3339(micros: Int64) -> String {
+    let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+    let fraction = micros - seconds * 1_000_000
+    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let secondOfDay = seconds - days * 86_400
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    func pad(_ value: Int64, _ width: Int) -> String {
+      let text = String(value)
+      return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
+      + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
+  }
+}

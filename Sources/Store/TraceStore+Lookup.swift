@@ -1,0 +1,283 @@
+import Foundation
+import GRDB
+import Logs
+import SVCTraceCore
+
+extension TraceStore {
+  /// Connections matching `query`, oldest first, with names resolved at each connection's time.
+  ///
+  /// - Throws: ``StoreError`` when a `namespace/name` is unknown to every snapshot,
+  ///   `DatabaseError`.
+  public func connections(matching query: TraceQuery) throws -> [ConnectionRecord] {
+    try dbWriter.read { db in
+      let (sql, arguments) = try Self.selectSQL(for: query, db)
+      var resolver = NameResolver()
+      let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+      var records: [ConnectionRecord] = []
+      while let row = try rows.next() {
+        var record = try Self.record(from: row)
+        try resolver.resolve(&record, db)
+        records.append(record)
+      }
+      return records
+    }
+  }
+
+  /// The SELECT that serves `query` (also shown by the benchmark's EXPLAIN QUERY PLAN).
+  static func selectSQL(for query: TraceQuery, _ db: Database) throws -> (String, StatementArguments) {
+    var conditions: [String] = []
+    var arguments: [any DatabaseValueConvertible] = []
+    if let client = query.client {
+      conditions.append("c.client_ip = ?")
+      arguments.append(client.blob)
+    }
+    if let port = query.clientPort {
+      conditions.append("c.client_port = ?")
+      arguments.append(Int(port))
+    }
+    if let service = query.service {
+      conditions.append("c.service_ip = ?")
+      arguments.append(service.blob)
+    }
+    if let port = query.servicePort {
+      conditions.append("c.service_port = ?")
+      arguments.append(Int(port))
+    }
+    if let name = query.serviceName {
+      let (namespace, plain) = try Self.splitName(name, what: "Service")
+      let rows = try Row.fetchAll(
+        db, sql: "SELECT DISTINCT ip, port FROM service_names WHERE namespace = ? AND name = ?",
+        arguments: [namespace, plain])
+      guard !rows.isEmpty else {
+        throw StoreError(operation: "look up Service \(name)", message: "no cluster snapshot knows this Service")
+      }
+      var alternatives: [String] = []
+      for row in rows {
+        let ip: Data = row[0]
+        let port: Int = row[1]
+        if ip == IPAddress.any.blob {
+          alternatives.append("c.service_port = ?")
+          arguments.append(port)
+        } else {
+          alternatives.append("(c.service_ip = ? AND c.service_port = ?)")
+          arguments.append(ip)
+          arguments.append(port)
+        }
+      }
+      conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
+    }
+    if let pod = query.pod {
+      conditions.append("c.pod_ip = ?")
+      arguments.append(pod.blob)
+    }
+    if let name = query.podName {
+      let (namespace, plain) = try Self.splitName(name, what: "pod")
+      let ips = try Data.fetchAll(
+        db,
+        sql: """
+          SELECT ip FROM pod_names WHERE namespace = ? AND name = ?
+          UNION SELECT ip FROM endpoint_names WHERE pod_namespace = ? AND pod_name = ?
+          """, arguments: [namespace, plain, namespace, plain])
+      guard !ips.isEmpty else {
+        throw StoreError(operation: "look up pod \(name)", message: "no cluster snapshot knows this pod")
+      }
+      conditions.append("c.pod_ip IN (" + ips.map { _ in "?" }.joined(separator: ", ") + ")")
+      arguments += ips as [any DatabaseValueConvertible]
+    }
+    if let node = query.node {
+      conditions.append("c.node_id = (SELECT id FROM nodes WHERE name = ?)")
+      arguments.append(node.name)
+    }
+    if let proto = query.proto {
+      conditions.append("c.proto = ?")
+      arguments.append(Int(proto))
+    }
+    if let since = query.sinceMicros {
+      conditions.append("c.time >= ?")
+      arguments.append(since)
+    }
+    if let after = query.afterID {
+      conditions.append("c.id > ?")
+      arguments.append(after)
+    }
+    if let until = query.untilMicros {
+      conditions.append("c.time < ?")
+      arguments.append(until)
+    }
+    var sql = """
+      SELECT c.id, c.time, n.name, c.proto, c.client_ip, c.client_port, c.service_ip, c.service_port,
+        c.pod_ip, c.pod_port, c.method, c.pre_line_id, c.post_line_id
+      FROM connections c JOIN nodes n ON n.id = c.node_id
+      """
+    if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+    sql += " ORDER BY c.time, c.id"
+    if let limit = query.limit { sql += " LIMIT \(max(0, limit))" }
+    return (sql, StatementArguments(arguments))
+  }
+
+  /// The raw log lines behind a connection (`trace --explain`): its pre-DNAT and post-DNAT line.
+  ///
+  /// Retransmitted lines folded into the connection are stored with outcome `duplicate` but
+  /// not linked to it.
+  public func explain(_ record: ConnectionRecord) throws -> [StoredLine] {
+    try lines(ids: [record.preLineID, record.postLineID].compactMap { $0 })
+  }
+
+  /// Stored raw lines by id, in id order.
+  public func lines(ids: [Int64]) throws -> [StoredLine] {
+    guard !ids.isEmpty else { return [] }
+    return try dbWriter.read { db in
+      let outcomes = ["pending", "matched", "duplicate", "orphan", "expired"]
+      return try Row.fetchAll(
+        db,
+        sql: """
+          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
+          WHERE l.id IN (\(ids.map { _ in "?" }.joined(separator: ", "))) ORDER BY l.id
+          """, arguments: StatementArguments(ids)
+      ).map { row in
+        let stage: Int = row[3]
+        let outcome: Int = row[4]
+        return StoredLine(
+          id: row[0], node: row[1], timeMicros: row[2], stage: stage == 1 ? "pre" : "post",
+          outcome: outcomes.indices.contains(outcome) ? outcomes[outcome] : String(outcome), raw: row[5])
+      }
+    }
+  }
+
+  /// Splits `namespace/name`.
+  static func splitName(_ text: String, what: String) throws -> (String, String) {
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+      throw StoreError(operation: "look up \(what) '\(text)'", message: "expected NAMESPACE/NAME")
+    }
+    return (String(parts[0]), String(parts[1]))
+  }
+
+  static func record(from row: Row) throws -> ConnectionRecord {
+    func address(_ index: Int) throws -> IPAddress {
+      let data: Data = row[index]
+      guard let address = IPAddress(blob: data) else {
+        throw StoreError(operation: "read connection \(row[0] as Int64)", message: "malformed address column")
+      }
+      return address
+    }
+    let method: Int = row[10]
+    let node: String = row[2]
+    return ConnectionRecord(
+      id: row[0], timeMicros: row[1], node: HostID(node), proto: row[3], client: try address(4),
+      clientPort: row[5], service: try address(6), servicePort: row[7], pod: try address(8), podPort: row[9],
+      method: MatchMethod(rawValue: UInt8(clamping: method)) ?? .sourcePortWindow, preLineID: row[11],
+      postLineID: row[12], serviceName: nil, podName: nil, podNode: nil, podServices: [])
+  }
+}
+
+/// A name-table row with its validity interval.
+struct NameRow {
+  var values: [String]
+  var validFrom: Int64
+  var validTo: Int64?
+
+  func isValid(at time: Int64) -> Bool {
+    validFrom <= time && (validTo.map { time < $0 } ?? true)
+  }
+
+  /// Distance from `time` to the validity interval (0 inside).
+  func distance(to time: Int64) -> Int64 {
+    if time < validFrom { return validFrom - time }
+    if let end = validTo, time >= end { return time - end + 1 }
+    return 0
+  }
+}
+
+/// Picks the rows valid at `time`; if none, those of the interval nearest to it (a connection
+/// older than the first snapshot resolves with the first snapshot).
+func rows(_ rows: [NameRow], at time: Int64) -> [NameRow] {
+  let valid = rows.filter { $0.isValid(at: time) }
+  if !valid.isEmpty || rows.isEmpty { return valid }
+  let nearest = rows.map { $0.distance(to: time) }.min() ?? 0
+  return rows.filter { $0.distance(to: time) == nearest }
+}
+
+/// Resolves addresses to names through the snapshot tables, caching rows per address.
+struct NameResolver {
+  private var serviceCache: [String: [NameRow]] = [:]
+  private var endpointCache: [Data: [NameRow]] = [:]
+  private var podCache: [Data: [NameRow]] = [:]
+
+  /// Fills the name fields of `record` as of its time.
+  mutating func resolve(_ record: inout ConnectionRecord, _ db: Database) throws {
+    let time = record.timeMicros
+    record.serviceName = try serviceName(record.service, record.servicePort, record.proto, time, db)
+    let endpoints = try endpointRows(record.pod, db)
+    let atTime = rows(endpoints, at: time)
+    // values: service, port, proto, pod, node
+    if let exact = atTime.first(where: { $0.values[1] == String(record.podPort) }) {
+      record.podName = exact.values[3]
+      record.podNode = exact.values[4]
+    } else {
+      let pods = rows(try podRows(record.pod, db), at: time)
+      // values: pod, node, hostNetwork
+      if let pod = pods.first(where: { $0.values[2] == "0" }) ?? pods.first {
+        record.podName = pod.values[0]
+        record.podNode = pod.values[1]
+      }
+    }
+    let services = atTime.filter { record.podName == nil || $0.values[3] == record.podName }.map { $0.values[0] }
+    record.podServices = Array(Set(services)).sorted()
+  }
+
+  private mutating func serviceName(_ ip: IPAddress, _ port: UInt16, _ proto: UInt8, _ time: Int64, _ db: Database)
+    throws
+    -> String?
+  {
+    let key = "\(ip)|\(port)|\(proto)"
+    if serviceCache[key] == nil {
+      serviceCache[key] = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT namespace || '/' || name, ip = ?, valid_from, valid_to FROM service_names
+          WHERE ip IN (?, ?) AND port = ? AND proto = ?
+          """, arguments: [ip.blob, ip.blob, IPAddress.any.blob, Int(port), Int(proto)]
+      ).map { row in
+        let exact: Bool = row[1]
+        return NameRow(values: [row[0], exact ? "1" : "0"], validFrom: row[2], validTo: row[3])
+      }
+    }
+    let candidates = rows(serviceCache[key] ?? [], at: time)
+    return (candidates.first { $0.values[1] == "1" } ?? candidates.first)?.values[0]
+  }
+
+  private mutating func endpointRows(_ ip: IPAddress, _ db: Database) throws -> [NameRow] {
+    let key = ip.blob
+    if let cached = endpointCache[key] { return cached }
+    let rows = try Row.fetchAll(
+      db,
+      sql: """
+        SELECT service_namespace || '/' || service_name, port, proto, pod_namespace || '/' || pod_name, node,
+          valid_from, valid_to FROM endpoint_names WHERE ip = ?
+        """, arguments: [key]
+    ).map { row in
+      let port: Int = row[1]
+      let proto: Int = row[2]
+      return NameRow(values: [row[0], String(port), String(proto), row[3], row[4]], validFrom: row[5], validTo: row[6])
+    }
+    endpointCache[key] = rows
+    return rows
+  }
+
+  private mutating func podRows(_ ip: IPAddress, _ db: Database) throws -> [NameRow] {
+    let key = ip.blob
+    if let cached = podCache[key] { return cached }
+    let rows = try Row.fetchAll(
+      db,
+      sql: """
+        SELECT namespace || '/' || name, node, host_network, valid_from, valid_to FROM pod_names WHERE ip = ?
+        """, arguments: [key]
+    ).map { row in
+      let host: Int = row[2]
+      return NameRow(values: [row[0], row[1], String(host)], validFrom: row[3], validTo: row[4])
+    }
+    podCache[key] = rows
+    return rows
+  }
+}

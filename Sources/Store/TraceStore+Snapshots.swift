@@ -1,0 +1,232 @@
+public import Foundation
+import GRDB
+import Logs
+
+/// What one snapshot changed in the name tables.
+public struct SnapshotSummary: Sendable, Equatable, Codable {
+  public var snapshotID: Int64
+  /// Entries present in the snapshot: service addresses, pod addresses, endpoints.
+  public var services = 0
+  public var pods = 0
+  public var endpoints = 0
+  /// Name rows opened and closed by it.
+  public var opened = 0
+  public var closed = 0
+}
+
+extension TraceStore {
+  /// Ingests the output of `kubectl get services,endpointslices,pods -A -o json` (a Kubernetes
+  /// `List`) taken at `takenAtMicros`, and updates the name tables.
+  ///
+  /// Each name row is valid from the first snapshot that has it until the first later snapshot
+  /// that does not, so an address that moved from one pod to another resolves by time.
+  /// Snapshots must be ingested in time order.
+  ///
+  /// - Parameter source: where it came from (`kubectl@cp1`, `fixture`…), stored with it.
+  /// - Throws: ``StoreError`` for JSON that is not a Kubernetes List, or a snapshot older than
+  ///   the newest stored one; `DatabaseError`.
+  @discardableResult
+  public func ingestSnapshot(json: Data, takenAtMicros: Int64, source: String) throws -> SnapshotSummary {
+    let list: KubeList
+    do {
+      list = try JSONDecoder().decode(KubeList.self, from: json)
+    } catch {
+      throw StoreError(
+        operation: "read the cluster snapshot from \(source)",
+        message: "not a Kubernetes List in JSON (\(error))")
+    }
+    let entries = SnapshotEntries(list)
+    return try dbWriter.write { db in
+      if let newest = try Int64.fetchOne(db, sql: "SELECT MAX(taken_at) FROM snapshots"), newest > takenAtMicros {
+        throw StoreError(
+          operation: "ingest the cluster snapshot from \(source)",
+          message: "it is older than the newest stored snapshot (\(TimeFormat.rfc3339(micros: newest)))")
+      }
+      try db.execute(
+        sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, ?, ?)",
+        arguments: [takenAtMicros, source, String(decoding: json, as: UTF8.self)])
+      var summary = SnapshotSummary(snapshotID: db.lastInsertedRowID)
+      summary.services = entries.services.count
+      summary.pods = entries.pods.count
+      summary.endpoints = entries.endpoints.count
+      try Self.apply(
+        entries.services, table: "service_names", columns: ["ip", "port", "proto", "namespace", "name"],
+        at: takenAtMicros, db, summary: &summary)
+      try Self.apply(
+        entries.pods, table: "pod_names", columns: ["ip", "namespace", "name", "node", "host_network"],
+        at: takenAtMicros, db, summary: &summary)
+      try Self.apply(
+        entries.endpoints, table: "endpoint_names",
+        columns: ["service_namespace", "service_name", "ip", "port", "proto", "pod_namespace", "pod_name", "node"],
+        at: takenAtMicros, db, summary: &summary)
+      return summary
+    }
+  }
+
+  /// Closes open rows missing from `entries` and opens rows for new entries.
+  private static func apply(
+    _ entries: Set<[DatabaseValue]>, table: String, columns: [String], at time: Int64, _ db: Database,
+    summary: inout SnapshotSummary
+  ) throws {
+    var open: [[DatabaseValue]: Int64] = [:]
+    let rows = try Row.fetchAll(
+      db, sql: "SELECT id, \(columns.joined(separator: ", ")) FROM \(table) WHERE valid_to IS NULL")
+    for row in rows {
+      let key = (1...columns.count).map { row[$0] as DatabaseValue }
+      open[key] = row[0]
+    }
+    let close = try db.cachedStatement(sql: "UPDATE \(table) SET valid_to = ? WHERE id = ?")
+    for (key, id) in open where !entries.contains(key) {
+      try close.execute(arguments: [time, id])
+      summary.closed += 1
+    }
+    let insert = try db.cachedStatement(
+      sql: """
+        INSERT INTO \(table) (\(columns.joined(separator: ", ")), valid_from)
+        VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")), ?)
+        """)
+    for entry in entries where open[entry] == nil {
+      try insert.execute(arguments: StatementArguments(entry + [time.databaseValue]))
+      summary.opened += 1
+    }
+  }
+}
+
+/// The name-table rows one snapshot implies, as column values in table order.
+struct SnapshotEntries {
+  var services: Set<[DatabaseValue]> = []
+  var pods: Set<[DatabaseValue]> = []
+  var endpoints: Set<[DatabaseValue]> = []
+
+  init(_ list: KubeList) {
+    for item in list.items {
+      let namespace = item.metadata.namespace ?? "default"
+      let name = item.metadata.name
+      switch item.kind {
+      case "Service":
+        guard let spec = item.spec else { continue }
+        var addresses = spec.clusterIPs ?? spec.clusterIP.map { [$0] } ?? []
+        addresses += spec.externalIPs ?? []
+        addresses += item.status?.loadBalancer?.ingress?.compactMap(\.ip) ?? []
+        for port in spec.ports ?? [] {
+          let proto = Int(ProtocolName.number(port.protocol ?? "TCP") ?? 6)
+          for text in addresses {
+            guard let ip = IPAddress(text) else { continue }  // "None" (headless) and garbage
+            services.insert(values(ip.blob, port.port, proto, namespace, name))
+          }
+          if let nodePort = port.nodePort {
+            services.insert(values(IPAddress.any.blob, nodePort, proto, namespace, name))
+          }
+        }
+      case "Pod":
+        let phase = item.status?.phase ?? ""
+        guard phase != "Succeeded", phase != "Failed" else { continue }
+        var addresses = item.status?.podIPs?.compactMap(\.ip) ?? []
+        if addresses.isEmpty, let single = item.status?.podIP { addresses = [single] }
+        let node = item.spec?.nodeName ?? ""
+        let hostNetwork = item.spec?.hostNetwork == true ? 1 : 0
+        for text in addresses {
+          guard let ip = IPAddress(text) else { continue }
+          pods.insert(values(ip.blob, namespace, name, node, hostNetwork))
+        }
+      case "EndpointSlice":
+        guard let service = item.metadata.labels?["kubernetes.io/service-name"] else { continue }
+        for endpoint in item.endpoints ?? [] where endpoint.conditions?.ready != false {
+          let podNamespace = endpoint.targetRef?.namespace ?? namespace
+          let podName = endpoint.targetRef?.kind == "Pod" ? endpoint.targetRef?.name ?? "" : ""
+          for text in endpoint.addresses {
+            guard let ip = IPAddress(text) else { continue }
+            for port in item.ports ?? [] {
+              guard let number = port.port else { continue }
+              let proto = Int(ProtocolName.number(port.protocol ?? "TCP") ?? 6)
+              endpoints.insert(
+                values(namespace, service, ip.blob, number, proto, podNamespace, podName, endpoint.nodeName ?? ""))
+            }
+          }
+        }
+      default:
+        continue
+      }
+    }
+  }
+}
+
+/// Column values of one name-table row.
+private func values(_ values: any DatabaseValueConvertible...) -> [DatabaseValue] {
+  values.map { $0.databaseValue }
+}
+
+// MARK: Kubernetes JSON (only the fields svctrace reads)
+
+struct KubeList: Decodable {
+  var items: [KubeObject]
+}
+
+struct KubeObject: Decodable {
+  var kind: String?
+  var metadata: Metadata
+  var spec: Spec?
+  var status: Status?
+  // EndpointSlice (discovery.k8s.io/v1) keeps these at the top level.
+  var endpoints: [Endpoint]?
+  var ports: [EndpointPort]?
+
+  struct Metadata: Decodable {
+    var name: String
+    var namespace: String?
+    var labels: [String: String]?
+  }
+
+  struct Spec: Decodable {
+    var clusterIP: String?
+    var clusterIPs: [String]?
+    var externalIPs: [String]?
+    var ports: [ServicePort]?
+    var nodeName: String?
+    var hostNetwork: Bool?
+  }
+
+  struct ServicePort: Decodable {
+    var port: Int
+    var `protocol`: String?
+    var nodePort: Int?
+  }
+
+  struct Status: Decodable {
+    var phase: String?
+    var podIP: String?
+    var podIPs: [Address]?
+    var loadBalancer: LoadBalancer?
+  }
+
+  struct Address: Decodable {
+    var ip: String?
+  }
+
+  struct LoadBalancer: Decodable {
+    var ingress: [Address]?
+  }
+
+  struct Endpoint: Decodable {
+    var addresses: [String]
+    var conditions: Conditions?
+    var nodeName: String?
+    var targetRef: Reference?
+  }
+
+  struct Conditions: Decodable {
+    var ready: Bool?
+  }
+
+  struct Reference: Decodable {
+    var kind: String?
+    var name: String?
+    var namespace: String?
+  }
+
+  struct EndpointPort: Decodable {
+    var port: Int?
+    var `protocol`: String?
+    var name: String?
+  }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+public import Logs
+
+/// Which Service `svctrace stats` is about.
+public enum ServiceSelector: Sendable, Equatable {
+  /// A service address, optionally one port.
+  case address(IPAddress, port: UInt16?)
+  /// `namespace/name`: every address and port the Service had.
+  case name(String)
+}
+
+/// Load distribution of one Service over its endpoints.
+///
+/// The expected count of an endpoint is the sum, over the Service's connections, of 1/n for
+/// every connection made while the endpoint was one of the n ready endpoints in the snapshot
+/// valid at that time (uniform load balancing, as kube-proxy's random choice gives). Without
+/// any snapshot, the endpoints that got traffic are assumed to be all of them.
+///
+/// ``skew`` is `max |share − expected| / expected` over endpoints (0 = perfectly even, 1 = one
+/// endpoint off by 100 % of its fair share). ``chiSquare`` is Pearson's statistic
+/// `Σ (observed − expected)² / expected` with ``degreesOfFreedom`` = endpoints − 1: compare it
+/// to the chi-square quantile (e.g. ≈ 2·dof is already unusual) to tell skew from noise.
+public struct ServiceStats: Sendable, Equatable, Codable {
+  /// The Service (`namespace/name`, or the address when no snapshot names it).
+  public var service: String
+  public var connections: Int
+  public var endpoints: [EndpointStats]
+  public var skew: Double
+  public var chiSquare: Double
+  public var degreesOfFreedom: Int
+
+  /// Endpoints known to the snapshots in the period that got no connection.
+  public var idleEndpoints: [EndpointStats] { endpoints.filter { $0.connections == 0 } }
+}
+
+/// One endpoint's share of a Service's connections.
+public struct EndpointStats: Sendable, Equatable, Codable {
+  /// `ip:port` (`[v6]:port` for IPv6).
+  public var endpoint: String
+  public var pod: String?
+  public var node: String?
+  public var connections: Int
+  public var share: Double
+  public var expectedShare: Double
+}
+
+extension TraceStore {
+  /// Connections per endpoint of a Service in `[since, until)`, with expected shares and skew.
+  ///
+  /// - Throws: ``StoreError`` for an unknown Service name, `DatabaseError`.
+  public func stats(service: ServiceSelector, sinceMicros: Int64? = nil, untilMicros: Int64? = nil) throws
+    -> ServiceStats
+  {
+    var query = TraceQuery(sinceMicros: sinceMicros, untilMicros: untilMicros)
+    var names: Set<String> = []
+    var label: String
+    switch service {
+    case .address(let ip, let port):
+      query.service = ip
+      query.servicePort = port
+      label = port.map { "\(Self.endpointText(ip, $0))" } ?? ip.description
+    case .name(let name):
+      query.serviceName = name
+      names.insert(name)
+      label = name
+    }
+    let records = try connections(matching: query)
+    if names.isEmpty {
+      names = Set(records.compactMap(\.serviceName))
+      if names.count == 1, let only = names.first { label = only }
+    }
+    let intervals = try endpointIntervals(services: names)
+
+    struct Entry {
+      var pod: String?
+      var node: String?
+      var count = 0
+      var expected = 0.0
+    }
+    var entries: [String: Entry] = [:]
+    let lower = sinceMicros ?? .min
+    let upper = untilMicros ?? .max
+    for interval in intervals where interval.row.validFrom < upper && (interval.row.validTo ?? .max) > lower {
+      entries[interval.endpoint, default: Entry(pod: interval.pod, node: interval.node)].pod = interval.pod
+    }
+    var expectedTotal = 0.0
+    for record in records {
+      let key = Self.endpointText(record.pod, record.podPort)
+      entries[key, default: Entry(pod: record.podName, node: record.podNode)].count += 1
+      let ready = Set(intervals.filter { $0.row.isValid(at: record.timeMicros) }.map(\.endpoint))
+      guard !ready.isEmpty else { continue }
+      for endpoint in ready { entries[endpoint, default: Entry()].expected += 1 / Double(ready.count) }
+      expectedTotal += 1
+    }
+    if intervals.isEmpty, !entries.isEmpty {
+      // No snapshot: assume the endpoints seen are all there are, evenly weighted.
+      let even = Double(records.count) / Double(entries.count)
+      for key in Array(entries.keys) { entries[key]?.expected = even }
+      expectedTotal = Double(records.count)
+    }
+    let total = records.count
+    var endpoints: [EndpointStats] = []
+    var skew = 0.0
+    var chiSquare = 0.0
+    for (key, entry) in entries {
+      let share = total == 0 ? 0 : Double(entry.count) / Double(total)
+      let expectedShare = expectedTotal == 0 ? 0 : entry.expected / expectedTotal
+      if expectedShare > 0 {
+        skew = max(skew, abs(share - expectedShare) / expectedShare)
+        let expectedCount = expectedShare * Double(total)
+        chiSquare += (Double(entry.count) - expectedCount) * (Double(entry.count) - expectedCount) / expectedCount
+      }
+      endpoints.append(
+        EndpointStats(
+          endpoint: key, pod: entry.pod, node: entry.node, connections: entry.count, share: share,
+          expectedShare: expectedShare))
+    }
+    endpoints.sort { ($0.connections, $1.endpoint) > ($1.connections, $0.endpoint) }
+    return ServiceStats(
+      service: label, connections: total, endpoints: endpoints, skew: skew, chiSquare: chiSquare,
+      degreesOfFreedom: max(0, endpoints.count - 1))
+  }
+
+  /// `ip:port`, bracketing IPv6.
+  static func endpointText(_ ip: IPAddress, _ port: UInt16) -> String {
+    ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+  }
+
+  private struct EndpointInterval {
+    var endpoint: String
+    var pod: String?
+    var node: String?
+    var row: NameRow
+  }
+
+  private func endpointIntervals(services: Set<String>) throws -> [EndpointInterval] {
+    try dbWriter.read { db in
+      var intervals: [EndpointInterval] = []
+      for service in services {
+        let (namespace, name) = try Self.splitName(service, what: "Service")
+        for row in try Row.fetchAll(
+          db,
+          sql: """
+            SELECT ip, port, pod_namespace || '/' || pod_name, pod_name, node, valid_from, valid_to
+            FROM endpoint_names WHERE service_namespace = ? AND service_name = ?
+            """, arguments: [namespace, name])
+        {
+          let blob: Data = row[0]
+          let port: Int = row[1]
+          guard let ip = IPAddress(blob: blob) else { continue }
+          let podName: String = row[3]
+          let node: String = row[4]
+          intervals.append(
+            EndpointInterval(
+              endpoint: Self.endpointText(ip, UInt16(clamping: port)), pod: podName.isEmpty ? nil : row[2],
+              node: node.isEmpty ? nil : node, row: NameRow(values: [], validFrom: row[5], validTo: row[6])))
+        }
+      }
+      return intervals
+    }
+  }
+}

@@ -1,0 +1,53 @@
+public import GRDB
+
+/// Where collection stands for one node and source (`svctrace collect` summary, `status`).
+public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
+  public var node: String
+  public var source: String
+  /// Bytes of the current file consumed, and its inode.
+  public var offset: Int64
+  public var inode: Int64
+  /// Local time of the last committed batch, µs since the epoch.
+  public var lastCollectedAt: Int64?
+  /// Totals over all stored batches.
+  public var batches: Int
+  public var lines: Int
+  public var skipped: Int
+  public var connections: Int
+  /// Pre lines still waiting for their post line.
+  public var pending: Int
+  /// The clock offset and bound measured by the last batch, µs.
+  public var clockOffset: Int64?
+  public var clockBound: Int64?
+}
+
+extension TraceStore {
+  /// One row per node and source that was ever collected, sorted by node.
+  ///
+  /// - Throws: `DatabaseError`.
+  public func collectStatus() throws -> [CollectStatus] {
+    try dbWriter.read { db in
+      try CollectStatus.fetchAll(
+        db,
+        sql: """
+          SELECT n.name AS node, c.source AS source, c.offset AS offset, c.inode AS inode,
+            (SELECT MAX(collected_at) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
+              AS lastCollectedAt,
+            (SELECT COUNT(*) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source) AS batches,
+            (SELECT IFNULL(SUM(lines), 0) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
+              AS lines,
+            (SELECT IFNULL(SUM(skipped), 0) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
+              AS skipped,
+            (SELECT IFNULL(SUM(connections), 0) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
+              AS connections,
+            (SELECT COUNT(*) FROM lines l WHERE l.node_id = c.node_id AND l.outcome = 0) AS pending,
+            (SELECT clock_offset_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source
+              ORDER BY id DESC LIMIT 1) AS clockOffset,
+            (SELECT clock_bound_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source
+              ORDER BY id DESC LIMIT 1) AS clockBound
+          FROM cursors c JOIN nodes n ON n.id = c.node_id
+          ORDER BY n.name, c.source
+          """)
+    }
+  }
+}

@@ -1,0 +1,257 @@
+import Foundation
+public import GRDB
+public import Logs
+import SVCTraceCore
+
+/// svctrace's embedded store: collected packet lines, cursors, correlated connections and
+/// cluster name snapshots, in one SQLite database.
+///
+/// A `Sendable` value over any GRDB `DatabaseWriter`: a WAL `DatabasePool` for a file, an
+/// in-memory `DatabaseQueue` in tests. Opening runs the named, append-only migrations.
+public struct TraceStore: Sendable {
+  let dbWriter: any DatabaseWriter
+  /// Correlation tunables used by ``commit(_:)``.
+  public var correlation: CorrelationSettings
+
+  /// Opens (creating if needed) the store at `path`, in WAL mode.
+  ///
+  /// - Throws: `DatabaseError` when the file cannot be opened or migrated, `CocoaError` when
+  ///   the directory cannot be created.
+  public init(path: String, correlation: CorrelationSettings = CorrelationSettings()) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    if !directory.isEmpty {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    configuration.prepareDatabase { db in
+      try db.execute(sql: "PRAGMA synchronous = NORMAL")
+    }
+    try self.init(writer: DatabasePool(path: path, configuration: configuration), correlation: correlation)
+  }
+
+  /// Wraps an existing writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
+  public init(writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings()) throws {
+    self.dbWriter = writer
+    self.correlation = correlation
+    try Self.migrator.migrate(writer)
+  }
+
+  /// An empty in-memory store.
+  public static func inMemory() throws -> TraceStore {
+    try TraceStore(writer: DatabaseQueue())
+  }
+
+  /// The store path: `$SVCTRACE_STORE`, else `$XDG_DATA_HOME/svctrace/svctrace.sqlite`, else
+  /// `~/.local/share/svctrace/svctrace.sqlite`.
+  public static func defaultPath(environment: [String: String]? = nil) -> String {
+    let environment = environment ?? ProcessInfo.processInfo.environment
+    if let explicit = environment["SVCTRACE_STORE"], !explicit.isEmpty { return explicit }
+    let base: String
+    if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
+      base = xdg
+    } else {
+      let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+      base = (home as NSString).appendingPathComponent(".local/share")
+    }
+    return (base as NSString).appendingPathComponent("svctrace/svctrace.sqlite")
+  }
+
+  /// Names of the migrations applied so far, in order.
+  public func appliedMigrations() throws -> [String] {
+    try dbWriter.read { db in try Self.migrator.appliedIdentifiers(db).sorted() }
+  }
+
+  // MARK: Schema
+
+  /// Secondary indexes of `connections`, one per lookup path (also used by the benchmark to
+  /// drop and rebuild them around bulk generation).
+  static let connectionIndexes: [(name: String, columns: String)] = [
+    ("connections_by_client", "client_ip, client_port, time"),
+    ("connections_by_service", "service_ip, service_port, time"),
+    ("connections_by_pod", "pod_ip, time"),
+    ("connections_by_time", "time"),
+    ("connections_by_node", "node_id, time"),
+  ]
+
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1-collect") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE nodes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+          );
+          -- Where each node's source was read up to; updated with the data it covers.
+          CREATE TABLE cursors (
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            inode INTEGER NOT NULL,
+            fingerprint BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            offset INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (node_id, source)
+          ) WITHOUT ROWID;
+          CREATE TABLE batches (
+            id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            collected_at INTEGER NOT NULL,
+            clock_offset_us INTEGER NOT NULL,
+            clock_bound_us INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            transferred_bytes INTEGER NOT NULL,
+            lines INTEGER NOT NULL,
+            skipped INTEGER NOT NULL,
+            connections INTEGER NOT NULL DEFAULT 0,
+            events TEXT NOT NULL DEFAULT ''
+          );
+          CREATE INDEX batches_by_time ON batches(collected_at);
+          -- Raw packet lines (for --explain) and their correlation outcome:
+          -- 0 pending, 1 matched, 2 duplicate, 3 orphan, 4 expired.
+          CREATE TABLE lines (
+            id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            time INTEGER NOT NULL,
+            stage INTEGER NOT NULL,
+            proto INTEGER NOT NULL,
+            src_ip BLOB NOT NULL,
+            src_port INTEGER NOT NULL,
+            dst_ip BLOB NOT NULL,
+            dst_port INTEGER NOT NULL,
+            ip_id INTEGER,
+            len INTEGER NOT NULL,
+            outcome INTEGER NOT NULL,
+            raw TEXT NOT NULL
+          );
+          CREATE INDEX lines_by_time ON lines(time);
+          CREATE INDEX lines_pending ON lines(node_id) WHERE outcome = 0;
+          -- The correlator's carry-over per node (pending pre lines, recent matches).
+          CREATE TABLE correlation_state (
+            node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+            state BLOB NOT NULL
+          );
+          -- Correlated connections. Addresses are 16-byte IPv6 (IPv4-mapped) blobs, which
+          -- compare bytewise in address order. method: 1 exact-id, 2 sport-window,
+          -- 3 retransmit-dedup.
+          CREATE TABLE connections (
+            id INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            node_id INTEGER NOT NULL,
+            proto INTEGER NOT NULL,
+            client_ip BLOB NOT NULL,
+            client_port INTEGER NOT NULL,
+            service_ip BLOB NOT NULL,
+            service_port INTEGER NOT NULL,
+            pod_ip BLOB NOT NULL,
+            pod_port INTEGER NOT NULL,
+            method INTEGER NOT NULL,
+            pre_line_id INTEGER,
+            post_line_id INTEGER
+          );
+          """)
+      for index in connectionIndexes {
+        try db.execute(sql: "CREATE INDEX \(index.name) ON connections(\(index.columns))")
+      }
+    }
+    migrator.registerMigration("v1-names") { db in
+      try db.execute(
+        sql: """
+          -- Cluster object snapshots as taken (kubectl get services,endpointslices,pods -A -o json).
+          CREATE TABLE snapshots (
+            id INTEGER PRIMARY KEY,
+            taken_at INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            json TEXT NOT NULL
+          );
+          CREATE INDEX snapshots_by_time ON snapshots(taken_at);
+          -- Name tables derived from the snapshots; a row is valid in [valid_from, valid_to),
+          -- valid_to NULL while the latest snapshot still has it. NodePorts use ip = :: (any).
+          CREATE TABLE service_names (
+            id INTEGER PRIMARY KEY,
+            ip BLOB NOT NULL,
+            port INTEGER NOT NULL,
+            proto INTEGER NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            valid_from INTEGER NOT NULL,
+            valid_to INTEGER
+          );
+          CREATE INDEX service_names_by_address ON service_names(ip, port);
+          CREATE INDEX service_names_by_name ON service_names(namespace, name);
+          CREATE TABLE pod_names (
+            id INTEGER PRIMARY KEY,
+            ip BLOB NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            node TEXT NOT NULL,
+            host_network INTEGER NOT NULL,
+            valid_from INTEGER NOT NULL,
+            valid_to INTEGER
+          );
+          CREATE INDEX pod_names_by_ip ON pod_names(ip);
+          CREATE INDEX pod_names_by_name ON pod_names(namespace, name);
+          CREATE TABLE endpoint_names (
+            id INTEGER PRIMARY KEY,
+            service_namespace TEXT NOT NULL,
+            service_name TEXT NOT NULL,
+            ip BLOB NOT NULL,
+            port INTEGER NOT NULL,
+            proto INTEGER NOT NULL,
+            pod_namespace TEXT NOT NULL,
+            pod_name TEXT NOT NULL,
+            node TEXT NOT NULL,
+            valid_from INTEGER NOT NULL,
+            valid_to INTEGER
+          );
+          CREATE INDEX endpoint_names_by_ip ON endpoint_names(ip, port);
+          CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
+          """)
+    }
+    return migrator
+  }
+}
+
+// MARK: Value encoding
+
+extension IPAddress {
+  /// The 16-byte network-order form stored in the database.
+  var blob: Data {
+    var bytes = Data(count: 16)
+    bytes.withUnsafeMutableBytes { raw in
+      raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
+      raw.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+    }
+    return bytes
+  }
+
+  /// Reads the 16-byte form back; `nil` for any other length.
+  init?(blob: Data) {
+    guard blob.count == 16 else { return nil }
+    var high: UInt64 = 0
+    var low: UInt64 = 0
+    for (index, byte) in blob.enumerated() {
+      if index < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+    }
+    self.init(high: high, low: low)
+  }
+
+  /// `::`, the wildcard address of NodePort rows.
+  static let any = IPAddress(high: 0, low: 0)
+}
+
+/// A store failure that is not a database error: bad input, inconsistent data.
+public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+  public var operation: String
+  public var message: String
+
+  public init(operation: String, message: String) {
+    self.operation = operation
+    self.message = message
+  }
+
+  public var description: String { "Unable to \(operation): \(message)" }
+}

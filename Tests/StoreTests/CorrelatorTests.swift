@@ -1,0 +1,302 @@
+import SVCTraceCore
+import Testing
+
+@testable import Logs
+
+/// Builds observations for one node; ids are assigned in feed order.
+struct Feed {
+  var observations: [Observation] = []
+
+  mutating func add(
+    _ time: Int64, _ stage: PacketLine.Stage, proto: UInt8 = 6, _ source: String, _ sport: UInt16,
+    _ destination: String, _ dport: UInt16, id: UInt32? = nil, length: UInt16 = 60, offset: Int64 = 0
+  ) {
+    let line = PacketLine(
+      timeMicros: time, stage: stage, source: IPAddress(source)!, destination: IPAddress(destination)!, proto: proto,
+      sourcePort: sport, destinationPort: dport, ipID: id, length: length)
+    observations.append(Observation(id: Int64(observations.count + 1), line: line, clockOffsetMicros: offset))
+  }
+
+  /// Takes the observations added so far (for feeding in several batches).
+  mutating func take() -> [Observation] {
+    defer { observations = [] }
+    return observations
+  }
+}
+
+@Suite("Correlator")
+struct CorrelatorTests {
+  let node = HostID("node1")
+  let ms: Int64 = 1000
+  let base: Int64 = 1_780_000_000_000_000
+
+  func summary(_ connections: [Connection]) -> [String] {
+    connections.map {
+      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort) \($0.method)"
+    }
+  }
+
+  @Test func joinsPreAndPostOnExactID() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 4242)
+    feed.add(base + 1 * ms, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 4242)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(summary(output.connections) == ["10.244.1.5:40000>10.96.0.10:80>10.244.2.7:8080 exact-id"])
+    #expect(output.connections[0].preID == 1 && output.connections[0].postID == 2)
+    #expect(output.connections[0].node == node)
+    #expect(correlator.state.pendingIDs.isEmpty)
+  }
+
+  @Test func interleavedConnectionsJoinByKey() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)
+    feed.add(base + 1, .pre, "10.244.1.6", 40000, "10.96.0.11", 53, id: 2)
+    feed.add(base + 2, .pre, "10.244.1.5", 40001, "10.96.0.10", 80, id: 3)
+    feed.add(base + 3, .post, "10.244.1.5", 40001, "10.244.9.1", 8080, id: 3)
+    feed.add(base + 4, .post, "10.244.1.6", 40000, "10.244.9.2", 5353, id: 2)
+    feed.add(base + 5, .post, "10.244.1.5", 40000, "10.244.9.3", 8080, id: 1)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(
+      summary(output.connections) == [
+        "10.244.1.5:40001>10.96.0.10:80>10.244.9.1:8080 exact-id",
+        "10.244.1.6:40000>10.96.0.11:53>10.244.9.2:5353 exact-id",
+        "10.244.1.5:40000>10.96.0.10:80>10.244.9.3:8080 exact-id",
+      ])
+  }
+
+  @Test func sameIDOnDifferentPortsDoesNotCrossMatch() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 777)
+    feed.add(base + 1, .pre, "10.244.1.5", 40002, "10.96.0.20", 80, id: 777)
+    feed.add(base + 2, .post, "10.244.1.5", 40002, "10.244.3.3", 8080, id: 777)
+    feed.add(base + 3, .post, "10.244.1.5", 40000, "10.244.4.4", 8080, id: 777)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(
+      summary(output.connections) == [
+        "10.244.1.5:40002>10.96.0.20:80>10.244.3.3:8080 exact-id",
+        "10.244.1.5:40000>10.96.0.10:80>10.244.4.4:8080 exact-id",
+      ])
+  }
+
+  @Test func retransmittedSynIsDeduplicated() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    feed.add(base + 1 * ms, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    // The SYN is retransmitted after 1 s: same key, same ID, both hooks log it again.
+    feed.add(base + 1000 * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    feed.add(base + 1001 * ms, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.count == 1)
+    #expect(output.stats.duplicates == 2)
+    #expect(output.stats.orphans == 0)
+  }
+
+  @Test func synRetriesAtOneAndThreeSecondsStayOneConnection() {
+    var feed = Feed()
+    for offset: Int64 in [0, 1000, 3000, 7000] {
+      feed.add(base + offset * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+      feed.add(base + offset * ms + 1, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    }
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.count == 1)
+    #expect(output.connections.first?.timeMicros == base, "the connection's time is its first SYN")
+    #expect(output.stats.duplicates == 6)
+  }
+
+  @Test func unmatchedRetriesSlideTheWindowUntilThePostArrives() {
+    var feed = Feed()
+    // Post lines only for the last retry (e.g. the first SYNs were dropped between hooks).
+    for offset: Int64 in [0, 1000, 3000] {
+      feed.add(base + offset * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    }
+    feed.add(base + 3000 * ms + 1, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.preID) == [1])
+    #expect(output.stats.duplicates == 2 && output.stats.orphans == 0)
+  }
+
+  @Test func retransmissionWithNewIDBeforeThePostJoinsThroughIt() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    feed.add(base + 1000 * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 11)
+    // Only the retransmission's post line is logged (the first SYN was dropped after PRE).
+    feed.add(base + 1001 * ms, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 11)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(summary(output.connections) == ["10.244.1.5:40000>10.96.0.10:80>10.244.2.7:8080 retransmit-dedup"])
+    #expect(output.connections[0].preID == 1)
+    #expect(output.stats.duplicates == 1)
+  }
+
+  @Test func sourcePortReusedAfterTheWindowIsANewConnection() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    feed.add(base + 1, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 10)
+    feed.add(base + 65_000 * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 10)
+    feed.add(base + 65_000 * ms + 1, .post, "10.244.1.5", 40000, "10.244.2.8", 8080, id: 10)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(
+      summary(output.connections) == [
+        "10.244.1.5:40000>10.96.0.10:80>10.244.2.7:8080 exact-id",
+        "10.244.1.5:40000>10.96.0.10:80>10.244.2.8:8080 exact-id",
+      ])
+    #expect(output.stats.duplicates == 0)
+  }
+
+  @Test func udpRepeatAfterTheWindowIsANewFlowNotARetransmission() {
+    var feed = Feed()
+    feed.add(base, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.10", 53, id: 0)
+    feed.add(base + 1, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.1", 53, id: 0)
+    // 31 s later the conntrack entry has expired; the same tuple is logged as a new flow.
+    feed.add(base + 31_000 * ms, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.10", 53, id: 0)
+    feed.add(base + 31_000 * ms + 1, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.2", 53, id: 0)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.pod) == [IPAddress("10.244.7.1")!, IPAddress("10.244.7.2")!])
+    #expect(output.stats.duplicates == 0)
+  }
+
+  @Test func ipv6WithoutIDJoinsOnSourcePortWindow() {
+    var feed = Feed()
+    feed.add(base, .pre, "fd00:10:244::5", 40000, "fd00:10:96::a", 443)
+    feed.add(base + 2 * ms, .post, "fd00:10:244::5", 40000, "fd00:10:244:1::9", 8443)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(
+      summary(output.connections) == ["fd00:10:244::5:40000>fd00:10:96::a:443>fd00:10:244:1::9:8443 sport-window"])
+  }
+
+  @Test func udpWithZeroIDUsesLengthAsTieBreaker() {
+    var feed = Feed()
+    // An unconnected UDP socket asks two Services from one port: ID 0, lengths differ.
+    feed.add(base, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.10", 53, id: 0, length: 71)
+    feed.add(base + 1, .pre, proto: 17, "10.244.1.5", 5353, "10.96.0.11", 53, id: 0, length: 90)
+    feed.add(base + 2, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.2", 53, id: 0, length: 90)
+    feed.add(base + 3, .post, proto: 17, "10.244.1.5", 5353, "10.244.7.1", 53, id: 0, length: 71)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(
+      summary(output.connections) == [
+        "10.244.1.5:5353>10.96.0.11:53>10.244.7.2:53 sport-window",
+        "10.244.1.5:5353>10.96.0.10:53>10.244.7.1:53 sport-window",
+      ])
+    #expect(output.connections.allSatisfy { $0.proto == 17 })
+  }
+
+  @Test func outOfOrderTimestampsWithinTheWindowStillJoin() {
+    var feed = Feed()
+    feed.add(base + 500 * ms, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 9)
+    feed.add(base, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 9)  // stamped 0.5 s earlier
+    var correlator = Correlator(node: node)
+    #expect(correlator.correlate(feed.observations).connections.count == 1)
+  }
+
+  @Test func postOutsideTheWindowIsAnOrphan() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 9)
+    feed.add(base + 3000 * ms, .post, "10.244.1.5", 40000, "10.244.2.7", 8080, id: 9)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.isEmpty)
+    #expect(output.stats.orphans == 1)
+    #expect(correlator.state.pendingIDs == [1])
+  }
+
+  @Test func hostNetworkLocalDeliveryPostsToTheNodeAddress() {
+    var feed = Feed()
+    // DNAT to a hostNetwork endpoint: the post line (INPUT hook) has the node's IP as destination.
+    feed.add(base, .pre, "192.168.50.11", 51000, "10.96.0.30", 9100, id: 321)
+    feed.add(base + 1, .post, "192.168.50.11", 51000, "192.168.50.11", 9100, id: 321)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(summary(output.connections) == ["192.168.50.11:51000>10.96.0.30:9100>192.168.50.11:9100 exact-id"])
+  }
+
+  @Test func preInOneBatchPostInTheNextJoinsThroughPersistedState() throws {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 5, offset: 250)
+    var first = Correlator(node: node)
+    let firstOutput = first.correlate(feed.observations)
+    #expect(firstOutput.connections.isEmpty)
+    #expect(firstOutput.stats.pending == 1)
+    let saved = first.state.encoded()
+
+    var next = Feed()
+    next.observations = [
+      Observation(
+        id: 2,
+        line: PacketLine(
+          timeMicros: base + 3, stage: .post, source: IPAddress("10.244.1.5")!, destination: IPAddress("10.244.2.7")!,
+          proto: 6, sourcePort: 40000, destinationPort: 8080, ipID: 5, length: 60))
+    ]
+    var second = Correlator(node: node, state: try CorrelatorState(encoded: saved))
+    let output = second.correlate(next.observations)
+    #expect(output.connections.count == 1)
+    #expect(output.connections[0].preID == 1)
+    #expect(output.connections[0].timeMicros == base - 250, "time corrected by the pre line's clock offset")
+    #expect(output.outcomes.contains { $0.id == 1 && $0.outcome == .matched })
+  }
+
+  @Test func pendingPreExpiresAfterTheBound() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 5)
+    feed.add(base + 200_000 * ms, .pre, "10.244.1.6", 40000, "10.96.0.10", 80, id: 6)
+    var correlator = Correlator(node: node, settings: CorrelationSettings(pendingExpiryMicros: 120_000 * ms))
+    let output = correlator.correlate(feed.observations)
+    #expect(output.stats.expired == 1)
+    #expect(output.outcomes.contains { $0.id == 1 && $0.outcome == .expired })
+    #expect(correlator.state.pendingIDs == [2])
+  }
+
+  @Test func stateEncodingRoundTripsAndRejectsGarbage() throws {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 5)
+    feed.add(base + 1, .pre, "fd00::1", 40000, "fd00::a", 80)
+    feed.add(base + 2, .pre, "10.244.1.7", 40000, "10.96.0.10", 80, id: 8)
+    feed.add(base + 3, .post, "10.244.1.7", 40000, "10.244.3.1", 80, id: 8)
+    var correlator = Correlator(node: node)
+    _ = correlator.correlate(feed.observations)
+    let bytes = correlator.state.encoded()
+    #expect(try CorrelatorState(encoded: bytes) == correlator.state)
+    #expect(throws: CorrelatorState.DecodingError.self) { try CorrelatorState(encoded: Array(bytes.dropLast())) }
+    #expect(throws: CorrelatorState.DecodingError.self) { try CorrelatorState(encoded: [9]) }
+    #expect(throws: CorrelatorState.DecodingError.self) { try CorrelatorState(encoded: []) }
+  }
+
+  @Test func manyConcurrentConnectionsWithCollidingIDsAllJoinCorrectly() {
+    // 400 connections from 4 clients, IDs drawn from a tiny space so they collide, PRE lines
+    // all first, then POST lines in reverse order.
+    var feed = Feed()
+    var expected: [String] = []
+    for i in 0..<400 {
+      let client = "10.244.0.\(i % 4 + 1)"
+      let port = UInt16(30000 + i)
+      feed.add(base + Int64(i), .pre, client, port, "10.96.0.\(i % 5 + 1)", 80, id: UInt32(i % 7))
+      expected.append("\(client):\(port)>10.96.0.\(i % 5 + 1):80>10.244.5.\(i % 9 + 1):8080")
+    }
+    for i in (0..<400).reversed() {
+      feed.add(
+        base + 400 + Int64(i), .post, "10.244.0.\(i % 4 + 1)", UInt16(30000 + i), "10.244.5.\(i % 9 + 1)", 8080,
+        id: UInt32(i % 7))
+    }
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    let got = output.connections.map {
+      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort)"
+    }
+    #expect(got.sorted() == expected.sorted())
+    #expect(output.stats.orphans == 0 && output.stats.duplicates == 0)
+  }
+
+  @Test func matchMethodNamesRoundTrip() {
+    for method in MatchMethod.allCases { #expect(MatchMethod(name: method.description) == method) }
+    #expect(MatchMethod(name: "nope") == nil)
+  }
+}

@@ -1,0 +1,369 @@
+import Foundation
+import GRDB
+import SVCTraceCore
+import Testing
+
+@testable import Logs
+@testable import Store
+
+/// Helpers to build batches from lines in `FakeParser`'s format.
+func batch(
+  _ lines: [String], node: String = "node1", source: String = "file:/var/log/iptables.log", offset: UInt64 = 0,
+  clock: ClockOffset = .zero
+) -> CollectedBatch {
+  let data = Array(lines.map { $0 + "\n" }.joined().utf8)
+  let chunk = SourceChunk(
+    data: data,
+    cursor: SourceCursor(
+      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)),
+    isCaughtUp: true, transferredBytes: data.count, file: "/var/log/iptables.log", events: [])
+  var parser = FakeParser()
+  return CollectedBatch(
+    chunk: chunk, node: HostID(node), sourceID: source, parser: &parser, clock: clock, collectedAtMicros: 1)
+}
+
+func fixture(_ name: String) throws -> Data {
+  let url = try #require(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
+  return try Data(contentsOf: url)
+}
+
+@Suite("TraceStore")
+struct StoreTests {
+  let ms: Int64 = 1000
+  let t1: Int64 = 1_780_000_000_000_000  // first snapshot
+  var t2: Int64 { t1 + 3_600_000_000 }  // second snapshot, an hour later
+
+  @Test func migrationsAreNamedAndIdempotent() throws {
+    let directory = try TempDirectory()
+    let path = directory.file("sub/dir/svctrace.sqlite")
+    let store = try TraceStore(path: path)
+    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names"])
+    let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+    #expect(mode == "wal")
+    // Reopening migrates nothing again and keeps data.
+    try store.commit(batch(["seq 1"]))
+    let reopened = try TraceStore(path: path)
+    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names"])
+    #expect(try storedSequence(reopened, node: "node1") == [1])
+  }
+
+  @Test func defaultPathHonoursTheEnvironment() {
+    #expect(TraceStore.defaultPath(environment: ["SVCTRACE_STORE": "/x/s.db", "XDG_DATA_HOME": "/d"]) == "/x/s.db")
+    #expect(
+      TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "/d", "HOME": "/h"]) == "/d/svctrace/svctrace.sqlite")
+    #expect(TraceStore.defaultPath(environment: ["HOME": "/h"]) == "/h/.local/share/svctrace/svctrace.sqlite")
+    #expect(
+      TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"])
+        == "/h/.local/share/svctrace/svctrace.sqlite")
+  }
+
+  @Test func commitStoresLinesConnectionsBatchAndCursorTogether() throws {
+    let store = try TraceStore.inMemory()
+    let summary = try store.commit(
+      batch(
+        [
+          fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+          "garbage that the parser skips",
+          fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+        ], clock: ClockOffset(offsetMicros: 500, boundMicros: 20)))
+    #expect(summary.lines == 2 && summary.skipped == 1 && summary.connections == 1)
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.count == 1)
+    #expect(records[0].timeMicros == t1 - 500)
+    let cursor = try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log")
+    #expect(cursor?.inode == 7 && cursor?.offset ?? 0 > 0)
+    let row = try #require(
+      try store.dbWriter.read { db in
+        try Row.fetchOne(db, sql: "SELECT clock_offset_us, clock_bound_us, lines, skipped, connections FROM batches")
+      })
+    #expect(
+      row[0] as Int64 == 500 && row[1] as Int64 == 20 && row[2] as Int == 3 && row[3] as Int == 1 && row[4] as Int == 1)
+    let explained = try store.explain(records[0])
+    #expect(explained.map(\.stage) == ["pre", "post"])
+    #expect(explained.allSatisfy { $0.outcome == "matched" })
+    #expect(explained[0].raw.hasPrefix("T=\(t1) PRE"))
+  }
+
+  @Test func collectStatusSummarizesEachNodeSource() throws {
+    let store = try TraceStore.inMemory()
+    try store.commit(
+      batch(
+        [fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1), "junk"],
+        clock: ClockOffset(offsetMicros: -40, boundMicros: 3)))
+    try store.commit(
+      batch([fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], node: "node2"))
+    let status = try store.collectStatus()
+    #expect(status.map(\.node) == ["node1", "node2"])
+    #expect(status[0].lines == 2 && status[0].skipped == 1 && status[0].pending == 1 && status[0].batches == 1)
+    #expect(status[0].clockOffset == -40 && status[0].clockBound == 3)
+    #expect(status[1].connections == 0 && status[1].pending == 0)
+  }
+
+  @Test func failedCommitLeavesDataStateAndCursorUnchanged() throws {
+    let store = try TraceStore.inMemory()
+    try store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    let cursorBefore = try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log")
+    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
+    #expect(throws: InjectedFault.self) { try store.commit(post, faultInjection: { throw InjectedFault() }) }
+    #expect(try store.connections(matching: TraceQuery()).isEmpty)
+    #expect(try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log") == cursorBefore)
+    let lineCount = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines") }
+    #expect(lineCount == 1)
+    // The retry joins the pending pre line that the failed attempt had (in memory) consumed.
+    try store.commit(post)
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.count == 1)
+    #expect(try store.explain(records[0]).allSatisfy { $0.outcome == "matched" })
+  }
+
+  @Test func pendingPreJoinsPostOfALaterBatchPerNode() throws {
+    let store = try TraceStore.inMemory()
+    try store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)], node: "node1"))
+    // The same key on another node is another connection: it must not join node1's pre line.
+    try store.commit(batch([fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.9.9", 8080, id: 1)], node: "node2"))
+    #expect(try store.connections(matching: TraceQuery()).isEmpty)
+    try store.commit(batch([fakeLine(t1 + 2, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], node: "node1"))
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.map(\.node) == [HostID("node1")])
+    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
+  }
+
+  /// A store with both fixture snapshots and a set of connections around them.
+  func populatedStore(correlation: CorrelationSettings = CorrelationSettings()) throws -> TraceStore {
+    let store = try TraceStore(writer: DatabaseQueue(), correlation: correlation)
+    try store.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "fixture-1")
+    try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "fixture-2")
+    var lines: [String] = []
+    var port: UInt16 = 41000
+    func connection(
+      _ time: Int64, client: String = "10.244.5.5", _ service: String, _ sport: UInt16, _ pod: String, _ dport: UInt16,
+      proto: UInt8 = 6
+    ) {
+      port += 1
+      lines.append(fakeLine(time, .pre, proto: proto, client, port, service, sport, id: UInt32(port)))
+      lines.append(fakeLine(time + 1, .post, proto: proto, client, port, pod, dport, id: UInt32(port)))
+    }
+    // Between the snapshots: 3 to web-aaaaa, 1 to 10.244.2.8 (then web-bbbbb).
+    for i in 0..<3 { connection(t1 + Int64(i + 1) * 60_000 * ms, "10.96.0.10", 80, "10.244.1.7", 8080) }
+    connection(t1 + 10 * 60_000 * ms, "10.96.0.10", 80, "10.244.2.8", 8080)
+    // After the second snapshot: 3 to web-aaaaa (10.244.2.8 is now web-ddddd, gets none).
+    for i in 0..<3 { connection(t2 + Int64(i + 1) * 60_000 * ms, "10.96.0.10", 80, "10.244.1.7", 8080) }
+    // Others: web-admin, DNS over UDP, a NodePort, a hostNetwork endpoint, one before any snapshot.
+    connection(t1 + 20 * 60_000 * ms, "10.96.0.20", 9090, "10.244.1.7", 9090)
+    connection(t1 + 21 * 60_000 * ms, "10.96.0.53", 53, "10.244.1.9", 53, proto: 17)
+    connection(t2 + 20 * 60_000 * ms, client: "192.168.50.99", "192.168.50.11", 30080, "10.244.1.7", 8080)
+    connection(t2 + 21 * 60_000 * ms, "10.96.0.99", 9100, "192.168.50.11", 9100)
+    connection(t1 - 60_000 * ms, "10.96.0.10", 80, "10.244.2.8", 8080)
+    lines.sort()  // same-width timestamps: text order is time order
+    try store.commit(batch(lines))
+    return store
+  }
+
+  @Test func namesResolveByTimeIncludingAMovedIP() throws {
+    let store = try populatedStore()
+    let moved = try store.connections(matching: TraceQuery(pod: IPAddress("10.244.2.8")))
+    #expect(moved.count == 2)
+    // Before the first snapshot: nearest snapshot (the first) names it; between: the same pod.
+    #expect(moved.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"])
+    #expect(moved.allSatisfy { $0.serviceName == "default/web" && $0.podNode == "node2" })
+
+    // The pod that took the IP later is found by name only for connections it could have had.
+    let laterPod = try store.connections(matching: TraceQuery(podName: "default/web-5d9f-ddddd"))
+    #expect(
+      laterPod.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"], "same IP, resolved at their time"
+    )
+
+    // A pod behind two Services lists both.
+    let admin = try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20"), servicePort: 9090))
+    #expect(admin.count == 1)
+    #expect(admin[0].serviceName == "default/web-admin")
+    #expect(admin[0].podName == "default/web-5d9f-aaaaa")
+    #expect(admin[0].podServices == ["default/web", "default/web-admin"])
+
+    // NodePort on a node address resolves to the Service through the port.
+    let nodePort = try store.connections(matching: TraceQuery(client: IPAddress("192.168.50.99")))
+    #expect(nodePort.map(\.serviceName) == ["default/web"])
+
+    // hostNetwork endpoint: the pod address is the node's; the pod table names it.
+    let host = try store.connections(matching: TraceQuery(pod: IPAddress("192.168.50.11")))
+    #expect(host.map(\.podName) == ["monitoring/node-exporter-qqqqq"])
+    #expect(host.map(\.serviceName) == [nil])
+
+    // UDP DNS.
+    let dns = try store.connections(matching: TraceQuery(proto: 17))
+    #expect(dns.map(\.serviceName) == ["kube-system/kube-dns"])
+    #expect(dns.map(\.podName) == ["kube-system/coredns-7db6-xxxxx"])
+  }
+
+  @Test func lookupsFilterAndOrder() throws {
+    let store = try populatedStore()
+    let all = try store.connections(matching: TraceQuery())
+    #expect(all.count == 12)
+    #expect(all.map(\.timeMicros) == all.map(\.timeMicros).sorted())
+    let first = all[3]
+    let point = try store.connections(matching: TraceQuery(client: first.client, clientPort: first.clientPort))
+    #expect(point.map(\.id) == [first.id])
+    let byName = try store.connections(matching: TraceQuery(serviceName: "default/web"))
+    #expect(byName.count == 9, "7 ClusterIP + 1 NodePort + 1 before the first snapshot")
+    let window = try store.connections(
+      matching: TraceQuery(serviceName: "default/web", sinceMicros: t2, untilMicros: t2 + 3_600_000_000))
+    #expect(window.count == 4)
+    #expect(try store.connections(matching: TraceQuery(node: HostID("node1"), limit: 2)).count == 2)
+    let later = try store.connections(matching: TraceQuery(afterID: all[9].id))
+    #expect(Set(later.map(\.id)) == Set(all.map(\.id).filter { $0 > all[9].id }))
+    #expect(try store.connections(matching: TraceQuery(node: HostID("nope"))).isEmpty)
+    #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(serviceName: "default/missing")) }
+    #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(podName: "no-slash")) }
+  }
+
+  @Test func recordsEncodeToTheDocumentedJSON() throws {
+    let store = try populatedStore()
+    let admin = try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20")))
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let json = String(decoding: try encoder.encode(admin[0]), as: UTF8.self)
+    #expect(json.contains("\"time\":\"2026-05-28T20:46:40.000000Z\""))
+    for key in [
+      "node", "proto\":\"tcp", "client_ip", "client_port", "service_ip\":\"10.96.0.20", "service_port\":9090",
+      "pod_ip\":\"10.244.1.7", "pod_port", "service\":\"default\\/web-admin", "pod\":\"default\\/web-5d9f-aaaaa",
+      "pod_node\":\"node1", "pod_services", "method\":\"exact-id",
+    ] {
+      #expect(json.contains("\"\(key)"), "\(key) in \(json)")
+    }
+  }
+
+  @Test func statsCompareSharesWithEndpointsKnownAtEachTime() throws {
+    let store = try populatedStore()
+    let stats = try store.stats(service: .address(IPAddress("10.96.0.10")!, port: 80), sinceMicros: t1)
+    #expect(stats.service == "default/web")
+    #expect(stats.connections == 7)
+    let byEndpoint = Dictionary(uniqueKeysWithValues: stats.endpoints.map { ($0.endpoint, $0) })
+    // Expected: 4 connections while 2 endpoints were ready (web-ccccc not ready), 3 while 3 were.
+    #expect(byEndpoint["10.244.1.7:8080"]?.connections == 6)
+    #expect(abs((byEndpoint["10.244.1.7:8080"]?.expectedShare ?? 0) - 3.0 / 7) < 1e-9)
+    #expect(abs((byEndpoint["10.244.2.8:8080"]?.expectedShare ?? 0) - 3.0 / 7) < 1e-9)
+    #expect(abs((byEndpoint["10.244.3.9:8080"]?.expectedShare ?? 0) - 1.0 / 7) < 1e-9)
+    #expect(stats.idleEndpoints.map(\.endpoint) == ["10.244.3.9:8080"])
+    #expect(abs(stats.skew - 1.0) < 1e-9)
+    #expect(abs(stats.chiSquare - (3.0 + 4.0 / 3 + 1)) < 1e-9)
+    #expect(stats.degreesOfFreedom == 2)
+    let byName = try store.stats(service: .name("default/web"), sinceMicros: t1, untilMicros: t2)
+    #expect(byName.connections == 4)
+  }
+
+  @Test func snapshotsRejectGarbageAndOutOfOrder() throws {
+    let store = try TraceStore.inMemory()
+    #expect(throws: StoreError.self) {
+      try store.ingestSnapshot(json: Data("{\"kind\": \"Pod\"".utf8), takenAtMicros: t1, source: "bad")
+    }
+    let summary = try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "f2")
+    #expect(summary.pods == 5 && summary.opened > 0 && summary.closed == 0)
+    #expect(throws: StoreError.self) {
+      try store.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "f1")
+    }
+    // The same snapshot again changes nothing.
+    let again = try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2 + 1, source: "f2")
+    #expect(again.opened == 0 && again.closed == 0)
+  }
+
+  @Test func pruneRemovesOldRowsButKeepsPendingLinesAndCurrentNames() throws {
+    // Long expiry so that an old pre line stays pending.
+    let store = try populatedStore(correlation: CorrelationSettings(pendingExpiryMicros: 24 * 3_600_000_000))
+    try store.commit(batch([fakeLine(t1 - 120_000 * ms, .pre, "10.244.5.6", 1234, "10.96.0.10", 80, id: 1)]))
+    let before = try store.connections(matching: TraceQuery()).count
+    let summary = try store.prune(olderThan: t2 + 1)
+    #expect(summary.connections == before - 5)
+    #expect(try store.connections(matching: TraceQuery()).count == 5)
+    #expect(try store.connections(matching: TraceQuery()).allSatisfy { $0.timeMicros >= t2 })
+    let pending = try store.dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines WHERE outcome = 0")
+    }
+    #expect(pending == 1)
+    #expect(summary.names > 0, "rows closed by the second snapshot are gone")
+    // Names still resolve for what is left.
+    #expect(
+      try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.10"))).allSatisfy { $0.podName != nil })
+  }
+
+  @Test func localFileSourceReadsPlainAndGzipOnce() async throws {
+    let directory = try TempDirectory()
+    let store = try TraceStore.inMemory()
+    let plain = directory.file("node7.log")
+    try Data("seq 1\nseq 2\nseq 3".utf8).write(to: URL(fileURLWithPath: plain))
+    let source = LocalFileSource(node: HostID("node7"), path: plain)
+    let first = try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero)
+    #expect(first.lines == 3)
+    #expect(try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero).lines == 0)
+    let gz = directory.file("node8.log")
+    try Data((1...500).map { "seq \($0)\n" }.joined().utf8).write(to: URL(fileURLWithPath: gz))
+    try shell("gzip -n \(ShellQuote.quote(gz))")
+    let gzSource = LocalFileSource(node: HostID("node8"), path: gz + ".gz")
+    #expect(try await store.collect(from: gzSource, makeParser: { FakeParser() }, clock: .zero).lines == 500)
+    #expect(try await store.collect(from: gzSource, makeParser: { FakeParser() }, clock: .zero).lines == 0)
+    #expect(try storedSequence(store, node: "node7") == [1, 2, 3])
+    #expect(try storedSequence(store, node: "node8") == Array(1...500))
+    await #expect(throws: CaptureError.self) {
+      try await store.collect(
+        from: LocalFileSource(node: HostID("n"), path: directory.file("missing")), makeParser: { FakeParser() },
+        clock: .zero)
+    }
+  }
+
+  @Test func clockOffsetIsMeasuredWithTheTightestRoundTrip() async throws {
+    let local = try await measureClockOffset(session: LocalShellSession(), rounds: 3)
+    #expect(abs(local.offsetMicros) <= local.boundMicros + 1000, "same clock: offset within the bound")
+    let ahead = try await measureClockOffset(session: ShiftedClockSession(shiftSeconds: 3600), rounds: 3)
+    #expect(abs(ahead.offsetMicros - 3_600_000_000) <= ahead.boundMicros + 1000)
+    await #expect(throws: CaptureError.self) {
+      try await measureClockOffset(session: ShiftedClockSession(shiftSeconds: nil), rounds: 1)
+    }
+  }
+
+  @Test func rfc3339FormatsMicrosecondsInUTC() {
+    #expect(TimeFormat.rfc3339(micros: 1_780_000_000_123_456) == "2026-05-28T20:26:40.123456Z")
+    #expect(TimeFormat.rfc3339(micros: -1_500_000) == "1969-12-31T23:59:58.500000Z")
+    #expect(TimeFormat.rfc3339(micros: 0) == "1970-01-01T00:00:00.000000Z")
+  }
+
+  @Test func benchmarkBuildsAStoreAndUsesTheIndexes() throws {
+    let directory = try TempDirectory()
+    let figures = try TraceBenchmark.run(records: 50_000, path: directory.file("bench.sqlite"), queries: 40)
+    #expect(figures.records == 50_000)
+    #expect(figures.clientLookup.queries == 40 && figures.serviceLookup.queries == 40)
+    #expect(figures.clientLookup.index == "connections_by_client")
+    #expect(figures.serviceLookup.index == "connections_by_service")
+    #expect(figures.clientLookup.meanRows >= 1, "sampled clients are found")
+    #expect(figures.report().contains("point lookup by client ip:port"))
+    let count = try TraceStore(path: directory.file("bench.sqlite")).dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connections")
+    }
+    #expect(count == 50_000)
+    #expect(throws: StoreError.self) { try TraceBenchmark.run(records: 10, path: directory.file("bench.sqlite")) }
+  }
+
+  @Test(.enabled(if: ProcessInfo.processInfo.environment["SVCTRACE_BENCH"] == "1"))
+  func benchmarkTenMillionRecords() throws {
+    let path = ProcessInfo.processInfo.environment["SVCTRACE_BENCH_PATH"] ?? "/tmp/svctrace-store-bench.sqlite"
+    let figures = try TraceBenchmark.run(records: 10_000_000, path: path, overwrite: true)
+    print(figures.report())
+    print(figures.clientLookup.plan, figures.serviceLookup.plan)
+    #expect(figures.clientLookup.index != nil && figures.serviceLookup.index != nil)
+  }
+}
+
+/// A session whose `date +%s%N` reports the local time shifted, or garbage when `nil`.
+struct ShiftedClockSession: RemoteSession {
+  let host = HostID("shifted")
+  let shiftSeconds: Int64?
+
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    guard let shift = shiftSeconds else { return CommandResult(exitStatus: 0, stdout: Array("%N\n".utf8)) }
+    let nanos = Int64(Date().timeIntervalSince1970 * 1e9) + shift * 1_000_000_000
+    return CommandResult(exitStatus: 0, stdout: Array("\(nanos)\n".utf8))
+  }
+
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] { [] }
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {}
+  func stat(_ path: String) async throws -> RemoteFileStat? { nil }
+  func close() async {}
+}

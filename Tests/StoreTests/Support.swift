@@ -1,0 +1,207 @@
+import Foundation
+import GRDB
+import SVCTraceCore
+import Testing
+
+@testable import Logs
+@testable import Store
+
+/// A `RemoteSession` that runs commands with the local `/bin/sh`, so the capture code's shell
+/// scripts execute for real against local temporary files.
+struct LocalShellSession: RemoteSession {
+  let host: HostID
+  /// Commands run so far (for assertions on compression use).
+  let log = CommandLog()
+
+  init(host: HostID = HostID("node-test")) { self.host = host }
+
+  final class CommandLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var commands: [String] = []
+    func append(_ command: String) { lock.withLock { commands.append(command) } }
+    var all: [String] { lock.withLock { commands } }
+  }
+
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    log.append(command)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    let errorURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "svctrace-store-test-\(UUID().uuidString).err")
+    _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: errorURL) }
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = try FileHandle(forWritingTo: errorURL)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let errors = (try? Data(contentsOf: errorURL)) ?? Data()
+    return CommandResult(exitStatus: process.terminationStatus, stdout: [UInt8](data), stderr: [UInt8](errors))
+  }
+
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
+    throw RemoteError(host: host, operation: "read \(path)", kind: .file, message: "not used by these tests")
+  }
+
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
+    throw RemoteError(host: host, operation: "write \(path)", kind: .file, message: "not used by these tests")
+  }
+
+  func stat(_ path: String) async throws -> RemoteFileStat? { nil }
+
+  func close() async {}
+}
+
+/// A parser for the tests' own line format, so these tests do not depend on the kernel LOG
+/// parser: `T=<µs> <PRE|POST> P=<proto> <src> <sport> <dst> <dport> ID=<id|-> LEN=<n>`, or
+/// `seq <n>` (a PRE line with time n, for capture tests). Anything else is skipped.
+struct FakeParser: LineParsing {
+  var stats = ParseStats()
+
+  mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> PacketLine? {
+    let text = String(decoding: line, as: UTF8.self)
+    let result = Self.parse(text)
+    if result == nil { stats.skipped += 1 } else { stats.parsed += 1 }
+    return result
+  }
+
+  static func parse(_ text: String) -> PacketLine? {
+    let fields = text.split(separator: " ").map(String.init)
+    if fields.count == 2, fields[0] == "seq", let n = Int64(fields[1]) {
+      return PacketLine(
+        timeMicros: n, stage: .pre, source: IPAddress("10.1.0.1")!, destination: IPAddress("10.96.0.1")!, proto: 6,
+        sourcePort: UInt16(truncatingIfNeeded: n), destinationPort: 80)
+    }
+    guard fields.count == 9, fields[0].hasPrefix("T="), let time = Int64(fields[0].dropFirst(2)),
+      let proto = UInt8(fields[2].dropFirst(2)), let source = IPAddress(fields[3]), let sport = UInt16(fields[4]),
+      let destination = IPAddress(fields[5]), let dport = UInt16(fields[6]),
+      let length = UInt16(fields[8].dropFirst(4))
+    else { return nil }
+    let stage: PacketLine.Stage
+    switch fields[1] {
+    case "PRE": stage = .pre
+    case "POST": stage = .post
+    default: return nil
+    }
+    let idText = fields[7].dropFirst(3)
+    return PacketLine(
+      timeMicros: time, stage: stage, source: source, destination: destination, proto: proto, sourcePort: sport,
+      destinationPort: dport, ipID: idText == "-" ? nil : UInt32(idText), length: length)
+  }
+}
+
+/// Builds a line of ``FakeParser``'s format.
+func fakeLine(
+  _ time: Int64, _ stage: PacketLine.Stage, proto: UInt8 = 6, _ source: String, _ sport: UInt16,
+  _ destination: String, _ dport: UInt16, id: UInt32? = nil, length: UInt16 = 60
+) -> String {
+  let idText = id.map { String($0) } ?? "-"
+  return
+    "T=\(time) \(stage == .pre ? "PRE" : "POST") P=\(proto) \(source) \(sport) \(destination) \(dport) ID=\(idText) LEN=\(length)"
+}
+
+/// A temporary directory removed at deinit.
+final class TempDirectory: @unchecked Sendable {
+  let path: String
+
+  init() throws {
+    path = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-store-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  }
+
+  deinit { try? FileManager.default.removeItem(atPath: path) }
+
+  func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+}
+
+/// Runs a local shell command and expects it to succeed.
+func shell(_ command: String) throws {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: "/bin/sh")
+  process.arguments = ["-c", command]
+  try process.run()
+  process.waitUntilExit()
+  #expect(process.terminationStatus == 0, "\(command)")
+}
+
+/// A log file the tests append to and rotate the way logrotate does.
+struct FakeLog {
+  let path: String
+  private(set) var next = 1
+
+  init(path: String) {
+    self.path = path
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+  }
+
+  /// Appends `count` numbered lines (`seq N`), returns their numbers.
+  @discardableResult
+  mutating func append(_ count: Int) throws -> [Int] {
+    let numbers = Array(next..<(next + count))
+    next += count
+    try appendRaw(numbers.map { "seq \($0)\n" }.joined())
+    return numbers
+  }
+
+  /// Appends text as is (e.g. a partial line).
+  func appendRaw(_ text: String) throws {
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    try handle.seekToEnd()
+    try handle.write(contentsOf: Data(text.utf8))
+    try handle.close()
+  }
+
+  private var quoted: String { ShellQuote.quote(path) }
+
+  /// Shifts path.N(.gz) to path.N+1(.gz), oldest first.
+  private func shiftRotated() throws {
+    try shell(
+      """
+      for n in 9 8 7 6 5 4 3 2 1; do
+        m=$((n+1))
+        if [ -f \(quoted).$n.gz ]; then mv \(quoted).$n.gz \(quoted).$m.gz; fi
+        if [ -f \(quoted).$n ]; then mv \(quoted).$n \(quoted).$m; fi
+      done; true
+      """)
+  }
+
+  /// Compresses every plain rotated file numbered `start` or more (logrotate `delaycompress`
+  /// uses 2, plain `compress` 1).
+  private func compress(from start: Int?) throws {
+    guard let start else { return }
+    try shell("for n in $(seq \(start) 10); do if [ -f \(quoted).$n ]; then gzip -n \(quoted).$n; fi; done; true")
+  }
+
+  /// logrotate create mode: live → .1 (same inode), older shift up, a new empty live file.
+  func rotateCreate(compressFrom: Int? = 2) throws {
+    try shiftRotated()
+    try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
+    try compress(from: compressFrom)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+  }
+
+  /// logrotate copytruncate: copy live to .1, truncate the live file in place (same inode).
+  func rotateCopyTruncate(compressFrom: Int? = 2) throws {
+    try shiftRotated()
+    try shell("cp \(quoted) \(quoted).1 && : > \(quoted)")
+    try compress(from: compressFrom)
+  }
+
+  /// Truncates the live file in place without keeping a copy.
+  func truncate() throws {
+    try shell(": > \(quoted)")
+  }
+}
+
+/// The `seq N` numbers stored for `node`, in storage order.
+func storedSequence(_ store: TraceStore, node: String = "node-test") throws -> [Int] {
+  try store.dbWriter.read { db in
+    try String.fetchAll(
+      db, sql: "SELECT raw FROM lines JOIN nodes ON nodes.id = lines.node_id WHERE nodes.name = ? ORDER BY lines.id",
+      arguments: [node]
+    ).compactMap { $0.hasPrefix("seq ") ? Int($0.dropFirst(4)) : nil }
+  }
+}
