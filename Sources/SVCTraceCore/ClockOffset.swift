@@ -20,6 +20,9 @@ public struct ClockOffset: Sendable, Equatable, Codable {
     self.boundMicros = boundMicros
   }
 
+  /// No offset, no uncertainty (local files, tests).
+  public static let zero = ClockOffset(offsetMicros: 0, boundMicros: 0)
+
   /// One sample: a remote reading taken between two local readings.
   public init(remoteNanos: Int64, localBeforeMicros before: Int64, localAfterMicros after: Int64) {
     offsetMicros = remoteNanos / 1000 - (before + after) / 2

@@ -60,9 +60,11 @@ extension TraceStore {
   ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
   ///   - clock: the node's measured clock offset, stored with every batch.
   ///   - maxBytes: the size of one pull (and so of one transaction).
+  ///   - progress: called after each committed batch with the running totals.
   /// - Throws: ``CaptureError``, `RemoteError`, `DatabaseError`, `CancellationError`.
   public func collect<Parser: LineParsing>(
-    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20
+    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
+    progress: (@Sendable (CollectSummary) -> Void)? = nil
   ) async throws -> CollectSummary {
     var summary = CollectSummary(node: source.node)
     var cursor = try await dbWriter.read { [source] db in
@@ -96,6 +98,7 @@ extension TraceStore {
       summary.skipped += batch.skippedCount
       summary.connections += committed.connections
       cursor = batch.cursor
+      progress?(summary)
       if chunk.isCaughtUp { break }
     }
     return summary

@@ -310,12 +310,12 @@ struct StoreTests {
   }
 
   @Test func clockOffsetIsMeasuredWithTheTightestRoundTrip() async throws {
-    let local = try await measureClockOffset(session: LocalShellSession(), rounds: 3)
+    let local = try await ClockOffset.measure(LocalShellSession(), rounds: 3)
     #expect(abs(local.offsetMicros) <= local.boundMicros + 1000, "same clock: offset within the bound")
-    let ahead = try await measureClockOffset(session: ShiftedClockSession(shiftSeconds: 3600), rounds: 3)
+    let ahead = try await ClockOffset.measure(ShiftedClockSession(shiftSeconds: 3600), rounds: 3)
     #expect(abs(ahead.offsetMicros - 3_600_000_000) <= ahead.boundMicros + 1000)
-    await #expect(throws: CaptureError.self) {
-      try await measureClockOffset(session: ShiftedClockSession(shiftSeconds: nil), rounds: 1)
+    await #expect(throws: RemoteError.self) {
+      try await ClockOffset.measure(ShiftedClockSession(shiftSeconds: nil), rounds: 1)
     }
   }
 

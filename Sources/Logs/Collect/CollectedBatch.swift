@@ -84,6 +84,6 @@ public struct CollectedBatch: Sendable {
     self.init(
       node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, byteCount: chunk.data.count,
       transferredBytes: chunk.transferredBytes, lineCount: seen, skippedCount: skipped, clock: clock,
-      collectedAtMicros: collectedAtMicros ?? wallClockMicros(), isCaughtUp: chunk.isCaughtUp, events: chunk.events)
+      collectedAtMicros: collectedAtMicros ?? ClockOffset.wallClockMicros(), isCaughtUp: chunk.isCaughtUp, events: chunk.events)
   }
 }

@@ -33,10 +33,18 @@ struct BenchPing: AsyncParsableCommand {
     if let limit = fleet.limit { svctraceArguments += ["--limit", limit] }
 
     let list = hosts.map { "\($0.user)@\($0.address) \($0.port)" }.joined(separator: "\n") + "\n"
+    // The OpenSSH side runs the same facts and clock reads, one ssh process per host.
     let facts =
-      ". /etc/os-release; uname -r; iptables -V; command -v rsyslogd logrotate; id -un; date +%s%N; date +%s%N; date +%s%N"
-    let sshCommand =
-      "xargs -P \(fleet.forks) -L 1 sh -c 'ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(knownHosts) -o ConnectTimeout=\(fleet.connectTimeout) -i \(key) -p \"$1\" \"$0\" \(ShellQuote.quote(facts)) >/dev/null'"
+      ". /etc/os-release; uname -r; iptables -V; command -v rsyslogd logrotate; id -un; date +%s%N; date +%s%N"
+    let script = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ssh-\(getpid()).sh").path
+    try """
+      #!/bin/sh
+      exec ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(ShellQuote.quote(knownHosts)) \
+        -o ConnectTimeout=\(fleet.connectTimeout) -i \(ShellQuote.quote(key)) -p "$2" "$1" \(ShellQuote.quote(facts)) >/dev/null
+      """.write(toFile: script, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(atPath: script) }
+    _ = chmod(script, 0o755)
+    let sshCommand = "xargs -P \(fleet.forks) -L 1 \(ShellQuote.quote(script))"
 
     var ours: [Double] = []
     var theirs: [Double] = []

@@ -1,0 +1,172 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import Logs
+import SVCTraceCore
+import Store
+import Synchronization
+
+extension SVCTrace {
+  /// `svctrace collect`: pull what every node's log gained into the local store.
+  struct Collect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Pull new lines of every node's svctrace log into the local store and correlate them.",
+      discussion: """
+        Incremental and rotation-safe: each node has a cursor (inode, first bytes, offset) in the store; \
+        a rerun pulls only bytes added since, following logrotate's create and copytruncate modes, \
+        .1 and .N.gz files and several rotations in between. The cursor moves only with data committed \
+        to the store, so an interrupted collect loses nothing and duplicates nothing when rerun. Large \
+        ranges are gzip-compressed on the node. Each collect also measures the node's clock offset \
+        and, on a control-plane host (group kube_control_plane), snapshots Services, EndpointSlices \
+        and Pods with kubectl so traces show names.
+
+        Examples:
+          svctrace collect -i hosts.ini --become
+          svctrace collect -i hosts.ini --store /srv/svctrace.sqlite --forks 50
+          svctrace collect --from-file node07=/tmp/ticket-4711/iptables.log.2.gz --from-file node08=./iptables.log
+          svctrace collect -i hosts.ini --kubeconfig ~/.kube/config     # names from a local kubectl
+
+        Exit status: 0 when every node was collected, 1 otherwise, 2 on usage errors.
+        """)
+
+    @OptionGroup var fleet: FleetOptions
+    @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(help: ArgumentHelp("The node log to pull. Default: svctrace_log_path, else /var/log/iptables.log.", valueName: "path"))
+    var logPath: String?
+
+    @Option(
+      name: .customLong("from-file"),
+      help: ArgumentHelp("Ingest a log file copied by other means (plain or gzip), as NODE=PATH (repeatable); no SSH.", valueName: "node=path"))
+    var fromFiles: [String] = []
+
+    @Option(help: ArgumentHelp("Host that runs kubectl for name snapshots. Default: the first selected host of kube_control_plane.", valueName: "host"))
+    var kubectlHost: String?
+
+    @Option(help: ArgumentHelp("Take the name snapshot with a local kubectl and this kubeconfig instead.", valueName: "path"))
+    var kubeconfig: String?
+
+    @Flag(help: "Do not take a Kubernetes name snapshot.")
+    var noSnapshot = false
+
+    func validate() throws {
+      for spec in fromFiles where !spec.contains("=") {
+        throw ValidationError("--from-file takes NODE=PATH, got '\(spec)'.")
+      }
+    }
+
+    func run() async throws {
+      let store = try storeOptions.open()
+      if !fromFiles.isEmpty {
+        try await collectFiles(store)
+        return
+      }
+      let context = try FleetContext.make(fleet, label: "collect")
+      let snapshotHost = noSnapshot || kubeconfig != nil ? nil : (kubectlHost ?? context.hosts.first { $0.groups.contains("kube_control_plane") }?.id.name)
+      if let kubeconfig, !noSnapshot {
+        try LocalSnapshot.take(store: store, kubeconfig: kubeconfig)
+      }
+      let totals = CollectTotals(progress: context.runner.progress)
+      let logPath = self.logPath
+      try await runFleet(context, json: output.json, command: "collect") { session, host in
+        let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
+        let clock = try await ClockOffset.measure(session, rounds: 5)
+        let source = LogFileSource(session: session, path: path)
+        let now = ClockOffset.wallClockMicros()
+        let summary = try await store.collect(
+          from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
+          progress: { totals.update(host.id, $0) })
+        var report = CollectReport(summary, clock: clock, path: path)
+        if host.id.name == snapshotHost {
+          report.snapshot = try await Snapshot.take(session: session, store: store)
+        }
+        return HostOutcome(changed: summary.lines > 0, message: report.line, payload: report)
+      }
+    }
+
+    private func collectFiles(_ store: TraceStore) async throws {
+      var reports: [HostResult<CollectReport>] = []
+      for spec in fromFiles {
+        let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+        let node = HostID(parts[0])
+        do {
+          let now = ClockOffset.wallClockMicros()
+          let summary = try await store.collect(
+            from: LocalFileSource(node: node, path: parts[1]), makeParser: { PacketLineParser(referenceMicros: now) },
+            clock: .zero)
+          let report = CollectReport(summary, clock: .zero, path: parts[1])
+          reports.append(HostResult(host: node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report))
+        } catch {
+          reports.append(HostResult(host: node, status: .failed, message: "\(error)"))
+        }
+      }
+      try Output.finish(reports, json: output.json, terminal: Terminal.current(environment: ProcessInfo.processInfo.environment), command: "collect")
+    }
+  }
+}
+
+/// What `collect` reports per node.
+struct CollectReport: Codable, Sendable {
+  var path: String
+  var bytes: Int
+  var transferredBytes: Int
+  var lines: Int
+  var skipped: Int
+  var connections: Int
+  var clockOffsetMs: Double
+  var clockBoundMs: Double
+  var events: [String]
+  var snapshot: String?
+
+  init(_ summary: CollectSummary, clock: ClockOffset, path: String) {
+    self.path = path
+    bytes = summary.bytes
+    transferredBytes = summary.transferredBytes
+    lines = summary.lines
+    skipped = summary.skipped
+    connections = summary.connections
+    clockOffsetMs = Double(clock.offsetMicros) / 1000
+    clockBoundMs = Double(clock.boundMicros) / 1000
+    events = summary.events.map(\.description)
+  }
+
+  var line: String {
+    var text = "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
+    if skipped > 0 { text += ", \(skipped) skipped" }
+    text += ", clock \(clockOffsetMs >= 0 ? "+" : "")\(format(clockOffsetMs))±\(format(clockBoundMs)) ms"
+    if !events.isEmpty { text += "; " + events.joined(separator: "; ") }
+    if let snapshot { text += "; " + snapshot }
+    return text
+  }
+}
+
+/// Aggregates per-node progress into the live progress line: bytes and lines so far.
+final class CollectTotals: Sendable {
+  private let state = Mutex<[HostID: CollectSummary]>([:])
+  private let progress: ProgressReporter?
+
+  init(progress: ProgressReporter?) { self.progress = progress }
+
+  func update(_ host: HostID, _ summary: CollectSummary) {
+    let (bytes, lines) = state.withLock { nodes -> (Int, Int) in
+      nodes[host] = summary
+      return (nodes.values.reduce(0) { $0 + $1.bytes }, nodes.values.reduce(0) { $0 + $1.lines })
+    }
+    progress?.note("collect \(Bytes.format(bytes)), \(lines) lines")
+  }
+}
+
+/// Human-readable byte counts.
+enum Bytes {
+  static func format(_ count: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(count)
+    var unit = 0
+    while value >= 1024, unit < units.count - 1 {
+      value /= 1024
+      unit += 1
+    }
+    return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+  }
+}
