@@ -288,6 +288,13 @@ public struct SSHConfigError: Error, Sendable, CustomStringConvertible, Equatabl
   public var path: String
   public var line: Int
   public var message: String
+
+  public init(path: String, line: Int, message: String) {
+    self.path = path
+    self.line = line
+    self.message = message
+  }
+
   public var description: String { "\(path):\(line): \(message)" }
 }
 
