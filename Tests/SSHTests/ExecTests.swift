@@ -127,3 +127,63 @@ struct ExecTests {
     #expect(error?.isUnreachable == true)
   }
 }
+
+@Suite("Concurrency and cancellation of connects")
+struct ConcurrencyTests {
+  @Test("cancelling a connect that hangs in the handshake returns .cancelled (long connect timeout)")
+  func cancelConnect() async throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    listen(fd, 4)
+    let target = SSHTarget(
+      host: HostID("silent"), hostname: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)), user: "root", identityFiles: [])
+    let task = Task {
+      try await SSHConnection.connect(
+        target, options: SSHOptions(knownHostsFiles: [], connectTimeout: .seconds(600), agentSocket: nil), logger: testLogger)
+    }
+    try await Task.sleep(for: .milliseconds(300))
+    task.cancel()
+    let error = await remoteError { _ = try await task.value }
+    #expect(error?.kind == .cancelled)
+    #expect(error?.operation == "connect")
+  }
+
+  @Test("ten connections run blocking-looking commands at once; none starves the others")
+  func parallelConnections() async throws {
+    let server = try TestSSHD.start()
+    defer { server.stop() }
+    let options = try server.options()
+    let outputs = try await withThrowingTaskGroup(of: String.self) { group in
+      for index in 0..<10 {
+        group.addTask {
+          let connection = try await SSHConnection.connect(server.target(), options: options, logger: testLogger)
+          let result = try await connection.run("sleep 1; echo \(index)")
+          await connection.close()
+          return result.stdoutText
+        }
+      }
+      var all: [String] = []
+      for try await output in group { all.append(output) }
+      return all
+    }
+    #expect(Set(outputs) == Set((0..<10).map { "\($0)\n" }))
+  }
+
+  @Test("a bastion that cannot be reached is reported against the target host, naming the bastion")
+  func bastionDown() async throws {
+    var target = SSHTarget(host: HostID("node7"), hostname: "127.0.0.1", port: 22, user: "root", identityFiles: [])
+    target.proxyJump = [SSHTarget(host: HostID("gw"), hostname: "127.0.0.1", port: freePort(), user: "root", identityFiles: [])]
+    let error = await remoteError {
+      _ = try await SSHConnection.connect(target, options: SSHOptions(knownHostsFiles: [], agentSocket: nil), logger: testLogger)
+    }
+    #expect(error?.host == HostID("node7"))
+    #expect(error?.kind == .unreachable)
+    #expect(error?.message.contains("via bastion gw") == true)
+  }
+}
