@@ -3,7 +3,7 @@ import SSH
 import SVCTraceCore
 import Testing
 
-@Suite("Authentication against a real sshd")
+@Suite("Authentication against a real sshd", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct AuthenticationTests {
   @Test("ed25519 key file: connects, runs a command, reports the host key fingerprint as ssh-keygen does")
   func ed25519Key() async throws {

@@ -3,7 +3,7 @@ import SSH
 import SVCTraceCore
 import Testing
 
-@Suite("exec over a real sshd")
+@Suite("exec over a real sshd", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct ExecTests {
   @Test("exit status, separate stdout/stderr, stdin round trip, exit signal")
   func basics() async throws {
@@ -128,7 +128,7 @@ struct ExecTests {
   }
 }
 
-@Suite("Concurrency and cancellation of connects")
+@Suite("Concurrency and cancellation of connects", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct ConcurrencyTests {
   @Test("cancelling a connect that hangs in the handshake returns .cancelled (long connect timeout)")
   func cancelConnect() async throws {

@@ -3,7 +3,7 @@ import SSH
 import SVCTraceCore
 import Testing
 
-@Suite("Host-key verification against known_hosts")
+@Suite("Host-key verification against known_hosts", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct HostKeyTests {
   @Test("unknown host: refused before auth, showing the SHA256 fingerprint exactly as ssh-keygen -lf prints it")
   func unknownHostRefused() async throws {

@@ -3,7 +3,7 @@ import SSH
 import SVCTraceCore
 import Testing
 
-@Suite("SFTP files and ProxyJump over a real sshd")
+@Suite("SFTP files and ProxyJump over a real sshd", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct SFTPAndProxyTests {
   @Test("readFile from an offset, in chunks; stat; missing files")
   func readAndStat() async throws {

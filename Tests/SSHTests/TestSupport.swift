@@ -31,6 +31,9 @@ func makeTempDir(_ label: String) throws -> String {
 
 var isRoot: Bool { getuid() == 0 }
 
+/// Real-sshd tests need OpenSSH's server binary and root (for /run/sshd and other users).
+let sshdAvailable = FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") && getuid() == 0
+
 /// Client keys shared by all tests of this process (generated once).
 struct TestKeys: Sendable {
   let dir: String
@@ -47,6 +50,7 @@ struct TestKeys: Sendable {
     try? FileManager.default.removeItem(atPath: dir)
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let keys = TestKeys(dir: dir)
+    atexit { _ = try? FileManager.default.removeItem(atPath: "/tmp/svctssh-keys-\(getpid())") }
     let pass = TestKeys.passphrase
     _ = try? sh(
       """
