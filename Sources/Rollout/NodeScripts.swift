@@ -32,7 +32,7 @@ public enum NodeScripts {
       "#!/bin/sh",
       "# Managed by svctrace: removes everything `svctrace install` added on this node.",
       "# Run by `svctrace remove` and by the capture expiry. Log files are kept.",
-      "PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
       "status=0",
       "svct_ipt() {",
       "  command -v \"$1\" >/dev/null 2>&1 || return 0",
