@@ -176,7 +176,7 @@ public enum Rollout {
           added: edits.compactMap { if case .added(let line) = $0 { line } else { nil } }))
     }
 
-    let nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope)
+    let nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope, settings: settings)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let stateBytes = ((try? encoder.encode(nodeState)).map { [UInt8]($0) } ?? []) + [10]
@@ -207,8 +207,10 @@ public enum Rollout {
   }
 
   /// Keeps the record of a previous install (what existed before it); otherwise records what is missing now.
-  static func makeNodeState(probe: NodeProbe, dataplane: Dataplane, scope: TraceScope) -> NodeState {
-    if let bytes = probe.files[RolloutSettings().statePath] ?? nil, !bytes.isEmpty,
+  static func makeNodeState(
+    probe: NodeProbe, dataplane: Dataplane, scope: TraceScope, settings: RolloutSettings
+  ) -> NodeState {
+    if let bytes = probe.files[settings.statePath] ?? nil, !bytes.isEmpty,
       let previous = try? JSONDecoder().decode(NodeState.self, from: Data(bytes)),
       previous.backend == dataplane.backend.rawValue
     {
