@@ -310,7 +310,17 @@ public enum Rollout {
       steps.append(StepResult(name: failure.operation, outcome: .failed, detail: failure.reason))
       let rollbackSteps = await rollback(journal, plan: plan, session: session)
       steps += rollbackSteps
-      return NodeChangeReport(host: host, changed: false, failure: failure, steps: steps)
+      // Say how the rollback went, in the one line the recap shows.
+      var reported = failure
+      let undone = rollbackSteps.filter { $0.outcome == .rolledBack }.count
+      let notUndone = rollbackSteps.filter { $0.outcome == .failed }
+      if notUndone.isEmpty {
+        reported.reason += undone > 0 ? "; rolled back (\(undone) step\(undone == 1 ? "" : "s") undone), node as before" : "; nothing was changed"
+      } else {
+        reported.reason += "; rolled back, but " + notUndone.map { "\($0.name) failed: \($0.detail)" }.joined(separator: "; ")
+          + " (rules and files are as before; check the node)"
+      }
+      return NodeChangeReport(host: host, changed: false, failure: reported, steps: steps)
     }
   }
 
