@@ -9,22 +9,26 @@ extension SVCTrace {
     static let configuration = CommandConfiguration(
       abstract: "Roll out LOG rules, an rsyslog drop-in and a logrotate entry on every selected node.",
       discussion: """
-        Per node, svctrace detects the dataplane (iptables-legacy or iptables-nft as kube-proxy uses it, \
-        kube-proxy's iptables / nftables / IPVS mode; eBPF replacements are refused) and writes:
-          • its own chains in the mangle table (or `table inet svctrace` in nftables mode) logging the \
-        first packet of every new connection to a Service before DNAT (SVCT:PRE, destination = VIP) \
-        and after it (SVCT:POST, destination = pod), selected by conntrack state, not the 0x4000 mark, \
-        so pod-originated, host, NodePort, hairpin and hostNetwork traffic are all recorded;
-          • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only those, to the log file;
+        Per node, svctrace detects the dataplane (iptables-legacy or iptables-nft \
+        as kube-proxy uses it; kube-proxy's iptables, nftables or IPVS mode; \
+        eBPF replacements are refused) and writes:
+          • its own chains in the mangle table (or `table inet svctrace` in
+            nftables mode) logging the first packet of every new connection to
+            a Service before DNAT (SVCT:PRE, destination = VIP) and after it
+            (SVCT:POST, destination = pod), selected by conntrack state, not
+            the 0x4000 mark: pod-originated, host, NodePort, hairpin and
+            hostNetwork traffic are all recorded;
+          • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only
+            those, to the log file;
           • /etc/logrotate.d/svctrace rotating that file.
         Idempotent: a second run changes nothing; a drifted node is repaired. If any step fails, the \
         node is put back exactly as it was and reported failed; the other nodes carry on.
 
         Examples:
-          svctrace install -i hosts.ini --check --diff          # what would change, touching nothing
+          svctrace install -i hosts.ini --check --diff   # changes nothing
           svctrace install -i hosts.ini --become --serial 5 --max-fail-percent 20
           svctrace install -i hosts.ini --services 10.96.0.10:80/tcp --for 2h
-          svctrace install -i hosts.ini --max-rate 500/s --log-path /var/log/svctrace.log
+          svctrace install -i hosts.ini --max-rate 500/s
 
         Exit status: 0 when every node is installed (or would be, with --check), 1 otherwise, 2 on usage errors.
         """)
@@ -95,7 +99,7 @@ extension SVCTrace {
 
         Examples:
           svctrace remove -i hosts.ini
-          svctrace remove -i hosts.ini --legacy --purge-logs --limit 'kube_node:!node03'
+          svctrace remove -i hosts.ini --legacy --purge-logs
 
         Exit status: 0 when every node is clean, 1 otherwise, 2 on usage errors.
         """)

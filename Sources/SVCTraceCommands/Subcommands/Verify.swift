@@ -10,24 +10,28 @@ extension SVCTrace {
     static let configuration = CommandConfiguration(
       abstract: "Check, node by node, that everything install put in place is there and works.",
       discussion: """
-        Check groups, each pass / warn / fail with its evidence:
-          access     reachable, host key known and matching, authenticated, become works
-          dataplane  kube-proxy mode and backend; svctrace's rules present, complete, first in their chains,
-                     not duplicated, in kube-proxy's backend; leftovers of the old script
-          rsyslog    running; drop-in identical to what install writes; rsyslogd -N1 valid; log file owner and freshness
-          logrotate  entry present, valid (logrotate -d), naming the file that is written
-          disk       free space on the log's filesystem and hours until full at the current growth rate
-          clock      node clock offset to this workstation (with its round-trip bound)
+        Check groups, each pass, warn or fail with its evidence:
+          access     reachable, host key matching, authenticated, become works
+          dataplane  kube-proxy mode and backend; svctrace's rules present,
+                     complete, first in their chains, not duplicated, in
+                     kube-proxy's backend; leftovers of the old script
+          rsyslog    running; drop-in as install writes it; rsyslogd -N1;
+                     the log file's owner and freshness
+          logrotate  entry present, valid (logrotate -d), naming the file
+          disk       free space and hours until full at the growth rate
+          clock      node clock offset to this workstation, with its bound
           expiry     time left on a time-boxed capture (install --for)
-          canary     with --canary: a real connection from the node to a Service, and both of its lines in the file
+          canary     with --canary: a real connection from each node to a
+                     Service, and both of its lines in the node's log
 
         Examples:
           svctrace verify -i hosts.ini
           svctrace verify -i hosts.ini --canary --canary-service 10.96.0.10:80
-          svctrace verify -i hosts.ini --format junit --output verify.xml     # for CI
+          svctrace verify -i hosts.ini --format junit --output verify.xml
           svctrace verify -i hosts.ini --format html --output fleet.html
 
-        Exit status: 0 when no check failed (warnings allowed), 1 when any failed, 2 on usage errors.
+        Exit status: 0 when no check failed (warnings allowed), 1 when any
+        failed, 2 on usage errors.
         """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
