@@ -188,4 +188,29 @@ struct RealNetfilterTests {
     #expect(!alive)
     #expect(try await Rollout.expiry(session, settings: settings) == nil)
   }
+
+  @Test func hostilePathsAreQuotedEverywhere() async throws {
+    let scratch = try ScratchNode(id: 8, kind: .iptablesNFT)
+    defer { scratch.tearDown() }
+    let session = scratch.session()
+    var settings = scratch.settings()
+    // Bypasses RolloutSettings validation on purpose: only quoting stands between these and the shell.
+    let hostile = "/st ate;$(touch svtro-injected)`touch svtro-injected2`'q\"d\nx"
+    settings.stateDirectory = scratch.directory.path + hostile
+    settings.rsyslogDropInPath = scratch.directory.path + "/rsyslog.d/10 svc;$(id).conf"
+    settings.captureDuration = .seconds(300)
+    let before = try scratch.snapshot()
+    let report = await Rollout.install(session, settings: settings)
+    #expect(report.failure == nil, "\(String(describing: report.failure))")
+    #expect(FileManager.default.fileExists(atPath: settings.statePath))
+    #expect(FileManager.default.fileExists(atPath: settings.rsyslogDropInPath))
+    #expect(try await Rollout.expiry(session, settings: settings) != nil)
+    let removed = await Rollout.remove(session, settings: settings)
+    #expect(removed.failure == nil, "\(String(describing: removed.failure))")
+    for name in ["svtro-injected", "svtro-injected2"] {
+      #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/" + name))
+      #expect(!FileManager.default.fileExists(atPath: "/" + name))
+    }
+    #expect(try scratch.snapshot() == before)
+  }
 }
