@@ -68,13 +68,13 @@ public enum NodeChecks {
           group: "dataplane", name: "detected", status: .pass,
           evidence: "kube-proxy \(dataplane.mode.rawValue) mode, backend \(dataplane.backend.rawValue); "
             + dataplane.evidence.joined(separator: "; ")))
-      do { plan = try Rollout.plan(probe: probe, settings: settings) } catch {
+      do { plan = try NodeRollout.plan(probe: probe, settings: settings) } catch {
         results.append(CheckResult(group: "dataplane", name: "rules", status: .fail, evidence: error.reason))
         return results
       }
     }
     results += ruleChecks(plan)
-    let legacyRules = Rollout.legacyRules(probe)
+    let legacyRules = NodeRollout.legacyRules(probe)
     let legacyLines = probe.legacyConfigLines
     if legacyRules.isEmpty && legacyLines.isEmpty {
       results.append(CheckResult(group: "dataplane", name: "old script leftovers", status: .pass, evidence: "none"))
