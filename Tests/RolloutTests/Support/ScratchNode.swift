@@ -36,6 +36,16 @@ final class ScratchNode: @unchecked Sendable {
       at: directory.appendingPathComponent("rsyslog.d"), withIntermediateDirectories: true)
     try FileManager.default.createDirectory(
       at: directory.appendingPathComponent("logrotate.d"), withIntermediateDirectories: true)
+    do {
+      try build()
+    } catch {
+      tearDown()
+      throw error
+    }
+  }
+
+  /// Creates the namespaces, links, rules and servers (undone by ``tearDown()`` on failure).
+  private func build() throws {
     destroyNamespaces()
     let na = "svtr\(id)na", pa = "svtr\(id)pa", nb = "svtr\(id)nb", pb = "svtr\(id)pb"
     let setup = """
@@ -142,6 +152,13 @@ final class ScratchNode: @unchecked Sendable {
 
   /// Stops the servers (by recorded pid), deletes the namespaces and the temp directory.
   func tearDown() {
+    for name in ["server-a.pid", "server-node.pid"] {
+      if let text = try? String(contentsOfFile: directory.path + "/" + name, encoding: .utf8), let pid = Int32(text),
+        !pids.contains(pid)
+      {
+        pids.append(pid)
+      }
+    }
     for pid in pids { kill(pid, SIGTERM) }
     pids.removeAll()
     if let pid = try? String(contentsOfFile: directory.path + "/state/expiry.pid", encoding: .utf8)
