@@ -128,7 +128,7 @@ public struct NodeChangeReport: Sendable {
 }
 
 /// Install, plan, apply with rollback, remove.
-public enum Rollout {
+public enum NodeRollout {
   // MARK: Plan
 
   /// Computes what `install` would change on the node. Read-only.

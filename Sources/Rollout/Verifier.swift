@@ -94,7 +94,7 @@ public enum Verifier {
       return results
     }
     do {
-      let plan = try Rollout.plan(probe: probe, settings: settings)
+      let plan = try NodeRollout.plan(probe: probe, settings: settings)
       if plan.ruleChanges.isEmpty {
         results.append(CheckResult(group: "dataplane", name: "rules", status: .pass, evidence: "svctrace's rules are present and complete in \(dataplane.backend.rawValue)"))
       } else {
@@ -143,7 +143,7 @@ public enum Verifier {
             fix: "Run `svctrace remove` then `svctrace install`."))
       }
     }
-    let legacy = Rollout.legacyRules(probe) + probe.legacyConfigLines
+    let legacy = NodeRollout.legacyRules(probe) + probe.legacyConfigLines
     if !legacy.isEmpty {
       results.append(
         CheckResult(

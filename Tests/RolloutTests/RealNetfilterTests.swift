@@ -53,7 +53,7 @@ struct RealNetfilterTests {
     #expect(dataplane.nodePorts.map(\.port) == [30080])
 
     // Install.
-    let report = await Rollout.install(session, settings: settings)
+    let report = await NodeRollout.install(session, settings: settings)
     #expect(report.failure == nil, "\(String(describing: report.failure))")
     #expect(report.changed)
     let ruleset = try scratch.check("ip netns exec \(scratch.node) sh -c 'iptables-nft-save -t mangle; iptables-legacy-save; nft list ruleset'").stdoutText
@@ -78,13 +78,13 @@ struct RealNetfilterTests {
 
     // Idempotent: a second install changes nothing and runs only the read-only probe.
     session.clearLog()
-    let second = await Rollout.install(session, settings: settings)
+    let second = await NodeRollout.install(session, settings: settings)
     #expect(second.failure == nil)
     #expect(!second.changed, "second install changed: \(second.steps)")
     #expect(session.commandLog.count == 1, "commands: \(session.commandLog.map { String($0.prefix(60)) })")
 
     // Remove: netfilter and files exactly as before install.
-    let removed = await Rollout.remove(session, settings: settings)
+    let removed = await NodeRollout.remove(session, settings: settings)
     #expect(removed.failure == nil, "\(String(describing: removed.failure))")
     #expect(removed.changed)
     let after = try scratch.snapshot()
@@ -96,7 +96,7 @@ struct RealNetfilterTests {
     defer { scratch.tearDown() }
     let session = scratch.session()
     let settings = scratch.settings()
-    #expect(await Rollout.install(session, settings: settings).failure == nil)
+    #expect(await NodeRollout.install(session, settings: settings).failure == nil)
 
     // A "reboot" loses the jumps; someone edits the drop-in.
     try scratch.check(
@@ -106,13 +106,13 @@ struct RealNetfilterTests {
     // kube-proxy-like prepend above our OUTPUT jump.
     try scratch.check("ip netns exec \(scratch.node) iptables-nft -t mangle -I OUTPUT 1 -j RETURN -m comment --comment other")
 
-    let plan = try await Rollout.plan(session, settings: settings)
+    let plan = try await NodeRollout.plan(session, settings: settings)
     #expect(plan.hasChanges)
     #expect(plan.files.first { $0.path == settings.rsyslogDropInPath }?.diff.contains("-# edited") == true)
     #expect(plan.ruleChanges.flatMap(\.added).contains { $0.hasPrefix("-A PREROUTING") })
     #expect(plan.ruleChanges.flatMap(\.removed).contains { $0.contains("# at position 2") })
 
-    let repair = await Rollout.install(session, settings: settings)
+    let repair = await NodeRollout.install(session, settings: settings)
     #expect(repair.failure == nil)
     #expect(repair.changed)
     let output = try scratch.check("ip netns exec \(scratch.node) iptables-nft -t mangle -S OUTPUT").stdoutText
@@ -121,7 +121,7 @@ struct RealNetfilterTests {
     try scratch.connect(from: scratch.podB, to: "10.96.0.10", port: 80)
     let end = try scratch.logCounters()
     #expect(end.pre - start.pre == 1 && end.post - start.post == 1)
-    #expect(await Rollout.install(session, settings: settings).changed == false)
+    #expect(await NodeRollout.install(session, settings: settings).changed == false)
   }
 
   @Test(arguments: ["rsyslog validation fails", "logrotate path unwritable", "rsyslog restart fails"])
@@ -136,7 +136,7 @@ struct RealNetfilterTests {
       settings.logrotatePath = scratch.directory.path + "/missing-dir/svctrace"
     }
     let before = try scratch.snapshot()
-    let report = await Rollout.install(session, settings: settings)
+    let report = await NodeRollout.install(session, settings: settings)
     #expect(report.failure != nil)
     #expect(!report.changed)
     #expect(report.steps.contains { $0.outcome == .rolledBack })
@@ -151,9 +151,9 @@ struct RealNetfilterTests {
     let before = try scratch.snapshot()
     var settings = scratch.settings()
     settings.captureDuration = .seconds(120)
-    let report = await Rollout.install(session, settings: settings)
+    let report = await NodeRollout.install(session, settings: settings)
     #expect(report.failure == nil)
-    let expiry = try #require(try await Rollout.expiry(session, settings: settings))
+    let expiry = try #require(try await NodeRollout.expiry(session, settings: settings))
     #expect(abs(expiry.timeIntervalSinceNow - 120) < 30)
     let pid = try String(contentsOfFile: settings.expiryPidPath, encoding: .utf8)
       .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -173,11 +173,11 @@ struct RealNetfilterTests {
     let session = scratch.session()
     var settings = scratch.settings()
     settings.captureDuration = .seconds(600)
-    #expect(await Rollout.install(session, settings: settings).failure == nil)
+    #expect(await NodeRollout.install(session, settings: settings).failure == nil)
     let pid = try String(contentsOfFile: settings.expiryPidPath, encoding: .utf8)
       .trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(try shell("kill -0 \(pid)").succeeded)
-    let removed = await Rollout.remove(session, settings: settings)
+    let removed = await NodeRollout.remove(session, settings: settings)
     #expect(removed.failure == nil)
     // Bounded wait for the sleeper to be gone.
     var alive = true
@@ -186,6 +186,55 @@ struct RealNetfilterTests {
       if alive { try await Task.sleep(for: .milliseconds(100)) }
     }
     #expect(!alive)
-    #expect(try await Rollout.expiry(session, settings: settings) == nil)
+    #expect(try await NodeRollout.expiry(session, settings: settings) == nil)
+  }
+
+  @Test func hostilePathsAreQuotedEverywhere() async throws {
+    let scratch = try ScratchNode(id: 8, kind: .iptablesNFT)
+    defer { scratch.tearDown() }
+    let session = scratch.session()
+    var settings = scratch.settings()
+    // Bypasses RolloutSettings validation on purpose: only quoting stands between these and the shell.
+    let hostile = "/st ate;$(touch svtro-injected)`touch svtro-injected2`'q\"d\nx"
+    settings.stateDirectory = scratch.directory.path + hostile
+    settings.rsyslogDropInPath = scratch.directory.path + "/rsyslog.d/10 svc;$(id).conf"
+    settings.captureDuration = .seconds(300)
+    let before = try scratch.snapshot()
+    let report = await NodeRollout.install(session, settings: settings)
+    #expect(report.failure == nil, "\(String(describing: report.failure))")
+    #expect(FileManager.default.fileExists(atPath: settings.statePath))
+    #expect(FileManager.default.fileExists(atPath: settings.rsyslogDropInPath))
+    #expect(try await NodeRollout.expiry(session, settings: settings) != nil)
+    let removed = await NodeRollout.remove(session, settings: settings)
+    #expect(removed.failure == nil, "\(String(describing: removed.failure))")
+    for name in ["svtro-injected", "svtro-injected2"] {
+      #expect(!FileManager.default.fileExists(atPath: FileManager.default.currentDirectoryPath + "/" + name))
+      #expect(!FileManager.default.fileExists(atPath: "/" + name))
+    }
+    #expect(try scratch.snapshot() == before)
+  }
+
+  @Test func verifyChecksNameTheProblem() async throws {
+    let scratch = try ScratchNode(id: 9, kind: .iptablesLegacy)
+    defer { scratch.tearDown() }
+    let session = scratch.session()
+    let settings = scratch.settings()
+    #expect(await NodeRollout.install(session, settings: settings).failure == nil)
+    let healthy = await Verifier.check(session, settings: settings, options: VerifyOptions(), becomeNote: "scratch")
+    let failing = healthy.filter { $0.status == .fail }
+    #expect(failing.isEmpty, "\(failing)")
+    #expect(Set(healthy.map(\.group)) == ["access", "dataplane", "rsyslog", "logrotate", "disk", "clock", "expiry"])
+
+    // Flush the INPUT jump and move the OUTPUT jump down: exactly those two problems are reported.
+    try scratch.check(
+      "ip netns exec \(scratch.node) sh -c 'iptables-legacy -t mangle -D INPUT ! -i lo -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -m comment --comment svctrace -j SVCT-POST && iptables-legacy -t mangle -I OUTPUT 1 -m comment --comment other -j RETURN'"
+    )
+    try "# edited\n".write(toFile: settings.rsyslogDropInPath, atomically: true, encoding: .utf8)
+    let broken = await Verifier.check(session, settings: settings, options: VerifyOptions(), becomeNote: "scratch")
+    let names = Set(broken.filter { $0.status == .fail }.map(\.name))
+    #expect(names == ["rules", "position IPv4", "drop-in"], "\(broken.filter { $0.status != .pass })")
+    #expect(broken.first { $0.name == "rules" }?.evidence.contains("INPUT") == true)
+    #expect(broken.first { $0.name == "position IPv4" }?.evidence.contains("OUTPUT") == true)
+    #expect(broken.allSatisfy { $0.status == .pass || $0.fix?.isEmpty == false })
   }
 }

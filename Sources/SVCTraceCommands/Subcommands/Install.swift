@@ -73,13 +73,13 @@ extension SVCTrace {
       let terminal = context.terminal
       try await runFleet(context, json: json, command: "install") { session, host in
         let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let plan = try await Rollout.plan(session, settings: settings)
+        let plan = try await NodeRollout.plan(session, settings: settings)
         if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
         var report = InstallReport(plan: plan, includeDiff: diff)
         if check {
           return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
         }
-        let applied = await Rollout.apply(plan, session: session)
+        let applied = await NodeRollout.apply(plan, session: session)
         report.steps = applied.steps.map { "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" }
         if let failure = applied.failure { throw failure }
         return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
@@ -122,7 +122,7 @@ extension SVCTrace {
       let (purgeLogs, legacy) = (self.purgeLogs, self.legacy)
       try await runFleet(context, json: output.json, command: "remove") { session, host in
         let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let report = await Rollout.remove(session, settings: settings, purgeLogs: purgeLogs, legacy: legacy)
+        let report = await NodeRollout.remove(session, settings: settings, purgeLogs: purgeLogs, legacy: legacy)
         if let failure = report.failure { throw failure }
         let steps = report.steps.map { "\($0.name)\($0.detail.isEmpty ? "" : ": \($0.detail)")" }
         return HostOutcome(changed: report.changed, message: report.changed ? steps.joined(separator: "; ") : "nothing to remove", payload: steps)

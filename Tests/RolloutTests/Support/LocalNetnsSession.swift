@@ -31,8 +31,20 @@ func shell(_ script: String, stdin: [UInt8]? = nil) throws -> CommandResult {
     for pointer in argv { free(pointer) }
     for pointer in envp { free(pointer) }
   }
+  // The test runner blocks signals in its threads; children must start with a clean mask and defaults,
+  // or they could never be stopped with SIGTERM.
+  var attributes = posix_spawnattr_t()
+  posix_spawnattr_init(&attributes)
+  defer { posix_spawnattr_destroy(&attributes) }
+  var empty = sigset_t()
+  sigemptyset(&empty)
+  var all = sigset_t()
+  sigfillset(&all)
+  posix_spawnattr_setsigmask(&attributes, &empty)
+  posix_spawnattr_setsigdefault(&attributes, &all)
+  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
   var pid: pid_t = 0
-  let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, &argv, &envp)
+  let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, &envp)
   guard spawned == 0 else { throw ScratchError(message: "posix_spawn failed: \(spawned)") }
   var status: Int32 = 0
   while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

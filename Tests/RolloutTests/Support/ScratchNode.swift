@@ -36,6 +36,16 @@ final class ScratchNode: @unchecked Sendable {
       at: directory.appendingPathComponent("rsyslog.d"), withIntermediateDirectories: true)
     try FileManager.default.createDirectory(
       at: directory.appendingPathComponent("logrotate.d"), withIntermediateDirectories: true)
+    do {
+      try build()
+    } catch {
+      tearDown()
+      throw error
+    }
+  }
+
+  /// Creates the namespaces, links, rules and servers (undone by ``tearDown()`` on failure).
+  private func build() throws {
     destroyNamespaces()
     let na = "svtr\(id)na", pa = "svtr\(id)pa", nb = "svtr\(id)nb", pb = "svtr\(id)pb"
     let setup = """
@@ -59,11 +69,16 @@ final class ScratchNode: @unchecked Sendable {
     case .iptablesLegacy: try check("ip netns exec \(node) iptables-legacy-restore --noflush", stdin: Self.kubeProxyRules)
     case .nftables: try check("ip netns exec \(node) nft -f -", stdin: Self.kubeProxyNFT)
     }
-    pids.append(try startServer(namespace: podA, args: "tcp:10.244.1.2:8080 udp:10.244.1.2:5353"))
-    pids.append(try startServer(namespace: node, args: "tcp:10.244.1.1:9090"))
+    let pidA = directory.path + "/server-a.pid"
+    let pidNode = directory.path + "/server-node.pid"
+    try startServer(namespace: podA, pidFile: pidA, args: "tcp:10.244.1.2:8080 udp:10.244.1.2:5353")
+    try startServer(namespace: node, pidFile: pidNode, args: "tcp:10.244.1.1:9090")
     try check(
-      "for i in $(seq 50); do ip netns exec \(podA) ss -ltn | grep -q ':8080' && ip netns exec \(node) ss -ltn | grep -q ':9090' && exit 0; sleep 0.1; done; exit 1"
+      "for i in $(seq 50); do [ -s \(pidA) ] && [ -s \(pidNode) ] && ip netns exec \(podA) ss -ltn | grep -q ':8080' && ip netns exec \(node) ss -ltn | grep -q ':9090' && exit 0; sleep 0.1; done; exit 1"
     )
+    for file in [pidA, pidNode] {
+      if let text = try? String(contentsOfFile: file, encoding: .utf8), let pid = Int32(text) { pids.append(pid) }
+    }
   }
 
   /// The session svctrace uses on this node.
@@ -137,6 +152,13 @@ final class ScratchNode: @unchecked Sendable {
 
   /// Stops the servers (by recorded pid), deletes the namespaces and the temp directory.
   func tearDown() {
+    for name in ["server-a.pid", "server-node.pid"] {
+      if let text = try? String(contentsOfFile: directory.path + "/" + name, encoding: .utf8), let pid = Int32(text),
+        !pids.contains(pid)
+      {
+        pids.append(pid)
+      }
+    }
     for pid in pids { kill(pid, SIGTERM) }
     pids.removeAll()
     if let pid = try? String(contentsOfFile: directory.path + "/state/expiry.pid", encoding: .utf8)
@@ -152,14 +174,11 @@ final class ScratchNode: @unchecked Sendable {
     _ = try? shell("for n in \(node) \(podA) \(podB); do ip netns del $n 2>/dev/null; done; true")
   }
 
-  private func startServer(namespace: String, args: String) throws -> Int32 {
-    let output = try check(
-      "ip netns exec \(namespace) python3 -c \(ShellQuote.quote(Self.serverScript)) \(args) </dev/null >/dev/null 2>&1 & echo $!"
+  /// Starts the server in the background; it writes its own pid to `pidFile` (killed by that pid at teardown).
+  private func startServer(namespace: String, pidFile: String, args: String) throws {
+    try check(
+      "ip netns exec \(namespace) python3 -c \(ShellQuote.quote(Self.serverScript)) \(pidFile) \(args) </dev/null >/dev/null 2>&1 &"
     )
-    guard let pid = Int32(output.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-      throw ScratchError(message: "server did not start: \(output.stdoutText)")
-    }
-    return pid
   }
 
   @discardableResult
@@ -173,7 +192,7 @@ final class ScratchNode: @unchecked Sendable {
 
   /// A bounded TCP/UDP answering server: exits by itself after 300 s.
   static let serverScript = """
-    import socket, sys, threading, time
+    import os, socket, sys, threading, time
     def tcp(host, port):
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((host, port)); s.listen(64)
         while True:
@@ -182,7 +201,8 @@ final class ScratchNode: @unchecked Sendable {
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((host, port))
         while True:
             d, a = s.recvfrom(2048); s.sendto(b"ok\\n", a)
-    for spec in sys.argv[1:]:
+    open(sys.argv[1], "w").write(str(os.getpid()))
+    for spec in sys.argv[2:]:
         kind, host, port = spec.split(":")
         threading.Thread(target=tcp if kind == "tcp" else udp, args=(host, int(port)), daemon=True).start()
     time.sleep(300)
