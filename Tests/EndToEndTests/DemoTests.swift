@@ -13,8 +13,11 @@ import Testing
 struct DemoTests {
   /// Whether the binary has `svctrace <name>` (the demo skips steps for subcommands not yet built).
   private func has(_ subcommand: String) throws -> Bool {
-    // `svctrace help X` exits 0 for an unknown X too, so read the SUBCOMMANDS list.
-    try Lab.run(Lab.binary, ["--help"]).stdout.split(separator: "\n").contains { $0.hasPrefix("  \(subcommand) ") }
+    // `svctrace help X` exits 0 for an unknown X too, so read the SUBCOMMANDS list (the overview
+    // above it names commands as well).
+    let help = try Lab.run(Lab.binary, ["--help"]).stdout
+    guard let list = help.range(of: "\nSUBCOMMANDS:") else { return false }
+    return help[list.upperBound...].split(separator: "\n").contains { $0.hasPrefix("  \(subcommand) ") }
   }
 
   @Test func demoRunsEveryStepAndEveryTraceMatchesItsGroundTruth() throws {
