@@ -15,6 +15,6 @@ extension SVCTrace {
           svctrace bench ingest --lines 2000000
           svctrace bench trace --records 10000000
         """,
-      subcommands: [BenchPing.self])
+      subcommands: [BenchPing.self, BenchIngest.self, BenchTrace.self])
   }
 }
