@@ -31,10 +31,9 @@ extension SSHConnection {
   /// > "LIBSSH2_METHOD_HOSTKEY: Public key algorithms" … "prefs: Coma delimited list of preferred
   /// > methods to use with the most preferred listed first" (libssh2_session_method_pref.md)
   func preferKnownHostKeyAlgorithms(raw: RawSession, entries: [KnownHostEntry], lookupName: String) {
-    var known: [String] = []
-    for entry in entries where entry.marker == nil && entry.matches(lookupName) {
-      if supportedHostKeyAlgorithms.contains(entry.keyType), !known.contains(entry.keyType) { known.append(entry.keyType) }
-    }
+    // Known types first, in ssh's own order of preference (not file order), then the rest.
+    let knownTypes = Set(entries.filter { $0.marker == nil && $0.matches(lookupName) }.map(\.keyType))
+    let known = supportedHostKeyAlgorithms.filter { knownTypes.contains($0) }
     guard !known.isEmpty else { return }
     let preference = (known + supportedHostKeyAlgorithms.filter { !known.contains($0) }).joined(separator: ",")
     let rc = libssh2_session_method_pref(raw, LIBSSH2_METHOD_HOSTKEY, preference)

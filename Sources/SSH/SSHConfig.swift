@@ -11,6 +11,7 @@ public struct SSHJumpHost: Sendable, Equatable, CustomStringConvertible {
   public var host: String
   public var port: Int?
 
+  /// Creates a hop from its parts.
   public init(user: String? = nil, host: String, port: Int? = nil) {
     self.user = user
     self.host = host
@@ -62,6 +63,7 @@ public struct SSHConfigEntry: Sendable, Equatable {
   /// `ProxyJump` hops in order; empty for none (or `ProxyJump none`).
   public var proxyJump: [SSHJumpHost]
 
+  /// Creates an entry (normally produced by ``SSHConfig/resolve(_:)``).
   public init(
     alias: String, hostName: String? = nil, user: String? = nil, port: Int? = nil, identityFiles: [String] = [],
     proxyJump: [SSHJumpHost] = []
@@ -288,6 +290,13 @@ public struct SSHConfigError: Error, Sendable, CustomStringConvertible, Equatabl
   public var path: String
   public var line: Int
   public var message: String
+
+  public init(path: String, line: Int, message: String) {
+    self.path = path
+    self.line = line
+    self.message = message
+  }
+
   public var description: String { "\(path):\(line): \(message)" }
 }
 

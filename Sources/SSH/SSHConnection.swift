@@ -74,7 +74,15 @@ public actor SSHConnection: RemoteSession {
     if let lastHop = target.proxyJump.last {
       var hop = lastHop
       hop.proxyJump = Array(target.proxyJump.dropLast())
-      let jump = try await SSHConnection.connect(hop, options: options, logger: logger)
+      let jump: SSHConnection
+      do {
+        jump = try await SSHConnection.connect(hop, options: options, logger: logger)
+      } catch let error as RemoteError {
+        // Report the failure against the host the caller asked for, naming the bastion.
+        throw RemoteError(
+          host: target.host, operation: error.operation, kind: error.kind,
+          message: "via bastion \(hop.host) (\(hop.hostname):\(hop.port)): \(error.message)")
+      }
       do {
         localFD = try await jump.openTunnel(to: target.hostname, port: target.port, for: target.host)
       } catch {

@@ -23,7 +23,7 @@ public struct SVCTrace: AsyncParsableCommand {
       Exit status: 0 success, 1 a host or check failed, 2 usage error, 130 interrupted.
       """,
     version: "0.1.0",
-    subcommands: [Ping.self, Exec.self, Collect.self, Trace.self, Stats.self, Prune.self, Bench.self]
+    subcommands: [Ping.self, Exec.self, Install.self, Remove.self, Collect.self, Trace.self, Stats.self, Prune.self, Bench.self]
   )
 
   public init() {}

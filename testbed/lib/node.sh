@@ -10,6 +10,7 @@ NODE_MOUNTS=(
   "logrotate.d:/etc/logrotate.d"
   "log:/var/log"
   "lib-logrotate:/var/lib/logrotate"
+  "lib-svctrace:/var/lib/svctrace"
   "spool-rsyslog:/var/spool/rsyslog"
   "run:/run"
   "sudoers.d:/etc/sudoers.d"
@@ -70,7 +71,7 @@ prepare_node_dir() {
   d=$(node_dir "$i")
   ip=$(node_ip "$i")
   rm -rf "$d"
-  mkdir -p "$d"/{etc-ssh,rsyslog.d,logrotate.d,log,lib-logrotate,spool-rsyslog,run,sudoers.d,sbin,alternatives}
+  mkdir -p "$d"/{etc-ssh,rsyslog.d,logrotate.d,log,lib-logrotate,lib-svctrace,spool-rsyslog,run,sudoers.d,sbin,alternatives}
   # /etc/ssh: the host's client files, this node's host keys, sshd_config, authorized keys.
   cp -a /etc/ssh/. "$d/etc-ssh/"
   rm -f "$d"/etc-ssh/ssh_host_*
@@ -161,6 +162,8 @@ mount_node() {
   local i=$1 d pid m script
   d=$(node_dir "$i")
   pid=$(holder_pid "$i")
+  # /var/lib/svctrace is svctrace's node-side state; its mount point must exist in the shared root.
+  mkdir -p /var/lib/svctrace
   script="set -e; hostname node$i; "
   for m in "${NODE_MOUNTS[@]}"; do
     script+="mount --bind '$d/${m%%:*}' '${m#*:}'; "

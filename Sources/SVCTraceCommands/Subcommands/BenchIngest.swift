@@ -61,11 +61,12 @@ struct BenchIngest: AsyncParsableCommand {
     let storeFigures = try await ingest(directory: directory)
     let seconds = storeFigures.seconds
     func fixed(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+    func rate(_ value: Double) -> String { value >= 1e6 ? fixed(value / 1e6) + " M" : fixed(value / 1e3, 1) + " k" }
     let rows: [(String, String)] = [
       ("parse + store", "\(fixed(seconds, 3)) s wall, \(figures.nodes) nodes ingested concurrently into SQLite"),
       (
         "throughput",
-        "\(fixed(Double(storeFigures.lines) / max(seconds, 1e-9) / 1_000_000)) M lines/s, "
+        "\(rate(Double(storeFigures.lines) / max(seconds, 1e-9))) lines/s, "
           + "\(fixed(Double(figures.bytes) / 1_000_000 / max(seconds, 1e-9), 1)) MB/s (wall)"
       ),
       ("stored", "\(storeFigures.lines) lines (\(storeFigures.skipped) skipped), \(storeFigures.connections) connections correlated, store \(storeFigures.storeBytes / 1_048_576) MiB"),

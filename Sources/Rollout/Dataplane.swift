@@ -1,0 +1,378 @@
+public import Foundation
+public import SVCTraceCore
+
+/// What kube-proxy does on a node, and which netfilter backend svctrace must use there.
+public struct Dataplane: Sendable, Hashable {
+  /// kube-proxy's proxy mode.
+  public enum ProxyMode: String, Sendable, Hashable, Codable {
+    case iptables
+    case nftables
+    case ipvs
+  }
+
+  /// The netfilter front-end svctrace writes its rules with (the one kube-proxy uses).
+  public enum Backend: String, Sendable, Hashable, Codable {
+    /// `iptables-nft` (xtables over nf_tables).
+    case iptablesNFT = "iptables-nft"
+    /// `iptables-legacy` (x_tables).
+    case iptablesLegacy = "iptables-legacy"
+    /// kube-proxy nftables mode: svctrace uses its own `table inet svctrace`.
+    case nftables
+
+    /// Binary name prefix for `family` (`iptables-nft`, `ip6tables-legacy`); `nil` for nftables.
+    public func binary(_ family: IPFamily) -> String? {
+      let base = family == .ipv4 ? "iptables" : "ip6tables"
+      switch self {
+      case .iptablesNFT: return base + "-nft"
+      case .iptablesLegacy: return base + "-legacy"
+      case .nftables: return nil
+      }
+    }
+  }
+
+  public var mode: ProxyMode
+  public var backend: Backend
+  /// Families that have kube-proxy Service rules.
+  public var families: [IPFamily]
+  /// Service addresses found in kube-proxy's rules.
+  public var services: [LearnedService]
+  /// NodePorts found in kube-proxy's rules.
+  public var nodePorts: [LearnedNodePort]
+  /// How the decision was made, one fact per line (for `verify` evidence).
+  public var evidence: [String]
+
+  public init(
+    mode: ProxyMode, backend: Backend, families: [IPFamily], services: [LearnedService] = [],
+    nodePorts: [LearnedNodePort] = [], evidence: [String] = []
+  ) {
+    self.mode = mode
+    self.backend = backend
+    self.families = families
+    self.services = services
+    self.nodePorts = nodePorts
+    self.evidence = evidence
+  }
+}
+
+/// A Service address kube-proxy forwards.
+public struct LearnedService: Sendable, Hashable, Comparable {
+  public var address: ServiceAddress
+  /// `true` for a ClusterIP, `false` for an externalIP / load-balancer IP.
+  public var isClusterIP: Bool
+
+  public init(address: ServiceAddress, isClusterIP: Bool) {
+    self.address = address
+    self.isClusterIP = isClusterIP
+  }
+
+  public static func < (lhs: LearnedService, rhs: LearnedService) -> Bool { lhs.address < rhs.address }
+}
+
+/// A NodePort kube-proxy forwards.
+public struct LearnedNodePort: Sendable, Hashable {
+  public var family: IPFamily
+  public var port: UInt16
+  public var proto: TransportProtocol
+
+  public init(family: IPFamily, port: UInt16, proto: TransportProtocol) {
+    self.family = family
+    self.port = port
+    self.proto = proto
+  }
+}
+
+/// Everything one round trip learns about a node: dataplane, svctrace's current state, files.
+public struct NodeProbe: Sendable {
+  public var host: HostID
+  /// The detected dataplane, or why it cannot be traced.
+  public var dataplane: Result<Dataplane, RolloutError>
+  /// Raw sections of the probe output, by name.
+  public var sections: [String: String]
+  /// Contents of svctrace's node files (drop-in, logrotate, state, remove script); `nil` = absent.
+  public var files: [String: [UInt8]?]
+  /// `true` when the node runs systemd (and its manager socket is reachable).
+  public var hasSystemd: Bool
+  /// `true` when `at` is installed.
+  public var hasAt: Bool
+  /// `true` when `/usr/lib/rsyslog/rsyslog-rotate` exists.
+  public var hasRsyslogRotate: Bool
+  /// `true` when the rsyslog "is active" command succeeded.
+  public var rsyslogActive: Bool
+  /// The node's clock at probe time (seconds since the epoch), when printed.
+  public var nodeTime: Int64?
+
+  /// The mangle table of `family` in `backend` (parsed `iptables-save -t mangle`).
+  public func mangle(_ backend: Dataplane.Backend, _ family: IPFamily) -> IptablesSave.Table {
+    let suffix = family == .ipv4 ? "4" : "6"
+    switch backend {
+    case .iptablesNFT:
+      return IptablesSave(parsing: sections["nft-mangle" + suffix] ?? "").tables["mangle"] ?? .init()
+    case .iptablesLegacy:
+      return IptablesSave(parsing: sections["legacy" + suffix] ?? "").tables["mangle"] ?? .init()
+    case .nftables:
+      return .init()
+    }
+  }
+
+  /// The nat table of `family` in an iptables backend.
+  public func nat(_ backend: Dataplane.Backend, _ family: IPFamily) -> IptablesSave.Table {
+    let suffix = family == .ipv4 ? "4" : "6"
+    switch backend {
+    case .iptablesNFT: return IptablesSave(parsing: sections["nft-nat" + suffix] ?? "").tables["nat"] ?? .init()
+    case .iptablesLegacy: return IptablesSave(parsing: sections["legacy" + suffix] ?? "").tables["nat"] ?? .init()
+    case .nftables: return .init()
+    }
+  }
+
+  /// `nft list table inet svctrace`, or `nil` when the table does not exist.
+  public var svctraceTable: String? {
+    let text = sections["svct"] ?? ""
+    return text.contains("table inet svctrace") ? text : nil
+  }
+
+  /// Names of the nft base chains that exist in iptables-nft's `mangle` table of `family`.
+  public func nftMangleBaseChains(_ family: IPFamily) -> Set<String> {
+    NFTText.baseChains(in: sections[family == .ipv4 ? "nftmangle4" : "nftmangle6"] ?? "")
+  }
+
+  /// `true` when iptables-nft's `table ip[6] mangle` exists.
+  public func nftMangleTableExists(_ family: IPFamily) -> Bool {
+    (sections[family == .ipv4 ? "nftmangle4" : "nftmangle6"] ?? "").contains("table ip")
+  }
+
+  /// Expiry time of a time-boxed capture, when one is scheduled.
+  public var expiry: Date? {
+    let text = (sections["expiry"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    return Int64(text).map { Date(timeIntervalSince1970: TimeInterval($0)) }
+  }
+
+  /// Lines of the old script found in rsyslog.conf / logrotate.d/syslog, with `file:line:` heads.
+  public var legacyConfigLines: [String] {
+    ((sections["legacy-conf"] ?? "").split(separator: "\n").map { "rsyslog.conf:" + $0 })
+      + ((sections["legacy-rotate"] ?? "").split(separator: "\n").map { "logrotate.d/syslog:" + $0 })
+  }
+}
+
+/// Probing and dataplane detection.
+public enum NodeProber {
+  /// The one shell script that gathers a node's facts (read-only: it changes nothing).
+  ///
+  /// `iptables-legacy-save` runs without `-t`: asking legacy for a table would create it
+  /// (the iptables-wrappers rule).
+  public static func script(settings: RolloutSettings) -> String {
+    var lines = [
+      "S() { printf '\\n@@svctrace:%s@@\\n' \"$1\"; }",
+      "have() { command -v \"$1\" >/dev/null 2>&1; }",
+      "S nft-mangle4; have iptables-nft-save && iptables-nft-save -t mangle 2>/dev/null",
+      "S nft-mangle6; have ip6tables-nft-save && ip6tables-nft-save -t mangle 2>/dev/null",
+      "S nft-nat4; have iptables-nft-save && iptables-nft-save -t nat 2>/dev/null",
+      "S nft-nat6; have ip6tables-nft-save && ip6tables-nft-save -t nat 2>/dev/null",
+      "S legacy4; have iptables-legacy-save && iptables-legacy-save 2>/dev/null",
+      "S legacy6; have ip6tables-legacy-save && ip6tables-legacy-save 2>/dev/null",
+      "S kp4; have nft && nft list table ip kube-proxy 2>/dev/null",
+      "S kp6; have nft && nft list table ip6 kube-proxy 2>/dev/null",
+      "S svct; have nft && nft list table inet svctrace 2>/dev/null",
+      "S nftmangle4; have nft && nft list table ip mangle 2>/dev/null",
+      "S nftmangle6; have nft && nft list table ip6 mangle 2>/dev/null",
+      "S ipvs; ip link show kube-ipvs0 >/dev/null 2>&1 && echo kube-ipvs0",
+      "S cilium; ip link show cilium_host >/dev/null 2>&1 && echo 'interface cilium_host'; "
+        + "ls /sys/fs/bpf/tc/globals 2>/dev/null | grep -m3 '^cilium_' | sed 's/^/bpf map /'; "
+        + "[ -e /var/run/cilium/cilium.sock ] && echo 'socket /var/run/cilium/cilium.sock'; "
+        + "grep -rls 'kube-proxy-replacement' /etc/cilium 2>/dev/null | head -1 | sed 's/^/config /'; true",
+      "S facts; [ -d /run/systemd/system ] && [ -S /run/systemd/private ] && echo systemd; have at && echo at; "
+        + "[ -x /usr/lib/rsyslog/rsyslog-rotate ] && echo rsyslog-rotate; date +%s | sed 's/^/time /'",
+      "S rsyslog; \(settings.commands.rsyslogIsActive) >/dev/null 2>&1 && echo active",
+    ]
+    for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
+      let quoted = ShellQuote.quote(path)
+      lines.append("S \(ShellQuote.quote("file:" + path)); if [ -f \(quoted) ]; then echo present; base64 -w0 < \(quoted); fi")
+    }
+    lines += [
+      "S legacy-conf; grep -n '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(ShellQuote.quote(settings.legacyRsyslogConf)) 2>/dev/null",
+      "S legacy-rotate; grep -n '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(ShellQuote.quote(settings.legacyLogrotateFile)) 2>/dev/null",
+      "S expiry; cat \(ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null",
+      "S end; true",
+    ]
+    return lines.joined(separator: "\n")
+  }
+
+  /// Runs the probe script on the node and parses its output.
+  /// - Throws: ``RemoteError`` when the session fails; never for an unsupported dataplane
+  ///   (that is reported in ``NodeProbe/dataplane``).
+  public static func probe(_ session: any RemoteSession, settings: RolloutSettings) async throws -> NodeProbe {
+    let result = try await session.run(script(settings: settings), stdin: nil, timeout: .seconds(60))
+    return parse(host: session.host, output: result.stdoutText, settings: settings)
+  }
+
+  /// Parses the probe output (pure; unit-tested).
+  public static func parse(host: HostID, output: String, settings: RolloutSettings) -> NodeProbe {
+    var sections: [String: String] = [:]
+    for chunk in output.components(separatedBy: "\n@@svctrace:").dropFirst() {
+      guard let end = chunk.range(of: "@@\n") ?? chunk.range(of: "@@") else { continue }
+      sections[String(chunk[chunk.startIndex..<end.lowerBound])] = String(chunk[end.upperBound...])
+    }
+    var files: [String: [UInt8]?] = [:]
+    for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
+      let body = sections["file:" + path] ?? ""
+      if body.hasPrefix("present") {
+        let encoded = body.dropFirst("present".count).trimmingCharacters(in: .whitespacesAndNewlines)
+        files[path] = Data(base64Encoded: encoded).map { [UInt8]($0) } ?? []
+      } else {
+        files[path] = .some(nil)
+      }
+    }
+    let facts = Set((sections["facts"] ?? "").split(separator: "\n").map(String.init))
+    let nodeTime = facts.first { $0.hasPrefix("time ") }.flatMap { Int64($0.dropFirst(5)) }
+    var probe = NodeProbe(
+      host: host, dataplane: .failure(RolloutError(host: host.name, operation: "detect dataplane", kind: .noKubeProxy, reason: "")),
+      sections: sections, files: files, hasSystemd: facts.contains("systemd"), hasAt: facts.contains("at"),
+      hasRsyslogRotate: facts.contains("rsyslog-rotate"),
+      rsyslogActive: (sections["rsyslog"] ?? "").contains("active"), nodeTime: nodeTime)
+    probe.dataplane = detect(probe)
+    return probe
+  }
+
+  /// Decides kube-proxy's mode and backend from probe sections, the iptables-wrappers way.
+  static func detect(_ probe: NodeProbe) -> Result<Dataplane, RolloutError> {
+    let host = probe.host.name
+    func fail(_ kind: RolloutError.Kind, _ reason: String) -> Result<Dataplane, RolloutError> {
+      .failure(RolloutError(host: host, operation: "detect dataplane", kind: kind, reason: reason))
+    }
+    let sections = probe.sections
+    let hint = #/(?m)^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY) /#
+    var evidence: [String] = []
+    if (sections["ipvs"] ?? "").contains("kube-ipvs0") {
+      return fail(
+        .unsupportedDataplane,
+        "kube-proxy runs in IPVS mode (interface kube-ipvs0 exists): IPVS translates outside the conntrack DNAT "
+          + "path that svctrace's post-DNAT rules select on; use `conntrack -E` or switch kube-proxy to iptables or nftables mode")
+    }
+    let nftHinted = [sections["nft-mangle4"], sections["nft-mangle6"]].contains { ($0 ?? "").contains(hint) }
+    let legacyHinted = !nftHinted && [sections["legacy4"], sections["legacy6"]].contains { ($0 ?? "").contains(hint) }
+    let nftServices = probe.nat(.iptablesNFT, .ipv4).chains.contains("KUBE-SERVICES")
+      || probe.nat(.iptablesNFT, .ipv6).chains.contains("KUBE-SERVICES")
+    let legacyServices = probe.nat(.iptablesLegacy, .ipv4).chains.contains("KUBE-SERVICES")
+      || probe.nat(.iptablesLegacy, .ipv6).chains.contains("KUBE-SERVICES")
+    let kp4 = sections["kp4"] ?? ""
+    let kp6 = sections["kp6"] ?? ""
+    if kp4.contains("table ip kube-proxy") || kp6.contains("table ip6 kube-proxy") {
+      evidence.append("nft table ip kube-proxy exists → kube-proxy nftables mode")
+      var services: [LearnedService] = []
+      var nodePorts: [LearnedNodePort] = []
+      var families: [IPFamily] = []
+      for (family, text) in [(IPFamily.ipv4, kp4), (.ipv6, kp6)] where text.contains("kube-proxy") {
+        let learned = NFTText.kubeProxyServices(text, family: family)
+        services += learned.services
+        nodePorts += learned.nodePorts
+        if !learned.services.isEmpty || family == .ipv4 { families.append(family) }
+      }
+      return .success(
+        Dataplane(
+          mode: .nftables, backend: .nftables, families: families, services: services.sorted(),
+          nodePorts: nodePorts, evidence: evidence))
+    }
+    let backend: Dataplane.Backend
+    if nftHinted && nftServices {
+      backend = .iptablesNFT
+      evidence.append(":KUBE-IPTABLES-HINT/:KUBE-KUBELET-CANARY in iptables-nft-save -t mangle; :KUBE-SERVICES in nft nat")
+    } else if legacyHinted && legacyServices {
+      backend = .iptablesLegacy
+      evidence.append(":KUBE-IPTABLES-HINT/:KUBE-KUBELET-CANARY in iptables-legacy-save; :KUBE-SERVICES in legacy nat")
+    } else if nftServices {
+      backend = .iptablesNFT
+      evidence.append(":KUBE-SERVICES in iptables-nft nat (no hint chain)")
+    } else if legacyServices {
+      backend = .iptablesLegacy
+      evidence.append(":KUBE-SERVICES in iptables-legacy nat (no hint chain)")
+    } else {
+      let cilium = (sections["cilium"] ?? "").split(separator: "\n").map(String.init)
+      if !cilium.isEmpty {
+        return fail(
+          .unsupportedDataplane,
+          "no kube-proxy rules (no KUBE-SERVICES chain, no nft kube-proxy table) and Cilium is present ("
+            + cilium.joined(separator: ", ")
+            + "): an eBPF kube-proxy replacement picks backends at the socket, before any packet reaches "
+            + "netfilter, so LOG rules cannot see Service translation")
+      }
+      return fail(
+        .noKubeProxy,
+        "no kube-proxy rules found: no :KUBE-SERVICES chain in iptables-nft or iptables-legacy nat, "
+          + "no nft table ip kube-proxy, no kube-ipvs0 (is kube-proxy running on this node?)")
+    }
+    var services: [LearnedService] = []
+    var nodePorts: [LearnedNodePort] = []
+    var families: [IPFamily] = []
+    for family in IPFamily.allCases {
+      let nat = probe.nat(backend, family)
+      guard nat.chains.contains("KUBE-SERVICES") else { continue }
+      let learned = learnFromNat(nat, family: family)
+      if family == .ipv4 || !learned.services.isEmpty { families.append(family) }
+      services += learned.services
+      nodePorts += learned.nodePorts
+    }
+    return .success(
+      Dataplane(
+        mode: .iptables, backend: backend, families: families, services: services.sorted(), nodePorts: nodePorts,
+        evidence: evidence))
+  }
+
+  /// Learns Service addresses (`KUBE-SERVICES -d VIP -p P --dport N -j KUBE-SVC/SVL/EXT/FW-…`) and
+  /// NodePorts (`KUBE-NODEPORTS -p P --dport N`) from a nat table.
+  public static func learnFromNat(_ nat: IptablesSave.Table, family: IPFamily)
+    -> (services: [LearnedService], nodePorts: [LearnedNodePort])
+  {
+    var services = Set<LearnedService>()
+    var nodePorts = Set<LearnedNodePort>()
+    for (chain, isServices) in [("KUBE-SERVICES", true), ("KUBE-NODEPORTS", false)] {
+      for spec in nat.rules(of: chain) {
+        let words = IptablesSave.words(spec)
+        var destination: String?
+        var proto: TransportProtocol?
+        var port: UInt16?
+        var target: String?
+        var index = 0
+        while index < words.count {
+          let word = words[index]
+          let next = index + 1 < words.count ? words[index + 1] : nil
+          switch word {
+          case "-d": destination = next
+          case "-p": proto = next.flatMap(TransportProtocol.init(rawValue:))
+          case "--dport": port = next.flatMap(UInt16.init)
+          case "-j", "-g": target = next
+          default: break
+          }
+          index += 1
+        }
+        guard let proto, let port, let target, target.hasPrefix("KUBE-") else { continue }
+        if isServices {
+          guard let destination, let cidr = try? CIDR(parsing: destination), cidr.isHost, cidr.family == family else {
+            continue
+          }
+          let clusterIP = target.hasPrefix("KUBE-SVC-") || target.hasPrefix("KUBE-SVL-")
+          guard clusterIP || target.hasPrefix("KUBE-EXT-") || target.hasPrefix("KUBE-FW-") else { continue }
+          services.insert(
+            LearnedService(address: ServiceAddress(address: cidr.bytes, port: port, proto: proto), isClusterIP: clusterIP))
+        } else {
+          nodePorts.insert(LearnedNodePort(family: family, port: port, proto: proto))
+        }
+      }
+    }
+    return (services.sorted(), nodePorts.sorted { ($0.port, $0.proto) < ($1.port, $1.proto) })
+  }
+
+  /// Detects the dataplane of a node.
+  /// - Throws: ``RolloutError`` for an unsupported or missing kube-proxy, ``RemoteError`` for session failures.
+  public static func detectDataplane(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings())
+    async throws -> Dataplane
+  {
+    try await probe(session, settings: settings).dataplane.get()
+  }
+}
+
+/// Detects the dataplane of a node (see ``NodeProber/detectDataplane(_:settings:)``).
+/// - Throws: ``RolloutError`` or ``RemoteError``.
+public func detectDataplane(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings()) async throws
+  -> Dataplane
+{
+  try await NodeProber.detectDataplane(session, settings: settings)
+}

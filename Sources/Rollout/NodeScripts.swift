@@ -1,0 +1,183 @@
+import SVCTraceCore
+
+/// What install recorded on the node (`state.json`): what existed before, so remove deletes exactly what svctrace added.
+public struct NodeState: Codable, Sendable, Hashable {
+  public var version: Int = 1
+  /// Backend the rules were written with.
+  public var backend: String
+  /// iptables-nft base chains in `table ip|ip6 mangle` that did not exist before install, by family (`ip`, `ip6`).
+  public var createdBaseChains: [String: [String]]
+  /// iptables-nft `mangle` tables (`ip`, `ip6`) that did not exist before install.
+  public var createdTables: [String]
+
+  public init(backend: String, createdBaseChains: [String: [String]], createdTables: [String]) {
+    self.backend = backend
+    self.createdBaseChains = createdBaseChains
+    self.createdTables = createdTables
+  }
+}
+
+/// Shell scripts svctrace runs on (or leaves on) a node. Every value is quoted.
+public enum NodeScripts {
+  /// The generic removal script written to `remove.sh` at install and run by `remove` and by the expiry.
+  ///
+  /// It finds svctrace's rules at run time (chains `SVCT-*` and built-in rules tagged
+  /// `--comment svctrace`, in every iptables backend present), so it also removes rules of an older
+  /// install; deletes the nft base chains/tables recorded in `state` when they are empty again;
+  /// deletes `table inet svctrace`; removes the drop-in (restarting rsyslog) and the logrotate file;
+  /// cancels the expiry; removes its own state. Log files are left alone.
+  public static func removeScript(settings: RolloutSettings, state: NodeState?) -> String {
+    let q = ShellQuote.quote
+    var lines = [
+      "#!/bin/sh",
+      "# Managed by svctrace: removes everything `svctrace install` added on this node.",
+      "# Run by `svctrace remove` and by the capture expiry. Log files are kept.",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
+      "status=0",
+      "svct_ipt() {",
+      "  command -v \"$1\" >/dev/null 2>&1 || return 0",
+      "  dump=$(\"$1\" 2>/dev/null | sed -n '/^\\*mangle/,/^COMMIT/p')",
+      "  chains=$(printf '%s\\n' \"$dump\" | sed -n 's/^:\\(SVCT-[^ ]*\\) .*/\\1/p')",
+      "  jumps=$(printf '%s\\n' \"$dump\" | grep -E '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)')",
+      "  [ -z \"$chains$jumps\" ] && return 0",
+      "  { echo '*mangle'",
+      "    for c in $chains; do echo \":$c - [0:0]\"; done",
+      "    [ -n \"$jumps\" ] && printf '%s\\n' \"$jumps\" | sed 's/^-A /-D /'",
+      "    for c in $chains; do echo \"-X $c\"; done",
+      "    echo COMMIT; } | \"$2\" --noflush || status=1",
+      "}",
+      "svct_ipt iptables-nft-save iptables-nft-restore",
+      "svct_ipt ip6tables-nft-save ip6tables-nft-restore",
+      "svct_ipt iptables-legacy-save iptables-legacy-restore",
+      "svct_ipt ip6tables-legacy-save ip6tables-legacy-restore",
+      "if command -v nft >/dev/null 2>&1; then",
+      "  nft list table inet svctrace >/dev/null 2>&1 && { nft delete table inet svctrace || status=1; }",
+    ]
+    if let state {
+      for family in state.createdBaseChains.keys.sorted() {
+        for chain in state.createdBaseChains[family] ?? [] {
+          lines.append(
+            "  [ \"$(nft list chain \(q(family)) mangle \(q(chain)) 2>/dev/null | wc -l)\" -eq 5 ] && "
+              + "nft delete chain \(q(family)) mangle \(q(chain))")
+        }
+      }
+      for family in state.createdTables.sorted() {
+        lines.append(
+          "  nft list table \(q(family)) mangle >/dev/null 2>&1 && "
+            + "[ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle")
+      }
+    }
+    lines += [
+      "fi",
+      "if [ -f \(q(settings.rsyslogDropInPath)) ]; then",
+      "  rm -f \(q(settings.rsyslogDropInPath)) || status=1",
+      "  \(settings.commands.rsyslogRestart) || { echo 'svctrace: rsyslog restart failed' >&2; status=1; }",
+      "fi",
+      "rm -f \(q(settings.logrotatePath)) || status=1",
+      cancelExpiry(settings: settings, guarded: true),
+      "rm -f \(q(settings.expiryMarkerPath)) \(q(settings.statePath)) \(q(settings.removeScriptPath))",
+      "rmdir \(q(settings.stateDirectory)) 2>/dev/null",
+      "exit $status",
+    ]
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// Stops any scheduled expiry (systemd timer, at job, detached sleeper).
+  ///
+  /// `guarded`: skip when running *as* the expiry (`SVCTRACE_EXPIRY=1`), which must not kill itself.
+  public static func cancelExpiry(settings: RolloutSettings, guarded: Bool) -> String {
+    let q = ShellQuote.quote
+    let body = [
+      "pid=$(cat \(q(settings.expiryPidPath)) 2>/dev/null)",
+      "if [ -n \"$pid\" ] && grep -q svctrace-expiry /proc/\"$pid\"/cmdline 2>/dev/null; then kill -TERM -- -\"$pid\" 2>/dev/null || kill \"$pid\" 2>/dev/null; fi",
+      "job=$(cat \(q(settings.expiryAtJobPath)) 2>/dev/null)",
+      "[ -n \"$job\" ] && command -v atrm >/dev/null 2>&1 && atrm \"$job\" 2>/dev/null",
+      "if [ -S /run/systemd/private ] && command -v systemctl >/dev/null 2>&1; then systemctl stop svctrace-expiry.timer svctrace-expiry.service >/dev/null 2>&1; systemctl reset-failed svctrace-expiry.service svctrace-expiry.timer >/dev/null 2>&1; fi",
+      "rm -f \(q(settings.expiryPidPath)) \(q(settings.expiryAtJobPath))",
+    ]
+    if guarded {
+      return "if [ \"${SVCTRACE_EXPIRY:-}\" != 1 ]; then\n" + body.map { "  " + $0 }.joined(separator: "\n") + "\nfi"
+    }
+    return body.joined(separator: "\n")
+  }
+
+  /// Schedules the node-side expiry after `seconds`, replacing any earlier one, and writes the marker.
+  public static func scheduleExpiry(settings: RolloutSettings, seconds: Int64, method: ExpiryMethod) -> String {
+    let q = ShellQuote.quote
+    let remove = q(settings.removeScriptPath)
+    var lines = [
+      "set -e",
+      "mkdir -p \(q(settings.stateDirectory))",
+      cancelExpiry(settings: settings, guarded: false) + " || true",
+      "expiry=$(( $(date +%s) + \(seconds) ))",
+    ]
+    switch method {
+    case .systemd, .automatic:
+      lines.append(
+        "systemd-run --quiet --unit svctrace-expiry --on-active=\(seconds)s --timer-property=AccuracySec=1s "
+          + "--setenv=SVCTRACE_EXPIRY=1 /bin/sh \(remove)")
+    case .at:
+      let minutes = max(1, (seconds + 59) / 60)
+      lines.append(
+        "echo \(q("SVCTRACE_EXPIRY=1 /bin/sh " + remove)) | at now + \(minutes) minutes 2>&1 "
+          + "| sed -n 's/^job \\([0-9]*\\) .*/\\1/p' > \(q(settings.expiryAtJobPath))")
+      lines.append("[ -s \(q(settings.expiryAtJobPath)) ]")
+    case .sleeper:
+      let starter = "command -v setsid >/dev/null 2>&1 && s=setsid || s="
+      lines.append(starter)
+      lines.append(
+        "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \(seconds) \(remove) "
+          + "</dev/null >/dev/null 2>&1 &")
+      lines.append("echo $! > \(q(settings.expiryPidPath))")
+    }
+    lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath))")
+    return lines.joined(separator: "\n") + "\n"
+  }
+
+  /// Removes the old script's leftovers: nat LOG rules with `domeos` prefixes (both backends),
+  /// its `kern.* /var/log/iptables.log` line and its `/var/log/iptables` logrotate line.
+  /// Prints `rsyslog-conf-changed` when rsyslog.conf was edited (rsyslog must restart).
+  public static func removeLegacy(settings: RolloutSettings) -> String {
+    let q = ShellQuote.quote
+    let conf = q(settings.legacyRsyslogConf)
+    let rotate = q(settings.legacyLogrotateFile)
+    return [
+      "status=0",
+      "svct_legacy() {",
+      "  command -v \"$1\" >/dev/null 2>&1 || return 0",
+      "  rules=$(\"$1\" 2>/dev/null | sed -n '/^\\*nat/,/^COMMIT/p' | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT) .*-j LOG .*domeos')",
+      "  [ -z \"$rules\" ] && return 0",
+      "  { echo '*nat'; printf '%s\\n' \"$rules\" | sed 's/^-A /-D /'; echo COMMIT; } | \"$2\" --noflush || status=1",
+      "}",
+      "svct_legacy iptables-nft-save iptables-nft-restore",
+      "svct_legacy iptables-legacy-save iptables-legacy-restore",
+      "if grep -q '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(conf) 2>/dev/null; then",
+      "  sed -i '/^[[:space:]]*kern\\.\\*.*\\/var\\/log\\/iptables/d' \(conf) && echo rsyslog-conf-changed || status=1",
+      "fi",
+      "if grep -q '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(rotate) 2>/dev/null; then",
+      "  sed -i '/^[[:space:]]*\\/var\\/log\\/iptables[[:space:]]*$/d' \(rotate) || status=1",
+      "fi",
+      "exit $status",
+    ].joined(separator: "\n") + "\n"
+  }
+
+  /// Deletes iptables-nft base chains / tables that did not exist before (after a rollback), when empty.
+  static func dropCreatedNFTObjects(createdBaseChains: [String: [String]], createdTables: [String]) -> String {
+    let q = ShellQuote.quote
+    var lines: [String] = []
+    for family in createdBaseChains.keys.sorted() {
+      for chain in createdBaseChains[family] ?? [] {
+        lines.append(
+          "[ \"$(nft list chain \(q(family)) mangle \(q(chain)) 2>/dev/null | wc -l)\" -eq 5 ] && nft delete chain \(q(family)) mangle \(q(chain))"
+        )
+      }
+    }
+    for family in createdTables {
+      lines.append(
+        "nft list table \(q(family)) mangle >/dev/null 2>&1 && [ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle"
+      )
+    }
+    lines.append("true")
+    return lines.joined(separator: "\n")
+  }
+}

@@ -1,1 +1,0 @@
-// Rollout module: see Package.swift for its role.
