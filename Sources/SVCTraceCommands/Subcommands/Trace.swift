@@ -346,7 +346,7 @@ struct TracePrinter: Sendable {
       for item in explained { Swift.print(String(decoding: try encoder.encode(item), as: UTF8.self)) }
     case .json:
       if final, !jsonOpened {
-        Swift.print(try Output.json(explained))
+        Swift.print(explained.isEmpty ? "[]" : try Output.json(explained))
         jsonOpened = true
         return
       }
