@@ -177,8 +177,34 @@ extension SVCTrace {
     private func runFollow(query: TraceQuery, printer initial: TracePrinter) async throws {
       let store = try storeOptions.open()
       let context = try FleetContext.make(fleet, label: "trace --follow")
+      let snapshotHost = CollectOperation.snapshotHost(context.hosts, kubectlHost: nil, kubeconfig: nil, noSnapshot: false)
+      let logPath = self.logPath
+      let runner = context.runner
+      let hosts = context.hosts
+      let connector = context.connector
+      /// One collect of the fleet; failures go to standard error once per host and message.
+      @Sendable func collectRound(snapshot: Bool, failing: inout [HostID: String]) async {
+        let results = await runner.run(hosts, connector: connector) { session, host in
+          try await CollectOperation.run(
+            session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshot ? snapshotHost : nil,
+            totals: nil)
+        }
+        for result in results {
+          if result.status.isFailure, failing[result.host] != result.message {
+            Terminal.writeError("\(result.host): collect \(result.status.rawValue): \(result.message ?? "")\n")
+            failing[result.host] = result.message ?? ""
+          } else if !result.status.isFailure {
+            failing[result.host] = nil
+          }
+        }
+      }
+      // Catch up first (with the name snapshot): what the nodes logged before now is backlog,
+      // printed only for --since/--around; everything collected later is new.
+      var failingAtStart: [HostID: String] = [:]
+      await collectRound(snapshot: true, failing: &failingAtStart)
       var backlog = query
       let startID = try store.latestConnectionID() ?? 0
+      Terminal.writeError("Following: new connections are printed as they are collected (every \(SVCTraceCommands.format(interval)) s; Ctrl-C stops).\n")
       var printed = 0
       var printer = initial
       if since != nil || around != nil {
@@ -192,13 +218,9 @@ extension SVCTrace {
         printed += records.count
       }
       let deadline = try followFor.map { ContinuousClock.now + .microseconds(try TraceArguments.duration($0)) }
-      let snapshotHost = CollectOperation.snapshotHost(context.hosts, kubectlHost: nil, kubeconfig: nil, noSnapshot: false)
       let interval = self.interval
-      let logPath = self.logPath
-      let runner = context.runner
-      let hosts = context.hosts
-      let connector = context.connector
       let printedNow = printed
+      let failingNow = failingAtStart
       let backlogPrinter = printer
       let total: Int
       do {
@@ -206,35 +228,20 @@ extension SVCTrace {
           var lastID = startID
           var printer = backlogPrinter
           var count = printedNow
-          var round = 0
-          var failing: [HostID: String] = [:]
+          var failing = failingNow
           while !Task.isCancelled {
-            let snapshotThisRound = round == 0 ? snapshotHost : nil
-            round += 1
-            let results = await runner.run(hosts, connector: connector) { session, host in
-              try await CollectOperation.run(
-                session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotThisRound,
-                totals: nil)
-            }
-            for result in results {
-              if result.status.isFailure, failing[result.host] != result.message {
-                Terminal.writeError("\(result.host): collect \(result.status.rawValue): \(result.message ?? "")\n")
-                failing[result.host] = result.message ?? ""
-              } else if !result.status.isFailure {
-                failing[result.host] = nil
-              }
-            }
+            if let deadline, ContinuousClock.now >= deadline { break }
+            var pause = Duration.milliseconds(Int64(interval * 1000))
+            if let deadline { pause = Swift.min(pause, deadline - ContinuousClock.now) }
+            if pause > .zero { try? await Task.sleep(for: pause) }
+            if Task.isCancelled { break }
+            await collectRound(snapshot: false, failing: &failing)
             var next = query
             next.afterID = lastID
             let records = try store.connections(matching: next)
             try printer.print(records, store: store, final: false)
             count += records.count
             lastID = records.map(\.id).reduce(lastID, Swift.max)
-            if let latest = try store.latestConnectionID() { lastID = Swift.max(lastID, latest) }
-            if let deadline, ContinuousClock.now >= deadline { break }
-            var pause = Duration.milliseconds(Int64(interval * 1000))
-            if let deadline { pause = Swift.min(pause, deadline - ContinuousClock.now) }
-            if pause > .zero { try? await Task.sleep(for: pause) }
           }
           return count
         }
