@@ -11,6 +11,10 @@ struct TraceEndToEndTests {
     var truth: [[String: Any]]
     var nodeIPs: [String: String]
     var podNodes: [String: String]
+    /// RFC 3339 bounds around the traffic run, for `--since` / `--until` (the lab may carry
+    /// other traffic outside them).
+    var since: String
+    var until: String
   }
 
   nonisolated(unsafe) static var captured: Result<Capture, any Error>?
@@ -46,7 +50,11 @@ struct TraceEndToEndTests {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let truthFile = directory + "/truth.jsonl"
     // 6 kinds × 130 + a burst of 240 concurrent connections = 1020.
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    let since = formatter.string(from: Date().addingTimeInterval(-1))
     let traffic = try Lab.lab(["traffic", "--count", "130", "--burst", "240", "--check", "--out", truthFile])
+    let until = formatter.string(from: Date().addingTimeInterval(1))
     try #require(traffic.status == 0, "traffic: \(traffic.stdout)\(traffic.stderr)")
     Thread.sleep(forTimeInterval: 2)  // rsyslog writes asynchronously
 
@@ -65,7 +73,7 @@ struct TraceEndToEndTests {
     }
     return Capture(
       store: store, truth: truth, nodeIPs: Dictionary(uniqueKeysWithValues: cluster.nodes.map { ($0.name, $0.ip) }),
-      podNodes: podNodes)
+      podNodes: podNodes, since: since, until: until)
   }
 
   private static func key(_ object: [String: Any]) -> String {
@@ -168,7 +176,10 @@ struct TraceEndToEndTests {
     }
     // A Service by name selects exactly its connections.
     let service = try #require(named.first?["service"] as? String)
-    let run = try Lab.svctrace(["trace", "--store", capture.store, "--service", service, "--format", "jsonl", "--max", "100000"])
+    let run = try Lab.svctrace([
+      "trace", "--store", capture.store, "--service", service, "--since", capture.since, "--until", capture.until,
+      "--format", "jsonl", "--max", "100000",
+    ])
     let records = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     let expected = capture.truth.filter { $0["service"] as? String == service }.count
     #expect(records.count == expected, "\(service): \(records.count) records, \(expected) in the ground truth")
@@ -186,7 +197,8 @@ struct TraceEndToEndTests {
       perEndpoint["\(connection["pod_ip"] ?? ""):\(connection["pod_port"] ?? "")", default: 0] += 1
     }
 
-    let json = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "json"])
+    let window = ["--since", capture.since, "--until", capture.until]
+    let json = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "json"] + window)
     #expect(json.status == 0, "\(json.stderr)")
     let stats = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
     #expect(stats["service"] as? String == service)
@@ -204,7 +216,7 @@ struct TraceEndToEndTests {
 
     let html = FileManager.default.temporaryDirectory.appendingPathComponent("svct-stats-\(UUID().uuidString).html").path
     defer { try? FileManager.default.removeItem(atPath: html) }
-    let page = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "html", "--output", html])
+    let page = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "html", "--output", html] + window)
     #expect(page.status == 0, "\(page.stderr)")
     let text = try String(contentsOfFile: html, encoding: .utf8)
     #expect(text.hasPrefix("<!DOCTYPE html>"))
@@ -214,5 +226,55 @@ struct TraceEndToEndTests {
       #expect(text.contains("<td class=\"num\">\(count)</td>"), "\(endpoint)")
     }
     #expect(!text.contains("http://") && !text.contains("https://"), "the page must be self-contained")
+  }
+
+  @Test func followPrintsConnectionsMadeAfterItStarted() throws {
+    _ = try Self.capture()  // the capture's install/remove must not overlap with this one
+    let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
+    let install = try Lab.svctrace(["install"] + fleet)
+    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    defer { _ = try? Lab.svctrace(["remove"] + fleet) }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-trace-e2e-follow-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Lab.binary)
+    process.arguments = ["trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "25s", "--format", "jsonl"] + fleet
+    _ = FileManager.default.createFile(atPath: directory + "/out", contents: nil)
+    _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/out"))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/err"))
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Wait (bounded) until it has caught up with what the nodes logged before.
+    let start = Date()
+    while Date().timeIntervalSince(start) < 60, process.isRunning,
+      !((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "").contains("Following")
+    {
+      Thread.sleep(forTimeInterval: 0.2)
+    }
+    let truthFile = directory + "/truth.jsonl"
+    let traffic = try Lab.lab(["traffic", "--count", "5", "--kinds", "host-clusterip,udp", "--check", "--out", truthFile])
+    #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
+    let deadline = Date().addingTimeInterval(90)
+    while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
+    if process.isRunning { process.interrupt() }
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0, "\((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")")
+
+    let printed = try String(contentsOfFile: directory + "/out", encoding: .utf8).split(separator: "\n").compactMap {
+      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
+      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    #expect(truth.count == 10)
+    let keys = Set(printed.map(Self.key))
+    let unseen = truth.filter { !keys.contains(Self.key($0)) }.map(Self.key)
+    #expect(unseen.isEmpty, "not printed by --follow: \(unseen)")
+    // Only what happened after it started: no connection of the suite's earlier capture.
+    let earlier = Set(try Self.capture().truth.map(Self.key))
+    #expect(printed.filter { earlier.contains(Self.key($0)) }.isEmpty)
   }
 }
