@@ -24,8 +24,12 @@ extension SVCTrace {
         joined). --explain adds the raw log lines behind each record (an "explain" array in JSON).
 
         --follow collects the fleet (-i INVENTORY, as `collect`) every --interval seconds and \
-        prints new matching connections as they arrive, until Ctrl-C or --for elapses. Without \
-        --since/--around it starts from now; with them it first prints what is already stored.
+        prints new matching connections as they arrive, until Ctrl-C or --for elapses. It first \
+        catches up with what the nodes logged so far (and snapshots names); only connections \
+        collected after that are new. With --since/--around the stored matches are printed first.
+
+        --max caps the output (default 1000; a note on standard error says when it cut). \
+        -l/--limit is the Ansible host pattern, as in every fleet command.
 
         Examples:
           svctrace trace --client 10.250.0.11:43122
