@@ -30,12 +30,12 @@ public enum LineDiff {
         result.append(.same(old[row]))
         row += 1
         column += 1
-      } else if column < columns, row == rows || table[row][column + 1] >= table[row + 1][column] {
-        result.append(.added(new[column]))
-        column += 1
-      } else {
+      } else if row < rows, column == columns || table[row + 1][column] >= table[row][column + 1] {
         result.append(.removed(old[row]))
         row += 1
+      } else {
+        result.append(.added(new[column]))
+        column += 1
       }
     }
     return result

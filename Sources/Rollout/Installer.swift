@@ -128,7 +128,7 @@ public struct NodeChangeReport: Sendable {
 }
 
 /// Install, plan, apply with rollback, remove.
-public enum Rollout {
+public enum NodeRollout {
   // MARK: Plan
 
   /// Computes what `install` would change on the node. Read-only.
@@ -176,7 +176,7 @@ public enum Rollout {
           added: edits.compactMap { if case .added(let line) = $0 { line } else { nil } }))
     }
 
-    let nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope)
+    let nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope, settings: settings)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let stateBytes = ((try? encoder.encode(nodeState)).map { [UInt8]($0) } ?? []) + [10]
@@ -207,8 +207,10 @@ public enum Rollout {
   }
 
   /// Keeps the record of a previous install (what existed before it); otherwise records what is missing now.
-  static func makeNodeState(probe: NodeProbe, dataplane: Dataplane, scope: TraceScope) -> NodeState {
-    if let bytes = probe.files[RolloutSettings().statePath] ?? nil, !bytes.isEmpty,
+  static func makeNodeState(
+    probe: NodeProbe, dataplane: Dataplane, scope: TraceScope, settings: RolloutSettings
+  ) -> NodeState {
+    if let bytes = probe.files[settings.statePath] ?? nil, !bytes.isEmpty,
       let previous = try? JSONDecoder().decode(NodeState.self, from: Data(bytes)),
       previous.backend == dataplane.backend.rawValue
     {
@@ -308,7 +310,17 @@ public enum Rollout {
       steps.append(StepResult(name: failure.operation, outcome: .failed, detail: failure.reason))
       let rollbackSteps = await rollback(journal, plan: plan, session: session)
       steps += rollbackSteps
-      return NodeChangeReport(host: host, changed: false, failure: failure, steps: steps)
+      // Say how the rollback went, in the one line the recap shows.
+      var reported = failure
+      let undone = rollbackSteps.filter { $0.outcome == .rolledBack }.count
+      let notUndone = rollbackSteps.filter { $0.outcome == .failed }
+      if notUndone.isEmpty {
+        reported.reason += undone > 0 ? "; rolled back (\(undone) step\(undone == 1 ? "" : "s") undone), node as before" : "; nothing was changed"
+      } else {
+        reported.reason += "; rolled back, but " + notUndone.map { "\($0.name) failed: \($0.detail)" }.joined(separator: "; ")
+          + " (rules and files are as before; check the node)"
+      }
+      return NodeChangeReport(host: host, changed: false, failure: reported, steps: steps)
     }
   }
 

@@ -101,10 +101,9 @@ public enum NFTText {
     var words = line.split(separator: " ").map(String.init)
     var index = 0
     while index < words.count {
-      if words[index] == "counter", words[safe: index + 1] == "packets", words[safe: index + 3] == "bytes",
-        index + 4 < words.count
-      {
-        words.removeSubrange(index..<min(index + 5, words.count))
+      if words[index] == "counter" {
+        let hasValues = words[safe: index + 1] == "packets" && words[safe: index + 3] == "bytes"
+        words.removeSubrange(index..<min(index + (hasValues ? 5 : 1), words.count))
         continue
       }
       if words[index] == "#", words[safe: index + 1] == "handle" {

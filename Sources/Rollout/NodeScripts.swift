@@ -75,7 +75,7 @@ public enum NodeScripts {
       "fi",
       "rm -f \(q(settings.logrotatePath)) || status=1",
       cancelExpiry(settings: settings, guarded: true),
-      "rm -f \(q(settings.expiryMarkerPath)) \(q(settings.statePath)) \(q(settings.removeScriptPath))",
+      "rm -f \(q(settings.expiryMarkerPath)) \(q(settings.expiryPidPath)) \(q(settings.expiryAtJobPath)) \(q(settings.statePath)) \(q(settings.removeScriptPath))",
       "rmdir \(q(settings.stateDirectory)) 2>/dev/null",
       "exit $status",
     ]
@@ -106,31 +106,30 @@ public enum NodeScripts {
     let q = ShellQuote.quote
     let remove = q(settings.removeScriptPath)
     var lines = [
-      "set -e",
-      "mkdir -p \(q(settings.stateDirectory))",
-      cancelExpiry(settings: settings, guarded: false) + " || true",
+      "mkdir -p \(q(settings.stateDirectory)) || exit 1",
+      cancelExpiry(settings: settings, guarded: false),
       "expiry=$(( $(date +%s) + \(seconds) ))",
     ]
     switch method {
     case .systemd, .automatic:
       lines.append(
         "systemd-run --quiet --unit svctrace-expiry --on-active=\(seconds)s --timer-property=AccuracySec=1s "
-          + "--setenv=SVCTRACE_EXPIRY=1 /bin/sh \(remove)")
+          + "--setenv=SVCTRACE_EXPIRY=1 /bin/sh \(remove) || exit 1")
     case .at:
       let minutes = max(1, (seconds + 59) / 60)
       lines.append(
         "echo \(q("SVCTRACE_EXPIRY=1 /bin/sh " + remove)) | at now + \(minutes) minutes 2>&1 "
           + "| sed -n 's/^job \\([0-9]*\\) .*/\\1/p' > \(q(settings.expiryAtJobPath))")
-      lines.append("[ -s \(q(settings.expiryAtJobPath)) ]")
+      lines.append("[ -s \(q(settings.expiryAtJobPath)) ] || exit 1")
     case .sleeper:
       let starter = "command -v setsid >/dev/null 2>&1 && s=setsid || s="
       lines.append(starter)
       lines.append(
         "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \(seconds) \(remove) "
           + "</dev/null >/dev/null 2>&1 &")
-      lines.append("echo $! > \(q(settings.expiryPidPath))")
+      lines.append("echo $! > \(q(settings.expiryPidPath)) || exit 1")
     }
-    lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath))")
+    lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath)) || exit 1")
     return lines.joined(separator: "\n") + "\n"
   }
 

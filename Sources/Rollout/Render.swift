@@ -213,8 +213,8 @@ public enum Renderer {
   /// 90 on postrouting/input (after DNAT, before SNAT at 100). kube-proxy's table is never touched.
   public static func nftTable(scope: TraceScope, maxRate: RateLimit?) -> String {
     let limit = maxRate.map { "limit rate \($0.nftText) " } ?? ""
-    let logPre = "\(limit)log prefix \"\(LogPrefix.pre)\" level info accept"
-    let logPost = "\(limit)log prefix \"\(LogPrefix.post)\" level info accept"
+    let logPre = "\(limit)counter log prefix \"\(LogPrefix.pre)\" level info accept"
+    let logPost = "\(limit)counter log prefix \"\(LogPrefix.post)\" level info accept"
     var out = ["table inet svctrace {"]
     var pre: [String] = []
     var post: [String] = []

@@ -12,18 +12,29 @@ public struct SVCTrace: AsyncParsableCommand {
     commandName: "svctrace",
     abstract: "Find which pod served a request to a Kubernetes Service, and through which node.",
     discussion: """
-      svctrace reads your Ansible inventory, connects to every node over SSH and:
-        1. install   rolls out iptables LOG rules around kube-proxy's DNAT, an rsyslog drop-in and a logrotate entry
-        2. verify    checks, node by node, that the whole pipeline (packet → kernel log → file) works
-        3. collect   pulls the node logs incrementally into a local store and correlates them
-        4. trace     answers: client → Service VIP:port → node → pod IP:port
+      svctrace reads your Ansible inventory and, over SSH, on every node:
+        install   adds LOG rules around kube-proxy's DNAT, an rsyslog
+                  drop-in and a logrotate entry (remove takes them back)
+        verify    checks that packet → kernel log → file works, with evidence
+        collect   pulls the node logs into a local store and correlates them
+        trace     answers: client → Service VIP:port → node → pod IP:port
 
-      Start with:  svctrace ping -i hosts.ini
-      Every subcommand has examples: svctrace help <subcommand>
-      Exit status: 0 success, 1 a host or check failed, 2 usage error, 130 interrupted.
+      On a cluster:
+        svctrace ping    -i hosts.ini --become
+        svctrace install -i hosts.ini --become
+        svctrace verify  -i hosts.ini --become --canary
+        svctrace collect -i hosts.ini --become
+        svctrace trace   --client 10.244.1.10:40000
+      No cluster at hand? scripts/demo runs it all on a namespace testbed.
+
+      Exit status: 0 success, 1 a host or check failed, 2 usage error,
+      130 interrupted.
       """,
     version: "0.1.0",
-    subcommands: [Ping.self, Exec.self, Install.self, Remove.self, Collect.self, Trace.self, Stats.self, Prune.self, Bench.self]
+    subcommands: [
+      Ping.self, Exec.self, Install.self, Remove.self, Verify.self, Collect.self, Trace.self, Stats.self, Prune.self,
+      Bench.self,
+    ]
   )
 
   public init() {}

@@ -1,27 +1,14 @@
 import Fleet
 import Foundation
+import Rollout
 
 /// The verification report for a fleet: per node, per check group, every check with its evidence.
 ///
 /// Built by `verify` from the per-node checks, rendered as a terminal table, JSON, JUnit XML or a
 /// self-contained HTML page.
 struct FleetReport: Codable, Sendable {
-  enum Status: String, Codable, Sendable, Comparable {
-    case pass, warn, fail
-
-    private var rank: Int { self == .pass ? 0 : self == .warn ? 1 : 2 }
-    static func < (lhs: Status, rhs: Status) -> Bool { lhs.rank < rhs.rank }
-  }
-
-  struct Check: Codable, Sendable {
-    var group: String
-    var name: String
-    var status: Status
-    /// What was observed (command output, values), for the reader to judge.
-    var evidence: String
-    /// What to do about a warn or fail.
-    var fix: String?
-  }
+  typealias Status = CheckResult.Status
+  typealias Check = CheckResult
 
   struct Node: Codable, Sendable {
     var host: String

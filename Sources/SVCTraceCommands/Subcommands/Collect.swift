@@ -23,8 +23,8 @@ extension SVCTrace {
         Examples:
           svctrace collect -i hosts.ini --become
           svctrace collect -i hosts.ini --store /srv/svctrace.sqlite --forks 50
-          svctrace collect --from-file node07=/tmp/ticket-4711/iptables.log.2.gz --from-file node08=./iptables.log
-          svctrace collect -i hosts.ini --kubeconfig ~/.kube/config     # names from a local kubectl
+          svctrace collect --from-file node07=/tmp/iptables.log.2.gz
+          svctrace collect -i hosts.ini --kubeconfig ~/.kube/config
 
         Exit status: 0 when every node was collected, 1 otherwise, 2 on usage errors.
         """)

@@ -14,7 +14,7 @@ extension SVCTrace {
 
         Examples:
           svctrace exec -i hosts.ini -- uptime
-          svctrace exec -i hosts.ini --become --limit kube_node -- 'iptables -t mangle -S | grep svctrace'
+          svctrace exec -i hosts.ini --become -- 'iptables -t mangle -S'
           svctrace exec -i hosts.ini --json -- cat /etc/os-release
 
         Exit status: 0 when the command exited 0 on every host, 1 otherwise, 2 on usage errors.

@@ -9,22 +9,26 @@ extension SVCTrace {
     static let configuration = CommandConfiguration(
       abstract: "Roll out LOG rules, an rsyslog drop-in and a logrotate entry on every selected node.",
       discussion: """
-        Per node, svctrace detects the dataplane (iptables-legacy or iptables-nft as kube-proxy uses it, \
-        kube-proxy's iptables / nftables / IPVS mode; eBPF replacements are refused) and writes:
-          • its own chains in the mangle table (or `table inet svctrace` in nftables mode) logging the \
-        first packet of every new connection to a Service before DNAT (SVCT:PRE, destination = VIP) \
-        and after it (SVCT:POST, destination = pod), selected by conntrack state, not the 0x4000 mark, \
-        so pod-originated, host, NodePort, hairpin and hostNetwork traffic are all recorded;
-          • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only those, to the log file;
+        Per node, svctrace detects the dataplane (iptables-legacy or iptables-nft \
+        as kube-proxy uses it; kube-proxy's iptables, nftables or IPVS mode; \
+        eBPF replacements are refused) and writes:
+          • its own chains in the mangle table (or `table inet svctrace` in
+            nftables mode) logging the first packet of every new connection to
+            a Service before DNAT (SVCT:PRE, destination = VIP) and after it
+            (SVCT:POST, destination = pod), selected by conntrack state, not
+            the 0x4000 mark: pod-originated, host, NodePort, hairpin and
+            hostNetwork traffic are all recorded;
+          • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only
+            those, to the log file;
           • /etc/logrotate.d/svctrace rotating that file.
         Idempotent: a second run changes nothing; a drifted node is repaired. If any step fails, the \
         node is put back exactly as it was and reported failed; the other nodes carry on.
 
         Examples:
-          svctrace install -i hosts.ini --check --diff          # what would change, touching nothing
+          svctrace install -i hosts.ini --check --diff   # changes nothing
           svctrace install -i hosts.ini --become --serial 5 --max-fail-percent 20
           svctrace install -i hosts.ini --services 10.96.0.10:80/tcp --for 2h
-          svctrace install -i hosts.ini --max-rate 500/s --log-path /var/log/svctrace.log
+          svctrace install -i hosts.ini --max-rate 500/s
 
         Exit status: 0 when every node is installed (or would be, with --check), 1 otherwise, 2 on usage errors.
         """)
@@ -69,13 +73,13 @@ extension SVCTrace {
       let terminal = context.terminal
       try await runFleet(context, json: json, command: "install") { session, host in
         let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let plan = try await Rollout.plan(session, settings: settings)
+        let plan = try await NodeRollout.plan(session, settings: settings)
         if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
         var report = InstallReport(plan: plan, includeDiff: diff)
         if check {
           return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
         }
-        let applied = await Rollout.apply(plan, session: session)
+        let applied = await NodeRollout.apply(plan, session: session)
         report.steps = applied.steps.map { "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" }
         if let failure = applied.failure { throw failure }
         return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
@@ -95,7 +99,7 @@ extension SVCTrace {
 
         Examples:
           svctrace remove -i hosts.ini
-          svctrace remove -i hosts.ini --legacy --purge-logs --limit 'kube_node:!node03'
+          svctrace remove -i hosts.ini --legacy --purge-logs
 
         Exit status: 0 when every node is clean, 1 otherwise, 2 on usage errors.
         """)
@@ -118,7 +122,7 @@ extension SVCTrace {
       let (purgeLogs, legacy) = (self.purgeLogs, self.legacy)
       try await runFleet(context, json: output.json, command: "remove") { session, host in
         let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let report = await Rollout.remove(session, settings: settings, purgeLogs: purgeLogs, legacy: legacy)
+        let report = await NodeRollout.remove(session, settings: settings, purgeLogs: purgeLogs, legacy: legacy)
         if let failure = report.failure { throw failure }
         let steps = report.steps.map { "\($0.name)\($0.detail.isEmpty ? "" : ": \($0.detail)")" }
         return HostOutcome(changed: report.changed, message: report.changed ? steps.joined(separator: "; ") : "nothing to remove", payload: steps)

@@ -15,7 +15,7 @@ extension SVCTrace {
         Examples:
           svctrace ping -i inventory/hosts.ini
           svctrace ping -i hosts.yml --limit 'kube_node:!node07' --become
-          svctrace ping -i hosts.ini --known-hosts lab/known_hosts --json | jq '.hosts[].result.kernel'
+          svctrace ping -i hosts.ini --json | jq '.hosts[].result.kernel'
 
         Exit status: 0 when every host answered, 1 when any failed or was unreachable, 2 on usage errors.
         """)

@@ -1,0 +1,367 @@
+import Foundation
+public import SVCTraceCore
+
+/// One verification check on one node: its group, verdict, the evidence, and what to do.
+public struct CheckResult: Sendable, Hashable, Codable {
+  /// pass < warn < fail.
+  public enum Status: String, Sendable, Hashable, Codable, Comparable {
+    case pass, warn, fail
+
+    private var rank: Int { self == .pass ? 0 : self == .warn ? 1 : 2 }
+    public static func < (lhs: Status, rhs: Status) -> Bool { lhs.rank < rhs.rank }
+  }
+
+  /// `access`, `dataplane`, `rsyslog`, `logrotate`, `disk`, `clock`, `expiry`, `canary`.
+  public var group: String
+  public var name: String
+  public var status: Status
+  /// What was observed, for the reader to judge.
+  public var evidence: String
+  /// What to do about a warn or fail.
+  public var fix: String?
+
+  public init(group: String, name: String, status: Status, evidence: String, fix: String? = nil) {
+    self.group = group
+    self.name = name
+    self.status = status
+    self.evidence = evidence
+    self.fix = fix
+  }
+}
+
+/// Thresholds and switches for ``Verifier``.
+public struct VerifyOptions: Sendable {
+  /// Warn when the node clock is off by more than this, beyond the measurement's own bound.
+  public var maxClockOffsetMicros: Int64 = 1_000_000
+  /// Warn when the log's filesystem fills up in fewer hours than this at the current rate.
+  public var minHoursUntilFull: Double = 24
+  /// Warn when the log file was last written longer ago than this (seconds) while it has lines.
+  public var maxLogAgeSeconds: Int64 = 24 * 3600
+  /// Run the end-to-end canary.
+  public var canary = false
+  /// The Service to probe (`VIP:PORT`); `nil` = pick a TCP ClusterIP from kube-proxy's rules.
+  public var canaryService: String?
+  /// How long to wait for the canary's lines.
+  public var canaryWait: Duration = .seconds(6)
+
+  public init() {}
+}
+
+/// The per-node checks of `svctrace verify`: is everything `install` put in place still there,
+/// unchanged, positioned to fire — and does the pipeline packet → kernel log → file work?
+public enum Verifier {
+  /// The check groups, in report order.
+  public static let groups = ["access", "dataplane", "rsyslog", "logrotate", "disk", "clock", "expiry", "canary"]
+
+  /// Runs every check on one node. Never throws: a failing command becomes a failing check.
+  public static func check(
+    _ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions, becomeNote: String
+  ) async -> [CheckResult] {
+    var results = [CheckResult(group: "access", name: "login", status: .pass, evidence: becomeNote)]
+    let probe: NodeProbe
+    do {
+      probe = try await NodeProber.probe(session, settings: settings)
+    } catch {
+      results.append(CheckResult(group: "access", name: "probe", status: .fail, evidence: "\(error)", fix: "Check the node with `svctrace ping`."))
+      return results
+    }
+    results += dataplaneChecks(probe, settings: settings)
+    results += await rsyslogChecks(session, probe: probe, settings: settings, options: options)
+    results += await logrotateChecks(session, probe: probe, settings: settings)
+    results += await diskChecks(session, settings: settings, options: options)
+    results += await clockChecks(session, options: options)
+    results += expiryChecks(probe)
+    if options.canary {
+      results.append(await canary(session, probe: probe, settings: settings, options: options))
+    }
+    return results
+  }
+
+  // MARK: Dataplane
+
+  static func dataplaneChecks(_ probe: NodeProbe, settings: RolloutSettings) -> [CheckResult] {
+    var results: [CheckResult] = []
+    let dataplane: Dataplane
+    switch probe.dataplane {
+    case .success(let detected):
+      dataplane = detected
+      results.append(
+        CheckResult(
+          group: "dataplane", name: "detected", status: .pass,
+          evidence: "kube-proxy \(detected.mode.rawValue) mode on \(detected.backend.rawValue); \(detected.services.count) Service addresses"))
+    case .failure(let error):
+      results.append(CheckResult(group: "dataplane", name: "detected", status: .fail, evidence: error.reason, fix: "svctrace cannot trace this node's dataplane."))
+      return results
+    }
+    do {
+      let plan = try NodeRollout.plan(probe: probe, settings: settings)
+      if plan.ruleChanges.isEmpty {
+        results.append(CheckResult(group: "dataplane", name: "rules", status: .pass, evidence: "svctrace's rules are present and complete in \(dataplane.backend.rawValue)"))
+      } else {
+        let evidence = plan.ruleChanges.map { change in
+          "\(change.location): \(change.added.count) missing, \(change.removed.count) unexpected\n"
+            + (change.added.prefix(4).map { "  missing: " + $0 } + change.removed.prefix(4).map { "  unexpected: " + $0 }).joined(separator: "\n")
+        }.joined(separator: "\n")
+        let nothingThere = plan.ruleChanges.allSatisfy { $0.removed.isEmpty }
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "rules", status: .fail,
+            evidence: (nothingThere ? "svctrace's rules are missing (lost to a reboot or a flush?)\n" : "svctrace's rules drifted\n") + evidence,
+            fix: "Run `svctrace install` for this node to restore them."))
+      }
+    } catch {
+      results.append(CheckResult(group: "dataplane", name: "rules", status: .fail, evidence: "\(error)"))
+    }
+    // Position and duplicates: svctrace's jump must be the first rule of each hooked chain, once.
+    if dataplane.backend != .nftables {
+      for family in dataplane.families {
+        let table = probe.mangle(dataplane.backend, family)
+        var problems: [String] = []
+        for chain in ["PREROUTING", "OUTPUT", "POSTROUTING", "INPUT"] {
+          let rules = table.rules(of: chain)
+          let ours = rules.filter { $0.contains("--comment svctrace") }
+          if ours.count > 1 { problems.append("\(chain): \(ours.count) svctrace jumps (duplicated)") }
+          if let first = rules.first, !ours.isEmpty, !first.contains("--comment svctrace") {
+            problems.append("\(chain): svctrace's jump is not first (first rule: \(first))")
+          }
+        }
+        if !problems.isEmpty {
+          results.append(
+            CheckResult(
+              group: "dataplane", name: "position \(family == .ipv4 ? "IPv4" : "IPv6")", status: .fail,
+              evidence: problems.joined(separator: "\n"), fix: "Run `svctrace install` to put the jumps back at position 1."))
+        }
+      }
+    }
+    // Rules in the other backend never see kube-proxy's DNAT in order: report them.
+    for backend in [Dataplane.Backend.iptablesNFT, .iptablesLegacy] where backend != dataplane.backend {
+      for family in IPFamily.allCases where !IptablesRuleState(table: probe.mangle(backend, family)).isEmpty {
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "backend", status: .fail,
+            evidence: "svctrace rules found in \(backend.rawValue) but kube-proxy uses \(dataplane.backend.rawValue)",
+            fix: "Run `svctrace remove` then `svctrace install`."))
+      }
+    }
+    let legacy = NodeRollout.legacyRules(probe) + probe.legacyConfigLines
+    if !legacy.isEmpty {
+      results.append(
+        CheckResult(
+          group: "dataplane", name: "old script", status: .warn,
+          evidence: "leftovers of the old add_iptables_log.sh:\n" + legacy.prefix(8).joined(separator: "\n"),
+          fix: "Run `svctrace remove --legacy` (then `svctrace install`): its rules miss pod traffic and its logrotate line names the wrong file."))
+    }
+    return results
+  }
+
+  // MARK: rsyslog
+
+  static func rsyslogChecks(
+    _ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions
+  ) async -> [CheckResult] {
+    var results: [CheckResult] = []
+    results.append(
+      probe.rsyslogActive
+        ? CheckResult(group: "rsyslog", name: "running", status: .pass, evidence: "rsyslog is active")
+        : CheckResult(group: "rsyslog", name: "running", status: .fail, evidence: "rsyslog is not running", fix: "Start it: `systemctl start rsyslog` (then check `systemctl status rsyslog`)."))
+    let desired = Renderer.rsyslogDropIn(logPath: settings.logPath)
+    switch probe.files[settings.rsyslogDropInPath] ?? nil {
+    case nil:
+      results.append(CheckResult(group: "rsyslog", name: "drop-in", status: .fail, evidence: "\(settings.rsyslogDropInPath) is missing", fix: "Run `svctrace install`."))
+    case let current? where current != Array(desired.utf8):
+      let diff = LineDiff.unified(old: String(decoding: current, as: UTF8.self), new: desired, oldName: "node", newName: "svctrace")
+      results.append(
+        CheckResult(
+          group: "rsyslog", name: "drop-in", status: .fail,
+          evidence: "\(settings.rsyslogDropInPath) differs from what install writes:\n" + diff.split(separator: "\n").prefix(12).joined(separator: "\n"),
+          fix: "Run `svctrace install` to rewrite it (local edits are lost)."))
+    default:
+      results.append(CheckResult(group: "rsyslog", name: "drop-in", status: .pass, evidence: "\(settings.rsyslogDropInPath) is as install writes it"))
+    }
+    if let validate = try? await session.run(settings.commands.rsyslogValidate, stdin: nil, timeout: .seconds(60)) {
+      results.append(
+        validate.succeeded
+          ? CheckResult(group: "rsyslog", name: "config", status: .pass, evidence: "rsyslogd -N1: valid")
+          : CheckResult(group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + validate.failureSummary, fix: "Fix the rsyslog configuration it names."))
+    }
+    let log = ShellQuote.quote(settings.logPath)
+    let script = "if [ -e \(log) ]; then stat -c '%U %a %s %Y' \(log); date +%s; else echo absent; fi"
+    if let stat = try? await session.run(script, stdin: nil, timeout: .seconds(30)), stat.succeeded {
+      let fields = stat.stdoutText.split(whereSeparator: \.isWhitespace).map(String.init)
+      if fields.first == "absent" {
+        results.append(
+          CheckResult(
+            group: "rsyslog", name: "log file", status: .warn, evidence: "\(settings.logPath) does not exist yet (no Service traffic logged since install?)",
+            fix: "Send a request to a Service, or run `svctrace verify --canary`."))
+      } else if fields.count >= 5, let size = Int64(fields[2]), let mtime = Int64(fields[3]), let now = Int64(fields[4]) {
+        let age = now - mtime
+        let owner = "owner \(fields[0]), mode \(fields[1]), \(size) bytes, last written \(age) s ago"
+        if fields[0] != "root" && fields[0] != "syslog" {
+          results.append(CheckResult(group: "rsyslog", name: "log file", status: .warn, evidence: owner, fix: "rsyslog writes as root (syslog on Ubuntu); fix the owner."))
+        } else if size > 0 && age > options.maxLogAgeSeconds {
+          results.append(CheckResult(group: "rsyslog", name: "log file", status: .warn, evidence: owner + " (stale)", fix: "Check that rsyslog still writes it: `svctrace verify --canary`."))
+        } else {
+          results.append(CheckResult(group: "rsyslog", name: "log file", status: .pass, evidence: owner))
+        }
+      }
+    }
+    return results
+  }
+
+  // MARK: logrotate
+
+  static func logrotateChecks(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings) async -> [CheckResult] {
+    let path = settings.logrotatePath
+    guard let current = probe.files[path] ?? nil else {
+      return [CheckResult(group: "logrotate", name: "entry", status: .fail, evidence: "\(path) is missing: \(settings.logPath) will grow without bound", fix: "Run `svctrace install`.")]
+    }
+    var results: [CheckResult] = []
+    let text = String(decoding: current, as: UTF8.self)
+    let firstLine = text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.isEmpty } ?? ""
+    if firstLine.split(separator: " ").first.map(String.init) == settings.logPath {
+      results.append(CheckResult(group: "logrotate", name: "entry", status: .pass, evidence: "\(path) rotates \(settings.logPath)"))
+    } else {
+      results.append(
+        CheckResult(
+          group: "logrotate", name: "entry", status: .fail, evidence: "\(path) does not name \(settings.logPath) (first line: \(firstLine))",
+          fix: "Run `svctrace install` to rewrite it."))
+    }
+    if let debug = try? await session.run(settings.commands.logrotateDebug + " " + ShellQuote.quote(path), stdin: nil, timeout: .seconds(60)) {
+      let errors = debug.stderrText.split(separator: "\n").filter { $0.lowercased().contains("error") }
+      results.append(
+        debug.succeeded && errors.isEmpty
+          ? CheckResult(group: "logrotate", name: "valid", status: .pass, evidence: "logrotate -d: no errors")
+          : CheckResult(group: "logrotate", name: "valid", status: .fail, evidence: "logrotate -d: " + (errors.first.map(String.init) ?? debug.failureSummary), fix: "Fix the error logrotate reports."))
+    }
+    return results
+  }
+
+  // MARK: Disk
+
+  static func diskChecks(_ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions) async -> [CheckResult] {
+    let log = ShellQuote.quote(settings.logPath)
+    let directory = ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
+    // Free bytes; bytes of the log and its rotations; the oldest line's age gives the rate.
+    let script = """
+      df -Pk \(directory) | awk 'NR==2 {print $4 * 1024, $5}'; \
+      cat \(log) \(log).[0-9]* 2>/dev/null | wc -c; \
+      head -c 32 \(log).1 2>/dev/null || head -c 32 \(log) 2>/dev/null; echo; date +%s
+      """
+    guard let result = try? await session.run(script, stdin: nil, timeout: .seconds(30)), result.succeeded else {
+      return [CheckResult(group: "disk", name: "free", status: .warn, evidence: "could not read free space")]
+    }
+    let lines = result.stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let dfFields = lines.first?.split(separator: " ") ?? []
+    guard let free = dfFields.first.flatMap({ Double($0) }) else {
+      return [CheckResult(group: "disk", name: "free", status: .warn, evidence: "unexpected df output: \(lines.first ?? "")")]
+    }
+    let used = dfFields.count > 1 ? String(dfFields[1]) : "?"
+    let written = lines.count > 1 ? Double(lines[1].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
+    let firstStamp = lines.count > 2 ? lines[2] : ""
+    let now = lines.count > 3 ? Double(lines[3]) ?? 0 : 0
+    var evidence = "\(Int(free / 1_048_576)) MiB free on the log's filesystem (\(used) used); logs hold \(Int(written / 1024)) KiB"
+    var status = CheckResult.Status.pass
+    var fix: String?
+    if let first = RFC3339.seconds(firstStamp), now > first + 60, written > 0 {
+      let rate = written / (now - first)
+      let hours = free / rate / 3600
+      evidence += String(format: "; growing %.1f KiB/h → full in %.0f h", rate * 3600 / 1024, hours)
+      if hours < options.minHoursUntilFull {
+        status = hours < 1 ? .fail : .warn
+        fix = "Free space, narrow the capture (--services), add --max-rate, or lower the logrotate size cap."
+      }
+    }
+    return [CheckResult(group: "disk", name: "free", status: status, evidence: evidence, fix: fix)]
+  }
+
+  // MARK: Clock
+
+  static func clockChecks(_ session: any RemoteSession, options: VerifyOptions) async -> [CheckResult] {
+    guard let clock = try? await ClockOffset.measure(session, rounds: 3) else {
+      return [CheckResult(group: "clock", name: "offset", status: .warn, evidence: "could not read the node's clock")]
+    }
+    let evidence = String(format: "node clock %+.1f ms ± %.1f ms from this workstation", Double(clock.offsetMicros) / 1000, Double(clock.boundMicros) / 1000)
+    if abs(clock.offsetMicros) - clock.boundMicros > options.maxClockOffsetMicros {
+      return [
+        CheckResult(
+          group: "clock", name: "offset", status: .warn, evidence: evidence,
+          fix: "Fix time sync (chrony/ntpd) on the node: svctrace corrects the offset it measures, but a drifting clock blurs cross-node merges.")
+      ]
+    }
+    return [CheckResult(group: "clock", name: "offset", status: .pass, evidence: evidence)]
+  }
+
+  // MARK: Expiry
+
+  static func expiryChecks(_ probe: NodeProbe) -> [CheckResult] {
+    guard let expiry = probe.expiry else {
+      return [CheckResult(group: "expiry", name: "capture", status: .pass, evidence: "no time limit (remove with `svctrace remove`)")]
+    }
+    let now = probe.nodeTime.map { Date(timeIntervalSince1970: TimeInterval($0)) } ?? Date()
+    let left = expiry.timeIntervalSince(now)
+    if left < 0 {
+      return [CheckResult(group: "expiry", name: "capture", status: .warn, evidence: "the capture expired \(Int(-left)) s ago but svctrace's files are still there", fix: "Run `svctrace remove`.")]
+    }
+    return [CheckResult(group: "expiry", name: "capture", status: .pass, evidence: String(format: "removes itself in %dh%02dm", Int(left) / 3600, Int(left) % 3600 / 60))]
+  }
+
+  // MARK: Canary
+
+  /// Opens a TCP connection from the node to a Service and waits for its PRE and POST lines.
+  static func canary(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions) async -> CheckResult {
+    var target = options.canaryService
+    if target == nil, case .success(let dataplane) = probe.dataplane {
+      target = dataplane.services.first { $0.isClusterIP && $0.address.proto == .tcp && $0.address.family == .ipv4 }
+        .map { "\($0.address.addressText):\($0.address.port)" }
+    }
+    guard let target, let colon = target.lastIndex(of: ":") else {
+      return CheckResult(group: "canary", name: "pipeline", status: .warn, evidence: "no TCP Service address to probe", fix: "Give one with --canary-service VIP:PORT.")
+    }
+    let ip = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    let port = String(target[target.index(after: colon)...])
+    let sourcePort = Int.random(in: 20_000...29_999)
+    let log = ShellQuote.quote(settings.logPath)
+    let connect = """
+      if command -v python3 >/dev/null 2>&1; then \
+      python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.settimeout(3); s.bind(("", int(sys.argv[3]))); s.connect((sys.argv[1], int(sys.argv[2]))); s.close()' \(ShellQuote.quote(ip)) \(ShellQuote.quote(port)) \(sourcePort) 2>&1; \
+      elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 --local-port \(sourcePort) http://\(ShellQuote.quote(ip)):\(ShellQuote.quote(port))/ 2>&1; \
+      else nc -w 3 -p \(sourcePort) \(ShellQuote.quote(ip)) \(ShellQuote.quote(port)) </dev/null 2>&1; fi; true
+      """
+    _ = try? await session.run(connect, stdin: nil, timeout: .seconds(15))
+    let clock = ContinuousClock()
+    let deadline = clock.now + options.canaryWait
+    var pre = 0
+    var post = 0
+    repeat {
+      let count = "grep -c 'SVCT:PRE .* SPT=\(sourcePort) ' \(log) 2>/dev/null; grep -c 'SVCT:POST .* SPT=\(sourcePort) ' \(log) 2>/dev/null; true"
+      if let result = try? await session.run(count, stdin: nil, timeout: .seconds(15)) {
+        let numbers = result.stdoutText.split(separator: "\n").compactMap { Int($0) }
+        pre = numbers.first ?? 0
+        post = numbers.count > 1 ? numbers[1] : 0
+      }
+      if pre > 0 && post > 0 { break }
+      try? await Task.sleep(for: .milliseconds(300))
+    } while clock.now < deadline
+    let evidence = "connection to \(target) from source port \(sourcePort): \(pre) PRE and \(post) POST lines in \(settings.logPath)"
+    if pre > 0 && post > 0 {
+      return CheckResult(group: "canary", name: "pipeline", status: .pass, evidence: evidence)
+    }
+    return CheckResult(
+      group: "canary", name: "pipeline", status: .fail, evidence: evidence,
+      fix: pre == 0 && post == 0
+        ? "Nothing reached the file: check the rules (dataplane), rsyslog and net.netfilter.nf_log_all_netns in containers."
+        : "Only one side was logged: the rules are incomplete; run `svctrace install`.")
+  }
+}
+
+/// Parses the leading RFC 3339 timestamp of a log line (seconds, zone applied).
+enum RFC3339 {
+  static func seconds(_ text: String) -> Double? {
+    let stamp = text.split(separator: " ").first.map(String.init) ?? ""
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let date = formatter.date(from: stamp) { return date.timeIntervalSince1970 }
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.date(from: stamp)?.timeIntervalSince1970
+  }
+}
