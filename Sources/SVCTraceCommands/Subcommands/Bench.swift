@@ -12,9 +12,10 @@ extension SVCTrace {
 
         Examples:
           svctrace bench ping -i /var/lib/svctrace-lab/inventory.ini --known-hosts /var/lib/svctrace-lab/known_hosts
+          svctrace bench install -i /var/lib/svctrace-lab/inventory.ini --known-hosts /var/lib/svctrace-lab/known_hosts
           svctrace bench ingest --lines 2000000
           svctrace bench trace --records 10000000
         """,
-      subcommands: [BenchPing.self])
+      subcommands: [BenchPing.self, BenchInstall.self])
   }
 }
