@@ -110,7 +110,7 @@ struct BenchInstall: AsyncParsableCommand {
       Terminal.writeError(" ansible-playbook…")
       let controlDir = workDir + "/cp-\(getpid())-\(round)"
       try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
-      defer { try? FileManager.default.removeItem(atPath: controlDir) }
+      defer { Self.closeControlMasters(in: controlDir) }
       let theirsResult = try Spawn.run(
         ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(round).log",
         environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
@@ -170,6 +170,16 @@ struct BenchInstall: AsyncParsableCommand {
       directory.deleteLastPathComponent()
     }
     throw ValidationError("Cannot find bench/ansible/install.yml above \(executable); give --playbook.")
+  }
+
+  /// Stops the OpenSSH ControlPersist masters Ansible left in `directory` (so no round reuses another's
+  /// connections) and removes the directory.
+  static func closeControlMasters(in directory: String) {
+    let sockets = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for socket in sockets {
+      _ = try? Spawn.run("/usr/bin/ssh", ["-o", "ControlPath=" + directory + "/" + socket, "-O", "exit", "svctrace-bench"], log: "/dev/null")
+    }
+    try? FileManager.default.removeItem(atPath: directory)
   }
 
   /// Returns the virtualenv with `ansible-playbook`, creating it with `pip install ansible-core` if needed.
