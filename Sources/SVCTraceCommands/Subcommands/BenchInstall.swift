@@ -95,52 +95,65 @@ struct BenchInstall: AsyncParsableCommand {
     var theirPeak = 0
     var verified: [String] = []
     var failures: [String] = []
-    for round in 1...rounds {
-      Terminal.writeError("round \(round)/\(rounds): remove…")
-      try mustSucceed(try svctrace(["remove"], log: "remove-\(round)a.log"), "svctrace remove")
-      if round == 1 {
-        Terminal.writeError(" fixtures…")
-        try await writeFixtures(context, to: fixtures)
+    /// Leaves the nodes as found: svctrace removed, reinstalled where it was installed before.
+    func cleanup() throws {
+      Terminal.writeError("cleanup: remove…")
+      try mustSucceed(try svctrace(["remove"], log: "remove-final.log"), "svctrace remove")
+      if !hadSvctrace.isEmpty {
+        Terminal.writeError(" reinstall on \(hadSvctrace.joined(separator: ","))…")
+        var arguments = ["install"] + common
+        if let index = arguments.firstIndex(of: "--limit") {
+          arguments[index + 1] = hadSvctrace.joined(separator: ":")
+        } else {
+          arguments += ["--limit", hadSvctrace.joined(separator: ":")]
+        }
+        try mustSucceed(try Spawn.run(selfPath, arguments, log: logs + "/reinstall.log"), "svctrace install (restore)")
       }
-      Terminal.writeError(" svctrace install…")
-      let mine = try svctrace(["install"], log: "svctrace-install-\(round).log")
-      try mustSucceed(mine, "svctrace install")
-      Terminal.writeError(" remove…")
-      try mustSucceed(try svctrace(["remove"], log: "remove-\(round)b.log"), "svctrace remove")
-      Terminal.writeError(" ansible-playbook…")
-      let controlDir = workDir + "/cp-\(getpid())-\(round)"
-      try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
-      defer { Self.closeControlMasters(in: controlDir) }
-      let theirsResult = try Spawn.run(
-        ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(round).log",
-        environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
-      try mustSucceed(theirsResult, "ansible-playbook")
-      Terminal.writeError(" verify…\n")
-      let check = try svctrace(["install", "--check", "--json"], log: "verify-\(round).log")
-      let pending = try Self.pendingChanges(checkOutput: check.log)
-      if pending.isEmpty {
-        verified.append("round \(round)")
-      } else {
-        failures += pending.map { "round \(round): \($0)" }
-      }
-      ours.append(mine.seconds)
-      theirs.append(theirsResult.seconds)
-      ourPeak = max(ourPeak, mine.maxRSSKilobytes)
-      theirPeak = max(theirPeak, theirsResult.maxRSSKilobytes)
+      Terminal.writeError("\n")
     }
-    Terminal.writeError("cleanup: remove…")
-    try mustSucceed(try svctrace(["remove"], log: "remove-final.log"), "svctrace remove")
-    if !hadSvctrace.isEmpty {
-      Terminal.writeError(" reinstall on \(hadSvctrace.joined(separator: ","))…")
-      var arguments = ["install"] + common
-      if let index = arguments.firstIndex(of: "--limit") {
-        arguments[index + 1] = hadSvctrace.joined(separator: ":")
-      } else {
-        arguments += ["--limit", hadSvctrace.joined(separator: ":")]
+
+    do {
+      for round in 1...rounds {
+        Terminal.writeError("round \(round)/\(rounds): remove…")
+        try mustSucceed(try svctrace(["remove"], log: "remove-\(round)a.log"), "svctrace remove")
+        if round == 1 {
+          Terminal.writeError(" fixtures…")
+          try await writeFixtures(context, to: fixtures)
+        }
+        Terminal.writeError(" svctrace install…")
+        let mine = try svctrace(["install"], log: "svctrace-install-\(round).log")
+        try mustSucceed(mine, "svctrace install")
+        Terminal.writeError(" \(format(mine.seconds)) s; remove…")
+        try mustSucceed(try svctrace(["remove"], log: "remove-\(round)b.log"), "svctrace remove")
+        Terminal.writeError(" ansible-playbook…")
+        let controlDir = workDir + "/cp-\(getpid())-\(round)"
+        try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
+        defer { Self.closeControlMasters(in: controlDir) }
+        let theirsResult = try Spawn.run(
+          ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(round).log",
+          environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
+        try mustSucceed(theirsResult, "ansible-playbook")
+        Terminal.writeError(" \(format(theirsResult.seconds)) s; verify…")
+        let check = try svctrace(["install", "--check", "--json"], log: "verify-\(round).log")
+        let pending = try Self.pendingChanges(checkOutput: check.log)
+        if pending.isEmpty {
+          verified.append("round \(round)")
+          Terminal.writeError(" 0 changes\n")
+        } else {
+          failures += pending.map { "round \(round): \($0)" }
+          Terminal.writeError(" \(pending.count) node(s) differ\n")
+        }
+        ours.append(mine.seconds)
+        theirs.append(theirsResult.seconds)
+        ourPeak = max(ourPeak, mine.maxRSSKilobytes)
+        theirPeak = max(theirPeak, theirsResult.maxRSSKilobytes)
       }
-      try mustSucceed(try Spawn.run(selfPath, arguments, log: logs + "/reinstall.log"), "svctrace install (restore)")
+    } catch {
+      Terminal.writeError("\n")
+      do { try cleanup() } catch { Terminal.writeError("cleanup failed too: \(error)\n") }
+      throw error
     }
-    Terminal.writeError("\n")
+    try cleanup()
 
     let ourMedian = ours.sorted()[ours.count / 2]
     let theirMedian = theirs.sorted()[theirs.count / 2]
