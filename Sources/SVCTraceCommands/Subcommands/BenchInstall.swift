@@ -112,6 +112,17 @@ struct BenchInstall: AsyncParsableCommand {
       Terminal.writeError("\n")
     }
 
+    /// One ansible-playbook run with its own ControlPersist directory, closed afterwards.
+    func runPlaybook(tag: String) throws -> SpawnResult {
+      let controlDir = workDir + "/cp-\(getpid())-\(tag)"
+      try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
+      defer { Self.closeControlMasters(in: controlDir) }
+      return try Spawn.run(
+        ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(tag).log",
+        environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
+    }
+
+    var converseVerified = false
     do {
       for round in 1...rounds {
         Terminal.writeError("round \(round)/\(rounds): remove…")
@@ -123,15 +134,24 @@ struct BenchInstall: AsyncParsableCommand {
         Terminal.writeError(" svctrace install…")
         let mine = try svctrace(["install"], log: "svctrace-install-\(round).log")
         try mustSucceed(mine, "svctrace install")
-        Terminal.writeError(" \(format(mine.seconds)) s; remove…")
+        Terminal.writeError(" \(format(mine.seconds)) s;")
+        if round == 1 {
+          // The converse proof, once: on nodes svctrace just installed the playbook must change nothing.
+          Terminal.writeError(" ansible-playbook on it (untimed)…")
+          let converse = try runPlaybook(tag: "converse")
+          try mustSucceed(converse, "ansible-playbook (on svctrace's install)")
+          let changed = Self.changedHosts(playbookLog: converse.log)
+          if changed.isEmpty {
+            converseVerified = true
+            Terminal.writeError(" changed=0;")
+          } else {
+            failures.append("ansible-playbook after svctrace install changed: " + changed.joined(separator: ", "))
+          }
+        }
+        Terminal.writeError(" remove…")
         try mustSucceed(try svctrace(["remove"], log: "remove-\(round)b.log"), "svctrace remove")
         Terminal.writeError(" ansible-playbook…")
-        let controlDir = workDir + "/cp-\(getpid())-\(round)"
-        try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
-        defer { Self.closeControlMasters(in: controlDir) }
-        let theirsResult = try Spawn.run(
-          ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(round).log",
-          environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
+        let theirsResult = try runPlaybook(tag: String(round))
         try mustSucceed(theirsResult, "ansible-playbook")
         Terminal.writeError(" \(format(theirsResult.seconds)) s; verify…")
         let check = try svctrace(["install", "--check", "--json"], log: "verify-\(round).log")
@@ -165,6 +185,9 @@ struct BenchInstall: AsyncParsableCommand {
     print("  rounds: svctrace " + ours.map(format).joined(separator: " ") + " s; ansible " + theirs.map(format).joined(separator: " ") + " s")
     if failures.isEmpty {
       print("  ansible result verified: svctrace --check reports 0 changes on \(hosts.count) nodes (\(verified.count) of \(rounds) rounds)")
+      if converseVerified {
+        print("  and conversely: the playbook on svctrace's install reports changed=0 on \(hosts.count) nodes (round 1)")
+      }
     } else {
       print("  ansible result NOT verified: svctrace --check after the playbook still reports changes:")
       for failure in failures { print("    " + failure) }
@@ -255,6 +278,17 @@ struct BenchInstall: AsyncParsableCommand {
         throw ValidationError("Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
       }
       try fixture.write(to: directory + "/" + result.host.name)
+    }
+  }
+
+  /// Hosts that a playbook run reported `changed=N` (N > 0) for in its PLAY RECAP.
+  static func changedHosts(playbookLog path: String) -> [String] {
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    guard let recap = text.range(of: "PLAY RECAP") else { return ["no PLAY RECAP in \(path)"] }
+    return text[recap.upperBound...].split(separator: "\n").compactMap { line in
+      let words = line.split(separator: " ")
+      guard let host = words.first, words.contains(where: { $0.hasPrefix("changed=") }) else { return nil }
+      return words.contains("changed=0") ? nil : String(host)
     }
   }
 
