@@ -260,7 +260,7 @@ struct BenchInstall: AsyncParsableCommand {
     let results = await context.runner.run(context.hosts, connector: context.connector) { session, host in
       let settings = try RolloutSettings(variables: host.vars)
       let probe = try await NodeProber.probe(session, settings: settings)
-      return HostOutcome(payload: !Rollout.presentArtifacts(probe, settings: settings).isEmpty)
+      return HostOutcome(payload: !NodeRollout.presentArtifacts(probe, settings: settings).isEmpty)
     }
     return Dictionary(results.map { ($0.host.name, $0.payload ?? false) }, uniquingKeysWith: { $0 || $1 })
   }
@@ -269,7 +269,7 @@ struct BenchInstall: AsyncParsableCommand {
   private func writeFixtures(_ context: FleetContext, to directory: String) async throws {
     let results = await context.runner.run(context.hosts, connector: context.connector) { session, host in
       let settings = try RolloutSettings(variables: host.vars)
-      let plan = try await Rollout.plan(session, settings: settings)
+      let plan = try await NodeRollout.plan(session, settings: settings)
       return HostOutcome(payload: try Fixture(plan: plan))
     }
     try? FileManager.default.removeItem(atPath: directory)
