@@ -114,6 +114,14 @@ let package = Package(
     .testTarget(name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
+      name: "SVCTraceCommandsTests",
+      dependencies: [
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "EndToEndTests",
       dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store"],
       swiftSettings: swiftSettings

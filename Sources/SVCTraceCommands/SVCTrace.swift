@@ -31,7 +31,10 @@ public struct SVCTrace: AsyncParsableCommand {
       130 interrupted.
       """,
     version: "0.1.0",
-    subcommands: [Ping.self, Exec.self, Install.self, Remove.self, Verify.self, Collect.self, Bench.self]
+    subcommands: [
+      Ping.self, Exec.self, Install.self, Remove.self, Verify.self, Collect.self, Trace.self, Stats.self, Prune.self,
+      Bench.self,
+    ]
   )
 
   public init() {}

@@ -88,7 +88,13 @@ extension TraceStore {
     for record in records {
       let key = Self.endpointText(record.pod, record.podPort)
       entries[key, default: Entry(pod: record.podName, node: record.podNode)].count += 1
-      let ready = Set(intervals.filter { $0.row.isValid(at: record.timeMicros) }.map(\.endpoint))
+      // Endpoints ready then; a connection older than the first snapshot (or in a gap) uses the
+      // nearest snapshot, as name resolution does.
+      var readyIntervals = intervals.filter { $0.row.isValid(at: record.timeMicros) }
+      if readyIntervals.isEmpty, let nearest = intervals.map({ $0.row.distance(to: record.timeMicros) }).min() {
+        readyIntervals = intervals.filter { $0.row.distance(to: record.timeMicros) == nearest }
+      }
+      let ready = Set(readyIntervals.map(\.endpoint))
       guard !ready.isEmpty else { continue }
       for endpoint in ready { entries[endpoint, default: Entry()].expected += 1 / Double(ready.count) }
       expectedTotal += 1

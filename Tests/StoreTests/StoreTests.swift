@@ -251,6 +251,16 @@ struct StoreTests {
     #expect(byName.connections == 4)
   }
 
+  @Test func statsBeforeTheFirstSnapshotExpectTheFirstSnapshotsEndpoints() throws {
+    // The usual first run: traffic, then a collect whose snapshot is newer than every connection.
+    let store = try populatedStore()
+    let early = try store.stats(service: .address(IPAddress("10.96.0.10")!, port: 80), untilMicros: t1)
+    #expect(early.connections == 1)
+    #expect(abs(early.endpoints.map(\.expectedShare).reduce(0, +) - 1) < 1e-9)
+    // snapshot-1 has two ready endpoints of default/web (web-ccccc is not ready).
+    #expect(early.endpoints.filter { $0.expectedShare > 0 }.count == 2)
+  }
+
   @Test func snapshotsRejectGarbageAndOutOfOrder() throws {
     let store = try TraceStore.inMemory()
     #expect(throws: StoreError.self) {

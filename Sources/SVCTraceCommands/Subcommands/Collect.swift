@@ -63,25 +63,16 @@ extension SVCTrace {
         return
       }
       let context = try FleetContext.make(fleet, label: "collect")
-      let snapshotHost = noSnapshot || kubeconfig != nil ? nil : (kubectlHost ?? context.hosts.first { $0.groups.contains("kube_control_plane") }?.id.name)
+      let snapshotHost = CollectOperation.snapshotHost(
+        context.hosts, kubectlHost: kubectlHost, kubeconfig: kubeconfig, noSnapshot: noSnapshot)
       if let kubeconfig, !noSnapshot {
         try LocalSnapshot.take(store: store, kubeconfig: kubeconfig)
       }
       let totals = CollectTotals(progress: context.runner.progress)
       let logPath = self.logPath
       try await runFleet(context, json: output.json, command: "collect") { session, host in
-        let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
-        let clock = try await ClockOffset.measure(session, rounds: 5)
-        let source = LogFileSource(session: session, path: path)
-        let now = ClockOffset.wallClockMicros()
-        let summary = try await store.collect(
-          from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
-          progress: { totals.update(host.id, $0) })
-        var report = CollectReport(summary, clock: clock, path: path)
-        if host.id.name == snapshotHost {
-          report.snapshot = try await Snapshot.take(session: session, store: store)
-        }
-        return HostOutcome(changed: summary.lines > 0, message: report.line, payload: report)
+        try await CollectOperation.run(
+          session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotHost, totals: totals)
       }
     }
 

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Fleet
+import Foundation
+import Logs
+import SVCTraceCore
+import Store
+
+/// `svctrace bench ingest`: parse, and parse + store, against an awk join of the same files.
+struct BenchIngest: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ingest",
+    abstract: "Time parsing and parse + store of generated node logs next to a reference awk join.",
+    discussion: """
+      Generates --lines lines over --nodes node files (a realistic mix: TCP, UDP, IPv6, noise, \
+      garbled lines) in a temporary directory, then, in the same run: (1) the streaming parser \
+      alone, (2) the reference awk join of pre- and post-DNAT lines, (3) the end-to-end ingest: \
+      `collect --from-file` of every node file into a fresh store (parse, correlate, SQLite \
+      commits). Prints lines/s, MB/s, peak memory and the ratios. Goals: parse ≥ 1 M lines/s on \
+      one core; end-to-end ≥ 10× the awk join; memory flat in the input size.
+
+      Examples:
+        svctrace bench ingest
+        svctrace bench ingest --lines 10000000 --nodes 20 --keep
+      """)
+
+  @Option(help: "Lines to generate, over all nodes.")
+  var lines = 2_000_000
+
+  @Option(help: "Node files to spread the lines over.")
+  var nodes = 3
+
+  @Option(help: "The awk to run the reference join with (e.g. mawk, gawk).")
+  var awk = "awk"
+
+  @Option(help: "Seed of the generator.")
+  var seed: UInt64 = 42
+
+  @Flag(help: "Keep the generated files and the store (their directory is printed).")
+  var keep = false
+
+  func validate() throws {
+    guard lines >= 1, lines <= 1_000_000_000 else { throw ValidationError("--lines must be between 1 and 1000000000.") }
+    guard nodes >= 1, nodes <= 1000 else { throw ValidationError("--nodes must be between 1 and 1000.") }
+  }
+
+  func run() async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ingest-\(getpid())").path
+    defer {
+      if keep {
+        Terminal.writeError("Kept \(directory)\n")
+      } else {
+        try? FileManager.default.removeItem(atPath: directory)
+      }
+    }
+    Terminal.writeError("generating \(lines) lines over \(nodes) nodes, parsing, running \(awk)…\n")
+    let figures = try IngestBenchmark.run(lines: lines, directory: directory, nodes: nodes, seed: seed, awk: awk)
+    print("bench ingest")
+    print(figures.report())
+
+    Terminal.writeError("ingesting into a fresh store…\n")
+    let storeFigures = try await ingest(directory: directory)
+    let seconds = storeFigures.seconds
+    func fixed(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+    func rate(_ value: Double) -> String { value >= 1e6 ? fixed(value / 1e6) + " M" : fixed(value / 1e3, 1) + " k" }
+    let rows: [(String, String)] = [
+      ("parse + store", "\(fixed(seconds, 3)) s wall, \(figures.nodes) nodes ingested concurrently into SQLite"),
+      (
+        "throughput",
+        "\(rate(Double(storeFigures.lines) / max(seconds, 1e-9))) lines/s, "
+          + "\(fixed(Double(figures.bytes) / 1_000_000 / max(seconds, 1e-9), 1)) MB/s (wall)"
+      ),
+      ("stored", "\(storeFigures.lines) lines (\(storeFigures.skipped) skipped), \(storeFigures.connections) connections correlated, store \(storeFigures.storeBytes / 1_048_576) MiB"),
+      ("memory", "RSS \(storeFigures.rssAfterKiB / 1024) MiB after the ingest; process peak \(IngestBenchmark.peakRSSKiB() / 1024) MiB"),
+      (
+        "end-to-end ratio",
+        figures.awkSeconds.map { "parse + store is \(fixed($0 / max(seconds, 1e-9), 1))× faster than the awk join (goal ≥ 10×)" }
+          ?? "no awk figure: \(figures.awkError ?? "awk did not run")"
+      ),
+    ]
+    let width = rows.map(\.0.count).max() ?? 0
+    print(rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n"))
+  }
+
+  private struct StoreFigures {
+    var seconds: Double
+    var lines: Int
+    var skipped: Int
+    var connections: Int
+    var storeBytes: Int
+    var rssAfterKiB: Int
+  }
+
+  /// Ingests every `nodeN.log` of `directory` into a fresh store there, nodes concurrently (as
+  /// `collect` does across the fleet).
+  private func ingest(directory: String) async throws -> StoreFigures {
+    let storePath = directory + "/bench.sqlite"
+    let store = try TraceStore(path: storePath)
+    let sources = (0..<nodes).map { index in
+      LocalFileSource(node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    let reference = ClockOffset.wallClockMicros()
+    let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
+      for source in sources {
+        group.addTask {
+          try await store.collect(from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
+        }
+      }
+      var all: [CollectSummary] = []
+      for try await summary in group { all.append(summary) }
+      return all
+    }
+    let seconds = (clock.now - start).seconds
+    var size = 0
+    for suffix in ["", "-wal"] {
+      let attributes = try? FileManager.default.attributesOfItem(atPath: storePath + suffix)
+      size += (attributes?[.size] as? NSNumber)?.intValue ?? 0
+    }
+    return StoreFigures(
+      seconds: seconds, lines: summaries.reduce(0) { $0 + $1.lines }, skipped: summaries.reduce(0) { $0 + $1.skipped },
+      connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size, rssAfterKiB: IngestBenchmark.currentRSSKiB())
+  }
+}
+
+extension Duration {
+  /// The duration in seconds, as a Double.
+  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

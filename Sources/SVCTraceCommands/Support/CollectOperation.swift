@@ -1,0 +1,38 @@
+import Fleet
+import Logs
+import SVCTraceCore
+import Store
+
+/// The per-host collect shared by `collect` and `trace --follow`: measure the clock offset, pull
+/// what the node's log gained into the store, and take the name snapshot on the kubectl host.
+enum CollectOperation {
+  /// Collects one host.
+  /// - Parameters:
+  ///   - logPath: the node log; `nil` means the host's `svctrace_log_path`, else the default.
+  ///   - snapshotHost: the host that runs kubectl for the name snapshot, if any.
+  /// - Throws: `RemoteError`, ``CaptureError``, `DatabaseError`, `CancellationError`.
+  static func run(
+    session: any RemoteSession, host: FleetHost, store: TraceStore, logPath: String?, snapshotHost: String?,
+    totals: CollectTotals?
+  ) async throws -> HostOutcome<CollectReport> {
+    let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
+    let clock = try await ClockOffset.measure(session, rounds: 5)
+    let source = LogFileSource(session: session, path: path)
+    let now = ClockOffset.wallClockMicros()
+    let summary = try await store.collect(
+      from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
+      progress: { totals?.update(host.id, $0) })
+    var report = CollectReport(summary, clock: clock, path: path)
+    if host.id.name == snapshotHost {
+      report.snapshot = try await Snapshot.take(session: session, store: store)
+    }
+    return HostOutcome(changed: summary.lines > 0, message: report.line, payload: report)
+  }
+
+  /// The host that takes the name snapshot: `--kubectl-host`, else the first selected host of
+  /// `kube_control_plane`; none with `--no-snapshot` or a local `--kubeconfig`.
+  static func snapshotHost(_ hosts: [FleetHost], kubectlHost: String?, kubeconfig: String?, noSnapshot: Bool) -> String? {
+    if noSnapshot || kubeconfig != nil { return nil }
+    return kubectlHost ?? hosts.first { $0.groups.contains("kube_control_plane") }?.id.name
+  }
+}

@@ -1,0 +1,10 @@
+import GRDB
+
+extension TraceStore {
+  /// The id of the newest stored connection, `nil` for an empty store: where `trace --follow`
+  /// starts (``TraceQuery/afterID``).
+  /// - Throws: `DatabaseError`.
+  public func latestConnectionID() throws -> Int64? {
+    try dbWriter.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM connections") }
+  }
+}
