@@ -173,13 +173,13 @@ _svctrace() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    ping|exec|install|remove|verify|collect|bench|help)
+    ping|exec|install|remove|verify|collect|trace|stats|prune|bench|help)
         # Offer subcommand argument completions
         "_svctrace_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect bench help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect trace stats prune bench help' -- "${cur}"))
         ;;
     esac
 }
@@ -530,6 +530,146 @@ _svctrace_collect() {
     esac
 }
 
+_svctrace_trace() {
+    repeating_flags=()
+    non_repeating_flags=(--explain --follow --accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --version -h --help)
+    repeating_options=(-i --inventory --known-hosts --private-key)
+    non_repeating_options=(--client --service --pod --node --proto --since --until --around --window --max --format --interval --for --log-path --store -l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--client')
+        return
+        ;;
+    '--service')
+        return
+        ;;
+    '--pod')
+        return
+        ;;
+    '--node')
+        return
+        ;;
+    '--proto')
+        return
+        ;;
+    '--since')
+        return
+        ;;
+    '--until')
+        return
+        ;;
+    '--around')
+        return
+        ;;
+    '--window')
+        return
+        ;;
+    '--max')
+        return
+        ;;
+    '--format')
+        __svctrace_add_completions -W 'table'$'\n''json'$'\n''jsonl'$'\n''csv'
+        return
+        ;;
+    '--interval')
+        return
+        ;;
+    '--for')
+        return
+        ;;
+    '--log-path')
+        return
+        ;;
+    '--store')
+        return
+        ;;
+    '-i'|'--inventory')
+        return
+        ;;
+    '-l'|'--limit')
+        return
+        ;;
+    '-f'|'--forks')
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    '--connect-timeout')
+        return
+        ;;
+    '--known-hosts')
+        return
+        ;;
+    '-F')
+        return
+        ;;
+    '-u'|'--user')
+        return
+        ;;
+    '--private-key')
+        return
+        ;;
+    '--jump')
+        return
+        ;;
+    '--become-user')
+        return
+        ;;
+    esac
+}
+
+_svctrace_stats() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=(--service --since --until --format --output --store)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--service')
+        return
+        ;;
+    '--since')
+        return
+        ;;
+    '--until')
+        return
+        ;;
+    '--format')
+        __svctrace_add_completions -W 'table'$'\n''json'$'\n''html'
+        return
+        ;;
+    '--output')
+        return
+        ;;
+    '--store')
+        return
+        ;;
+    esac
+}
+
+_svctrace_prune() {
+    repeating_flags=()
+    non_repeating_flags=(--json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--older-than --store)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--older-than')
+        return
+        ;;
+    '--store')
+        return
+        ;;
+    esac
+}
+
 _svctrace_bench() {
     repeating_flags=()
     non_repeating_flags=(--version -h --help)
@@ -542,13 +682,13 @@ _svctrace_bench() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    ping)
+    ping|install|ingest|trace)
         # Offer subcommand argument completions
         "_svctrace_bench_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'ping' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'ping install ingest trace' -- "${cur}"))
         ;;
     esac
 }
@@ -596,6 +736,108 @@ _svctrace_bench_ping() {
         return
         ;;
     '--rounds')
+        return
+        ;;
+    esac
+}
+
+_svctrace_bench_install() {
+    repeating_flags=()
+    non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --version -h --help)
+    repeating_options=(-i --inventory --known-hosts --private-key)
+    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --rounds --playbook --venv --work-dir)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '-i'|'--inventory')
+        return
+        ;;
+    '-l'|'--limit')
+        return
+        ;;
+    '-f'|'--forks')
+        return
+        ;;
+    '--timeout')
+        return
+        ;;
+    '--connect-timeout')
+        return
+        ;;
+    '--known-hosts')
+        return
+        ;;
+    '-F')
+        return
+        ;;
+    '-u'|'--user')
+        return
+        ;;
+    '--private-key')
+        return
+        ;;
+    '--jump')
+        return
+        ;;
+    '--become-user')
+        return
+        ;;
+    '--rounds')
+        return
+        ;;
+    '--playbook')
+        return
+        ;;
+    '--venv')
+        return
+        ;;
+    '--work-dir')
+        return
+        ;;
+    esac
+}
+
+_svctrace_bench_ingest() {
+    repeating_flags=()
+    non_repeating_flags=(--keep --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--lines --nodes --awk --seed)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--lines')
+        return
+        ;;
+    '--nodes')
+        return
+        ;;
+    '--awk')
+        return
+        ;;
+    '--seed')
+        return
+        ;;
+    esac
+}
+
+_svctrace_bench_trace() {
+    repeating_flags=()
+    non_repeating_flags=(--keep --json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--records --queries --path)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--records')
+        return
+        ;;
+    '--queries')
+        return
+        ;;
+    '--path')
         return
         ;;
     esac
