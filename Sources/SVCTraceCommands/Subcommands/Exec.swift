@@ -26,18 +26,15 @@ extension SVCTrace {
     @Option(help: ArgumentHelp("Per-host command timeout.", valueName: "seconds"))
     var commandTimeout: Int?
 
-    @Argument(parsing: .captureForPassthrough, help: "The command line, after --.")
+    @Argument(parsing: .postTerminator, help: "The command line, after --.")
     var command: [String] = []
 
     func validate() throws {
-      if command.first == "--" { return }
       guard !command.isEmpty else { throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime") }
     }
 
     func run() async throws {
-      let words = command.first == "--" ? Array(command.dropFirst()) : command
-      guard !words.isEmpty else { throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime") }
-      let line = words.joined(separator: " ")
+      let line = command.joined(separator: " ")
       let timeout = commandTimeout.map { Duration.seconds($0) }
       let context = try FleetContext.make(fleet, label: "exec")
       let json = output.json

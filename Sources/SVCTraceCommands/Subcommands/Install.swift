@@ -151,7 +151,7 @@ struct InstallReport: Codable, Sendable {
   func line(checkOnly: Bool) -> String {
     let dataplane = "kube-proxy \(mode) on \(backend), \(services) services"
     if changes.isEmpty { return "\(dataplane); up to date" }
-    return "\(dataplane); \(checkOnly ? "would " : "")" + changes.joined(separator: ", ")
+    return "\(dataplane); \(checkOnly ? "would change: " : "changed: ")" + changes.joined(separator: ", ")
   }
 }
 
