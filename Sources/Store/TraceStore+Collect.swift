@@ -164,8 +164,12 @@ extension TraceStore {
       Observation(id: firstID + Int64(index), line: collected.line, clockOffsetMicros: batch.clock.offsetMicros)
     }
     let output = correlator.correlate(observations)
-    var outcome: [Int64: ObservationOutcome] = [:]
-    for (id, result) in output.outcomes { outcome[id] = result }
+    // This batch's lines have consecutive ids from `firstID`: their outcomes go by index (no
+    // per-line hashing); the last outcome reported for a line wins.
+    var outcome = [ObservationOutcome](repeating: .pending, count: observations.count)
+    for (id, result) in output.outcomes where id >= firstID && id - firstID < Int64(outcome.count) {
+      outcome[Int(id - firstID)] = result
+    }
 
     let insertLine = try db.cachedStatement(
       sql: """
@@ -196,7 +200,7 @@ extension TraceStore {
         sqlite3_bind_null(lineHandle, 11)
       }
       sqlite3_bind_int64(lineHandle, 12, Int64(line.length))
-      sqlite3_bind_int64(lineHandle, 13, Int64((outcome[observation.id] ?? .pending).rawValue))
+      sqlite3_bind_int64(lineHandle, 13, Int64(outcome[Int(observation.id - firstID)].rawValue))
       var raw = collected.raw
       try line.source.withBlob { source in
         try line.destination.withBlob { destination in
