@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 public import Logs
 public import SVCTraceCore
 
@@ -163,22 +164,60 @@ extension TraceStore {
       Observation(id: firstID + Int64(index), line: collected.line, clockOffsetMicros: batch.clock.offsetMicros)
     }
     let output = correlator.correlate(observations)
-    var outcome: [Int64: ObservationOutcome] = [:]
-    for (id, result) in output.outcomes { outcome[id] = result }
+    // This batch's lines have consecutive ids from `firstID`: their outcomes go by index (no
+    // per-line hashing); the last outcome reported for a line wins.
+    var outcome = [ObservationOutcome](repeating: .pending, count: observations.count)
+    for (id, result) in output.outcomes where id >= firstID && id - firstID < Int64(outcome.count) {
+      outcome[Int(id - firstID)] = result
+    }
 
     let insertLine = try db.cachedStatement(
       sql: """
         INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port,
           ip_id, len, outcome, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """)
+    // Bound column by column (no per-row argument arrays, blobs and text bound in place):
+    // this loop runs once per stored line.
+    insertLine.setUncheckedArguments(StatementArguments())
+    let lineHandle = insertLine.sqliteStatement
+    // Blobs and text are bound without a copy: unbind before their buffers go, error or not.
+    defer { sqlite3_clear_bindings(lineHandle) }
+    sqlite3_bind_int64(lineHandle, 2, nodeID)
+    sqlite3_bind_int64(lineHandle, 3, batchID)
     for (observation, collected) in zip(observations, batch.lines) {
       let line = collected.line
-      insertLine.setUncheckedArguments([
-        observation.id, nodeID, batchID, line.timeMicros, line.stage.rawValue, line.proto, line.source.blob,
-        line.sourcePort, line.destination.blob, line.destinationPort, line.ipID.map { Int64($0) }, line.length,
-        (outcome[observation.id] ?? .pending).rawValue, collected.raw,
-      ])
-      try insertLine.execute()
+      // A stepped statement ignores new bindings until it is reset.
+      sqlite3_reset(lineHandle)
+      sqlite3_bind_int64(lineHandle, 1, observation.id)
+      sqlite3_bind_int64(lineHandle, 4, line.timeMicros)
+      sqlite3_bind_int64(lineHandle, 5, Int64(line.stage.rawValue))
+      sqlite3_bind_int64(lineHandle, 6, Int64(line.proto))
+      sqlite3_bind_int64(lineHandle, 8, Int64(line.sourcePort))
+      sqlite3_bind_int64(lineHandle, 10, Int64(line.destinationPort))
+      if let ipID = line.ipID {
+        sqlite3_bind_int64(lineHandle, 11, Int64(ipID))
+      } else {
+        sqlite3_bind_null(lineHandle, 11)
+      }
+      sqlite3_bind_int64(lineHandle, 12, Int64(line.length))
+      sqlite3_bind_int64(lineHandle, 13, Int64(outcome[Int(observation.id - firstID)].rawValue))
+      var raw = collected.raw
+      try line.source.withBlob { source in
+        try line.destination.withBlob { destination in
+          try raw.withUTF8 { text in
+            sqlite3_bind_blob(lineHandle, 7, source.baseAddress, 16, nil)
+            sqlite3_bind_blob(lineHandle, 9, destination.baseAddress, 16, nil)
+            if let base = text.baseAddress {
+              sqlite3_bind_text(
+                lineHandle, 14, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(clamping: text.count),
+                nil)
+            } else {
+              sqlite3_bind_text(lineHandle, 14, "", 0, sqliteTransient)
+            }
+            try insertLine.execute()
+          }
+        }
+      }
     }
     // Earlier batches' pending lines decided now.
     let updateOutcome = try db.cachedStatement(sql: "UPDATE lines SET outcome = ? WHERE id = ?")
@@ -191,13 +230,30 @@ extension TraceStore {
         INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
           pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """)
+    insertConnection.setUncheckedArguments(StatementArguments())
+    let connectionHandle = insertConnection.sqliteStatement
+    defer { sqlite3_clear_bindings(connectionHandle) }
     for connection in output.connections {
-      insertConnection.setUncheckedArguments([
-        connection.timeMicros, nodeID, connection.proto, connection.client.blob, connection.clientPort,
-        connection.service.blob, connection.servicePort, connection.pod.blob, connection.podPort,
-        connection.method.rawValue, connection.preID, connection.postID,
-      ])
-      try insertConnection.execute()
+      sqlite3_reset(connectionHandle)
+      sqlite3_bind_int64(connectionHandle, 1, connection.timeMicros)
+      sqlite3_bind_int64(connectionHandle, 2, nodeID)
+      sqlite3_bind_int64(connectionHandle, 3, Int64(connection.proto))
+      sqlite3_bind_int64(connectionHandle, 5, Int64(connection.clientPort))
+      sqlite3_bind_int64(connectionHandle, 7, Int64(connection.servicePort))
+      sqlite3_bind_int64(connectionHandle, 9, Int64(connection.podPort))
+      sqlite3_bind_int64(connectionHandle, 10, Int64(connection.method.rawValue))
+      sqlite3_bind_int64(connectionHandle, 11, connection.preID)
+      sqlite3_bind_int64(connectionHandle, 12, connection.postID)
+      try connection.client.withBlob { client in
+        try connection.service.withBlob { service in
+          try connection.pod.withBlob { pod in
+            sqlite3_bind_blob(connectionHandle, 4, client.baseAddress, 16, nil)
+            sqlite3_bind_blob(connectionHandle, 6, service.baseAddress, 16, nil)
+            sqlite3_bind_blob(connectionHandle, 8, pod.baseAddress, 16, nil)
+            try insertConnection.execute()
+          }
+        }
+      }
     }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
@@ -267,3 +323,13 @@ extension TraceStore {
     }
   }
 }
+
+extension IPAddress {
+  /// Calls `body` with the 16-byte network-order form (as ``blob``) in a stack buffer.
+  func withBlob<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    try withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { try body($0) }
+  }
+}
+
+/// SQLite's `SQLITE_TRANSIENT` destructor (the C macro is not imported): SQLite copies the value.
+private let sqliteTransient = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)
