@@ -73,7 +73,10 @@ let package = Package(
     /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
     .target(
       name: "Store",
-      dependencies: ["Logs", "SVCTraceCore", .product(name: "GRDB", package: "GRDB.swift")],
+      dependencies: [
+        "Logs", "SVCTraceCore", .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
+      ],
       swiftSettings: swiftSettings
     ),
 
