@@ -240,7 +240,7 @@ struct TraceEndToEndTests {
 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Lab.binary)
-    process.arguments = ["trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "25s", "--format", "jsonl"] + fleet
+    process.arguments = ["trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "60s", "--format", "jsonl"] + fleet
     _ = FileManager.default.createFile(atPath: directory + "/out", contents: nil)
     _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/out"))
