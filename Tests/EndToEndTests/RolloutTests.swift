@@ -62,10 +62,6 @@ struct RolloutEndToEndTests {
       "import socket; s=socket.socket(); s.bind(('0.0.0.0', 45678)); s.settimeout(5); s.connect(('10.244.2.10', 8080)); s.recv(512)",
     ])
     #expect(direct.status == 0, "\(direct.stderr)")
-    Thread.sleep(forTimeInterval: 2)  // rsyslog writes asynchronously
-
-    var logs: [String: String] = [:]
-    for node in nodes { logs[node.name] = try Lab.onNode(node.name, "cat /var/log/iptables.log").stdout }
     let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
       try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
@@ -73,25 +69,33 @@ struct RolloutEndToEndTests {
     let nodeIPs = Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.ip) })
     var kinds: Set<String> = []
     var missing: [String] = []
-    for connection in truth {
-      let kind = connection["kind"] as? String ?? "?"
-      kinds.insert(kind)
-      let node = connection["dnat_node"] as? String ?? "?"
-      let proto = (connection["proto"] as? String ?? "").uppercased()
-      let client = "SRC=\(connection["client_ip"] ?? "") "
-      let clientPort = "SPT=\(connection["client_port"] ?? "") "
-      var service = ("DST=\(connection["service_ip"] ?? "") ", "DPT=\(connection["service_port"] ?? "") ")
-      if kind == "nodeport" { service = ("DST=\(nodeIPs[node] ?? "") ", "DPT=30080 ") }
-      let pod = ("DST=\(connection["pod_ip"] ?? "") ", "DPT=\(connection["pod_port"] ?? "") ")
-      let lines = (logs[node] ?? "").split(separator: "\n").filter {
-        $0.contains(client) && $0.contains(clientPort) && $0.contains("PROTO=\(proto) ")
+    var logs: [String: String] = [:]
+    // rsyslog writes asynchronously: read the logs until every connection is there (bounded).
+    let deadline = Date().addingTimeInterval(20)
+    repeat {
+      Thread.sleep(forTimeInterval: 1)
+      for node in nodes { logs[node.name] = try Lab.onNode(node.name, "cat /var/log/iptables.log").stdout }
+      missing = []
+      for connection in truth {
+        let kind = connection["kind"] as? String ?? "?"
+        kinds.insert(kind)
+        let node = connection["dnat_node"] as? String ?? "?"
+        let proto = (connection["proto"] as? String ?? "").uppercased()
+        let client = "SRC=\(connection["client_ip"] ?? "") "
+        let clientPort = "SPT=\(connection["client_port"] ?? "") "
+        var service = ("DST=\(connection["service_ip"] ?? "") ", "DPT=\(connection["service_port"] ?? "") ")
+        if kind == "nodeport" { service = ("DST=\(nodeIPs[node] ?? "") ", "DPT=30080 ") }
+        let pod = ("DST=\(connection["pod_ip"] ?? "") ", "DPT=\(connection["pod_port"] ?? "") ")
+        let lines = (logs[node] ?? "").split(separator: "\n").filter {
+          $0.contains(client) && $0.contains(clientPort) && $0.contains("PROTO=\(proto) ")
+        }
+        let pre = lines.filter { $0.contains("SVCT:PRE ") && $0.contains(service.0) && $0.contains(service.1) }
+        let post = lines.filter { $0.contains("SVCT:POST ") && $0.contains(pod.0) && $0.contains(pod.1) }
+        if pre.count != 1 || post.count != 1 {
+          missing.append("\(kind) \(client)\(clientPort)on \(node): \(pre.count) pre, \(post.count) post lines")
+        }
       }
-      let pre = lines.filter { $0.contains("SVCT:PRE ") && $0.contains(service.0) && $0.contains(service.1) }
-      let post = lines.filter { $0.contains("SVCT:POST ") && $0.contains(pod.0) && $0.contains(pod.1) }
-      if pre.count != 1 || post.count != 1 {
-        missing.append("\(kind) \(client)\(clientPort)on \(node): \(pre.count) pre, \(post.count) post lines")
-      }
-    }
+    } while !missing.isEmpty && Date() < deadline
     #expect(missing.isEmpty, "\(missing.count) connections without exactly one pre and one post line: \(missing.prefix(10))")
     #expect(kinds.isSuperset(of: ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork"]))
     let allLogs = logs.values.joined(separator: "\n")

@@ -300,3 +300,29 @@ struct CorrelatorTests {
     #expect(MatchMethod(name: "nope") == nil)
   }
 }
+
+@Suite("Correlator: reused source ports")
+struct CorrelatorPortReuseTests {
+  @Test func aNewConnectionReusingTheSourcePortIsNotARetransmission() {
+    // Given a connection to a Service, then 5 s later a new one from the same client port (a new
+    // socket after TIME_WAIT: fresh random IP ID) that kube-proxy sends to another pod,
+    let base: Int64 = 1_790_000_000_000_000
+    var feed = Feed()
+    feed.add(base, .pre, "10.250.0.250", 25896, "10.250.0.11", 30080, id: 1000)
+    feed.add(base + 1, .post, "10.250.0.250", 25896, "10.244.2.10", 8080, id: 1000)
+    feed.add(base + 5_000_000, .pre, "10.250.0.250", 25896, "10.250.0.11", 30080, id: 52_000)
+    feed.add(base + 5_000_001, .post, "10.250.0.250", 25896, "10.244.3.10", 8080, id: 52_000)
+    // and a real SYN retry of the second one (next ID of the same socket),
+    feed.add(base + 6_000_000, .pre, "10.250.0.250", 25896, "10.250.0.11", 30080, id: 52_001)
+    feed.add(base + 6_000_001, .post, "10.250.0.250", 25896, "10.244.3.10", 8080, id: 52_001)
+    var correlator = Correlator(node: HostID("node1"))
+    let output = correlator.correlate(feed.observations)
+    // then there are two connections, each with its own pod, and the retry is folded.
+    #expect(output.connections.map(\.pod) == [IPAddress("10.244.2.10"), IPAddress("10.244.3.10")])
+    #expect(output.stats.duplicates == 2)
+    #expect(Correlator.couldBeRetransmission(11, after: 10))
+    #expect(Correlator.couldBeRetransmission(2, after: 65_534), "the 16-bit counter wraps")
+    #expect(!Correlator.couldBeRetransmission(52_000, after: 1000))
+    #expect(Correlator.couldBeRetransmission(nil, after: 1000))
+  }
+}

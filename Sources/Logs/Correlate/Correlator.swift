@@ -218,12 +218,16 @@ public struct Correlator: Sendable {
       return
     }
     // A retransmission of a pre line whose connection was already emitted.
+    // A new connection that reuses the source port (after TIME_WAIT) starts a fresh random IP ID;
+    // a retransmitted SYN carries the same ID or the next few of the socket's counter.
     if let recent = state.recent[key],
       recent.service == line.destination && recent.servicePort == line.destinationPort
         && within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto))
+        && Self.couldBeRetransmission(line.ipID, after: recent.lastIPID)
     {
       state.recent[key]?.expectedPosts += 1
       state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
+      if let id = line.ipID, id != 0 { state.recent[key]?.lastIPID = id }
       output.outcomes.append((observation.id, .duplicate))
       output.stats.duplicates += 1
       return
@@ -261,7 +265,7 @@ public struct Correlator: Sendable {
         timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
         servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort,
-        expectedPosts: pre.retransmitIDs.count)
+        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID)
       return
     }
     if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
@@ -275,6 +279,13 @@ public struct Correlator: Sendable {
     }
     output.outcomes.append((observation.id, .orphan))
     output.stats.orphans += 1
+  }
+
+  /// `true` unless the IP IDs prove a different socket: a retransmission repeats the ID or takes
+  /// one of the next few values of the socket's counter; without IDs (IPv6, 0) assume it is one.
+  static func couldBeRetransmission(_ id: UInt32?, after previous: UInt32?) -> Bool {
+    guard let id, let previous, id != 0, previous != 0 else { return true }
+    return (id &- previous) & 0xFFFF <= 16
   }
 
   /// Picks the pending pre line a post line belongs to, and says how.
@@ -338,6 +349,8 @@ struct RecentMatch: Sendable, Equatable {
   var podPort: UInt16
   /// Post lines still expected for retransmitted pre lines folded before the match.
   var expectedPosts: Int
+  /// The newest IP ID seen on the connection, to tell retransmissions from a reused port.
+  var lastIPID: UInt32? = nil
 }
 
 /// The state a ``Correlator`` carries from one batch to the next (pending pre lines, recent

@@ -6,7 +6,7 @@ extension CorrelatorState {
     public var description: String { "Unable to decode the stored correlator state: \(message)" }
   }
 
-  private static let version: UInt8 = 1
+  private static let version: UInt8 = 2
 
   /// Serializes the state (little-endian fields, version byte first).
   public func encoded() -> [UInt8] {
@@ -40,6 +40,8 @@ extension CorrelatorState {
       writer.address(match.pod)
       writer.u16(match.podPort)
       writer.u32(UInt32(clamping: match.expectedPosts))
+      writer.u8(match.lastIPID == nil ? 0 : 1)
+      writer.u32(match.lastIPID ?? 0)
     }
     return writer.bytes
   }
@@ -50,7 +52,8 @@ extension CorrelatorState {
   public init(encoded bytes: [UInt8]) throws {
     var reader = ByteReader(bytes: bytes)
     let version = try reader.u8()
-    guard version == Self.version else { throw DecodingError(message: "unknown version \(version)") }
+    // Version 1 had no last IP ID per recent match.
+    guard version == 1 || version == Self.version else { throw DecodingError(message: "unknown version \(version)") }
     self.init()
     watermarkMicros = try reader.i64()
     for _ in 0..<(try reader.u32()) {
@@ -78,9 +81,15 @@ extension CorrelatorState {
     }
     for _ in 0..<(try reader.u32()) {
       let key = try reader.key()
-      recent[key] = RecentMatch(
+      var match = RecentMatch(
         timeMicros: try reader.i64(), service: try reader.address(), servicePort: try reader.u16(),
         pod: try reader.address(), podPort: try reader.u16(), expectedPosts: Int(try reader.u32()))
+      if version >= 2 {
+        let hasID = try reader.u8() == 1
+        let id = try reader.u32()
+        match.lastIPID = hasID ? id : nil
+      }
+      recent[key] = match
     }
     guard reader.isAtEnd else { throw DecodingError(message: "trailing bytes") }
   }
