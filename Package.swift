@@ -115,7 +115,7 @@ let package = Package(
     .testTarget(name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
-    .testTarget(name: "StoreTests", dependencies: ["Store", "Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+    .testTarget(name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [

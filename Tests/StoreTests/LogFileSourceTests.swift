@@ -1,5 +1,6 @@
 import Foundation
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @testable import Logs
@@ -11,7 +12,7 @@ import Testing
 struct LogFileSourceTests {
   let directory: TempDirectory
   let store: TraceStore
-  let session = LocalShellSession()
+  let session = LocalShellSession(host: HostID("node-test"))
   var log: FakeLog
 
   init() throws {

@@ -6,55 +6,6 @@ import Testing
 @testable import Logs
 @testable import Store
 
-/// A `RemoteSession` that runs commands with the local `/bin/sh`, so the capture code's shell
-/// scripts execute for real against local temporary files.
-struct LocalShellSession: RemoteSession {
-  let host: HostID
-  /// Commands run so far (for assertions on compression use).
-  let log = CommandLog()
-
-  init(host: HostID = HostID("node-test")) { self.host = host }
-
-  final class CommandLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private var commands: [String] = []
-    func append(_ command: String) { lock.withLock { commands.append(command) } }
-    var all: [String] { lock.withLock { commands } }
-  }
-
-  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
-    log.append(command)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", command]
-    let errorURL = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "svctrace-store-test-\(UUID().uuidString).err")
-    _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: errorURL) }
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = try FileHandle(forWritingTo: errorURL)
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let errors = (try? Data(contentsOf: errorURL)) ?? Data()
-    return CommandResult(exitStatus: process.terminationStatus, stdout: [UInt8](data), stderr: [UInt8](errors))
-  }
-
-  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
-    throw RemoteError(host: host, operation: "read \(path)", kind: .file, message: "not used by these tests")
-  }
-
-  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
-    throw RemoteError(host: host, operation: "write \(path)", kind: .file, message: "not used by these tests")
-  }
-
-  func stat(_ path: String) async throws -> RemoteFileStat? { nil }
-
-  func close() async {}
-}
-
 /// A parser for the tests' own line format, so these tests do not depend on the kernel LOG
 /// parser: `T=<µs> <PRE|POST> P=<proto> <src> <sport> <dst> <dport> ID=<id|-> LEN=<n>`, or
 /// `seq <n>` (a PRE line with time n, for capture tests). Anything else is skipped.
