@@ -326,3 +326,22 @@ struct CorrelatorPortReuseTests {
     #expect(Correlator.couldBeRetransmission(nil, after: 1000))
   }
 }
+
+extension CorrelatorPortReuseTests {
+  @Test func aReusedPortWhileThePreviousPreIsStillPendingIsANewConnection() {
+    // Given two pre lines for the same client port and Service with unrelated IP IDs before
+    // either post line arrives,
+    let base: Int64 = 1_790_000_000_000_000
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.2.10", 22978, "10.96.0.10", 80, id: 7)
+    feed.add(base + 10, .pre, "10.244.2.10", 22978, "10.96.0.10", 80, id: 40_000)
+    feed.add(base + 20, .post, "10.244.2.10", 22978, "10.244.2.10", 8080, id: 40_000)
+    feed.add(base + 30, .post, "10.244.2.10", 22978, "10.244.1.10", 8080, id: 7)
+    var correlator = Correlator(node: HostID("node2"))
+    let output = correlator.correlate(feed.observations)
+    // then each post joins its own pre by ID: two connections, nothing folded.
+    #expect(output.connections.map(\.pod) == [IPAddress("10.244.2.10"), IPAddress("10.244.1.10")])
+    #expect(output.connections.map(\.preID) == [2, 1])
+    #expect(output.stats.duplicates == 0)
+  }
+}

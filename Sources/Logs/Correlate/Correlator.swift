@@ -206,6 +206,7 @@ public struct Correlator: Sendable {
       let index = list.firstIndex(where: {
         $0.destination == line.destination && $0.destinationPort == line.destinationPort
           && within($0.lastSeenMicros, line.timeMicros, window: retransmitWindow(key.proto))
+          && Self.couldBeRetransmission(line.ipID, after: $0.retransmitIDs.last ?? $0.ipID)
       })
     {
       list[index].lastSeenMicros = max(list[index].lastSeenMicros, line.timeMicros)
