@@ -39,7 +39,9 @@ struct TraceEndToEndTests {
     try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
     defer { _ = try? Lab.svctrace(["remove"] + fleet) }
     // Start from empty node logs so earlier runs' client ports cannot collide with this run's.
-    for node in cluster.nodes { try Lab.onNode(node.name, ": > /var/log/iptables.log") }
+    // Empty the logs, and forget earlier tests' flows: a UDP 5-tuple still in conntrack is not a new
+    // connection (no LOG line), so the ground truth must only hold new flows.
+    for node in cluster.nodes { try Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true") }
 
     // Stores of earlier runs (the suite has no teardown hook after its last test).
     let temporary = FileManager.default.temporaryDirectory
