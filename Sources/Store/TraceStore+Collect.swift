@@ -255,6 +255,18 @@ extension TraceStore {
         }
       }
     }
+    // Connections of earlier batches whose retransmitted first packet was DNATed again.
+    let redispatch = try db.cachedStatement(
+      sql: """
+        UPDATE connections SET pod_ip = ?, pod_port = ?, post_line_id = ?, method = ?
+        WHERE client_ip = ? AND client_port = ? AND pre_line_id = ?
+        """)
+    for change in output.redispatches {
+      try redispatch.execute(arguments: [
+        change.pod.blob, Int64(change.podPort), change.postID, Int64(MatchMethod.reDNAT.rawValue),
+        change.client.blob, Int64(change.clientPort), change.preID,
+      ])
+    }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
     try db.execute(

@@ -345,3 +345,65 @@ extension CorrelatorPortReuseTests {
     #expect(output.stats.duplicates == 0)
   }
 }
+
+@Suite("Correlator: a retried first packet DNATed again")
+struct CorrelatorReDNATTests {
+  let base: Int64 = 1_790_000_000_000_000
+
+  /// The lines the kernel logged in a CI run: a pod's SYN to a ClusterIP was DNATed to the pod
+  /// itself (hairpin) and lost before its conntrack entry was confirmed; the socket's retry 8 ms
+  /// later (next IP ID) made a new entry, DNATed to web-2, which served the connection.
+  func feedOfTheCIRun() -> Feed {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57408)
+    feed.add(base + 2, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 57408)
+    feed.add(base + 7_995, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57409)
+    feed.add(base + 7_998, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 57409)
+    return feed
+  }
+
+  @Test func theRetrysDNATNamesThePodInOneBatch() {
+    var correlator = Correlator(node: HostID("node1"))
+    let output = correlator.correlate(feedOfTheCIRun().observations)
+    #expect(output.connections.count == 1)
+    let connection = output.connections[0]
+    #expect(connection.pod == IPAddress("10.244.2.10") && connection.podPort == 8080)
+    #expect(connection.preID == 1 && connection.postID == 4 && connection.method == .reDNAT)
+    #expect(connection.timeMicros == base, "the connection starts with the first attempt")
+    #expect(output.redispatches.isEmpty)
+    #expect(output.stats.redispatched == 1)
+    // The first attempt's post line and the retry's pre line are duplicates; the last word wins.
+    var last: [Int64: ObservationOutcome] = [:]
+    for (id, outcome) in output.outcomes { last[id] = outcome }
+    #expect(last == [1: .matched, 2: .duplicate, 3: .duplicate, 4: .matched])
+  }
+
+  @Test func theRetryInALaterBatchRedispatchesTheStoredConnection() throws {
+    let observations = feedOfTheCIRun().observations
+    var first = Correlator(node: HostID("node1"))
+    let before = first.correlate(observations.prefix(2))
+    #expect(before.connections.map(\.pod) == [IPAddress("10.244.1.10")])
+    var second = Correlator(node: HostID("node1"), state: try CorrelatorState(encoded: first.state.encoded()))
+    let after = second.correlate(observations.suffix(2))
+    #expect(after.connections.isEmpty)
+    #expect(
+      after.redispatches == [
+        Redispatch(
+          preID: 1, client: IPAddress("10.244.1.10")!, clientPort: 37535, pod: IPAddress("10.244.2.10")!, podPort: 8080,
+          postID: 4)
+      ])
+  }
+
+  @Test func aRetryDNATedToTheSamePodChangesNothing() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 100)
+    feed.add(base + 2, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 100)
+    feed.add(base + 1_000_000, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 101)
+    feed.add(base + 1_000_002, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 101)
+    var correlator = Correlator(node: HostID("node1"))
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.method) == [.exactID])
+    #expect(output.connections.map(\.postID) == [2])
+    #expect(output.stats.redispatched == 0 && output.stats.duplicates == 2)
+  }
+}

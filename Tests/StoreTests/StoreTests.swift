@@ -129,6 +129,25 @@ struct StoreTests {
     #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
   }
 
+  @Test func aRetryDNATedAgainInALaterBatchMovesTheStoredConnection() throws {
+    let store = try TraceStore.inMemory()
+    try store.commit(
+      batch([
+        fakeLine(t1, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57408),
+        fakeLine(t1 + 2, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 57408),
+      ]))
+    #expect(try store.connections(matching: TraceQuery()).map(\.pod) == [IPAddress("10.244.1.10")!])
+    try store.commit(
+      batch([
+        fakeLine(t1 + 8 * ms, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57409),
+        fakeLine(t1 + 8 * ms + 3, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 57409),
+      ]))
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.map(\.pod) == [IPAddress("10.244.2.10")!])
+    #expect(records.map(\.method) == [.reDNAT])
+    #expect(records.map(\.postLineID) == [4])
+  }
+
   /// A store with both fixture snapshots and a set of connections around them.
   func populatedStore(correlation: CorrelationSettings = CorrelationSettings()) throws -> TraceStore {
     let store = try TraceStore(writer: DatabaseQueue(), correlation: correlation)

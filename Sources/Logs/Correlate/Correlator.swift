@@ -10,13 +10,20 @@ public enum MatchMethod: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
   /// The post line carried the IP ID of a retransmitted pre line that had been folded into an
   /// earlier, still unmatched pre line of the same connection.
   case retransmitDedup = 3
+  /// A retransmitted first packet was DNATed again, to another endpoint: the first attempt's
+  /// conntrack entry never took (the packet was dropped before confirmation, e.g. a conntrack
+  /// insert clash), so the retry made a new one. The later DNAT is the one that carried the
+  /// connection; the record names it.
+  case reDNAT = 4
 
-  /// The name shown in output and stored in JSON: `exact-id`, `sport-window`, `retransmit-dedup`.
+  /// The name shown in output and stored in JSON: `exact-id`, `sport-window`, `retransmit-dedup`,
+  /// `re-dnat`.
   public var description: String {
     switch self {
     case .exactID: "exact-id"
     case .sourcePortWindow: "sport-window"
     case .retransmitDedup: "retransmit-dedup"
+    case .reDNAT: "re-dnat"
     }
   }
 
@@ -80,6 +87,28 @@ public struct Connection: Sendable, Equatable {
   }
 }
 
+/// A connection emitted earlier whose retransmitted first packet was DNATed again to another
+/// endpoint (see ``MatchMethod/reDNAT``): the stored record must now name that endpoint.
+public struct Redispatch: Sendable, Equatable {
+  /// The pre line of the connection to change (its ``Connection/preID``).
+  public var preID: Int64
+  public var client: IPAddress
+  public var clientPort: UInt16
+  public var pod: IPAddress
+  public var podPort: UInt16
+  /// The post line of the later DNAT.
+  public var postID: Int64
+
+  public init(preID: Int64, client: IPAddress, clientPort: UInt16, pod: IPAddress, podPort: UInt16, postID: Int64) {
+    self.preID = preID
+    self.client = client
+    self.clientPort = clientPort
+    self.pod = pod
+    self.podPort = podPort
+    self.postID = postID
+  }
+}
+
 /// What happened to one observation during correlation; the store records it per line.
 public enum ObservationOutcome: UInt8, Sendable, Codable {
   /// A pre line waiting for its post line.
@@ -126,6 +155,8 @@ public struct CorrelationStats: Sendable, Equatable, Codable {
   public var orphans = 0
   public var expired = 0
   public var pending = 0
+  /// Connections moved to the endpoint of a retransmission's new DNAT (``MatchMethod/reDNAT``).
+  public var redispatched = 0
 
   public init() {}
 }
@@ -165,6 +196,9 @@ public struct Correlator: Sendable {
   /// The result of ``correlate(_:)``.
   public struct Output: Sendable {
     public var connections: [Connection] = []
+    /// Connections of earlier passes whose endpoint changed (a connection of this pass is
+    /// changed in ``connections`` instead).
+    public var redispatches: [Redispatch] = []
     /// Outcome of every observation whose fate was decided in this pass (including pending
     /// lines of earlier passes that matched or expired now).
     public var outcomes: [(id: Int64, outcome: ObservationOutcome)] = []
@@ -266,7 +300,7 @@ public struct Correlator: Sendable {
         timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
         servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort,
-        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID)
+        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID, preID: pre.id, postID: observation.id)
       return
     }
     if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
@@ -274,12 +308,49 @@ public struct Correlator: Sendable {
     {
       if recent.expectedPosts > 0 { state.recent[key]?.expectedPosts -= 1 }
       state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
+      if recent.pod != line.destination || recent.podPort != line.destinationPort {
+        // The retry's own DNAT: it, not the first attempt's, carries the connection.
+        redispatch(recent, key: key, to: observation, into: &output)
+        return
+      }
       output.outcomes.append((observation.id, .duplicate))
       output.stats.duplicates += 1
       return
     }
     output.outcomes.append((observation.id, .orphan))
     output.stats.orphans += 1
+  }
+
+  /// Points the connection of `recent` at the endpoint of `post`, a retransmission's post line.
+  private mutating func redispatch(
+    _ recent: RecentMatch, key: CorrelationKey, to post: Observation, into output: inout Output
+  ) {
+    let line = post.line
+    state.recent[key]?.pod = line.destination
+    state.recent[key]?.podPort = line.destinationPort
+    guard let preID = recent.preID else {
+      // State from before pre ids were kept: the record cannot be found again.
+      output.outcomes.append((post.id, .duplicate))
+      output.stats.duplicates += 1
+      return
+    }
+    output.outcomes.append((post.id, .matched))
+    output.stats.redispatched += 1
+    if let index = output.connections.lastIndex(where: { $0.preID == preID }) {
+      output.connections[index].pod = line.destination
+      output.connections[index].podPort = line.destinationPort
+      output.connections[index].postID = post.id
+      output.connections[index].method = .reDNAT
+      // The first attempt's post line no longer explains the record.
+      if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
+    } else {
+      output.redispatches.append(
+        Redispatch(
+          preID: preID, client: key.source, clientPort: key.sourcePort, pod: line.destination,
+          podPort: line.destinationPort, postID: post.id))
+      if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
+    }
+    state.recent[key]?.postID = post.id
   }
 
   /// `true` unless the IP IDs prove a different socket: a retransmission repeats the ID or takes
@@ -352,6 +423,9 @@ struct RecentMatch: Sendable, Equatable {
   var expectedPosts: Int
   /// The newest IP ID seen on the connection, to tell retransmissions from a reused port.
   var lastIPID: UInt32? = nil
+  /// The connection's pre line and current post line (nil in state stored before version 3).
+  var preID: Int64? = nil
+  var postID: Int64? = nil
 }
 
 /// The state a ``Correlator`` carries from one batch to the next (pending pre lines, recent

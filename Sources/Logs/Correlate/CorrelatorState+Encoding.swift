@@ -6,7 +6,7 @@ extension CorrelatorState {
     public var description: String { "Unable to decode the stored correlator state: \(message)" }
   }
 
-  private static let version: UInt8 = 2
+  private static let version: UInt8 = 3
 
   /// Serializes the state (little-endian fields, version byte first).
   public func encoded() -> [UInt8] {
@@ -42,6 +42,8 @@ extension CorrelatorState {
       writer.u32(UInt32(clamping: match.expectedPosts))
       writer.u8(match.lastIPID == nil ? 0 : 1)
       writer.u32(match.lastIPID ?? 0)
+      writer.i64(match.preID ?? 0)
+      writer.i64(match.postID ?? 0)
     }
     return writer.bytes
   }
@@ -52,8 +54,8 @@ extension CorrelatorState {
   public init(encoded bytes: [UInt8]) throws {
     var reader = ByteReader(bytes: bytes)
     let version = try reader.u8()
-    // Version 1 had no last IP ID per recent match.
-    guard version == 1 || version == Self.version else { throw DecodingError(message: "unknown version \(version)") }
+    // Version 1 had no last IP ID per recent match, version 2 no line ids.
+    guard (1...Self.version).contains(version) else { throw DecodingError(message: "unknown version \(version)") }
     self.init()
     watermarkMicros = try reader.i64()
     for _ in 0..<(try reader.u32()) {
@@ -88,6 +90,12 @@ extension CorrelatorState {
         let hasID = try reader.u8() == 1
         let id = try reader.u32()
         match.lastIPID = hasID ? id : nil
+      }
+      if version >= 3 {
+        let pre = try reader.i64()
+        let post = try reader.i64()
+        match.preID = pre == 0 ? nil : pre
+        match.postID = post == 0 ? nil : post
       }
       recent[key] = match
     }
