@@ -119,6 +119,17 @@ public struct StoredLine: Sendable, Equatable, Codable {
   /// `pending`, `matched`, `duplicate`, `orphan` or `expired`.
   public var outcome: String
   public var raw: String
+
+  /// A line from its stored codes (stage 1 pre, 2 post; outcome as ``ObservationOutcome``).
+  init(id: Int64, node: String, timeMicros: Int64, stage: Int, outcome: Int, raw: String) {
+    self.id = id
+    self.node = node
+    self.timeMicros = timeMicros
+    self.stage = stage == 1 ? "pre" : "post"
+    let names = ["pending", "matched", "duplicate", "orphan", "expired"]
+    self.outcome = names.indices.contains(outcome) ? names[outcome] : String(outcome)
+    self.raw = raw
+  }
 }
 
 /// IP protocol numbers and their names.

@@ -159,71 +159,14 @@ extension TraceStore {
     let batchID = db.lastInsertedRowID
 
     // Line ids are assigned here (the write lock is held) so the correlator can name them.
-    let firstID = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0) + 1
-    let observations = batch.lines.enumerated().map { index, collected in
-      Observation(id: firstID + Int64(index), line: collected.line, clockOffsetMicros: batch.clock.offsetMicros)
+    let firstID = try Self.nextLineID(db)
+    let observations = batch.lines.enumerated().map { index, line in
+      Observation(id: firstID + Int64(index), line: line, clockOffsetMicros: batch.clock.offsetMicros)
     }
     let output = correlator.correlate(observations)
-    // This batch's lines have consecutive ids from `firstID`: their outcomes go by index (no
-    // per-line hashing); the last outcome reported for a line wins.
-    var outcome = [ObservationOutcome](repeating: .pending, count: observations.count)
-    for (id, result) in output.outcomes where id >= firstID && id - firstID < Int64(outcome.count) {
-      outcome[Int(id - firstID)] = result
-    }
-
-    let insertLine = try db.cachedStatement(
-      sql: """
-        INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port,
-          ip_id, len, outcome, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """)
-    // Bound column by column (no per-row argument arrays, blobs and text bound in place):
-    // this loop runs once per stored line.
-    insertLine.setUncheckedArguments(StatementArguments())
-    let lineHandle = insertLine.sqliteStatement
-    // Blobs and text are bound without a copy: unbind before their buffers go, error or not.
-    defer { sqlite3_clear_bindings(lineHandle) }
-    sqlite3_bind_int64(lineHandle, 2, nodeID)
-    sqlite3_bind_int64(lineHandle, 3, batchID)
-    for (observation, collected) in zip(observations, batch.lines) {
-      let line = collected.line
-      // A stepped statement ignores new bindings until it is reset.
-      sqlite3_reset(lineHandle)
-      sqlite3_bind_int64(lineHandle, 1, observation.id)
-      sqlite3_bind_int64(lineHandle, 4, line.timeMicros)
-      sqlite3_bind_int64(lineHandle, 5, Int64(line.stage.rawValue))
-      sqlite3_bind_int64(lineHandle, 6, Int64(line.proto))
-      sqlite3_bind_int64(lineHandle, 8, Int64(line.sourcePort))
-      sqlite3_bind_int64(lineHandle, 10, Int64(line.destinationPort))
-      if let ipID = line.ipID {
-        sqlite3_bind_int64(lineHandle, 11, Int64(ipID))
-      } else {
-        sqlite3_bind_null(lineHandle, 11)
-      }
-      sqlite3_bind_int64(lineHandle, 12, Int64(line.length))
-      sqlite3_bind_int64(lineHandle, 13, Int64(outcome[Int(observation.id - firstID)].rawValue))
-      var raw = collected.raw
-      try line.source.withBlob { source in
-        try line.destination.withBlob { destination in
-          try raw.withUTF8 { text in
-            sqlite3_bind_blob(lineHandle, 7, source.baseAddress, 16, nil)
-            sqlite3_bind_blob(lineHandle, 9, destination.baseAddress, 16, nil)
-            if let base = text.baseAddress {
-              sqlite3_bind_text(
-                lineHandle, 14, UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self), Int32(clamping: text.count),
-                nil)
-            } else {
-              sqlite3_bind_text(lineHandle, 14, "", 0, sqliteTransient)
-            }
-            try insertLine.execute()
-          }
-        }
-      }
-    }
+    try insertLineBlock(batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, db)
     // Earlier batches' pending lines decided now.
-    let updateOutcome = try db.cachedStatement(sql: "UPDATE lines SET outcome = ? WHERE id = ?")
-    for (id, result) in output.outcomes where id < firstID {
-      try updateOutcome.execute(arguments: [result.rawValue, id])
-    }
+    try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
 
     let insertConnection = try db.cachedStatement(
       sql: """
@@ -288,6 +231,74 @@ extension TraceStore {
       connections: output.connections.count, correlation: output.stats)
   }
 
+  /// The id the next stored line gets: line ids run on from the `lines` table (lines stored
+  /// before v2) through the line blocks.
+  static func nextLineID(_ db: Database) throws -> Int64 {
+    let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0
+    let blocks = try Int64.fetchOne(db, sql: "SELECT first_id + count - 1 FROM line_blocks ORDER BY first_id DESC LIMIT 1")
+    return max(legacy, blocks ?? 0) + 1
+  }
+
+  /// Stores the batch's lines as one block, with the outcomes the correlator gave them (the
+  /// last outcome reported for a line wins).
+  private static func insertLineBlock(
+    _ batch: CollectedBatch, firstID: Int64, nodeID: Int64, batchID: Int64,
+    outcomes: [(id: Int64, outcome: ObservationOutcome)], _ db: Database
+  ) throws {
+    guard !batch.lines.isEmpty else { return }
+    var flags = batch.lines.map { $0.stage.rawValue << 4 }
+    for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
+      let index = Int(id - firstID)
+      flags[index] = flags[index] & 0xF0 | result.rawValue
+    }
+    let times = batch.lines.map(\.timeMicros.littleEndian)
+    let ends = batch.lineEnds.map(\.littleEndian)
+    try db.execute(
+      sql: """
+        INSERT INTO line_blocks (first_id, node_id, batch_id, count, last_time, pending, times, flags, ends, raw)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+      arguments: [
+        firstID, nodeID, batchID, batch.lines.count, batch.lines.map(\.timeMicros).max(),
+        flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
+        times.withUnsafeBytes { Data($0) }, Data(flags), ends.withUnsafeBytes { Data($0) }, Data(batch.text),
+      ])
+  }
+
+  /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or
+  /// expired now): one read and one write per block touched.
+  private static func updateOutcomes(_ outcomes: [(id: Int64, outcome: ObservationOutcome)], _ db: Database) throws {
+    guard !outcomes.isEmpty else { return }
+    var last: [Int64: ObservationOutcome] = [:]
+    for (id, outcome) in outcomes { last[id] = outcome }
+    let ids = last.keys.sorted()
+    var index = 0
+    while index < ids.count {
+      guard
+        let block = try Row.fetchOne(
+          db, sql: "SELECT first_id, count, flags FROM line_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
+          arguments: [ids[index]]),
+        ids[index] < (block[0] as Int64) + (block[1] as Int64)
+      else {
+        // A line stored before v2.
+        try db.execute(sql: "UPDATE lines SET outcome = ? WHERE id = ?", arguments: [last[ids[index]]!.rawValue, ids[index]])
+        index += 1
+        continue
+      }
+      let first: Int64 = block[0]
+      let count: Int64 = block[1]
+      var flags = [UInt8](block[2] as Data)
+      while index < ids.count, ids[index] < first + count {
+        let entry = Int(ids[index] - first)
+        if entry < flags.count { flags[entry] = flags[entry] & 0xF0 | last[ids[index]]!.rawValue }
+        index += 1
+      }
+      try db.execute(
+        sql: "UPDATE line_blocks SET flags = ?, pending = ? WHERE first_id = ?",
+        arguments: [Data(flags), flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue }, first])
+    }
+  }
+
   /// The id of `node`'s row, inserting it on first sight.
   static func nodeID(_ db: Database, _ node: HostID) throws -> Int64 {
     if let id = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name]) {
@@ -319,6 +330,12 @@ extension TraceStore {
       summary.connections = db.changesCount
       try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
       summary.lines = db.changesCount
+      // A block goes as a whole once all its lines are old and none is still pending.
+      summary.lines +=
+        try Int.fetchOne(
+          db, sql: "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0",
+          arguments: [cutoffMicros]) ?? 0
+      try db.execute(sql: "DELETE FROM line_blocks WHERE last_time < ? AND pending = 0", arguments: [cutoffMicros])
       try db.execute(sql: "DELETE FROM batches WHERE collected_at < ?", arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(
@@ -343,5 +360,3 @@ extension IPAddress {
   }
 }
 
-/// SQLite's `SQLITE_TRANSIENT` destructor (the C macro is not imported): SQLite copies the value.
-private let sqliteTransient = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)

@@ -127,21 +127,85 @@ extension TraceStore {
   public func lines(ids: [Int64]) throws -> [StoredLine] {
     guard !ids.isEmpty else { return [] }
     return try dbWriter.read { db in
-      let outcomes = ["pending", "matched", "duplicate", "orphan", "expired"]
-      return try Row.fetchAll(
+      var found = try Row.fetchAll(
         db,
         sql: """
           SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
-          WHERE l.id IN (\(ids.map { _ in "?" }.joined(separator: ", "))) ORDER BY l.id
+          WHERE l.id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))
           """, arguments: StatementArguments(ids)
       ).map { row in
-        let stage: Int = row[3]
-        let outcome: Int = row[4]
-        return StoredLine(
-          id: row[0], node: row[1], timeMicros: row[2], stage: stage == 1 ? "pre" : "post",
-          outcome: outcomes.indices.contains(outcome) ? outcomes[outcome] : String(outcome), raw: row[5])
+        StoredLine(id: row[0], node: row[1], timeMicros: row[2], stage: row[3], outcome: row[4], raw: row[5])
       }
+      let legacy = Set(found.map(\.id))
+      for id in Set(ids).subtracting(legacy) {
+        if let line = try Self.blockLine(id, db) { found.append(line) }
+      }
+      return found.sorted { $0.id < $1.id }
     }
+  }
+
+  /// Every stored line of `node` (or of all nodes), in id order: a full read, for checks and tests.
+  func storedLines(node: String? = nil) throws -> [StoredLine] {
+    try dbWriter.read { db in
+      let filter = node == nil ? "" : "WHERE n.name = ?"
+      let arguments: StatementArguments = node.map { [$0] } ?? []
+      var lines = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
+          \(filter) ORDER BY l.id
+          """, arguments: arguments
+      ).map { StoredLine(id: $0[0], node: $0[1], timeMicros: $0[2], stage: $0[3], outcome: $0[4], raw: $0[5]) }
+      let blocks = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT b.first_id, n.name, b.times, b.flags, b.ends, b.raw FROM line_blocks b JOIN nodes n ON n.id = b.node_id
+          \(filter) ORDER BY b.first_id
+          """, arguments: arguments)
+      for block in blocks {
+        let first: Int64 = block[0]
+        let times = [UInt8](block[2] as Data)
+        let flags = [UInt8](block[3] as Data)
+        let ends = [UInt8](block[4] as Data)
+        let raw = [UInt8](block[5] as Data)
+        var start = 0
+        for entry in flags.indices {
+          let time = times.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self)) }
+          let end = Int(ends.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 4, as: UInt32.self)) })
+          lines.append(
+            StoredLine(
+              id: first + Int64(entry), node: block[1], timeMicros: time, stage: Int(flags[entry] >> 4),
+              outcome: Int(flags[entry] & 0x0F), raw: String(decoding: raw[start..<(end - 1)], as: UTF8.self)))
+          start = end
+        }
+      }
+      return lines
+    }
+  }
+
+  /// Line `id` from its line block, reading only its own bytes of the block's blobs.
+  static func blockLine(_ id: Int64, _ db: Database) throws -> StoredLine? {
+    guard
+      let row = try Row.fetchOne(
+        db,
+        sql: """
+          SELECT b.first_id, b.count, n.name FROM line_blocks b JOIN nodes n ON n.id = b.node_id
+          WHERE b.first_id <= ? ORDER BY b.first_id DESC LIMIT 1
+          """, arguments: [id])
+    else { return nil }
+    let first: Int64 = row[0]
+    let count: Int64 = row[1]
+    guard id < first + count else { return nil }
+    let entry = Int(id - first)
+    let blob = BlobReader(db, table: "line_blocks", row: first)
+    let time = Int64(littleEndian: try blob.integer(Int64.self, column: "times", at: entry * 8))
+    let flags = try blob.integer(UInt8.self, column: "flags", at: entry)
+    let start = entry == 0 ? 0 : Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: (entry - 1) * 4)))
+    let end = Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: entry * 4)))
+    let raw = try blob.bytes(column: "raw", range: start..<max(start, end - 1))
+    return StoredLine(
+      id: id, node: row[2], timeMicros: time, stage: Int(flags >> 4), outcome: Int(flags & 0x0F),
+      raw: String(decoding: raw, as: UTF8.self))
   }
 
   /// Splits `namespace/name`.

@@ -218,6 +218,32 @@ public struct TraceStore: Sendable {
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
     }
+    migrator.registerMigration("v2-line-blocks") { db in
+      try db.execute(
+        sql: """
+          -- From v2 on, a batch's packet lines are stored as one block instead of a row each:
+          -- their raw text in one blob, with per-line times, stages and outcomes in parallel
+          -- arrays. Line ids continue those of `lines` (which keeps lines stored before v2):
+          -- line first_id + i is entry i of the block.
+          CREATE TABLE line_blocks (
+            first_id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- The newest line time (node clock, µs), for prune.
+            last_time INTEGER NOT NULL,
+            -- Pre lines of the block still waiting for their post line.
+            pending INTEGER NOT NULL,
+            -- Per line: node-clock time (Int64 LE, µs); stage << 4 | outcome (1 byte; stage 1
+            -- pre, 2 post; outcome as in `lines`); end offset in raw after its newline (UInt32 LE).
+            times BLOB NOT NULL,
+            flags BLOB NOT NULL,
+            ends BLOB NOT NULL,
+            raw BLOB NOT NULL
+          );
+          CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
+          """)
+    }
     return migrator
   }
 }

@@ -38,13 +38,13 @@ struct StoreTests {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names"])
+    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks"])
     let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names"])
+    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
@@ -108,13 +108,70 @@ struct StoreTests {
     #expect(throws: InjectedFault.self) { try store.commit(post, faultInjection: { throw InjectedFault() }) }
     #expect(try store.connections(matching: TraceQuery()).isEmpty)
     #expect(try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log") == cursorBefore)
-    let lineCount = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines") }
-    #expect(lineCount == 1)
+    #expect(try store.storedLines().count == 1)
     // The retry joins the pending pre line that the failed attempt had (in memory) consumed.
     try store.commit(post)
     let records = try store.connections(matching: TraceQuery())
     #expect(records.count == 1)
     #expect(try store.explain(records[0]).allSatisfy { $0.outcome == "matched" })
+  }
+
+  @Test func aStoreWrittenBeforeLineBlocksKeepsItsLinesAndPendingState() throws {
+    // Given a v1 store whose last batch left a pre line pending in the `lines` table,
+    let queue = try DatabaseQueue()
+    try TraceStore.migrator.migrate(queue, upTo: "v1-names")
+    let pre = fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 9)
+    var correlator = Correlator(node: HostID("node1"))
+    _ = correlator.correlate([Observation(id: 7, line: try #require(FakeParser.parse(pre)))])
+    try queue.write { db in
+      try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (1, 'node1')")
+      try db.execute(
+        sql: """
+          INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port, ip_id,
+            len, outcome, raw) VALUES (7, 1, 1, ?, 1, 6, x'00', 40000, x'00', 80, 9, 60, 0, ?)
+          """, arguments: [t1, pre])
+      try db.execute(
+        sql: "INSERT INTO correlation_state (node_id, state) VALUES (1, ?)", arguments: [Data(correlator.state.encoded())])
+    }
+    // when it is opened (migrated) and the post line arrives,
+    let store = try TraceStore(writer: queue)
+    #expect(try store.collectStatus().isEmpty || store.collectStatus()[0].pending == 1)
+    try store.commit(batch([fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)]))
+    // then they join, line ids run on, and --explain reads the old row and the new block.
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
+    #expect(records.map(\.preLineID) == [7] && records.map(\.postLineID) == [8])
+    let explained = try store.explain(records[0])
+    #expect(explained.map(\.raw) == [pre, fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)])
+    #expect(explained.map(\.outcome) == ["matched", "matched"])
+    #expect(explained.map(\.stage) == ["pre", "post"])
+    #expect(explained.map(\.timeMicros) == [t1, t1 + 3])
+  }
+
+  @Test func explainReadsOneLineOfABlockAndLaterOutcomesPatchIt() throws {
+    let store = try TraceStore.inMemory()
+    // A block whose last line stays pending, then the batch that decides it.
+    var lines: [String] = []
+    for index in 0..<500 {
+      let port = UInt16(20000 + index)
+      lines.append(fakeLine(t1 + Int64(index) * ms, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1)))
+      if index < 499 {
+        lines.append(fakeLine(t1 + Int64(index) * ms + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1)))
+      }
+    }
+    try store.commit(batch(lines))
+    #expect(try store.collectStatus()[0].pending == 1)
+    try store.commit(batch([fakeLine(t1 + 500 * ms, .post, "10.244.1.5", 20499, "10.244.3.3", 8080, id: 500)], offset: 1))
+    #expect(try store.collectStatus()[0].pending == 0)
+    let record = try #require(try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20499)).first)
+    #expect(record.pod == IPAddress("10.244.3.3"))
+    let explained = try store.explain(record)
+    #expect(explained.map(\.id) == [999, 1000], "ids from 1, on across batches")
+    #expect(explained.map(\.outcome) == ["matched", "matched"])
+    #expect(explained[0].raw == lines[998] && explained[0].timeMicros == t1 + 499 * ms)
+    // A record in the middle of the first block.
+    let middle = try #require(try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20250)).first)
+    #expect(try store.explain(middle).map(\.raw) == [lines[500], lines[501]])
   }
 
   @Test func pendingPreJoinsPostOfALaterBatchPerNode() throws {
@@ -305,10 +362,7 @@ struct StoreTests {
     #expect(summary.connections == before - 5)
     #expect(try store.connections(matching: TraceQuery()).count == 5)
     #expect(try store.connections(matching: TraceQuery()).allSatisfy { $0.timeMicros >= t2 })
-    let pending = try store.dbWriter.read { db in
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM lines WHERE outcome = 0")
-    }
-    #expect(pending == 1)
+    #expect(try store.storedLines().filter { $0.outcome == "pending" }.count == 1)
     #expect(summary.names > 0, "rows closed by the second snapshot are gone")
     // Names still resolve for what is left.
     #expect(

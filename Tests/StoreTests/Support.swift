@@ -149,10 +149,5 @@ struct FakeLog {
 
 /// The `seq N` numbers stored for `node`, in storage order.
 func storedSequence(_ store: TraceStore, node: String = "node-test") throws -> [Int] {
-  try store.dbWriter.read { db in
-    try String.fetchAll(
-      db, sql: "SELECT raw FROM lines JOIN nodes ON nodes.id = lines.node_id WHERE nodes.name = ? ORDER BY lines.id",
-      arguments: [node]
-    ).compactMap { $0.hasPrefix("seq ") ? Int($0.dropFirst(4)) : nil }
-  }
+  try store.storedLines(node: node).map(\.raw).compactMap { $0.hasPrefix("seq ") ? Int($0.dropFirst(4)) : nil }
 }

@@ -1,16 +1,5 @@
 public import SVCTraceCore
 
-/// A parsed packet line together with its raw text (kept for `trace --explain`).
-public struct CollectedLine: Sendable, Equatable {
-  public var line: PacketLine
-  public var raw: String
-
-  public init(line: PacketLine, raw: String) {
-    self.line = line
-    self.raw = raw
-  }
-}
-
 /// Everything one pull produced, ready to be committed atomically by the store: the parsed
 /// lines, the cursor after them, and the batch's bookkeeping.
 public struct CollectedBatch: Sendable {
@@ -18,7 +7,13 @@ public struct CollectedBatch: Sendable {
   public var sourceID: String
   /// The cursor to store in the same transaction as ``lines``.
   public var cursor: SourceCursor
-  public var lines: [CollectedLine]
+  /// The packet lines the parser accepted, in file order.
+  public var lines: [PacketLine]
+  /// Their raw text (kept for `trace --explain`), one buffer for the batch: line `i` is
+  /// `text[lineEnds[i - 1] ..< lineEnds[i] - 1]` (from 0 for the first), each followed by `\n`.
+  public var text: [UInt8]
+  /// The end offset in ``text`` of each line, after its newline.
+  public var lineEnds: [UInt32]
   /// Bytes of log content covered (uncompressed).
   public var byteCount: Int
   /// Bytes that crossed the wire.
@@ -34,7 +29,8 @@ public struct CollectedBatch: Sendable {
   public var events: [CaptureEvent]
 
   public init(
-    node: HostID, sourceID: String, cursor: SourceCursor, lines: [CollectedLine], byteCount: Int,
+    node: HostID, sourceID: String, cursor: SourceCursor, lines: [PacketLine], text: [UInt8], lineEnds: [UInt32],
+    byteCount: Int,
     transferredBytes: Int, lineCount: Int, skippedCount: Int, clock: ClockOffset, collectedAtMicros: Int64,
     isCaughtUp: Bool, events: [CaptureEvent]
   ) {
@@ -42,6 +38,8 @@ public struct CollectedBatch: Sendable {
     self.sourceID = sourceID
     self.cursor = cursor
     self.lines = lines
+    self.text = text
+    self.lineEnds = lineEnds
     self.byteCount = byteCount
     self.transferredBytes = transferredBytes
     self.lineCount = lineCount
@@ -59,31 +57,39 @@ public struct CollectedBatch: Sendable {
     chunk: SourceChunk, node: HostID, sourceID: String, parser: inout some LineParsing, clock: ClockOffset,
     collectedAtMicros: Int64? = nil
   ) {
-    var lines: [CollectedLine] = []
+    var lines: [PacketLine] = []
+    var text: [UInt8] = []
+    var ends: [UInt32] = []
     var seen = 0
     var skipped = 0
+    var splitter = LineSplitter()
     chunk.data.withUnsafeBufferPointer { buffer in
-      var start = 0
-      while start < buffer.count {
-        var end = start
-        while end < buffer.count, buffer[end] != UInt8(ascii: "\n") { end += 1 }
-        var stop = end
-        if stop > start, buffer[stop - 1] == UInt8(ascii: "\r") { stop -= 1 }
-        if stop > start {
-          seen += 1
-          let slice = UnsafeBufferPointer(rebasing: buffer[start..<stop])
-          if let line = parser.parse(slice) {
-            lines.append(CollectedLine(line: line, raw: String(decoding: slice, as: UTF8.self)))
-          } else {
-            skipped += 1
-          }
+      // A chunk holds whole lines; `finish` hands out a last one without a newline.
+      // (The splitter drops a `\r` before the newline.)
+      func accept(_ line: UnsafeBufferPointer<UInt8>) {
+        guard !line.isEmpty else { return }
+        seen += 1
+        guard let packet = parser.parse(line) else {
+          skipped += 1
+          return
         }
-        start = end + 1
+        lines.append(packet)
+        text.append(contentsOf: line)
+        text.append(UInt8(ascii: "\n"))
+        ends.append(UInt32(truncatingIfNeeded: text.count))
       }
+      splitter.feed(buffer, accept)
+      splitter.finish(accept)
     }
     self.init(
-      node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, byteCount: chunk.data.count,
+      node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, text: text, lineEnds: ends, byteCount: chunk.data.count,
       transferredBytes: chunk.transferredBytes, lineCount: seen, skippedCount: skipped, clock: clock,
       collectedAtMicros: collectedAtMicros ?? ClockOffset.wallClockMicros(), isCaughtUp: chunk.isCaughtUp, events: chunk.events)
+  }
+
+  /// The raw text of line `index`, without its newline.
+  public func rawLine(_ index: Int) -> String {
+    let start = index == 0 ? 0 : Int(lineEnds[index - 1])
+    return String(decoding: text[start..<(Int(lineEnds[index]) - 1)], as: UTF8.self)
   }
 }
