@@ -394,6 +394,19 @@ struct CorrelatorReDNATTests {
       ])
   }
 
+  @Test func bothPreLinesBeforeEitherPostStillEndOnTheRetrysPod() {
+    var feed = Feed()
+    feed.add(base, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57408)
+    feed.add(base + 7_995, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57409)
+    feed.add(base + 7_996, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 57408)
+    feed.add(base + 7_998, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 57409)
+    var correlator = Correlator(node: HostID("node1"))
+    let output = correlator.correlate(feed.observations)
+    #expect(output.connections.map(\.pod) == [IPAddress("10.244.2.10")])
+    #expect(output.connections.map(\.postID) == [4])
+    #expect(output.connections.map(\.method) == [.reDNAT])
+  }
+
   @Test func aRetryDNATedToTheSamePodChangesNothing() {
     var feed = Feed()
     feed.add(base, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 100)
