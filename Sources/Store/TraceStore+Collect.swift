@@ -168,47 +168,19 @@ extension TraceStore {
     // Earlier batches' pending lines decided now.
     try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
 
-    let insertConnection = try db.cachedStatement(
-      sql: """
-        INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
-          pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """)
-    insertConnection.setUncheckedArguments(StatementArguments())
-    let connectionHandle = insertConnection.sqliteStatement
-    defer { sqlite3_clear_bindings(connectionHandle) }
-    for connection in output.connections {
-      sqlite3_reset(connectionHandle)
-      sqlite3_bind_int64(connectionHandle, 1, connection.timeMicros)
-      sqlite3_bind_int64(connectionHandle, 2, nodeID)
-      sqlite3_bind_int64(connectionHandle, 3, Int64(connection.proto))
-      sqlite3_bind_int64(connectionHandle, 5, Int64(connection.clientPort))
-      sqlite3_bind_int64(connectionHandle, 7, Int64(connection.servicePort))
-      sqlite3_bind_int64(connectionHandle, 9, Int64(connection.podPort))
-      sqlite3_bind_int64(connectionHandle, 10, Int64(connection.method.rawValue))
-      sqlite3_bind_int64(connectionHandle, 11, connection.preID)
-      sqlite3_bind_int64(connectionHandle, 12, connection.postID)
-      try connection.client.withBlob { client in
-        try connection.service.withBlob { service in
-          try connection.pod.withBlob { pod in
-            sqlite3_bind_blob(connectionHandle, 4, client.baseAddress, 16, nil)
-            sqlite3_bind_blob(connectionHandle, 6, service.baseAddress, 16, nil)
-            sqlite3_bind_blob(connectionHandle, 8, pod.baseAddress, 16, nil)
-            try insertConnection.execute()
-          }
-        }
-      }
+    // The batch's connections become one block (ids in time order), and connections of earlier
+    // batches whose retransmitted first packet was DNATed again are rewritten in their blocks.
+    let newConnections = output.connections.map { connection in
+      StoredConnection(
+        slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
+        clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
+        pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
+        preID: connection.preID, postID: connection.postID)
     }
-    // Connections of earlier batches whose retransmitted first packet was DNATed again.
-    let redispatch = try db.cachedStatement(
-      sql: """
-        UPDATE connections SET pod_ip = ?, pod_port = ?, post_line_id = ?, method = ?
-        WHERE client_ip = ? AND client_port = ? AND pre_line_id = ?
-        """)
+    let ordered = newConnections.enumerated().sorted { ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset) }
+    try insertConnectionBlocks(ordered.map(\.element), nodeID: nodeID, batchID: batchID, db)
     for change in output.redispatches {
-      try redispatch.execute(arguments: [
-        change.pod.blob, Int64(change.podPort), change.postID, Int64(MatchMethod.reDNAT.rawValue),
-        change.client.blob, Int64(change.clientPort), change.preID,
-      ])
+      try applyRedispatch(change, nodeID: nodeID, db)
     }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
@@ -326,8 +298,7 @@ extension TraceStore {
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     try dbWriter.write { db in
       var summary = PruneSummary()
-      try db.execute(sql: "DELETE FROM connections WHERE time < ?", arguments: [cutoffMicros])
-      summary.connections = db.changesCount
+      summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
       try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
       summary.lines = db.changesCount
       // A block goes as a whole once all its lines are old and none is still pending.
