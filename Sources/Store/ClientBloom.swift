@@ -51,7 +51,7 @@ struct ClientBloom: Equatable {
 
   /// Which line of a filter of `lines` lines `hash` lives in.
   static func line(of hash: UInt64, lines: Int) -> Int {
-    Int((hash >> 32) &* UInt64(lines) >> 32)
+    Int(((hash >> 32) &* UInt64(lines)) >> 32)
   }
 
   /// Whether the 64-byte `line` (the one ``line(of:lines:)`` picks) has every bit of `hash`.
