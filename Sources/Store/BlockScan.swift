@@ -136,21 +136,59 @@ struct BlockScan {
     arguments = StatementArguments(values)
   }
 
-  /// Whether `entry` (with id `id`) passes every filter of the query.
-  private func matches(_ entry: StoredConnection, id: Int64) -> Bool {
-    if let client = query.client, entry.client != client { return false }
-    if let port = query.clientPort, entry.clientPort != port { return false }
-    if let service = query.service, entry.service != service { return false }
-    if let port = query.servicePort, entry.servicePort != port { return false }
-    if let alternatives = serviceAlternatives,
-      !alternatives.contains(where: { $0.port == entry.servicePort && ($0.ip == nil || $0.ip == entry.service) })
-    {
-      return false
+  /// The query's filters resolved against one block's address dictionary.
+  private struct BlockFilter {
+    var client: UInt32?
+    var service: UInt32?
+    /// Service name alternatives: dictionary index (nil = any address) and port.
+    var alternatives: [(index: UInt32?, port: UInt16)]?
+    var pods: Set<UInt32>?
+  }
+
+  /// `nil` when no connection of a block with these `columns` can match.
+  private func filter(for columns: ConnectionBlock.Columns) -> BlockFilter? {
+    var filter = BlockFilter()
+    if let client = query.client {
+      guard let index = columns.index(of: client) else { return nil }
+      filter.client = index
     }
-    if let pods = podAddresses, !pods.contains(entry.pod) { return false }
-    if let proto = query.proto, entry.proto != proto { return false }
-    if let since = query.sinceMicros, entry.timeMicros < since { return false }
-    if let until = query.untilMicros, entry.timeMicros >= until { return false }
+    if let service = query.service {
+      guard let index = columns.index(of: service) else { return nil }
+      filter.service = index
+    }
+    if let serviceAlternatives {
+      let resolved = serviceAlternatives.compactMap { alternative -> (index: UInt32?, port: UInt16)? in
+        guard let ip = alternative.ip else { return (nil, alternative.port) }
+        return columns.index(of: ip).map { ($0, alternative.port) }
+      }
+      guard !resolved.isEmpty else { return nil }
+      filter.alternatives = resolved
+    }
+    if let podAddresses {
+      let indices = Set(podAddresses.compactMap { columns.index(of: $0) })
+      guard !indices.isEmpty else { return nil }
+      filter.pods = indices
+    }
+    return filter
+  }
+
+  /// Whether entry `i` of `columns` (with id `id`) passes every filter of the query.
+  private func matches(_ columns: ConnectionBlock.Columns, _ i: Int, id: Int64, _ filter: BlockFilter) -> Bool {
+    if let client = filter.client, columns.clients[i] != client { return false }
+    if let port = query.clientPort, columns.clientPorts[i] != port { return false }
+    if let service = filter.service, columns.services[i] != service { return false }
+    if let port = query.servicePort, columns.servicePorts[i] != port { return false }
+    if let alternatives = filter.alternatives {
+      let service = columns.services[i]
+      let port = columns.servicePorts[i]
+      guard alternatives.contains(where: { $0.port == port && ($0.index == nil || $0.index == service) }) else {
+        return false
+      }
+    }
+    if let pods = filter.pods, !pods.contains(columns.pods[i]) { return false }
+    if let proto = query.proto, columns.protos[i] != proto { return false }
+    if let since = query.sinceMicros, columns.times[i] < since { return false }
+    if let until = query.untilMicros, columns.times[i] >= until { return false }
     if let after = query.afterID, id <= after { return false }
     return true
   }
@@ -183,9 +221,11 @@ struct BlockScan {
       }
       if let clientHash, !(try probe.mayContain(clientHash, block: block.id)) { continue }
       decoded += 1
-      for entry in try TraceStore.connectionBlock(block.id, db) {
-        let id = TraceStore.connectionID(block: block.id, slot: entry.slot)
-        if matches(entry, id: id) { found.append((id, block.node, entry)) }
+      let columns = try TraceStore.connectionColumns(block.id, db)
+      guard let filter = filter(for: columns) else { continue }
+      for i in 0..<columns.count {
+        let id = TraceStore.connectionID(block: block.id, slot: columns.slots[i])
+        if matches(columns, i, id: id, filter) { found.append((id, block.node, columns.entry(i))) }
       }
     }
     found.sort(by: order)

@@ -1,7 +1,7 @@
 import Logs
 
 /// A blocked Bloom filter over the (client ip, client port) pairs of one connection block, the
-/// `client_bloom` column of `connection_blocks`: serves `trace --client IP:PORT` without
+/// `client_bloom` column of `connection_block_data`: serves `trace --client IP:PORT` without
 /// decoding blocks that cannot hold the pair.
 ///
 /// The filter is a sequence of 64-byte lines; a key sets ``probes`` bits inside the one line its

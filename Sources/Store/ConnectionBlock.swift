@@ -19,7 +19,8 @@ struct StoredConnection: Equatable, Sendable {
   var postID: Int64?
 }
 
-/// The columnar encoding of a block of connections (the `data` column of `connection_blocks`).
+/// The columnar encoding of a block of connections (the `data` column of
+/// `connection_block_data`).
 ///
 /// Layout (all integers little-endian; "varint" is LEB128, "zigzag" maps signed to unsigned):
 ///
@@ -115,35 +116,61 @@ enum ConnectionBlock {
   ///
   /// - Throws: ``StoreError`` when the bytes are truncated or malformed.
   static func decode(_ bytes: [UInt8]) throws -> [StoredConnection] {
-    try bytes.withUnsafeBytes { raw in
+    let columns = try bytes.withUnsafeBytes { try Columns(decoding: $0) }
+    return (0..<columns.count).map { columns.entry($0) }
+  }
+
+  /// A decoded block kept column by column (what lookups filter on before building the few
+  /// connections that match): addresses are indices into ``addresses``.
+  struct Columns {
+    var count = 0
+    var slots: [UInt32] = []
+    var times: [Int64] = []
+    var protos: [UInt8] = []
+    var addresses: [IPAddress] = []
+    var clients: [UInt32] = []
+    var clientPorts: [UInt16] = []
+    var services: [UInt32] = []
+    var servicePorts: [UInt16] = []
+    var pods: [UInt32] = []
+    var podPorts: [UInt16] = []
+    var methods: [UInt8] = []
+    /// Line id + 1, 0 for none.
+    var pres: [Int64] = []
+    var posts: [Int64] = []
+
+    /// No connections.
+    init() {}
+
+    /// Decodes the bytes of ``ConnectionBlock/encode(_:)``.
+    ///
+    /// - Throws: ``StoreError`` when the bytes are truncated or malformed.
+    init(decoding raw: UnsafeRawBufferPointer) throws {
       var reader = Reader(raw)
       guard try reader.byte() == version else { throw reader.failure("unknown block version") }
       let count = Int(try reader.varint())
-      guard count <= maxEntries * 256, count <= raw.count else { throw reader.failure("implausible entry count") }
+      guard count <= raw.count else { throw reader.failure("implausible entry count") }
+      self.count = count
       let flags = try reader.byte()
-      var entries = [StoredConnection](
-        repeating: StoredConnection(
-          slot: 0, timeMicros: 0, proto: 0, client: IPAddress.any, clientPort: 0, service: IPAddress.any,
-          servicePort: 0, pod: IPAddress.any, podPort: 0, method: 0, preID: nil, postID: nil),
-        count: count)
+      slots.reserveCapacity(count)
       if flags & 1 != 0 {
         var slot: UInt64 = 0
-        for i in 0..<count {
+        for _ in 0..<count {
           slot &+= try reader.varint()
-          entries[i].slot = UInt32(truncatingIfNeeded: slot)
+          slots.append(UInt32(truncatingIfNeeded: slot))
         }
       } else {
-        for i in 0..<count { entries[i].slot = UInt32(truncatingIfNeeded: i) }
+        for i in 0..<count { slots.append(UInt32(truncatingIfNeeded: i)) }
       }
+      times.reserveCapacity(count)
       var time: Int64 = 0
-      for i in 0..<count {
+      for _ in 0..<count {
         time &+= unzigzag(try reader.varint())
-        entries[i].timeMicros = time
+        times.append(time)
       }
-      for i in 0..<count { entries[i].proto = try reader.byte() }
+      protos = try reader.bytes(count)
       let addressCount = Int(try reader.varint())
       guard addressCount <= raw.count else { throw reader.failure("implausible dictionary size") }
-      var addresses: [IPAddress] = []
       addresses.reserveCapacity(addressCount)
       for _ in 0..<addressCount {
         switch try reader.byte() {
@@ -154,32 +181,53 @@ enum ConnectionBlock {
         default: throw reader.failure("bad address tag")
         }
       }
-      func address() throws -> IPAddress {
-        let index = Int(try reader.varint())
-        guard index < addresses.count else { throw reader.failure("address index out of range") }
-        return addresses[index]
+      let limit = UInt64(addressCount)
+      func indices() throws -> [UInt32] {
+        var values: [UInt32] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count {
+          let index = try reader.varint()
+          guard index < limit else { throw reader.failure("address index out of range") }
+          values.append(UInt32(truncatingIfNeeded: index))
+        }
+        return values
       }
-      for i in 0..<count { entries[i].client = try address() }
-      for i in 0..<count {
-        let low = UInt16(try reader.byte())
-        entries[i].clientPort = low | UInt16(try reader.byte()) << 8
+      func ports() throws -> [UInt16] {
+        var values: [UInt16] = []
+        values.reserveCapacity(count)
+        for _ in 0..<count { values.append(UInt16(truncatingIfNeeded: try reader.varint())) }
+        return values
       }
-      for i in 0..<count { entries[i].service = try address() }
-      for i in 0..<count { entries[i].servicePort = UInt16(truncatingIfNeeded: try reader.varint()) }
-      for i in 0..<count { entries[i].pod = try address() }
-      for i in 0..<count { entries[i].podPort = UInt16(truncatingIfNeeded: try reader.varint()) }
-      for i in 0..<count { entries[i].method = try reader.byte() }
+      clients = try indices()
+      clientPorts.reserveCapacity(count)
+      for _ in 0..<count { clientPorts.append(UInt16(littleEndian: try reader.fixed(UInt16.self))) }
+      services = try indices()
+      servicePorts = try ports()
+      pods = try indices()
+      podPorts = try ports()
+      methods = try reader.bytes(count)
+      pres.reserveCapacity(count)
       var pre: Int64 = 0
-      for i in 0..<count {
+      for _ in 0..<count {
         pre &+= unzigzag(try reader.varint())
-        entries[i].preID = pre == 0 ? nil : pre &- 1
+        pres.append(pre)
       }
-      for i in 0..<count {
-        let own = entries[i].preID.map { $0 &+ 1 } ?? 0
-        let post = own &+ unzigzag(try reader.varint())
-        entries[i].postID = post == 0 ? nil : post &- 1
-      }
-      return entries
+      posts.reserveCapacity(count)
+      for i in 0..<count { posts.append(pres[i] &+ unzigzag(try reader.varint())) }
+    }
+
+    /// Entry `i` as a ``StoredConnection``.
+    func entry(_ i: Int) -> StoredConnection {
+      StoredConnection(
+        slot: slots[i], timeMicros: times[i], proto: protos[i], client: addresses[Int(clients[i])],
+        clientPort: clientPorts[i], service: addresses[Int(services[i])], servicePort: servicePorts[i],
+        pod: addresses[Int(pods[i])], podPort: podPorts[i], method: methods[i],
+        preID: pres[i] == 0 ? nil : pres[i] &- 1, postID: posts[i] == 0 ? nil : posts[i] &- 1)
+    }
+
+    /// The dictionary index of `address`, `nil` when no connection of the block has it.
+    func index(of address: IPAddress) -> UInt32? {
+      addresses.firstIndex(of: address).map { UInt32($0) }
     }
   }
 
@@ -230,10 +278,22 @@ enum ConnectionBlock {
     }
 
     mutating func bigEndian<T: FixedWidthInteger>(_: T.Type) throws -> T {
+      T(bigEndian: try fixed(T.self))
+    }
+
+    /// The next `T`'s bytes as stored (no byte order conversion).
+    mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
       let size = MemoryLayout<T>.size
       guard position + size <= raw.count else { throw failure("truncated") }
       defer { position += size }
-      return T(bigEndian: raw.loadUnaligned(fromByteOffset: position, as: T.self))
+      return raw.loadUnaligned(fromByteOffset: position, as: T.self)
+    }
+
+    /// The next `count` bytes.
+    mutating func bytes(_ count: Int) throws -> [UInt8] {
+      guard count >= 0, position + count <= raw.count else { throw failure("truncated") }
+      defer { position += count }
+      return Array(raw[position..<(position + count)])
     }
   }
 }

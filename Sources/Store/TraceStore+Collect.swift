@@ -73,36 +73,51 @@ extension TraceStore {
     }
     var parser = makeParser()
     var idlePulls = 0
-    while true {
-      try Task.checkCancellation()
-      let chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
-      summary.events += chunk.events
-      if chunk.data.isEmpty, chunk.cursor == cursor {
-        break
+    // One commit runs while the next chunk is pulled and parsed (the database works on its own
+    // queue); the next commit starts only when it is done, so batches commit in order and the
+    // stored cursor never passes uncommitted data.
+    return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary).self) { group in
+      func account(_ batch: CollectedBatch, _ committed: CommitSummary) {
+        summary.batches += 1
+        summary.bytes += batch.byteCount
+        summary.transferredBytes += batch.transferredBytes
+        summary.lines += batch.lineCount
+        summary.skipped += batch.skippedCount
+        summary.connections += committed.connections
+        progress?(summary)
       }
-      // A source that keeps moving without data or restarts twice is confused: stop rather
-      // than loop (the committed cursor stays valid).
-      idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
-      let restarts = summary.events.filter { $0 == .cursorFileLost }.count
-      guard idlePulls < 64, restarts < 2 else {
-        throw CaptureError(
-          host: source.node, operation: "collect \(source.sourceID)",
-          message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+      var inFlight = false
+      while true {
+        try Task.checkCancellation()
+        let chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+        summary.events += chunk.events
+        if chunk.data.isEmpty, chunk.cursor == cursor {
+          break
+        }
+        // A source that keeps moving without data or restarts twice is confused: stop rather
+        // than loop (the committed cursor stays valid).
+        idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
+        let restarts = summary.events.filter { $0 == .cursorFileLost }.count
+        guard idlePulls < 64, restarts < 2 else {
+          throw CaptureError(
+            host: source.node, operation: "collect \(source.sourceID)",
+            message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+        }
+        let batch = CollectedBatch(
+          chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
+        if inFlight, let (done, committed) = try await group.next() {
+          account(done, committed)
+        }
+        group.addTask { (batch, try await self.commit(batch)) }
+        inFlight = true
+        cursor = batch.cursor
+        if chunk.isCaughtUp { break }
       }
-      let batch = CollectedBatch(
-        chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-      let committed = try await commit(batch)
-      summary.batches += 1
-      summary.bytes += batch.byteCount
-      summary.transferredBytes += batch.transferredBytes
-      summary.lines += batch.lineCount
-      summary.skipped += batch.skippedCount
-      summary.connections += committed.connections
-      cursor = batch.cursor
-      progress?(summary)
-      if chunk.isCaughtUp { break }
+      while let (done, committed) = try await group.next() {
+        account(done, committed)
+      }
+      return summary
     }
-    return summary
   }
 
   /// Commits one batch atomically: its lines, the connections they complete (with the node's

@@ -44,14 +44,17 @@ extension TraceStore {
       for index in entries.indices { entries[index].slot = UInt32(index) }
       try db.execute(
         sql: """
-          INSERT INTO connection_blocks (node_id, batch_id, count, min_time, max_time, max_slot, data, client_bloom)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          INSERT INTO connection_blocks (node_id, batch_id, count, min_time, max_time, max_slot)
+          VALUES (?, ?, ?, ?, ?, ?)
           """,
         arguments: [
           nodeID, batchID, entries.count, entries.map(\.timeMicros).min(), entries.map(\.timeMicros).max(),
-          entries.count - 1, Data(ConnectionBlock.encode(entries)), Data(ClientBloom(entries: entries).bytes),
+          entries.count - 1,
         ])
       let id = db.lastInsertedRowID
+      try db.execute(
+        sql: "INSERT INTO connection_block_data (block_id, client_bloom, data) VALUES (?, ?, ?)",
+        arguments: [id, Data(ClientBloom(entries: entries).bytes), Data(ConnectionBlock.encode(entries))])
       try insertBlockKeys(entries, block: id, db)
       ids.append(id)
       start = end
@@ -61,6 +64,27 @@ extension TraceStore {
 
   /// One `block_keys` row per distinct client, service address:port, service port and pod.
   static func insertBlockKeys(_ entries: [StoredConnection], block: Int64, _ db: Database) throws {
+    let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO block_keys (kind, key, block_id) VALUES (?, ?, ?)")
+    // In key order: successive inserts land on the same or the next pages of the table.
+    let keys = blockKeys(entries).map { (kind: $0.kind.rawValue, bytes: $0.bytes) }.sorted {
+      $0.kind != $1.kind ? $0.kind < $1.kind : $0.bytes.lexicographicallyPrecedes($1.bytes)
+    }
+    for key in keys {
+      try insert.execute(arguments: [key.kind, key.bytes, block])
+    }
+  }
+
+  /// Deletes the `block_keys` rows of a block holding `entries` (derived from them: the table
+  /// has no index by block, which would double the cost of every key row).
+  static func deleteBlockKeys(_ entries: [StoredConnection], block: Int64, _ db: Database) throws {
+    let delete = try db.cachedStatement(sql: "DELETE FROM block_keys WHERE kind = ? AND key = ? AND block_id = ?")
+    for key in blockKeys(entries) {
+      try delete.execute(arguments: [key.kind.rawValue, key.bytes, block])
+    }
+  }
+
+  /// The distinct key values of `entries`.
+  static func blockKeys(_ entries: [StoredConnection]) -> Set<BlockKey> {
     var keys = Set<BlockKey>()
     for entry in entries {
       keys.insert(BlockKey(kind: .client, address: entry.client, port: 0))
@@ -68,10 +92,7 @@ extension TraceStore {
       keys.insert(BlockKey(kind: .servicePort, address: .any, port: entry.servicePort))
       keys.insert(BlockKey(kind: .pod, address: entry.pod, port: 0))
     }
-    let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO block_keys (kind, key, block_id) VALUES (?, ?, ?)")
-    for key in keys {
-      try insert.execute(arguments: [key.kind.rawValue, key.bytes, block])
-    }
+    return keys
   }
 
   /// A distinct key value of a block.
@@ -89,30 +110,51 @@ extension TraceStore {
     }
   }
 
-  /// Replaces block `id`'s connections with `entries` (sorted by slot; slots kept, so ids stay),
-  /// its filter and its key rows; deletes the block when `entries` is empty.
-  static func rewriteConnectionBlock(_ id: Int64, entries: [StoredConnection], _ db: Database) throws {
-    try db.execute(sql: "DELETE FROM block_keys WHERE block_id = ?", arguments: [id])
+  /// Replaces block `id`'s connections (`old`, as decoded) with `entries` (sorted by slot;
+  /// slots kept, so ids stay), its filter and its key rows; deletes the block when `entries` is
+  /// empty.
+  static func rewriteConnectionBlock(
+    _ id: Int64, old: [StoredConnection], entries: [StoredConnection], _ db: Database
+  ) throws {
+    try deleteBlockKeys(old, block: id, db)
     guard !entries.isEmpty else {
+      try db.execute(sql: "DELETE FROM connection_block_data WHERE block_id = ?", arguments: [id])
       try db.execute(sql: "DELETE FROM connection_blocks WHERE id = ?", arguments: [id])
       return
     }
     try db.execute(
-      sql: """
-        UPDATE connection_blocks SET count = ?, min_time = ?, max_time = ?, data = ?, client_bloom = ? WHERE id = ?
-        """,
-      arguments: [
-        entries.count, entries.map(\.timeMicros).min(), entries.map(\.timeMicros).max(),
-        Data(ConnectionBlock.encode(entries)), Data(ClientBloom(entries: entries).bytes), id,
-      ])
+      sql: "UPDATE connection_blocks SET count = ?, min_time = ?, max_time = ? WHERE id = ?",
+      arguments: [entries.count, entries.map(\.timeMicros).min(), entries.map(\.timeMicros).max(), id])
+    try db.execute(
+      sql: "UPDATE connection_block_data SET client_bloom = ?, data = ? WHERE block_id = ?",
+      arguments: [Data(ClientBloom(entries: entries).bytes), Data(ConnectionBlock.encode(entries)), id])
     try insertBlockKeys(entries, block: id, db)
   }
 
   /// The decoded connections of block `id`.
   static func connectionBlock(_ id: Int64, _ db: Database) throws -> [StoredConnection] {
-    let statement = try db.cachedStatement(sql: "SELECT data FROM connection_blocks WHERE id = ?")
-    guard let data = try Data.fetchOne(statement, arguments: [id]) else { return [] }
-    return try ConnectionBlock.decode([UInt8](data))
+    let columns = try connectionColumns(id, db)
+    return (0..<columns.count).map { columns.entry($0) }
+  }
+
+  /// The columns of block `id` (empty when the block is gone).
+  static func connectionColumns(_ id: Int64, _ db: Database) throws -> ConnectionBlock.Columns {
+    // Decoded straight from SQLite's buffer (no copy of the blob).
+    let statement = try db.cachedStatement(sql: "SELECT data FROM connection_block_data WHERE block_id = ?")
+    let handle = statement.sqliteStatement
+    sqlite3_reset(handle)
+    defer { sqlite3_reset(handle) }
+    sqlite3_bind_int64(handle, 1, id)
+    let code = sqlite3_step(handle)
+    guard code == SQLITE_ROW else {
+      guard code == SQLITE_DONE else {
+        throw StoreError(operation: "read connection block \(id)", message: db.lastErrorMessage ?? "code \(code)")
+      }
+      return ConnectionBlock.Columns()
+    }
+    let bytes = Int(sqlite3_column_bytes(handle, 0))
+    guard let base = sqlite3_column_blob(handle, 0) else { return ConnectionBlock.Columns() }
+    return try ConnectionBlock.Columns(decoding: UnsafeRawBufferPointer(start: base, count: bytes))
   }
 
   /// Points the connection of an earlier batch that `change` names at its new endpoint: finds
@@ -130,7 +172,8 @@ extension TraceStore {
           AND id IN (SELECT block_id FROM block_keys WHERE kind = ? AND key = ?) ORDER BY id DESC
         """, arguments: [nodeID, BlockKeyKind.client.rawValue, change.client.blob])
     for block in blocks where try probe.mayContain(hash, block: block) {
-      var entries = try connectionBlock(block, db)
+      let old = try connectionBlock(block, db)
+      var entries = old
       guard
         let index = entries.firstIndex(where: {
           $0.preID == change.preID && $0.client == change.client && $0.clientPort == change.clientPort
@@ -141,7 +184,7 @@ extension TraceStore {
       entries[index].postID = change.postID
       entries[index].method = MatchMethod.reDNAT.rawValue
       probe.close()  // the handle would expire with the row it reads
-      try rewriteConnectionBlock(block, entries: entries, db)
+      try rewriteConnectionBlock(block, old: old, entries: entries, db)
       return true
     }
     return false
@@ -189,23 +232,17 @@ extension TraceStore {
   }
 
   /// Deletes the connections older than `cutoff`: whole blocks when all of theirs are; a block
-  /// straddling the cutoff is rewritten with its newer connections (keeping their ids).
+  /// straddling the cutoff is rewritten with its newer connections (keeping their ids). Each
+  /// block touched is decoded once (its key rows are found from its connections).
   /// Returns how many connections went.
   static func pruneConnectionBlocks(olderThan cutoff: Int64, _ db: Database) throws -> Int {
-    var removed =
-      try Int.fetchOne(
-        db, sql: "SELECT IFNULL(SUM(count), 0) FROM connection_blocks WHERE max_time < ?", arguments: [cutoff]) ?? 0
-    try db.execute(
-      sql: "DELETE FROM block_keys WHERE block_id IN (SELECT id FROM connection_blocks WHERE max_time < ?)",
-      arguments: [cutoff])
-    try db.execute(sql: "DELETE FROM connection_blocks WHERE max_time < ?", arguments: [cutoff])
-    let straddling = try Int64.fetchAll(
-      db, sql: "SELECT id FROM connection_blocks WHERE max_time >= ? AND min_time < ?", arguments: [cutoff, cutoff])
-    for block in straddling {
+    var removed = 0
+    let blocks = try Int64.fetchAll(db, sql: "SELECT id FROM connection_blocks WHERE min_time < ?", arguments: [cutoff])
+    for block in blocks {
       let entries = try connectionBlock(block, db)
       let kept = entries.filter { $0.timeMicros >= cutoff }
       removed += entries.count - kept.count
-      try rewriteConnectionBlock(block, entries: kept, db)
+      try rewriteConnectionBlock(block, old: entries, entries: kept, db)
     }
     return removed
   }
@@ -234,7 +271,7 @@ struct BloomProbe {
     if let handle {
       code = sqlite3_blob_reopen(handle, block)
     } else {
-      code = sqlite3_blob_open(db.sqliteConnection, "main", "connection_blocks", "client_bloom", block, 0, &handle)
+      code = sqlite3_blob_open(db.sqliteConnection, "main", "connection_block_data", "client_bloom", block, 0, &handle)
     }
     guard code == SQLITE_OK, let handle else {
       throw StoreError(

@@ -263,11 +263,18 @@ public struct TraceStore: Sendable {
             min_time INTEGER NOT NULL,
             max_time INTEGER NOT NULL,
             -- The highest slot ever given in the block (ids stay even when prune drops entries).
-            max_slot INTEGER NOT NULL,
-            data BLOB NOT NULL,
-            client_bloom BLOB NOT NULL
+            max_slot INTEGER NOT NULL
           );
           CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
+          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
+          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
+          -- the filter before the data, so that a filter line is read without walking the
+          -- data's overflow pages.
+          CREATE TABLE connection_block_data (
+            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
+            client_bloom BLOB NOT NULL,
+            data BLOB NOT NULL
+          );
           -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
           CREATE TABLE block_keys (
             kind INTEGER NOT NULL,
@@ -275,7 +282,6 @@ public struct TraceStore: Sendable {
             block_id INTEGER NOT NULL,
             PRIMARY KEY (kind, key, block_id)
           ) WITHOUT ROWID;
-          CREATE INDEX block_keys_by_block ON block_keys(block_id);
           """)
       try Self.convertLegacyConnections(db)
     }
