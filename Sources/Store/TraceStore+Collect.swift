@@ -134,9 +134,12 @@ extension TraceStore {
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
     let settings = correlation
-    return try dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: faultInjection, db)
+    let cache = stateCache
+    let (summary, state) = try dbWriter.write { db in
+      try Self.commit(batch, settings: settings, faultInjection: faultInjection, cache: cache, db)
     }
+    cache.record(state)
+    return summary
   }
 
   /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
@@ -144,20 +147,29 @@ extension TraceStore {
   @discardableResult
   public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
     let settings = correlation
-    return try await dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: nil, db)
+    let cache = stateCache
+    let (summary, state) = try await dbWriter.write { db in
+      try Self.commit(batch, settings: settings, faultInjection: nil, cache: cache, db)
     }
+    cache.record(state)
+    return summary
   }
 
   /// The body of a batch commit, inside the caller's transaction.
+  ///
+  /// Returns the summary and the correlator state it stored, for ``stateCache`` once the
+  /// transaction has committed.
   private static func commit(
     _ batch: CollectedBatch, settings: CorrelationSettings, faultInjection: (@Sendable () throws -> Void)?,
-    _ db: Database
-  ) throws -> CommitSummary {
+    cache: CorrelatorStateCache, _ db: Database
+  ) throws -> (CommitSummary, CorrelatorStateCache.Entry) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
       db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
-    let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
+    let state =
+      try stored.map { stored in
+        try cache.take(nodeID: nodeID, stored: stored) ?? CorrelatorState(encoded: [UInt8](stored))
+      } ?? CorrelatorState()
     var correlator = Correlator(node: batch.node, settings: settings, state: state)
 
     try db.execute(
@@ -193,15 +205,16 @@ extension TraceStore {
         preID: connection.preID, postID: connection.postID)
     }
     let ordered = newConnections.enumerated().sorted { ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset) }
-    try insertConnectionBlocks(ordered.map(\.element), nodeID: nodeID, batchID: batchID, db)
+    try insertConnectionBlocks(ordered.map { $0.element }, nodeID: nodeID, batchID: batchID, db)
     for change in output.redispatches {
       try applyRedispatch(change, nodeID: nodeID, db)
     }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
+    let encodedState = correlator.state.encoded()
     try db.execute(
       sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
-      arguments: [nodeID, Data(correlator.state.encoded())])
+      arguments: [nodeID, Data(encodedState)])
 
     try faultInjection?()
     try db.execute(
@@ -213,9 +226,10 @@ extension TraceStore {
         nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
         Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
       ])
-    return CommitSummary(
+    let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count, correlation: output.stats)
+    return (summary, CorrelatorStateCache.Entry(nodeID: nodeID, encoded: encodedState, state: correlator.state))
   }
 
   /// The id the next stored line gets: line ids run on from the `lines` table (lines stored
@@ -238,18 +252,34 @@ extension TraceStore {
       let index = Int(id - firstID)
       flags[index] = flags[index] & 0xF0 | result.rawValue
     }
-    let times = batch.lines.map(\.timeMicros.littleEndian)
-    let ends = batch.lineEnds.map(\.littleEndian)
-    try db.execute(
+    let times = batch.lines.map { $0.timeMicros.littleEndian }
+    let ends = batch.lineEnds.map { $0.littleEndian }
+    let insert = try db.cachedStatement(
       sql: """
         INSERT INTO line_blocks (first_id, node_id, batch_id, count, last_time, pending, times, flags, ends, raw)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-      arguments: [
-        firstID, nodeID, batchID, batch.lines.count, batch.lines.map(\.timeMicros).max(),
-        flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
-        times.withUnsafeBytes { Data($0) }, Data(flags), ends.withUnsafeBytes { Data($0) }, Data(batch.text),
-      ])
+        """)
+    insert.setUncheckedArguments([
+      firstID, nodeID, batchID, batch.lines.count, batch.lines.lazy.map { $0.timeMicros }.max(),
+      flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
+    ])
+    // The blobs are bound in place (SQLITE_STATIC): the batch text is megabytes, and each copy
+    // of it costs as much as SQLite's own write of it.
+    let handle = insert.sqliteStatement
+    defer { sqlite3_clear_bindings(handle) }
+    try times.withUnsafeBytes { times in
+      try flags.withUnsafeBytes { flags in
+        try ends.withUnsafeBytes { ends in
+          try batch.text.withUnsafeBytes { raw in
+            for (index, blob) in [(7, times), (8, flags), (9, ends), (10, raw)] {
+              // A zero-length blob, not NULL, for an empty buffer.
+              sqlite3_bind_blob(handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
+            }
+            try insert.execute()
+          }
+        }
+      }
+    }
   }
 
   /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or

@@ -48,7 +48,7 @@ extension TraceStore {
           VALUES (?, ?, ?, ?, ?, ?)
           """,
         arguments: [
-          nodeID, batchID, entries.count, entries.map(\.timeMicros).min(), entries.map(\.timeMicros).max(),
+          nodeID, batchID, entries.count, entries.lazy.map { $0.timeMicros }.min(), entries.lazy.map { $0.timeMicros }.max(),
           entries.count - 1,
         ])
       let id = db.lastInsertedRowID
@@ -124,7 +124,7 @@ extension TraceStore {
     }
     try db.execute(
       sql: "UPDATE connection_blocks SET count = ?, min_time = ?, max_time = ? WHERE id = ?",
-      arguments: [entries.count, entries.map(\.timeMicros).min(), entries.map(\.timeMicros).max(), id])
+      arguments: [entries.count, entries.lazy.map { $0.timeMicros }.min(), entries.lazy.map { $0.timeMicros }.max(), id])
     try db.execute(
       sql: "UPDATE connection_block_data SET client_bloom = ?, data = ? WHERE block_id = ?",
       arguments: [Data(ClientBloom(entries: entries).bytes), Data(ConnectionBlock.encode(entries)), id])

@@ -12,6 +12,8 @@ public struct TraceStore: Sendable {
   let dbWriter: any DatabaseWriter
   /// Correlation tunables used by ``commit(_:)``.
   public var correlation: CorrelationSettings
+  /// Each node's committed correlator state, decoded (shared by copies of this value).
+  let stateCache = CorrelatorStateCache()
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
