@@ -89,7 +89,14 @@ extension TraceStore {
       var inFlight = false
       while true {
         try Task.checkCancellation()
-        let chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+        let chunk: SourceChunk
+        do {
+          chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+        } catch {
+          // Keep what is committing (a failed pull is no reason to roll it back).
+          if inFlight, let (done, committed) = try await group.next() { account(done, committed) }
+          throw error
+        }
         summary.events += chunk.events
         if chunk.data.isEmpty, chunk.cursor == cursor {
           break
@@ -337,6 +344,9 @@ extension TraceStore {
   /// Deletes connections, lines, batches, snapshots and name rows older than `cutoffMicros`
   /// (µs since the epoch). Pending pre lines are kept; the newest snapshot is always kept, and
   /// name rows still valid at the cutoff are kept so later connections keep resolving.
+  ///
+  /// Connection blocks whose connections are all older go entirely; a block straddling the
+  /// cutoff is rewritten with only its newer connections, which keep their ids.
   ///
   /// - Throws: `DatabaseError`.
   @discardableResult

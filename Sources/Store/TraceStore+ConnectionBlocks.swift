@@ -101,6 +101,13 @@ extension TraceStore {
     var address: IPAddress
     var port: UInt16
 
+    /// One word for the hasher (a commit hashes four keys per connection).
+    func hash(into hasher: inout Hasher) {
+      hasher.combine(
+        (address.high &* 0x9E37_79B9_7F4A_7C15) ^ address.low
+          ^ (UInt64(port) << 8 | UInt64(kind.rawValue)) &* 0xC2B2_AE3D_27D4_EB4F)
+    }
+
     var bytes: Data {
       switch kind {
       case .client, .pod: address.blob

@@ -256,6 +256,11 @@ public struct TraceStore: Sendable {
           -- a connection is block id << 24 | slot (its position in the block); AUTOINCREMENT so
           -- that ids never come back after a prune (`trace --follow` polls with the last id).
           -- Rows of the v1 `connections` table are converted into blocks here.
+          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
+          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
+          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
+          -- (varints), client ports (u16), service/pod ports (varints), methods, pre line ids as
+          -- deltas and post line ids relative to their pre line: ≈ 15 bytes a connection.
           CREATE TABLE connection_blocks (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
