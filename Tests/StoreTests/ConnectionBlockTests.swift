@@ -331,4 +331,29 @@ struct ConnectionBlockTests {
     #expect(summary.connections == 0)
     #expect(try first.connections(matching: TraceQuery()).count == 1)
   }
+
+  @Test func aPullFailingWhileTheLastChunkCommitsKeepsThatChunk() async throws {
+    let store = try TraceStore.inMemory()
+    let source = FailingSecondPullSource()
+    await #expect(throws: CaptureError.self) {
+      try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero)
+    }
+    // The first chunk (committing while the second pull ran) is stored, with its cursor.
+    #expect(try storedSequence(store, node: "node-fail") == [1, 2, 3])
+    #expect(try store.cursor(node: HostID("node-fail"), source: "test:fail")?.offset == 18)
+  }
+}
+
+/// A source whose first pull returns three lines and whose second pull fails.
+private struct FailingSecondPullSource: CaptureSource {
+  let node = HostID("node-fail")
+  let sourceID = "test:fail"
+
+  func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    guard cursor == nil else { throw CaptureError(host: node, operation: "pull", message: "connection lost") }
+    let data = Array("seq 1\nseq 2\nseq 3\n".utf8)
+    return SourceChunk(
+      data: data, cursor: SourceCursor(inode: 1, fingerprint: [1], size: 100, offset: UInt64(data.count)),
+      isCaughtUp: false, transferredBytes: data.count, file: "/f", events: [])
+  }
 }
