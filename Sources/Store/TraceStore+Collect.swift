@@ -378,11 +378,3 @@ extension TraceStore {
     }
   }
 }
-
-extension IPAddress {
-  /// Calls `body` with the 16-byte network-order form (as ``blob``) in a stack buffer.
-  func withBlob<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { try body($0) }
-  }
-}
-
