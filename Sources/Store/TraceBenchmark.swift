@@ -10,15 +10,19 @@ public struct LatencyFigures: Sendable, Equatable, Codable {
   public var maxMillis: Double
   /// Average number of records a query returned.
   public var meanRows: Double
+  /// Average number of connection blocks a query decoded.
+  public var meanBlocksDecoded: Double
   /// `EXPLAIN QUERY PLAN` of the query, one step per entry.
   public var plan: [String]
-  /// The index the plan uses (nil if it scans).
+  /// How the query finds its candidate blocks (nil if it scans them all).
   public var index: String?
 }
 
 /// What ``TraceBenchmark/run(records:path:queries:overwrite:)`` measured.
 public struct BenchmarkFigures: Sendable, Equatable, Codable {
   public var records: Int
+  /// Connection blocks the records were stored in.
+  public var blocks: Int
   public var generateSeconds: Double
   public var indexSeconds: Double
   public var fileBytes: Int64
@@ -40,13 +44,14 @@ public struct BenchmarkFigures: Sendable, Equatable, Codable {
     func line(_ name: String, _ figures: LatencyFigures) -> String {
       "\(name): "
         + String(
-          format: "median %.3f ms, p99 %.3f ms, max %.3f ms over %d queries (%.1f rows avg)",
-          figures.medianMillis, figures.p99Millis, figures.maxMillis, figures.queries, figures.meanRows)
-        + ", index \(figures.index ?? "NONE (scan)")"
+          format: "median %.3f ms, p99 %.3f ms, max %.3f ms over %d queries (%.1f rows, %.1f blocks decoded avg)",
+          figures.medianMillis, figures.p99Millis, figures.maxMillis, figures.queries, figures.meanRows,
+          figures.meanBlocksDecoded)
+        + ", via \(figures.index ?? "NONE (scan)")"
     }
     return [
-      "store: \(records) connection records, \(fileBytes / 1_048_576) MiB",
-      String(format: "generate: %.1f s, build indexes: %.1f s", generateSeconds, indexSeconds),
+      "store: \(records) connection records in \(blocks) blocks, \(fileBytes / 1_048_576) MiB",
+      String(format: "generate: %.1f s, analyze: %.1f s", generateSeconds, indexSeconds),
       line("point lookup by client ip:port", clientLookup),
       line("service ip:port, last 10 minutes", serviceLookup),
       "goal: < \(Int(goalMillis)) ms each: \(meetsGoal ? "met" : "NOT met")",
@@ -61,12 +66,14 @@ public enum TraceBenchmark {
   /// client ip:port and `queries` lookups by service ip:port over the last 10 minutes, through
   /// ``TraceStore/connections(matching:)``.
   ///
-  /// - Parameter overwrite: remove an existing file at `path` first; otherwise an existing
-  ///   file is an error.
+  /// - Parameters:
+  ///   - overwrite: remove an existing file at `path` first; otherwise an existing file is an
+  ///     error.
+  ///   - blockSize: connections per node per block (a collect's batch).
   /// - Throws: ``StoreError`` when `path` exists and `overwrite` is false; `DatabaseError`.
-  public static func run(records: Int = 10_000_000, path: String, queries: Int = 200, overwrite: Bool = false) throws
-    -> BenchmarkFigures
-  {
+  public static func run(
+    records: Int = 10_000_000, path: String, queries: Int = 200, overwrite: Bool = false, blockSize: Int = 4096
+  ) throws -> BenchmarkFigures {
     let manager = FileManager.default
     if manager.fileExists(atPath: path) {
       guard overwrite else {
@@ -81,24 +88,21 @@ public enum TraceBenchmark {
     var clientSamples: [(IPAddress, UInt16)] = []
     var serviceSamples: [(IPAddress, UInt16)] = []
 
-    // Bulk generation: drop the secondary indexes, insert in one transaction, rebuild them.
+    // Bulk generation: connections in time order, spread over the nodes; each node's become a
+    // block every `blockSize` connections, as a collect's batches would.
     let generateStart = ContinuousClock.now
     try store.dbWriter.write { db in
-      for index in TraceStore.connectionIndexes { try db.execute(sql: "DROP INDEX IF EXISTS \(index.name)") }
       for node in 1...20 {
         try db.execute(sql: "INSERT OR IGNORE INTO nodes (id, name) VALUES (?, ?)", arguments: [node, "node\(node)"])
       }
     }
-    let batch = 500_000
+    var pending = [[StoredConnection]](repeating: [], count: 21)
+    let chunk = 500_000
     var produced = 0
     while produced < records {
-      let count = min(batch, records - produced)
+      let count = min(chunk, records - produced)
+      let last = produced + count == records
       try store.dbWriter.write { db in
-        let insert = try db.cachedStatement(
-          sql: """
-            INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
-              pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, 6, ?, ?, ?, ?, ?, ?, 1, NULL, NULL)
-            """)
         for i in produced..<(produced + count) {
           let time = end - span + Int64(i) * span / Int64(max(records, 1))
           let client = IPAddress(ipv4: 0x0AF4_0000 | UInt32(truncatingIfNeeded: random.next() & 0xFFFF))
@@ -108,26 +112,32 @@ public enum TraceBenchmark {
           let servicePort: UInt16 = serviceNumber % 3 == 0 ? 443 : 80
           let endpoints = 3 + serviceNumber % 8
           let pod = IPAddress(ipv4: 0x0A80_0000 | serviceNumber << 4 | UInt32(random.next() % UInt64(endpoints)))
-          insert.setUncheckedArguments([
-            time, Int64(1 + random.next() % 20), client.blob, Int(clientPort), service.blob, Int(servicePort),
-            pod.blob, 8080,
-          ])
-          try insert.execute()
+          let node = Int(1 + random.next() % 20)
+          pending[node].append(
+            StoredConnection(
+              slot: 0, timeMicros: time, proto: 6, client: client, clientPort: clientPort, service: service,
+              servicePort: servicePort, pod: pod, podPort: 8080, method: MatchMethod.exactID.rawValue, preID: nil,
+              postID: nil))
+          if pending[node].count >= blockSize {
+            try TraceStore.insertConnectionBlocks(pending[node], nodeID: Int64(node), batchID: 0, db)
+            pending[node].removeAll(keepingCapacity: true)
+          }
           if i % max(1, records / queries) == 0 { clientSamples.append((client, clientPort)) }
           if serviceSamples.count < queries, i % 7 == 0 { serviceSamples.append((service, servicePort)) }
+        }
+        if last {
+          for node in pending.indices where !pending[node].isEmpty {
+            try TraceStore.insertConnectionBlocks(pending[node], nodeID: Int64(node), batchID: 0, db)
+          }
         }
       }
       produced += count
     }
     let generateSeconds = seconds(ContinuousClock.now - generateStart)
     let indexStart = ContinuousClock.now
-    try store.dbWriter.write { db in
-      for index in TraceStore.connectionIndexes {
-        try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(index.name) ON connections(\(index.columns))")
-      }
-      try db.execute(sql: "ANALYZE")
-    }
+    try store.dbWriter.write { db in try db.execute(sql: "ANALYZE") }
     let indexSeconds = seconds(ContinuousClock.now - indexStart)
+    let blocks = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") ?? 0 }
 
     let client = try measure(store, clientSamples.prefix(queries).map { TraceQuery(client: $0.0, clientPort: $0.1) })
     let since = end - 10 * 60 * 1_000_000
@@ -136,7 +146,7 @@ public enum TraceBenchmark {
     try store.dbWriter.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     let size = (try? manager.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
     return BenchmarkFigures(
-      records: records, generateSeconds: generateSeconds, indexSeconds: indexSeconds, fileBytes: size,
+      records: records, blocks: blocks, generateSeconds: generateSeconds, indexSeconds: indexSeconds, fileBytes: size,
       clientLookup: client, serviceLookup: service, goalMillis: 20)
   }
 
@@ -152,23 +162,27 @@ public enum TraceBenchmark {
     func percentile(_ p: Double) -> Double {
       durations.isEmpty ? 0 : durations[min(durations.count - 1, Int((Double(durations.count) * p).rounded(.up)) - 1)]
     }
-    let plan: [String] =
-      try queries.first.map { query in
-        try store.dbWriter.read { db -> [String] in
-          let (sql, arguments) = try TraceStore.selectSQL(for: query, db)
-          return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { row -> String in
+    var decoded = 0
+    var plan: [String] = []
+    var access: String?
+    try store.dbWriter.read { db in
+      for (number, query) in queries.enumerated() {
+        var scan = try BlockScan(query, db)
+        _ = try scan.run(db)
+        decoded += scan.decoded
+        if number == 0 {
+          access = scan.access
+          plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + scan.sql, arguments: scan.arguments).map { row in
             row["detail"]
           }
         }
-      } ?? []
-    let index = plan.compactMap { step -> String? in
-      guard let range = step.range(of: "USING INDEX ") ?? step.range(of: "USING COVERING INDEX ") else { return nil }
-      return String(step[range.upperBound...].prefix { $0 != " " })
-    }.first(where: { $0.hasPrefix("connections_by") })
+      }
+    }
+    let count = Double(max(queries.count, 1))
     return LatencyFigures(
       queries: durations.count, medianMillis: percentile(0.5), p99Millis: percentile(0.99),
-      maxMillis: durations.last ?? 0, meanRows: queries.isEmpty ? 0 : Double(rows) / Double(queries.count),
-      plan: plan, index: index)
+      maxMillis: durations.last ?? 0, meanRows: Double(rows) / count, meanBlocksDecoded: Double(decoded) / count,
+      plan: plan, index: access)
   }
 
   private static func seconds(_ duration: Duration) -> Double {

@@ -73,36 +73,58 @@ extension TraceStore {
     }
     var parser = makeParser()
     var idlePulls = 0
-    while true {
-      try Task.checkCancellation()
-      let chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
-      summary.events += chunk.events
-      if chunk.data.isEmpty, chunk.cursor == cursor {
-        break
+    // One commit runs while the next chunk is pulled and parsed (the database works on its own
+    // queue); the next commit starts only when it is done, so batches commit in order and the
+    // stored cursor never passes uncommitted data.
+    return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary).self) { group in
+      func account(_ batch: CollectedBatch, _ committed: CommitSummary) {
+        summary.batches += 1
+        summary.bytes += batch.byteCount
+        summary.transferredBytes += batch.transferredBytes
+        summary.lines += batch.lineCount
+        summary.skipped += batch.skippedCount
+        summary.connections += committed.connections
+        progress?(summary)
       }
-      // A source that keeps moving without data or restarts twice is confused: stop rather
-      // than loop (the committed cursor stays valid).
-      idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
-      let restarts = summary.events.filter { $0 == .cursorFileLost }.count
-      guard idlePulls < 64, restarts < 2 else {
-        throw CaptureError(
-          host: source.node, operation: "collect \(source.sourceID)",
-          message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+      var inFlight = false
+      while true {
+        try Task.checkCancellation()
+        let chunk: SourceChunk
+        do {
+          chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+        } catch {
+          // Keep what is committing (a failed pull is no reason to roll it back).
+          if inFlight, let (done, committed) = try await group.next() { account(done, committed) }
+          throw error
+        }
+        summary.events += chunk.events
+        if chunk.data.isEmpty, chunk.cursor == cursor {
+          break
+        }
+        // A source that keeps moving without data or restarts twice is confused: stop rather
+        // than loop (the committed cursor stays valid).
+        idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
+        let restarts = summary.events.filter { $0 == .cursorFileLost }.count
+        guard idlePulls < 64, restarts < 2 else {
+          throw CaptureError(
+            host: source.node, operation: "collect \(source.sourceID)",
+            message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+        }
+        let batch = CollectedBatch(
+          chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
+        if inFlight, let (done, committed) = try await group.next() {
+          account(done, committed)
+        }
+        group.addTask { (batch, try await self.commit(batch)) }
+        inFlight = true
+        cursor = batch.cursor
+        if chunk.isCaughtUp { break }
       }
-      let batch = CollectedBatch(
-        chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-      let committed = try await commit(batch)
-      summary.batches += 1
-      summary.bytes += batch.byteCount
-      summary.transferredBytes += batch.transferredBytes
-      summary.lines += batch.lineCount
-      summary.skipped += batch.skippedCount
-      summary.connections += committed.connections
-      cursor = batch.cursor
-      progress?(summary)
-      if chunk.isCaughtUp { break }
+      while let (done, committed) = try await group.next() {
+        account(done, committed)
+      }
+      return summary
     }
-    return summary
   }
 
   /// Commits one batch atomically: its lines, the connections they complete (with the node's
@@ -119,9 +141,12 @@ extension TraceStore {
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
     let settings = correlation
-    return try dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: faultInjection, db)
+    let cache = stateCache
+    let (summary, state) = try dbWriter.write { db in
+      try Self.commit(batch, settings: settings, faultInjection: faultInjection, cache: cache, db)
     }
+    cache.record(state)
+    return summary
   }
 
   /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
@@ -129,20 +154,29 @@ extension TraceStore {
   @discardableResult
   public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
     let settings = correlation
-    return try await dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: nil, db)
+    let cache = stateCache
+    let (summary, state) = try await dbWriter.write { db in
+      try Self.commit(batch, settings: settings, faultInjection: nil, cache: cache, db)
     }
+    cache.record(state)
+    return summary
   }
 
   /// The body of a batch commit, inside the caller's transaction.
+  ///
+  /// Returns the summary and the correlator state it stored, for ``stateCache`` once the
+  /// transaction has committed.
   private static func commit(
     _ batch: CollectedBatch, settings: CorrelationSettings, faultInjection: (@Sendable () throws -> Void)?,
-    _ db: Database
-  ) throws -> CommitSummary {
+    cache: CorrelatorStateCache, _ db: Database
+  ) throws -> (CommitSummary, CorrelatorStateCache.Entry) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
       db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
-    let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
+    let state =
+      try stored.map { stored in
+        try cache.take(nodeID: nodeID, stored: stored) ?? CorrelatorState(encoded: [UInt8](stored))
+      } ?? CorrelatorState()
     var correlator = Correlator(node: batch.node, settings: settings, state: state)
 
     try db.execute(
@@ -168,53 +202,26 @@ extension TraceStore {
     // Earlier batches' pending lines decided now.
     try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
 
-    let insertConnection = try db.cachedStatement(
-      sql: """
-        INSERT INTO connections (time, node_id, proto, client_ip, client_port, service_ip, service_port,
-          pod_ip, pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """)
-    insertConnection.setUncheckedArguments(StatementArguments())
-    let connectionHandle = insertConnection.sqliteStatement
-    defer { sqlite3_clear_bindings(connectionHandle) }
-    for connection in output.connections {
-      sqlite3_reset(connectionHandle)
-      sqlite3_bind_int64(connectionHandle, 1, connection.timeMicros)
-      sqlite3_bind_int64(connectionHandle, 2, nodeID)
-      sqlite3_bind_int64(connectionHandle, 3, Int64(connection.proto))
-      sqlite3_bind_int64(connectionHandle, 5, Int64(connection.clientPort))
-      sqlite3_bind_int64(connectionHandle, 7, Int64(connection.servicePort))
-      sqlite3_bind_int64(connectionHandle, 9, Int64(connection.podPort))
-      sqlite3_bind_int64(connectionHandle, 10, Int64(connection.method.rawValue))
-      sqlite3_bind_int64(connectionHandle, 11, connection.preID)
-      sqlite3_bind_int64(connectionHandle, 12, connection.postID)
-      try connection.client.withBlob { client in
-        try connection.service.withBlob { service in
-          try connection.pod.withBlob { pod in
-            sqlite3_bind_blob(connectionHandle, 4, client.baseAddress, 16, nil)
-            sqlite3_bind_blob(connectionHandle, 6, service.baseAddress, 16, nil)
-            sqlite3_bind_blob(connectionHandle, 8, pod.baseAddress, 16, nil)
-            try insertConnection.execute()
-          }
-        }
-      }
+    // The batch's connections become one block (ids in time order), and connections of earlier
+    // batches whose retransmitted first packet was DNATed again are rewritten in their blocks.
+    let newConnections = output.connections.map { connection in
+      StoredConnection(
+        slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
+        clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
+        pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
+        preID: connection.preID, postID: connection.postID)
     }
-    // Connections of earlier batches whose retransmitted first packet was DNATed again.
-    let redispatch = try db.cachedStatement(
-      sql: """
-        UPDATE connections SET pod_ip = ?, pod_port = ?, post_line_id = ?, method = ?
-        WHERE client_ip = ? AND client_port = ? AND pre_line_id = ?
-        """)
+    let ordered = newConnections.enumerated().sorted { ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset) }
+    try insertConnectionBlocks(ordered.map { $0.element }, nodeID: nodeID, batchID: batchID, db)
     for change in output.redispatches {
-      try redispatch.execute(arguments: [
-        change.pod.blob, Int64(change.podPort), change.postID, Int64(MatchMethod.reDNAT.rawValue),
-        change.client.blob, Int64(change.clientPort), change.preID,
-      ])
+      try applyRedispatch(change, nodeID: nodeID, db)
     }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
+    let encodedState = correlator.state.encoded()
     try db.execute(
       sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
-      arguments: [nodeID, Data(correlator.state.encoded())])
+      arguments: [nodeID, Data(encodedState)])
 
     try faultInjection?()
     try db.execute(
@@ -226,9 +233,10 @@ extension TraceStore {
         nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
         Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
       ])
-    return CommitSummary(
+    let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count, correlation: output.stats)
+    return (summary, CorrelatorStateCache.Entry(nodeID: nodeID, encoded: encodedState, state: correlator.state))
   }
 
   /// The id the next stored line gets: line ids run on from the `lines` table (lines stored
@@ -251,18 +259,34 @@ extension TraceStore {
       let index = Int(id - firstID)
       flags[index] = flags[index] & 0xF0 | result.rawValue
     }
-    let times = batch.lines.map(\.timeMicros.littleEndian)
-    let ends = batch.lineEnds.map(\.littleEndian)
-    try db.execute(
+    let times = batch.lines.map { $0.timeMicros.littleEndian }
+    let ends = batch.lineEnds.map { $0.littleEndian }
+    let insert = try db.cachedStatement(
       sql: """
         INSERT INTO line_blocks (first_id, node_id, batch_id, count, last_time, pending, times, flags, ends, raw)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-      arguments: [
-        firstID, nodeID, batchID, batch.lines.count, batch.lines.map(\.timeMicros).max(),
-        flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
-        times.withUnsafeBytes { Data($0) }, Data(flags), ends.withUnsafeBytes { Data($0) }, Data(batch.text),
-      ])
+        """)
+    insert.setUncheckedArguments([
+      firstID, nodeID, batchID, batch.lines.count, batch.lines.lazy.map { $0.timeMicros }.max(),
+      flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
+    ])
+    // The blobs are bound in place (SQLITE_STATIC): the batch text is megabytes, and each copy
+    // of it costs as much as SQLite's own write of it.
+    let handle = insert.sqliteStatement
+    defer { sqlite3_clear_bindings(handle) }
+    try times.withUnsafeBytes { times in
+      try flags.withUnsafeBytes { flags in
+        try ends.withUnsafeBytes { ends in
+          try batch.text.withUnsafeBytes { raw in
+            for (index, blob) in [(7, times), (8, flags), (9, ends), (10, raw)] {
+              // A zero-length blob, not NULL, for an empty buffer.
+              sqlite3_bind_blob(handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
+            }
+            try insert.execute()
+          }
+        }
+      }
+    }
   }
 
   /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or
@@ -321,13 +345,15 @@ extension TraceStore {
   /// (µs since the epoch). Pending pre lines are kept; the newest snapshot is always kept, and
   /// name rows still valid at the cutoff are kept so later connections keep resolving.
   ///
+  /// Connection blocks whose connections are all older go entirely; a block straddling the
+  /// cutoff is rewritten with only its newer connections, which keep their ids.
+  ///
   /// - Throws: `DatabaseError`.
   @discardableResult
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     try dbWriter.write { db in
       var summary = PruneSummary()
-      try db.execute(sql: "DELETE FROM connections WHERE time < ?", arguments: [cutoffMicros])
-      summary.connections = db.changesCount
+      summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
       try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
       summary.lines = db.changesCount
       // A block goes as a whole once all its lines are old and none is still pending.
@@ -352,11 +378,3 @@ extension TraceStore {
     }
   }
 }
-
-extension IPAddress {
-  /// Calls `body` with the 16-byte network-order form (as ``blob``) in a stack buffer.
-  func withBlob<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-    try withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { try body($0) }
-  }
-}
-

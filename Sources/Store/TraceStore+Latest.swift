@@ -5,6 +5,8 @@ extension TraceStore {
   /// starts (``TraceQuery/afterID``).
   /// - Throws: `DatabaseError`.
   public func latestConnectionID() throws -> Int64? {
-    try dbWriter.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM connections") }
+    try dbWriter.read { db in
+      try Int64.fetchOne(db, sql: "SELECT id << 24 | max_slot FROM connection_blocks ORDER BY id DESC LIMIT 1")
+    }
   }
 }

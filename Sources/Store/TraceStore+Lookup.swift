@@ -10,109 +10,12 @@ extension TraceStore {
   ///   `DatabaseError`.
   public func connections(matching query: TraceQuery) throws -> [ConnectionRecord] {
     try dbWriter.read { db in
-      let (sql, arguments) = try Self.selectSQL(for: query, db)
+      var scan = try BlockScan(query, db)
       var resolver = NameResolver()
-      let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-      var records: [ConnectionRecord] = []
-      while let row = try rows.next() {
-        var record = try Self.record(from: row)
-        try resolver.resolve(&record, db)
-        records.append(record)
-      }
+      var records = try scan.run(db)
+      for index in records.indices { try resolver.resolve(&records[index], db) }
       return records
     }
-  }
-
-  /// The SELECT that serves `query` (also shown by the benchmark's EXPLAIN QUERY PLAN).
-  static func selectSQL(for query: TraceQuery, _ db: Database) throws -> (String, StatementArguments) {
-    var conditions: [String] = []
-    var arguments: [any DatabaseValueConvertible] = []
-    if let client = query.client {
-      conditions.append("c.client_ip = ?")
-      arguments.append(client.blob)
-    }
-    if let port = query.clientPort {
-      conditions.append("c.client_port = ?")
-      arguments.append(Int(port))
-    }
-    if let service = query.service {
-      conditions.append("c.service_ip = ?")
-      arguments.append(service.blob)
-    }
-    if let port = query.servicePort {
-      conditions.append("c.service_port = ?")
-      arguments.append(Int(port))
-    }
-    if let name = query.serviceName {
-      let (namespace, plain) = try Self.splitName(name, what: "Service")
-      let rows = try Row.fetchAll(
-        db, sql: "SELECT DISTINCT ip, port FROM service_names WHERE namespace = ? AND name = ?",
-        arguments: [namespace, plain])
-      guard !rows.isEmpty else {
-        throw StoreError(operation: "look up Service \(name)", message: "no cluster snapshot knows this Service")
-      }
-      var alternatives: [String] = []
-      for row in rows {
-        let ip: Data = row[0]
-        let port: Int = row[1]
-        if ip == IPAddress.any.blob {
-          alternatives.append("c.service_port = ?")
-          arguments.append(port)
-        } else {
-          alternatives.append("(c.service_ip = ? AND c.service_port = ?)")
-          arguments.append(ip)
-          arguments.append(port)
-        }
-      }
-      conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
-    }
-    if let pod = query.pod {
-      conditions.append("c.pod_ip = ?")
-      arguments.append(pod.blob)
-    }
-    if let name = query.podName {
-      let (namespace, plain) = try Self.splitName(name, what: "pod")
-      let ips = try Data.fetchAll(
-        db,
-        sql: """
-          SELECT ip FROM pod_names WHERE namespace = ? AND name = ?
-          UNION SELECT ip FROM endpoint_names WHERE pod_namespace = ? AND pod_name = ?
-          """, arguments: [namespace, plain, namespace, plain])
-      guard !ips.isEmpty else {
-        throw StoreError(operation: "look up pod \(name)", message: "no cluster snapshot knows this pod")
-      }
-      conditions.append("c.pod_ip IN (" + ips.map { _ in "?" }.joined(separator: ", ") + ")")
-      arguments += ips as [any DatabaseValueConvertible]
-    }
-    if let node = query.node {
-      conditions.append("c.node_id = (SELECT id FROM nodes WHERE name = ?)")
-      arguments.append(node.name)
-    }
-    if let proto = query.proto {
-      conditions.append("c.proto = ?")
-      arguments.append(Int(proto))
-    }
-    if let since = query.sinceMicros {
-      conditions.append("c.time >= ?")
-      arguments.append(since)
-    }
-    if let after = query.afterID {
-      conditions.append("c.id > ?")
-      arguments.append(after)
-    }
-    if let until = query.untilMicros {
-      conditions.append("c.time < ?")
-      arguments.append(until)
-    }
-    var sql = """
-      SELECT c.id, c.time, n.name, c.proto, c.client_ip, c.client_port, c.service_ip, c.service_port,
-        c.pod_ip, c.pod_port, c.method, c.pre_line_id, c.post_line_id
-      FROM connections c JOIN nodes n ON n.id = c.node_id
-      """
-    if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
-    sql += " ORDER BY c.time, c.id"
-    if let limit = query.limit { sql += " LIMIT \(max(0, limit))" }
-    return (sql, StatementArguments(arguments))
   }
 
   /// The raw log lines behind a connection (`trace --explain`): its pre-DNAT and post-DNAT line.
@@ -215,23 +118,6 @@ extension TraceStore {
       throw StoreError(operation: "look up \(what) '\(text)'", message: "expected NAMESPACE/NAME")
     }
     return (String(parts[0]), String(parts[1]))
-  }
-
-  static func record(from row: Row) throws -> ConnectionRecord {
-    func address(_ index: Int) throws -> IPAddress {
-      let data: Data = row[index]
-      guard let address = IPAddress(blob: data) else {
-        throw StoreError(operation: "read connection \(row[0] as Int64)", message: "malformed address column")
-      }
-      return address
-    }
-    let method: Int = row[10]
-    let node: String = row[2]
-    return ConnectionRecord(
-      id: row[0], timeMicros: row[1], node: HostID(node), proto: row[3], client: try address(4),
-      clientPort: row[5], service: try address(6), servicePort: row[7], pod: try address(8), podPort: row[9],
-      method: MatchMethod(rawValue: UInt8(clamping: method)) ?? .sourcePortWindow, preLineID: row[11],
-      postLineID: row[12], serviceName: nil, podName: nil, podNode: nil, podServices: [])
   }
 }
 

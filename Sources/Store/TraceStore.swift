@@ -12,6 +12,8 @@ public struct TraceStore: Sendable {
   let dbWriter: any DatabaseWriter
   /// Correlation tunables used by ``commit(_:)``.
   public var correlation: CorrelationSettings
+  /// Each node's committed correlator state, decoded (shared by copies of this value).
+  let stateCache = CorrelatorStateCache()
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
@@ -71,8 +73,7 @@ public struct TraceStore: Sendable {
 
   // MARK: Schema
 
-  /// Secondary indexes of `connections`, one per lookup path (also used by the benchmark to
-  /// drop and rebuild them around bulk generation).
+  /// Secondary indexes of the v1 `connections` table (converted to blocks and dropped by v3).
   static let connectionIndexes: [(name: String, columns: String)] = [
     ("connections_by_client", "client_ip, client_port, time"),
     ("connections_by_service", "service_ip, service_port, time"),
@@ -243,6 +244,53 @@ public struct TraceStore: Sendable {
           );
           CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
           """)
+    }
+    migrator.registerMigration("v3-connection-blocks") { db in
+      try db.execute(
+        sql: """
+          -- From v3 on, a batch's connections are stored as one block (a row per batch and node,
+          -- not per connection): the columns of its connections encoded together in `data` (see
+          -- ConnectionBlock.swift for the layout), a Bloom filter over their (client ip, client
+          -- port) pairs in `client_bloom` (ClientBloom.swift), and one `block_keys` row per
+          -- distinct client, service address:port, service port and pod of the block. The id of
+          -- a connection is block id << 24 | slot (its position in the block); AUTOINCREMENT so
+          -- that ids never come back after a prune (`trace --follow` polls with the last id).
+          -- Rows of the v1 `connections` table are converted into blocks here.
+          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
+          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
+          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
+          -- (varints), client ports (u16), service/pod ports (varints), methods, pre line ids as
+          -- deltas and post line ids relative to their pre line: ≈ 15 bytes a connection.
+          CREATE TABLE connection_blocks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- Oldest and newest connection time (µs, corrected clock).
+            min_time INTEGER NOT NULL,
+            max_time INTEGER NOT NULL,
+            -- The highest slot ever given in the block (ids stay even when prune drops entries).
+            max_slot INTEGER NOT NULL
+          );
+          CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
+          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
+          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
+          -- the filter before the data, so that a filter line is read without walking the
+          -- data's overflow pages.
+          CREATE TABLE connection_block_data (
+            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
+            client_bloom BLOB NOT NULL,
+            data BLOB NOT NULL
+          );
+          -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
+          CREATE TABLE block_keys (
+            kind INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            block_id INTEGER NOT NULL,
+            PRIMARY KEY (kind, key, block_id)
+          ) WITHOUT ROWID;
+          """)
+      try Self.convertLegacyConnections(db)
     }
     return migrator
   }

@@ -38,13 +38,13 @@ struct StoreTests {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks"])
+    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks"])
     let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks"])
+    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
@@ -414,12 +414,13 @@ struct StoreTests {
     let figures = try TraceBenchmark.run(records: 50_000, path: directory.file("bench.sqlite"), queries: 40)
     #expect(figures.records == 50_000)
     #expect(figures.clientLookup.queries == 40 && figures.serviceLookup.queries == 40)
-    #expect(figures.clientLookup.index == "connections_by_client")
-    #expect(figures.serviceLookup.index == "connections_by_service")
+    #expect(figures.clientLookup.index == "block_keys(client) + client_bloom")
+    #expect(figures.serviceLookup.index == "block_keys(service)")
+    #expect(figures.blocks >= 50_000 / 4096, "each node's connections in blocks")
     #expect(figures.clientLookup.meanRows >= 1, "sampled clients are found")
     #expect(figures.report().contains("point lookup by client ip:port"))
     let count = try TraceStore(path: directory.file("bench.sqlite")).dbWriter.read { db in
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connections")
+      try Int.fetchOne(db, sql: "SELECT SUM(count) FROM connection_blocks")
     }
     #expect(count == 50_000)
     #expect(throws: StoreError.self) { try TraceBenchmark.run(records: 10, path: directory.file("bench.sqlite")) }

@@ -167,6 +167,13 @@ struct CorrelationKey: Hashable {
   var proto: UInt8
   var source: IPAddress
   var sourcePort: UInt16
+
+  /// One 64-bit value fed to the hasher instead of four (the correlator hashes keys several
+  /// times per line; equality still compares every field).
+  func hash(into hasher: inout Hasher) {
+    hasher.combine(
+      (source.high &* 0x9E37_79B9_7F4A_7C15) ^ source.low ^ (UInt64(sourcePort) << 8 | UInt64(proto)) &* 0xC2B2_AE3D_27D4_EB4F)
+  }
 }
 
 /// Joins pre-DNAT and post-DNAT lines of one node into connections, incrementally.

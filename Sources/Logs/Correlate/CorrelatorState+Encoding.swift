@@ -11,6 +11,7 @@ extension CorrelatorState {
   /// Serializes the state (little-endian fields, version byte first).
   public func encoded() -> [UInt8] {
     var writer = ByteWriter()
+    writer.bytes.reserveCapacity(16 + pending.count * 96 + recent.count * 88)
     writer.u8(Self.version)
     writer.i64(watermarkMicros)
     writer.u32(UInt32(pending.count))
