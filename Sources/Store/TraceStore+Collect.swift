@@ -73,17 +73,24 @@ extension TraceStore {
     }
     var parser = makeParser()
     var idlePulls = 0
-    // One commit runs while the next chunk is pulled and parsed (the database works on its own
-    // queue); the next commit starts only when it is done, so batches commit in order and the
-    // stored cursor never passes uncommitted data.
-    return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary).self) { group in
-      func account(_ batch: CollectedBatch, _ committed: CommitSummary) {
+    // Each batch is correlated here, right after it is parsed, against the state the node's
+    // previous batch left (see CorrelatedBatch): the database writer, shared by every node, only
+    // writes. One commit runs while the next chunk is pulled, parsed and correlated; the next
+    // commit starts only when it is done, so batches commit in order and the stored cursor never
+    // passes uncommitted data.
+    var (base, floor) = try await correlationBase(node: source.node)
+    var correlateAhead = true
+    return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
+      func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
         summary.batches += 1
         summary.bytes += batch.byteCount
         summary.transferredBytes += batch.transferredBytes
         summary.lines += batch.lineCount
         summary.skipped += batch.skippedCount
         summary.connections += committed.connections
+        // The store changed under this collect (another writer): correlate in the transaction
+        // from now on, against what is stored.
+        if reCorrelated { correlateAhead = false }
         progress?(summary)
       }
       var inFlight = false
@@ -94,7 +101,9 @@ extension TraceStore {
           chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
         } catch {
           // Keep what is committing (a failed pull is no reason to roll it back).
-          if inFlight, let (done, committed) = try await group.next() { account(done, committed) }
+          if inFlight, let (done, committed, again) = try await group.next() {
+            account(done, committed, reCorrelated: again)
+          }
           throw error
         }
         summary.events += chunk.events
@@ -112,18 +121,59 @@ extension TraceStore {
         }
         let batch = CollectedBatch(
           chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-        if inFlight, let (done, committed) = try await group.next() {
-          account(done, committed)
+        let correlated = correlateAhead ? self.correlateAhead(batch, base: &base, floor: floor) : nil
+        if inFlight, let (done, committed, again) = try await group.next() {
+          account(done, committed, reCorrelated: again)
         }
-        group.addTask { (batch, try await self.commit(batch)) }
+        group.addTask {
+          let (committed, again) = try await self.commit(batch, ahead: correlated)
+          return (batch, committed, again)
+        }
         inFlight = true
         cursor = batch.cursor
         if chunk.isCaughtUp { break }
       }
-      while let (done, committed) = try await group.next() {
-        account(done, committed)
+      while let (done, committed, again) = try await group.next() {
+        account(done, committed, reCorrelated: again)
       }
       return summary
+    }
+  }
+
+  /// The node's stored correlator state and the store's next free line id: where a collect
+  /// starts correlating ahead.
+  func correlationBase(node: HostID) async throws -> (CorrelationBase, Int64) {
+    try await dbWriter.read { db in
+      let stored = try Data.fetchOne(
+        db,
+        sql: "SELECT s.state FROM correlation_state s JOIN nodes n ON n.id = s.node_id WHERE n.name = ?",
+        arguments: [node.name]
+      ).map { [UInt8]($0) }
+      let state = try stored.map { try CorrelatorState(encoded: $0) } ?? CorrelatorState()
+      return (CorrelationBase(encoded: stored, state: state), try Self.nextLineID(db))
+    }
+  }
+
+  /// Correlates `batch` against `base` with line ids reserved above `floor`, and moves `base`
+  /// on to the state after it (no database access).
+  func correlateAhead(_ batch: CollectedBatch, base: inout CorrelationBase, floor: Int64) -> CorrelatedBatch {
+    let firstID = lineIDs.reserve(batch.lines.count, floor: floor)
+    // Moved, not copied, into the correlator: the state's tables are updated in place.
+    var state = CorrelatorState()
+    swap(&state, &base.state)
+    var correlator = Correlator(node: batch.node, settings: correlation, state: state)
+    let output = correlator.correlate(Self.observations(of: batch, firstID: firstID))
+    let encoded = correlator.state.encoded()
+    let correlated = CorrelatedBatch(
+      batch: batch, base: base.encoded, firstID: firstID, output: output, encodedState: encoded)
+    base = CorrelationBase(encoded: encoded, state: correlator.state)
+    return correlated
+  }
+
+  /// The observations of `batch`'s lines, numbered from `firstID`.
+  static func observations(of batch: CollectedBatch, firstID: Int64) -> [Observation] {
+    batch.lines.enumerated().map { index, line in
+      Observation(id: firstID + Int64(index), line: line, clockOffsetMicros: batch.clock.offsetMicros)
     }
   }
 
@@ -140,12 +190,12 @@ extension TraceStore {
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let settings = correlation
-    let cache = stateCache
-    let (summary, state) = try dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: faultInjection, cache: cache, db)
+    let (settings, cache, lineIDs) = (correlation, stateCache, lineIDs)
+    let (summary, state, _) = try dbWriter.write { db in
+      try Self.commit(
+        batch, ahead: nil, settings: settings, faultInjection: faultInjection, cache: cache, lineIDs: lineIDs, db)
     }
-    cache.record(state)
+    if let state { cache.record(state) }
     return summary
   }
 
@@ -153,31 +203,56 @@ extension TraceStore {
   /// database's own queue (what ``collect(from:makeParser:clock:maxBytes:)`` uses).
   @discardableResult
   public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
-    let settings = correlation
-    let cache = stateCache
-    let (summary, state) = try await dbWriter.write { db in
-      try Self.commit(batch, settings: settings, faultInjection: nil, cache: cache, db)
+    try await commit(batch, ahead: nil).summary
+  }
+
+  /// ``commit(_:)`` of a batch maybe correlated ahead; `reCorrelated` tells that the stored
+  /// state or line ids had moved on, so the batch was correlated again in the transaction.
+  func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?) async throws -> (
+    summary: CommitSummary, reCorrelated: Bool
+  ) {
+    let (settings, cache, lineIDs) = (correlation, stateCache, lineIDs)
+    let (summary, state, reCorrelated) = try await dbWriter.write { db in
+      try Self.commit(batch, ahead: ahead, settings: settings, faultInjection: nil, cache: cache, lineIDs: lineIDs, db)
     }
-    cache.record(state)
-    return summary
+    if let state { cache.record(state) }
+    return (summary, ahead != nil && reCorrelated)
   }
 
   /// The body of a batch commit, inside the caller's transaction.
   ///
-  /// Returns the summary and the correlator state it stored, for ``stateCache`` once the
-  /// transaction has committed.
+  /// Uses `ahead`'s correlation when the stored state is the one it started from and its line
+  /// ids are free; otherwise correlates here. Returns the summary, the correlator state stored
+  /// when it was computed here (for ``stateCache`` once the transaction has committed), and
+  /// whether it was.
   private static func commit(
-    _ batch: CollectedBatch, settings: CorrelationSettings, faultInjection: (@Sendable () throws -> Void)?,
-    cache: CorrelatorStateCache, _ db: Database
-  ) throws -> (CommitSummary, CorrelatorStateCache.Entry) {
+    _ batch: CollectedBatch, ahead: CorrelatedBatch?, settings: CorrelationSettings,
+    faultInjection: (@Sendable () throws -> Void)?, cache: CorrelatorStateCache, lineIDs: LineIDAllocator,
+    _ db: Database
+  ) throws -> (CommitSummary, CorrelatorStateCache.Entry?, Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
       db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
-    let state =
-      try stored.map { stored in
-        try cache.take(nodeID: nodeID, stored: stored) ?? CorrelatorState(encoded: [UInt8](stored))
-      } ?? CorrelatorState()
-    var correlator = Correlator(node: batch.node, settings: settings, state: state)
+    let firstID: Int64
+    let output: Correlator.Output
+    let encodedState: [UInt8]
+    var computed: CorrelatorStateCache.Entry?
+    if let ahead, Self.same(stored, ahead.base),
+      try lineRangeIsFree(from: ahead.firstID, count: batch.lines.count, db)
+    {
+      (firstID, output, encodedState) = (ahead.firstID, ahead.output, ahead.encodedState)
+    } else {
+      let state =
+        try stored.map { stored in
+          try cache.take(nodeID: nodeID, stored: stored) ?? CorrelatorState(encoded: [UInt8](stored))
+        } ?? CorrelatorState()
+      var correlator = Correlator(node: batch.node, settings: settings, state: state)
+      // Above every stored line and every range reserved for a batch correlated ahead.
+      firstID = lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
+      output = correlator.correlate(observations(of: batch, firstID: firstID))
+      encodedState = correlator.state.encoded()
+      computed = CorrelatorStateCache.Entry(nodeID: nodeID, encoded: encodedState, state: correlator.state)
+    }
 
     try db.execute(
       sql: """
@@ -192,12 +267,6 @@ extension TraceStore {
       ])
     let batchID = db.lastInsertedRowID
 
-    // Line ids are assigned here (the write lock is held) so the correlator can name them.
-    let firstID = try Self.nextLineID(db)
-    let observations = batch.lines.enumerated().map { index, line in
-      Observation(id: firstID + Int64(index), line: line, clockOffsetMicros: batch.clock.offsetMicros)
-    }
-    let output = correlator.correlate(observations)
     try insertLineBlock(batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, db)
     // Earlier batches' pending lines decided now.
     try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
@@ -218,7 +287,6 @@ extension TraceStore {
     }
     try db.execute(
       sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
-    let encodedState = correlator.state.encoded()
     try db.execute(
       sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
       arguments: [nodeID, Data(encodedState)])
@@ -236,7 +304,33 @@ extension TraceStore {
     let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count, correlation: output.stats)
-    return (summary, CorrelatorStateCache.Entry(nodeID: nodeID, encoded: encodedState, state: correlator.state))
+    return (summary, computed, computed != nil)
+  }
+
+  /// `true` when the stored state is byte for byte `base` (both absent counts as the same).
+  private static func same(_ stored: Data?, _ base: [UInt8]?) -> Bool {
+    guard let stored, let base else { return stored == nil && base == nil }
+    guard stored.count == base.count else { return false }
+    return stored.withUnsafeBytes { left in
+      base.withUnsafeBytes { right in
+        guard let a = left.baseAddress, let b = right.baseAddress else { return true }
+        return memcmp(a, b, right.count) == 0
+      }
+    }
+  }
+
+  /// `true` when no stored line has an id in `first ..< first + count`.
+  static func lineRangeIsFree(from first: Int64, count: Int, _ db: Database) throws -> Bool {
+    guard count > 0 else { return true }
+    let end = first + Int64(count)
+    if let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines"), legacy >= first { return false }
+    // Blocks never overlap: only the last one starting below `end` can reach into the range.
+    guard
+      let row = try Row.fetchOne(
+        db, sql: "SELECT first_id, count FROM line_blocks WHERE first_id < ? ORDER BY first_id DESC LIMIT 1",
+        arguments: [end])
+    else { return true }
+    return (row[0] as Int64) + (row[1] as Int64) <= first
   }
 
   /// The id the next stored line gets: line ids run on from the `lines` table (lines stored

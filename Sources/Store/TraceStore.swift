@@ -14,6 +14,8 @@ public struct TraceStore: Sendable {
   public var correlation: CorrelationSettings
   /// Each node's committed correlator state, decoded (shared by copies of this value).
   let stateCache = CorrelatorStateCache()
+  /// Line ids for batches correlated ahead of their commit (``CorrelatedBatch``).
+  let lineIDs = LineIDAllocator()
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///

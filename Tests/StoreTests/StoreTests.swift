@@ -452,3 +452,46 @@ struct ShiftedClockSession: RemoteSession {
   func stat(_ path: String) async throws -> RemoteFileStat? { nil }
   func close() async {}
 }
+
+@Suite("TraceStore: correlation ahead of the commit")
+struct CorrelateAheadTests {
+  let t1: Int64 = 1_780_000_000_000_000
+
+  @Test func batchesCorrelatedAheadJoinAcrossBatchesWithoutReCorrelating() async throws {
+    let store = try TraceStore.inMemory()
+    var (base, floor) = try await store.correlationBase(node: HostID("node1"))
+    let first = batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)])
+    let second = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
+    // Both correlated before either commits, as collect does with one commit in flight.
+    let ahead1 = store.correlateAhead(first, base: &base, floor: floor)
+    let ahead2 = store.correlateAhead(second, base: &base, floor: floor)
+    #expect(ahead1.firstID == 1 && ahead2.firstID == 2)
+    #expect(try await store.commit(first, ahead: ahead1).reCorrelated == false)
+    #expect(try await store.commit(second, ahead: ahead2).reCorrelated == false)
+    let records = try store.connections(matching: TraceQuery())
+    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
+    #expect(records.map(\.preLineID) == [1] && records.map(\.postLineID) == [2])
+    #expect(try store.storedLines().map(\.outcome) == ["matched", "matched"])
+  }
+
+  @Test func anotherWriterInBetweenMakesTheCommitCorrelateAgain() async throws {
+    // Two stores on one file: two processes collecting the same node.
+    let directory = try TempDirectory()
+    let path = directory.file("store.sqlite")
+    let mine = try TraceStore(path: path)
+    let other = try TraceStore(path: path)
+    var (base, floor) = try await mine.correlationBase(node: HostID("node1"))
+    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
+    let ahead = mine.correlateAhead(post, base: &base, floor: floor)
+    #expect(ahead.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
+    // The other process stores the pre line first, taking the line id reserved above.
+    try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    // The commit sees the stored state moved on and correlates again: the lines join, ids differ.
+    #expect(try await mine.commit(post, ahead: ahead).reCorrelated == true)
+    let records = try mine.connections(matching: TraceQuery())
+    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
+    let lines = try mine.storedLines()
+    #expect(lines.map(\.id) == [1, 2])
+    #expect(lines.map(\.outcome) == ["matched", "matched"])
+  }
+}

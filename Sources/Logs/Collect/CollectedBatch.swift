@@ -57,9 +57,13 @@ public struct CollectedBatch: Sendable {
     chunk: SourceChunk, node: HostID, sourceID: String, parser: inout some LineParsing, clock: ClockOffset,
     collectedAtMicros: Int64? = nil
   ) {
+    // Sized up front: grown by doubling, the text alone would be copied twice over.
     var lines: [PacketLine] = []
     var text: [UInt8] = []
     var ends: [UInt32] = []
+    text.reserveCapacity(chunk.data.count)
+    lines.reserveCapacity(chunk.data.count / 160)
+    ends.reserveCapacity(chunk.data.count / 160)
     var seen = 0
     var skipped = 0
     var splitter = LineSplitter()

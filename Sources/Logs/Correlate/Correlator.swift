@@ -397,7 +397,10 @@ public struct Correlator: Sendable {
     }
     let recentLimit = state.watermarkMicros.subtractingSaturating(
       max(settings.retransmitWindowMicros, settings.windowMicros))
-    state.recent = state.recent.filter { $0.value.timeMicros >= recentLimit }
+    // In place: the table keeps its capacity (a rebuilt one would grow, rehashing, all over
+    // again with the next batch's connections).
+    let stale = state.recent.compactMap { $0.value.timeMicros < recentLimit ? $0.key : nil }
+    for key in stale { state.recent.removeValue(forKey: key) }
   }
 }
 

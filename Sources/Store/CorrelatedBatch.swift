@@ -1,0 +1,45 @@
+import Foundation
+import Logs
+
+/// A batch correlated before its transaction, on the task that collected it, so that the single
+/// database writer only writes.
+///
+/// It was correlated against ``base``, the node's correlator state as the previous batch left
+/// it, with line ids reserved from the store's ``LineIDAllocator``. Its commit uses the result
+/// only when the database still holds exactly that state and no stored line has one of its ids;
+/// otherwise (another process collected the node meanwhile, or the previous commit failed) the
+/// commit correlates the batch again inside its transaction.
+struct CorrelatedBatch: Sendable {
+  var batch: CollectedBatch
+  /// The stored state it was correlated against, encoded; `nil` when none was stored yet.
+  var base: [UInt8]?
+  /// The id of the batch's first line (the others follow).
+  var firstID: Int64
+  var output: Correlator.Output
+  /// The state after the batch, encoded (what the commit stores).
+  var encodedState: [UInt8]
+}
+
+/// The correlator state a node's next batch starts from, in both forms.
+struct CorrelationBase: Sendable {
+  /// `nil` when the store holds no state for the node yet.
+  var encoded: [UInt8]?
+  var state: CorrelatorState
+}
+
+/// Hands out line-id ranges to batches correlated ahead of their commit: ranges never overlap
+/// within the process, whatever order the batches of several nodes commit in.
+final class LineIDAllocator: @unchecked Sendable {
+  private let lock = NSLock()
+  private var next: Int64 = 1
+
+  /// Reserves `count` consecutive ids, none below `floor` (the store's next free id when the
+  /// caller last looked), and returns the first.
+  func reserve(_ count: Int, floor: Int64) -> Int64 {
+    lock.lock()
+    defer { lock.unlock() }
+    let first = max(next, floor)
+    next = first + Int64(count)
+    return first
+  }
+}
