@@ -248,3 +248,16 @@ import Testing
     return fields
   }
 }
+
+@Suite("collect pull size")
+struct CollectPullSizeTests {
+  @Test func pullsShrinkWithForksSoBatchesInMemoryStayBounded() {
+    #expect(CollectOperation.pullBytes(forks: 1) == 16 << 20)
+    #expect(CollectOperation.pullBytes(forks: 16) == 16 << 20)
+    #expect(CollectOperation.pullBytes(forks: 64) == 4 << 20)
+    #expect(CollectOperation.pullBytes(forks: 10_000) == 1 << 20, "never below 1 MiB")
+    for forks in [17, 20, 50, 100, 256] {
+      #expect(forks * CollectOperation.pullBytes(forks: forks) <= 256 << 20)
+    }
+  }
+}

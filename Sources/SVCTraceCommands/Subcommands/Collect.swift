@@ -72,7 +72,8 @@ extension SVCTrace {
       let logPath = self.logPath
       try await runFleet(context, json: output.json, command: "collect") { session, host in
         try await CollectOperation.run(
-          session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotHost, totals: totals)
+          session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotHost,
+          forks: context.runner.forks, totals: totals)
       }
     }
 

@@ -191,7 +191,7 @@ extension SVCTrace {
         let results = await runner.run(hosts, connector: connector) { session, host in
           try await CollectOperation.run(
             session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshot ? snapshotHost : nil,
-            totals: nil)
+            forks: runner.forks, totals: nil)
         }
         for result in results {
           if result.status.isFailure, failing[result.host] != result.message {
