@@ -190,10 +190,11 @@ extension TraceStore {
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let (settings, cache, lineIDs) = (correlation, stateCache, lineIDs)
+    let (settings, cache, lineIDs, raw) = (correlation, stateCache, lineIDs, rawSegments)
     let (summary, state, _) = try dbWriter.write { db in
       try Self.commit(
-        batch, ahead: nil, settings: settings, faultInjection: faultInjection, cache: cache, lineIDs: lineIDs, db)
+        batch, ahead: nil, settings: settings, faultInjection: faultInjection, cache: cache, lineIDs: lineIDs,
+        raw: raw, db)
     }
     if let state { cache.record(state) }
     return summary
@@ -211,9 +212,10 @@ extension TraceStore {
   func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?) async throws -> (
     summary: CommitSummary, reCorrelated: Bool
   ) {
-    let (settings, cache, lineIDs) = (correlation, stateCache, lineIDs)
+    let (settings, cache, lineIDs, raw) = (correlation, stateCache, lineIDs, rawSegments)
     let (summary, state, reCorrelated) = try await dbWriter.write { db in
-      try Self.commit(batch, ahead: ahead, settings: settings, faultInjection: nil, cache: cache, lineIDs: lineIDs, db)
+      try Self.commit(
+        batch, ahead: ahead, settings: settings, faultInjection: nil, cache: cache, lineIDs: lineIDs, raw: raw, db)
     }
     if let state { cache.record(state) }
     return (summary, ahead != nil && reCorrelated)
@@ -228,7 +230,7 @@ extension TraceStore {
   private static func commit(
     _ batch: CollectedBatch, ahead: CorrelatedBatch?, settings: CorrelationSettings,
     faultInjection: (@Sendable () throws -> Void)?, cache: CorrelatorStateCache, lineIDs: LineIDAllocator,
-    _ db: Database
+    raw: RawSegments?, _ db: Database
   ) throws -> (CommitSummary, CorrelatorStateCache.Entry?, Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
@@ -267,7 +269,13 @@ extension TraceStore {
       ])
     let batchID = db.lastInsertedRowID
 
-    try insertLineBlock(batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, db)
+    // Text appended to a raw segment is dropped again if the transaction fails here.
+    var done = false
+    let appended = try insertLineBlock(
+      batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, raw: raw, db)
+    defer {
+      if !done, let appended { raw?.discard(segment: appended.segment, from: appended.offset, length: batch.text.count) }
+    }
     // Earlier batches' pending lines decided now.
     try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
 
@@ -304,6 +312,7 @@ extension TraceStore {
     let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count, correlation: output.stats)
+    done = true
     return (summary, computed, computed != nil)
   }
 
@@ -342,12 +351,21 @@ extension TraceStore {
   }
 
   /// Stores the batch's lines as one block, with the outcomes the correlator gave them (the
-  /// last outcome reported for a line wins).
+  /// last outcome reported for a line wins); with `raw`, their text goes to a raw segment, and
+  /// where it went is returned.
   private static func insertLineBlock(
     _ batch: CollectedBatch, firstID: Int64, nodeID: Int64, batchID: Int64,
-    outcomes: [(id: Int64, outcome: ObservationOutcome)], _ db: Database
-  ) throws {
-    guard !batch.lines.isEmpty else { return }
+    outcomes: [(id: Int64, outcome: ObservationOutcome)], raw: RawSegments?, _ db: Database
+  ) throws -> (segment: Int64, offset: Int64)? {
+    guard !batch.lines.isEmpty else { return nil }
+    var appended: (segment: Int64, offset: Int64)?
+    if let raw {
+      let current = try Int64.fetchOne(db, sql: "SELECT MAX(segment) FROM line_raw") ?? 0
+      appended = try batch.text.withUnsafeBytes { try raw.append($0, current: current) }
+      try db.execute(
+        sql: "INSERT INTO line_raw (first_id, segment, offset) VALUES (?, ?, ?)",
+        arguments: [firstID, appended?.segment, appended?.offset])
+    }
     var flags = batch.lines.map { $0.stage.rawValue << 4 }
     for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
       let index = Int(id - firstID)
@@ -371,8 +389,8 @@ extension TraceStore {
     try times.withUnsafeBytes { times in
       try flags.withUnsafeBytes { flags in
         try ends.withUnsafeBytes { ends in
-          try batch.text.withUnsafeBytes { raw in
-            for (index, blob) in [(7, times), (8, flags), (9, ends), (10, raw)] {
+          try (appended == nil ? batch.text : []).withUnsafeBytes { text in
+            for (index, blob) in [(7, times), (8, flags), (9, ends), (10, text)] {
               // A zero-length blob, not NULL, for an empty buffer.
               sqlite3_bind_blob(handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
             }
@@ -381,6 +399,7 @@ extension TraceStore {
         }
       }
     }
+    return appended
   }
 
   /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or
@@ -442,9 +461,27 @@ extension TraceStore {
   /// Connection blocks whose connections are all older go entirely; a block straddling the
   /// cutoff is rewritten with only its newer connections, which keep their ids.
   ///
+  /// Raw segment files no line block refers to any more are deleted once the pruning
+  /// transaction has committed.
+  ///
   /// - Throws: `DatabaseError`.
   @discardableResult
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
+    let summary = try pruneRows(olderThan: cutoffMicros)
+    if let rawSegments {
+      let (referenced, current) = try dbWriter.read { db in
+        (
+          Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw")),
+          try Int64.fetchOne(db, sql: "SELECT MAX(segment) FROM line_raw") ?? 0
+        )
+      }
+      rawSegments.deleteUnreferenced(referenced, current: current)
+    }
+    return summary
+  }
+
+  /// The database part of ``prune(olderThan:)``, in one transaction.
+  private func pruneRows(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     try dbWriter.write { db in
       var summary = PruneSummary()
       summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
@@ -456,6 +493,7 @@ extension TraceStore {
           db, sql: "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0",
           arguments: [cutoffMicros]) ?? 0
       try db.execute(sql: "DELETE FROM line_blocks WHERE last_time < ? AND pending = 0", arguments: [cutoffMicros])
+      try db.execute(sql: "DELETE FROM line_raw WHERE first_id NOT IN (SELECT first_id FROM line_blocks)")
       try db.execute(sql: "DELETE FROM batches WHERE collected_at < ?", arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(

@@ -41,7 +41,7 @@ extension TraceStore {
       }
       let legacy = Set(found.map(\.id))
       for id in Set(ids).subtracting(legacy) {
-        if let line = try Self.blockLine(id, db) { found.append(line) }
+        if let line = try Self.blockLine(id, raw: rawSegments, db) { found.append(line) }
       }
       return found.sorted { $0.id < $1.id }
     }
@@ -62,7 +62,8 @@ extension TraceStore {
       let blocks = try Row.fetchAll(
         db,
         sql: """
-          SELECT b.first_id, n.name, b.times, b.flags, b.ends, b.raw FROM line_blocks b JOIN nodes n ON n.id = b.node_id
+          SELECT b.first_id, n.name, b.times, b.flags, b.ends, b.raw, r.segment, r.offset
+          FROM line_blocks b JOIN nodes n ON n.id = b.node_id LEFT JOIN line_raw r ON r.first_id = b.first_id
           \(filter) ORDER BY b.first_id
           """, arguments: arguments)
       for block in blocks {
@@ -70,7 +71,12 @@ extension TraceStore {
         let times = [UInt8](block[2] as Data)
         let flags = [UInt8](block[3] as Data)
         let ends = [UInt8](block[4] as Data)
-        let raw = [UInt8](block[5] as Data)
+        let segment: Int64? = block[6]
+        let raw =
+          try segment.map { segment in
+            try Self.segments(rawSegments).read(
+              segment: segment, offset: block[7], length: Int(ends.isEmpty ? 0 : Self.uint32(ends, at: flags.count - 1)))
+          } ?? [UInt8](block[5] as Data)
         var start = 0
         for entry in flags.indices {
           let time = times.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self)) }
@@ -87,12 +93,13 @@ extension TraceStore {
   }
 
   /// Line `id` from its line block, reading only its own bytes of the block's blobs.
-  static func blockLine(_ id: Int64, _ db: Database) throws -> StoredLine? {
+  static func blockLine(_ id: Int64, raw segments: RawSegments?, _ db: Database) throws -> StoredLine? {
     guard
       let row = try Row.fetchOne(
         db,
         sql: """
-          SELECT b.first_id, b.count, n.name FROM line_blocks b JOIN nodes n ON n.id = b.node_id
+          SELECT b.first_id, b.count, n.name, r.segment, r.offset
+          FROM line_blocks b JOIN nodes n ON n.id = b.node_id LEFT JOIN line_raw r ON r.first_id = b.first_id
           WHERE b.first_id <= ? ORDER BY b.first_id DESC LIMIT 1
           """, arguments: [id])
     else { return nil }
@@ -105,10 +112,30 @@ extension TraceStore {
     let flags = try blob.integer(UInt8.self, column: "flags", at: entry)
     let start = entry == 0 ? 0 : Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: (entry - 1) * 4)))
     let end = Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: entry * 4)))
-    let raw = try blob.bytes(column: "raw", range: start..<max(start, end - 1))
+    let range = start..<max(start, end - 1)
+    let raw: [UInt8]
+    if let segment = row[3] as Int64? {
+      raw = try Self.segments(segments).read(
+        segment: segment, offset: (row[4] as Int64) + Int64(range.lowerBound), length: range.count)
+    } else {
+      raw = try blob.bytes(column: "raw", range: range)
+    }
     return StoredLine(
       id: id, node: row[2], timeMicros: time, stage: Int(flags >> 4), outcome: Int(flags & 0x0F),
       raw: String(decoding: raw, as: UTF8.self))
+  }
+
+  /// The raw segments of a store whose blocks refer to some.
+  static func segments(_ segments: RawSegments?) throws -> RawSegments {
+    guard let segments else {
+      throw StoreError(operation: "read raw lines", message: "the store refers to raw segment files but was opened without its directory")
+    }
+    return segments
+  }
+
+  /// The little-endian UInt32 at `index` of `bytes`.
+  static func uint32(_ bytes: [UInt8], at index: Int) -> UInt32 {
+    bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)) }
   }
 
   /// Splits `namespace/name`.

@@ -16,6 +16,9 @@ public struct TraceStore: Sendable {
   let stateCache = CorrelatorStateCache()
   /// Line ids for batches correlated ahead of their commit (``CorrelatedBatch``).
   let lineIDs = LineIDAllocator()
+  /// Where the raw text of lines goes: segment files beside a store on disk; `nil` (the text
+  /// stays in `line_blocks.raw`) for an in-memory store.
+  let rawSegments: RawSegments?
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
@@ -35,7 +38,9 @@ public struct TraceStore: Sendable {
       // store outgrows it. A bounded cache keeps ingest throughput flat (memory stays capped).
       try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB)")
     }
-    try self.init(writer: DatabasePool(path: path, configuration: configuration), correlation: correlation)
+    try self.init(
+      writer: DatabasePool(path: path, configuration: configuration), correlation: correlation,
+      rawSegments: RawSegments(directory: path + ".raw"))
   }
 
   /// The page cache of each connection, KiB (an upper bound: pages are allocated as used).
@@ -43,8 +48,13 @@ public struct TraceStore: Sendable {
 
   /// Wraps an existing writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
   public init(writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings()) throws {
+    try self.init(writer: writer, correlation: correlation, rawSegments: nil)
+  }
+
+  init(writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?) throws {
     self.dbWriter = writer
     self.correlation = correlation
+    self.rawSegments = rawSegments
     try Self.migrator.migrate(writer)
   }
 
@@ -293,6 +303,20 @@ public struct TraceStore: Sendable {
           ) WITHOUT ROWID;
           """)
       try Self.convertLegacyConnections(db)
+    }
+    migrator.registerMigration("v4-raw-segments") { db in
+      try db.execute(
+        sql: """
+          -- From v4 on, a store on disk keeps the raw text of a line block in a segment file
+          -- beside it (RawSegments.swift): this row says which and where (the block's own `raw`
+          -- is then empty). Blocks without a row keep their text in `raw`.
+          CREATE TABLE line_raw (
+            first_id INTEGER PRIMARY KEY,
+            segment INTEGER NOT NULL,
+            offset INTEGER NOT NULL
+          );
+          CREATE INDEX line_raw_by_segment ON line_raw(segment);
+          """)
     }
     return migrator
   }

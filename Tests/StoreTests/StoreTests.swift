@@ -38,13 +38,13 @@ struct StoreTests {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks"])
+    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments"])
     let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks"])
+    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
@@ -493,5 +493,86 @@ struct CorrelateAheadTests {
     let lines = try mine.storedLines()
     #expect(lines.map(\.id) == [1, 2])
     #expect(lines.map(\.outcome) == ["matched", "matched"])
+  }
+}
+
+@Suite("TraceStore: raw segment files")
+struct RawSegmentTests {
+  let t1: Int64 = 1_780_000_000_000_000
+  let ms: Int64 = 1000
+
+  /// A file store whose segments roll over every `segmentBytes`.
+  func store(_ directory: TempDirectory, segmentBytes: Int64) throws -> TraceStore {
+    let path = directory.file("store.sqlite")
+    return try TraceStore(
+      writer: DatabasePool(path: path), correlation: CorrelationSettings(),
+      rawSegments: RawSegments(directory: path + ".raw", segmentBytes: segmentBytes))
+  }
+
+  /// A batch of `count` connections (pre + post) from client port `base`.
+  func connections(_ count: Int, from base: Int, offset: UInt64) -> CollectedBatch {
+    var lines: [String] = []
+    for index in 0..<count {
+      let port = UInt16(base + index)
+      let time = t1 + Int64(base + index) * ms
+      lines.append(fakeLine(time, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1)))
+      lines.append(fakeLine(time + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1)))
+    }
+    return batch(lines, offset: offset)
+  }
+
+  @Test func linesGoToSegmentFilesAndExplainReadsThemBack() throws {
+    let directory = try TempDirectory()
+    let store = try store(directory, segmentBytes: 256 << 20)
+    let first = connections(50, from: 20000, offset: 0)
+    try store.commit(first)
+    // The block's own raw column is empty; the text is in segment-0.
+    let empty = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT SUM(length(raw)) FROM line_blocks") }
+    #expect(empty == 0)
+    let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/segment-0")))
+    #expect(segment.count == first.text.count)
+    // Reopened (another process), explain and the full read see the same text.
+    let reopened = try TraceStore(path: directory.file("store.sqlite"))
+    let record = try #require(try reopened.connections(matching: TraceQuery(clientPort: 20025)).first)
+    #expect(try reopened.explain(record).map(\.raw) == [first.rawLine(50), first.rawLine(51)])
+    #expect(try reopened.storedLines().map(\.raw) == (0..<100).map { first.rawLine($0) })
+  }
+
+  @Test func segmentsRollOverAndPruneDeletesThoseNoBlockNeeds() throws {
+    let directory = try TempDirectory()
+    let store = try store(directory, segmentBytes: 4000)
+    var batches: [CollectedBatch] = []
+    for index in 0..<6 {
+      let next = connections(20, from: 20000 + index * 100, offset: UInt64(index) * 100_000)
+      batches.append(next)
+      try store.commit(next)
+    }
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw")).sorted()
+    #expect(names.count > 1, "segments roll over: \(names)")
+    // Every line reads back, whichever segment holds it.
+    #expect(try store.storedLines().map(\.raw) == batches.flatMap { batch in (0..<40).map { batch.rawLine($0) } })
+    // Prune everything but the last batch's connections: old segments go, the current stays.
+    let summary = try store.prune(olderThan: t1 + 20500 * ms)
+    #expect(summary.lines == 200)
+    let after = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw")).sorted()
+    #expect(after.count < names.count)
+    #expect(try store.storedLines().map(\.raw) == (0..<40).map { batches[5].rawLine($0) })
+    let record = try #require(try store.connections(matching: TraceQuery(clientPort: 20510)).first)
+    #expect(try store.explain(record).map(\.raw) == [batches[5].rawLine(20), batches[5].rawLine(21)])
+  }
+
+  @Test func aFailedCommitLeavesNoTextBehind() throws {
+    let directory = try TempDirectory()
+    let store = try store(directory, segmentBytes: 256 << 20)
+    try store.commit(connections(10, from: 20000, offset: 0))
+    let path = directory.file("store.sqlite.raw/segment-0")
+    let before = try #require(FileManager.default.contents(atPath: path))
+    #expect(throws: InjectedFault.self) {
+      try store.commit(connections(10, from: 21000, offset: 1000), faultInjection: { throw InjectedFault() })
+    }
+    #expect(FileManager.default.contents(atPath: path) == before, "the failed batch's text was truncated away")
+    try store.commit(connections(10, from: 21000, offset: 1000))
+    #expect(try store.storedLines().count == 40)
+    #expect(try store.connections(matching: TraceQuery()).count == 20)
   }
 }

@@ -6,7 +6,7 @@ import Store
 struct StoreOptions: ParsableArguments {
   @Option(
     help: ArgumentHelp(
-      "The local store (SQLite). Default: $SVCTRACE_STORE, else $XDG_DATA_HOME/svctrace/svctrace.sqlite.",
+      "The local store (SQLite, raw log lines in PATH.raw/ beside it). Default: $SVCTRACE_STORE, else $XDG_DATA_HOME/svctrace/svctrace.sqlite.",
       valueName: "path"))
   var store: String?
 

@@ -112,8 +112,10 @@ struct BenchIngest: AsyncParsableCommand {
       return all
     }
     let seconds = (clock.now - start).seconds
+    // The database, its WAL and the raw segment files beside it.
+    let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map { ".raw/" + $0 }
     var size = 0
-    for suffix in ["", "-wal"] {
+    for suffix in ["", "-wal"] + segments {
       let attributes = try? FileManager.default.attributesOfItem(atPath: storePath + suffix)
       size += (attributes?[.size] as? NSNumber)?.intValue ?? 0
     }
