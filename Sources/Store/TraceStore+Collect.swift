@@ -408,26 +408,27 @@ extension TraceStore {
     guard !outcomes.isEmpty else { return }
     var last: [Int64: ObservationOutcome] = [:]
     for (id, outcome) in outcomes { last[id] = outcome }
-    let ids = last.keys.sorted()
+    let decided = last.sorted { $0.key < $1.key }
     var index = 0
-    while index < ids.count {
+    while index < decided.count {
+      let (id, outcome) = decided[index]
       guard
         let block = try Row.fetchOne(
           db, sql: "SELECT first_id, count, flags FROM line_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
-          arguments: [ids[index]]),
-        ids[index] < (block[0] as Int64) + (block[1] as Int64)
+          arguments: [id]),
+        id < (block[0] as Int64) + (block[1] as Int64)
       else {
         // A line stored before v2.
-        try db.execute(sql: "UPDATE lines SET outcome = ? WHERE id = ?", arguments: [last[ids[index]]!.rawValue, ids[index]])
+        try db.execute(sql: "UPDATE lines SET outcome = ? WHERE id = ?", arguments: [outcome.rawValue, id])
         index += 1
         continue
       }
       let first: Int64 = block[0]
       let count: Int64 = block[1]
       var flags = [UInt8](block[2] as Data)
-      while index < ids.count, ids[index] < first + count {
-        let entry = Int(ids[index] - first)
-        if entry < flags.count { flags[entry] = flags[entry] & 0xF0 | last[ids[index]]!.rawValue }
+      while index < decided.count, decided[index].key < first + count {
+        let entry = Int(decided[index].key - first)
+        if entry < flags.count { flags[entry] = flags[entry] & 0xF0 | decided[index].value.rawValue }
         index += 1
       }
       try db.execute(
