@@ -79,7 +79,7 @@ extension TraceStore {
     // commit starts only when it is done, so batches commit in order and the stored cursor never
     // passes uncommitted data.
     var (base, floor) = try await correlationBase(node: source.node)
-    var correlateAhead = true
+    var aheadIsUsable = true
     return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
       func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
         summary.batches += 1
@@ -90,7 +90,7 @@ extension TraceStore {
         summary.connections += committed.connections
         // The store changed under this collect (another writer): correlate in the transaction
         // from now on, against what is stored.
-        if reCorrelated { correlateAhead = false }
+        if reCorrelated { aheadIsUsable = false }
         progress?(summary)
       }
       var inFlight = false
@@ -121,7 +121,7 @@ extension TraceStore {
         }
         let batch = CollectedBatch(
           chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-        let correlated = correlateAhead ? self.correlateAhead(batch, base: &base, floor: floor) : nil
+        let correlated = aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor) : nil
         if inFlight, let (done, committed, again) = try await group.next() {
           account(done, committed, reCorrelated: again)
         }
@@ -190,14 +190,11 @@ extension TraceStore {
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let (settings, cache, lineIDs, raw) = (correlation, stateCache, lineIDs, rawSegments)
-    let (summary, state, _) = try dbWriter.write { db in
+    let (settings, lineIDs, raw) = (correlation, lineIDs, rawSegments)
+    return try dbWriter.write { db in
       try Self.commit(
-        batch, ahead: nil, settings: settings, faultInjection: faultInjection, cache: cache, lineIDs: lineIDs,
-        raw: raw, db)
-    }
-    if let state { cache.record(state) }
-    return summary
+        batch, ahead: nil, settings: settings, faultInjection: faultInjection, lineIDs: lineIDs, raw: raw, db)
+    }.summary
   }
 
   /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
@@ -212,48 +209,41 @@ extension TraceStore {
   func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?) async throws -> (
     summary: CommitSummary, reCorrelated: Bool
   ) {
-    let (settings, cache, lineIDs, raw) = (correlation, stateCache, lineIDs, rawSegments)
-    let (summary, state, reCorrelated) = try await dbWriter.write { db in
-      try Self.commit(
-        batch, ahead: ahead, settings: settings, faultInjection: nil, cache: cache, lineIDs: lineIDs, raw: raw, db)
+    let (settings, lineIDs, raw) = (correlation, lineIDs, rawSegments)
+    let (summary, reCorrelated) = try await dbWriter.write { db in
+      try Self.commit(batch, ahead: ahead, settings: settings, faultInjection: nil, lineIDs: lineIDs, raw: raw, db)
     }
-    if let state { cache.record(state) }
     return (summary, ahead != nil && reCorrelated)
   }
 
   /// The body of a batch commit, inside the caller's transaction.
   ///
   /// Uses `ahead`'s correlation when the stored state is the one it started from and its line
-  /// ids are free; otherwise correlates here. Returns the summary, the correlator state stored
-  /// when it was computed here (for ``stateCache`` once the transaction has committed), and
-  /// whether it was.
+  /// ids are free; otherwise correlates here, against the stored state. Returns the summary and
+  /// whether it correlated here.
   private static func commit(
     _ batch: CollectedBatch, ahead: CorrelatedBatch?, settings: CorrelationSettings,
-    faultInjection: (@Sendable () throws -> Void)?, cache: CorrelatorStateCache, lineIDs: LineIDAllocator,
-    raw: RawSegments?, _ db: Database
-  ) throws -> (CommitSummary, CorrelatorStateCache.Entry?, Bool) {
+    faultInjection: (@Sendable () throws -> Void)?, lineIDs: LineIDAllocator, raw: RawSegments?, _ db: Database
+  ) throws -> (summary: CommitSummary, correlatedHere: Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
       db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
     let firstID: Int64
     let output: Correlator.Output
     let encodedState: [UInt8]
-    var computed: CorrelatorStateCache.Entry?
+    var correlatedHere = false
     if let ahead, Self.same(stored, ahead.base),
       try lineRangeIsFree(from: ahead.firstID, count: batch.lines.count, db)
     {
       (firstID, output, encodedState) = (ahead.firstID, ahead.output, ahead.encodedState)
     } else {
-      let state =
-        try stored.map { stored in
-          try cache.take(nodeID: nodeID, stored: stored) ?? CorrelatorState(encoded: [UInt8](stored))
-        } ?? CorrelatorState()
+      let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
       var correlator = Correlator(node: batch.node, settings: settings, state: state)
       // Above every stored line and every range reserved for a batch correlated ahead.
       firstID = lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
       output = correlator.correlate(observations(of: batch, firstID: firstID))
       encodedState = correlator.state.encoded()
-      computed = CorrelatorStateCache.Entry(nodeID: nodeID, encoded: encodedState, state: correlator.state)
+      correlatedHere = true
     }
 
     try db.execute(
@@ -313,7 +303,7 @@ extension TraceStore {
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count, correlation: output.stats)
     done = true
-    return (summary, computed, computed != nil)
+    return (summary, correlatedHere)
   }
 
   /// `true` when the stored state is byte for byte `base` (both absent counts as the same).

@@ -12,8 +12,6 @@ public struct TraceStore: Sendable {
   let dbWriter: any DatabaseWriter
   /// Correlation tunables used by ``commit(_:)``.
   public var correlation: CorrelationSettings
-  /// Each node's committed correlator state, decoded (shared by copies of this value).
-  let stateCache = CorrelatorStateCache()
   /// Line ids for batches correlated ahead of their commit (``CorrelatedBatch``).
   let lineIDs = LineIDAllocator()
   /// Where the raw text of lines goes: segment files beside a store on disk; `nil` (the text

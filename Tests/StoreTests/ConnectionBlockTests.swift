@@ -315,18 +315,18 @@ struct ConnectionBlockTests {
     #expect(newest.map(\.clientPort) == [40000])
   }
 
-  @Test func aCachedCorrelatorStateIsNotUsedOnceAnotherWriterChangedIt() throws {
+  @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() throws {
     let directory = try TempDirectory()
     let first = try TraceStore(path: directory.file("s.sqlite"))
     let second = try TraceStore(path: directory.file("s.sqlite"))
     let t: Int64 = 1_780_000_000_000_000
     let post = fakeLine(t + 2, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)
-    // `first` caches a state with the pre line pending; `second` joins it behind its back.
+    // `first` leaves the pre line pending; `second` joins it behind its back.
     try first.commit(batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
     try second.commit(batch([post], offset: 1))
     #expect(try first.connections(matching: TraceQuery()).count == 1)
-    // The same post line again through `first`: with its stale cached state it would join the
-    // pre line a second time; read from the store it is a duplicate.
+    // The same post line again through `first`: with the state `first` last wrote it would join
+    // the pre line a second time; with the stored one it is a duplicate.
     let summary = try first.commit(batch([post], offset: 2))
     #expect(summary.connections == 0)
     #expect(try first.connections(matching: TraceQuery()).count == 1)
