@@ -297,3 +297,35 @@ enum ConnectionBlock {
     }
   }
 }
+
+/// A block of connections encoded ahead of its transaction: everything its rows hold but the
+/// block id, which the insert assigns.
+struct PreparedConnectionBlock: Sendable {
+  var count: Int
+  var minTime: Int64
+  var maxTime: Int64
+  /// The ``ClientBloom`` bytes.
+  var bloom: [UInt8]
+  /// The ``ConnectionBlock`` encoding.
+  var data: [UInt8]
+  /// Its distinct `block_keys` values, in key order.
+  var keys: [TraceStore.BlockKey]
+
+  /// `connections` (in the order they get ids) cut into blocks of at most
+  /// ``ConnectionBlock/maxEntries``, slots numbered from 0 in each.
+  static func blocks(of connections: [StoredConnection]) -> [PreparedConnectionBlock] {
+    stride(from: 0, to: connections.count, by: ConnectionBlock.maxEntries).map { start in
+      var entries = Array(connections[start..<min(connections.count, start + ConnectionBlock.maxEntries)])
+      for index in entries.indices { entries[index].slot = UInt32(index) }
+      return PreparedConnectionBlock(
+        count: entries.count, minTime: entries.lazy.map(\.timeMicros).min() ?? 0,
+        maxTime: entries.lazy.map(\.timeMicros).max() ?? 0, bloom: ClientBloom(entries: entries).bytes,
+        data: ConnectionBlock.encode(entries), keys: sortedKeys(of: entries))
+    }
+  }
+
+  /// The distinct key values of `entries`, in key order.
+  static func sortedKeys(of entries: [StoredConnection]) -> [TraceStore.BlockKey] {
+    TraceStore.blockKeys(entries).sorted()
+  }
+}

@@ -18,6 +18,8 @@ struct CorrelatedBatch: Sendable {
   var output: Correlator.Output
   /// The state after the batch, encoded (what the commit stores).
   var encodedState: [UInt8]
+  /// The batch's connections, encoded as blocks (what the commit inserts).
+  var blocks: [PreparedConnectionBlock]
 }
 
 /// The correlator state a node's next batch starts from, in both forms.

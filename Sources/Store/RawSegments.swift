@@ -6,20 +6,30 @@ import Foundation
   import Darwin
 #endif
 
+/// Where a batch's raw text went: a segment file and the offset of its first byte.
+struct RawLocation: Sendable, Equatable {
+  var segment: Int64
+  var offset: Int64
+}
+
 /// The raw text of stored lines, kept out of the database: append-only segment files in a
 /// directory beside the store (`<store>.raw/segment-<n>`), referenced from `line_blocks` by
-/// segment and offset.
+/// segment and offset (`line_raw`).
 ///
 /// Through SQLite the text would be written twice (WAL, then checkpoint) page by page; as a file
-/// it is written once. Appends happen inside the batch's write transaction — SQLite's write lock
-/// makes the appender exclusive, also across processes — and are flushed to disk before the
-/// transaction commits, so a committed block never points at text that a crash lost. Bytes of a
-/// transaction that then fails stay unreferenced in the segment (truncated away when possible).
-/// A segment is closed at ``segmentBytes``; `prune` deletes segments no block refers to.
-final class RawSegments: @unchecked Sendable {
+/// it is written once. Each writer (``RawSegmentWriter``: one per collecting node) appends only
+/// to segments it holds an exclusive `flock` on, so writers of several nodes and processes
+/// never share a file and need no database lock: the text is written and flushed before its
+/// batch's transaction starts, and a committed block never points at text a crash lost.
+/// Segments written since v5 get random numbers ≥ ``lockedNumbers``; smaller numbers are
+/// segments of older versions (appended under the store's write lock), only read.
+final class RawSegments: Sendable {
   let directory: String
   /// A segment takes appends until it holds this many bytes (256 MiB).
   let segmentBytes: Int64
+
+  /// Segment numbers from here up belong to writers that lock them.
+  static let lockedNumbers: Int64 = 1 << 40
 
   init(directory: String, segmentBytes: Int64 = 256 << 20) {
     self.directory = directory
@@ -29,52 +39,8 @@ final class RawSegments: @unchecked Sendable {
   /// The path of segment `number`.
   func path(_ number: Int64) -> String { directory + "/segment-\(number)" }
 
-  /// Appends `bytes` to segment `current` (or the next one when it is full) and flushes them;
-  /// returns where they went. Call with the store's write lock held.
-  ///
-  /// - Throws: ``StoreError`` naming the file when it cannot be written.
-  func append(_ bytes: UnsafeRawBufferPointer, current: Int64) throws -> (segment: Int64, offset: Int64) {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    var segment = current
-    var descriptor = try openForAppend(segment)
-    var size = try self.size(descriptor, segment)
-    if size >= segmentBytes {
-      close(descriptor)
-      segment += 1
-      descriptor = try openForAppend(segment)
-      size = try self.size(descriptor, segment)
-    }
-    defer { close(descriptor) }
-    guard let base = bytes.baseAddress, !bytes.isEmpty else { return (segment, size) }
-    var written = 0
-    while written < bytes.count {
-      let result = pwrite(descriptor, base + written, bytes.count - written, off_t(size) + off_t(written))
-      if result < 0, errno == EINTR { continue }
-      guard result > 0 else {
-        let message = String(cString: strerror(errno))
-        _ = ftruncate(descriptor, off_t(size))
-        throw StoreError(operation: "write \(path(segment))", message: message)
-      }
-      written += result
-    }
-    guard fdatasync(descriptor) == 0 else {
-      let message = String(cString: strerror(errno))
-      _ = ftruncate(descriptor, off_t(size))
-      throw StoreError(operation: "flush \(path(segment))", message: message)
-    }
-    return (segment, size)
-  }
-
-  /// Drops bytes appended at `offset` by a transaction that failed (when nothing came after).
-  func discard(segment: Int64, from offset: Int64, length: Int) {
-    let descriptor = open(path(segment), O_WRONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { return }
-    defer { close(descriptor) }
-    var status = stat()
-    if fstat(descriptor, &status) == 0, Int64(status.st_size) == offset + Int64(length) {
-      _ = ftruncate(descriptor, off_t(offset))
-    }
-  }
+  /// A writer appending to segments of this directory (see ``RawSegmentWriter``).
+  func makeWriter() -> RawSegmentWriter { RawSegmentWriter(segments: self) }
 
   /// `length` bytes of segment `segment` from `offset`.
   ///
@@ -102,32 +68,337 @@ final class RawSegments: @unchecked Sendable {
     return bytes
   }
 
-  /// Deletes the segment files below `current` that are not in `referenced`.
-  func deleteUnreferenced(_ referenced: Set<Int64>, current: Int64) {
+  /// Deletes the segment files no stored block refers to and no writer holds.
+  ///
+  /// Each candidate is locked first and `referenced` is asked only then: a writer keeps its lock
+  /// until the last batch it wrote there has committed, so a segment locked here and found
+  /// unreferenced is garbage (left by a crash, or by a commit that failed).
+  func deleteUnreferenced(_ referenced: () throws -> Set<Int64>) rethrows {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+    var held: [(number: Int64, descriptor: Int32)] = []
+    defer { for segment in held { close(segment.descriptor) } }
     for name in names where name.hasPrefix("segment-") {
-      guard let number = Int64(name.dropFirst("segment-".count)), number < current, !referenced.contains(number) else {
+      guard let number = Int64(name.dropFirst("segment-".count)) else { continue }
+      let descriptor = open(path(number), O_RDONLY | O_CLOEXEC)
+      guard descriptor >= 0 else { continue }
+      guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        close(descriptor)
         continue
       }
-      try? FileManager.default.removeItem(atPath: path(number))
+      held.append((number, descriptor))
+    }
+    guard !held.isEmpty else { return }
+    let keep = try referenced()
+    for segment in held where !keep.contains(segment.number) {
+      unlink(path(segment.number))
+    }
+  }
+}
+
+/// Appends batches' raw text to segment files, one owner of their descriptors.
+///
+/// Writes run on the writer's own serial queue (blocking file I/O stays off the cooperative
+/// thread pool) in the order they were requested. Large writes bypass the page cache
+/// (`O_DIRECT`, from an aligned staging buffer, each batch starting on a 4 KiB boundary): a
+/// buffered write copies every byte into the page cache and its flush costs several times the
+/// direct write's. The writer holds an exclusive `flock` on every segment it opened until
+/// ``close()``; the caller reports each committed batch (``committed(_:length:)``) so that
+/// ``close()`` can cut away the text of batches that never committed.
+final class RawSegmentWriter: @unchecked Sendable {
+  private let segments: RawSegments
+  private let queue = DispatchQueue(label: "svctrace.raw-segments")
+
+  /// An open, locked segment. Touched only on `queue`.
+  private struct OpenSegment {
+    var number: Int64
+    var descriptor: Int32
+    /// Bytes in the file (the next buffered append goes there; a direct one rounds up).
+    var size: Int64
+    /// The end of the text of committed batches (or the size found when the file was opened).
+    var committedEnd: Int64
+    /// Created by this writer (removed on close if nothing in it committed).
+    var created: Bool
+  }
+
+  // State below is touched only on `queue`.
+  private var open: [OpenSegment] = []
+  private var staging: UnsafeMutableRawPointer?
+  private var stagingCapacity = 0
+  private var directUnsupported = false
+  private var closed = false
+
+  /// Writes at least this long go around the page cache.
+  static let directThreshold = 256 << 10
+  /// The staging buffer of direct writes, and the size of each direct `pwrite`.
+  static let stagingBytes = 4 << 20
+  /// Alignment of direct writes (offset, length and buffer).
+  static let alignment = 4096
+
+  init(segments: RawSegments) {
+    self.segments = segments
+  }
+
+  deinit {
+    for segment in open { Glibc.close(segment.descriptor) }
+    staging?.deallocate()
+  }
+
+  /// Schedules an append of `bytes`; the result tells where they went once they are on disk.
+  func append(_ bytes: [UInt8]) -> PendingRawWrite {
+    let pending = PendingRawWrite()
+    queue.async {
+      pending.complete(Result { try bytes.withUnsafeBytes { try self.write($0) } })
+    }
+    return pending
+  }
+
+  /// Appends `bytes` and flushes them, blocking the caller (who must not be on the
+  /// cooperative pool for long; the store's commit path uses it inside its transaction).
+  func appendNow(_ bytes: UnsafeRawBufferPointer) throws -> RawLocation {
+    try queue.sync { try write(bytes) }
+  }
+
+  /// Records that the batch written at `location` (`length` bytes) is committed.
+  func committed(_ location: RawLocation, length: Int) {
+    queue.async {
+      guard let index = self.open.firstIndex(where: { $0.number == location.segment }) else { return }
+      self.open[index].committedEnd = max(self.open[index].committedEnd, location.offset + Int64(length))
     }
   }
 
-  private func openForAppend(_ segment: Int64) throws -> Int32 {
-    let descriptor = open(path(segment), O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else {
-      throw StoreError(operation: "open \(path(segment))", message: String(cString: strerror(errno)))
+  /// Drops the text written at `location` by a batch whose transaction failed. Only for a
+  /// writer used one batch at a time (nothing written after it).
+  func discard(_ location: RawLocation) {
+    queue.sync {
+      guard let index = open.firstIndex(where: { $0.number == location.segment }),
+        location.offset >= open[index].committedEnd, location.offset < open[index].size
+      else { return }
+      if ftruncate(open[index].descriptor, off_t(location.offset)) == 0 { open[index].size = location.offset }
     }
-    return descriptor
   }
 
-  private func size(_ descriptor: Int32, _ segment: Int64) throws -> Int64 {
+  /// Cuts away the text of batches that did not commit, removes segments this writer created
+  /// and nothing committed in, and releases every segment. Waits for scheduled writes.
+  func close() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      queue.async {
+        self.closeSegments()
+        continuation.resume()
+      }
+    }
+  }
+
+  /// ``close()`` blocking the caller.
+  func closeNow() {
+    queue.sync { closeSegments() }
+  }
+
+  private func closeSegments() {
+    for segment in open {
+      if segment.created, segment.committedEnd == 0 {
+        unlink(segments.path(segment.number))
+      } else if segment.size > segment.committedEnd {
+        _ = ftruncate(segment.descriptor, off_t(segment.committedEnd))
+      }
+      Glibc.close(segment.descriptor)
+    }
+    open.removeAll()
+    closed = true
+  }
+
+  /// The body of an append (on `queue`).
+  private func write(_ bytes: UnsafeRawBufferPointer) throws -> RawLocation {
+    guard !closed else { throw StoreError(operation: "write \(segments.directory)", message: "the writer is closed") }
+    let index = try writableSegment()
+    let direct = bytes.count >= Self.directThreshold && !directUnsupported
+    let start = direct ? Self.roundUp(open[index].size) : open[index].size
+    var segment = open[index]
+    do {
+      if direct {
+        do {
+          try writeDirect(bytes, to: segment, at: start)
+        } catch is DirectIOUnsupported {
+          directUnsupported = true
+          try writeBuffered(bytes, to: segment, at: start)
+        }
+      } else {
+        try writeBuffered(bytes, to: segment, at: start)
+      }
+      guard fdatasync(segment.descriptor) == 0 else {
+        throw StoreError(operation: "flush \(segments.path(segment.number))", message: String(cString: strerror(errno)))
+      }
+    } catch {
+      // Nothing after `start` is committed: cut it off again.
+      _ = ftruncate(segment.descriptor, off_t(open[index].size))
+      throw error
+    }
     var status = stat()
-    guard fstat(descriptor, &status) == 0 else {
-      let message = String(cString: strerror(errno))
-      close(descriptor)
-      throw StoreError(operation: "stat \(path(segment))", message: message)
+    segment.size = fstat(segment.descriptor, &status) == 0 ? Int64(status.st_size) : start + Int64(bytes.count)
+    open[index] = segment
+    return RawLocation(segment: segment.number, offset: start)
+  }
+
+  /// The index in `open` of a segment with room, opening or creating one when needed.
+  ///
+  /// Full segments whose batches have all committed are released on the way (a prune may
+  /// delete them once nothing refers to them).
+  private func writableSegment() throws -> Int {
+    for segment in open.dropLast() where segment.committedEnd >= segment.size {
+      Glibc.close(segment.descriptor)
     }
-    return Int64(status.st_size)
+    open = open.enumerated().filter { $0.offset == open.count - 1 || $0.element.committedEnd < $0.element.size }
+      .map(\.element)
+    if let last = open.indices.last, open[last].size < segments.segmentBytes { return last }
+    try FileManager.default.createDirectory(atPath: segments.directory, withIntermediateDirectories: true)
+    open.append(try reuseSegment() ?? createSegment())
+    return open.count - 1
+  }
+
+  /// A segment of this kind with room that no one holds, locked.
+  private func reuseSegment() -> OpenSegment? {
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: segments.directory) else { return nil }
+    let mine = Set(open.map(\.number))
+    for name in names.sorted() where name.hasPrefix("segment-") {
+      guard let number = Int64(name.dropFirst("segment-".count)), number >= RawSegments.lockedNumbers,
+        !mine.contains(number)
+      else { continue }
+      let descriptor = Glibc.open(segments.path(number), O_WRONLY | O_CLOEXEC)
+      guard descriptor >= 0 else { continue }
+      var status = stat()
+      // Locked, still linked (prune unlinks only while holding the lock) and not full.
+      guard flock(descriptor, LOCK_EX | LOCK_NB) == 0, fstat(descriptor, &status) == 0, status.st_nlink > 0,
+        Int64(status.st_size) < segments.segmentBytes
+      else {
+        Glibc.close(descriptor)
+        continue
+      }
+      let size = Int64(status.st_size)
+      return OpenSegment(number: number, descriptor: descriptor, size: size, committedEnd: size, created: false)
+    }
+    return nil
+  }
+
+  /// A new segment with a random number, locked.
+  private func createSegment() throws -> OpenSegment {
+    for _ in 0..<16 {
+      let number = Int64.random(in: RawSegments.lockedNumbers..<(Int64.max >> 1))
+      let path = segments.path(number)
+      let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+      if descriptor < 0, errno == EEXIST { continue }
+      guard descriptor >= 0 else {
+        throw StoreError(operation: "create \(path)", message: String(cString: strerror(errno)))
+      }
+      var status = stat()
+      // A prune may take an empty, unlocked segment between the create and the lock.
+      guard flock(descriptor, LOCK_EX) == 0, fstat(descriptor, &status) == 0, status.st_nlink > 0 else {
+        Glibc.close(descriptor)
+        continue
+      }
+      return OpenSegment(number: number, descriptor: descriptor, size: 0, committedEnd: 0, created: true)
+    }
+    throw StoreError(operation: "create a raw segment in \(segments.directory)", message: "no free name after 16 tries")
+  }
+
+  private struct DirectIOUnsupported: Error {}
+
+  /// Linux's `O_DIRECT` (Glibc leaves it out without `_GNU_SOURCE`); 0 where unknown.
+  #if os(Linux) && (arch(x86_64) || arch(i386))
+    static let directFlag: Int32 = 0o40000
+  #elseif os(Linux) && (arch(arm64) || arch(arm))
+    static let directFlag: Int32 = 0o200000
+  #else
+    static let directFlag: Int32 = 0
+  #endif
+
+  /// `pwrite` of all of `bytes` at `offset`.
+  private func writeBuffered(_ bytes: UnsafeRawBufferPointer, to segment: OpenSegment, at offset: Int64) throws {
+    guard let base = bytes.baseAddress else { return }
+    var written = 0
+    while written < bytes.count {
+      let result = pwrite(segment.descriptor, base + written, bytes.count - written, off_t(offset) + off_t(written))
+      if result < 0, errno == EINTR { continue }
+      guard result > 0 else {
+        throw StoreError(operation: "write \(segments.path(segment.number))", message: String(cString: strerror(errno)))
+      }
+      written += result
+    }
+  }
+
+  /// Writes `bytes` at the aligned `offset` with `O_DIRECT`, through the staging buffer, the
+  /// last piece padded with zeros to the alignment.
+  private func writeDirect(_ bytes: UnsafeRawBufferPointer, to segment: OpenSegment, at offset: Int64) throws {
+    guard let base = bytes.baseAddress else { return }
+    let flags = fcntl(segment.descriptor, F_GETFL)
+    guard Self.directFlag != 0, flags >= 0, fcntl(segment.descriptor, F_SETFL, flags | Self.directFlag) == 0 else {
+      throw DirectIOUnsupported()
+    }
+    defer { _ = fcntl(segment.descriptor, F_SETFL, flags) }
+    let staging = try stagingBuffer(Self.roundUp(Int64(min(bytes.count, Self.stagingBytes))))
+    var done = 0
+    while done < bytes.count {
+      let piece = min(bytes.count - done, Self.stagingBytes)
+      let padded = Int(Self.roundUp(Int64(piece)))
+      staging.copyMemory(from: base + done, byteCount: piece)
+      if padded > piece { (staging + piece).initializeMemory(as: UInt8.self, repeating: 0, count: padded - piece) }
+      var written = 0
+      while written < padded {
+        let result = pwrite(segment.descriptor, staging + written, padded - written, off_t(offset) + off_t(done + written))
+        if result < 0, errno == EINTR { continue }
+        if result < 0, errno == EINVAL, done == 0, written == 0 { throw DirectIOUnsupported() }
+        guard result > 0 else {
+          throw StoreError(operation: "write \(segments.path(segment.number))", message: String(cString: strerror(errno)))
+        }
+        written += result
+      }
+      done += piece
+    }
+  }
+
+  /// The aligned staging buffer, at least `bytes` long.
+  private func stagingBuffer(_ bytes: Int64) throws -> UnsafeMutableRawPointer {
+    if let staging, stagingCapacity >= bytes { return staging }
+    staging?.deallocate()
+    staging = nil
+    let capacity = Int(bytes)
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: Self.alignment)
+    staging = buffer
+    stagingCapacity = capacity
+    return buffer
+  }
+
+  /// `value` rounded up to the alignment.
+  static func roundUp(_ value: Int64) -> Int64 {
+    let alignment = Int64(Self.alignment)
+    return (value + alignment - 1) / alignment * alignment
+  }
+}
+
+/// The outcome of a scheduled ``RawSegmentWriter/append(_:)``, awaited by the batch's commit.
+final class PendingRawWrite: @unchecked Sendable {
+  private let lock = NSLock()
+  private var result: Result<RawLocation, any Error>?
+  private var waiters: [CheckedContinuation<RawLocation, any Error>] = []
+
+  /// Where the text went, once it is on disk.
+  func location() async throws -> RawLocation {
+    try await withCheckedThrowingContinuation { continuation in
+      lock.lock()
+      if let result {
+        lock.unlock()
+        continuation.resume(with: result)
+      } else {
+        waiters.append(continuation)
+        lock.unlock()
+      }
+    }
+  }
+
+  fileprivate func complete(_ result: Result<RawLocation, any Error>) {
+    lock.lock()
+    self.result = result
+    let waiting = waiters
+    waiters.removeAll()
+    lock.unlock()
+    for waiter in waiting { waiter.resume(with: result) }
   }
 }

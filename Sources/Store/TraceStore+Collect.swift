@@ -80,63 +80,77 @@ extension TraceStore {
     // passes uncommitted data.
     var (base, floor) = try await correlationBase(node: source.node)
     var aheadIsUsable = true
-    return try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
-      func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
-        summary.batches += 1
-        summary.bytes += batch.byteCount
-        summary.transferredBytes += batch.transferredBytes
-        summary.lines += batch.lineCount
-        summary.skipped += batch.skippedCount
-        summary.connections += committed.connections
-        // The store changed under this collect (another writer): correlate in the transaction
-        // from now on, against what is stored.
-        if reCorrelated { aheadIsUsable = false }
-        progress?(summary)
-      }
-      var inFlight = false
-      while true {
-        try Task.checkCancellation()
-        let chunk: SourceChunk
-        do {
-          chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
-        } catch {
-          // Keep what is committing (a failed pull is no reason to roll it back).
+    // The batches' raw text goes to segments this collect holds alone, written and flushed on
+    // the writer's queue while the batch is correlated and the previous one commits.
+    let rawWriter = rawSegments?.makeWriter()
+    do {
+      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
+        func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
+          summary.batches += 1
+          summary.bytes += batch.byteCount
+          summary.transferredBytes += batch.transferredBytes
+          summary.lines += batch.lineCount
+          summary.skipped += batch.skippedCount
+          summary.connections += committed.connections
+          // The store changed under this collect (another writer): correlate in the transaction
+          // from now on, against what is stored.
+          if reCorrelated { aheadIsUsable = false }
+          progress?(summary)
+        }
+        var inFlight = false
+        while true {
+          try Task.checkCancellation()
+          let chunk: SourceChunk
+          do {
+            chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+          } catch {
+            // Keep what is committing (a failed pull is no reason to roll it back).
+            if inFlight, let (done, committed, again) = try await group.next() {
+              account(done, committed, reCorrelated: again)
+            }
+            throw error
+          }
+          summary.events += chunk.events
+          if chunk.data.isEmpty, chunk.cursor == cursor {
+            break
+          }
+          // A source that keeps moving without data or restarts twice is confused: stop rather
+          // than loop (the committed cursor stays valid).
+          idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
+          let restarts = summary.events.filter { $0 == .cursorFileLost }.count
+          guard idlePulls < 64, restarts < 2 else {
+            throw CaptureError(
+              host: source.node, operation: "collect \(source.sourceID)",
+              message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+          }
+          let batch = CollectedBatch(
+            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
+          let rawWrite = batch.lines.isEmpty ? nil : rawWriter?.append(batch.text)
+          let correlated = aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor) : nil
           if inFlight, let (done, committed, again) = try await group.next() {
             account(done, committed, reCorrelated: again)
           }
-          throw error
+          group.addTask {
+            let location = try await rawWrite?.location()
+            let (committed, again) = try await self.commit(batch, ahead: correlated, raw: location)
+            if let location { rawWriter?.committed(location, length: batch.text.count) }
+            return (batch, committed, again)
+          }
+          inFlight = true
+          cursor = batch.cursor
+          if chunk.isCaughtUp { break }
         }
-        summary.events += chunk.events
-        if chunk.data.isEmpty, chunk.cursor == cursor {
-          break
-        }
-        // A source that keeps moving without data or restarts twice is confused: stop rather
-        // than loop (the committed cursor stays valid).
-        idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
-        let restarts = summary.events.filter { $0 == .cursorFileLost }.count
-        guard idlePulls < 64, restarts < 2 else {
-          throw CaptureError(
-            host: source.node, operation: "collect \(source.sourceID)",
-            message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
-        }
-        let batch = CollectedBatch(
-          chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-        let correlated = aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor) : nil
-        if inFlight, let (done, committed, again) = try await group.next() {
+        while let (done, committed, again) = try await group.next() {
           account(done, committed, reCorrelated: again)
         }
-        group.addTask {
-          let (committed, again) = try await self.commit(batch, ahead: correlated)
-          return (batch, committed, again)
-        }
-        inFlight = true
-        cursor = batch.cursor
-        if chunk.isCaughtUp { break }
+        return summary
       }
-      while let (done, committed, again) = try await group.next() {
-        account(done, committed, reCorrelated: again)
-      }
-      return summary
+      await rawWriter?.close()
+      return collected
+    } catch {
+      // Cuts away the text of batches that did not commit.
+      await rawWriter?.close()
+      throw error
     }
   }
 
@@ -154,8 +168,8 @@ extension TraceStore {
     }
   }
 
-  /// Correlates `batch` against `base` with line ids reserved above `floor`, and moves `base`
-  /// on to the state after it (no database access).
+  /// Correlates `batch` against `base` with line ids reserved above `floor`, encodes its
+  /// connection blocks, and moves `base` on to the state after it (no database access).
   func correlateAhead(_ batch: CollectedBatch, base: inout CorrelationBase, floor: Int64) -> CorrelatedBatch {
     let firstID = lineIDs.reserve(batch.lines.count, floor: floor)
     // Moved, not copied, into the correlator: the state's tables are updated in place.
@@ -165,15 +179,32 @@ extension TraceStore {
     let output = correlator.correlate(Self.observations(of: batch, firstID: firstID))
     let encoded = correlator.state.encoded()
     let correlated = CorrelatedBatch(
-      batch: batch, base: base.encoded, firstID: firstID, output: output, encodedState: encoded)
+      batch: batch, base: base.encoded, firstID: firstID, output: output, encodedState: encoded,
+      blocks: PreparedConnectionBlock.blocks(of: Self.storedConnections(output.connections)))
     base = CorrelationBase(encoded: encoded, state: correlator.state)
     return correlated
   }
 
+  /// A batch's new connections as stored: in time order (the order of their ids), stable.
+  static func storedConnections(_ connections: [Connection]) -> [StoredConnection] {
+    let stored = connections.map { connection in
+      StoredConnection(
+        slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
+        clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
+        pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
+        preID: connection.preID, postID: connection.postID)
+    }
+    // Sorted as small (time, position) pairs, then gathered: the records are large to move.
+    let order = stored.indices.map { (time: stored[$0].timeMicros, index: Int32(truncatingIfNeeded: $0)) }
+      .sorted { ($0.time, $0.index) < ($1.time, $1.index) }
+    return order.map { stored[Int($0.index)] }
+  }
+
   /// The observations of `batch`'s lines, numbered from `firstID`.
   static func observations(of batch: CollectedBatch, firstID: Int64) -> [Observation] {
-    batch.lines.enumerated().map { index, line in
-      Observation(id: firstID + Int64(index), line: line, clockOffsetMicros: batch.clock.offsetMicros)
+    let offset = batch.clock.offsetMicros
+    return batch.lines.indices.map { index in
+      Observation(id: firstID + Int64(index), line: batch.lines[index], clockOffsetMicros: offset)
     }
   }
 
@@ -190,30 +221,49 @@ extension TraceStore {
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let (settings, lineIDs, raw) = (correlation, lineIDs, rawSegments)
+    let (settings, lineIDs, raw) = (correlation, lineIDs, commitRawWriter)
     return try dbWriter.write { db in
       try Self.commit(
-        batch, ahead: nil, settings: settings, faultInjection: faultInjection, lineIDs: lineIDs, raw: raw, db)
+        batch, ahead: nil, settings: settings, faultInjection: faultInjection, lineIDs: lineIDs,
+        raw: raw.map { .writeNow($0) } ?? .inBlock, db)
     }.summary
   }
 
   /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
-  /// database's own queue (what ``collect(from:makeParser:clock:maxBytes:)`` uses).
+  /// database's own queue.
   @discardableResult
   public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
-    try await commit(batch, ahead: nil).summary
+    let (settings, lineIDs, raw) = (correlation, lineIDs, commitRawWriter)
+    return try await dbWriter.write { db in
+      try Self.commit(
+        batch, ahead: nil, settings: settings, faultInjection: nil, lineIDs: lineIDs,
+        raw: raw.map { .writeNow($0) } ?? .inBlock, db)
+    }.summary
   }
 
-  /// ``commit(_:)`` of a batch maybe correlated ahead; `reCorrelated` tells that the stored
-  /// state or line ids had moved on, so the batch was correlated again in the transaction.
-  func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?) async throws -> (
+  /// ``commit(_:)`` of a batch maybe correlated ahead, whose text may already be in a raw
+  /// segment at `raw` (what ``collect(from:makeParser:clock:maxBytes:progress:)`` does);
+  /// `reCorrelated` tells that the stored state or line ids had moved on, so the batch was
+  /// correlated again in the transaction.
+  func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?, raw location: RawLocation? = nil) async throws -> (
     summary: CommitSummary, reCorrelated: Bool
   ) {
-    let (settings, lineIDs, raw) = (correlation, lineIDs, rawSegments)
+    let (settings, lineIDs, writer) = (correlation, lineIDs, commitRawWriter)
+    let raw: RawPlacement = location.map { .written($0) } ?? writer.map { .writeNow($0) } ?? .inBlock
     let (summary, reCorrelated) = try await dbWriter.write { db in
       try Self.commit(batch, ahead: ahead, settings: settings, faultInjection: nil, lineIDs: lineIDs, raw: raw, db)
     }
     return (summary, ahead != nil && reCorrelated)
+  }
+
+  /// Where a committed batch's raw text goes.
+  enum RawPlacement {
+    /// Already written to a raw segment, there.
+    case written(RawLocation)
+    /// To be appended, inside the transaction, with this writer.
+    case writeNow(RawSegmentWriter)
+    /// Into the line block's own `raw` column (a store without segment files).
+    case inBlock
   }
 
   /// The body of a batch commit, inside the caller's transaction.
@@ -223,7 +273,7 @@ extension TraceStore {
   /// whether it correlated here.
   private static func commit(
     _ batch: CollectedBatch, ahead: CorrelatedBatch?, settings: CorrelationSettings,
-    faultInjection: (@Sendable () throws -> Void)?, lineIDs: LineIDAllocator, raw: RawSegments?, _ db: Database
+    faultInjection: (@Sendable () throws -> Void)?, lineIDs: LineIDAllocator, raw: RawPlacement, _ db: Database
   ) throws -> (summary: CommitSummary, correlatedHere: Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try Data.fetchOne(
@@ -231,11 +281,12 @@ extension TraceStore {
     let firstID: Int64
     let output: Correlator.Output
     let encodedState: [UInt8]
+    let blocks: [PreparedConnectionBlock]
     var correlatedHere = false
     if let ahead, Self.same(stored, ahead.base),
       try lineRangeIsFree(from: ahead.firstID, count: batch.lines.count, db)
     {
-      (firstID, output, encodedState) = (ahead.firstID, ahead.output, ahead.encodedState)
+      (firstID, output, encodedState, blocks) = (ahead.firstID, ahead.output, ahead.encodedState, ahead.blocks)
     } else {
       let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
       var correlator = Correlator(node: batch.node, settings: settings, state: state)
@@ -243,48 +294,52 @@ extension TraceStore {
       firstID = lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
       output = correlator.correlate(observations(of: batch, firstID: firstID))
       encodedState = correlator.state.encoded()
+      blocks = PreparedConnectionBlock.blocks(of: storedConnections(output.connections))
       correlatedHere = true
     }
 
     try db.execute(
       sql: """
         INSERT INTO batches (node_id, source, collected_at, clock_offset_us, clock_bound_us, bytes,
-          transferred_bytes, lines, skipped, events)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          transferred_bytes, lines, skipped, events, connections)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
       arguments: [
         nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
         batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
-        batch.events.map(\.description).joined(separator: "\n"),
+        batch.events.map(\.description).joined(separator: "\n"), output.connections.count,
       ])
     let batchID = db.lastInsertedRowID
 
-    // Text appended to a raw segment is dropped again if the transaction fails here.
+    // Text appended to a raw segment here is dropped again if the transaction fails.
+    var location: RawLocation?
+    var appendedHere: RawSegmentWriter?
     var done = false
-    let appended = try insertLineBlock(
-      batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, raw: raw, db)
     defer {
-      if !done, let appended { raw?.discard(segment: appended.segment, from: appended.offset, length: batch.text.count) }
+      if let appendedHere, let location {
+        if done { appendedHere.committed(location, length: batch.text.count) } else { appendedHere.discard(location) }
+      }
     }
+    if !batch.lines.isEmpty {
+      switch raw {
+      case .written(let written): location = written
+      case .writeNow(let writer):
+        location = try batch.text.withUnsafeBytes { try writer.appendNow($0) }
+        appendedHere = writer
+      case .inBlock: break
+      }
+    }
+    try insertLineBlock(
+      batch, firstID: firstID, nodeID: nodeID, batchID: batchID, outcomes: output.outcomes, raw: location, db)
     // Earlier batches' pending lines decided now.
     try updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
 
     // The batch's connections become one block (ids in time order), and connections of earlier
     // batches whose retransmitted first packet was DNATed again are rewritten in their blocks.
-    let newConnections = output.connections.map { connection in
-      StoredConnection(
-        slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
-        clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
-        pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
-        preID: connection.preID, postID: connection.postID)
-    }
-    let ordered = newConnections.enumerated().sorted { ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset) }
-    try insertConnectionBlocks(ordered.map { $0.element }, nodeID: nodeID, batchID: batchID, db)
+    try insertConnectionBlocks(blocks, nodeID: nodeID, batchID: batchID, db)
     for change in output.redispatches {
       try applyRedispatch(change, nodeID: nodeID, db)
     }
-    try db.execute(
-      sql: "UPDATE batches SET connections = ? WHERE id = ?", arguments: [output.connections.count, batchID])
     try db.execute(
       sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
       arguments: [nodeID, Data(encodedState)])
@@ -341,20 +396,17 @@ extension TraceStore {
   }
 
   /// Stores the batch's lines as one block, with the outcomes the correlator gave them (the
-  /// last outcome reported for a line wins); with `raw`, their text goes to a raw segment, and
-  /// where it went is returned.
+  /// last outcome reported for a line wins); their text is at `raw` in a raw segment, or, without
+  /// one, in the block's own `raw` column.
   private static func insertLineBlock(
     _ batch: CollectedBatch, firstID: Int64, nodeID: Int64, batchID: Int64,
-    outcomes: [(id: Int64, outcome: ObservationOutcome)], raw: RawSegments?, _ db: Database
-  ) throws -> (segment: Int64, offset: Int64)? {
-    guard !batch.lines.isEmpty else { return nil }
-    var appended: (segment: Int64, offset: Int64)?
+    outcomes: [(id: Int64, outcome: ObservationOutcome)], raw: RawLocation?, _ db: Database
+  ) throws {
+    guard !batch.lines.isEmpty else { return }
     if let raw {
-      let current = try Int64.fetchOne(db, sql: "SELECT MAX(segment) FROM line_raw") ?? 0
-      appended = try batch.text.withUnsafeBytes { try raw.append($0, current: current) }
       try db.execute(
         sql: "INSERT INTO line_raw (first_id, segment, offset) VALUES (?, ?, ?)",
-        arguments: [firstID, appended?.segment, appended?.offset])
+        arguments: [firstID, raw.segment, raw.offset])
     }
     var flags = batch.lines.map { $0.stage.rawValue << 4 }
     for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
@@ -379,7 +431,7 @@ extension TraceStore {
     try times.withUnsafeBytes { times in
       try flags.withUnsafeBytes { flags in
         try ends.withUnsafeBytes { ends in
-          try (appended == nil ? batch.text : []).withUnsafeBytes { text in
+          try (raw == nil ? batch.text : []).withUnsafeBytes { text in
             for (index, blob) in [(7, times), (8, flags), (9, ends), (10, text)] {
               // A zero-length blob, not NULL, for an empty buffer.
               sqlite3_bind_blob(handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
@@ -389,7 +441,6 @@ extension TraceStore {
         }
       }
     }
-    return appended
   }
 
   /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or
@@ -452,21 +503,15 @@ extension TraceStore {
   /// Connection blocks whose connections are all older go entirely; a block straddling the
   /// cutoff is rewritten with only its newer connections, which keep their ids.
   ///
-  /// Raw segment files no line block refers to any more are deleted once the pruning
-  /// transaction has committed.
+  /// Raw segment files no line block refers to any more (and no collect is writing) are
+  /// deleted once the pruning transaction has committed.
   ///
   /// - Throws: `DatabaseError`.
   @discardableResult
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     let summary = try pruneRows(olderThan: cutoffMicros)
-    if let rawSegments {
-      let (referenced, current) = try dbWriter.read { db in
-        (
-          Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw")),
-          try Int64.fetchOne(db, sql: "SELECT MAX(segment) FROM line_raw") ?? 0
-        )
-      }
-      rawSegments.deleteUnreferenced(referenced, current: current)
+    try rawSegments?.deleteUnreferenced {
+      try dbWriter.read { db in Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw")) }
     }
     return summary
   }

@@ -36,41 +36,43 @@ extension TraceStore {
   static func insertConnectionBlocks(
     _ connections: [StoredConnection], nodeID: Int64, batchID: Int64, _ db: Database
   ) throws -> [Int64] {
+    try insertConnectionBlocks(PreparedConnectionBlock.blocks(of: connections), nodeID: nodeID, batchID: batchID, db)
+  }
+
+  /// Stores blocks encoded ahead of the transaction. Returns the block ids.
+  @discardableResult
+  static func insertConnectionBlocks(
+    _ blocks: [PreparedConnectionBlock], nodeID: Int64, batchID: Int64, _ db: Database
+  ) throws -> [Int64] {
     var ids: [Int64] = []
-    var start = 0
-    while start < connections.count {
-      let end = min(connections.count, start + ConnectionBlock.maxEntries)
-      var entries = Array(connections[start..<end])
-      for index in entries.indices { entries[index].slot = UInt32(index) }
-      try db.execute(
-        sql: """
-          INSERT INTO connection_blocks (node_id, batch_id, count, min_time, max_time, max_slot)
-          VALUES (?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          nodeID, batchID, entries.count, entries.lazy.map { $0.timeMicros }.min(), entries.lazy.map { $0.timeMicros }.max(),
-          entries.count - 1,
-        ])
+    let insertBlock = try db.cachedStatement(
+      sql: """
+        INSERT INTO connection_blocks (node_id, batch_id, count, min_time, max_time, max_slot)
+        VALUES (?, ?, ?, ?, ?, ?)
+        """)
+    let insertData = try db.cachedStatement(
+      sql: "INSERT INTO connection_block_data (block_id, client_bloom, data) VALUES (?, ?, ?)")
+    for block in blocks {
+      try insertBlock.execute(arguments: [nodeID, batchID, block.count, block.minTime, block.maxTime, block.count - 1])
       let id = db.lastInsertedRowID
-      try db.execute(
-        sql: "INSERT INTO connection_block_data (block_id, client_bloom, data) VALUES (?, ?, ?)",
-        arguments: [id, Data(ClientBloom(entries: entries).bytes), Data(ConnectionBlock.encode(entries))])
-      try insertBlockKeys(entries, block: id, db)
+      try insertData.execute(arguments: [id, Data(block.bloom), Data(block.data)])
+      try insertBlockKeys(block.keys, block: id, db)
       ids.append(id)
-      start = end
     }
     return ids
   }
 
   /// One `block_keys` row per distinct client, service address:port, service port and pod.
   static func insertBlockKeys(_ entries: [StoredConnection], block: Int64, _ db: Database) throws {
+    try insertBlockKeys(PreparedConnectionBlock.sortedKeys(of: entries), block: block, db)
+  }
+
+  /// Inserts the `block_keys` rows `keys` (in key order: successive inserts land on the same
+  /// or the next pages of the table).
+  static func insertBlockKeys(_ keys: [BlockKey], block: Int64, _ db: Database) throws {
     let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO block_keys (kind, key, block_id) VALUES (?, ?, ?)")
-    // In key order: successive inserts land on the same or the next pages of the table.
-    let keys = blockKeys(entries).map { (kind: $0.kind.rawValue, bytes: $0.bytes) }.sorted {
-      $0.kind != $1.kind ? $0.kind < $1.kind : $0.bytes.lexicographicallyPrecedes($1.bytes)
-    }
     for key in keys {
-      try insert.execute(arguments: [key.kind, key.bytes, block])
+      try insert.execute(arguments: [key.kind.rawValue, key.bytes, block])
     }
   }
 
@@ -96,7 +98,7 @@ extension TraceStore {
   }
 
   /// A distinct key value of a block.
-  struct BlockKey: Hashable {
+  struct BlockKey: Hashable, Comparable, Sendable {
     var kind: BlockKeyKind
     var address: IPAddress
     var port: UInt16
@@ -106,6 +108,12 @@ extension TraceStore {
       hasher.combine(
         (address.high &* 0x9E37_79B9_7F4A_7C15) ^ address.low
           ^ (UInt64(port) << 8 | UInt64(kind.rawValue)) &* 0xC2B2_AE3D_27D4_EB4F)
+    }
+
+    /// The order of the keys' bytes in `block_keys` (per kind: address big-endian, then port).
+    static func < (left: BlockKey, right: BlockKey) -> Bool {
+      (left.kind.rawValue, left.address.high, left.address.low, left.port)
+        < (right.kind.rawValue, right.address.high, right.address.low, right.port)
     }
 
     var bytes: Data {

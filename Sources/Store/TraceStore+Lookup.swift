@@ -81,10 +81,15 @@ extension TraceStore {
         for entry in flags.indices {
           let time = times.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self)) }
           let end = Int(ends.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 4, as: UInt32.self)) })
+          let text = raw.withUnsafeBytes { bytes in
+            String(
+              decoding: UnsafeRawBufferPointer(rebasing: bytes[CollectedBatch.lineRange(in: bytes, from: start, to: end)]),
+              as: UTF8.self)
+          }
           lines.append(
             StoredLine(
               id: first + Int64(entry), node: block[1], timeMicros: time, stage: Int(flags[entry] >> 4),
-              outcome: Int(flags[entry] & 0x0F), raw: String(decoding: raw[start..<(end - 1)], as: UTF8.self)))
+              outcome: Int(flags[entry] & 0x0F), raw: text))
           start = end
         }
       }
@@ -112,7 +117,8 @@ extension TraceStore {
     let flags = try blob.integer(UInt8.self, column: "flags", at: entry)
     let start = entry == 0 ? 0 : Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: (entry - 1) * 4)))
     let end = Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: entry * 4)))
-    let range = start..<max(start, end - 1)
+    // The line is the last one of its range (lines the parser skipped may come before it).
+    let range = start..<max(start, end)
     let raw: [UInt8]
     if let segment = row[3] as Int64? {
       raw = try Self.segments(segments).read(
@@ -120,9 +126,13 @@ extension TraceStore {
     } else {
       raw = try blob.bytes(column: "raw", range: range)
     }
+    let text = raw.withUnsafeBytes { bytes in
+      String(
+        decoding: UnsafeRawBufferPointer(rebasing: bytes[CollectedBatch.lineRange(in: bytes, from: 0, to: bytes.count)]),
+        as: UTF8.self)
+    }
     return StoredLine(
-      id: id, node: row[2], timeMicros: time, stage: Int(flags >> 4), outcome: Int(flags & 0x0F),
-      raw: String(decoding: raw, as: UTF8.self))
+      id: id, node: row[2], timeMicros: time, stage: Int(flags >> 4), outcome: Int(flags & 0x0F), raw: text)
   }
 
   /// The raw segments of a store whose blocks refer to some.

@@ -17,6 +17,9 @@ public struct TraceStore: Sendable {
   /// Where the raw text of lines goes: segment files beside a store on disk; `nil` (the text
   /// stays in `line_blocks.raw`) for an in-memory store.
   let rawSegments: RawSegments?
+  /// Appends the text of batches committed one at a time (``commit(_:)``); a collect has a
+  /// writer of its own per node.
+  let commitRawWriter: RawSegmentWriter?
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
@@ -53,6 +56,7 @@ public struct TraceStore: Sendable {
     self.dbWriter = writer
     self.correlation = correlation
     self.rawSegments = rawSegments
+    self.commitRawWriter = rawSegments?.makeWriter()
     try Self.migrator.migrate(writer)
   }
 

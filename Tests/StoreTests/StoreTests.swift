@@ -532,11 +532,13 @@ struct RawSegmentTests {
     let store = try store(directory, segmentBytes: 256 << 20)
     let first = connections(50, from: 20000, offset: 0)
     try store.commit(first)
-    // The block's own raw column is empty; the text is in segment-0.
+    // The block's own raw column is empty; the text is in the one segment file.
     let empty = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT SUM(length(raw)) FROM line_blocks") }
     #expect(empty == 0)
-    let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/segment-0")))
-    #expect(segment.count == first.text.count)
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw"))
+    #expect(names.count == 1 && names[0].hasPrefix("segment-"))
+    let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/" + names[0])))
+    #expect([UInt8](segment) == first.text)
     // Reopened (another process), explain and the full read see the same text.
     let reopened = try TraceStore(path: directory.file("store.sqlite"))
     let record = try #require(try reopened.connections(matching: TraceQuery(clientPort: 20025)).first)
@@ -571,7 +573,8 @@ struct RawSegmentTests {
     let directory = try TempDirectory()
     let store = try store(directory, segmentBytes: 256 << 20)
     try store.commit(connections(10, from: 20000, offset: 0))
-    let path = directory.file("store.sqlite.raw/segment-0")
+    let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw"))
+    let path = directory.file("store.sqlite.raw/" + (names.first ?? "none"))
     let before = try #require(FileManager.default.contents(atPath: path))
     #expect(throws: InjectedFault.self) {
       try store.commit(connections(10, from: 21000, offset: 1000), faultInjection: { throw InjectedFault() })
@@ -580,5 +583,77 @@ struct RawSegmentTests {
     try store.commit(connections(10, from: 21000, offset: 1000))
     #expect(try store.storedLines().count == 40)
     #expect(try store.connections(matching: TraceQuery()).count == 20)
+  }
+
+  /// The segment files of the store in `directory`.
+  func segmentNames(_ directory: TempDirectory) throws -> [String] {
+    try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw")).sorted()
+  }
+
+  /// A log of `count` connections (pre + post lines) with a noise line and a CRLF line among
+  /// them, and what the stored raw lines must read.
+  func noisyLog(_ count: Int, from base: Int) -> (text: String, packetLines: [String]) {
+    var text = ""
+    var packets: [String] = []
+    for index in 0..<count {
+      let port = UInt16(base + index)
+      let time = t1 + Int64(base + index) * ms
+      let pre = fakeLine(time, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1))
+      let post = fakeLine(time + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1))
+      text += "noise line \(index) the parser skips\n" + pre + "\n" + (index % 7 == 0 ? post + "\r\n" : post + "\n")
+      packets += [pre, post]
+    }
+    return (text, packets)
+  }
+
+  @Test func collectWritesWholeChunksDirectlyAndReadsPacketLinesBack() async throws {
+    let directory = try TempDirectory()
+    let store = try store(directory, segmentBytes: 256 << 20)
+    // ~1.3 MB in 512 KiB pulls: every batch is large enough to bypass the page cache.
+    let (text, packets) = noisyLog(8000, from: 10000)
+    let path = directory.file("node1.log")
+    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    let summary = try await store.collect(
+      from: LocalFileSource(node: HostID("node1"), path: path), makeParser: { FakeParser() }, clock: .zero,
+      maxBytes: 512 << 10)
+    #expect(summary.batches > 1 && summary.lines == 24000 && summary.skipped == 8000)
+    #expect(try store.storedLines().map(\.raw) == packets, "noise and CR are not part of any stored line")
+    let record = try #require(try store.connections(matching: TraceQuery(clientPort: 17777)).first)
+    #expect(try store.explain(record).map(\.raw) == [packets[15554], packets[15555]])
+    // One segment, batches starting on 4 KiB boundaries, holding the file's bytes.
+    let names = try segmentNames(directory)
+    #expect(names.count == 1)
+    let offsets = try await store.dbWriter.read { db in try Int64.fetchAll(db, sql: "SELECT offset FROM line_raw ORDER BY offset") }
+    #expect(offsets.count == summary.batches && offsets.allSatisfy { $0 % 4096 == 0 })
+    let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/" + names[0])))
+    #expect(segment.prefix(100) == Data(text.utf8).prefix(100))
+    // A second collect of more lines appends to the same segment (it is not full).
+    try Data((text + noisyLog(10, from: 30000).text).utf8).write(to: URL(fileURLWithPath: path))
+    let more = try await store.collect(
+      from: LocalFileSource(node: HostID("node1"), path: path), makeParser: { FakeParser() }, clock: .zero)
+    #expect(more.lines == 30)
+    #expect(try segmentNames(directory) == names)
+  }
+
+  @Test func segmentsOfAWriterAreItsOwnAndPruneLeavesThemAlone() throws {
+    let directory = try TempDirectory()
+    let segments = RawSegments(directory: directory.file("store.sqlite.raw"))
+    let one = segments.makeWriter()
+    let two = segments.makeWriter()
+    let first = try Array("first\n".utf8).withUnsafeBytes { try one.appendNow($0) }
+    let second = try Array("second\n".utf8).withUnsafeBytes { try two.appendNow($0) }
+    #expect(first.segment != second.segment, "two writers never share a file")
+    // Nothing refers to either, but both are held: prune keeps them.
+    segments.deleteUnreferenced { [] }
+    #expect(try segmentNames(directory).count == 2)
+    // A writer closing with nothing committed removes its file; committed text stays.
+    one.committed(first, length: 6)
+    one.closeNow()
+    two.closeNow()
+    #expect(try segmentNames(directory) == ["segment-\(first.segment)"])
+    #expect(try segments.read(segment: first.segment, offset: first.offset, length: 6) == Array("first\n".utf8))
+    // Released and unreferenced (a crashed collect's leftovers): prune deletes it.
+    segments.deleteUnreferenced { [] }
+    #expect(try segmentNames(directory).isEmpty)
   }
 }

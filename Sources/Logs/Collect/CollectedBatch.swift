@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
 public import SVCTraceCore
 
 /// Everything one pull produced, ready to be committed atomically by the store: the parsed
@@ -9,10 +16,12 @@ public struct CollectedBatch: Sendable {
   public var cursor: SourceCursor
   /// The packet lines the parser accepted, in file order.
   public var lines: [PacketLine]
-  /// Their raw text (kept for `trace --explain`), one buffer for the batch: line `i` is
-  /// `text[lineEnds[i - 1] ..< lineEnds[i] - 1]` (from 0 for the first), each followed by `\n`.
+  /// The raw input of the batch (kept for `trace --explain`): the pulled bytes as they came,
+  /// every line, accepted or not, each ending with `\n`. Packet line `i` is the last line of
+  /// `text[lineEnds[i - 1] ..< lineEnds[i]]` (from 0 for the first): lines the parser skipped
+  /// sit before it in that range (see ``lineRange(in:from:to:)``).
   public var text: [UInt8]
-  /// The end offset in ``text`` of each line, after its newline.
+  /// The end offset in ``text`` of each packet line, after its newline.
   public var lineEnds: [UInt32]
   /// Bytes of log content covered (uncompressed).
   public var byteCount: Int
@@ -52,48 +61,67 @@ public struct CollectedBatch: Sendable {
 
   /// Splits a chunk into lines and parses each with `parser`.
   ///
-  /// Empty lines are ignored; a line the parser rejects is counted in ``skippedCount``.
+  /// Empty lines are ignored; a line the parser rejects is counted in ``skippedCount``. The
+  /// chunk's bytes become ``text`` as they are (no copy), with a `\n` added after an
+  /// unterminated last line.
   public init(
     chunk: SourceChunk, node: HostID, sourceID: String, parser: inout some LineParsing, clock: ClockOffset,
     collectedAtMicros: Int64? = nil
   ) {
-    // Sized up front: grown by doubling, the text alone would be copied twice over.
+    var text = chunk.data
+    if let last = text.last, last != UInt8(ascii: "\n") { text.append(UInt8(ascii: "\n")) }
     var lines: [PacketLine] = []
-    var text: [UInt8] = []
     var ends: [UInt32] = []
-    text.reserveCapacity(chunk.data.count)
-    lines.reserveCapacity(chunk.data.count / 160)
-    ends.reserveCapacity(chunk.data.count / 160)
+    lines.reserveCapacity(text.count / 160)
+    ends.reserveCapacity(text.count / 160)
     var seen = 0
     var skipped = 0
-    var splitter = LineSplitter()
-    chunk.data.withUnsafeBufferPointer { buffer in
-      // A chunk holds whole lines; `finish` hands out a last one without a newline.
-      // (The splitter drops a `\r` before the newline.)
-      func accept(_ line: UnsafeBufferPointer<UInt8>) {
-        guard !line.isEmpty else { return }
+    text.withUnsafeBufferPointer { buffer in
+      guard let base = buffer.baseAddress else { return }
+      // Every line ends with `\n`, so the splitter hands out each one in place (the `\r` of
+      // CRLF and the excess of an over-long line cut off): its end is the next newline.
+      var splitter = LineSplitter()
+      splitter.feed(buffer) { line in
+        guard let start = line.baseAddress, !line.isEmpty else { return }
         seen += 1
         guard let packet = parser.parse(line) else {
           skipped += 1
           return
         }
         lines.append(packet)
-        text.append(contentsOf: line)
-        text.append(UInt8(ascii: "\n"))
-        ends.append(UInt32(truncatingIfNeeded: text.count))
+        let from = start + line.count
+        let newline = memchr(from, Int32(UInt8(ascii: "\n")), base + buffer.count - from)
+        let end = newline.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) + 1 } ?? buffer.count
+        ends.append(UInt32(truncatingIfNeeded: end))
       }
-      splitter.feed(buffer, accept)
-      splitter.finish(accept)
     }
     self.init(
-      node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, text: text, lineEnds: ends, byteCount: chunk.data.count,
-      transferredBytes: chunk.transferredBytes, lineCount: seen, skippedCount: skipped, clock: clock,
-      collectedAtMicros: collectedAtMicros ?? ClockOffset.wallClockMicros(), isCaughtUp: chunk.isCaughtUp, events: chunk.events)
+      node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, text: text, lineEnds: ends,
+      byteCount: chunk.data.count, transferredBytes: chunk.transferredBytes, lineCount: seen, skippedCount: skipped,
+      clock: clock, collectedAtMicros: collectedAtMicros ?? ClockOffset.wallClockMicros(), isCaughtUp: chunk.isCaughtUp,
+      events: chunk.events)
   }
 
-  /// The raw text of line `index`, without its newline.
+  /// The raw text of packet line `index`, without its newline.
   public func rawLine(_ index: Int) -> String {
-    let start = index == 0 ? 0 : Int(lineEnds[index - 1])
-    return String(decoding: text[start..<(Int(lineEnds[index]) - 1)], as: UTF8.self)
+    let from = index == 0 ? 0 : Int(lineEnds[index - 1])
+    return text.withUnsafeBytes { bytes in
+      let range = Self.lineRange(in: bytes, from: from, to: Int(lineEnds[index]))
+      return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+  }
+
+  /// The packet line in `bytes[from ..< to]`, the range between the previous packet line's end
+  /// and this one's (see ``text``): the text after the range's last inner newline, without the
+  /// final `\n` or a `\r` before it. Ranges stored before skipped lines were kept (they hold
+  /// just the line) give the same answer.
+  public static func lineRange(in bytes: UnsafeRawBufferPointer, from: Int, to end: Int) -> Range<Int> {
+    let upper = min(max(end, from), bytes.count)
+    var stop = upper
+    if stop > from, bytes[stop - 1] == UInt8(ascii: "\n") { stop -= 1 }
+    var start = stop
+    while start > from, bytes[start - 1] != UInt8(ascii: "\n") { start -= 1 }
+    if stop > start, bytes[stop - 1] == UInt8(ascii: "\r") { stop -= 1 }
+    return start..<stop
   }
 }

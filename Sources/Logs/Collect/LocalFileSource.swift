@@ -32,10 +32,10 @@ public struct LocalFileSource: CaptureSource {
     }
     defer { try? handle.close() }
     let magic = [UInt8](handle.readData(ofLength: 2))
-    let content: [UInt8]
     var offset: UInt64 = 0
     let fileSize: UInt64
     if Gzip.isGzip(magic) {
+      let content: [UInt8]
       do {
         content = try Gzip.decompress(fileAt: path)
       } catch {
@@ -52,26 +52,43 @@ public struct LocalFileSource: CaptureSource {
     let prefix = [UInt8](handle.readData(ofLength: SourceCursor.fingerprintLength))
     fileSize = handle.seekToEndOfFile()
     if let cursor, prefix.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
-    handle.seek(toFileOffset: offset)
-    let limit = max(maxBytes, 4096)
-    content = [UInt8](handle.readData(ofLength: limit))
+    let limit = Int(min(UInt64(max(maxBytes, 4096)), fileSize - offset))
+    // Read straight into the chunk's array (no intermediate Data).
+    var readError: Int32 = 0
+    var content = [UInt8](unsafeUninitializedCapacity: limit) { buffer, count in
+      guard let base = buffer.baseAddress else { return }
+      while count < limit {
+        let got = pread(handle.fileDescriptor, base + count, limit - count, off_t(offset) + off_t(count))
+        if got < 0, errno == EINTR { continue }
+        guard got > 0 else {
+          if got < 0 { readError = errno }
+          return
+        }
+        count += got
+      }
+    }
+    guard readError == 0 else {
+      throw CaptureError(host: node, operation: "read \(path)", message: String(cString: strerror(readError)))
+    }
     let atEnd = offset + UInt64(content.count) >= fileSize
     if atEnd {
       return chunk(content, from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: true)
     }
+    // Whole lines only: the rest is read again by the next pull.
     let consumed = content.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? content.count
-    return chunk(
-      Array(content[..<consumed]), from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: false)
+    content.removeLast(content.count - consumed)
+    return chunk(content, from: offset, total: fileSize, inode: inode, prefix: prefix, caughtUp: false)
   }
 
   private func chunk(
     _ data: [UInt8], from offset: UInt64, total: UInt64, inode: UInt64, prefix: [UInt8], caughtUp: Bool
   ) -> SourceChunk {
-    var lines = data
+    var data = data
     let newOffset = offset + UInt64(data.count)
-    if caughtUp, let last = lines.last, last != UInt8(ascii: "\n") { lines.append(UInt8(ascii: "\n")) }
+    let transferred = data.count
+    if caughtUp, let last = data.last, last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
     return SourceChunk(
-      data: lines, cursor: SourceCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset),
-      isCaughtUp: caughtUp, transferredBytes: data.count, file: path, events: [])
+      data: data, cursor: SourceCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset),
+      isCaughtUp: caughtUp, transferredBytes: transferred, file: path, events: [])
   }
 }

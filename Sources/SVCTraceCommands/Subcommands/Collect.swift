@@ -77,23 +77,56 @@ extension SVCTrace {
       }
     }
 
+    /// Ingests the `--from-file` specs: nodes concurrently (at most `--forks` at once), each
+    /// node's files one after the other in the order given (they share the node's correlator
+    /// state). Reports in the order given.
     private func collectFiles(_ store: TraceStore) async throws {
-      var reports: [HostResult<CollectReport>] = []
-      for spec in fromFiles {
+      var byNode: [(node: HostID, files: [(index: Int, path: String)])] = []
+      for (index, spec) in fromFiles.enumerated() {
         let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
         let node = HostID(parts[0])
-        do {
-          let now = ClockOffset.wallClockMicros()
-          let summary = try await store.collect(
-            from: LocalFileSource(node: node, path: parts[1]), makeParser: { PacketLineParser(referenceMicros: now) },
-            clock: .zero)
-          let report = CollectReport(summary, clock: .zero, path: parts[1])
-          reports.append(HostResult(host: node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report))
-        } catch {
-          reports.append(HostResult(host: node, status: .failed, message: "\(error)"))
+        let path = parts.count > 1 ? parts[1] : ""
+        if let at = byNode.firstIndex(where: { $0.node == node }) {
+          byNode[at].files.append((index, path))
+        } else {
+          byNode.append((node, [(index, path)]))
         }
       }
-      try Output.finish(reports, json: output.json, terminal: Terminal.current(environment: ProcessInfo.processInfo.environment), command: "collect")
+      let pullBytes = CollectOperation.pullBytes(forks: min(fleet.forks, byNode.count))
+      var reports = [HostResult<CollectReport>?](repeating: nil, count: fromFiles.count)
+      try await withThrowingTaskGroup(of: [(Int, HostResult<CollectReport>)].self) { group in
+        var next = 0
+        func start() {
+          guard next < byNode.count else { return }
+          let (node, files) = byNode[next]
+          next += 1
+          group.addTask {
+            var results: [(Int, HostResult<CollectReport>)] = []
+            for (index, path) in files {
+              do {
+                let now = ClockOffset.wallClockMicros()
+                let summary = try await store.collect(
+                  from: LocalFileSource(node: node, path: path), makeParser: { PacketLineParser(referenceMicros: now) },
+                  clock: .zero, maxBytes: pullBytes)
+                let report = CollectReport(summary, clock: .zero, path: path)
+                results.append(
+                  (index, HostResult(host: node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report)))
+              } catch {
+                results.append((index, HostResult(host: node, status: .failed, message: "\(error)")))
+              }
+            }
+            return results
+          }
+        }
+        for _ in 0..<min(fleet.forks, byNode.count) { start() }
+        while let results = try await group.next() {
+          for (index, result) in results { reports[index] = result }
+          start()
+        }
+      }
+      try Output.finish(
+        reports.compactMap { $0 }, json: output.json,
+        terminal: Terminal.current(environment: ProcessInfo.processInfo.environment), command: "collect")
     }
   }
 }
