@@ -44,6 +44,7 @@ struct BenchIngest: AsyncParsableCommand {
   }
 
   func run() async throws {
+    MallocTuning.forBulkIngest()
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ingest-\(getpid())").path
     defer {
       if keep {

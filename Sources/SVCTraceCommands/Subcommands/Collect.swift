@@ -57,6 +57,7 @@ extension SVCTrace {
     }
 
     func run() async throws {
+      MallocTuning.forBulkIngest()
       let store = try storeOptions.open()
       if !fromFiles.isEmpty {
         try await collectFiles(store)
