@@ -48,6 +48,11 @@ enum ConnectionBlock {
 
   /// Encodes `entries` (sorted by slot, slots distinct).
   static func encode(_ entries: [StoredConnection]) -> [UInt8] {
+    encode(entries, AddressColumns(entries))
+  }
+
+  /// ``encode(_:)`` with the address columns already built.
+  static func encode(_ entries: [StoredConnection], _ columns: AddressColumns) -> [UInt8] {
     var out: [UInt8] = []
     out.reserveCapacity(64 + entries.count * 20)
     out.append(version)
@@ -67,19 +72,8 @@ enum ConnectionBlock {
       previousTime = entry.timeMicros
     }
     for entry in entries { out.append(entry.proto) }
-    var dictionary: [IPAddress: Int] = [:]
-    var addresses: [IPAddress] = []
-    func index(_ address: IPAddress) -> Int {
-      if let known = dictionary[address] { return known }
-      dictionary[address] = addresses.count
-      addresses.append(address)
-      return addresses.count - 1
-    }
-    let clients = entries.map { index($0.client) }
-    let services = entries.map { index($0.service) }
-    let pods = entries.map { index($0.pod) }
-    putVarint(UInt64(addresses.count), &out)
-    for address in addresses {
+    putVarint(UInt64(columns.dictionary.addresses.count), &out)
+    for address in columns.dictionary.addresses {
       if let v4 = address.ipv4 {
         out.append(4)
         withUnsafeBytes(of: v4.bigEndian) { out.append(contentsOf: $0) }
@@ -88,14 +82,14 @@ enum ConnectionBlock {
         withUnsafeBytes(of: (address.high.bigEndian, address.low.bigEndian)) { out.append(contentsOf: $0) }
       }
     }
-    for value in clients { putVarint(UInt64(value), &out) }
+    for value in columns.clients { putVarint(UInt64(value), &out) }
     for entry in entries {
       out.append(UInt8(truncatingIfNeeded: entry.clientPort))
       out.append(UInt8(truncatingIfNeeded: entry.clientPort >> 8))
     }
-    for value in services { putVarint(UInt64(value), &out) }
+    for value in columns.services { putVarint(UInt64(value), &out) }
     for entry in entries { putVarint(UInt64(entry.servicePort), &out) }
-    for value in pods { putVarint(UInt64(value), &out) }
+    for value in columns.pods { putVarint(UInt64(value), &out) }
     for entry in entries { putVarint(UInt64(entry.podPort), &out) }
     for entry in entries { out.append(entry.method) }
     var previousPre: Int64 = 0
@@ -110,6 +104,97 @@ enum ConnectionBlock {
       putVarint(zigzag(post &- pre), &out)
     }
     return out
+  }
+
+  /// The distinct addresses of a block's connections, numbered in order of first appearance
+  /// (client, service, pod of each connection), and each connection's three indices.
+  struct AddressColumns {
+    var dictionary = AddressDictionary()
+    var clients: [UInt32] = []
+    var services: [UInt32] = []
+    var pods: [UInt32] = []
+
+    init(_ entries: [StoredConnection]) {
+      clients.reserveCapacity(entries.count)
+      services.reserveCapacity(entries.count)
+      pods.reserveCapacity(entries.count)
+      for entry in entries {
+        clients.append(dictionary.index(entry.client))
+        services.append(dictionary.index(entry.service))
+        pods.append(dictionary.index(entry.pod))
+      }
+    }
+
+    /// The block's distinct `block_keys` values (clients, service address:ports, service
+    /// ports, pods), in key order.
+    func keys(_ entries: [StoredConnection]) -> [TraceStore.BlockKey] {
+      let addresses = dictionary.addresses
+      var isClient = [Bool](repeating: false, count: addresses.count)
+      var isPod = [Bool](repeating: false, count: addresses.count)
+      var ports = [Bool](repeating: false, count: 1 << 16)
+      var services: [UInt64] = []
+      services.reserveCapacity(entries.count)
+      for index in entries.indices {
+        isClient[Int(clients[index])] = true
+        isPod[Int(pods[index])] = true
+        ports[Int(entries[index].servicePort)] = true
+        services.append(UInt64(self.services[index]) << 16 | UInt64(entries[index].servicePort))
+      }
+      var keys: [TraceStore.BlockKey] = []
+      for (index, address) in addresses.enumerated() {
+        if isClient[index] { keys.append(.init(kind: .client, address: address, port: 0)) }
+        if isPod[index] { keys.append(.init(kind: .pod, address: address, port: 0)) }
+      }
+      for port in ports.indices where ports[port] {
+        keys.append(.init(kind: .servicePort, address: .any, port: UInt16(port)))
+      }
+      services.sort()
+      var previous: UInt64?
+      for service in services where service != previous {
+        previous = service
+        keys.append(.init(kind: .service, address: addresses[Int(service >> 16)], port: UInt16(truncatingIfNeeded: service)))
+      }
+      return keys.sorted()
+    }
+  }
+
+  /// Dense indices for distinct addresses: open addressing with linear probing (the encoder
+  /// asks three times per connection; a `Dictionary` hashes each time with SipHash).
+  struct AddressDictionary {
+    private(set) var addresses: [IPAddress] = []
+    /// Index + 1 into `addresses`, 0 for an empty slot; a power of two long.
+    private var slots = [UInt32](repeating: 0, count: 64)
+
+    /// The index of `address`, adding it on first sight.
+    mutating func index(_ address: IPAddress) -> UInt32 {
+      let mask = slots.count - 1
+      var slot = Self.hash(address) & mask
+      while true {
+        let entry = slots[slot]
+        if entry == 0 { break }
+        if addresses[Int(entry - 1)] == address { return entry - 1 }
+        slot = (slot + 1) & mask
+      }
+      addresses.append(address)
+      slots[slot] = UInt32(addresses.count)
+      if addresses.count * 2 > slots.count { grow() }
+      return UInt32(addresses.count - 1)
+    }
+
+    private mutating func grow() {
+      slots = [UInt32](repeating: 0, count: slots.count * 2)
+      let mask = slots.count - 1
+      for (index, address) in addresses.enumerated() {
+        var slot = Self.hash(address) & mask
+        while slots[slot] != 0 { slot = (slot + 1) & mask }
+        slots[slot] = UInt32(index + 1)
+      }
+    }
+
+    private static func hash(_ address: IPAddress) -> Int {
+      let mixed = (address.high &* 0x9E37_79B9_7F4A_7C15 ^ address.low) &* 0xC2B2_AE3D_27D4_EB4F
+      return Int(truncatingIfNeeded: mixed >> 29 ^ mixed >> 3)
+    }
   }
 
   /// Decodes a block written by ``encode(_:)``.
@@ -317,15 +402,11 @@ struct PreparedConnectionBlock: Sendable {
     stride(from: 0, to: connections.count, by: ConnectionBlock.maxEntries).map { start in
       var entries = Array(connections[start..<min(connections.count, start + ConnectionBlock.maxEntries)])
       for index in entries.indices { entries[index].slot = UInt32(index) }
+      let columns = ConnectionBlock.AddressColumns(entries)
       return PreparedConnectionBlock(
         count: entries.count, minTime: entries.lazy.map(\.timeMicros).min() ?? 0,
         maxTime: entries.lazy.map(\.timeMicros).max() ?? 0, bloom: ClientBloom(entries: entries).bytes,
-        data: ConnectionBlock.encode(entries), keys: sortedKeys(of: entries))
+        data: ConnectionBlock.encode(entries, columns), keys: columns.keys(entries))
     }
-  }
-
-  /// The distinct key values of `entries`, in key order.
-  static func sortedKeys(of entries: [StoredConnection]) -> [TraceStore.BlockKey] {
-    TraceStore.blockKeys(entries).sorted()
   }
 }

@@ -64,7 +64,7 @@ extension TraceStore {
 
   /// One `block_keys` row per distinct client, service address:port, service port and pod.
   static func insertBlockKeys(_ entries: [StoredConnection], block: Int64, _ db: Database) throws {
-    try insertBlockKeys(PreparedConnectionBlock.sortedKeys(of: entries), block: block, db)
+    try insertBlockKeys(ConnectionBlock.AddressColumns(entries).keys(entries), block: block, db)
   }
 
   /// Inserts the `block_keys` rows `keys` (in key order: successive inserts land on the same
@@ -80,21 +80,9 @@ extension TraceStore {
   /// has no index by block, which would double the cost of every key row).
   static func deleteBlockKeys(_ entries: [StoredConnection], block: Int64, _ db: Database) throws {
     let delete = try db.cachedStatement(sql: "DELETE FROM block_keys WHERE kind = ? AND key = ? AND block_id = ?")
-    for key in blockKeys(entries) {
+    for key in ConnectionBlock.AddressColumns(entries).keys(entries) {
       try delete.execute(arguments: [key.kind.rawValue, key.bytes, block])
     }
-  }
-
-  /// The distinct key values of `entries`.
-  static func blockKeys(_ entries: [StoredConnection]) -> Set<BlockKey> {
-    var keys = Set<BlockKey>()
-    for entry in entries {
-      keys.insert(BlockKey(kind: .client, address: entry.client, port: 0))
-      keys.insert(BlockKey(kind: .service, address: entry.service, port: entry.servicePort))
-      keys.insert(BlockKey(kind: .servicePort, address: .any, port: entry.servicePort))
-      keys.insert(BlockKey(kind: .pod, address: entry.pod, port: 0))
-    }
-    return keys
   }
 
   /// A distinct key value of a block.
@@ -102,13 +90,6 @@ extension TraceStore {
     var kind: BlockKeyKind
     var address: IPAddress
     var port: UInt16
-
-    /// One word for the hasher (a commit hashes four keys per connection).
-    func hash(into hasher: inout Hasher) {
-      hasher.combine(
-        (address.high &* 0x9E37_79B9_7F4A_7C15) ^ address.low
-          ^ (UInt64(port) << 8 | UInt64(kind.rawValue)) &* 0xC2B2_AE3D_27D4_EB4F)
-    }
 
     /// The order of the keys' bytes in `block_keys` (per kind: address big-endian, then port).
     static func < (left: BlockKey, right: BlockKey) -> Bool {

@@ -147,6 +147,38 @@ struct ConnectionBlockTests {
     #expect(ClientBloom(bytes: []) == nil && ClientBloom(bytes: [1, 2, 3]) == nil)
   }
 
+  @Test func addressColumnsNumberAddressesAndListEveryDistinctKeyOnce() throws {
+    // Enough distinct addresses to make the dictionary grow several times.
+    var entries = randomConnections(count: 20_000, seed: 9).map(\.entry)
+    for index in entries.indices where index % 3 == 0 {
+      entries[index].client = IPAddress(ipv4: 0x0B00_0000 | UInt32(index))
+    }
+    let columns = ConnectionBlock.AddressColumns(entries)
+    let addresses = columns.dictionary.addresses
+    #expect(Set(addresses).count == addresses.count, "each address once")
+    for (index, entry) in entries.enumerated() {
+      #expect(addresses[Int(columns.clients[index])] == entry.client)
+      #expect(addresses[Int(columns.services[index])] == entry.service)
+      #expect(addresses[Int(columns.pods[index])] == entry.pod)
+    }
+    // The keys: every distinct value of each kind, once, in the byte order of block_keys.
+    var expected = Set<TraceStore.BlockKey>()
+    for entry in entries {
+      expected.insert(.init(kind: .client, address: entry.client, port: 0))
+      expected.insert(.init(kind: .service, address: entry.service, port: entry.servicePort))
+      expected.insert(.init(kind: .servicePort, address: .any, port: entry.servicePort))
+      expected.insert(.init(kind: .pod, address: entry.pod, port: 0))
+    }
+    let keys = columns.keys(entries)
+    #expect(keys.count == expected.count && Set(keys) == expected)
+    let bytes = keys.map { [UInt8]($0.bytes) }
+    #expect(zip(keys, keys.dropFirst()).allSatisfy { $0.kind.rawValue <= $1.kind.rawValue })
+    #expect(
+      zip(zip(keys, bytes), zip(keys, bytes).dropFirst()).allSatisfy { left, right in
+        left.0.kind != right.0.kind || left.1.lexicographicallyPrecedes(right.1)
+      })
+  }
+
   @Test func lookupsAcrossManyBlocksAgreeWithABruteForceFilter() throws {
     let (store, all) = try blockStore(randomConnections(count: 3000, seed: 5), blockSize: 97)
     #expect(try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0 > 30)
