@@ -269,15 +269,16 @@ public struct Correlator: Sendable {
       // A retransmission of a pre line whose connection was already emitted.
       // A new connection that reuses the source port (after TIME_WAIT) starts a fresh random IP ID;
       // a retransmitted SYN carries the same ID or the next few of the socket's counter.
-      if state.slots[slot].hasRecent {
-        let recent = state.slots[slot].recent
+      let r = Int(state.slots[slot].recent)
+      if r >= 0 {
+        let recent = state.recents[r].match
         if recent.service == line.destination && recent.servicePort == line.destinationPort
           && within(recent.timeMicros, line.timeMicros, window: window)
           && Self.couldBeRetransmission(line.ipID, after: recent.lastIPID)
         {
-          state.slots[slot].recent.expectedPosts += 1
-          state.slots[slot].recent.timeMicros = max(recent.timeMicros, line.timeMicros)
-          if let id = line.ipID, id != 0 { state.slots[slot].recent.lastIPID = id }
+          state.recents[r].match.expectedPosts += 1
+          state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
+          if let id = line.ipID, id != 0 { state.recents[r].match.lastIPID = id }
           output.outcomes.append((observation.id, .duplicate))
           output.stats.duplicates += 1
           return
@@ -313,13 +314,12 @@ public struct Correlator: Sendable {
         client: key.source,
         clientPort: key.sourcePort, service: pre.destination, servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort, method: method, preID: pre.id, postID: observation.id)
-      state.slots[slot].emittedIndex = Int32(truncatingIfNeeded: output.connections.count)
-      state.slots[slot].emittedPass = state.pass
+      let emitted = Int32(truncatingIfNeeded: output.connections.count)
       output.connections.append(connection)
       output.outcomes.append((pre.id, .matched))
       output.outcomes.append((observation.id, .matched))
       output.stats.connections += 1
-      state.setRecent(
+      let r = state.setRecent(
         RecentMatch(
           timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
           servicePort: pre.destinationPort,
@@ -327,18 +327,21 @@ public struct Correlator: Sendable {
           expectedPosts: retransmits.count, lastIPID: retransmits.last ?? pre.ipID, preID: pre.id,
           postID: observation.id),
         in: slot)
+      state.recents[r].emittedIndex = emitted
+      state.recents[r].emittedPass = state.pass
       return
     }
-    if state.slots[slot].hasRecent {
-      let recent = state.slots[slot].recent
+    let r = Int(state.slots[slot].recent)
+    if r >= 0 {
+      let recent = state.recents[r].match
       if within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
         recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
       {
-        if recent.expectedPosts > 0 { state.slots[slot].recent.expectedPosts -= 1 }
-        state.slots[slot].recent.timeMicros = max(recent.timeMicros, line.timeMicros)
+        if recent.expectedPosts > 0 { state.recents[r].match.expectedPosts -= 1 }
+        state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
         if recent.pod != line.destination || recent.podPort != line.destinationPort {
           // The retry's own DNAT: it, not the first attempt's, carries the connection.
-          redispatch(recent, slot: slot, key: key, to: observation, into: &output)
+          redispatch(recent, index: r, key: key, to: observation, into: &output)
           return
         }
         output.outcomes.append((observation.id, .duplicate))
@@ -352,11 +355,11 @@ public struct Correlator: Sendable {
 
   /// Points the connection of `recent` at the endpoint of `post`, a retransmission's post line.
   private mutating func redispatch(
-    _ recent: RecentMatch, slot: Int, key: CorrelationKey, to post: Observation, into output: inout Output
+    _ recent: RecentMatch, index r: Int, key: CorrelationKey, to post: Observation, into output: inout Output
   ) {
     let line = post.line
-    state.slots[slot].recent.pod = line.destination
-    state.slots[slot].recent.podPort = line.destinationPort
+    state.recents[r].match.pod = line.destination
+    state.recents[r].match.podPort = line.destinationPort
     guard let preID = recent.preID else {
       // State from before pre ids were kept: the record cannot be found again.
       output.outcomes.append((post.id, .duplicate))
@@ -367,8 +370,8 @@ public struct Correlator: Sendable {
     output.stats.redispatched += 1
     // The connection is in this pass's output when this pass emitted it (ids are unique, so no
     // other connection of the output has its pre line).
-    let emitted = Int(state.slots[slot].emittedIndex)
-    if state.slots[slot].emittedPass == state.pass, output.connections.indices.contains(emitted),
+    let emitted = Int(state.recents[r].emittedIndex)
+    if state.recents[r].emittedPass == state.pass, output.connections.indices.contains(emitted),
       output.connections[emitted].preID == preID
     {
       output.connections[emitted].pod = line.destination
@@ -384,7 +387,7 @@ public struct Correlator: Sendable {
           podPort: line.destinationPort, postID: post.id))
       if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
     }
-    state.slots[slot].recent.postID = post.id
+    state.recents[r].match.postID = post.id
   }
 
   /// `true` unless the IP IDs prove a different socket: a retransmission repeats the ID or takes
@@ -462,11 +465,13 @@ public struct Correlator: Sendable {
         }
         index = pre.next
       }
-      if state.slots[slot].hasRecent {
-        if state.slots[slot].recent.timeMicros < recentLimit {
-          state.slots[slot].hasRecent = false
+      let r = Int(state.slots[slot].recent)
+      if r >= 0 {
+        let time = state.recents[r].match.timeMicros
+        if time < recentLimit {
+          state.clearRecent(in: slot)
         } else {
-          newMin = min(newMin, state.slots[slot].recent.timeMicros)
+          newMin = min(newMin, time)
         }
       }
       if state.slots[slot].pendingHead < 0 && !state.slots[slot].hasRecent {

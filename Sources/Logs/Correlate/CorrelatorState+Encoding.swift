@@ -107,7 +107,7 @@ extension CorrelatorState {
           }
         }
         if entry.hasRecent {
-          let match = entry.recent
+          let match = recents[Int(entry.recent)].match
           var matchFlags: UInt8 = 0
           if match.service.isIPv4 { matchFlags |= RecentFlag.serviceIsIPv4 }
           if match.pod.isIPv4 { matchFlags |= RecentFlag.podIsIPv4 }

@@ -62,29 +62,35 @@ struct PendingNode: Sendable {
   var next: Int32
 }
 
-/// One slot of the open-addressing table: the key, its pending lines (a chain in the node pool)
-/// and its recent match.
+/// One slot of the open-addressing table (32 bytes): the key, its pending lines (a chain in the
+/// node pool) and its recent match (an index into the recent pool). Entries of both pools stay
+/// put when slots move.
 struct CorrelationSlot: Sendable {
   var sourceHigh: UInt64 = 0
   var sourceLow: UInt64 = 0
   var sourcePort: UInt16 = 0
   var proto: UInt8 = 0
   var isUsed = false
-  var hasRecent = false
   /// First and last pending line (pool indices), −1 when none.
   var pendingHead: Int32 = -1
   var pendingTail: Int32 = -1
-  /// Where this pass emitted the connection of ``recent`` (valid while ``emittedPass`` is the
-  /// state's current pass; never persisted).
-  var emittedIndex: Int32 = -1
-  var emittedPass: UInt64 = 0
-  var recent = RecentMatch(
-    timeMicros: 0, service: IPAddress(high: 0, low: 0), servicePort: 0, pod: IPAddress(high: 0, low: 0), podPort: 0,
-    expectedPosts: 0)
+  /// The recent match (index in ``CorrelatorState/recents``), −1 when none.
+  var recent: Int32 = -1
+
+  var hasRecent: Bool { recent >= 0 }
 
   var key: CorrelationKey {
     CorrelationKey(proto: proto, source: IPAddress(high: sourceHigh, low: sourceLow), sourcePort: sourcePort)
   }
+}
+
+/// A recent match in the pool of ``CorrelatorState``.
+struct RecentEntry: Sendable {
+  var match: RecentMatch
+  /// Where this pass emitted the match's connection (valid while ``emittedPass`` is the state's
+  /// current pass; never persisted).
+  var emittedIndex: Int32 = -1
+  var emittedPass: UInt64 = 0
 }
 
 /// The state a ``Correlator`` carries from one batch to the next (pending pre lines, recent
@@ -107,6 +113,9 @@ public struct CorrelatorState: Sendable, Equatable {
   var freeNode: Int32 = -1
   /// Retransmitted IP IDs of pending lines that have any (rare); freed lists are reused.
   var retransmitLists: [[UInt32]] = []
+  /// Recent matches of the slots that have one; freed entries are reused.
+  var recents: [RecentEntry] = []
+  var freeRecents: [Int32] = []
   var freeRetransmitLists: [Int32] = []
   /// Number of pending lines.
   private(set) var pendingCount = 0
@@ -348,13 +357,36 @@ public struct CorrelatorState: Sendable, Equatable {
   // MARK: Recent matches
 
   /// The recent match of `slot`, if any.
-  func recent(_ slot: Int) -> RecentMatch? { slots[slot].hasRecent ? slots[slot].recent : nil }
+  func recent(_ slot: Int) -> RecentMatch? {
+    let index = slots[slot].recent
+    return index >= 0 ? recents[Int(index)].match : nil
+  }
 
-  /// Sets the recent match of `slot`.
-  mutating func setRecent(_ match: RecentMatch, in slot: Int) {
-    slots[slot].recent = match
-    slots[slot].hasRecent = true
+  /// Sets the recent match of `slot` and returns its index in ``recents``.
+  @discardableResult
+  mutating func setRecent(_ match: RecentMatch, in slot: Int) -> Int {
+    let index = slots[slot].recent
     if match.timeMicros < minTimes[slot] { minTimes[slot] = match.timeMicros }
+    if index >= 0 {
+      recents[Int(index)] = RecentEntry(match: match)
+      return Int(index)
+    }
+    if let reused = freeRecents.popLast() {
+      recents[Int(reused)] = RecentEntry(match: match)
+      slots[slot].recent = reused
+      return Int(reused)
+    }
+    slots[slot].recent = Int32(truncatingIfNeeded: recents.count)
+    recents.append(RecentEntry(match: match))
+    return recents.count - 1
+  }
+
+  /// Drops the recent match of `slot`.
+  mutating func clearRecent(in slot: Int) {
+    let index = slots[slot].recent
+    guard index >= 0 else { return }
+    freeRecents.append(index)
+    slots[slot].recent = -1
   }
 
   // MARK: Views
@@ -394,7 +426,7 @@ public struct CorrelatorState: Sendable, Equatable {
   var recentByKey: [CorrelationKey: RecentMatch] {
     var result: [CorrelationKey: RecentMatch] = [:]
     for slot in slots.indices where slots[slot].isUsed && slots[slot].hasRecent {
-      result[slots[slot].key] = slots[slot].recent
+      result[slots[slot].key] = recents[Int(slots[slot].recent)].match
     }
     return result
   }
