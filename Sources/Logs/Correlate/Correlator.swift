@@ -278,6 +278,7 @@ public struct Correlator: Sendable {
         {
           state.recents[r].match.expectedPosts += 1
           state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
+          state.slots[slot].recentTime = state.recents[r].match.timeMicros
           if let id = line.ipID, id != 0 { state.recents[r].match.lastIPID = id }
           output.outcomes.append((observation.id, .duplicate))
           output.stats.duplicates += 1
@@ -339,6 +340,7 @@ public struct Correlator: Sendable {
       {
         if recent.expectedPosts > 0 { state.recents[r].match.expectedPosts -= 1 }
         state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
+        state.slots[slot].recentTime = state.recents[r].match.timeMicros
         if recent.pod != line.destination || recent.podPort != line.destinationPort {
           // The retry's own DNAT: it, not the first attempt's, carries the connection.
           redispatch(recent, index: r, key: key, to: observation, into: &output)
@@ -443,16 +445,16 @@ public struct Correlator: Sendable {
     let pendingLimit = state.watermarkMicros.subtractingSaturating(settings.pendingExpiryMicros)
     let recentLimit = state.watermarkMicros.subtractingSaturating(
       max(settings.retransmitWindowMicros, settings.windowMicros))
-    let limit = max(pendingLimit, recentLimit)
     var slot = 0
     while slot < state.slots.count {
-      guard state.minTimes[slot] < limit else {
+      let entry = state.slots[slot]
+      guard entry.isUsed, entry.pendingMin < pendingLimit || entry.recentTime < recentLimit else {
         slot += 1
         continue
       }
       var newMin = Int64.max
       var previous: Int32 = -1
-      var index = state.slots[slot].pendingHead
+      var index = entry.pendingHead
       while index >= 0 {
         let pre = state.pool[Int(index)]
         if pre.lastSeenMicros < pendingLimit {
@@ -465,20 +467,12 @@ public struct Correlator: Sendable {
         }
         index = pre.next
       }
-      let r = Int(state.slots[slot].recent)
-      if r >= 0 {
-        let time = state.recents[r].match.timeMicros
-        if time < recentLimit {
-          state.clearRecent(in: slot)
-        } else {
-          newMin = min(newMin, time)
-        }
-      }
+      state.slots[slot].pendingMin = newMin
+      if entry.recentTime < recentLimit { state.clearRecent(in: slot) }
       if state.slots[slot].pendingHead < 0 && !state.slots[slot].hasRecent {
         // The slot now holds the next entry of its cluster (or is free): look at it again.
         state.remove(at: slot)
       } else {
-        state.minTimes[slot] = newMin
         slot += 1
       }
     }

@@ -62,12 +62,16 @@ struct PendingNode: Sendable {
   var next: Int32
 }
 
-/// One slot of the open-addressing table (32 bytes): the key, its pending lines (a chain in the
-/// node pool) and its recent match (an index into the recent pool). Entries of both pools stay
-/// put when slots move.
+/// One slot of the open-addressing table (48 bytes): the key, its pending lines (a chain in the
+/// node pool) and its recent match (an index into the recent pool), with the times that decide
+/// expiry so that expiring reads the slots only. Entries of both pools stay put when slots move.
 struct CorrelationSlot: Sendable {
   var sourceHigh: UInt64 = 0
   var sourceLow: UInt64 = 0
+  /// A lower bound of the pending lines' last-seen times (`.max` when none).
+  var pendingMin: Int64 = .max
+  /// The recent match's time (its ``RecentMatch/timeMicros``, kept here as well).
+  var recentTime: Int64 = .max
   var sourcePort: UInt16 = 0
   var proto: UInt8 = 0
   var isUsed = false
@@ -103,10 +107,6 @@ struct RecentEntry: Sendable {
 /// chained per key, reused through a free list. Equality compares the contents, not the layout.
 public struct CorrelatorState: Sendable, Equatable {
   var slots: [CorrelationSlot] = []
-  /// Per slot, a lower bound of the times that decide expiry (pending lines' last-seen time and
-  /// the recent match's time); `.max` for free slots. Lets ``Correlator`` skip most slots when
-  /// expiring.
-  var minTimes: [Int64] = []
   /// Used slots.
   private(set) var count = 0
   var pool: [PendingNode] = []
@@ -222,27 +222,22 @@ public struct CorrelatorState: Sendable, Equatable {
       // `moving` may fill the hole when the hole lies on its probe path (natural … next).
       if (next &- natural) & mask >= (next &- hole) & mask {
         slots[hole] = moving
-        minTimes[hole] = minTimes[next]
         hole = next
       }
     }
     slots[hole] = CorrelationSlot()
-    minTimes[hole] = .max
     count -= 1
   }
 
   /// Rebuilds the table with `capacity` slots (a power of two), keeping every entry.
   mutating func resize(to capacity: Int) {
     let old = slots
-    let oldTimes = minTimes
     slots = [CorrelationSlot](repeating: CorrelationSlot(), count: capacity)
-    minTimes = [Int64](repeating: .max, count: capacity)
     let mask = capacity - 1
-    for (slot, time) in zip(old, oldTimes) where slot.isUsed {
+    for slot in old where slot.isUsed {
       var index = home(slot.sourceHigh, slot.sourceLow, slot.sourcePort, slot.proto)
       while slots[index].isUsed { index = (index + 1) & mask }
       slots[index] = slot
-      minTimes[index] = time
     }
   }
 
@@ -277,7 +272,7 @@ public struct CorrelatorState: Sendable, Equatable {
     let tail = slots[slot].pendingTail
     if tail >= 0 { pool[Int(tail)].next = index } else { slots[slot].pendingHead = index }
     slots[slot].pendingTail = index
-    if node.lastSeenMicros < minTimes[slot] { minTimes[slot] = node.lastSeenMicros }
+    if node.lastSeenMicros < slots[slot].pendingMin { slots[slot].pendingMin = node.lastSeenMicros }
     pendingCount += 1
   }
 
@@ -366,7 +361,7 @@ public struct CorrelatorState: Sendable, Equatable {
   @discardableResult
   mutating func setRecent(_ match: RecentMatch, in slot: Int) -> Int {
     let index = slots[slot].recent
-    if match.timeMicros < minTimes[slot] { minTimes[slot] = match.timeMicros }
+    slots[slot].recentTime = match.timeMicros
     if index >= 0 {
       recents[Int(index)] = RecentEntry(match: match)
       return Int(index)
@@ -387,6 +382,7 @@ public struct CorrelatorState: Sendable, Equatable {
     guard index >= 0 else { return }
     freeRecents.append(index)
     slots[slot].recent = -1
+    slots[slot].recentTime = .max
   }
 
   // MARK: Views
