@@ -271,15 +271,15 @@ public struct Correlator: Sendable {
       // a retransmitted SYN carries the same ID or the next few of the socket's counter.
       let r = Int(state.slots[slot].recent)
       if r >= 0 {
-        let recent = state.recents[r].match
+        let recent = state.recentMatch(at: r)
         if recent.service == line.destination && recent.servicePort == line.destinationPort
           && within(recent.timeMicros, line.timeMicros, window: window)
           && Self.couldBeRetransmission(line.ipID, after: recent.lastIPID)
         {
-          state.recents[r].match.expectedPosts += 1
-          state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
-          state.slots[slot].recentTime = state.recents[r].match.timeMicros
-          if let id = line.ipID, id != 0 { state.recents[r].match.lastIPID = id }
+          state.pool[r].expectedPosts += 1
+          state.pool[r].timeMicros = max(recent.timeMicros, line.timeMicros)
+          state.slots[slot].recentTime = state.pool[r].timeMicros
+          if let id = line.ipID, id != 0 { state.pool[r].ipID = id }
           output.outcomes.append((observation.id, .duplicate))
           output.stats.duplicates += 1
           return
@@ -309,7 +309,7 @@ public struct Correlator: Sendable {
     if let (chosen, previous, method) = choose(in: slot, for: line) {
       let pre = state.pool[Int(chosen)]
       let retransmits = state.retransmitIDs(of: pre)
-      state.unlinkPending(chosen, previous: previous, in: slot)
+      state.detachPending(chosen, previous: previous, in: slot)
       let connection = Connection(
         timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: key.proto,
         client: key.source,
@@ -320,27 +320,23 @@ public struct Correlator: Sendable {
       output.outcomes.append((pre.id, .matched))
       output.outcomes.append((observation.id, .matched))
       output.stats.connections += 1
-      let r = state.setRecent(
-        RecentMatch(
-          timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
-          servicePort: pre.destinationPort,
-          pod: line.destination, podPort: line.destinationPort,
-          expectedPosts: retransmits.count, lastIPID: retransmits.last ?? pre.ipID, preID: pre.id,
-          postID: observation.id),
-        in: slot)
-      state.recents[r].emittedIndex = emitted
-      state.recents[r].emittedPass = state.pass
+      // The pre line's record becomes the key's recent match (service, pre id and clock offset
+      // stay as they are).
+      state.promoteToRecent(
+        chosen, in: slot, timeMicros: max(pre.lastSeenMicros, line.timeMicros), lastIPID: retransmits.last ?? pre.ipID,
+        expectedPosts: retransmits.count, pod: line.destination, podPort: line.destinationPort, postID: observation.id,
+        emittedIndex: emitted)
       return
     }
     let r = Int(state.slots[slot].recent)
     if r >= 0 {
-      let recent = state.recents[r].match
+      let recent = state.recentMatch(at: r)
       if within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
         recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
       {
-        if recent.expectedPosts > 0 { state.recents[r].match.expectedPosts -= 1 }
-        state.recents[r].match.timeMicros = max(recent.timeMicros, line.timeMicros)
-        state.slots[slot].recentTime = state.recents[r].match.timeMicros
+        if recent.expectedPosts > 0 { state.pool[r].expectedPosts -= 1 }
+        state.pool[r].timeMicros = max(recent.timeMicros, line.timeMicros)
+        state.slots[slot].recentTime = state.pool[r].timeMicros
         if recent.pod != line.destination || recent.podPort != line.destinationPort {
           // The retry's own DNAT: it, not the first attempt's, carries the connection.
           redispatch(recent, index: r, key: key, to: observation, into: &output)
@@ -360,8 +356,8 @@ public struct Correlator: Sendable {
     _ recent: RecentMatch, index r: Int, key: CorrelationKey, to post: Observation, into output: inout Output
   ) {
     let line = post.line
-    state.recents[r].match.pod = line.destination
-    state.recents[r].match.podPort = line.destinationPort
+    state.pool[r].pod = line.destination
+    state.pool[r].podPort = line.destinationPort
     guard let preID = recent.preID else {
       // State from before pre ids were kept: the record cannot be found again.
       output.outcomes.append((post.id, .duplicate))
@@ -372,8 +368,8 @@ public struct Correlator: Sendable {
     output.stats.redispatched += 1
     // The connection is in this pass's output when this pass emitted it (ids are unique, so no
     // other connection of the output has its pre line).
-    let emitted = Int(state.recents[r].emittedIndex)
-    if state.recents[r].emittedPass == state.pass, output.connections.indices.contains(emitted),
+    let emitted = Int(state.pool[r].emittedIndex)
+    if state.pool[r].emittedPass == state.pass, output.connections.indices.contains(emitted),
       output.connections[emitted].preID == preID
     {
       output.connections[emitted].pod = line.destination
@@ -389,7 +385,8 @@ public struct Correlator: Sendable {
           podPort: line.destinationPort, postID: post.id))
       if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
     }
-    state.recents[r].match.postID = post.id
+    state.pool[r].postID = post.id
+    state.pool[r].hasPostID = true
   }
 
   /// `true` unless the IP IDs prove a different socket: a retransmission repeats the ID or takes

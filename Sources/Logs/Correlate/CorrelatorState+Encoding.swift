@@ -107,7 +107,7 @@ extension CorrelatorState {
           }
         }
         if entry.hasRecent {
-          let match = recents[Int(entry.recent)].match
+          let match = recentMatch(at: Int(entry.recent))
           var matchFlags: UInt8 = 0
           if match.service.isIPv4 { matchFlags |= RecentFlag.serviceIsIPv4 }
           if match.pod.isIPv4 { matchFlags |= RecentFlag.podIsIPv4 }

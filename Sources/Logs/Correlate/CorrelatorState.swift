@@ -45,8 +45,11 @@ struct RecentMatch: Sendable, Equatable {
   var postID: Int64? = nil
 }
 
-/// A pending pre line in the node pool of ``CorrelatorState`` (no references: the pool is plain
-/// memory). Lines of one key are chained through ``next`` in arrival order.
+/// A record in the pool of ``CorrelatorState`` (no references: the pool is plain memory): a
+/// pending pre line, chained to the next line of its key through ``next`` in arrival order, or,
+/// once matched, its key's recent match. A match turns the pre line's record (just read, so in
+/// cache) into the recent match in place: `timeMicros` becomes the match's time, `destination`
+/// the service, `ipID` the last IP ID, `id` the pre line id.
 struct PendingNode: Sendable {
   var id: Int64
   var timeMicros: Int64
@@ -58,8 +61,19 @@ struct PendingNode: Sendable {
   var ipID: UInt32?
   /// Index of the line's retransmitted IP IDs in ``CorrelatorState/retransmitLists``, −1 for none.
   var retransmits: Int32
-  /// The next line of the same key (or the next free node), −1 at the end.
+  /// The next line of the same key, −1 at the end.
   var next: Int32
+  /// Fields of a recent match.
+  var pod = IPAddress(high: 0, low: 0)
+  var podPort: UInt16 = 0
+  var hasPreID = false
+  var hasPostID = false
+  var postID: Int64 = 0
+  var expectedPosts = 0
+  /// Where this pass emitted the match's connection (valid while ``emittedPass`` is the state's
+  /// current pass; never persisted).
+  var emittedIndex: Int32 = -1
+  var emittedPass: UInt64 = 0
 }
 
 /// One slot of the open-addressing table (48 bytes): the key, its pending lines (a chain in the
@@ -78,7 +92,7 @@ struct CorrelationSlot: Sendable {
   /// First and last pending line (pool indices), −1 when none.
   var pendingHead: Int32 = -1
   var pendingTail: Int32 = -1
-  /// The recent match (index in ``CorrelatorState/recents``), −1 when none.
+  /// The recent match (index in ``CorrelatorState/pool``), −1 when none.
   var recent: Int32 = -1
 
   var hasRecent: Bool { recent >= 0 }
@@ -86,15 +100,6 @@ struct CorrelationSlot: Sendable {
   var key: CorrelationKey {
     CorrelationKey(proto: proto, source: IPAddress(high: sourceHigh, low: sourceLow), sourcePort: sourcePort)
   }
-}
-
-/// A recent match in the pool of ``CorrelatorState``.
-struct RecentEntry: Sendable {
-  var match: RecentMatch
-  /// Where this pass emitted the match's connection (valid while ``emittedPass`` is the state's
-  /// current pass; never persisted).
-  var emittedIndex: Int32 = -1
-  var emittedPass: UInt64 = 0
 }
 
 /// The state a ``Correlator`` carries from one batch to the next (pending pre lines, recent
@@ -110,12 +115,10 @@ public struct CorrelatorState: Sendable, Equatable {
   /// Used slots.
   private(set) var count = 0
   var pool: [PendingNode] = []
-  var freeNode: Int32 = -1
+  /// Free records of the pool (a stack: freeing touches no record).
+  var freeNodes: [Int32] = []
   /// Retransmitted IP IDs of pending lines that have any (rare); freed lists are reused.
   var retransmitLists: [[UInt32]] = []
-  /// Recent matches of the slots that have one; freed entries are reused.
-  var recents: [RecentEntry] = []
-  var freeRecents: [Int32] = []
   var freeRetransmitLists: [Int32] = []
   /// Number of pending lines.
   private(set) var pendingCount = 0
@@ -260,15 +263,7 @@ public struct CorrelatorState: Sendable, Equatable {
   mutating func appendPending(_ node: PendingNode, to slot: Int) {
     var node = node
     node.next = -1
-    let index: Int32
-    if freeNode >= 0 {
-      index = freeNode
-      freeNode = pool[Int(index)].next
-      pool[Int(index)] = node
-    } else {
-      index = Int32(truncatingIfNeeded: pool.count)
-      pool.append(node)
-    }
+    let index = allocate(node)
     let tail = slots[slot].pendingTail
     if tail >= 0 { pool[Int(tail)].next = index } else { slots[slot].pendingHead = index }
     slots[slot].pendingTail = index
@@ -276,9 +271,26 @@ public struct CorrelatorState: Sendable, Equatable {
     pendingCount += 1
   }
 
+  /// Stores a record in a free place of the pool.
+  @inline(__always)
+  mutating func allocate(_ node: PendingNode) -> Int32 {
+    if let index = freeNodes.popLast() {
+      pool[Int(index)] = node
+      return index
+    }
+    pool.append(node)
+    return Int32(truncatingIfNeeded: pool.count - 1)
+  }
+
   /// Unlinks pending line `node` (preceded by `previous`, −1 for the head) from `slot`'s chain
   /// and returns it to the free list with its retransmitted IDs.
   mutating func unlinkPending(_ node: Int32, previous: Int32, in slot: Int) {
+    detachPending(node, previous: previous, in: slot)
+    freeNodes.append(node)
+  }
+
+  /// Unlinks pending line `node` like ``unlinkPending(_:previous:in:)`` but keeps its record.
+  mutating func detachPending(_ node: Int32, previous: Int32, in slot: Int) {
     let next = pool[Int(node)].next
     if previous >= 0 { pool[Int(previous)].next = next } else { slots[slot].pendingHead = next }
     if slots[slot].pendingTail == node { slots[slot].pendingTail = previous }
@@ -288,8 +300,6 @@ public struct CorrelatorState: Sendable, Equatable {
       freeRetransmitLists.append(list)
     }
     pool[Int(node)].retransmits = -1
-    pool[Int(node)].next = freeNode
-    freeNode = node
     pendingCount -= 1
   }
 
@@ -351,36 +361,60 @@ public struct CorrelatorState: Sendable, Equatable {
 
   // MARK: Recent matches
 
+  /// The recent match kept in record `index`.
+  func recentMatch(at index: Int) -> RecentMatch {
+    let record = pool[index]
+    return RecentMatch(
+      timeMicros: record.timeMicros, service: record.destination, servicePort: record.destinationPort,
+      pod: record.pod, podPort: record.podPort, expectedPosts: record.expectedPosts, lastIPID: record.ipID,
+      preID: record.hasPreID ? record.id : nil, postID: record.hasPostID ? record.postID : nil)
+  }
+
   /// The recent match of `slot`, if any.
   func recent(_ slot: Int) -> RecentMatch? {
     let index = slots[slot].recent
-    return index >= 0 ? recents[Int(index)].match : nil
+    return index >= 0 ? recentMatch(at: Int(index)) : nil
   }
 
-  /// Sets the recent match of `slot` and returns its index in ``recents``.
-  @discardableResult
-  mutating func setRecent(_ match: RecentMatch, in slot: Int) -> Int {
-    let index = slots[slot].recent
+  /// Sets the recent match of `slot` from a value (decoding, tests).
+  mutating func setRecent(_ match: RecentMatch, in slot: Int) {
+    clearRecent(in: slot)
+    let record = PendingNode(
+      id: match.preID ?? 0, timeMicros: match.timeMicros, lastSeenMicros: match.timeMicros, clockOffsetMicros: 0,
+      destination: match.service, destinationPort: match.servicePort, length: 0, ipID: match.lastIPID,
+      retransmits: -1, next: -1, pod: match.pod, podPort: match.podPort, hasPreID: match.preID != nil,
+      hasPostID: match.postID != nil, postID: match.postID ?? 0, expectedPosts: match.expectedPosts)
+    slots[slot].recent = allocate(record)
     slots[slot].recentTime = match.timeMicros
-    if index >= 0 {
-      recents[Int(index)] = RecentEntry(match: match)
-      return Int(index)
-    }
-    if let reused = freeRecents.popLast() {
-      recents[Int(reused)] = RecentEntry(match: match)
-      slots[slot].recent = reused
-      return Int(reused)
-    }
-    slots[slot].recent = Int32(truncatingIfNeeded: recents.count)
-    recents.append(RecentEntry(match: match))
-    return recents.count - 1
+  }
+
+  /// Turns pending line `node`, already detached from `slot`'s chain, into `slot`'s recent match
+  /// (replacing the previous one), in place.
+  mutating func promoteToRecent(
+    _ node: Int32, in slot: Int, timeMicros: Int64, lastIPID: UInt32?, expectedPosts: Int, pod: IPAddress,
+    podPort: UInt16, postID: Int64, emittedIndex: Int32
+  ) {
+    clearRecent(in: slot)
+    let index = Int(node)
+    pool[index].timeMicros = timeMicros
+    pool[index].ipID = lastIPID
+    pool[index].expectedPosts = expectedPosts
+    pool[index].pod = pod
+    pool[index].podPort = podPort
+    pool[index].hasPreID = true
+    pool[index].hasPostID = true
+    pool[index].postID = postID
+    pool[index].emittedIndex = emittedIndex
+    pool[index].emittedPass = pass
+    slots[slot].recent = node
+    slots[slot].recentTime = timeMicros
   }
 
   /// Drops the recent match of `slot`.
   mutating func clearRecent(in slot: Int) {
     let index = slots[slot].recent
     guard index >= 0 else { return }
-    freeRecents.append(index)
+    freeNodes.append(index)
     slots[slot].recent = -1
     slots[slot].recentTime = .max
   }
@@ -422,7 +456,7 @@ public struct CorrelatorState: Sendable, Equatable {
   var recentByKey: [CorrelationKey: RecentMatch] {
     var result: [CorrelationKey: RecentMatch] = [:]
     for slot in slots.indices where slots[slot].isUsed && slots[slot].hasRecent {
-      result[slots[slot].key] = recents[Int(slots[slot].recent)].match
+      result[slots[slot].key] = recentMatch(at: Int(slots[slot].recent))
     }
     return result
   }
