@@ -362,9 +362,11 @@ public struct CorrelatorState: Sendable, Equatable {
   // MARK: Recent matches
 
   /// The recent match kept in record `index`.
-  func recentMatch(at index: Int) -> RecentMatch {
-    let record = pool[index]
-    return RecentMatch(
+  func recentMatch(at index: Int) -> RecentMatch { Self.recentMatch(of: pool[index]) }
+
+  /// The recent match kept in `record`.
+  static func recentMatch(of record: PendingNode) -> RecentMatch {
+    RecentMatch(
       timeMicros: record.timeMicros, service: record.destination, servicePort: record.destinationPort,
       pod: record.pod, podPort: record.podPort, expectedPosts: record.expectedPosts, lastIPID: record.ipID,
       preID: record.hasPreID ? record.id : nil, postID: record.hasPostID ? record.postID : nil)
