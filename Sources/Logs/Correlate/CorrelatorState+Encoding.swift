@@ -63,95 +63,73 @@ extension CorrelatorState {
       writer.varint(UInt64(count))
       let watermark = watermarkMicros
       var lastID: Int64 = 0
-      let order = usedSlotsInProbeOrder
-      let none = PendingNode(
-        id: 0, timeMicros: 0, lastSeenMicros: 0, clockOffsetMicros: 0, destination: IPAddress(high: 0, low: 0),
-        destinationPort: 0, length: 0, ipID: nil, retransmits: -1, next: -1)
-      var heads: [PendingNode] = []
-      var matches: [PendingNode] = []
-      heads.reserveCapacity(64)
-      matches.reserveCapacity(64)
-      var blockStart = 0
-      while blockStart < order.count {
-        let blockEnd = min(order.count, blockStart + 64)
-        // The block's records first: independent loads, so that their cache misses overlap.
-        heads.removeAll(keepingCapacity: true)
-        matches.removeAll(keepingCapacity: true)
-        for slot in order[blockStart..<blockEnd] {
-          let entry = slots[slot]
-          heads.append(entry.pendingHead >= 0 ? pool[Int(entry.pendingHead)] : none)
-          matches.append(entry.recent >= 0 ? pool[Int(entry.recent)] : none)
-        }
-        for position in blockStart..<blockEnd {
-          let entry = slots[order[position]]
-          let head = heads[position - blockStart]
-          let sourceIsIPv4 = entry.sourceHigh == 0 && entry.sourceLow >> 32 == 0xFFFF
-          var flags: UInt8 = sourceIsIPv4 ? EntryFlag.sourceIsIPv4 : 0
-          if entry.pendingHead >= 0 { flags |= EntryFlag.hasPending }
-          if entry.hasRecent { flags |= EntryFlag.hasRecent }
-          writer.u8(flags)
-          writer.u8(entry.proto)
-          writer.address(IPAddress(high: entry.sourceHigh, low: entry.sourceLow), isIPv4: sourceIsIPv4)
-          writer.u16(entry.sourcePort)
-          if entry.pendingHead >= 0 {
-            var lines = 1
-            var index = head.next
-            while index >= 0 {
-              lines += 1
-              index = pool[Int(index)].next
-            }
-            writer.varint(UInt64(lines))
-            var pre = head
-            while true {
-              let retransmits = retransmitIDs(of: pre)
-              var preFlags: UInt8 = pre.destination.isIPv4 ? PendingFlag.destinationIsIPv4 : 0
-              if pre.ipID != nil { preFlags |= PendingFlag.hasIPID }
-              if !retransmits.isEmpty { preFlags |= PendingFlag.hasRetransmits }
-              writer.u8(preFlags)
-              writer.signed(pre.id &- lastID)
-              lastID = pre.id
-              writer.signed(watermark &- pre.timeMicros)
-              writer.signed(pre.lastSeenMicros &- pre.timeMicros)
-              writer.signed(pre.clockOffsetMicros)
-              writer.address(pre.destination, isIPv4: pre.destination.isIPv4)
-              writer.u16(pre.destinationPort)
-              if let id = pre.ipID { writer.varint(UInt64(id)) }
-              writer.varint(UInt64(pre.length))
-              if !retransmits.isEmpty {
-                writer.varint(UInt64(retransmits.count))
-                for id in retransmits { writer.varint(UInt64(id)) }
-              }
-              guard pre.next >= 0 else { break }
-              pre = pool[Int(pre.next)]
-            }
+      for slot in usedSlotsInProbeOrder {
+        let entry = slots[slot]
+        let sourceIsIPv4 = entry.sourceHigh == 0 && entry.sourceLow >> 32 == 0xFFFF
+        var flags: UInt8 = sourceIsIPv4 ? EntryFlag.sourceIsIPv4 : 0
+        if entry.pendingHead >= 0 { flags |= EntryFlag.hasPending }
+        if entry.hasRecent { flags |= EntryFlag.hasRecent }
+        writer.u8(flags)
+        writer.u8(entry.proto)
+        writer.address(IPAddress(high: entry.sourceHigh, low: entry.sourceLow), isIPv4: sourceIsIPv4)
+        writer.u16(entry.sourcePort)
+        if entry.pendingHead >= 0 {
+          var lines = 0
+          var index = entry.pendingHead
+          while index >= 0 {
+            lines += 1
+            index = pool[Int(index)].next
           }
-          if entry.hasRecent {
-            let match = Self.recentMatch(of: matches[position - blockStart])
-            var matchFlags: UInt8 = 0
-            if match.service.isIPv4 { matchFlags |= RecentFlag.serviceIsIPv4 }
-            if match.pod.isIPv4 { matchFlags |= RecentFlag.podIsIPv4 }
-            if match.lastIPID != nil { matchFlags |= RecentFlag.hasLastIPID }
-            if match.preID != nil { matchFlags |= RecentFlag.hasPreID }
-            if match.postID != nil { matchFlags |= RecentFlag.hasPostID }
-            writer.u8(matchFlags)
-            writer.signed(watermark &- match.timeMicros)
-            writer.address(match.service, isIPv4: match.service.isIPv4)
-            writer.u16(match.servicePort)
-            writer.address(match.pod, isIPv4: match.pod.isIPv4)
-            writer.u16(match.podPort)
-            writer.signed(Int64(match.expectedPosts))
-            if let id = match.lastIPID { writer.varint(UInt64(id)) }
-            if let id = match.preID {
-              writer.signed(id &- lastID)
-              lastID = id
+          writer.varint(UInt64(lines))
+          index = entry.pendingHead
+          while index >= 0 {
+            let pre = pool[Int(index)]
+            let retransmits = retransmitIDs(of: pre)
+            var preFlags: UInt8 = pre.destination.isIPv4 ? PendingFlag.destinationIsIPv4 : 0
+            if pre.ipID != nil { preFlags |= PendingFlag.hasIPID }
+            if !retransmits.isEmpty { preFlags |= PendingFlag.hasRetransmits }
+            writer.u8(preFlags)
+            writer.signed(pre.id &- lastID)
+            lastID = pre.id
+            writer.signed(watermark &- pre.timeMicros)
+            writer.signed(pre.lastSeenMicros &- pre.timeMicros)
+            writer.signed(pre.clockOffsetMicros)
+            writer.address(pre.destination, isIPv4: pre.destination.isIPv4)
+            writer.u16(pre.destinationPort)
+            if let id = pre.ipID { writer.varint(UInt64(id)) }
+            writer.varint(UInt64(pre.length))
+            if !retransmits.isEmpty {
+              writer.varint(UInt64(retransmits.count))
+              for id in retransmits { writer.varint(UInt64(id)) }
             }
-            if let id = match.postID {
-              writer.signed(id &- lastID)
-              lastID = id
-            }
+            index = pre.next
           }
         }
-        blockStart = blockEnd
+        if entry.hasRecent {
+          let match = recentMatch(at: Int(entry.recent))
+          var matchFlags: UInt8 = 0
+          if match.service.isIPv4 { matchFlags |= RecentFlag.serviceIsIPv4 }
+          if match.pod.isIPv4 { matchFlags |= RecentFlag.podIsIPv4 }
+          if match.lastIPID != nil { matchFlags |= RecentFlag.hasLastIPID }
+          if match.preID != nil { matchFlags |= RecentFlag.hasPreID }
+          if match.postID != nil { matchFlags |= RecentFlag.hasPostID }
+          writer.u8(matchFlags)
+          writer.signed(watermark &- match.timeMicros)
+          writer.address(match.service, isIPv4: match.service.isIPv4)
+          writer.u16(match.servicePort)
+          writer.address(match.pod, isIPv4: match.pod.isIPv4)
+          writer.u16(match.podPort)
+          writer.signed(Int64(match.expectedPosts))
+          if let id = match.lastIPID { writer.varint(UInt64(id)) }
+          if let id = match.preID {
+            writer.signed(id &- lastID)
+            lastID = id
+          }
+          if let id = match.postID {
+            writer.signed(id &- lastID)
+            lastID = id
+          }
+        }
       }
       initialized = writer.position
     }
