@@ -286,6 +286,7 @@ struct CorrelatorDifferentialTests {
     var start = 0
     var batch = 0
     var totals = CorrelationStats()
+    var methods: Set<MatchMethod> = []
     while start < observations.count {
       let end = min(observations.count, start + Int.random(in: 1...1_500, using: &random))
       let chunk = observations[start..<end]
@@ -302,6 +303,7 @@ struct CorrelatorDifferentialTests {
       #expect(restored == correlator.state, "\(context)")
       #expect(try CorrelatorState(encoded: model.state.encodedV3()) == correlator.state, "\(context)")
       correlator = Correlator(node: HostID("node1"), settings: settings, state: restored)
+      methods.formUnion(got.connections.map(\.method))
       totals.connections += got.stats.connections
       totals.duplicates += got.stats.duplicates
       totals.orphans += got.stats.orphans
@@ -313,6 +315,7 @@ struct CorrelatorDifferentialTests {
     // The stream exercises every path.
     #expect(totals.connections > 500 && totals.duplicates > 50 && totals.orphans > 50 && totals.expired > 20)
     #expect(totals.redispatched > 0, "\(totals)")
+    #expect(methods == Set(MatchMethod.allCases), "\(methods)")
   }
 
   @Test func unsplitStreamGivesTheModelsOutput() {
