@@ -161,21 +161,6 @@ public struct CorrelationStats: Sendable, Equatable, Codable {
   public init() {}
 }
 
-/// The join key of §3.4: (protocol, source address, source port). The node is implicit: one
-/// correlator instance serves one node.
-struct CorrelationKey: Hashable {
-  var proto: UInt8
-  var source: IPAddress
-  var sourcePort: UInt16
-
-  /// One 64-bit value fed to the hasher instead of four (the correlator hashes keys several
-  /// times per line; equality still compares every field).
-  func hash(into hasher: inout Hasher) {
-    hasher.combine(
-      (source.high &* 0x9E37_79B9_7F4A_7C15) ^ source.low ^ (UInt64(sourcePort) << 8 | UInt64(proto)) &* 0xC2B2_AE3D_27D4_EB4F)
-  }
-}
-
 /// Joins pre-DNAT and post-DNAT lines of one node into connections, incrementally.
 ///
 /// Lines are fed in file order. A post line joins the pending pre line with the same
@@ -215,114 +200,152 @@ public struct Correlator: Sendable {
   /// Feeds observations in log order and returns the connections they complete.
   public mutating func correlate(_ observations: some Sequence<Observation>) -> Output {
     var output = Output()
-    for observation in observations {
-      let line = observation.line
-      state.watermarkMicros = max(state.watermarkMicros, line.timeMicros)
-      let key = CorrelationKey(proto: line.proto, source: line.source, sourcePort: line.sourcePort)
-      switch line.stage {
-      case .pre: handlePre(observation, key: key, into: &output)
-      case .post: handlePost(observation, key: key, into: &output)
-      }
+    let expected = observations.underestimatedCount
+    output.outcomes.reserveCapacity(expected + expected / 8)
+    output.connections.reserveCapacity(expected / 2)
+    state.pass &+= 1
+    // Arrays (what the store passes) are walked without the generic iterator.
+    let done: Void? = observations.withContiguousStorageIfAvailable { buffer in
+      for observation in buffer { feed(observation, into: &output) }
+    }
+    if done == nil {
+      for observation in observations { feed(observation, into: &output) }
     }
     expire(into: &output)
-    output.stats.pending = state.pending.values.reduce(0) { $0 + $1.count }
+    output.stats.pending = state.pendingCount
     return output
   }
 
-  /// `true` when two times are at most the window apart (no overflow on extreme values).
-  private func within(_ a: Int64, _ b: Int64, window: Int64? = nil) -> Bool {
-    let (difference, overflow) = a.subtractingReportingOverflow(b)
-    return !overflow && difference.magnitude <= (window ?? settings.windowMicros).magnitude
+  /// Handles one observation.
+  @inline(__always)
+  private mutating func feed(_ observation: Observation, into output: inout Output) {
+    if observation.line.timeMicros > state.watermarkMicros { state.watermarkMicros = observation.line.timeMicros }
+    switch observation.line.stage {
+    case .pre: handlePre(observation, into: &output)
+    case .post: handlePost(observation, into: &output)
+    }
   }
+
+  /// `true` when two times are at most the window apart (no overflow on extreme values).
+  @inline(__always)
+  private func within(_ a: Int64, _ b: Int64, window: Int64) -> Bool {
+    let (difference, overflow) = a.subtractingReportingOverflow(b)
+    return !overflow && difference.magnitude <= window.magnitude
+  }
+
+  /// `true` when two times are at most ``CorrelationSettings/windowMicros`` apart.
+  @inline(__always)
+  private func within(_ a: Int64, _ b: Int64) -> Bool { within(a, b, window: settings.windowMicros) }
 
   /// The retransmission window for a protocol (see ``CorrelationSettings/retransmitWindowMicros``).
   private func retransmitWindow(_ proto: UInt8) -> Int64 {
     proto == 6 || proto == 132 ? max(settings.retransmitWindowMicros, settings.windowMicros) : settings.windowMicros
   }
 
-  private mutating func handlePre(_ observation: Observation, key: CorrelationKey, into output: inout Output) {
+  private mutating func handlePre(_ observation: Observation, into output: inout Output) {
     let line = observation.line
-    // A retransmission of a pre line still waiting for its post line.
-    if var list = state.pending[key],
-      let index = list.firstIndex(where: {
-        $0.destination == line.destination && $0.destinationPort == line.destinationPort
-          && within($0.lastSeenMicros, line.timeMicros, window: retransmitWindow(key.proto))
-          && Self.couldBeRetransmission(line.ipID, after: $0.retransmitIDs.last ?? $0.ipID)
-      })
-    {
-      list[index].lastSeenMicros = max(list[index].lastSeenMicros, line.timeMicros)
-      if let id = line.ipID, id != 0, id != list[index].ipID, !list[index].retransmitIDs.contains(id) {
-        list[index].retransmitIDs.append(id)
+    let key = CorrelationKey(proto: line.proto, source: line.source, sourcePort: line.sourcePort)
+    var slot = state.find(key)
+    if slot >= 0 {
+      let window = retransmitWindow(key.proto)
+      // A retransmission of a pre line still waiting for its post line.
+      var index = state.slots[slot].pendingHead
+      while index >= 0 {
+        let pre = state.pool[Int(index)]
+        if pre.destination == line.destination && pre.destinationPort == line.destinationPort
+          && within(pre.lastSeenMicros, line.timeMicros, window: window)
+          && Self.couldBeRetransmission(line.ipID, after: state.lastRetransmitID(of: pre) ?? pre.ipID)
+        {
+          state.pool[Int(index)].lastSeenMicros = max(pre.lastSeenMicros, line.timeMicros)
+          if let id = line.ipID, id != 0, id != pre.ipID, !state.retransmitIDs(of: pre).contains(id) {
+            state.appendRetransmitID(id, to: index)
+          }
+          output.outcomes.append((observation.id, .duplicate))
+          output.stats.duplicates += 1
+          return
+        }
+        index = pre.next
       }
-      state.pending[key] = list
-      output.outcomes.append((observation.id, .duplicate))
-      output.stats.duplicates += 1
-      return
+      // A retransmission of a pre line whose connection was already emitted.
+      // A new connection that reuses the source port (after TIME_WAIT) starts a fresh random IP ID;
+      // a retransmitted SYN carries the same ID or the next few of the socket's counter.
+      let r = Int(state.slots[slot].recent)
+      if r >= 0 {
+        let recent = state.recentMatch(at: r)
+        if recent.service == line.destination && recent.servicePort == line.destinationPort
+          && within(recent.timeMicros, line.timeMicros, window: window)
+          && Self.couldBeRetransmission(line.ipID, after: recent.lastIPID)
+        {
+          state.pool[r].expectedPosts += 1
+          state.pool[r].timeMicros = max(recent.timeMicros, line.timeMicros)
+          state.slots[slot].recentTime = state.pool[r].timeMicros
+          if let id = line.ipID, id != 0 { state.pool[r].ipID = id }
+          output.outcomes.append((observation.id, .duplicate))
+          output.stats.duplicates += 1
+          return
+        }
+      }
+    } else {
+      slot = state.insert(key)
     }
-    // A retransmission of a pre line whose connection was already emitted.
-    // A new connection that reuses the source port (after TIME_WAIT) starts a fresh random IP ID;
-    // a retransmitted SYN carries the same ID or the next few of the socket's counter.
-    if let recent = state.recent[key],
-      recent.service == line.destination && recent.servicePort == line.destinationPort
-        && within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto))
-        && Self.couldBeRetransmission(line.ipID, after: recent.lastIPID)
-    {
-      state.recent[key]?.expectedPosts += 1
-      state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
-      if let id = line.ipID, id != 0 { state.recent[key]?.lastIPID = id }
-      output.outcomes.append((observation.id, .duplicate))
-      output.stats.duplicates += 1
-      return
-    }
-    state.pending[key, default: []].append(
-      PendingPre(
+    state.appendPending(
+      PendingNode(
         id: observation.id, timeMicros: line.timeMicros, lastSeenMicros: line.timeMicros,
         clockOffsetMicros: observation.clockOffsetMicros, destination: line.destination,
-        destinationPort: line.destinationPort, ipID: line.ipID,
-        length: line.length, retransmitIDs: []))
+        destinationPort: line.destinationPort, length: line.length, ipID: line.ipID, retransmits: -1, next: -1),
+      to: slot)
     output.outcomes.append((observation.id, .pending))
   }
 
-  private mutating func handlePost(_ observation: Observation, key: CorrelationKey, into output: inout Output) {
+  private mutating func handlePost(_ observation: Observation, into output: inout Output) {
     let line = observation.line
-    let list = state.pending[key] ?? []
-    let candidates = list.indices.filter {
-      within(list[$0].timeMicros, line.timeMicros) || within(list[$0].lastSeenMicros, line.timeMicros)
+    let key = CorrelationKey(proto: line.proto, source: line.source, sourcePort: line.sourcePort)
+    let slot = state.find(key)
+    guard slot >= 0 else {
+      output.outcomes.append((observation.id, .orphan))
+      output.stats.orphans += 1
+      return
     }
-    if !candidates.isEmpty {
-      let (chosen, method) = choose(among: candidates, in: list, for: line)
-      let pre = list[chosen]
-      state.pending[key]?.remove(at: chosen)
-      if state.pending[key]?.isEmpty == true { state.pending[key] = nil }
+    if let (chosen, previous, method) = choose(in: slot, for: line) {
+      let pre = state.pool[Int(chosen)]
+      let retransmits = state.retransmitIDs(of: pre)
+      state.detachPending(chosen, previous: previous, in: slot)
       let connection = Connection(
         timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: key.proto,
         client: key.source,
         clientPort: key.sourcePort, service: pre.destination, servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort, method: method, preID: pre.id, postID: observation.id)
+      let emitted = Int32(truncatingIfNeeded: output.connections.count)
       output.connections.append(connection)
       output.outcomes.append((pre.id, .matched))
       output.outcomes.append((observation.id, .matched))
       output.stats.connections += 1
-      state.recent[key] = RecentMatch(
-        timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
-        servicePort: pre.destinationPort,
-        pod: line.destination, podPort: line.destinationPort,
-        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID, preID: pre.id, postID: observation.id)
+      // The pre line's record becomes the key's recent match (service, pre id and clock offset
+      // stay as they are).
+      state.promoteToRecent(
+        chosen, in: slot, timeMicros: max(pre.lastSeenMicros, line.timeMicros), lastIPID: retransmits.last ?? pre.ipID,
+        expectedPosts: retransmits.count, pod: line.destination, podPort: line.destinationPort, postID: observation.id,
+        emittedIndex: emitted)
       return
     }
-    if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
-      recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
-    {
-      if recent.expectedPosts > 0 { state.recent[key]?.expectedPosts -= 1 }
-      state.recent[key]?.timeMicros = max(recent.timeMicros, line.timeMicros)
-      if recent.pod != line.destination || recent.podPort != line.destinationPort {
-        // The retry's own DNAT: it, not the first attempt's, carries the connection.
-        redispatch(recent, key: key, to: observation, into: &output)
+    let r = Int(state.slots[slot].recent)
+    if r >= 0 {
+      let recent = state.recentMatch(at: r)
+      if within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),
+        recent.expectedPosts > 0 || (recent.pod == line.destination && recent.podPort == line.destinationPort)
+      {
+        if recent.expectedPosts > 0 { state.pool[r].expectedPosts -= 1 }
+        state.pool[r].timeMicros = max(recent.timeMicros, line.timeMicros)
+        state.slots[slot].recentTime = state.pool[r].timeMicros
+        if recent.pod != line.destination || recent.podPort != line.destinationPort {
+          // The retry's own DNAT: it, not the first attempt's, carries the connection.
+          redispatch(recent, index: r, key: key, to: observation, into: &output)
+          return
+        }
+        output.outcomes.append((observation.id, .duplicate))
+        output.stats.duplicates += 1
         return
       }
-      output.outcomes.append((observation.id, .duplicate))
-      output.stats.duplicates += 1
-      return
     }
     output.outcomes.append((observation.id, .orphan))
     output.stats.orphans += 1
@@ -330,11 +353,11 @@ public struct Correlator: Sendable {
 
   /// Points the connection of `recent` at the endpoint of `post`, a retransmission's post line.
   private mutating func redispatch(
-    _ recent: RecentMatch, key: CorrelationKey, to post: Observation, into output: inout Output
+    _ recent: RecentMatch, index r: Int, key: CorrelationKey, to post: Observation, into output: inout Output
   ) {
     let line = post.line
-    state.recent[key]?.pod = line.destination
-    state.recent[key]?.podPort = line.destinationPort
+    state.pool[r].pod = line.destination
+    state.pool[r].podPort = line.destinationPort
     guard let preID = recent.preID else {
       // State from before pre ids were kept: the record cannot be found again.
       output.outcomes.append((post.id, .duplicate))
@@ -343,11 +366,16 @@ public struct Correlator: Sendable {
     }
     output.outcomes.append((post.id, .matched))
     output.stats.redispatched += 1
-    if let index = output.connections.lastIndex(where: { $0.preID == preID }) {
-      output.connections[index].pod = line.destination
-      output.connections[index].podPort = line.destinationPort
-      output.connections[index].postID = post.id
-      output.connections[index].method = .reDNAT
+    // The connection is in this pass's output when this pass emitted it (ids are unique, so no
+    // other connection of the output has its pre line).
+    let emitted = Int(state.pool[r].emittedIndex)
+    if state.pool[r].emittedPass == state.pass, output.connections.indices.contains(emitted),
+      output.connections[emitted].preID == preID
+    {
+      output.connections[emitted].pod = line.destination
+      output.connections[emitted].podPort = line.destinationPort
+      output.connections[emitted].postID = post.id
+      output.connections[emitted].method = .reDNAT
       // The first attempt's post line no longer explains the record.
       if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
     } else {
@@ -357,7 +385,8 @@ public struct Correlator: Sendable {
           podPort: line.destinationPort, postID: post.id))
       if let first = recent.postID { output.outcomes.append((first, .duplicate)) }
     }
-    state.recent[key]?.postID = post.id
+    state.pool[r].postID = post.id
+    state.pool[r].hasPostID = true
   }
 
   /// `true` unless the IP IDs prove a different socket: a retransmission repeats the ID or takes
@@ -367,90 +396,85 @@ public struct Correlator: Sendable {
     return (id &- previous) & 0xFFFF <= 16
   }
 
-  /// Picks the pending pre line a post line belongs to, and says how.
-  private func choose(among candidates: [Int], in list: [PendingPre], for line: PacketLine) -> (Int, MatchMethod) {
-    if let id = line.ipID, id != 0 {
-      let byID = candidates.filter { list[$0].ipID == id }
-      if let best = byID.first(where: { list[$0].length == line.length }) ?? byID.first {
-        return (best, .exactID)
+  /// Picks the pending pre line of `slot` a post line belongs to, and says how: among the lines
+  /// within the window of the post line (by first or last-seen time), the first with the post
+  /// line's non-zero IP ID (preferring an equal length), else the first that folded a
+  /// retransmission with that ID, else the first of equal length, else the first. Returns the
+  /// line's pool index and its predecessor in the chain; `nil` when no line is within the window.
+  private func choose(in slot: Int, for line: PacketLine) -> (node: Int32, previous: Int32, method: MatchMethod)? {
+    let postID = line.ipID.flatMap { $0 == 0 ? nil : $0 }
+    var first: (Int32, Int32)? = nil
+    var firstOfLength: (Int32, Int32)? = nil
+    var firstByID: (Int32, Int32)? = nil
+    var firstByIDOfLength: (Int32, Int32)? = nil
+    var firstByRetransmit: (Int32, Int32)? = nil
+    var previous: Int32 = -1
+    var index = state.slots[slot].pendingHead
+    while index >= 0 {
+      let pre = state.pool[Int(index)]
+      if within(pre.timeMicros, line.timeMicros) || within(pre.lastSeenMicros, line.timeMicros) {
+        let here = (index, previous)
+        if first == nil { first = here }
+        if firstOfLength == nil, pre.length == line.length { firstOfLength = here }
+        if let postID {
+          if pre.ipID == postID {
+            if firstByID == nil { firstByID = here }
+            if firstByIDOfLength == nil, pre.length == line.length { firstByIDOfLength = here }
+          }
+          if firstByRetransmit == nil, pre.retransmits >= 0, state.retransmitIDs(of: pre).contains(postID) {
+            firstByRetransmit = here
+          }
+        }
       }
-      if let best = candidates.first(where: { list[$0].retransmitIDs.contains(id) }) {
-        return (best, .retransmitDedup)
-      }
+      previous = index
+      index = pre.next
     }
-    let best = candidates.first(where: { list[$0].length == line.length }) ?? candidates[0]
-    return (best, .sourcePortWindow)
+    if let best = firstByIDOfLength ?? firstByID { return (best.0, best.1, .exactID) }
+    if let best = firstByRetransmit { return (best.0, best.1, .retransmitDedup) }
+    guard let best = firstOfLength ?? first else { return nil }
+    return (best.0, best.1, .sourcePortWindow)
   }
 
-  /// Drops pending lines and recent matches that fell behind the watermark.
+  /// Drops pending lines and recent matches that fell behind the watermark, in place: only slots
+  /// whose time bound is behind are visited, and a slot left empty is freed by backward shift.
   private mutating func expire(into output: inout Output) {
     guard state.watermarkMicros != .min else { return }
     let pendingLimit = state.watermarkMicros.subtractingSaturating(settings.pendingExpiryMicros)
-    for (key, list) in state.pending {
-      let kept = list.filter { $0.lastSeenMicros >= pendingLimit }
-      if kept.count == list.count { continue }
-      for old in list where old.lastSeenMicros < pendingLimit {
-        output.outcomes.append((old.id, .expired))
-        output.stats.expired += 1
-      }
-      state.pending[key] = kept.isEmpty ? nil : kept
-    }
     let recentLimit = state.watermarkMicros.subtractingSaturating(
       max(settings.retransmitWindowMicros, settings.windowMicros))
-    // In place: the table keeps its capacity (a rebuilt one would grow, rehashing, all over
-    // again with the next batch's connections).
-    let stale = state.recent.compactMap { $0.value.timeMicros < recentLimit ? $0.key : nil }
-    for key in stale { state.recent.removeValue(forKey: key) }
+    var slot = 0
+    while slot < state.slots.count {
+      let entry = state.slots[slot]
+      guard entry.isUsed, entry.pendingMin < pendingLimit || entry.recentTime < recentLimit else {
+        slot += 1
+        continue
+      }
+      var newMin = Int64.max
+      var previous: Int32 = -1
+      var index = entry.pendingHead
+      while index >= 0 {
+        let pre = state.pool[Int(index)]
+        if pre.lastSeenMicros < pendingLimit {
+          output.outcomes.append((pre.id, .expired))
+          output.stats.expired += 1
+          state.unlinkPending(index, previous: previous, in: slot)
+        } else {
+          newMin = min(newMin, pre.lastSeenMicros)
+          previous = index
+        }
+        index = pre.next
+      }
+      state.slots[slot].pendingMin = newMin
+      if entry.recentTime < recentLimit { state.clearRecent(in: slot) }
+      if state.slots[slot].pendingHead < 0 && !state.slots[slot].hasRecent {
+        // The slot now holds the next entry of its cluster (or is free): look at it again.
+        state.remove(at: slot)
+      } else {
+        slot += 1
+      }
+    }
+    state.shrinkIfSparse()
   }
-}
-
-/// A pre line waiting for its post line.
-struct PendingPre: Sendable, Equatable {
-  var id: Int64
-  /// Time of the first line (the connection's time).
-  var timeMicros: Int64
-  /// Time of the newest retransmission folded into it (SYN retries come after 1 s, 3 s, 7 s…,
-  /// so the window slides with them).
-  var lastSeenMicros: Int64
-  var clockOffsetMicros: Int64
-  var destination: IPAddress
-  var destinationPort: UInt16
-  var ipID: UInt32?
-  var length: UInt16
-  /// IP IDs of retransmissions folded into this line.
-  var retransmitIDs: [UInt32]
-}
-
-/// The last connection emitted for a key, kept one window long to absorb retransmissions.
-struct RecentMatch: Sendable, Equatable {
-  /// The newest line time of the connection (sliding with each retransmission).
-  var timeMicros: Int64
-  var service: IPAddress
-  var servicePort: UInt16
-  var pod: IPAddress
-  var podPort: UInt16
-  /// Post lines still expected for retransmitted pre lines folded before the match.
-  var expectedPosts: Int
-  /// The newest IP ID seen on the connection, to tell retransmissions from a reused port.
-  var lastIPID: UInt32? = nil
-  /// The connection's pre line and current post line (nil in state stored before version 3).
-  var preID: Int64? = nil
-  var postID: Int64? = nil
-}
-
-/// The state a ``Correlator`` carries from one batch to the next (pending pre lines, recent
-/// matches, the newest time seen). Persist it with ``encoded()`` and restore with
-/// ``init(encoded:)``.
-public struct CorrelatorState: Sendable, Equatable {
-  var pending: [CorrelationKey: [PendingPre]] = [:]
-  var recent: [CorrelationKey: RecentMatch] = [:]
-  /// The newest line time seen on this node (node clock, µs).
-  public internal(set) var watermarkMicros: Int64 = .min
-
-  public init() {}
-
-  /// Identifiers of the pre lines still pending.
-  public var pendingIDs: [Int64] { pending.values.flatMap { $0.map(\.id) }.sorted() }
 }
 
 extension Int64 {
