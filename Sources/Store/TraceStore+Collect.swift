@@ -175,8 +175,9 @@ extension TraceStore {
     // Moved, not copied, into the correlator: the state's tables are updated in place.
     var state = CorrelatorState()
     swap(&state, &base.state)
-    var correlator = Correlator(node: batch.node, settings: correlation, state: state)
-    let output = correlator.correlate(Self.observations(of: batch, firstID: firstID))
+    // `consume`: a second reference to the tables would make the first write copy them.
+    var correlator = Correlator(node: batch.node, settings: correlation, state: consume state)
+    let output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
     let encoded = correlator.state.encoded()
     let correlated = CorrelatedBatch(
       batch: batch, base: base.encoded, firstID: firstID, output: output, encodedState: encoded,
@@ -198,14 +199,6 @@ extension TraceStore {
     let order = stored.indices.map { (time: stored[$0].timeMicros, index: Int32(truncatingIfNeeded: $0)) }
       .sorted { ($0.time, $0.index) < ($1.time, $1.index) }
     return order.map { stored[Int($0.index)] }
-  }
-
-  /// The observations of `batch`'s lines, numbered from `firstID`.
-  static func observations(of batch: CollectedBatch, firstID: Int64) -> [Observation] {
-    let offset = batch.clock.offsetMicros
-    return batch.lines.indices.map { index in
-      Observation(id: firstID + Int64(index), line: batch.lines[index], clockOffsetMicros: offset)
-    }
   }
 
   /// Commits one batch atomically: its lines, the connections they complete (with the node's
@@ -289,10 +282,10 @@ extension TraceStore {
       (firstID, output, encodedState, blocks) = (ahead.firstID, ahead.output, ahead.encodedState, ahead.blocks)
     } else {
       let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
-      var correlator = Correlator(node: batch.node, settings: settings, state: state)
+      var correlator = Correlator(node: batch.node, settings: settings, state: consume state)
       // Above every stored line and every range reserved for a batch correlated ahead.
       firstID = lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
-      output = correlator.correlate(observations(of: batch, firstID: firstID))
+      output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
       encodedState = correlator.state.encoded()
       blocks = PreparedConnectionBlock.blocks(of: storedConnections(output.connections))
       correlatedHere = true

@@ -327,6 +327,25 @@ struct CorrelatorDifferentialTests {
     #expect(correlator.state.pendingByKey == model.state.pending)
     #expect(correlator.state.recentByKey == model.state.recent)
   }
+
+  @Test func theStoresLinesPathGivesTheObservationsPathsOutput() {
+    let settings = CorrelationSettings()
+    let observations = stream(seed: 7, count: 20_000, settings: settings)
+    var byObservations = Correlator(node: HostID("node1"), settings: settings)
+    var byLines = Correlator(node: HostID("node1"), settings: settings)
+    // Batches as the store makes them: consecutive ids, one clock offset per batch.
+    for start in stride(from: 0, to: observations.count, by: 2_500) {
+      let lines = observations[start..<min(observations.count, start + 2_500)].map(\.line)
+      let firstID = Int64(start + 1_000)
+      let offset = Int64(start % 7) * 100
+      let batch = lines.enumerated().map { Observation(id: firstID + Int64($0.offset), line: $0.element, clockOffsetMicros: offset) }
+      expectSame(
+        byLines.correlate(lines: lines, firstID: firstID, clockOffsetMicros: offset), byObservations.correlate(batch),
+        context: "batch at \(start)")
+      #expect(byLines.state == byObservations.state)
+    }
+    #expect(byLines.state.encoded() == byObservations.state.encoded())
+  }
 }
 
 @Suite("Correlator state: encodings")

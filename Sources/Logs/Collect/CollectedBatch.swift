@@ -90,8 +90,13 @@ public struct CollectedBatch: Sendable {
         }
         lines.append(packet)
         let from = start + line.count
-        let newline = memchr(from, Int32(UInt8(ascii: "\n")), base + buffer.count - from)
-        let end = newline.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) + 1 } ?? buffer.count
+        let end: Int
+        if from < base + buffer.count, from.pointee == UInt8(ascii: "\n") {
+          end = from - base + 1
+        } else {
+          let newline = memchr(from, Int32(UInt8(ascii: "\n")), base + buffer.count - from)
+          end = newline.map { UnsafeRawPointer($0) - UnsafeRawPointer(base) + 1 } ?? buffer.count
+        }
         ends.append(UInt32(truncatingIfNeeded: end))
       }
     }

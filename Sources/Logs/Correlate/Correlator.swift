@@ -199,18 +199,39 @@ public struct Correlator: Sendable {
 
   /// Feeds observations in log order and returns the connections they complete.
   public mutating func correlate(_ observations: some Sequence<Observation>) -> Output {
+    pass(expected: observations.underestimatedCount) { correlator, output in
+      // Arrays are walked without the generic iterator.
+      let done: Void? = observations.withContiguousStorageIfAvailable { buffer in
+        for observation in buffer { correlator.feed(observation, into: &output) }
+      }
+      if done == nil {
+        for observation in observations { correlator.feed(observation, into: &output) }
+      }
+    }
+  }
+
+  /// Feeds one batch's lines in log order, numbered `firstID`, `firstID + 1`, …, all brought by
+  /// a collect that measured `clockOffsetMicros`: ``correlate(_:)`` without building an array
+  /// of observations first (the store's path).
+  public mutating func correlate(lines: [PacketLine], firstID: Int64, clockOffsetMicros: Int64) -> Output {
+    pass(expected: lines.count) { correlator, output in
+      lines.withUnsafeBufferPointer { buffer in
+        for index in buffer.indices {
+          correlator.feed(
+            Observation(id: firstID &+ Int64(index), line: buffer[index], clockOffsetMicros: clockOffsetMicros),
+            into: &output)
+        }
+      }
+    }
+  }
+
+  /// One correlation pass: `body` feeds the observations, then pending lines expire.
+  private mutating func pass(expected: Int, _ body: (inout Correlator, inout Output) -> Void) -> Output {
     var output = Output()
-    let expected = observations.underestimatedCount
     output.outcomes.reserveCapacity(expected + expected / 8)
     output.connections.reserveCapacity(expected / 2)
     state.pass &+= 1
-    // Arrays (what the store passes) are walked without the generic iterator.
-    let done: Void? = observations.withContiguousStorageIfAvailable { buffer in
-      for observation in buffer { feed(observation, into: &output) }
-    }
-    if done == nil {
-      for observation in observations { feed(observation, into: &output) }
-    }
+    body(&self, &output)
     expire(into: &output)
     output.stats.pending = state.pendingCount
     return output
