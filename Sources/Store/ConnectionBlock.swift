@@ -53,57 +53,94 @@ enum ConnectionBlock {
 
   /// ``encode(_:)`` with the address columns already built.
   static func encode(_ entries: [StoredConnection], _ columns: AddressColumns) -> [UInt8] {
-    var out: [UInt8] = []
-    out.reserveCapacity(64 + entries.count * 20)
-    out.append(version)
-    putVarint(UInt64(entries.count), &out)
-    let dense = entries.enumerated().allSatisfy { $0.offset == Int($0.element.slot) }
-    out.append(dense ? 0 : 1)
-    if !dense {
-      var previous: UInt32 = 0
+    let addresses = columns.dictionary.addresses
+    // Every field's worst case: a varint of 64 bits is 10 bytes, an address 17.
+    let bound = 32 + entries.count * 64 + addresses.count * 17
+    return [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
+      guard let base = buffer.baseAddress else { return }
+      var out = ByteSink(base: base, capacity: bound)
+      out.byte(version)
+      out.varint(UInt64(entries.count))
+      let dense = entries.enumerated().allSatisfy { $0.offset == Int($0.element.slot) }
+      out.byte(dense ? 0 : 1)
+      if !dense {
+        var previous: UInt32 = 0
+        for entry in entries {
+          out.varint(UInt64(entry.slot &- previous))
+          previous = entry.slot
+        }
+      }
+      var previousTime: Int64 = 0
       for entry in entries {
-        putVarint(UInt64(entry.slot &- previous), &out)
-        previous = entry.slot
+        out.varint(zigzag(entry.timeMicros &- previousTime))
+        previousTime = entry.timeMicros
+      }
+      for entry in entries { out.byte(entry.proto) }
+      out.varint(UInt64(addresses.count))
+      for address in addresses {
+        if let v4 = address.ipv4 {
+          out.byte(4)
+          out.bigEndian(v4)
+        } else {
+          out.byte(6)
+          out.bigEndian(address.high)
+          out.bigEndian(address.low)
+        }
+      }
+      for value in columns.clients { out.varint(UInt64(value)) }
+      for entry in entries {
+        out.byte(UInt8(truncatingIfNeeded: entry.clientPort))
+        out.byte(UInt8(truncatingIfNeeded: entry.clientPort >> 8))
+      }
+      for value in columns.services { out.varint(UInt64(value)) }
+      for entry in entries { out.varint(UInt64(entry.servicePort)) }
+      for value in columns.pods { out.varint(UInt64(value)) }
+      for entry in entries { out.varint(UInt64(entry.podPort)) }
+      for entry in entries { out.byte(entry.method) }
+      var previousPre: Int64 = 0
+      for entry in entries {
+        let pre = entry.preID.map { $0 &+ 1 } ?? 0
+        out.varint(zigzag(pre &- previousPre))
+        previousPre = pre
+      }
+      for entry in entries {
+        let pre = entry.preID.map { $0 &+ 1 } ?? 0
+        let post = entry.postID.map { $0 &+ 1 } ?? 0
+        out.varint(zigzag(post &- pre))
+      }
+      initialized = out.count
+    }
+  }
+
+  /// Writes into a buffer sized for the worst case up front (the capacity is checked in debug
+  /// builds only, so the tests catch a wrong bound).
+  struct ByteSink {
+    let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+    var count = 0
+
+    @inline(__always)
+    mutating func byte(_ value: UInt8) {
+      assert(count < capacity, "connection block larger than its bound")
+      base[count] = value
+      count &+= 1
+    }
+
+    @inline(__always)
+    mutating func varint(_ value: UInt64) {
+      var value = value
+      while value >= 0x80 {
+        byte(UInt8(truncatingIfNeeded: value) | 0x80)
+        value >>= 7
+      }
+      byte(UInt8(value))
+    }
+
+    mutating func bigEndian<T: FixedWidthInteger>(_ value: T) {
+      withUnsafeBytes(of: value.bigEndian) { bytes in
+        for byte in bytes { self.byte(byte) }
       }
     }
-    var previousTime: Int64 = 0
-    for entry in entries {
-      putVarint(zigzag(entry.timeMicros &- previousTime), &out)
-      previousTime = entry.timeMicros
-    }
-    for entry in entries { out.append(entry.proto) }
-    putVarint(UInt64(columns.dictionary.addresses.count), &out)
-    for address in columns.dictionary.addresses {
-      if let v4 = address.ipv4 {
-        out.append(4)
-        withUnsafeBytes(of: v4.bigEndian) { out.append(contentsOf: $0) }
-      } else {
-        out.append(6)
-        withUnsafeBytes(of: (address.high.bigEndian, address.low.bigEndian)) { out.append(contentsOf: $0) }
-      }
-    }
-    for value in columns.clients { putVarint(UInt64(value), &out) }
-    for entry in entries {
-      out.append(UInt8(truncatingIfNeeded: entry.clientPort))
-      out.append(UInt8(truncatingIfNeeded: entry.clientPort >> 8))
-    }
-    for value in columns.services { putVarint(UInt64(value), &out) }
-    for entry in entries { putVarint(UInt64(entry.servicePort), &out) }
-    for value in columns.pods { putVarint(UInt64(value), &out) }
-    for entry in entries { putVarint(UInt64(entry.podPort), &out) }
-    for entry in entries { out.append(entry.method) }
-    var previousPre: Int64 = 0
-    for entry in entries {
-      let pre = entry.preID.map { $0 &+ 1 } ?? 0
-      putVarint(zigzag(pre &- previousPre), &out)
-      previousPre = pre
-    }
-    for entry in entries {
-      let pre = entry.preID.map { $0 &+ 1 } ?? 0
-      let post = entry.postID.map { $0 &+ 1 } ?? 0
-      putVarint(zigzag(post &- pre), &out)
-    }
-    return out
   }
 
   /// The distinct addresses of a block's connections, numbered in order of first appearance

@@ -188,17 +188,20 @@ extension TraceStore {
 
   /// A batch's new connections as stored: in time order (the order of their ids), stable.
   static func storedConnections(_ connections: [Connection]) -> [StoredConnection] {
-    let stored = connections.map { connection in
-      StoredConnection(
-        slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
-        clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
-        pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
-        preID: connection.preID, postID: connection.postID)
-    }
-    // Sorted as small (time, position) pairs, then gathered: the records are large to move.
-    let order = stored.indices.map { (time: stored[$0].timeMicros, index: Int32(truncatingIfNeeded: $0)) }
+    // Sorted as small (time, position) pairs, then built in that order: the records are large
+    // to move.
+    let order = connections.indices.map { (time: connections[$0].timeMicros, index: Int32(truncatingIfNeeded: $0)) }
       .sorted { ($0.time, $0.index) < ($1.time, $1.index) }
-    return order.map { stored[Int($0.index)] }
+    return connections.withUnsafeBufferPointer { connections in
+      order.map { position in
+        let connection = connections[Int(position.index)]
+        return StoredConnection(
+          slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
+          clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
+          pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
+          preID: connection.preID, postID: connection.postID)
+      }
+    }
   }
 
   /// Commits one batch atomically: its lines, the connections they complete (with the node's
