@@ -326,6 +326,19 @@ public enum IngestBenchmark {
     return Int(usage.ru_maxrss)
   }
 
+  /// User + system CPU seconds of the whole process so far (all threads).
+  public static func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+      let who = RUSAGE_SELF.rawValue
+    #else
+      let who = RUSAGE_SELF
+    #endif
+    guard getrusage(who, &usage) == 0 else { return 0 }
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+      + Double(usage.ru_stime.tv_usec) / 1e6
+  }
+
   /// CPU time of the calling thread (the parse runs on it), or of the process where per-thread
   /// figures are unavailable.
   private static func cpuSeconds() -> Double {

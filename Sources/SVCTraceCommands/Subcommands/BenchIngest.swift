@@ -64,7 +64,11 @@ struct BenchIngest: AsyncParsableCommand {
     func fixed(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
     func rate(_ value: Double) -> String { value >= 1e6 ? fixed(value / 1e6) + " M" : fixed(value / 1e3, 1) + " k" }
     let rows: [(String, String)] = [
-      ("parse + store", "\(fixed(seconds, 3)) s wall, \(figures.nodes) nodes ingested concurrently into SQLite"),
+      (
+        "parse + store",
+        "\(fixed(seconds, 3)) s wall, \(fixed(storeFigures.cpuSeconds, 2)) s CPU (\(fixed(storeFigures.cpuSeconds / max(seconds, 1e-9), 1)) of "
+          + "\(ProcessInfo.processInfo.activeProcessorCount) cores), \(figures.nodes) nodes ingested concurrently into SQLite"
+      ),
       (
         "throughput",
         "\(rate(Double(storeFigures.lines) / max(seconds, 1e-9))) lines/s, "
@@ -84,6 +88,8 @@ struct BenchIngest: AsyncParsableCommand {
 
   private struct StoreFigures {
     var seconds: Double
+    /// User + system CPU of the process during the ingest.
+    var cpuSeconds: Double
     var lines: Int
     var skipped: Int
     var connections: Int
@@ -100,6 +106,7 @@ struct BenchIngest: AsyncParsableCommand {
       LocalFileSource(node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
     }
     let clock = ContinuousClock()
+    let cpuStart = IngestBenchmark.processCPUSeconds()
     let start = clock.now
     let reference = ClockOffset.wallClockMicros()
     let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
@@ -113,6 +120,7 @@ struct BenchIngest: AsyncParsableCommand {
       return all
     }
     let seconds = (clock.now - start).seconds
+    let cpuSeconds = IngestBenchmark.processCPUSeconds() - cpuStart
     // The database, its WAL and the raw segment files beside it.
     let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map { ".raw/" + $0 }
     var size = 0
@@ -121,7 +129,7 @@ struct BenchIngest: AsyncParsableCommand {
       size += (attributes?[.size] as? NSNumber)?.intValue ?? 0
     }
     return StoreFigures(
-      seconds: seconds, lines: summaries.reduce(0) { $0 + $1.lines }, skipped: summaries.reduce(0) { $0 + $1.skipped },
+      seconds: seconds, cpuSeconds: cpuSeconds, lines: summaries.reduce(0) { $0 + $1.lines }, skipped: summaries.reduce(0) { $0 + $1.skipped },
       connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size, rssAfterKiB: IngestBenchmark.currentRSSKiB())
   }
 }
