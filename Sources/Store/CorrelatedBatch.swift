@@ -4,29 +4,28 @@ import Logs
 /// A batch correlated before its transaction, on the task that collected it, so that the single
 /// database writer only writes.
 ///
-/// It was correlated against ``base``, the node's correlator state as the previous batch left
-/// it, with line ids reserved from the store's ``LineIDAllocator``. Its commit uses the result
-/// only when the database still holds exactly that state and no stored line has one of its ids;
-/// otherwise (another process collected the node meanwhile, or the previous commit failed) the
-/// commit correlates the batch again inside its transaction.
+/// It was correlated against the node's state after the batch the collect committed last, with
+/// line ids reserved from the store's ``LineIDAllocator``. Its commit uses the result only when
+/// that batch is still the node's newest and no stored line has one of its ids; otherwise
+/// (another process collected the node meanwhile, or the previous commit failed) the commit
+/// correlates the batch again inside its transaction.
 struct CorrelatedBatch: Sendable {
   var batch: CollectedBatch
-  /// The stored state it was correlated against, encoded; `nil` when none was stored yet.
-  var base: [UInt8]?
   /// The id of the batch's first line (the others follow).
   var firstID: Int64
   var output: Correlator.Output
-  /// The state after the batch, encoded (what the commit stores).
-  var encodedState: [UInt8]
+  /// The state after the batch, encoded, when this batch stores it (see
+  /// ``TraceStore/stateInterval``).
+  var encodedState: [UInt8]?
   /// The batch's connections, encoded as blocks (what the commit inserts).
   var blocks: [PreparedConnectionBlock]
 }
 
-/// The correlator state a node's next batch starts from, in both forms.
+/// The correlator state a node's next batch starts from.
 struct CorrelationBase: Sendable {
-  /// `nil` when the store holds no state for the node yet.
-  var encoded: [UInt8]?
   var state: CorrelatorState
+  /// The node's newest batch when the state was read (`nil`: none, or a row from before v5).
+  var lastBatch: Int64?
 }
 
 /// Hands out line-id ranges to batches correlated ahead of their commit: ranges never overlap

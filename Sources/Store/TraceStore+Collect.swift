@@ -79,13 +79,18 @@ extension TraceStore {
     // commit starts only when it is done, so batches commit in order and the stored cursor never
     // passes uncommitted data.
     var (base, floor) = try await correlationBase(node: source.node)
+    // The node's newest batch as this collect knows it: a commit uses its batch's correlation
+    // only if the store still says so (no one else collected the node meanwhile).
+    var lastBatch = base.lastBatch
     var aheadIsUsable = true
+    var batchesInRun = 0
     // The batches' raw text goes to segments this collect holds alone, written and flushed on
     // the writer's queue while the batch is correlated and the previous one commits.
     let rawWriter = rawSegments?.makeWriter()
     do {
       let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
         func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
+          lastBatch = committed.batchID
           summary.batches += 1
           summary.bytes += batch.byteCount
           summary.transferredBytes += batch.transferredBytes
@@ -126,13 +131,20 @@ extension TraceStore {
           let batch = CollectedBatch(
             chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
           let rawWrite = batch.lines.isEmpty ? nil : rawWriter?.append(batch.text)
-          let correlated = aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor) : nil
+          // The state is stored with the run's last batch and every `stateInterval`th: a
+          // collect interrupted in between is continued by replaying the few batches since.
+          batchesInRun += 1
+          let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
+          let correlated =
+            aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor, storesState: storesState) : nil
           if inFlight, let (done, committed, again) = try await group.next() {
             account(done, committed, reCorrelated: again)
           }
+          let expected = lastBatch
           group.addTask {
             let location = try await rawWrite?.location()
-            let (committed, again) = try await self.commit(batch, ahead: correlated, raw: location)
+            let (committed, again) = try await self.commit(
+              batch, ahead: correlated, expectedLastBatch: expected, raw: location)
             if let location { rawWriter?.committed(location, length: batch.text.count) }
             return (batch, committed, again)
           }
@@ -154,23 +166,33 @@ extension TraceStore {
     }
   }
 
-  /// The node's stored correlator state and the store's next free line id: where a collect
-  /// starts correlating ahead.
+  /// How many batches of a collect run share one stored correlator state (see
+  /// ``collect(from:makeParser:clock:maxBytes:progress:)``): encoding and writing the state
+  /// cost as much as the rest of a commit.
+  static let stateInterval = 8
+
+  /// The node's correlator state (replayed up to its newest batch when needed) and the store's
+  /// next free line id: where a collect starts correlating ahead.
   func correlationBase(node: HostID) async throws -> (CorrelationBase, Int64) {
-    try await dbWriter.read { db in
-      let stored = try Data.fetchOne(
-        db,
-        sql: "SELECT s.state FROM correlation_state s JOIN nodes n ON n.id = s.node_id WHERE n.name = ?",
-        arguments: [node.name]
-      ).map { [UInt8]($0) }
-      let state = try stored.map { try CorrelatorState(encoded: $0) } ?? CorrelatorState()
-      return (CorrelationBase(encoded: stored, state: state), try Self.nextLineID(db))
+    let (settings, raw, parser) = (correlation, rawSegments, replayParser)
+    return try await dbWriter.read { db in
+      let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
+      let stored = try nodeID.map { try StoredCorrelation.fetch($0, db) } ?? StoredCorrelation()
+      let state = try nodeID.map {
+        try Self.currentState(node: node, nodeID: $0, stored, settings: settings, raw: raw, parser: parser, db)
+      }
+      return (
+        CorrelationBase(state: state ?? CorrelatorState(), lastBatch: stored.lastBatch), try Self.nextLineID(db)
+      )
     }
   }
 
   /// Correlates `batch` against `base` with line ids reserved above `floor`, encodes its
-  /// connection blocks, and moves `base` on to the state after it (no database access).
-  func correlateAhead(_ batch: CollectedBatch, base: inout CorrelationBase, floor: Int64) -> CorrelatedBatch {
+  /// connection blocks (and the state after it when `storesState`), and moves `base` on to the
+  /// state after it (no database access).
+  func correlateAhead(
+    _ batch: CollectedBatch, base: inout CorrelationBase, floor: Int64, storesState: Bool
+  ) -> CorrelatedBatch {
     let firstID = lineIDs.reserve(batch.lines.count, floor: floor)
     // Moved, not copied, into the correlator: the state's tables are updated in place.
     var state = CorrelatorState()
@@ -178,12 +200,98 @@ extension TraceStore {
     // `consume`: a second reference to the tables would make the first write copy them.
     var correlator = Correlator(node: batch.node, settings: correlation, state: consume state)
     let output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
-    let encoded = correlator.state.encoded()
     let correlated = CorrelatedBatch(
-      batch: batch, base: base.encoded, firstID: firstID, output: output, encodedState: encoded,
+      batch: batch, firstID: firstID, output: output, encodedState: storesState ? correlator.state.encoded() : nil,
       blocks: PreparedConnectionBlock.blocks(of: Self.storedConnections(output.connections)))
-    base = CorrelationBase(encoded: encoded, state: correlator.state)
+    base.state = correlator.state
     return correlated
+  }
+
+  /// A node's `correlation_state` row.
+  struct StoredCorrelation {
+    /// The encoded state; `nil` without a row.
+    var state: [UInt8]?
+    /// The batch the state follows (0: before the first); `nil`: the state is current.
+    var stateBatch: Int64?
+    /// The node's newest batch; `nil` for rows from before v5 (and without a row).
+    var lastBatch: Int64?
+
+    static func fetch(_ nodeID: Int64, _ db: Database) throws -> StoredCorrelation {
+      guard
+        let row = try Row.fetchOne(
+          db, sql: "SELECT state, state_batch, last_batch FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
+      else { return StoredCorrelation() }
+      return StoredCorrelation(state: (row[0] as Data?).map { [UInt8]($0) }, stateBatch: row[1], lastBatch: row[2])
+    }
+
+    /// The batches after the state, when there are any.
+    var batchesToReplay: ClosedRange<Int64>? {
+      guard let stateBatch, let lastBatch, stateBatch < lastBatch else { return nil }
+      return (stateBatch + 1)...lastBatch
+    }
+  }
+
+  /// The node's correlator state after its newest batch: the stored state, with the batches
+  /// committed after it replayed.
+  ///
+  /// - Throws: ``StoreError`` when a replayed line cannot be read or parsed back,
+  ///   `CorrelatorState.DecodingError`, `DatabaseError`.
+  static func currentState(
+    node: HostID, nodeID: Int64, _ stored: StoredCorrelation, settings: CorrelationSettings, raw: RawSegments?,
+    parser makeParser: () -> any LineParsing, _ db: Database
+  ) throws -> CorrelatorState {
+    let state = try stored.state.map { try CorrelatorState(encoded: $0) } ?? CorrelatorState()
+    guard let replay = stored.batchesToReplay else { return state }
+    var correlator = Correlator(node: node, settings: settings, state: state)
+    var parser = makeParser()
+    let batches = try Row.fetchAll(
+      db, sql: "SELECT id, clock_offset_us FROM batches WHERE node_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+      arguments: [nodeID, replay.lowerBound, replay.upperBound])
+    for batch in batches {
+      let batchID: Int64 = batch[0]
+      let offset: Int64 = batch[1]
+      var observations: [Observation] = []
+      let blocks = try Row.fetchAll(
+        db,
+        sql: """
+          SELECT b.first_id, b.times, b.ends, b.raw, r.segment, r.offset
+          FROM line_blocks b LEFT JOIN line_raw r ON r.first_id = b.first_id
+          WHERE b.batch_id = ? ORDER BY b.first_id
+          """, arguments: [batchID])
+      for block in blocks {
+        let first: Int64 = block[0]
+        let times = [UInt8](block[1] as Data)
+        let ends = [UInt8](block[2] as Data)
+        let count = ends.count / 4
+        let segment: Int64? = block[4]
+        let text =
+          try segment.map { segment in
+            try Self.segments(raw).read(
+              segment: segment, offset: block[5], length: count == 0 ? 0 : Int(Self.uint32(ends, at: count - 1)))
+          } ?? [UInt8](block[3] as Data)
+        var start = 0
+        for entry in 0..<count {
+          let end = Int(Self.uint32(ends, at: entry))
+          let line = text.withUnsafeBufferPointer { bytes in
+            let range = CollectedBatch.lineRange(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
+            return parser.parse(UnsafeBufferPointer(rebasing: bytes[range]))
+          }
+          guard var line else {
+            throw StoreError(
+              operation: "replay line \(first + Int64(entry)) of \(node) to rebuild its correlator state",
+              message: "the stored line no longer parses")
+          }
+          // The time as stored (the parser's year inference may differ today).
+          line.timeMicros = times.withUnsafeBytes {
+            Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self))
+          }
+          observations.append(Observation(id: first + Int64(entry), line: line, clockOffsetMicros: offset))
+          start = end
+        }
+      }
+      _ = correlator.correlate(observations)
+    }
+    return correlator.state
   }
 
   /// A batch's new connections as stored: in time order (the order of their ids), stable.
@@ -217,11 +325,9 @@ extension TraceStore {
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
   func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let (settings, lineIDs, raw) = (correlation, lineIDs, commitRawWriter)
+    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: faultInjection)
     return try dbWriter.write { db in
-      try Self.commit(
-        batch, ahead: nil, settings: settings, faultInjection: faultInjection, lineIDs: lineIDs,
-        raw: raw.map { .writeNow($0) } ?? .inBlock, db)
+      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
     }.summary
   }
 
@@ -229,31 +335,46 @@ extension TraceStore {
   /// database's own queue.
   @discardableResult
   public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
-    let (settings, lineIDs, raw) = (correlation, lineIDs, commitRawWriter)
+    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: nil)
     return try await dbWriter.write { db in
-      try Self.commit(
-        batch, ahead: nil, settings: settings, faultInjection: nil, lineIDs: lineIDs,
-        raw: raw.map { .writeNow($0) } ?? .inBlock, db)
+      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
     }.summary
   }
 
-  /// ``commit(_:)`` of a batch maybe correlated ahead, whose text may already be in a raw
-  /// segment at `raw` (what ``collect(from:makeParser:clock:maxBytes:progress:)`` does);
-  /// `reCorrelated` tells that the stored state or line ids had moved on, so the batch was
-  /// correlated again in the transaction.
-  func commit(_ batch: CollectedBatch, ahead: CorrelatedBatch?, raw location: RawLocation? = nil) async throws -> (
-    summary: CommitSummary, reCorrelated: Bool
-  ) {
-    let (settings, lineIDs, writer) = (correlation, lineIDs, commitRawWriter)
-    let raw: RawPlacement = location.map { .written($0) } ?? writer.map { .writeNow($0) } ?? .inBlock
+  /// ``commit(_:)`` of a batch maybe correlated ahead against the state after
+  /// `expectedLastBatch` (the node's newest batch when the collect last looked), whose text may
+  /// already be in a raw segment at `raw` (what
+  /// ``collect(from:makeParser:clock:maxBytes:progress:)`` does); `reCorrelated` tells that the
+  /// node had moved on, so the batch was correlated again in the transaction.
+  func commit(
+    _ batch: CollectedBatch, ahead: CorrelatedBatch?, expectedLastBatch: Int64?, raw location: RawLocation? = nil
+  ) async throws -> (summary: CommitSummary, reCorrelated: Bool) {
+    let raw: RawPlacement = location.map { .written($0) } ?? commitRawWriter.map { .writeNow($0) } ?? .inBlock
+    let context = commitContext(raw: raw, faultInjection: nil)
     let (summary, reCorrelated) = try await dbWriter.write { db in
-      try Self.commit(batch, ahead: ahead, settings: settings, faultInjection: nil, lineIDs: lineIDs, raw: raw, db)
+      try Self.commit(batch, ahead: ahead, expectedLastBatch: expectedLastBatch, context, db)
     }
     return (summary, ahead != nil && reCorrelated)
   }
 
+  /// What a commit needs besides the batch (all `Sendable`, for the writer's queue).
+  struct CommitContext: Sendable {
+    var settings: CorrelationSettings
+    var lineIDs: LineIDAllocator
+    var raw: RawPlacement
+    var segments: RawSegments?
+    var parser: @Sendable () -> any LineParsing
+    var faultInjection: (@Sendable () throws -> Void)?
+  }
+
+  func commitContext(raw: RawPlacement, faultInjection: (@Sendable () throws -> Void)?) -> CommitContext {
+    CommitContext(
+      settings: correlation, lineIDs: lineIDs, raw: raw, segments: rawSegments, parser: replayParser,
+      faultInjection: faultInjection)
+  }
+
   /// Where a committed batch's raw text goes.
-  enum RawPlacement {
+  enum RawPlacement: Sendable {
     /// Already written to a raw segment, there.
     case written(RawLocation)
     /// To be appended, inside the transaction, with this writer.
@@ -264,30 +385,32 @@ extension TraceStore {
 
   /// The body of a batch commit, inside the caller's transaction.
   ///
-  /// Uses `ahead`'s correlation when the stored state is the one it started from and its line
-  /// ids are free; otherwise correlates here, against the stored state. Returns the summary and
-  /// whether it correlated here.
+  /// Uses `ahead`'s correlation when the node's newest stored batch is still `expectedLastBatch`
+  /// and its line ids are free; otherwise correlates here, against the node's current state
+  /// (replayed when needed), and stores that state. Returns the summary and whether it
+  /// correlated here.
   private static func commit(
-    _ batch: CollectedBatch, ahead: CorrelatedBatch?, settings: CorrelationSettings,
-    faultInjection: (@Sendable () throws -> Void)?, lineIDs: LineIDAllocator, raw: RawPlacement, _ db: Database
+    _ batch: CollectedBatch, ahead: CorrelatedBatch?, expectedLastBatch: Int64?, _ context: CommitContext,
+    _ db: Database
   ) throws -> (summary: CommitSummary, correlatedHere: Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
-    let stored = try Data.fetchOne(
-      db, sql: "SELECT state FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
+    let stored = try StoredCorrelation.fetch(nodeID, db)
     let firstID: Int64
     let output: Correlator.Output
-    let encodedState: [UInt8]
+    let encodedState: [UInt8]?
     let blocks: [PreparedConnectionBlock]
     var correlatedHere = false
-    if let ahead, Self.same(stored, ahead.base),
+    if let ahead, stored.lastBatch == expectedLastBatch,
       try lineRangeIsFree(from: ahead.firstID, count: batch.lines.count, db)
     {
       (firstID, output, encodedState, blocks) = (ahead.firstID, ahead.output, ahead.encodedState, ahead.blocks)
     } else {
-      let state = try stored.map { try CorrelatorState(encoded: [UInt8]($0)) } ?? CorrelatorState()
-      var correlator = Correlator(node: batch.node, settings: settings, state: consume state)
+      let state = try currentState(
+        node: batch.node, nodeID: nodeID, stored, settings: context.settings, raw: context.segments,
+        parser: context.parser, db)
+      var correlator = Correlator(node: batch.node, settings: context.settings, state: consume state)
       // Above every stored line and every range reserved for a batch correlated ahead.
-      firstID = lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
+      firstID = context.lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
       output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
       encodedState = correlator.state.encoded()
       blocks = PreparedConnectionBlock.blocks(of: storedConnections(output.connections))
@@ -317,7 +440,7 @@ extension TraceStore {
       }
     }
     if !batch.lines.isEmpty {
-      switch raw {
+      switch context.raw {
       case .written(let written): location = written
       case .writeNow(let writer):
         location = try batch.text.withUnsafeBytes { try writer.appendNow($0) }
@@ -336,11 +459,25 @@ extension TraceStore {
     for change in output.redispatches {
       try applyRedispatch(change, nodeID: nodeID, db)
     }
-    try db.execute(
-      sql: "INSERT OR REPLACE INTO correlation_state (node_id, state) VALUES (?, ?)",
-      arguments: [nodeID, Data(encodedState)])
+    if let encodedState {
+      try db.execute(
+        sql: "INSERT OR REPLACE INTO correlation_state (node_id, state, state_batch, last_batch) VALUES (?, ?, ?, ?)",
+        arguments: [nodeID, Data(encodedState), batchID, batchID])
+    } else if stored.state != nil {
+      // The stored state stays; this batch is replayed onto it when needed.
+      try db.execute(
+        sql: """
+          UPDATE correlation_state SET last_batch = ?,
+            state_batch = COALESCE(state_batch, (SELECT MAX(id) FROM batches WHERE node_id = ? AND id < ?), 0)
+          WHERE node_id = ?
+          """, arguments: [batchID, nodeID, batchID, nodeID])
+    } else {
+      try db.execute(
+        sql: "INSERT INTO correlation_state (node_id, state, state_batch, last_batch) VALUES (?, ?, 0, ?)",
+        arguments: [nodeID, Data(CorrelatorState().encoded()), batchID])
+    }
 
-    try faultInjection?()
+    try context.faultInjection?()
     try db.execute(
       sql: """
         INSERT OR REPLACE INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
@@ -355,18 +492,6 @@ extension TraceStore {
       connections: output.connections.count, correlation: output.stats)
     done = true
     return (summary, correlatedHere)
-  }
-
-  /// `true` when the stored state is byte for byte `base` (both absent counts as the same).
-  private static func same(_ stored: Data?, _ base: [UInt8]?) -> Bool {
-    guard let stored, let base else { return stored == nil && base == nil }
-    guard stored.count == base.count else { return false }
-    return stored.withUnsafeBytes { left in
-      base.withUnsafeBytes { right in
-        guard let a = left.baseAddress, let b = right.baseAddress else { return true }
-        return memcmp(a, b, right.count) == 0
-      }
-    }
   }
 
   /// `true` when no stored line has an id in `first ..< first + count`.
@@ -512,6 +637,13 @@ extension TraceStore {
     return summary
   }
 
+  /// SQL condition: the `line_blocks` row belongs to a batch after its node's stored correlator
+  /// state (replayed by the next collect).
+  static let replayedBlock = """
+    EXISTS (SELECT 1 FROM correlation_state s WHERE s.node_id = line_blocks.node_id
+      AND s.state_batch IS NOT NULL AND line_blocks.batch_id > s.state_batch)
+    """
+
   /// The database part of ``prune(olderThan:)``, in one transaction.
   private func pruneRows(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     try dbWriter.write { db in
@@ -522,11 +654,20 @@ extension TraceStore {
       // A block goes as a whole once all its lines are old and none is still pending.
       summary.lines +=
         try Int.fetchOne(
-          db, sql: "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0",
+          db,
+          sql: "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0 AND NOT \(Self.replayedBlock)",
           arguments: [cutoffMicros]) ?? 0
-      try db.execute(sql: "DELETE FROM line_blocks WHERE last_time < ? AND pending = 0", arguments: [cutoffMicros])
+      // Batches committed after a node's stored correlator state are kept (lines and rows):
+      // the next collect replays them.
+      try db.execute(
+        sql: "DELETE FROM line_blocks WHERE last_time < ? AND pending = 0 AND NOT \(Self.replayedBlock)",
+        arguments: [cutoffMicros])
       try db.execute(sql: "DELETE FROM line_raw WHERE first_id NOT IN (SELECT first_id FROM line_blocks)")
-      try db.execute(sql: "DELETE FROM batches WHERE collected_at < ?", arguments: [cutoffMicros])
+      try db.execute(
+        sql: """
+          DELETE FROM batches WHERE collected_at < ? AND NOT EXISTS (SELECT 1 FROM correlation_state s
+            WHERE s.node_id = batches.node_id AND s.state_batch IS NOT NULL AND batches.id > s.state_batch)
+          """, arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(
         sql:

@@ -20,6 +20,12 @@ public struct TraceStore: Sendable {
   /// Appends the text of batches committed one at a time (``commit(_:)``); a collect has a
   /// writer of its own per node.
   let commitRawWriter: RawSegmentWriter?
+  /// Reads stored lines back when a node's correlator state must be rebuilt by replaying the
+  /// batches committed after its last stored state (a collect interrupted between two states):
+  /// the parser that parsed them. Default: the kernel LOG parser.
+  public var replayParser: @Sendable () -> any LineParsing = {
+    PacketLineParser(referenceMicros: ClockOffset.wallClockMicros())
+  }
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
@@ -318,6 +324,19 @@ public struct TraceStore: Sendable {
             offset INTEGER NOT NULL
           );
           CREATE INDEX line_raw_by_segment ON line_raw(segment);
+          """)
+    }
+    migrator.registerMigration("v5-state-batches") { db in
+      try db.execute(
+        sql: """
+          -- From v5 on, a collect stores a node's correlator state with some of its batches only
+          -- (every few, and the last of a run): `state` is the state after batch `state_batch`
+          -- (0: before the node's first batch), `last_batch` the node's newest batch. Lines of
+          -- the batches in between are replayed through the correlator to continue (after an
+          -- interrupted collect). NULLs (rows from before v5): `state` is current.
+          ALTER TABLE correlation_state ADD COLUMN state_batch INTEGER;
+          ALTER TABLE correlation_state ADD COLUMN last_batch INTEGER;
+          CREATE INDEX line_blocks_by_batch ON line_blocks(batch_id);
           """)
     }
     return migrator

@@ -38,13 +38,13 @@ struct StoreTests {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments"])
+    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches"])
     let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments"])
+    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
@@ -469,11 +469,23 @@ struct CorrelateAheadTests {
     let first = batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)])
     let second = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
     // Both correlated before either commits, as collect does with one commit in flight.
-    let ahead1 = store.correlateAhead(first, base: &base, floor: floor)
-    let ahead2 = store.correlateAhead(second, base: &base, floor: floor)
+    // The first stores no state (the second's will do), as in the middle of a collect run.
+    let ahead1 = store.correlateAhead(first, base: &base, floor: floor, storesState: false)
+    let ahead2 = store.correlateAhead(second, base: &base, floor: floor, storesState: true)
     #expect(ahead1.firstID == 1 && ahead2.firstID == 2)
-    #expect(try await store.commit(first, ahead: ahead1).reCorrelated == false)
-    #expect(try await store.commit(second, ahead: ahead2).reCorrelated == false)
+    let committed1 = try await store.commit(first, ahead: ahead1, expectedLastBatch: base.lastBatch)
+    #expect(committed1.reCorrelated == false)
+    let stateRow = { @Sendable (db: Database) in
+      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
+    }
+    let laggingRow = try store.dbWriter.read(stateRow)
+    let lagging = try #require(laggingRow)
+    #expect(lagging[0] as Int64 == 0 && lagging[1] as Int64 == committed1.summary.batchID, "state before batch 1")
+    let committed2 = try await store.commit(second, ahead: ahead2, expectedLastBatch: committed1.summary.batchID)
+    #expect(committed2.reCorrelated == false)
+    let currentRow = try store.dbWriter.read(stateRow)
+    let current = try #require(currentRow)
+    #expect(current[0] as Int64 == committed2.summary.batchID && current[1] as Int64 == committed2.summary.batchID)
     let records = try store.connections(matching: TraceQuery())
     #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
     #expect(records.map(\.preLineID) == [1] && records.map(\.postLineID) == [2])
@@ -488,12 +500,12 @@ struct CorrelateAheadTests {
     let other = try TraceStore(path: path)
     var (base, floor) = try await mine.correlationBase(node: HostID("node1"))
     let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    let ahead = mine.correlateAhead(post, base: &base, floor: floor)
+    let ahead = mine.correlateAhead(post, base: &base, floor: floor, storesState: true)
     #expect(ahead.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
     // The other process stores the pre line first, taking the line id reserved above.
     try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
     // The commit sees the stored state moved on and correlates again: the lines join, ids differ.
-    #expect(try await mine.commit(post, ahead: ahead).reCorrelated == true)
+    #expect(try await mine.commit(post, ahead: ahead, expectedLastBatch: base.lastBatch).reCorrelated == true)
     let records = try mine.connections(matching: TraceQuery())
     #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
     let lines = try mine.storedLines()
@@ -655,5 +667,142 @@ struct RawSegmentTests {
     // Released and unreferenced (a crashed collect's leftovers): prune deletes it.
     segments.deleteUnreferenced { [] }
     #expect(try segmentNames(directory).isEmpty)
+  }
+}
+
+/// A local file source whose pulls fail from the `failAt`th on (a collect killed mid-way).
+private final class InterruptedSource: CaptureSource, @unchecked Sendable {
+  let file: LocalFileSource
+  let failAt: Int
+  private let lock = NSLock()
+  private var pulls = 0
+
+  init(_ file: LocalFileSource, failAt: Int) {
+    self.file = file
+    self.failAt = failAt
+  }
+
+  var node: HostID { file.node }
+  var sourceID: String { file.sourceID }
+
+  func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    let count = lock.withLock {
+      pulls += 1
+      return pulls
+    }
+    guard count < failAt else { throw CaptureError(host: node, operation: "pull", message: "killed") }
+    return try await file.pull(after: cursor, maxBytes: maxBytes)
+  }
+}
+
+@Suite("TraceStore: correlator state stored every few batches")
+struct StateReplayTests {
+  let t1: Int64 = 1_780_000_000_000_000
+  let ms: Int64 = 1000
+
+  /// A log of `count` connections whose post lines come a few connections after their pre
+  /// lines (so pending lines cross batch boundaries), with retransmitted SYNs and a re-DNAT.
+  func log(_ count: Int) -> String {
+    var lines: [(Int64, String)] = []
+    for index in 0..<count {
+      let port = UInt16(20000 + index)
+      let time = t1 + Int64(index) * 10 * ms
+      lines.append((time, fakeLine(time, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1))))
+      if index % 9 == 0 {
+        lines.append((time + 1, fakeLine(time + 1, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 2))))
+      }
+      let pod = index % 11 == 0 ? "10.244.2.8" : "10.244.2.7"
+      lines.append((time + 25 * ms, fakeLine(time + 25 * ms, .post, "10.244.1.5", port, pod, 8080, id: UInt32(index + 1))))
+      if index % 9 == 0 {
+        lines.append((time + 26 * ms, fakeLine(time + 26 * ms, .post, "10.244.1.5", port, "10.244.2.9", 8080, id: UInt32(index + 2))))
+      }
+    }
+    return lines.sorted { $0.0 < $1.0 }.map { $0.1 + "\n" }.joined()
+  }
+
+  func collect(_ store: TraceStore, _ source: some CaptureSource) async throws -> CollectSummary {
+    try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero, maxBytes: 4096)
+  }
+
+  /// What two stores must agree on: every record and every line's outcome.
+  func contents(_ store: TraceStore) throws -> [String] {
+    try store.connections(matching: TraceQuery()).map {
+      "\($0.timeMicros) \($0.clientPort) \($0.pod) \($0.method) \($0.preLineID ?? 0) \($0.postLineID ?? 0)"
+    } + store.storedLines().map { "\($0.id) \($0.outcome)" }
+  }
+
+  @Test func aCollectKilledBetweenTwoStoredStatesContinuesAsIfNeverInterrupted() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("node1.log")
+    try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
+    let file = LocalFileSource(node: HostID("node1"), path: path)
+
+    var reference = try TraceStore(path: directory.file("reference.sqlite"))
+    reference.replayParser = { FakeParser() }
+    let whole = try await collect(reference, file)
+    #expect(whole.batches > TraceStore.stateInterval + 3)
+
+    // Killed after 11 batches: the state stored with the 8th, batches 9–11 committed after it.
+    var killed = try TraceStore(path: directory.file("killed.sqlite"))
+    killed.replayParser = { FakeParser() }
+    await #expect(throws: CaptureError.self) {
+      try await collect(killed, InterruptedSource(file, failAt: 12))
+    }
+    let row = try killed.dbWriter.read { db in
+      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
+    }
+    let (stateBatch, lastBatch) = (row?[0] as Int64?, row?[1] as Int64?)
+    #expect(stateBatch == 8 && lastBatch == 11, "state after batch 8, batches 9–11 to replay")
+
+    // A new process continues: the state is rebuilt by replaying batches 9–11.
+    var resumed = try TraceStore(path: directory.file("killed.sqlite"))
+    resumed.replayParser = { FakeParser() }
+    let rest = try await collect(resumed, file)
+    #expect(rest.batches == whole.batches - 11)
+    #expect(try contents(resumed) == contents(reference))
+    #expect(try contents(resumed).count > 1200)
+  }
+
+  @Test func pruneKeepsTheBatchesAReplayNeeds() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("node1.log")
+    try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
+    let file = LocalFileSource(node: HostID("node1"), path: path)
+    var store = try TraceStore(path: directory.file("store.sqlite"))
+    store.replayParser = { FakeParser() }
+    await #expect(throws: CaptureError.self) {
+      try await collect(store, InterruptedSource(file, failAt: 12))
+    }
+    // Everything is older than the cutoff, but batches 9–11 stay until a collect replays them.
+    try store.prune(olderThan: t1 + 3_600_000 * ms)
+    let kept = try await store.dbWriter.read { db in
+      try Int64.fetchAll(db, sql: "SELECT batch_id FROM line_blocks ORDER BY batch_id")
+    }
+    #expect(kept == [9, 10, 11])
+    let rest = try await collect(store, file)
+    #expect(rest.lines > 0)
+    let row = try store.dbWriter.read { db in
+      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
+    }
+    #expect(row?[0] as Int64? == row?[1] as Int64?, "the state is current again")
+  }
+
+  @Test func aStoreFromBeforeV5ContinuesFromItsState() async throws {
+    let store = try TraceStore.inMemory()
+    // As v4 left it: a state without batch columns.
+    try await store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    try await store.dbWriter.write { db in
+      try db.execute(sql: "UPDATE correlation_state SET state_batch = NULL, last_batch = NULL")
+    }
+    var (base, floor) = try await store.correlationBase(node: HostID("node1"))
+    #expect(base.lastBatch == nil)
+    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
+    let ahead = store.correlateAhead(post, base: &base, floor: floor, storesState: false)
+    let committed = try await store.commit(post, ahead: ahead, expectedLastBatch: nil)
+    #expect(committed.reCorrelated == false && committed.summary.connections == 1)
+    let row = try store.dbWriter.read { db in
+      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
+    }
+    #expect(row?[0] as Int64? == 1 && row?[1] as Int64? == 2, "the old state follows batch 1")
   }
 }
