@@ -529,20 +529,21 @@ extension TraceStore {
         sql: "INSERT INTO line_raw (first_id, segment, offset) VALUES (?, ?, ?)",
         arguments: [firstID, raw.segment, raw.offset])
     }
-    var flags = batch.lines.map { $0.stage.rawValue << 4 }
+    var flags = batch.lineStages.map { $0 << 4 }
     for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
       let index = Int(id - firstID)
       flags[index] = flags[index] & 0xF0 | result.rawValue
     }
-    let times = batch.lines.map { $0.timeMicros.littleEndian }
-    let ends = batch.lineEnds.map { $0.littleEndian }
+    // Little-endian columns: the arrays as they are in memory on little-endian machines.
+    let times = Int64(1).littleEndian == 1 ? batch.lineTimes : batch.lineTimes.map { $0.littleEndian }
+    let ends = UInt32(1).littleEndian == 1 ? batch.lineEnds : batch.lineEnds.map { $0.littleEndian }
     let insert = try db.cachedStatement(
       sql: """
         INSERT INTO line_blocks (first_id, node_id, batch_id, count, last_time, pending, times, flags, ends, raw)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """)
     insert.setUncheckedArguments([
-      firstID, nodeID, batchID, batch.lines.count, batch.lines.lazy.map { $0.timeMicros }.max(),
+      firstID, nodeID, batchID, batch.lines.count, batch.lineTimes.max(),
       flags.count { $0 & 0x0F == ObservationOutcome.pending.rawValue },
     ])
     // The blobs are bound in place (SQLITE_STATIC): the batch text is megabytes, and each copy

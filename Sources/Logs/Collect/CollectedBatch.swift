@@ -23,6 +23,10 @@ public struct CollectedBatch: Sendable {
   public var text: [UInt8]
   /// The end offset in ``text`` of each packet line, after its newline.
   public var lineEnds: [UInt32]
+  /// Each packet line's time and stage (``PacketLine/Stage`` raw value), kept beside ``lines``
+  /// for the store, which writes them as columns.
+  public private(set) var lineTimes: [Int64]
+  public private(set) var lineStages: [UInt8]
   /// Bytes of log content covered (uncompressed).
   public var byteCount: Int
   /// Bytes that crossed the wire.
@@ -49,6 +53,8 @@ public struct CollectedBatch: Sendable {
     self.lines = lines
     self.text = text
     self.lineEnds = lineEnds
+    self.lineTimes = lines.map(\.timeMicros)
+    self.lineStages = lines.map(\.stage.rawValue)
     self.byteCount = byteCount
     self.transferredBytes = transferredBytes
     self.lineCount = lineCount
@@ -72,8 +78,12 @@ public struct CollectedBatch: Sendable {
     if let last = text.last, last != UInt8(ascii: "\n") { text.append(UInt8(ascii: "\n")) }
     var lines: [PacketLine] = []
     var ends: [UInt32] = []
+    var times: [Int64] = []
+    var stages: [UInt8] = []
     lines.reserveCapacity(text.count / 160)
     ends.reserveCapacity(text.count / 160)
+    times.reserveCapacity(text.count / 160)
+    stages.reserveCapacity(text.count / 160)
     var seen = 0
     var skipped = 0
     text.withUnsafeBufferPointer { buffer in
@@ -89,6 +99,8 @@ public struct CollectedBatch: Sendable {
           return
         }
         lines.append(packet)
+        times.append(packet.timeMicros)
+        stages.append(packet.stage.rawValue)
         let from = start + line.count
         let end: Int
         if from < base + buffer.count, from.pointee == UInt8(ascii: "\n") {
@@ -100,11 +112,22 @@ public struct CollectedBatch: Sendable {
         ends.append(UInt32(truncatingIfNeeded: end))
       }
     }
-    self.init(
-      node: node, sourceID: sourceID, cursor: chunk.cursor, lines: lines, text: text, lineEnds: ends,
-      byteCount: chunk.data.count, transferredBytes: chunk.transferredBytes, lineCount: seen, skippedCount: skipped,
-      clock: clock, collectedAtMicros: collectedAtMicros ?? ClockOffset.wallClockMicros(), isCaughtUp: chunk.isCaughtUp,
-      events: chunk.events)
+    self.node = node
+    self.sourceID = sourceID
+    self.cursor = chunk.cursor
+    self.lines = lines
+    self.text = text
+    self.lineEnds = ends
+    self.lineTimes = times
+    self.lineStages = stages
+    self.byteCount = chunk.data.count
+    self.transferredBytes = chunk.transferredBytes
+    self.lineCount = seen
+    self.skippedCount = skipped
+    self.clock = clock
+    self.collectedAtMicros = collectedAtMicros ?? ClockOffset.wallClockMicros()
+    self.isCaughtUp = chunk.isCaughtUp
+    self.events = chunk.events
   }
 
   /// The raw text of packet line `index`, without its newline.
