@@ -110,13 +110,14 @@ enum AddressScan {
   /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text in `p[start..<end]`.
   @inline(__always)
   static func parse(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> IPAddress? {
+    // IPv4 first (the common case, one pass); text with a colon is never IPv4.
+    if let v4 = parseIPv4(p, start, end) { return IPAddress(ipv4: v4) }
     var i = start
     while i < end {
-      let byte = p[i]
-      if byte == UInt8(ascii: ":") { return parseIPv6(p, start, end) }
+      if p[i] == UInt8(ascii: ":") { return parseIPv6(p, start, end) }
       i &+= 1
     }
-    return parseIPv4(p, start, end).map { IPAddress(ipv4: $0) }
+    return nil
   }
 
   /// Parses `a.b.c.d` (1–3 digits per octet, each ≤ 255) into its host-order value.

@@ -243,8 +243,7 @@ public struct PacketLineParser: LineParsing, Sendable {
   @inline(__always)
   private static func key4(_ p: UnsafePointer<UInt8>, _ start: Int, _ count: Int) -> UInt32 {
     if count >= 4 {
-      return UInt32(p[start]) | UInt32(p[start &+ 1]) &<< 8 | UInt32(p[start &+ 2]) &<< 16
-        | UInt32(p[start &+ 3]) &<< 24
+      return UInt32(littleEndian: UnsafeRawPointer(p + start).loadUnaligned(as: UInt32.self))
     }
     if count == 3 {
       return UInt32(p[start]) | UInt32(p[start &+ 1]) &<< 8 | UInt32(p[start &+ 2]) &<< 16
