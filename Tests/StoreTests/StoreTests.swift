@@ -636,15 +636,39 @@ struct RawSegmentTests {
     let names = try segmentNames(directory)
     #expect(names.count == 1)
     let offsets = try await store.dbWriter.read { db in try Int64.fetchAll(db, sql: "SELECT offset FROM line_raw ORDER BY offset") }
-    #expect(offsets.count == summary.batches && offsets.allSatisfy { $0 % 4096 == 0 })
+    #expect(offsets.count == summary.batches && zip(offsets, offsets.dropFirst()).allSatisfy { $0 / 4096 < $1 / 4096 })
     let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/" + names[0])))
-    #expect(segment.prefix(100) == Data(text.utf8).prefix(100))
+    let first = Int(offsets[0])
+    #expect(Array(segment)[first..<(first + 100)] == Array(text.utf8)[0..<100])
     // A second collect of more lines appends to the same segment (it is not full).
     try Data((text + noisyLog(10, from: 30000).text).utf8).write(to: URL(fileURLWithPath: path))
     let more = try await store.collect(
       from: LocalFileSource(node: HostID("node1"), path: path), makeParser: { FakeParser() }, clock: .zero)
     #expect(more.lines == 30)
     #expect(try segmentNames(directory) == names)
+  }
+
+  @Test func directWritesFromAnyAddressReadBackExactly() throws {
+    let directory = try TempDirectory()
+    let segments = RawSegments(directory: directory.file("store.sqlite.raw"))
+    let writer = segments.makeWriter()
+    var random = Store.SplitMix64(seed: 11)
+    let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    defer { memory.deallocate() }
+    for index in memory.indices { memory[index] = UInt8(truncatingIfNeeded: random.next()) }
+    // Aligned and unaligned starts, lengths with and without a partial last block.
+    var written: [(RawLocation, Range<Int>)] = []
+    for (shift, length) in [(0, 300_000), (5, 300_000), (4095, 400_001), (4096, 262_144), (1234, 700_000)] {
+      let range = shift..<(shift + length)
+      let location = try writer.appendNow(UnsafeRawBufferPointer(rebasing: memory[range]))
+      writer.committed(location, length: length)
+      written.append((location, range))
+    }
+    for (location, range) in written {
+      let back = try segments.read(segment: location.segment, offset: location.offset, length: range.count)
+      #expect(back == Array(memory[range]), "shift \(range.lowerBound), length \(range.count)")
+    }
+    writer.closeNow()
   }
 
   @Test func segmentsOfAWriterAreItsOwnAndPruneLeavesThemAlone() throws {
