@@ -248,6 +248,20 @@ public struct InterfaceName: Hashable, Sendable, CustomStringConvertible {
     }
   }
 
+  /// Builds a name from the bytes of a buffer (the parser's path: whole words, no generic
+  /// iteration); longer input is cut at 16 bytes.
+  public init(bytes: UnsafeBufferPointer<UInt8>) {
+    guard let base = bytes.baseAddress else { return }
+    let length = min(bytes.count, 16)
+    count = UInt8(length)
+    if length >= 8 {
+      first = UInt64(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt64.self))
+      for index in 8..<length { second |= UInt64(base[index]) << (UInt64(index - 8) * 8) }
+    } else {
+      for index in 0..<length { first |= UInt64(base[index]) << (UInt64(index) * 8) }
+    }
+  }
+
   public init(_ name: String) { self.init(bytes: Array(name.utf8)) }
 
   public var isEmpty: Bool { count == 0 }

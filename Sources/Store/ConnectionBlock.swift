@@ -169,13 +169,13 @@ enum ConnectionBlock {
       var isClient = [Bool](repeating: false, count: addresses.count)
       var isPod = [Bool](repeating: false, count: addresses.count)
       var ports = [Bool](repeating: false, count: 1 << 16)
-      var services: [UInt64] = []
-      services.reserveCapacity(entries.count)
+      // Distinct (service address index, port) pairs, numbered like addresses are.
+      var services = AddressDictionary()
       for index in entries.indices {
         isClient[Int(clients[index])] = true
         isPod[Int(pods[index])] = true
         ports[Int(entries[index].servicePort)] = true
-        services.append(UInt64(self.services[index]) << 16 | UInt64(entries[index].servicePort))
+        _ = services.index(IPAddress(high: UInt64(self.services[index]), low: UInt64(entries[index].servicePort)))
       }
       var keys: [TraceStore.BlockKey] = []
       for (index, address) in addresses.enumerated() {
@@ -185,18 +185,16 @@ enum ConnectionBlock {
       for port in ports.indices where ports[port] {
         keys.append(.init(kind: .servicePort, address: .any, port: UInt16(port)))
       }
-      services.sort()
-      var previous: UInt64?
-      for service in services where service != previous {
-        previous = service
-        keys.append(.init(kind: .service, address: addresses[Int(service >> 16)], port: UInt16(truncatingIfNeeded: service)))
+      for pair in services.addresses {
+        keys.append(.init(kind: .service, address: addresses[Int(pair.high)], port: UInt16(truncatingIfNeeded: pair.low)))
       }
       return keys.sorted()
     }
   }
 
-  /// Dense indices for distinct addresses: open addressing with linear probing (the encoder
-  /// asks three times per connection; a `Dictionary` hashes each time with SipHash).
+  /// Dense indices for distinct addresses (or any two-word values): open addressing with
+  /// linear probing (the encoder asks three times per connection; a `Dictionary` hashes each
+  /// time with SipHash).
   struct AddressDictionary {
     private(set) var addresses: [IPAddress] = []
     /// Index + 1 into `addresses`, 0 for an empty slot; a power of two long.

@@ -42,6 +42,14 @@ struct AddressTests {
     #expect(InterfaceName("vxlan.calico").count == 12)
     #expect(InterfaceName("abcdefghijklmnopqrstuvwxyz").description == "abcdefghijklmnop")
     #expect(InterfaceName("eth0") != InterfaceName("eth1"))
+    // The parser's buffer path builds the same names as the generic one, at every length.
+    let text = Array("abcdefghijklmnopqrstu".utf8)
+    for length in 0...text.count {
+      let bytes = Array(text.prefix(length))
+      let fromBuffer = bytes.withUnsafeBufferPointer { InterfaceName(bytes: $0) }
+      #expect(fromBuffer == InterfaceName(bytes: bytes[...]), "length \(length)")
+      #expect(fromBuffer.description == String(decoding: bytes.prefix(16), as: UTF8.self))
+    }
   }
 
   @Test("the parser reads SRC/DST exactly as IPAddress.parse does (seeded random text)")
