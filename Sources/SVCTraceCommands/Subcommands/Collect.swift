@@ -38,7 +38,9 @@ extension SVCTrace {
 
     @Option(
       name: .customLong("from-file"),
-      help: ArgumentHelp("Ingest a log file copied by other means (plain or gzip), as NODE=PATH (repeatable); no SSH.", valueName: "node=path"))
+      help: ArgumentHelp(
+        "Ingest a log file copied by other means (plain or gzip), as NODE=PATH (repeatable: nodes are ingested concurrently, up to --forks; one node's files in the order given); no SSH.",
+        valueName: "node=path"))
     var fromFiles: [String] = []
 
     @Option(help: ArgumentHelp("Host that runs kubectl for name snapshots. Default: the first selected host of kube_control_plane.", valueName: "host"))
