@@ -802,7 +802,7 @@ _svctrace_bench_ingest() {
     repeating_flags=()
     non_repeating_flags=(--keep --version -h --help)
     repeating_options=()
-    non_repeating_options=(--lines --nodes --awk --seed)
+    non_repeating_options=(--lines --nodes --awk --seed --runs)
     __svctrace_offer_flags_options 0
 
     # Offer option value completions
@@ -817,6 +817,9 @@ _svctrace_bench_ingest() {
         return
         ;;
     '--seed')
+        return
+        ;;
+    '--runs')
         return
         ;;
     esac

@@ -48,7 +48,7 @@ function __svctrace_parse_tokens -S
             case 'install'
                 __svctrace_parse_subcommand 0 'i/inventory=+' 'l/limit=' 'f/forks=' 'timeout=' 'connect-timeout=' 'known-hosts=+' 'accept-new-host-keys' 'F=' 'u/user=' 'private-key=+' 'jump=' 'become' 'no-become' 'become-user=' 'K/ask-become-pass' 'k/ask-pass' 'v/verbose' 'rounds=' 'playbook=' 'venv=' 'work-dir=' 'version' 'h/help'
             case 'ingest'
-                __svctrace_parse_subcommand 0 'lines=' 'nodes=' 'awk=' 'seed=' 'keep' 'version' 'h/help'
+                __svctrace_parse_subcommand 0 'lines=' 'nodes=' 'awk=' 'seed=' 'runs=' 'keep' 'version' 'h/help'
             case 'trace'
                 __svctrace_parse_subcommand 0 'records=' 'queries=' 'path=' 'keep' 'json' 'version' 'h/help'
             end
@@ -372,6 +372,7 @@ complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_opti
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" nodes' -l 'nodes' -d 'Node files to spread the lines over.' -rfka ''
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" awk' -l 'awk' -d 'The awk to run the reference join with (e.g. mawk, gawk).' -rfka ''
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" seed' -l 'seed' -d 'Seed of the generator.' -rfka ''
+complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" runs' -l 'runs' -d 'Runs of each leg; the fastest run of each is compared (the machine\'s speed varies from second to second).' -rfka ''
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" keep' -l 'keep' -d 'Keep the generated files and the store (their directory is printed).'
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" version' -l 'version' -d 'Show the version.'
 complete -c 'svctrace' -n '__svctrace_should_offer_completions_for_flags_or_options "svctrace bench ingest" h help' -s 'h' -l 'help' -d 'Show help information.'
