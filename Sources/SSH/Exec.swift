@@ -90,9 +90,11 @@ extension SSHConnection {
             if written > 0 {
               inputOffset += written
               progress = true
-            } else if written != Int(LIBSSH2_ERROR_EAGAIN) {
+            } else if written < 0 && written != Int(LIBSSH2_ERROR_EAGAIN) {
               eofSent = true  // the command closed its stdin or exited; stop feeding it
             }
+            // 0: the remote window is full (libssh2 says so with 0 when it read a packet
+            // meanwhile, EAGAIN otherwise); a window adjustment will come.
           } else {
             let rc = libssh2_channel_send_eof(ch)
             if rc != LIBSSH2_ERROR_EAGAIN { eofSent = true }

@@ -23,7 +23,10 @@ struct ExecTests {
     #expect(echoed.stdout == input)
     #expect(echoed.exitStatus == 0)
 
-    let large = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    // Many times the channel window (2 MiB): each time it fills, the write has to wait for a
+    // window adjustment (libssh2 reports a full window as EAGAIN, or as 0 when it read a packet
+    // meanwhile) and go on feeding stdin.
+    let large = (0..<24_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
     let counted = try await connection.run("wc -c", stdin: large, timeout: .seconds(60))
     #expect(counted.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines) == "\(large.count)")
 
