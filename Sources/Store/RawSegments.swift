@@ -118,6 +118,8 @@ final class RawSegmentWriter: @unchecked Sendable {
     var committedEnd: Int64
     /// Created by this writer (removed on close if nothing in it committed).
     var created: Bool
+    /// Batches written here and neither committed nor discarded yet.
+    var uncommitted = 0
   }
 
   // State below is touched only on `queue`.
@@ -160,6 +162,7 @@ final class RawSegmentWriter: @unchecked Sendable {
     queue.async {
       guard let index = self.open.firstIndex(where: { $0.number == location.segment }) else { return }
       self.open[index].committedEnd = max(self.open[index].committedEnd, location.offset + Int64(length))
+      self.open[index].uncommitted -= 1
     }
   }
 
@@ -170,6 +173,7 @@ final class RawSegmentWriter: @unchecked Sendable {
       guard let index = open.firstIndex(where: { $0.number == location.segment }),
         location.offset >= open[index].committedEnd, location.offset < open[index].size
       else { return }
+      open[index].uncommitted -= 1
       if ftruncate(open[index].descriptor, off_t(location.offset)) == 0 { open[index].size = location.offset }
     }
   }
@@ -232,20 +236,20 @@ final class RawSegmentWriter: @unchecked Sendable {
     }
     var status = stat()
     segment.size = fstat(segment.descriptor, &status) == 0 ? Int64(status.st_size) : first + Int64(bytes.count)
+    segment.uncommitted += 1
     open[index] = segment
     return RawLocation(segment: segment.number, offset: first)
   }
 
   /// The index in `open` of a segment with room, opening or creating one when needed.
   ///
-  /// Full segments whose batches have all committed are released on the way (a prune may
+  /// Full segments with no batch waiting for its commit are released on the way (a prune may
   /// delete them once nothing refers to them).
   private func writableSegment() throws -> Int {
-    for segment in open.dropLast() where segment.committedEnd >= segment.size {
+    for segment in open.dropLast() where segment.uncommitted == 0 {
       Glibc.close(segment.descriptor)
     }
-    open = open.enumerated().filter { $0.offset == open.count - 1 || $0.element.committedEnd < $0.element.size }
-      .map(\.element)
+    open = open.enumerated().filter { $0.offset == open.count - 1 || $0.element.uncommitted > 0 }.map(\.element)
     if let last = open.indices.last, open[last].size < segments.segmentBytes { return last }
     try FileManager.default.createDirectory(atPath: segments.directory, withIntermediateDirectories: true)
     open.append(try reuseSegment() ?? createSegment())

@@ -352,41 +352,35 @@ public enum IngestBenchmark {
 
   /// Peak resident set size of this process in KiB (`ru_maxrss`).
   public static func peakRSSKiB() -> Int {
-    var usage = rusage()
-    #if os(Linux)
-      let who = RUSAGE_SELF.rawValue
-    #else
-      let who = RUSAGE_SELF
-    #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return Int(usage.ru_maxrss)
+    usage(thread: false).map { Int($0.ru_maxrss) } ?? 0
   }
 
   /// User + system CPU seconds of the whole process so far (all threads).
   public static func processCPUSeconds() -> Double {
-    var usage = rusage()
-    #if os(Linux)
-      let who = RUSAGE_SELF.rawValue
-    #else
-      let who = RUSAGE_SELF
-    #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-      + Double(usage.ru_stime.tv_usec) / 1e6
+    usage(thread: false).map(cpuSeconds) ?? 0
   }
 
   /// CPU time of the calling thread (the parse runs on it), or of the process where per-thread
   /// figures are unavailable.
   private static func cpuSeconds() -> Double {
+    usage(thread: true).map(cpuSeconds) ?? 0
+  }
+
+  /// User + system seconds of `usage`.
+  private static func cpuSeconds(_ usage: rusage) -> Double {
+    Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
+      + Double(usage.ru_stime.tv_usec) / 1e6
+  }
+
+  /// `getrusage` of the process, or of the calling thread where the system has it.
+  private static func usage(thread: Bool) -> rusage? {
     var usage = rusage()
     #if os(Linux)
-      let who: Int32 = 1  // RUSAGE_THREAD (Linux ≥ 2.6.26), not imported by Glibc
+      let who: Int32 = thread ? 1 : RUSAGE_SELF.rawValue  // 1: RUSAGE_THREAD (Linux ≥ 2.6.26), not imported by Glibc
     #else
       let who = RUSAGE_SELF
     #endif
-    guard getrusage(who, &usage) == 0 else { return 0 }
-    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-      + Double(usage.ru_stime.tv_usec) / 1e6
+    return getrusage(who, &usage) == 0 ? usage : nil
   }
 }
 
