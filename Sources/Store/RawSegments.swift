@@ -246,11 +246,10 @@ final class RawSegmentWriter: @unchecked Sendable {
   /// Full segments with no batch waiting for its commit are released on the way (a prune may
   /// delete them once nothing refers to them).
   private func writableSegment() throws -> Int {
-    for segment in open.dropLast() where segment.uncommitted == 0 {
-      Glibc.close(segment.descriptor)
-    }
-    open = open.enumerated().filter { $0.offset == open.count - 1 || $0.element.uncommitted > 0 }.map(\.element)
     if let last = open.indices.last, open[last].size < segments.segmentBytes { return last }
+    // Every open segment is full now.
+    for segment in open where segment.uncommitted == 0 { Glibc.close(segment.descriptor) }
+    open.removeAll { $0.uncommitted == 0 }
     try FileManager.default.createDirectory(atPath: segments.directory, withIntermediateDirectories: true)
     open.append(try reuseSegment() ?? createSegment())
     return open.count - 1

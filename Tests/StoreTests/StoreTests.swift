@@ -650,7 +650,8 @@ struct RawSegmentTests {
 
   @Test func directWritesFromAnyAddressReadBackExactly() throws {
     let directory = try TempDirectory()
-    let segments = RawSegments(directory: directory.file("store.sqlite.raw"))
+    // Small segments: the writes roll over.
+    let segments = RawSegments(directory: directory.file("store.sqlite.raw"), segmentBytes: 500_000)
     let writer = segments.makeWriter()
     var random = Store.SplitMix64(seed: 11)
     let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -668,6 +669,13 @@ struct RawSegmentTests {
       let back = try segments.read(segment: location.segment, offset: location.offset, length: range.count)
       #expect(back == Array(memory[range]), "shift \(range.lowerBound), length \(range.count)")
     }
+    // Full segments whose batches all committed are released: a prune may take them, not the
+    // one still open.
+    let used = Set(written.map(\.0.segment))
+    #expect(used.count > 2)
+    segments.deleteUnreferenced { [] }
+    let left = try segmentNames(directory)
+    #expect(left == ["segment-\(written[written.count - 1].0.segment)"], "\(left) of \(written.map(\.0))")
     writer.closeNow()
   }
 
