@@ -56,13 +56,11 @@ enum ConnectionBlock {
     let addresses = columns.dictionary.addresses
     // Every field's worst case: a varint of 64 bits is 10 bytes, an address 17.
     let bound = 32 + entries.count * 64 + addresses.count * 17
-    return [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
-      guard let base = buffer.baseAddress else { return }
-      var out = ByteSink(base: base, capacity: bound)
-      out.byte(version)
+    return ByteSink.bytes(capacity: bound) { out in
+      out.u8(version)
       out.varint(UInt64(entries.count))
       let dense = entries.enumerated().allSatisfy { $0.offset == Int($0.element.slot) }
-      out.byte(dense ? 0 : 1)
+      out.u8(dense ? 0 : 1)
       if !dense {
         var previous: UInt32 = 0
         for entry in entries {
@@ -72,73 +70,40 @@ enum ConnectionBlock {
       }
       var previousTime: Int64 = 0
       for entry in entries {
-        out.varint(zigzag(entry.timeMicros &- previousTime))
+        out.signed(entry.timeMicros &- previousTime)
         previousTime = entry.timeMicros
       }
-      for entry in entries { out.byte(entry.proto) }
+      for entry in entries { out.u8(entry.proto) }
       out.varint(UInt64(addresses.count))
       for address in addresses {
         if let v4 = address.ipv4 {
-          out.byte(4)
+          out.u8(4)
           out.bigEndian(v4)
         } else {
-          out.byte(6)
+          out.u8(6)
           out.bigEndian(address.high)
           out.bigEndian(address.low)
         }
       }
       for value in columns.clients { out.varint(UInt64(value)) }
       for entry in entries {
-        out.byte(UInt8(truncatingIfNeeded: entry.clientPort))
-        out.byte(UInt8(truncatingIfNeeded: entry.clientPort >> 8))
+        out.u16(entry.clientPort)
       }
       for value in columns.services { out.varint(UInt64(value)) }
       for entry in entries { out.varint(UInt64(entry.servicePort)) }
       for value in columns.pods { out.varint(UInt64(value)) }
       for entry in entries { out.varint(UInt64(entry.podPort)) }
-      for entry in entries { out.byte(entry.method) }
+      for entry in entries { out.u8(entry.method) }
       var previousPre: Int64 = 0
       for entry in entries {
         let pre = entry.preID.map { $0 &+ 1 } ?? 0
-        out.varint(zigzag(pre &- previousPre))
+        out.signed(pre &- previousPre)
         previousPre = pre
       }
       for entry in entries {
         let pre = entry.preID.map { $0 &+ 1 } ?? 0
         let post = entry.postID.map { $0 &+ 1 } ?? 0
-        out.varint(zigzag(post &- pre))
-      }
-      initialized = out.count
-    }
-  }
-
-  /// Writes into a buffer sized for the worst case up front (the capacity is checked in debug
-  /// builds only, so the tests catch a wrong bound).
-  struct ByteSink {
-    let base: UnsafeMutablePointer<UInt8>
-    let capacity: Int
-    var count = 0
-
-    @inline(__always)
-    mutating func byte(_ value: UInt8) {
-      assert(count < capacity, "connection block larger than its bound")
-      base[count] = value
-      count &+= 1
-    }
-
-    @inline(__always)
-    mutating func varint(_ value: UInt64) {
-      var value = value
-      while value >= 0x80 {
-        byte(UInt8(truncatingIfNeeded: value) | 0x80)
-        value >>= 7
-      }
-      byte(UInt8(value))
-    }
-
-    mutating func bigEndian<T: FixedWidthInteger>(_ value: T) {
-      withUnsafeBytes(of: value.bigEndian) { bytes in
-        for byte in bytes { self.byte(byte) }
+        out.signed(post &- pre)
       }
     }
   }
@@ -352,17 +317,6 @@ enum ConnectionBlock {
   }
 
   // MARK: Primitives
-
-  static func putVarint(_ value: UInt64, _ out: inout [UInt8]) {
-    var value = value
-    while value >= 0x80 {
-      out.append(UInt8(truncatingIfNeeded: value) | 0x80)
-      value >>= 7
-    }
-    out.append(UInt8(value))
-  }
-
-  static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
 
   static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
 

@@ -55,8 +55,7 @@ extension CorrelatorState {
     // 1 + 10 + 18 + 18 + 10 + 5 + 10 + 10; per pending line 1 + 10 × 4 + 16 + 2 + 5 + 3 + 5;
     // per retransmitted ID 5.
     let bound = 32 + count * 107 + pendingCount * 72 + retransmitIDCount * 5
-    let bytes = [UInt8](unsafeUninitializedCapacity: bound) { buffer, initialized in
-      var writer = ByteWriter(buffer: buffer)
+    let bytes = ByteSink.bytes(capacity: bound) { writer in
       writer.u8(Self.version)
       writer.signed(watermarkMicros)
       writer.u8(slots.isEmpty ? 0 : UInt8(slots.count.trailingZeroBitCount))
@@ -131,7 +130,6 @@ extension CorrelatorState {
           }
         }
       }
-      initialized = writer.position
     }
     // Not kept with the worst case's capacity (the store holds on to the bytes).
     return bytes.count * 2 < bound ? bytes.withUnsafeBufferPointer { [UInt8]($0) } : bytes
@@ -288,54 +286,8 @@ extension CorrelatorState {
   }
 }
 
-/// Writes into a buffer sized for the worst case beforehand (no per-byte growth checks).
-private struct ByteWriter {
-  let buffer: UnsafeMutableBufferPointer<UInt8>
-  var position = 0
-
-  init(buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
-
-  @inline(__always)
-  mutating func u8(_ value: UInt8) {
-    buffer[position] = value
-    position += 1
-  }
-
-  @inline(__always)
-  mutating func u16(_ value: UInt16) {
-    buffer[position] = UInt8(truncatingIfNeeded: value)
-    buffer[position + 1] = UInt8(truncatingIfNeeded: value >> 8)
-    position += 2
-  }
-
-  @inline(__always)
-  mutating func u32(_ value: UInt32) {
-    for shift in stride(from: 0, to: 32, by: 8) { u8(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
-  }
-
-  @inline(__always)
-  mutating func u64(_ value: UInt64) {
-    for shift in stride(from: 0, to: 64, by: 8) { u8(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-  }
-
-  /// LEB128: 7 bits a byte, low first, the high bit set on all but the last.
-  @inline(__always)
-  mutating func varint(_ value: UInt64) {
-    var value = value
-    while value >= 0x80 {
-      u8(UInt8(truncatingIfNeeded: value) | 0x80)
-      value >>= 7
-    }
-    u8(UInt8(truncatingIfNeeded: value))
-  }
-
-  /// A zigzag varint (small magnitudes of either sign take few bytes).
-  @inline(__always)
-  mutating func signed(_ value: Int64) {
-    varint(UInt64(bitPattern: value << 1 ^ value >> 63))
-  }
-
-  /// 4 bytes for an IPv4 address, else 16.
+extension ByteSink {
+  /// 4 bytes for an IPv4 address, else 16 (little-endian words).
   mutating func address(_ value: IPAddress, isIPv4: Bool) {
     if isIPv4 {
       u32(UInt32(truncatingIfNeeded: value.low))
