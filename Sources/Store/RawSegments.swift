@@ -70,15 +70,17 @@ final class RawSegments: Sendable {
 
   /// Deletes the segment files no stored block refers to and no writer holds.
   ///
-  /// Each candidate is locked first and `referenced` is asked only then: a writer keeps its lock
-  /// until the last batch it wrote there has committed, so a segment locked here and found
-  /// unreferenced is garbage (left by a crash, or by a commit that failed).
+  /// The segments `referenced` does not name are locked, and `referenced` is asked again only
+  /// then: a writer keeps its lock until the last batch it wrote there has committed, so a
+  /// segment locked here and still unreferenced is garbage (left by a crash, or by a commit that
+  /// failed). Only candidates are opened, however many segments the store has.
   func deleteUnreferenced(_ referenced: () throws -> Set<Int64>) rethrows {
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+    let before = try referenced()
     var held: [(number: Int64, descriptor: Int32)] = []
     defer { for segment in held { close(segment.descriptor) } }
     for name in names where name.hasPrefix("segment-") {
-      guard let number = Int64(name.dropFirst("segment-".count)) else { continue }
+      guard let number = Int64(name.dropFirst("segment-".count)), !before.contains(number) else { continue }
       let descriptor = open(path(number), O_RDONLY | O_CLOEXEC)
       guard descriptor >= 0 else { continue }
       guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {

@@ -187,24 +187,33 @@ extension TraceStore {
     }
   }
 
-  /// Correlates `batch` against `base` with line ids reserved above `floor`, encodes its
-  /// connection blocks (and the state after it when `storesState`), and moves `base` on to the
-  /// state after it (no database access).
+  /// Correlates `batch` against `base` with line ids reserved above `floor` (no database
+  /// access), and moves `base` on to the state after it.
   func correlateAhead(
     _ batch: CollectedBatch, base: inout CorrelationBase, floor: Int64, storesState: Bool
   ) -> CorrelatedBatch {
-    let firstID = lineIDs.reserve(batch.lines.count, floor: floor)
-    // Moved, not copied, into the correlator: the state's tables are updated in place.
-    var state = CorrelatorState()
-    swap(&state, &base.state)
-    // `consume`: a second reference to the tables would make the first write copy them.
-    var correlator = Correlator(node: batch.node, settings: correlation, state: consume state)
+    Self.correlate(
+      batch, firstID: lineIDs.reserve(batch.lines.count, floor: floor), state: &base.state, settings: correlation,
+      storesState: storesState)
+  }
+
+  /// Correlates `batch` (its lines numbered from `firstID`) on from `state`, which becomes the
+  /// state after it, and prepares what its commit writes: the connection blocks, and the
+  /// state encoded when `storesState`.
+  static func correlate(
+    _ batch: CollectedBatch, firstID: Int64, state: inout CorrelatorState, settings: CorrelationSettings,
+    storesState: Bool
+  ) -> CorrelatedBatch {
+    // Moved, not copied, into the correlator (`consume`: a second reference to the tables
+    // would make the first write copy them all).
+    var moved = CorrelatorState()
+    swap(&moved, &state)
+    var correlator = Correlator(node: batch.node, settings: settings, state: consume moved)
     let output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
-    let correlated = CorrelatedBatch(
-      batch: batch, firstID: firstID, output: output, encodedState: storesState ? correlator.state.encoded() : nil,
-      blocks: PreparedConnectionBlock.blocks(of: Self.storedConnections(output.connections)))
-    base.state = correlator.state
-    return correlated
+    state = correlator.state
+    return CorrelatedBatch(
+      batch: batch, firstID: firstID, output: output, encodedState: storesState ? state.encoded() : nil,
+      blocks: PreparedConnectionBlock.blocks(of: storedConnections(output.connections)))
   }
 
   /// A node's `correlation_state` row.
@@ -395,27 +404,22 @@ extension TraceStore {
   ) throws -> (summary: CommitSummary, correlatedHere: Bool) {
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try StoredCorrelation.fetch(nodeID, db)
-    let firstID: Int64
-    let output: Correlator.Output
-    let encodedState: [UInt8]?
-    let blocks: [PreparedConnectionBlock]
+    let prepared: CorrelatedBatch
     var correlatedHere = false
     if let ahead, stored.lastBatch == expectedLastBatch,
       try lineRangeIsFree(from: ahead.firstID, count: batch.lines.count, db)
     {
-      (firstID, output, encodedState, blocks) = (ahead.firstID, ahead.output, ahead.encodedState, ahead.blocks)
+      prepared = ahead
     } else {
-      let state = try currentState(
+      var state = try currentState(
         node: batch.node, nodeID: nodeID, stored, settings: context.settings, raw: context.segments,
         parser: context.parser, db)
-      var correlator = Correlator(node: batch.node, settings: context.settings, state: consume state)
       // Above every stored line and every range reserved for a batch correlated ahead.
-      firstID = context.lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
-      output = correlator.correlate(lines: batch.lines, firstID: firstID, clockOffsetMicros: batch.clock.offsetMicros)
-      encodedState = correlator.state.encoded()
-      blocks = PreparedConnectionBlock.blocks(of: storedConnections(output.connections))
+      let firstID = context.lineIDs.reserve(batch.lines.count, floor: try Self.nextLineID(db))
+      prepared = correlate(batch, firstID: firstID, state: &state, settings: context.settings, storesState: true)
       correlatedHere = true
     }
+    let (firstID, output) = (prepared.firstID, prepared.output)
 
     try db.execute(
       sql: """
@@ -455,11 +459,11 @@ extension TraceStore {
 
     // The batch's connections become one block (ids in time order), and connections of earlier
     // batches whose retransmitted first packet was DNATed again are rewritten in their blocks.
-    try insertConnectionBlocks(blocks, nodeID: nodeID, batchID: batchID, db)
+    try insertConnectionBlocks(prepared.blocks, nodeID: nodeID, batchID: batchID, db)
     for change in output.redispatches {
       try applyRedispatch(change, nodeID: nodeID, db)
     }
-    if let encodedState {
+    if let encodedState = prepared.encodedState {
       try db.execute(
         sql: "INSERT OR REPLACE INTO correlation_state (node_id, state, state_batch, last_batch) VALUES (?, ?, ?, ?)",
         arguments: [nodeID, Data(encodedState), batchID, batchID])

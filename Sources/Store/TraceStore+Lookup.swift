@@ -81,11 +81,7 @@ extension TraceStore {
         for entry in flags.indices {
           let time = times.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self)) }
           let end = Int(ends.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 4, as: UInt32.self)) })
-          let text = raw.withUnsafeBytes { bytes in
-            String(
-              decoding: UnsafeRawBufferPointer(rebasing: bytes[CollectedBatch.lineRange(in: bytes, from: start, to: end)]),
-              as: UTF8.self)
-          }
+          let text = raw.withUnsafeBytes { CollectedBatch.lineText(in: $0, from: start, to: end) }
           lines.append(
             StoredLine(
               id: first + Int64(entry), node: block[1], timeMicros: time, stage: Int(flags[entry] >> 4),
@@ -126,11 +122,7 @@ extension TraceStore {
     } else {
       raw = try blob.bytes(column: "raw", range: range)
     }
-    let text = raw.withUnsafeBytes { bytes in
-      String(
-        decoding: UnsafeRawBufferPointer(rebasing: bytes[CollectedBatch.lineRange(in: bytes, from: 0, to: bytes.count)]),
-        as: UTF8.self)
-    }
+    let text = raw.withUnsafeBytes { CollectedBatch.lineText(in: $0, from: 0, to: $0.count) }
     return StoredLine(
       id: id, node: row[2], timeMicros: time, stage: Int(flags >> 4), outcome: Int(flags & 0x0F), raw: text)
   }

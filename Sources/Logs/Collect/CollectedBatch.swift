@@ -133,10 +133,12 @@ public struct CollectedBatch: Sendable {
   /// The raw text of packet line `index`, without its newline.
   public func rawLine(_ index: Int) -> String {
     let from = index == 0 ? 0 : Int(lineEnds[index - 1])
-    return text.withUnsafeBytes { bytes in
-      let range = Self.lineRange(in: bytes, from: from, to: Int(lineEnds[index]))
-      return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
-    }
+    return text.withUnsafeBytes { Self.lineText(in: $0, from: from, to: Int(lineEnds[index])) }
+  }
+
+  /// The text of the packet line in `bytes[from ..< to]` (see ``lineRange(in:from:to:)``).
+  public static func lineText(in bytes: UnsafeRawBufferPointer, from: Int, to end: Int) -> String {
+    String(decoding: UnsafeRawBufferPointer(rebasing: bytes[lineRange(in: bytes, from: from, to: end)]), as: UTF8.self)
   }
 
   /// The packet line in `bytes[from ..< to]`, the range between the previous packet line's end
