@@ -80,34 +80,14 @@ public struct FleetRunner: Sendable {
     connector: any SessionConnector,
     operation: @escaping @Sendable (any RemoteSession, FleetHost) async throws -> HostOutcome<Payload>
   ) async -> [HostResult<Payload>] {
-    await withTaskGroup(of: HostResult<Payload>.self) { group in
-      var pending = hosts[...]
-      var collected: [HostResult<Payload>] = []
-      // A sliding window: keep `forks` hosts in flight, start the next as one finishes.
-      func startNext() -> Bool {
-        guard let host = pending.popFirst() else { return false }
-        let timeout = hostTimeout
-        let progress = self.progress
-        let logger = self.logger
-        group.addTask {
-          progress?.hostStarted(host.id)
-          let result = await Self.runOne(
-            host, connector: connector, timeout: timeout, logger: logger, operation: operation)
-          progress?.hostFinished(host.id, status: result.status)
-          return result
-        }
-        return true
-      }
-      for _ in 0..<forks where startNext() {}
-      while let result = await group.next() {
-        collected.append(result)
-        if Task.isCancelled {
-          for host in pending { collected.append(HostResult(host: host.id, status: .skipped, message: "cancelled")) }
-          pending = []
-        }
-        _ = startNext()
-      }
-      return collected
+    let (timeout, progress, logger) = (hostTimeout, self.progress, self.logger)
+    return await slidingWindow(
+      hosts, limit: forks, notStarted: { HostResult(host: $0.id, status: .skipped, message: "cancelled") }
+    ) { host in
+      progress?.hostStarted(host.id)
+      let result = await Self.runOne(host, connector: connector, timeout: timeout, logger: logger, operation: operation)
+      progress?.hostFinished(host.id, status: result.status)
+      return result
     }
   }
 

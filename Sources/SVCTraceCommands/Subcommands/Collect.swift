@@ -96,39 +96,30 @@ extension SVCTrace {
         }
       }
       let pullBytes = CollectOperation.pullBytes(forks: min(fleet.forks, byNode.count))
-      var reports = [HostResult<CollectReport>?](repeating: nil, count: fromFiles.count)
-      try await withThrowingTaskGroup(of: [(Int, HostResult<CollectReport>)].self) { group in
-        var next = 0
-        func start() {
-          guard next < byNode.count else { return }
-          let (node, files) = byNode[next]
-          next += 1
-          group.addTask {
-            var results: [(Int, HostResult<CollectReport>)] = []
-            for (index, path) in files {
-              do {
-                let now = ClockOffset.wallClockMicros()
-                let summary = try await store.collect(
-                  from: LocalFileSource(node: node, path: path), makeParser: { PacketLineParser(referenceMicros: now) },
-                  clock: .zero, maxBytes: pullBytes)
-                let report = CollectReport(summary, clock: .zero, path: path)
-                results.append(
-                  (index, HostResult(host: node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report)))
-              } catch {
-                results.append((index, HostResult(host: node, status: .failed, message: "\(error)")))
-              }
-            }
-            return results
+      let perNode = await slidingWindow(
+        byNode, limit: fleet.forks,
+        notStarted: { node in node.files.map { ($0.index, HostResult<CollectReport>(host: node.node, status: .skipped, message: "cancelled")) } }
+      ) { node in
+        var results: [(Int, HostResult<CollectReport>)] = []
+        for (index, path) in node.files {
+          do {
+            let now = ClockOffset.wallClockMicros()
+            let summary = try await store.collect(
+              from: LocalFileSource(node: node.node, path: path), makeParser: { PacketLineParser(referenceMicros: now) },
+              clock: .zero, maxBytes: pullBytes)
+            let report = CollectReport(summary, clock: .zero, path: path)
+            results.append(
+              (index, HostResult(host: node.node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report)))
+          } catch {
+            results.append((index, HostResult(host: node.node, status: .failed, message: "\(error)")))
           }
         }
-        for _ in 0..<min(fleet.forks, byNode.count) { start() }
-        while let results = try await group.next() {
-          for (index, result) in results { reports[index] = result }
-          start()
-        }
+        return results
       }
+      // In the order given.
+      let reports = perNode.flatMap { $0 }.sorted { $0.0 < $1.0 }.map(\.1)
       try Output.finish(
-        reports.compactMap { $0 }, json: output.json,
+        reports, json: output.json,
         terminal: Terminal.current(environment: ProcessInfo.processInfo.environment), command: "collect")
     }
   }
