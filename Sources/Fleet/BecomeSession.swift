@@ -1,5 +1,4 @@
 public import SVCTraceCore
-
 import Synchronization
 
 /// Wraps a login session so every command and file operation runs as the become user (root).

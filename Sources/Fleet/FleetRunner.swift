@@ -1,6 +1,5 @@
 public import Logging
 public import SVCTraceCore
-
 import Synchronization
 
 /// Opens a session to one host. The SSH-backed implementation is ``SSHConnector``; tests pass fakes.
@@ -82,13 +81,14 @@ public struct FleetRunner: Sendable {
   ) async -> [HostResult<Payload>] {
     let (timeout, progress, logger) = (hostTimeout, self.progress, self.logger)
     return await slidingWindow(
-      hosts, limit: forks, notStarted: { HostResult(host: $0.id, status: .skipped, message: "cancelled") }
-    ) { host in
-      progress?.hostStarted(host.id)
-      let result = await Self.runOne(host, connector: connector, timeout: timeout, logger: logger, operation: operation)
-      progress?.hostFinished(host.id, status: result.status)
-      return result
-    }
+      hosts, limit: forks, notStarted: { HostResult(host: $0.id, status: .skipped, message: "cancelled") },
+      { host in
+        progress?.hostStarted(host.id)
+        let result = await Self.runOne(
+          host, connector: connector, timeout: timeout, logger: logger, operation: operation)
+        progress?.hostFinished(host.id, status: result.status)
+        return result
+      })
   }
 
   private static func runOne<Payload: Sendable>(

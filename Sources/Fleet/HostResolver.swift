@@ -50,7 +50,9 @@ public struct HostResolver: Sendable {
     let become = BecomeConfig(
       enabled: becomeEnabled, user: overrides.becomeUser ?? host.becomeUser ?? "root",
       password: overrides.becomePassword ?? host.becomePassword)
-    let configJump = entry.flatMap { $0.proxyJump.isEmpty ? nil : $0.proxyJump.map(\.description).joined(separator: ",") }
+    let configJump = entry.flatMap {
+      $0.proxyJump.isEmpty ? nil : $0.proxyJump.map(\.description).joined(separator: ",")
+    }
     let jumpSpec = overrides.jump ?? host.proxyJump ?? configJump
     return FleetHost(
       id: HostID(host.name), address: address, port: port, user: user, identityFiles: keys,

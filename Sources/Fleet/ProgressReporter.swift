@@ -1,5 +1,4 @@
 import SVCTraceCore
-
 import Synchronization
 
 /// A live one-line progress display on standard error (TTY only; silent when piped).

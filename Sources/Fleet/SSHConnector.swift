@@ -29,7 +29,8 @@ public struct SSHConnector: SessionConnector {
   static func target(_ host: FleetHost) -> SSHTarget {
     SSHTarget(
       host: host.id, hostname: host.address, port: host.port, user: host.user,
-      identityFiles: host.identityFiles.isEmpty ? SSHTarget.defaultIdentityFiles : host.identityFiles, password: host.password,
+      identityFiles: host.identityFiles.isEmpty ? SSHTarget.defaultIdentityFiles : host.identityFiles,
+      password: host.password,
       proxyJump: host.jumpHosts.map(target))
   }
 }

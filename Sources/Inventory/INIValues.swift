@@ -17,7 +17,11 @@ enum INIValues {
     while let char = chars.popFirst() {
       switch char {
       case " ", "\t", "\r", "\n":
-        if inToken { tokens.append(token); token = ""; inToken = false }
+        if inToken {
+          tokens.append(token)
+          token = ""
+          inToken = false
+        }
       case "#":
         if inToken { tokens.append(token) }
         return tokens
@@ -32,7 +36,10 @@ enum INIValues {
         inToken = true
         var closed = false
         while let inner = chars.popFirst() {
-          if inner == "\"" { closed = true; break }
+          if inner == "\"" {
+            closed = true
+            break
+          }
           if inner == "\\", let next = chars.first, next == "\"" || next == "\\" {
             token.append(next)
             chars = chars.dropFirst()
@@ -178,7 +185,12 @@ private struct LiteralParser {
       guard let item = parseValue() else { return nil }
       items.append(item)
       skipBlanks()
-      if current == "," { index += 1; skipBlanks() } else if current != close { return nil }
+      if current == "," {
+        index += 1
+        skipBlanks()
+      } else if current != close {
+        return nil
+      }
     }
     index += 1
     return .list(items)
@@ -199,7 +211,12 @@ private struct LiteralParser {
       guard let value = parseValue() else { return nil }
       entries[key.stringValue ?? key.description] = value
       skipBlanks()
-      if current == "," { index += 1; skipBlanks() } else if current != "}" { return nil }
+      if current == "," {
+        index += 1
+        skipBlanks()
+      } else if current != "}" {
+        return nil
+      }
     }
     index += 1
     return .map(entries)

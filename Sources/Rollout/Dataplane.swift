@@ -185,7 +185,8 @@ public enum NodeProber {
     ]
     for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
       let quoted = ShellQuote.quote(path)
-      lines.append("S \(ShellQuote.quote("file:" + path)); if [ -f \(quoted) ]; then echo present; base64 -w0 < \(quoted); fi")
+      lines.append(
+        "S \(ShellQuote.quote("file:" + path)); if [ -f \(quoted) ]; then echo present; base64 -w0 < \(quoted); fi")
     }
     lines += [
       "S legacy-conf; grep -n '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(ShellQuote.quote(settings.legacyRsyslogConf)) 2>/dev/null",
@@ -224,7 +225,8 @@ public enum NodeProber {
     let facts = Set((sections["facts"] ?? "").split(separator: "\n").map(String.init))
     let nodeTime = facts.first { $0.hasPrefix("time ") }.flatMap { Int64($0.dropFirst(5)) }
     var probe = NodeProbe(
-      host: host, dataplane: .failure(RolloutError(host: host.name, operation: "detect dataplane", kind: .noKubeProxy, reason: "")),
+      host: host,
+      dataplane: .failure(RolloutError(host: host.name, operation: "detect dataplane", kind: .noKubeProxy, reason: "")),
       sections: sections, files: files, hasSystemd: facts.contains("systemd"), hasAt: facts.contains("at"),
       hasRsyslogRotate: facts.contains("rsyslog-rotate"),
       rsyslogActive: (sections["rsyslog"] ?? "").contains("active"), nodeTime: nodeTime)
@@ -245,13 +247,16 @@ public enum NodeProber {
       return fail(
         .unsupportedDataplane,
         "kube-proxy runs in IPVS mode (interface kube-ipvs0 exists): IPVS translates outside the conntrack DNAT "
-          + "path that svctrace's post-DNAT rules select on; use `conntrack -E` or switch kube-proxy to iptables or nftables mode")
+          + "path that svctrace's post-DNAT rules select on; use `conntrack -E` or switch kube-proxy to iptables or nftables mode"
+      )
     }
     let nftHinted = [sections["nft-mangle4"], sections["nft-mangle6"]].contains { ($0 ?? "").contains(hint) }
     let legacyHinted = !nftHinted && [sections["legacy4"], sections["legacy6"]].contains { ($0 ?? "").contains(hint) }
-    let nftServices = probe.nat(.iptablesNFT, .ipv4).chains.contains("KUBE-SERVICES")
+    let nftServices =
+      probe.nat(.iptablesNFT, .ipv4).chains.contains("KUBE-SERVICES")
       || probe.nat(.iptablesNFT, .ipv6).chains.contains("KUBE-SERVICES")
-    let legacyServices = probe.nat(.iptablesLegacy, .ipv4).chains.contains("KUBE-SERVICES")
+    let legacyServices =
+      probe.nat(.iptablesLegacy, .ipv4).chains.contains("KUBE-SERVICES")
       || probe.nat(.iptablesLegacy, .ipv6).chains.contains("KUBE-SERVICES")
     let kp4 = sections["kp4"] ?? ""
     let kp6 = sections["kp6"] ?? ""
@@ -274,7 +279,8 @@ public enum NodeProber {
     let backend: Dataplane.Backend
     if nftHinted && nftServices {
       backend = .iptablesNFT
-      evidence.append(":KUBE-IPTABLES-HINT/:KUBE-KUBELET-CANARY in iptables-nft-save -t mangle; :KUBE-SERVICES in nft nat")
+      evidence.append(
+        ":KUBE-IPTABLES-HINT/:KUBE-KUBELET-CANARY in iptables-nft-save -t mangle; :KUBE-SERVICES in nft nat")
     } else if legacyHinted && legacyServices {
       backend = .iptablesLegacy
       evidence.append(":KUBE-IPTABLES-HINT/:KUBE-KUBELET-CANARY in iptables-legacy-save; :KUBE-SERVICES in legacy nat")
@@ -351,7 +357,8 @@ public enum NodeProber {
           let clusterIP = target.hasPrefix("KUBE-SVC-") || target.hasPrefix("KUBE-SVL-")
           guard clusterIP || target.hasPrefix("KUBE-EXT-") || target.hasPrefix("KUBE-FW-") else { continue }
           services.insert(
-            LearnedService(address: ServiceAddress(address: cidr.bytes, port: port, proto: proto), isClusterIP: clusterIP))
+            LearnedService(
+              address: ServiceAddress(address: cidr.bytes, port: port, proto: proto), isClusterIP: clusterIP))
         } else {
           nodePorts.insert(LearnedNodePort(family: family, port: port, proto: proto))
         }

@@ -18,7 +18,8 @@ public enum LineDiff {
       for row in stride(from: rows - 1, through: 0, by: -1) {
         for column in stride(from: columns - 1, through: 0, by: -1) {
           table[row][column] =
-            old[row] == new[column] ? table[row + 1][column + 1] + 1 : max(table[row + 1][column], table[row][column + 1])
+            old[row] == new[column]
+            ? table[row + 1][column + 1] + 1 : max(table[row + 1][column], table[row][column + 1])
         }
       }
     }
@@ -65,7 +66,9 @@ public enum LineDiff {
       var newStart = 1
       for edit in script[..<start] {
         switch edit {
-        case .same: oldStart += 1; newStart += 1
+        case .same:
+          oldStart += 1
+          newStart += 1
         case .removed: oldStart += 1
         case .added: newStart += 1
         }
@@ -75,9 +78,16 @@ public enum LineDiff {
       var body: [String] = []
       for edit in script[start...end] {
         switch edit {
-        case .same(let line): body.append(" " + line); oldCount += 1; newCount += 1
-        case .removed(let line): body.append("-" + line); oldCount += 1
-        case .added(let line): body.append("+" + line); newCount += 1
+        case .same(let line):
+          body.append(" " + line)
+          oldCount += 1
+          newCount += 1
+        case .removed(let line):
+          body.append("-" + line)
+          oldCount += 1
+        case .added(let line):
+          body.append("+" + line)
+          newCount += 1
         }
       }
       let oldHead = oldCount == 0 ? "\(oldStart - 1),0" : (oldCount == 1 ? "\(oldStart)" : "\(oldStart),\(oldCount)")

@@ -100,7 +100,8 @@ public struct IptablesTarget: Sendable, Hashable {
 public struct StepResult: Sendable, Hashable {
   /// How a step ended.
   public enum Outcome: String, Sendable, Hashable {
-    case ok, changed, failed, rolledBack = "rolled back"
+    case ok, changed, failed
+    case rolledBack = "rolled back"
   }
 
   public var name: String
@@ -240,7 +241,9 @@ public enum NodeRollout {
   public static func apply(_ plan: NodePlan, session: any RemoteSession) async -> NodeChangeReport {
     var steps: [StepResult] = []
     guard plan.hasChanges else {
-      return NodeChangeReport(host: plan.host, changed: false, failure: nil, steps: [StepResult(name: "plan", outcome: .ok, detail: "no changes")])
+      return NodeChangeReport(
+        host: plan.host, changed: false, failure: nil,
+        steps: [StepResult(name: "plan", outcome: .ok, detail: "no changes")])
     }
     let settings = plan.settings
     let host = plan.host
@@ -249,24 +252,29 @@ public enum NodeRollout {
       // State directory and state files.
       let stateDirExisted = try await session.stat(settings.stateDirectory) != nil
       if !stateDirExisted {
-        try await session.check("mkdir -p " + ShellQuote.quote(settings.stateDirectory), operation: "create state directory")
+        try await session.check(
+          "mkdir -p " + ShellQuote.quote(settings.stateDirectory), operation: "create state directory")
         journal.createdStateDirectory = true
       }
-      for file in plan.files where file.changes && (file.path == settings.statePath || file.path == settings.removeScriptPath) {
+      for file in plan.files
+      where file.changes && (file.path == settings.statePath || file.path == settings.removeScriptPath) {
         try await write(file, session: session, journal: &journal)
         steps.append(StepResult(name: "write \(file.path)", outcome: .changed))
       }
       // Rules.
       for target in plan.iptables where target.changes {
         journal.touchedIptables.append(target)
-        try await restore(target.desired, from: target.current, backend: target.backend, family: target.family, session: session)
-        steps.append(StepResult(name: "rules \(target.location)", outcome: .changed, detail: "iptables-restore --noflush"))
+        try await restore(
+          target.desired, from: target.current, backend: target.backend, family: target.family, session: session)
+        steps.append(
+          StepResult(name: "rules \(target.location)", outcome: .changed, detail: "iptables-restore --noflush"))
       }
       if NFTText.normalize(plan.nftCurrent ?? "") != NFTText.normalize(plan.nftDesired ?? "") {
         journal.touchedNFT = true
         if let table = plan.nftDesired {
           try await session.check(
-            "nft -f -", stdin: Array(Renderer.nftApplyFile(table: table).utf8), operation: "load nft table inet svctrace")
+            "nft -f -", stdin: Array(Renderer.nftApplyFile(table: table).utf8),
+            operation: "load nft table inet svctrace")
         } else {
           try await session.check("nft delete table inet svctrace", operation: "delete nft table inet svctrace")
         }
@@ -278,7 +286,8 @@ public enum NodeRollout {
         steps.append(StepResult(name: "write \(dropIn.path)", outcome: .changed))
       }
       if plan.restartRsyslog {
-        try await session.check(settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config (rsyslogd -N1)")
+        try await session.check(
+          settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config (rsyslogd -N1)")
         steps.append(StepResult(name: "rsyslogd -N1", outcome: .ok))
         journal.restartedRsyslog = true
         try await session.check(settings.commands.rsyslogRestart, timeout: .seconds(60), operation: "restart rsyslog")
@@ -303,7 +312,8 @@ public enum NodeRollout {
       }
       return NodeChangeReport(host: host, changed: true, failure: nil, steps: steps)
     } catch {
-      let failure = error as? RolloutError
+      let failure =
+        error as? RolloutError
         ?? RolloutError(
           host: host.name, operation: (error as? RemoteError)?.operation ?? "apply", kind: .commandFailed,
           reason: (error as? RemoteError)?.message ?? "\(error)")
@@ -315,9 +325,12 @@ public enum NodeRollout {
       let undone = rollbackSteps.filter { $0.outcome == .rolledBack }.count
       let notUndone = rollbackSteps.filter { $0.outcome == .failed }
       if notUndone.isEmpty {
-        reported.reason += undone > 0 ? "; rolled back (\(undone) step\(undone == 1 ? "" : "s") undone), node as before" : "; nothing was changed"
+        reported.reason +=
+          undone > 0
+          ? "; rolled back (\(undone) step\(undone == 1 ? "" : "s") undone), node as before" : "; nothing was changed"
       } else {
-        reported.reason += "; rolled back, but " + notUndone.map { "\($0.name) failed: \($0.detail)" }.joined(separator: "; ")
+        reported.reason +=
+          "; rolled back, but " + notUndone.map { "\($0.name) failed: \($0.detail)" }.joined(separator: "; ")
           + " (rules and files are as before; check the node)"
       }
       return NodeChangeReport(host: host, changed: false, failure: reported, steps: steps)
@@ -408,7 +421,8 @@ public enum NodeRollout {
     if journal.touchedNFT {
       do {
         if let previous = plan.nftCurrent {
-          try await session.check("nft -f -", stdin: Array(Renderer.nftApplyFile(table: previous).utf8), operation: "restore nft table")
+          try await session.check(
+            "nft -f -", stdin: Array(Renderer.nftApplyFile(table: previous).utf8), operation: "restore nft table")
         } else {
           try await session.check(
             "if nft list table inet svctrace >/dev/null 2>&1; then nft delete table inet svctrace; fi",
@@ -441,7 +455,9 @@ public enum NodeRollout {
       let plan = try await plan(session, settings: settings)
       return await apply(plan, session: session)
     } catch {
-      return NodeChangeReport(host: session.host, changed: false, failure: asRolloutError(error, host: session.host, operation: "plan install"), steps: [])
+      return NodeChangeReport(
+        host: session.host, changed: false,
+        failure: asRolloutError(error, host: session.host, operation: "plan install"), steps: [])
     }
   }
 
@@ -465,15 +481,19 @@ public enum NodeRollout {
         let result = try await session.run(
           NodeScripts.removeScript(settings: settings, state: state), stdin: nil, timeout: .seconds(120))
         guard result.succeeded else {
-          throw RolloutError(host: host.name, operation: "remove svctrace", kind: .commandFailed, reason: result.failureSummary)
+          throw RolloutError(
+            host: host.name, operation: "remove svctrace", kind: .commandFailed, reason: result.failureSummary)
         }
         changed = true
         steps.append(StepResult(name: "remove", outcome: .changed, detail: present.joined(separator: ", ")))
       }
       if legacy {
-        let result = try await session.run(NodeScripts.removeLegacy(settings: settings), stdin: nil, timeout: .seconds(120))
+        let result = try await session.run(
+          NodeScripts.removeLegacy(settings: settings), stdin: nil, timeout: .seconds(120))
         guard result.succeeded else {
-          throw RolloutError(host: host.name, operation: "remove old script leftovers", kind: .commandFailed, reason: result.failureSummary)
+          throw RolloutError(
+            host: host.name, operation: "remove old script leftovers", kind: .commandFailed,
+            reason: result.failureSummary)
         }
         let hadLegacy = !before.legacyConfigLines.isEmpty || !legacyRules(before).isEmpty
         if hadLegacy {
@@ -481,7 +501,8 @@ public enum NodeRollout {
           steps.append(StepResult(name: "remove old script leftovers", outcome: .changed))
         }
         if result.stdoutText.contains("rsyslog-conf-changed") {
-          try await session.check(settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config")
+          try await session.check(
+            settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config")
           try await session.check(settings.commands.rsyslogRestart, timeout: .seconds(60), operation: "restart rsyslog")
           steps.append(StepResult(name: "restart rsyslog", outcome: .changed))
         }
@@ -489,7 +510,8 @@ public enum NodeRollout {
       if purgeLogs {
         let log = ShellQuote.quote(settings.logPath)
         let result = try await session.run(
-          "found=0; for f in \(log) \(log).[0-9]* \(log).[0-9]*.gz; do [ -e \"$f\" ] && { rm -f \"$f\"; found=1; }; done; echo $found")
+          "found=0; for f in \(log) \(log).[0-9]* \(log).[0-9]*.gz; do [ -e \"$f\" ] && { rm -f \"$f\"; found=1; }; done; echo $found"
+        )
         if result.stdoutText.hasPrefix("1") {
           changed = true
           steps.append(StepResult(name: "purge logs", outcome: .changed))
@@ -532,7 +554,8 @@ public enum NodeRollout {
     var rules: [String] = []
     for backend in [Dataplane.Backend.iptablesNFT, .iptablesLegacy] {
       for chain in ["PREROUTING", "OUTPUT", "POSTROUTING", "INPUT"] {
-        for spec in probe.nat(backend, .ipv4).rules(of: chain) where spec.contains("-j LOG") && spec.contains("domeos") {
+        for spec in probe.nat(backend, .ipv4).rules(of: chain) where spec.contains("-j LOG") && spec.contains("domeos")
+        {
           rules.append("\(backend.rawValue) nat: -A \(chain) \(spec)")
         }
       }
@@ -542,7 +565,9 @@ public enum NodeRollout {
 
   /// The expiry time of a time-boxed capture on the node, `nil` when none is scheduled.
   /// - Throws: ``RemoteError`` when the session fails.
-  public static func expiry(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings()) async throws -> Date? {
+  public static func expiry(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings()) async throws
+    -> Date?
+  {
     let result = try await session.run("cat " + ShellQuote.quote(settings.expiryMarkerPath) + " 2>/dev/null")
     return Int64(result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)).map {
       Date(timeIntervalSince1970: TimeInterval($0))

@@ -64,7 +64,8 @@ public enum NodeScripts {
       for family in state.createdTables.sorted() {
         lines.append(
           "  nft list table \(q(family)) mangle >/dev/null 2>&1 && "
-            + "[ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle")
+            + "[ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle"
+        )
       }
     }
     lines += [

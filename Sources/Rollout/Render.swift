@@ -185,7 +185,8 @@ public enum Renderer {
       let host = CIDR(bytes: service.address, prefixLength: service.address.count * 8)
       pre.append("-d \(host) -p \(proto) -m \(proto) --dport \(service.port) \(tag) -g SVCT-LOG-PRE")
       post.append(
-        "-p \(proto) -m conntrack --ctorigdst \(service.addressText) --ctorigdstport \(service.port) \(tag) -g SVCT-LOG-POST")
+        "-p \(proto) -m conntrack --ctorigdst \(service.addressText) --ctorigdstport \(service.port) \(tag) -g SVCT-LOG-POST"
+      )
     }
     if let range = scope.nodePorts {
       for proto in TransportProtocol.allCases.map(\.rawValue) {
@@ -261,7 +262,8 @@ public enum Renderer {
     ]
     for (index, base) in bases.enumerated() {
       out += [
-        "\tchain \(base.0) {", "\t\ttype filter hook \(base.1) priority \(base.2); policy accept;", "\t\t\(base.3)", "\t}",
+        "\tchain \(base.0) {", "\t\ttype filter hook \(base.1) priority \(base.2); policy accept;", "\t\t\(base.3)",
+        "\t}",
       ]
       if index < bases.count - 1 { out.append("") }
     }

@@ -62,7 +62,10 @@ public enum Verifier {
     do {
       probe = try await NodeProber.probe(session, settings: settings)
     } catch {
-      results.append(CheckResult(group: "access", name: "probe", status: .fail, evidence: "\(error)", fix: "Check the node with `svctrace ping`."))
+      results.append(
+        CheckResult(
+          group: "access", name: "probe", status: .fail, evidence: "\(error)",
+          fix: "Check the node with `svctrace ping`."))
       return results
     }
     results += dataplaneChecks(probe, settings: settings)
@@ -88,25 +91,36 @@ public enum Verifier {
       results.append(
         CheckResult(
           group: "dataplane", name: "detected", status: .pass,
-          evidence: "kube-proxy \(detected.mode.rawValue) mode on \(detected.backend.rawValue); \(detected.services.count) Service addresses"))
+          evidence:
+            "kube-proxy \(detected.mode.rawValue) mode on \(detected.backend.rawValue); \(detected.services.count) Service addresses"
+        ))
     case .failure(let error):
-      results.append(CheckResult(group: "dataplane", name: "detected", status: .fail, evidence: error.reason, fix: "svctrace cannot trace this node's dataplane."))
+      results.append(
+        CheckResult(
+          group: "dataplane", name: "detected", status: .fail, evidence: error.reason,
+          fix: "svctrace cannot trace this node's dataplane."))
       return results
     }
     do {
       let plan = try NodeRollout.plan(probe: probe, settings: settings)
       if plan.ruleChanges.isEmpty {
-        results.append(CheckResult(group: "dataplane", name: "rules", status: .pass, evidence: "svctrace's rules are present and complete in \(dataplane.backend.rawValue)"))
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "rules", status: .pass,
+            evidence: "svctrace's rules are present and complete in \(dataplane.backend.rawValue)"))
       } else {
         let evidence = plan.ruleChanges.map { change in
           "\(change.location): \(change.added.count) missing, \(change.removed.count) unexpected\n"
-            + (change.added.prefix(4).map { "  missing: " + $0 } + change.removed.prefix(4).map { "  unexpected: " + $0 }).joined(separator: "\n")
+            + (change.added.prefix(4).map { "  missing: " + $0 }
+            + change.removed.prefix(4).map { "  unexpected: " + $0 }).joined(separator: "\n")
         }.joined(separator: "\n")
         let nothingThere = plan.ruleChanges.allSatisfy { $0.removed.isEmpty }
         results.append(
           CheckResult(
             group: "dataplane", name: "rules", status: .fail,
-            evidence: (nothingThere ? "svctrace's rules are missing (lost to a reboot or a flush?)\n" : "svctrace's rules drifted\n") + evidence,
+            evidence: (nothingThere
+              ? "svctrace's rules are missing (lost to a reboot or a flush?)\n" : "svctrace's rules drifted\n")
+              + evidence,
             fix: "Run `svctrace install` for this node to restore them."))
       }
     } catch {
@@ -129,7 +143,8 @@ public enum Verifier {
           results.append(
             CheckResult(
               group: "dataplane", name: "position \(family == .ipv4 ? "IPv4" : "IPv6")", status: .fail,
-              evidence: problems.joined(separator: "\n"), fix: "Run `svctrace install` to put the jumps back at position 1."))
+              evidence: problems.joined(separator: "\n"),
+              fix: "Run `svctrace install` to put the jumps back at position 1."))
         }
       }
     }
@@ -149,7 +164,9 @@ public enum Verifier {
         CheckResult(
           group: "dataplane", name: "old script", status: .warn,
           evidence: "leftovers of the old add_iptables_log.sh:\n" + legacy.prefix(8).joined(separator: "\n"),
-          fix: "Run `svctrace remove --legacy` (then `svctrace install`): its rules miss pod traffic and its logrotate line names the wrong file."))
+          fix:
+            "Run `svctrace remove --legacy` (then `svctrace install`): its rules miss pod traffic and its logrotate line names the wrong file."
+        ))
     }
     return results
   }
@@ -163,26 +180,38 @@ public enum Verifier {
     results.append(
       probe.rsyslogActive
         ? CheckResult(group: "rsyslog", name: "running", status: .pass, evidence: "rsyslog is active")
-        : CheckResult(group: "rsyslog", name: "running", status: .fail, evidence: "rsyslog is not running", fix: "Start it: `systemctl start rsyslog` (then check `systemctl status rsyslog`)."))
+        : CheckResult(
+          group: "rsyslog", name: "running", status: .fail, evidence: "rsyslog is not running",
+          fix: "Start it: `systemctl start rsyslog` (then check `systemctl status rsyslog`)."))
     let desired = Renderer.rsyslogDropIn(logPath: settings.logPath)
     switch probe.files[settings.rsyslogDropInPath] ?? nil {
     case nil:
-      results.append(CheckResult(group: "rsyslog", name: "drop-in", status: .fail, evidence: "\(settings.rsyslogDropInPath) is missing", fix: "Run `svctrace install`."))
+      results.append(
+        CheckResult(
+          group: "rsyslog", name: "drop-in", status: .fail, evidence: "\(settings.rsyslogDropInPath) is missing",
+          fix: "Run `svctrace install`."))
     case let current? where current != Array(desired.utf8):
-      let diff = LineDiff.unified(old: String(decoding: current, as: UTF8.self), new: desired, oldName: "node", newName: "svctrace")
+      let diff = LineDiff.unified(
+        old: String(decoding: current, as: UTF8.self), new: desired, oldName: "node", newName: "svctrace")
       results.append(
         CheckResult(
           group: "rsyslog", name: "drop-in", status: .fail,
-          evidence: "\(settings.rsyslogDropInPath) differs from what install writes:\n" + diff.split(separator: "\n").prefix(12).joined(separator: "\n"),
+          evidence: "\(settings.rsyslogDropInPath) differs from what install writes:\n"
+            + diff.split(separator: "\n").prefix(12).joined(separator: "\n"),
           fix: "Run `svctrace install` to rewrite it (local edits are lost)."))
     default:
-      results.append(CheckResult(group: "rsyslog", name: "drop-in", status: .pass, evidence: "\(settings.rsyslogDropInPath) is as install writes it"))
+      results.append(
+        CheckResult(
+          group: "rsyslog", name: "drop-in", status: .pass,
+          evidence: "\(settings.rsyslogDropInPath) is as install writes it"))
     }
     if let validate = try? await session.run(settings.commands.rsyslogValidate, stdin: nil, timeout: .seconds(60)) {
       results.append(
         validate.succeeded
           ? CheckResult(group: "rsyslog", name: "config", status: .pass, evidence: "rsyslogd -N1: valid")
-          : CheckResult(group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + validate.failureSummary, fix: "Fix the rsyslog configuration it names."))
+          : CheckResult(
+            group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + validate.failureSummary,
+            fix: "Fix the rsyslog configuration it names."))
     }
     let log = ShellQuote.quote(settings.logPath)
     let script = "if [ -e \(log) ]; then stat -c '%U %a %s %Y' \(log); date +%s; else echo absent; fi"
@@ -191,15 +220,23 @@ public enum Verifier {
       if fields.first == "absent" {
         results.append(
           CheckResult(
-            group: "rsyslog", name: "log file", status: .warn, evidence: "\(settings.logPath) does not exist yet (no Service traffic logged since install?)",
+            group: "rsyslog", name: "log file", status: .warn,
+            evidence: "\(settings.logPath) does not exist yet (no Service traffic logged since install?)",
             fix: "Send a request to a Service, or run `svctrace verify --canary`."))
-      } else if fields.count >= 5, let size = Int64(fields[2]), let mtime = Int64(fields[3]), let now = Int64(fields[4]) {
+      } else if fields.count >= 5, let size = Int64(fields[2]), let mtime = Int64(fields[3]), let now = Int64(fields[4])
+      {
         let age = now - mtime
         let owner = "owner \(fields[0]), mode \(fields[1]), \(size) bytes, last written \(age) s ago"
         if fields[0] != "root" && fields[0] != "syslog" {
-          results.append(CheckResult(group: "rsyslog", name: "log file", status: .warn, evidence: owner, fix: "rsyslog writes as root (syslog on Ubuntu); fix the owner."))
+          results.append(
+            CheckResult(
+              group: "rsyslog", name: "log file", status: .warn, evidence: owner,
+              fix: "rsyslog writes as root (syslog on Ubuntu); fix the owner."))
         } else if size > 0 && age > options.maxLogAgeSeconds {
-          results.append(CheckResult(group: "rsyslog", name: "log file", status: .warn, evidence: owner + " (stale)", fix: "Check that rsyslog still writes it: `svctrace verify --canary`."))
+          results.append(
+            CheckResult(
+              group: "rsyslog", name: "log file", status: .warn, evidence: owner + " (stale)",
+              fix: "Check that rsyslog still writes it: `svctrace verify --canary`."))
         } else {
           results.append(CheckResult(group: "rsyslog", name: "log file", status: .pass, evidence: owner))
         }
@@ -210,35 +247,50 @@ public enum Verifier {
 
   // MARK: logrotate
 
-  static func logrotateChecks(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings) async -> [CheckResult] {
+  static func logrotateChecks(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings) async
+    -> [CheckResult]
+  {
     let path = settings.logrotatePath
     guard let current = probe.files[path] ?? nil else {
-      return [CheckResult(group: "logrotate", name: "entry", status: .fail, evidence: "\(path) is missing: \(settings.logPath) will grow without bound", fix: "Run `svctrace install`.")]
+      return [
+        CheckResult(
+          group: "logrotate", name: "entry", status: .fail,
+          evidence: "\(path) is missing: \(settings.logPath) will grow without bound", fix: "Run `svctrace install`.")
+      ]
     }
     var results: [CheckResult] = []
     let text = String(decoding: current, as: UTF8.self)
     let firstLine = text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.isEmpty } ?? ""
     if firstLine.split(separator: " ").first.map(String.init) == settings.logPath {
-      results.append(CheckResult(group: "logrotate", name: "entry", status: .pass, evidence: "\(path) rotates \(settings.logPath)"))
+      results.append(
+        CheckResult(group: "logrotate", name: "entry", status: .pass, evidence: "\(path) rotates \(settings.logPath)"))
     } else {
       results.append(
         CheckResult(
-          group: "logrotate", name: "entry", status: .fail, evidence: "\(path) does not name \(settings.logPath) (first line: \(firstLine))",
+          group: "logrotate", name: "entry", status: .fail,
+          evidence: "\(path) does not name \(settings.logPath) (first line: \(firstLine))",
           fix: "Run `svctrace install` to rewrite it."))
     }
-    if let debug = try? await session.run(settings.commands.logrotateDebug + " " + ShellQuote.quote(path), stdin: nil, timeout: .seconds(60)) {
+    if let debug = try? await session.run(
+      settings.commands.logrotateDebug + " " + ShellQuote.quote(path), stdin: nil, timeout: .seconds(60))
+    {
       let errors = debug.stderrText.split(separator: "\n").filter { $0.lowercased().contains("error") }
       results.append(
         debug.succeeded && errors.isEmpty
           ? CheckResult(group: "logrotate", name: "valid", status: .pass, evidence: "logrotate -d: no errors")
-          : CheckResult(group: "logrotate", name: "valid", status: .fail, evidence: "logrotate -d: " + (errors.first.map(String.init) ?? debug.failureSummary), fix: "Fix the error logrotate reports."))
+          : CheckResult(
+            group: "logrotate", name: "valid", status: .fail,
+            evidence: "logrotate -d: " + (errors.first.map(String.init) ?? debug.failureSummary),
+            fix: "Fix the error logrotate reports."))
     }
     return results
   }
 
   // MARK: Disk
 
-  static func diskChecks(_ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions) async -> [CheckResult] {
+  static func diskChecks(_ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions) async
+    -> [CheckResult]
+  {
     let log = ShellQuote.quote(settings.logPath)
     let directory = ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
     // Free bytes; bytes of the log and its rotations; the oldest line's age gives the rate.
@@ -253,13 +305,16 @@ public enum Verifier {
     let lines = result.stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     let dfFields = lines.first?.split(separator: " ") ?? []
     guard let free = dfFields.first.flatMap({ Double($0) }) else {
-      return [CheckResult(group: "disk", name: "free", status: .warn, evidence: "unexpected df output: \(lines.first ?? "")")]
+      return [
+        CheckResult(group: "disk", name: "free", status: .warn, evidence: "unexpected df output: \(lines.first ?? "")")
+      ]
     }
     let used = dfFields.count > 1 ? String(dfFields[1]) : "?"
     let written = lines.count > 1 ? Double(lines[1].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
     let firstStamp = lines.count > 2 ? lines[2] : ""
     let now = lines.count > 3 ? Double(lines[3]) ?? 0 : 0
-    var evidence = "\(Int(free / 1_048_576)) MiB free on the log's filesystem (\(used) used); logs hold \(Int(written / 1024)) KiB"
+    var evidence =
+      "\(Int(free / 1_048_576)) MiB free on the log's filesystem (\(used) used); logs hold \(Int(written / 1024)) KiB"
     var status = CheckResult.Status.pass
     var fix: String?
     if let first = RFC3339.seconds(firstStamp), now > first + 60, written > 0 {
@@ -280,12 +335,16 @@ public enum Verifier {
     guard let clock = try? await ClockOffset.measure(session, rounds: 3) else {
       return [CheckResult(group: "clock", name: "offset", status: .warn, evidence: "could not read the node's clock")]
     }
-    let evidence = String(format: "node clock %+.1f ms ± %.1f ms from this workstation", Double(clock.offsetMicros) / 1000, Double(clock.boundMicros) / 1000)
+    let evidence = String(
+      format: "node clock %+.1f ms ± %.1f ms from this workstation", Double(clock.offsetMicros) / 1000,
+      Double(clock.boundMicros) / 1000)
     if abs(clock.offsetMicros) - clock.boundMicros > options.maxClockOffsetMicros {
       return [
         CheckResult(
           group: "clock", name: "offset", status: .warn, evidence: evidence,
-          fix: "Fix time sync (chrony/ntpd) on the node: svctrace corrects the offset it measures, but a drifting clock blurs cross-node merges.")
+          fix:
+            "Fix time sync (chrony/ntpd) on the node: svctrace corrects the offset it measures, but a drifting clock blurs cross-node merges."
+        )
       ]
     }
     return [CheckResult(group: "clock", name: "offset", status: .pass, evidence: evidence)]
@@ -295,27 +354,43 @@ public enum Verifier {
 
   static func expiryChecks(_ probe: NodeProbe) -> [CheckResult] {
     guard let expiry = probe.expiry else {
-      return [CheckResult(group: "expiry", name: "capture", status: .pass, evidence: "no time limit (remove with `svctrace remove`)")]
+      return [
+        CheckResult(
+          group: "expiry", name: "capture", status: .pass, evidence: "no time limit (remove with `svctrace remove`)")
+      ]
     }
     let now = probe.nodeTime.map { Date(timeIntervalSince1970: TimeInterval($0)) } ?? Date()
     let left = expiry.timeIntervalSince(now)
     if left < 0 {
-      return [CheckResult(group: "expiry", name: "capture", status: .warn, evidence: "the capture expired \(Int(-left)) s ago but svctrace's files are still there", fix: "Run `svctrace remove`.")]
+      return [
+        CheckResult(
+          group: "expiry", name: "capture", status: .warn,
+          evidence: "the capture expired \(Int(-left)) s ago but svctrace's files are still there",
+          fix: "Run `svctrace remove`.")
+      ]
     }
-    return [CheckResult(group: "expiry", name: "capture", status: .pass, evidence: String(format: "removes itself in %dh%02dm", Int(left) / 3600, Int(left) % 3600 / 60))]
+    return [
+      CheckResult(
+        group: "expiry", name: "capture", status: .pass,
+        evidence: String(format: "removes itself in %dh%02dm", Int(left) / 3600, Int(left) % 3600 / 60))
+    ]
   }
 
   // MARK: Canary
 
   /// Opens a TCP connection from the node to a Service and waits for its PRE and POST lines.
-  static func canary(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions) async -> CheckResult {
+  static func canary(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions)
+    async -> CheckResult
+  {
     var target = options.canaryService
     if target == nil, case .success(let dataplane) = probe.dataplane {
       target = dataplane.services.first { $0.isClusterIP && $0.address.proto == .tcp && $0.address.family == .ipv4 }
         .map { "\($0.address.addressText):\($0.address.port)" }
     }
     guard let target, let colon = target.lastIndex(of: ":") else {
-      return CheckResult(group: "canary", name: "pipeline", status: .warn, evidence: "no TCP Service address to probe", fix: "Give one with --canary-service VIP:PORT.")
+      return CheckResult(
+        group: "canary", name: "pipeline", status: .warn, evidence: "no TCP Service address to probe",
+        fix: "Give one with --canary-service VIP:PORT.")
     }
     let ip = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     let port = String(target[target.index(after: colon)...])
@@ -333,7 +408,8 @@ public enum Verifier {
     var pre = 0
     var post = 0
     repeat {
-      let count = "grep -c 'SVCT:PRE .* SPT=\(sourcePort) ' \(log) 2>/dev/null; grep -c 'SVCT:POST .* SPT=\(sourcePort) ' \(log) 2>/dev/null; true"
+      let count =
+        "grep -c 'SVCT:PRE .* SPT=\(sourcePort) ' \(log) 2>/dev/null; grep -c 'SVCT:POST .* SPT=\(sourcePort) ' \(log) 2>/dev/null; true"
       if let result = try? await session.run(count, stdin: nil, timeout: .seconds(15)) {
         let numbers = result.stdoutText.split(separator: "\n").compactMap { Int($0) }
         pre = numbers.first ?? 0
@@ -342,7 +418,8 @@ public enum Verifier {
       if pre > 0 && post > 0 { break }
       try? await Task.sleep(for: .milliseconds(300))
     } while clock.now < deadline
-    let evidence = "connection to \(target) from source port \(sourcePort): \(pre) PRE and \(post) POST lines in \(settings.logPath)"
+    let evidence =
+      "connection to \(target) from source port \(sourcePort): \(pre) PRE and \(post) POST lines in \(settings.logPath)"
     if pre > 0 && post > 0 {
       return CheckResult(group: "canary", name: "pipeline", status: .pass, evidence: evidence)
     }

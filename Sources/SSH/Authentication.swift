@@ -73,7 +73,9 @@ extension SSHConnection {
   /// Authenticates like `ssh`: agent keys, then key files, then password / keyboard-interactive.
   ///
   /// - Throws: ``RemoteError`` `.authentication` listing what was tried and why each failed.
-  func authenticate(raw: RawSession, session: SessionHandle, deadline: ContinuousClock.Instant, token: CancelToken) throws {
+  func authenticate(raw: RawSession, session: SessionHandle, deadline: ContinuousClock.Instant, token: CancelToken)
+    throws
+  {
     let operation = "authenticate"
     let user = target.user
     let userLength = UInt32(user.utf8.count)
@@ -82,16 +84,20 @@ extension SSHConnection {
     }
     guard let listPointer else {
       if libssh2_userauth_authenticated(raw) != 0 { return }  // "none" was accepted
-      throw failure(operation, kind: .authentication, rc: libssh2_session_last_errno(raw), context: "cannot list auth methods")
+      throw failure(
+        operation, kind: .authentication, rc: libssh2_session_last_errno(raw), context: "cannot list auth methods")
     }
     var methods = String(cString: listPointer).split(separator: ",").map(String.init)
-    logger.debug("server auth methods", metadata: ["op": "\(operation)", "methods": "\(methods.joined(separator: ","))"])
+    logger.debug(
+      "server auth methods", metadata: ["op": "\(operation)", "methods": "\(methods.joined(separator: ","))"])
     var tried: [String] = []
     var rsaRejected: [String] = []
 
     if methods.contains("publickey") {
       if let socketPath = options.agentSocket {
-        if try authenticateWithAgent(raw: raw, session: session, socketPath: socketPath, deadline: deadline, token: token, tried: &tried) {
+        if try authenticateWithAgent(
+          raw: raw, session: session, socketPath: socketPath, deadline: deadline, token: token, tried: &tried)
+        {
           return
         }
       }
@@ -147,7 +153,9 @@ extension SSHConnection {
         }
       }
       if methods.contains("keyboard-interactive") {
-        guard let secret = strdup(password) else { throw RemoteError(host: host, operation: operation, kind: .authentication, message: "out of memory") }
+        guard let secret = strdup(password) else {
+          throw RemoteError(host: host, operation: operation, kind: .authentication, message: "out of memory")
+        }
         svctrace_session_set_abstract(raw, secret)
         let rc = try retry(raw: raw, deadline: deadline, token: token) {
           svctrace_userauth_kbdint(raw, user, userLength)
@@ -165,7 +173,8 @@ extension SSHConnection {
       tried.append("password: none given (inventory ansible_password or SVCTRACE_SSH_PASSWORD)")
     }
 
-    var message = "no authentication method was accepted for user \(user) (server offers \(methods.joined(separator: ","))). Tried: "
+    var message =
+      "no authentication method was accepted for user \(user) (server offers \(methods.joined(separator: ","))). Tried: "
       + (tried.isEmpty ? "nothing" : tried.joined(separator: "; "))
     if !rsaRejected.isEmpty {
       message +=
@@ -205,7 +214,9 @@ extension SSHConnection {
       guard rc == 0, let identity else { break }
       count += 1
       let user = target.user
-      rc = try retry(raw: raw, deadline: deadline, token: token) { libssh2_agent_userauth(agent.rawAgent, user, identity) }
+      rc = try retry(raw: raw, deadline: deadline, token: token) {
+        libssh2_agent_userauth(agent.rawAgent, user, identity)
+      }
       if rc == 0 {
         logger.debug("authenticated", metadata: ["op": "authenticate", "method": "agent"])
         return true

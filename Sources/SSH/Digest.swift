@@ -37,8 +37,14 @@ enum Digest {
         let t2 = s0 &+ maj
         (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
       }
-      h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
-      h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+      h[0] = h[0] &+ a
+      h[1] = h[1] &+ b
+      h[2] = h[2] &+ c
+      h[3] = h[3] &+ d
+      h[4] = h[4] &+ e
+      h[5] = h[5] &+ f
+      h[6] = h[6] &+ g
+      h[7] = h[7] &+ hh
     }
     return h.flatMap(bigEndianBytes)
   }
@@ -62,7 +68,11 @@ enum Digest {
         let temp = rotl(a, 5) &+ f &+ e &+ k &+ w[t]
         (e, d, c, b, a) = (d, c, rotl(b, 30), a, temp)
       }
-      h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d; h[4] = h[4] &+ e
+      h[0] = h[0] &+ a
+      h[1] = h[1] &+ b
+      h[2] = h[2] &+ c
+      h[3] = h[3] &+ d
+      h[4] = h[4] &+ e
     }
     return h.flatMap(bigEndianBytes)
   }
@@ -82,7 +92,9 @@ enum Digest {
     bytes.append(0x80)
     while bytes.count % 64 != 56 { bytes.append(0) }
     let bitLength = UInt64(message.count) &* 8
-    for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    for shift in stride(from: 56, through: 0, by: -8) {
+      bytes.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift)))
+    }
     var blocks: [[UInt32]] = []
     blocks.reserveCapacity(bytes.count / 64)
     var index = 0
@@ -91,7 +103,8 @@ enum Digest {
       for word in 0..<16 {
         let base = index + word * 4
         block[word] =
-          UInt32(bytes[base]) << 24 | UInt32(bytes[base + 1]) << 16 | UInt32(bytes[base + 2]) << 8 | UInt32(bytes[base + 3])
+          UInt32(bytes[base]) << 24 | UInt32(bytes[base + 1]) << 16 | UInt32(bytes[base + 2]) << 8
+          | UInt32(bytes[base + 3])
       }
       blocks.append(block)
       index += 64
@@ -102,7 +115,10 @@ enum Digest {
   private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
   private static func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
   private static func bigEndianBytes(_ x: UInt32) -> [UInt8] {
-    [UInt8(truncatingIfNeeded: x >> 24), UInt8(truncatingIfNeeded: x >> 16), UInt8(truncatingIfNeeded: x >> 8), UInt8(truncatingIfNeeded: x)]
+    [
+      UInt8(truncatingIfNeeded: x >> 24), UInt8(truncatingIfNeeded: x >> 16), UInt8(truncatingIfNeeded: x >> 8),
+      UInt8(truncatingIfNeeded: x),
+    ]
   }
 }
 
@@ -121,8 +137,16 @@ enum Base64 {
       let b2 = index + 2 < bytes.count ? bytes[index + 2] : 0
       out.append(alphabet[Int(b0 >> 2)])
       out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-      if index + 1 < bytes.count { out.append(alphabet[Int((b1 & 0x0f) << 2 | b2 >> 6)]) } else if padding { out.append(UInt8(ascii: "=")) }
-      if index + 2 < bytes.count { out.append(alphabet[Int(b2 & 0x3f)]) } else if padding { out.append(UInt8(ascii: "=")) }
+      if index + 1 < bytes.count {
+        out.append(alphabet[Int((b1 & 0x0f) << 2 | b2 >> 6)])
+      } else if padding {
+        out.append(UInt8(ascii: "="))
+      }
+      if index + 2 < bytes.count {
+        out.append(alphabet[Int(b2 & 0x3f)])
+      } else if padding {
+        out.append(UInt8(ascii: "="))
+      }
       index += 3
     }
     return String(decoding: out, as: UTF8.self)

@@ -51,7 +51,8 @@ extension SSHConnection {
       libssh2_channel_open_ex(raw, "session", 7, 2 * 1024 * 1024, 32768, nil, 0)
     }
     guard let channel else {
-      throw failure(operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "cannot open a channel")
+      throw failure(
+        operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "cannot open a channel")
     }
     return ChannelHandle(rawChannel: channel, session: session)
   }
@@ -61,8 +62,11 @@ extension SSHConnection {
     _ command: String, stdin: [UInt8]?, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String
   ) throws -> CommandResult {
     let (session, raw) = try liveSession(operation)
-    let channel = try openSessionChannel(session: session, raw: raw, deadline: deadline, token: token, operation: operation)
-    guard let ch = channel.rawChannel else { throw RemoteError(host: host, operation: operation, kind: .protocolError, message: "no channel") }
+    let channel = try openSessionChannel(
+      session: session, raw: raw, deadline: deadline, token: token, operation: operation)
+    guard let ch = channel.rawChannel else {
+      throw RemoteError(host: host, operation: operation, kind: .protocolError, message: "no channel")
+    }
     do {
       let rc = try retry(raw: raw, deadline: deadline, token: token) {
         libssh2_channel_process_startup(ch, "exec", 4, command, UInt32(command.utf8.count))
@@ -85,7 +89,8 @@ extension SSHConnection {
           if inputOffset < input.count {
             let written = input.withUnsafeBytes { bytes in
               libssh2_channel_write_ex(
-                ch, 0, bytes.baseAddress?.advanced(by: inputOffset).assumingMemoryBound(to: CChar.self), bytes.count - inputOffset)
+                ch, 0, bytes.baseAddress?.advanced(by: inputOffset).assumingMemoryBound(to: CChar.self),
+                bytes.count - inputOffset)
             }
             if written > 0 {
               inputOffset += written

@@ -51,7 +51,9 @@ extension SSHConnection {
     guard let keyPointer = libssh2_session_hostkey(raw, &length, &type), length > 0 else {
       throw failure(operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "no host key")
     }
-    let blob = keyPointer.withMemoryRebound(to: UInt8.self, capacity: length) { Array(UnsafeBufferPointer(start: $0, count: length)) }
+    let blob = keyPointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+      Array(UnsafeBufferPointer(start: $0, count: length))
+    }
     let keyType = KnownHosts.keyType(ofBlob: blob) ?? "unknown"
     let fingerprint = KnownHosts.fingerprint(ofBlob: blob)
     hostKeyFingerprint = fingerprint
@@ -68,12 +70,16 @@ extension SSHConnection {
     // libssh2's check, with the key type in the mask so a line of another type is not a mismatch
     // (house style §10.13).
     guard let knownHosts = KnownHostsHandle(session: session) else {
-      throw failure(operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "libssh2_knownhost_init")
+      throw failure(
+        operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "libssh2_knownhost_init")
     }
     for entry in entries where entry.marker == nil {
       let rc = libssh2_knownhost_readline(
         knownHosts.rawKnownHosts, entry.text, entry.text.utf8.count, LIBSSH2_KNOWNHOST_FILE_OPENSSH)
-      if rc != 0 { logger.trace("known_hosts line skipped by libssh2", metadata: ["file": "\(entry.file)", "line": "\(entry.line)"]) }
+      if rc != 0 {
+        logger.trace(
+          "known_hosts line skipped by libssh2", metadata: ["file": "\(entry.file)", "line": "\(entry.line)"])
+      }
     }
     let keyBit: Int32
     switch type {
@@ -84,7 +90,8 @@ extension SSHConnection {
     case LIBSSH2_HOSTKEY_TYPE_RSA: keyBit = svctrace_knownhost_key_sshrsa()
     case LIBSSH2_HOSTKEY_TYPE_DSS: keyBit = svctrace_knownhost_key_sshdss()
     default:
-      throw RemoteError(host: host, operation: operation, kind: .hostKey, message: "unsupported host key type \(keyType)")
+      throw RemoteError(
+        host: host, operation: operation, kind: .hostKey, message: "unsupported host key type \(keyType)")
     }
     let typeMask = LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | keyBit
     var check = libssh2_knownhost_checkp(
@@ -105,9 +112,9 @@ extension SSHConnection {
       logger.debug("host key verified", metadata: ["op": "verify host key", "fingerprint": "\(fingerprint)"])
     case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
       let old = sameType.first { Base64.decode($0.keyBase64) != blob }
-      let where_ = old.map { "\($0.file):\($0.line)" } ?? "known_hosts"
+      let recordedAt = old.map { "\($0.file):\($0.line)" } ?? "known_hosts"
       let oldFingerprint = old.flatMap { Base64.decode($0.keyBase64) }.map(KnownHosts.fingerprint(ofBlob:)) ?? "?"
-      var message = "HOST KEY CHANGED: \(address) now offers \(shown), but \(where_) records a different "
+      var message = "HOST KEY CHANGED: \(address) now offers \(shown), but \(recordedAt) records a different "
       message += "\(keyType) key (\(oldFingerprint)) for \(lookupName). Someone may be intercepting the connection, "
       message += "or the host was reinstalled; verify, then remove the old line (ssh-keygen -R '\(lookupName)'"
       if let old { message += " -f \(old.file)" }
@@ -129,7 +136,9 @@ extension SSHConnection {
         throw RemoteError(
           host: host, operation: operation, kind: .hostKey, message: "cannot record the new host key: \(error)")
       }
-      logger.info("new host key recorded", metadata: ["op": "verify host key", "file": "\(file)", "fingerprint": "\(fingerprint)"])
+      logger.info(
+        "new host key recorded",
+        metadata: ["op": "verify host key", "file": "\(file)", "fingerprint": "\(fingerprint)"])
     default:
       throw failure(operation, kind: .hostKey, rc: check, context: "known_hosts check failed")
     }

@@ -27,11 +27,14 @@ func sftpStatusText(_ status: UInt) -> String {
 
 extension SSHConnection {
   /// The SFTP subsystem, started on first use.
-  func sftpSubsystem(deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String) throws -> (SFTPHandle, RawSFTP, RawSession) {
+  func sftpSubsystem(deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String) throws -> (
+    SFTPHandle, RawSFTP, RawSession
+  ) {
     let (session, raw) = try liveSession(operation)
     if let sftp, let rawSFTP = sftp.rawSFTP { return (sftp, rawSFTP, raw) }
     guard let rawSFTP = try retryPointer(raw: raw, deadline: deadline, token: token, { libssh2_sftp_init(raw) }) else {
-      throw failure(operation, kind: .file, rc: libssh2_session_last_errno(raw), context: "cannot start the SFTP subsystem")
+      throw failure(
+        operation, kind: .file, rc: libssh2_session_last_errno(raw), context: "cannot start the SFTP subsystem")
     }
     let handle = SFTPHandle(rawSFTP: rawSFTP, session: session)
     sftp = handle
@@ -55,14 +58,16 @@ extension SSHConnection {
 
   /// Opens a remote file over SFTP.
   func openFile(
-    _ path: String, flags: Int32, mode: Int32, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String
+    _ path: String, flags: Int32, mode: Int32, deadline: ContinuousClock.Instant?, token: CancelToken?,
+    operation: String
   ) throws -> SFTPFileHandle {
     let (sftp, rawSFTP, raw) = try sftpSubsystem(deadline: deadline, token: token, operation: operation)
     let file = try retryPointer(raw: raw, deadline: deadline, token: token) {
       libssh2_sftp_open_ex(rawSFTP, path, UInt32(path.utf8.count), UInt(flags), Int(mode), LIBSSH2_SFTP_OPENFILE)
     }
     guard let file else {
-      throw sftpFailure(operation, rawSFTP: rawSFTP, raw: raw, rc: libssh2_session_last_errno(raw), context: "cannot open \(path)")
+      throw sftpFailure(
+        operation, rawSFTP: rawSFTP, raw: raw, rc: libssh2_session_last_errno(raw), context: "cannot open \(path)")
     }
     return SFTPFileHandle(rawFile: file, sftp: sftp)
   }
@@ -83,7 +88,9 @@ extension SSHConnection {
     let deadline = options.commandTimeout.map { ContinuousClock.now + $0 }
     return try await withCancellation(operation: operation) { token in
       var result: [UInt8] = []
-      try readFileChunks(path, offset: offset, maxLength: maxLength, deadline: deadline, token: token, operation: operation) {
+      try readFileChunks(
+        path, offset: offset, maxLength: maxLength, deadline: deadline, token: token, operation: operation
+      ) {
         result.append(contentsOf: $0)
       }
       return result
@@ -98,7 +105,8 @@ extension SSHConnection {
     operation: String, body: (UnsafeRawBufferPointer) -> Void
   ) throws {
     if maxLength == 0 { return }
-    let file = try openFile(path, flags: LIBSSH2_FXF_READ, mode: 0, deadline: deadline, token: token, operation: operation)
+    let file = try openFile(
+      path, flags: LIBSSH2_FXF_READ, mode: 0, deadline: deadline, token: token, operation: operation)
     defer { closeFile(file, deadline: nil) }
     guard let rawFile = file.rawFile, let raw = session?.rawSession, let rawSFTP = sftp?.rawSFTP else { return }
     libssh2_sftp_seek64(rawFile, offset)
@@ -133,14 +141,18 @@ extension SSHConnection {
     }
   }
 
-  func statBlocking(_ path: String, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String) throws -> RemoteFileStat? {
+  func statBlocking(_ path: String, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String) throws
+    -> RemoteFileStat?
+  {
     let (_, rawSFTP, raw) = try sftpSubsystem(deadline: deadline, token: token, operation: operation)
     var attributes = LIBSSH2_SFTP_ATTRIBUTES()
     let rc = try retry(raw: raw, deadline: deadline, token: token) {
       libssh2_sftp_stat_ex(rawSFTP, path, UInt32(path.utf8.count), LIBSSH2_SFTP_STAT, &attributes)
     }
     if rc != 0 {
-      if let status = sftpStatus(rawSFTP: rawSFTP, raw: raw), status == LIBSSH2_FX_NO_SUCH_FILE || status == LIBSSH2_FX_NO_SUCH_PATH {
+      if let status = sftpStatus(rawSFTP: rawSFTP, raw: raw),
+        status == LIBSSH2_FX_NO_SUCH_FILE || status == LIBSSH2_FX_NO_SUCH_PATH
+      {
         return nil
       }
       throw sftpFailure(operation, rawSFTP: rawSFTP, raw: raw, rc: rc, context: "stat failed")
@@ -161,12 +173,14 @@ extension SSHConnection {
     let operation = "write file \(path)"
     let deadline = options.commandTimeout.map { ContinuousClock.now + $0 }
     try await withCancellation(operation: operation) { token in
-      try writeFileBlocking(path, contents: contents, mode: mode, deadline: deadline, token: token, operation: operation)
+      try writeFileBlocking(
+        path, contents: contents, mode: mode, deadline: deadline, token: token, operation: operation)
     }
   }
 
   func writeFileBlocking(
-    _ path: String, contents: [UInt8], mode: UInt32, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String
+    _ path: String, contents: [UInt8], mode: UInt32, deadline: ContinuousClock.Instant?, token: CancelToken?,
+    operation: String
   ) throws {
     let existing = try statBlocking(path, deadline: deadline, token: token, operation: operation)
     if existing?.isDirectory == true {
@@ -174,9 +188,13 @@ extension SSHConnection {
     }
     var components = path.split(separator: "/", omittingEmptySubsequences: false)
     let name = components.popLast().map(String.init) ?? path
-    guard !name.isEmpty else { throw RemoteError(host: host, operation: operation, kind: .file, message: "not a file path: \(path)") }
+    guard !name.isEmpty else {
+      throw RemoteError(host: host, operation: operation, kind: .file, message: "not a file path: \(path)")
+    }
     let directory = components.joined(separator: "/")
-    let temporary = (directory.isEmpty && !path.hasPrefix("/") ? "" : directory + "/") + ".\(name).svctrace-\(UInt32.random(in: .min ... .max)).tmp"
+    let temporary =
+      (directory.isEmpty && !path.hasPrefix("/") ? "" : directory + "/")
+      + ".\(name).svctrace-\(UInt32.random(in: .min ... .max)).tmp"
 
     let file = try openFile(
       temporary, flags: LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL | LIBSSH2_FXF_TRUNC, mode: 0o600,
@@ -195,14 +213,17 @@ extension SSHConnection {
     var offset = 0
     while offset < contents.count {
       let count = contents.withUnsafeBytes { bytes in
-        libssh2_sftp_write(rawFile, bytes.baseAddress?.advanced(by: offset).assumingMemoryBound(to: CChar.self), min(bytes.count - offset, 256 * 1024))
+        libssh2_sftp_write(
+          rawFile, bytes.baseAddress?.advanced(by: offset).assumingMemoryBound(to: CChar.self),
+          min(bytes.count - offset, 256 * 1024))
       }
       if count == Int(LIBSSH2_ERROR_EAGAIN) {
         try waitSession(raw: raw, deadline: deadline, token: token)
         continue
       }
       if count < 0 {
-        throw sftpFailure(operation, rawSFTP: rawSFTP, raw: raw, rc: Int32(clamping: count), context: "writing \(temporary) failed")
+        throw sftpFailure(
+          operation, rawSFTP: rawSFTP, raw: raw, rc: Int32(clamping: count), context: "writing \(temporary) failed")
       }
       offset += count
     }
@@ -230,7 +251,8 @@ extension SSHConnection {
       "mv -f -- \(ShellQuote.quote(temporary)) \(ShellQuote.quote(path))", stdin: nil, deadline: deadline, token: token,
       operation: operation)
     guard move.succeeded else {
-      throw RemoteError(host: host, operation: operation, kind: .file, message: "mv into place failed: \(move.failureSummary)")
+      throw RemoteError(
+        host: host, operation: operation, kind: .file, message: "mv into place failed: \(move.failureSummary)")
     }
     moved = true
   }

@@ -1,4 +1,5 @@
 public import SVCTraceCore
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -129,7 +130,9 @@ public struct SSHConfig: Sendable {
       let words = try splitWords(value, path: path, line: lineNumber)
       switch keyword {
       case "host":
-        guard !words.isEmpty else { throw SSHConfigError(path: path, line: lineNumber, message: "`Host` needs at least one pattern") }
+        guard !words.isEmpty else {
+          throw SSHConfigError(path: path, line: lineNumber, message: "`Host` needs at least one pattern")
+        }
         config.blocks.append(current)
         current = Block(patterns: words, settings: [])
       case "match":
@@ -141,12 +144,14 @@ public struct SSHConfig: Sendable {
         }
         if keyword == "port" {
           guard let port = Int(first), (1...65535).contains(port) else {
-            throw SSHConfigError(path: path, line: lineNumber, message: "`Port` expects a number 1-65535, got `\(first)`")
+            throw SSHConfigError(
+              path: path, line: lineNumber, message: "`Port` expects a number 1-65535, got `\(first)`")
           }
         }
         if keyword == "proxyjump", first.lowercased() != "none" {
           for hop in first.split(separator: ",") where SSHJumpHost(parsing: String(hop)) == nil {
-            throw SSHConfigError(path: path, line: lineNumber, message: "`ProxyJump` expects [user@]host[:port], got `\(hop)`")
+            throw SSHConfigError(
+              path: path, line: lineNumber, message: "`ProxyJump` expects [user@]host[:port], got `\(hop)`")
           }
         }
         current.settings.append((keyword, first, lineNumber))
@@ -174,7 +179,9 @@ public struct SSHConfig: Sendable {
         case "user": entry.user = value
         case "port": entry.port = Int(value)
         case "proxyjump":
-          entry.proxyJump = value.lowercased() == "none" ? [] : value.split(separator: ",").compactMap { SSHJumpHost(parsing: String($0)) }
+          entry.proxyJump =
+            value.lowercased() == "none"
+            ? [] : value.split(separator: ",").compactMap { SSHJumpHost(parsing: String($0)) }
         default: break
         }
       }
@@ -194,12 +201,14 @@ public struct SSHConfig: Sendable {
     identityFiles: [String] = [], password: String? = nil
   ) -> SSHTarget {
     makeTarget(
-      alias: alias, host: host, hostname: hostname, user: user, port: port, identityFiles: identityFiles, password: password,
+      alias: alias, host: host, hostname: hostname, user: user, port: port, identityFiles: identityFiles,
+      password: password,
       depth: 0)
   }
 
   private func makeTarget(
-    alias: String, host: HostID?, hostname: String?, user: String?, port: Int?, identityFiles: [String], password: String?,
+    alias: String, host: HostID?, hostname: String?, user: String?, port: Int?, identityFiles: [String],
+    password: String?,
     depth: Int
   ) -> SSHTarget {
     let entry = resolve(hostname ?? alias)
@@ -305,7 +314,9 @@ extension StringProtocol {
   var trimmingSpaces: Substring {
     let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
     let sub = self[...]
-    guard let start = sub.firstIndex(where: { !isSpace($0) }), let end = sub.lastIndex(where: { !isSpace($0) }) else { return "" }
+    guard let start = sub.firstIndex(where: { !isSpace($0) }), let end = sub.lastIndex(where: { !isSpace($0) }) else {
+      return ""
+    }
     return Substring(sub[start...end])
   }
 }

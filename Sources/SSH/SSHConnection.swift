@@ -193,7 +193,9 @@ public actor SSHConnection: RemoteSession {
     var cursor: UnsafeMutablePointer<addrinfo>? = first
     while let info = cursor {
       cursor = info.pointee.ai_next
-      let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+      let fd = socket(
+        info.pointee.ai_family,
+        Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
       if fd < 0 {
         lastError = String(cString: strerror(errno))
         continue
@@ -278,7 +280,8 @@ public actor SSHConnection: RemoteSession {
 
   /// A ``RemoteError`` with libssh2's message and return code.
   func failure(_ operation: String, kind: RemoteError.Kind, rc: Int32, context: String) -> RemoteError {
-    RemoteError(host: host, operation: operation, kind: kind, message: "\(context): \(lastErrorMessage()) (libssh2 \(rc))")
+    RemoteError(
+      host: host, operation: operation, kind: kind, message: "\(context): \(lastErrorMessage()) (libssh2 \(rc))")
   }
 
   /// The open session, or an error when closed.

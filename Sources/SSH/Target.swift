@@ -1,9 +1,10 @@
+public import SVCTraceCore
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
   import Musl
 #endif
-public import SVCTraceCore
 
 /// Where and as whom to connect.
 public struct SSHTarget: Sendable, Equatable {

@@ -25,13 +25,15 @@ extension SSHConnection {
         let rc = libssh2_session_last_errno(raw)
         throw RemoteError(
           host: targetHost, operation: "connect", kind: .unreachable,
-          message: "bastion \(host) could not open a connection to \(hostname):\(port): \(lastErrorMessage()) (libssh2 \(rc))")
+          message:
+            "bastion \(host) could not open a connection to \(hostname):\(port): \(lastErrorMessage()) (libssh2 \(rc))")
       }
       var pair: [Int32] = [-1, -1]
       guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
         _ = libssh2_channel_free(channel)
         throw RemoteError(
-          host: targetHost, operation: "connect", kind: .protocolError, message: "socketpair: \(String(cString: strerror(errno)))")
+          host: targetHost, operation: "connect", kind: .protocolError,
+          message: "socketpair: \(String(cString: strerror(errno)))")
       }
       for fd in pair { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
       tunnelChannel = ChannelHandle(rawChannel: channel, session: session)
@@ -46,7 +48,9 @@ extension SSHConnection {
   /// Runs on the bastion's own queue for the life of the tunnel (the bastion connection is
   /// dedicated to it), so every libssh2 call stays on that queue. Waits in `poll()`: no spinning.
   func runTunnelPump() async {
-    guard let channel = tunnelChannel, let ch = channel.rawChannel, let session, let raw = session.rawSession else { return }
+    guard let channel = tunnelChannel, let ch = channel.rawChannel, let session, let raw = session.rawSession else {
+      return
+    }
     let localFD = tunnelLocalFD
     let sessionFD = session.socket.fd
     let stopFD = tunnelStop.readFD
@@ -86,7 +90,9 @@ extension SSHConnection {
         }
       }
       if toLocalOffset < toLocal.count {
-        let written = toLocal.withUnsafeBytes { Glibc.write(localFD, $0.baseAddress?.advanced(by: toLocalOffset), $0.count - toLocalOffset) }
+        let written = toLocal.withUnsafeBytes {
+          Glibc.write(localFD, $0.baseAddress?.advanced(by: toLocalOffset), $0.count - toLocalOffset)
+        }
         if written > 0 {
           toLocalOffset += written
           progress = true
@@ -113,7 +119,9 @@ extension SSHConnection {
       }
       if toRemoteOffset < toRemote.count {
         let written = toRemote.withUnsafeBytes {
-          libssh2_channel_write_ex(ch, 0, $0.baseAddress?.advanced(by: toRemoteOffset).assumingMemoryBound(to: CChar.self), $0.count - toRemoteOffset)
+          libssh2_channel_write_ex(
+            ch, 0, $0.baseAddress?.advanced(by: toRemoteOffset).assumingMemoryBound(to: CChar.self),
+            $0.count - toRemoteOffset)
         }
         if written > 0 {
           toRemoteOffset += written
@@ -135,7 +143,8 @@ extension SSHConnection {
       if let graceDeadline {
         let remaining = ContinuousClock.now.duration(to: graceDeadline)
         if remaining <= .zero { break pump }
-        timeout = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+        timeout = Int32(
+          clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
       }
       var localEvents: Int16 = 0
       if toRemoteOffset == toRemote.count && !localEOF { localEvents |= Int16(POLLIN) }

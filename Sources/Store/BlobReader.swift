@@ -22,7 +22,8 @@ struct BlobReader {
     defer { sqlite3_blob_close(handle) }
     let opened = sqlite3_blob_open(db.sqliteConnection, "main", table, column, row, 0, &handle)
     guard opened == SQLITE_OK, let handle else {
-      throw StoreError(operation: "read \(table).\(column) of row \(row)", message: db.lastErrorMessage ?? "code \(opened)")
+      throw StoreError(
+        operation: "read \(table).\(column) of row \(row)", message: db.lastErrorMessage ?? "code \(opened)")
     }
     guard range.lowerBound >= 0, range.upperBound <= Int(sqlite3_blob_bytes(handle)) else {
       throw StoreError(operation: "read \(table).\(column) of row \(row)", message: "range \(range) out of bounds")

@@ -55,7 +55,9 @@ struct BlockScan {
         keyCondition([(.service, [TraceStore.serviceKey(service, port)])])
       } else {
         conditions.append("b.id IN (SELECT block_id FROM block_keys WHERE kind = ? AND key BETWEEN ? AND ?)")
-        values += [BlockKeyKind.service.rawValue, TraceStore.serviceKey(service, 0), TraceStore.serviceKey(service, .max)]
+        values += [
+          BlockKeyKind.service.rawValue, TraceStore.serviceKey(service, 0), TraceStore.serviceKey(service, .max),
+        ]
       }
       accesses.append("block_keys(service)")
     } else if let port = query.servicePort {
@@ -79,7 +81,10 @@ struct BlockScan {
       }
       serviceAlternatives = alternatives
       keyCondition([
-        (.service, alternatives.compactMap { alternative in alternative.ip.map { TraceStore.serviceKey($0, alternative.port) } }),
+        (
+          .service,
+          alternatives.compactMap { alternative in alternative.ip.map { TraceStore.serviceKey($0, alternative.port) } }
+        ),
         (.servicePort, alternatives.filter { $0.ip == nil }.map { TraceStore.portKey($0.port) }),
       ])
       accesses.append("block_keys(service)")
@@ -209,7 +214,9 @@ struct BlockScan {
     var probe = BloomProbe(db)
     defer { probe.close() }
     var found: [(id: Int64, node: Int64, entry: StoredConnection)] = []
-    func order(_ a: (id: Int64, node: Int64, entry: StoredConnection), _ b: (id: Int64, node: Int64, entry: StoredConnection))
+    func order(
+      _ a: (id: Int64, node: Int64, entry: StoredConnection), _ b: (id: Int64, node: Int64, entry: StoredConnection)
+    )
       -> Bool
     { (a.entry.timeMicros, a.id) < (b.entry.timeMicros, b.id) }
     for block in blocks {

@@ -151,7 +151,8 @@ enum ConnectionBlock {
         keys.append(.init(kind: .servicePort, address: .any, port: UInt16(port)))
       }
       for pair in services.addresses {
-        keys.append(.init(kind: .service, address: addresses[Int(pair.high)], port: UInt16(truncatingIfNeeded: pair.low)))
+        keys.append(
+          .init(kind: .service, address: addresses[Int(pair.high)], port: UInt16(truncatingIfNeeded: pair.low)))
       }
       return keys.sorted()
     }

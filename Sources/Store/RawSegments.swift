@@ -61,7 +61,8 @@ final class RawSegments: Sendable {
       if result < 0, errno == EINTR { continue }
       guard result > 0 else {
         throw StoreError(
-          operation: "read \(path(segment))", message: result == 0 ? "shorter than the store says" : String(cString: strerror(errno)))
+          operation: "read \(path(segment))",
+          message: result == 0 ? "shorter than the store says" : String(cString: strerror(errno)))
       }
       done += result
     }

@@ -137,7 +137,9 @@ public enum TraceBenchmark {
     let indexStart = ContinuousClock.now
     try store.dbWriter.write { db in try db.execute(sql: "ANALYZE") }
     let indexSeconds = seconds(ContinuousClock.now - indexStart)
-    let blocks = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") ?? 0 }
+    let blocks = try store.dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") ?? 0
+    }
 
     let client = try measure(store, clientSamples.prefix(queries).map { TraceQuery(client: $0.0, clientPort: $0.1) })
     let since = end - 10 * 60 * 1_000_000

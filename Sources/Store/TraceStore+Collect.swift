@@ -228,7 +228,8 @@ extension TraceStore {
     static func fetch(_ nodeID: Int64, _ db: Database) throws -> StoredCorrelation {
       guard
         let row = try Row.fetchOne(
-          db, sql: "SELECT state, state_batch, last_batch FROM correlation_state WHERE node_id = ?", arguments: [nodeID])
+          db, sql: "SELECT state, state_batch, last_batch FROM correlation_state WHERE node_id = ?", arguments: [nodeID]
+        )
       else { return StoredCorrelation() }
       return StoredCorrelation(state: (row[0] as Data?).map { [UInt8]($0) }, stateBatch: row[1], lastBatch: row[2])
     }
@@ -516,7 +517,8 @@ extension TraceStore {
   /// before v2) through the line blocks.
   static func nextLineID(_ db: Database) throws -> Int64 {
     let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0
-    let blocks = try Int64.fetchOne(db, sql: "SELECT first_id + count - 1 FROM line_blocks ORDER BY first_id DESC LIMIT 1")
+    let blocks = try Int64.fetchOne(
+      db, sql: "SELECT first_id + count - 1 FROM line_blocks ORDER BY first_id DESC LIMIT 1")
     return max(legacy, blocks ?? 0) + 1
   }
 
@@ -560,7 +562,8 @@ extension TraceStore {
           try (raw == nil ? batch.text : []).withUnsafeBytes { text in
             for (index, blob) in [(7, times), (8, flags), (9, ends), (10, text)] {
               // A zero-length blob, not NULL, for an empty buffer.
-              sqlite3_bind_blob(handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
+              sqlite3_bind_blob(
+                handle, Int32(index), blob.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(blob.count), nil)
             }
             try insert.execute()
           }
@@ -660,7 +663,8 @@ extension TraceStore {
       summary.lines +=
         try Int.fetchOne(
           db,
-          sql: "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0 AND NOT \(Self.replayedBlock)",
+          sql:
+            "SELECT IFNULL(SUM(count), 0) FROM line_blocks WHERE last_time < ? AND pending = 0 AND NOT \(Self.replayedBlock)",
           arguments: [cutoffMicros]) ?? 0
       // Batches committed after a node's stored correlator state are kept (lines and rows):
       // the next collect replays them.

@@ -120,7 +120,9 @@ extension TraceStore {
     }
     try db.execute(
       sql: "UPDATE connection_blocks SET count = ?, min_time = ?, max_time = ? WHERE id = ?",
-      arguments: [entries.count, entries.lazy.map { $0.timeMicros }.min(), entries.lazy.map { $0.timeMicros }.max(), id])
+      arguments: [
+        entries.count, entries.lazy.map { $0.timeMicros }.min(), entries.lazy.map { $0.timeMicros }.max(), id,
+      ])
     try db.execute(
       sql: "UPDATE connection_block_data SET client_bloom = ?, data = ? WHERE block_id = ?",
       arguments: [Data(ClientBloom(entries: entries).bytes), Data(ConnectionBlock.encode(entries)), id])
@@ -218,7 +220,8 @@ extension TraceStore {
           row[1],
           StoredConnection(
             slot: 0, timeMicros: row[2], proto: UInt8(clamping: row[3] as Int), client: address(4),
-            clientPort: UInt16(clamping: row[5] as Int), service: address(6), servicePort: UInt16(clamping: row[7] as Int),
+            clientPort: UInt16(clamping: row[5] as Int), service: address(6),
+            servicePort: UInt16(clamping: row[7] as Int),
             pod: address(8), podPort: UInt16(clamping: row[9] as Int), method: UInt8(clamping: method), preID: row[11],
             postID: row[12])
         ))
@@ -271,7 +274,8 @@ struct BloomProbe {
     }
     guard code == SQLITE_OK, let handle else {
       throw StoreError(
-        operation: "read the client filter of connection block \(block)", message: db.lastErrorMessage ?? "code \(code)")
+        operation: "read the client filter of connection block \(block)", message: db.lastErrorMessage ?? "code \(code)"
+      )
     }
     let size = Int(sqlite3_blob_bytes(handle))
     guard size >= ClientBloom.lineBytes, size % ClientBloom.lineBytes == 0 else {

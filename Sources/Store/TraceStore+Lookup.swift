@@ -75,12 +75,16 @@ extension TraceStore {
         let raw =
           try segment.map { segment in
             try Self.segments(rawSegments).read(
-              segment: segment, offset: block[7], length: Int(ends.isEmpty ? 0 : Self.uint32(ends, at: flags.count - 1)))
+              segment: segment, offset: block[7], length: Int(ends.isEmpty ? 0 : Self.uint32(ends, at: flags.count - 1))
+            )
           } ?? [UInt8](block[5] as Data)
         var start = 0
         for entry in flags.indices {
-          let time = times.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self)) }
-          let end = Int(ends.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 4, as: UInt32.self)) })
+          let time = times.withUnsafeBytes {
+            Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self))
+          }
+          let end = Int(
+            ends.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 4, as: UInt32.self)) })
           let text = raw.withUnsafeBytes { CollectedBatch.lineText(in: $0, from: start, to: end) }
           lines.append(
             StoredLine(
@@ -111,7 +115,8 @@ extension TraceStore {
     let blob = BlobReader(db, table: "line_blocks", row: first)
     let time = Int64(littleEndian: try blob.integer(Int64.self, column: "times", at: entry * 8))
     let flags = try blob.integer(UInt8.self, column: "flags", at: entry)
-    let start = entry == 0 ? 0 : Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: (entry - 1) * 4)))
+    let start =
+      entry == 0 ? 0 : Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: (entry - 1) * 4)))
     let end = Int(UInt32(littleEndian: try blob.integer(UInt32.self, column: "ends", at: entry * 4)))
     // The line is the last one of its range (lines the parser skipped may come before it).
     let range = start..<max(start, end)
@@ -130,7 +135,9 @@ extension TraceStore {
   /// The raw segments of a store whose blocks refer to some.
   static func segments(_ segments: RawSegments?) throws -> RawSegments {
     guard let segments else {
-      throw StoreError(operation: "read raw lines", message: "the store refers to raw segment files but was opened without its directory")
+      throw StoreError(
+        operation: "read raw lines",
+        message: "the store refers to raw segment files but was opened without its directory")
     }
     return segments
   }

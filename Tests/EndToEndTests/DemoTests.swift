@@ -27,9 +27,10 @@ struct DemoTests {
     print(output)
     #expect(run.status == 0, "scripts/demo exited \(run.status)\n\(run.stderr)")
 
-    for headline in ["Ping every node", "Plan the rollout", "Install", "Send Service traffic", "Collect the node logs",
-      "Remove svctrace from every node", "Take the lab down"]
-    {
+    for headline in [
+      "Ping every node", "Plan the rollout", "Install", "Send Service traffic", "Collect the node logs",
+      "Remove svctrace from every node", "Take the lab down",
+    ] {
       #expect(output.contains(headline), "no step '\(headline)' in the demo's output")
     }
     #expect(output.contains("demo finished in"), "the demo did not report success")
@@ -38,7 +39,9 @@ struct DemoTests {
     // Every step whose subcommand this build has must have run, not been skipped.
     for subcommand in ["verify", "trace", "stats"] {
       let present = try has(subcommand)
-      #expect(!present || !output.contains("SKIPPED: `svctrace \(subcommand)`"), "\(subcommand) exists but its step was skipped")
+      #expect(
+        !present || !output.contains("SKIPPED: `svctrace \(subcommand)`"),
+        "\(subcommand) exists but its step was skipped")
     }
     if try has("trace") {
       for kind in ["pod-clusterip", "nodeport", "hairpin", "udp"] {

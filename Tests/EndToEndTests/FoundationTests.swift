@@ -4,7 +4,9 @@ import Testing
 /// `ping` and `exec` against the real sshd of every lab node.
 @Suite(.serialized, .enabled(if: Lab.isUp, "needs a running testbed (SVCTRACE_LAB); scripts/test brings one up"))
 struct FoundationTests {
-  private func ping(_ extra: [String] = [], inventory: String = Lab.inventory) throws -> (Lab.Run, [String: [String: Any]]) {
+  private func ping(_ extra: [String] = [], inventory: String = Lab.inventory) throws -> (
+    Lab.Run, [String: [String: Any]]
+  ) {
     let run = try Lab.svctrace(["ping", "-i", inventory, "--known-hosts", Lab.knownHosts, "--json"] + extra)
     let document = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
     var byHost: [String: [String: Any]] = [:]
@@ -78,7 +80,9 @@ struct FoundationTests {
     let refused = try Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
     #expect(refused.status == 1)
     #expect(refused.stdout.contains("SHA256:"), "\(refused.stdout)")
-    let accepted = try Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts, "--accept-new-host-keys"])
+    let accepted = try Lab.svctrace([
+      "ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts, "--accept-new-host-keys",
+    ])
     #expect(accepted.status == 0, "\(accepted.stdout)")
     let again = try Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
     #expect(again.status == 0, "\(again.stdout)")
@@ -91,7 +95,9 @@ struct FoundationTests {
   }
 
   @Test func execGroupsOutputPerHostAndReportsFailures() throws {
-    let run = try Lab.svctrace(["exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--", "hostname; test $(hostname) != node2"])
+    let run = try Lab.svctrace([
+      "exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--", "hostname; test $(hostname) != node2",
+    ])
     #expect(run.status == 1)
     for node in try Lab.cluster().nodes {
       #expect(run.stdout.contains("── \(node.name) (exit \(node.name == "node2" ? 1 : 0))"), "\(run.stdout)")
@@ -101,7 +107,9 @@ struct FoundationTests {
   @Test func interruptCancelsTheFanOutPromptly() throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Lab.binary)
-    process.arguments = ["exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--timeout", "120", "--", "sleep 600"]
+    process.arguments = [
+      "exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--timeout", "120", "--", "sleep 600",
+    ]
     let out = Pipe()
     process.standardOutput = out
     process.standardError = FileHandle.nullDevice

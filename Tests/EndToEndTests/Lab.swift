@@ -8,7 +8,9 @@ import Testing
 struct Lab {
   static let environment = ProcessInfo.processInfo.environment
   /// Whether a lab is up for this run.
-  static var isUp: Bool { environment["SVCTRACE_LAB"].map { FileManager.default.fileExists(atPath: $0 + "/cluster.json") } ?? false }
+  static var isUp: Bool {
+    environment["SVCTRACE_LAB"].map { FileManager.default.fileExists(atPath: $0 + "/cluster.json") } ?? false
+  }
 
   static let directory = environment["SVCTRACE_LAB"] ?? "/var/lib/svctrace-lab"
   static let repository: String = {
@@ -65,7 +67,8 @@ struct Lab {
     var stderr: String
   }
 
-  static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Run {
+  static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Run
+  {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments

@@ -53,7 +53,9 @@ struct RolloutEndToEndTests {
 
     // Traffic of every kind, with ground truth; plus one pod-to-pod connection that is not service traffic.
     for node in nodes { try Lab.onNode(node.name, ": > /var/log/iptables.log") }
-    let truthFile = FileManager.default.temporaryDirectory.appendingPathComponent("svct-truth-\(UUID().uuidString).jsonl").path
+    let truthFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "svct-truth-\(UUID().uuidString).jsonl"
+    ).path
     defer { try? FileManager.default.removeItem(atPath: truthFile) }
     let traffic = try Lab.lab(["traffic", "--count", "30", "--check", "--out", truthFile])
     #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
@@ -96,7 +98,8 @@ struct RolloutEndToEndTests {
         }
       }
     } while !missing.isEmpty && Date() < deadline
-    #expect(missing.isEmpty, "\(missing.count) connections without exactly one pre and one post line: \(missing.prefix(10))")
+    #expect(
+      missing.isEmpty, "\(missing.count) connections without exactly one pre and one post line: \(missing.prefix(10))")
     #expect(kinds.isSuperset(of: ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork"]))
     let allLogs = logs.values.joined(separator: "\n")
     #expect(!allLogs.contains("SPT=45678 "), "pod-to-pod traffic that is not service traffic was logged")
@@ -118,7 +121,8 @@ struct RolloutEndToEndTests {
     #expect(removed.status == 0, "\(removed.stdout)")
     for node in nodes {
       let after = try nodeState(node.name)
-      #expect(after == before[node.name], "\(node.name) differs after remove:\n\(lineDiff(before[node.name] ?? "", after))")
+      #expect(
+        after == before[node.name], "\(node.name) differs after remove:\n\(lineDiff(before[node.name] ?? "", after))")
     }
   }
 
@@ -142,7 +146,9 @@ struct RolloutEndToEndTests {
     let message = try messages(run)
     #expect(status["node1"] == "failed" && message["node1"]?.contains("rsyslog.d") == true, "\(message["node1"] ?? "")")
     #expect(status["node2"] == "failed" && message["node2"]?.contains("sudo") == true, "\(message["node2"] ?? "")")
-    #expect(status["node3"] == "failed" && message["node3"]?.lowercased().contains("rsyslog") == true, "\(message["node3"] ?? "")")
+    #expect(
+      status["node3"] == "failed" && message["node3"]?.lowercased().contains("rsyslog") == true,
+      "\(message["node3"] ?? "")")
     for node in nodes {
       var after = try nodeState(node.name)
       var expected = before[node.name] ?? ""
@@ -175,5 +181,6 @@ struct RolloutEndToEndTests {
 func lineDiff(_ old: String, _ new: String) -> String {
   let oldLines = Set(old.split(separator: "\n"))
   let newLines = Set(new.split(separator: "\n"))
-  return (oldLines.subtracting(newLines).map { "- \($0)" } + newLines.subtracting(oldLines).map { "+ \($0)" }).joined(separator: "\n")
+  return (oldLines.subtracting(newLines).map { "- \($0)" } + newLines.subtracting(oldLines).map { "+ \($0)" }).joined(
+    separator: "\n")
 }

@@ -41,11 +41,14 @@ struct TraceEndToEndTests {
     // Start from empty node logs so earlier runs' client ports cannot collide with this run's.
     // Empty the logs, and forget earlier tests' flows: a UDP 5-tuple still in conntrack is not a new
     // connection (no LOG line), so the ground truth must only hold new flows.
-    for node in cluster.nodes { try Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true") }
+    for node in cluster.nodes {
+      try Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
+    }
 
     // Stores of earlier runs (the suite has no teardown hook after its last test).
     let temporary = FileManager.default.temporaryDirectory
-    for stale in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where stale.hasPrefix("svct-trace-e2e-") {
+    for stale in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+    where stale.hasPrefix("svct-trace-e2e-") {
       try? FileManager.default.removeItem(at: temporary.appendingPathComponent(stale))
     }
     let directory = temporary.appendingPathComponent("svct-trace-e2e-\(UUID().uuidString)").path
@@ -67,7 +70,8 @@ struct TraceEndToEndTests {
     let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
       try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
-    let raw = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Lab.directory + "/cluster.json")))
+    let raw = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: URL(fileURLWithPath: Lab.directory + "/cluster.json")))
     let pods = (raw as? [String: Any])?["pods"] as? [[String: Any]] ?? []
     var podNodes: [String: String] = [:]
     for pod in pods {
@@ -95,7 +99,9 @@ struct TraceEndToEndTests {
       problems.append("service_port \(record["service_port"] ?? "nil")")
     }
     if "\(record["service_ip"] ?? "")" != serviceIP { problems.append("service_ip \(record["service_ip"] ?? "nil")") }
-    if "\(record["pod_ip"] ?? "")" != "\(connection["pod_ip"] ?? "")" { problems.append("pod_ip \(record["pod_ip"] ?? "nil")") }
+    if "\(record["pod_ip"] ?? "")" != "\(connection["pod_ip"] ?? "")" {
+      problems.append("pod_ip \(record["pod_ip"] ?? "nil")")
+    }
     if "\(record["pod_port"] ?? "")" != "\(connection["pod_port"] ?? "")" {
       problems.append("pod_port \(record["pod_port"] ?? "nil")")
     }
@@ -131,7 +137,8 @@ struct TraceEndToEndTests {
       }
       if let problem = Self.mismatch(records[0], connection, capture) { wrong.append(problem) }
     }
-    #expect(missing.isEmpty, "\(missing.count) of \(truth.count) connections missing or ambiguous: \(missing.prefix(10))")
+    #expect(
+      missing.isEmpty, "\(missing.count) of \(truth.count) connections missing or ambiguous: \(missing.prefix(10))")
     #expect(wrong.isEmpty, "\(wrong.count) of \(truth.count) connections answered wrongly: \(wrong.prefix(10))")
 
     // The exact command of the issue, for a sample of every kind: `trace --client IP:PORT --format json`.
@@ -140,7 +147,8 @@ struct TraceEndToEndTests {
     for connection in sample {
       let client = "\(connection["client_ip"] ?? ""):\(connection["client_port"] ?? "")"
       let run = try Lab.svctrace([
-        "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format", "json",
+        "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format",
+        "json",
       ])
       #expect(run.status == 0, "\(client): \(run.stderr)")
       let records = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]] ?? []
@@ -165,10 +173,13 @@ struct TraceEndToEndTests {
     for connection in sample {
       let client = "\(connection["client_ip"] ?? ""):\(connection["client_port"] ?? "")"
       let run = try Lab.svctrace([
-        "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format", "json",
+        "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format",
+        "json",
         "--explain",
       ])
-      let record = try #require((try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]])?.first, "\(client): \(run.stderr)")
+      let record = try #require(
+        (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]])?.first,
+        "\(client): \(run.stderr)")
       #expect(record["service"] as? String == connection["service"] as? String, "\(client)")
       let podName = connection["pod_name"] as? String ?? "?"
       #expect((record["pod"] as? String)?.hasSuffix("/" + podName) == true, "\(client): pod \(record["pod"] ?? "nil")")
@@ -182,7 +193,9 @@ struct TraceEndToEndTests {
       "trace", "--store", capture.store, "--service", service, "--since", capture.since, "--until", capture.until,
       "--format", "jsonl", "--max", "100000",
     ])
-    let records = run.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    let records = run.stdout.split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
     let expected = capture.truth.filter { $0["service"] as? String == service }.count
     #expect(records.count == expected, "\(service): \(records.count) records, \(expected) in the ground truth")
     #expect(records.allSatisfy { $0["service"] as? String == service })
@@ -216,9 +229,11 @@ struct TraceEndToEndTests {
     let expectedShares = endpoints.compactMap { $0["expectedShare"] as? Double }
     #expect(abs(expectedShares.reduce(0, +) - 1) < 1e-6)
 
-    let html = FileManager.default.temporaryDirectory.appendingPathComponent("svct-stats-\(UUID().uuidString).html").path
+    let html = FileManager.default.temporaryDirectory.appendingPathComponent("svct-stats-\(UUID().uuidString).html")
+      .path
     defer { try? FileManager.default.removeItem(atPath: html) }
-    let page = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "html", "--output", html] + window)
+    let page = try Lab.svctrace(
+      ["stats", "--store", capture.store, "--service", service, "--format", "html", "--output", html] + window)
     #expect(page.status == 0, "\(page.stderr)")
     let text = try String(contentsOfFile: html, encoding: .utf8)
     #expect(text.hasPrefix("<!DOCTYPE html>"))
@@ -236,13 +251,19 @@ struct TraceEndToEndTests {
     let install = try Lab.svctrace(["install"] + fleet)
     try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
     defer { _ = try? Lab.svctrace(["remove"] + fleet) }
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-trace-e2e-follow-\(UUID().uuidString)").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "svct-trace-e2e-follow-\(UUID().uuidString)"
+    ).path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Lab.binary)
-    process.arguments = ["trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "60s", "--format", "jsonl"] + fleet
+    process.arguments =
+      [
+        "trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "60s", "--format",
+        "jsonl",
+      ] + fleet
     _ = FileManager.default.createFile(atPath: directory + "/out", contents: nil)
     _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/out"))
@@ -257,13 +278,16 @@ struct TraceEndToEndTests {
       Thread.sleep(forTimeInterval: 0.2)
     }
     let truthFile = directory + "/truth.jsonl"
-    let traffic = try Lab.lab(["traffic", "--count", "5", "--kinds", "host-clusterip,udp", "--check", "--out", truthFile])
+    let traffic = try Lab.lab([
+      "traffic", "--count", "5", "--kinds", "host-clusterip,udp", "--check", "--out", truthFile,
+    ])
     #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
     let deadline = Date().addingTimeInterval(90)
     while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
     if process.isRunning { process.interrupt() }
     process.waitUntilExit()
-    #expect(process.terminationStatus == 0, "\((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")")
+    #expect(
+      process.terminationStatus == 0, "\((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")")
 
     let printed = try String(contentsOfFile: directory + "/out", encoding: .utf8).split(separator: "\n").compactMap {
       try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]

@@ -1,8 +1,9 @@
 import Foundation
+import Testing
+
 #if canImport(FoundationXML)
   import FoundationXML
 #endif
-import Testing
 
 /// `verify` against real nodes: all green after install, then each node broken in its own way.
 @Suite(.serialized, .enabled(if: Lab.isUp, "needs a running testbed (SVCTRACE_LAB); scripts/test brings one up"))
@@ -12,11 +13,13 @@ struct VerifyEndToEndTests {
   /// Failing check groups per node, from `verify --format json`.
   private func failing(_ extra: [String] = []) throws -> (Int32, [String: Set<String>]) {
     let run = try Lab.svctrace(["verify", "--format", "json"] + extra + fleet)
-    let document = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)\(run.stderr)")
+    let document = try #require(
+      try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)\(run.stderr)")
     var result: [String: Set<String>] = [:]
     for node in document["nodes"] as? [[String: Any]] ?? [] {
       let checks = node["checks"] as? [[String: Any]] ?? []
-      result[node["host"] as? String ?? "?"] = Set(checks.filter { $0["status"] as? String == "fail" }.compactMap { $0["group"] as? String })
+      result[node["host"] as? String ?? "?"] = Set(
+        checks.filter { $0["status"] as? String == "fail" }.compactMap { $0["group"] as? String })
     }
     return (run.status, result)
   }
@@ -61,7 +64,8 @@ struct VerifyEndToEndTests {
   }
 
   @Test func junitReportHasTheStructureCISystemsRead() throws {
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("svct-verify-\(UUID().uuidString).xml").path
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("svct-verify-\(UUID().uuidString).xml")
+      .path
     defer { try? FileManager.default.removeItem(atPath: file) }
     try Lab.svctrace(["install"] + fleet)
     try Lab.onNode("node2", "rm -f /etc/logrotate.d/svctrace")
@@ -107,7 +111,10 @@ struct VerifyEndToEndTests {
     // The browser's own DOM after rendering, read back as text.
     let dom = try Lab.run(
       "/usr/bin/chromium",
-      ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory)/profile", "--dump-dom", "file://" + html])
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory)/profile", "--dump-dom",
+        "file://" + html,
+      ])
     #expect(dom.status == 0, "\(dom.stderr)")
     #expect(dom.stdout.contains("2 nodes pass"))
     #expect(dom.stdout.contains("1 nodes fail"))
@@ -116,7 +123,10 @@ struct VerifyEndToEndTests {
     #expect(dom.stdout.contains("/etc/logrotate.d/svctrace is missing"))
     let screenshot = try Lab.run(
       "/usr/bin/chromium",
-      ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory)/profile", "--window-size=1100,700", "--screenshot=\(directory)/shot.png", "file://" + html])
+      [
+        "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(directory)/profile", "--window-size=1100,700",
+        "--screenshot=\(directory)/shot.png", "file://" + html,
+      ])
     #expect(screenshot.status == 0)
     #expect(FileManager.default.fileExists(atPath: directory + "/shot.png"))
   }

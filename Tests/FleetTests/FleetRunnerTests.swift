@@ -22,7 +22,12 @@ private struct FakeConnector: SessionConnector {
 /// Tracks how many operations run at the same moment.
 private final class InFlight: Sendable {
   private let state = Mutex((now: 0, peak: 0))
-  func enter() { state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) } }
+  func enter() {
+    state.withLock {
+      $0.now += 1
+      $0.peak = max($0.peak, $0.now)
+    }
+  }
   func leave() { state.withLock { $0.now -= 1 } }
   var peak: Int { state.withLock { $0.peak } }
 }

@@ -6,19 +6,26 @@ import Testing
   /// Counts the bodies running at once.
   final class Gauge: Sendable {
     let state = Mutex((running: 0, peak: 0))
-    func enter() { state.withLock { $0.running += 1; $0.peak = max($0.peak, $0.running) } }
+    func enter() {
+      state.withLock {
+        $0.running += 1
+        $0.peak = max($0.peak, $0.running)
+      }
+    }
     func leave() { state.withLock { $0.running -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
   }
 
   @Test func everyElementRunsOnceAndNeverMoreThanTheLimitAtOnce() async {
     let gauge = Gauge()
-    let results = await slidingWindow(Array(0..<40), limit: 3, notStarted: { -$0 }) { element in
-      gauge.enter()
-      try? await Task.sleep(for: .milliseconds(element % 4 + 1))
-      gauge.leave()
-      return element
-    }
+    let results = await slidingWindow(
+      Array(0..<40), limit: 3, notStarted: { -$0 },
+      { element in
+        gauge.enter()
+        try? await Task.sleep(for: .milliseconds(element % 4 + 1))
+        gauge.leave()
+        return element
+      })
     #expect(results.sorted() == Array(0..<40))
     #expect(gauge.peak == 3)
   }

@@ -28,7 +28,12 @@ struct AddressTests {
     #expect(address.ipv4 == 0x0A00_0001)
   }
 
-  @Test("invalid text is rejected", arguments: ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1::2::3", ":1", "1:", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8::", "g::1", "::1.2.3"])
+  @Test(
+    "invalid text is rejected",
+    arguments: [
+      "", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1::2::3", ":1", "1:", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8::",
+      "g::1", "::1.2.3",
+    ])
   func invalid(text: String) {
     #expect(IPAddress(text) == nil)
   }
@@ -68,15 +73,19 @@ struct AddressTests {
         if random.below(2) == 0 {
           let start = random.below(4)
           let length = 2 + random.below(4)
-          text = Array(groups[..<start].joined(separator: ":").utf8) + Array("::".utf8)
+          text =
+            Array(groups[..<start].joined(separator: ":").utf8) + Array("::".utf8)
             + Array(groups[min(8, start + length)...].joined(separator: ":").utf8)
         }
-        if random.below(3) == 0, !text.isEmpty { text[random.below(text.count)] = alphabet[random.below(alphabet.count)] }
+        if random.below(3) == 0, !text.isEmpty {
+          text[random.below(text.count)] = alphabet[random.below(alphabet.count)]
+        }
       default:  // dotted quads, some out of range
         text = Array((0..<4).map { _ in String(random.below(300)) }.joined(separator: ".").utf8)
       }
       let string = String(decoding: text, as: UTF8.self)
-      let line = "2026-05-16T12:00:00Z node1 kernel: SVCT:PRE IN=eth0 OUT= SRC=\(string) DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=TCP SPT=1 DPT=2 "
+      let line =
+        "2026-05-16T12:00:00Z node1 kernel: SVCT:PRE IN=eth0 OUT= SRC=\(string) DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=TCP SPT=1 DPT=2 "
       let viaParser = Support.parse(line)?.source
       let viaIPAddress = text.withUnsafeBufferPointer { IPAddress.parse($0) }
       #expect(viaParser == viaIPAddress, "\(string)")

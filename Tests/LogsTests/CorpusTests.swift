@@ -58,7 +58,8 @@ struct CorpusTests {
         let want = try expected.packetLine()
         #expect(parsed == want, "line \(entry.line) (\(entry.note)): got \(String(describing: parsed))")
       } else {
-        #expect(parsed == nil, "line \(entry.line) (\(entry.note)) should be skipped, got \(String(describing: parsed))")
+        #expect(
+          parsed == nil, "line \(entry.line) (\(entry.note)) should be skipped, got \(String(describing: parsed))")
       }
     }
     let packets = entries.filter { $0.expect != nil }.count

@@ -5,7 +5,9 @@ import Testing
 /// The log generator: determinism, the mix it promises, and agreement with the parser.
 @Suite("Log generator")
 struct GeneratorTests {
-  static func lines(seed: UInt64, count: Int, node: Int = 0, options: LogGenerator.Options = .init()) -> ([UInt8], LogGenerator.Summary) {
+  static func lines(seed: UInt64, count: Int, node: Int = 0, options: LogGenerator.Options = .init()) -> (
+    [UInt8], LogGenerator.Summary
+  ) {
     var generator = LogGenerator(seed: seed, nodes: 3, options: options)
     var buffer: [UInt8] = []
     generator.writeLines(count: count, node: node, to: &buffer)
@@ -54,7 +56,11 @@ struct GeneratorTests {
   func pairs() {
     let (bytes, summary) = Self.lines(seed: 5, count: 20_000)
     let (packets, _) = Self.parseAll(bytes)
-    struct Key: Hashable { var proto: UInt8; var source: IPAddress; var port: UInt16 }
+    struct Key: Hashable {
+      var proto: UInt8
+      var source: IPAddress
+      var port: UInt16
+    }
     var open: [Key: PacketLine] = [:]
     var joined = 0
     for packet in packets {

@@ -5,7 +5,9 @@ import Testing
 @Suite("LineSplitter")
 struct LineSplitterTests {
   /// Splits `bytes` fed in chunks of the sizes `sizes` yields (cycled), collecting the lines.
-  static func split(_ bytes: [UInt8], chunkSizes: () -> Int, maxLineLength: Int = 1 << 20) -> (lines: [[UInt8]], splitter: LineSplitter) {
+  static func split(_ bytes: [UInt8], chunkSizes: () -> Int, maxLineLength: Int = 1 << 20) -> (
+    lines: [[UInt8]], splitter: LineSplitter
+  ) {
     var splitter = LineSplitter(maxLineLength: maxLineLength)
     var lines: [[UInt8]] = []
     var offset = 0

@@ -29,8 +29,12 @@ struct ParserEdgeTests {
   @Test("a traditional line dated after reference + 1 day belongs to the previous year")
   func futureLineIsLastYear() throws {
     let reference = Support.micros(2026, 3, 1, 12, 0, 0)
-    #expect(Support.parse("Mar  2 11:00:00" + Support.body, reference: reference)?.timeMicros == Support.micros(2026, 3, 2, 11, 0, 0))
-    #expect(Support.parse("Mar  3 12:00:00" + Support.body, reference: reference)?.timeMicros == Support.micros(2025, 3, 3, 12, 0, 0))
+    #expect(
+      Support.parse("Mar  2 11:00:00" + Support.body, reference: reference)?.timeMicros
+        == Support.micros(2026, 3, 2, 11, 0, 0))
+    #expect(
+      Support.parse("Mar  3 12:00:00" + Support.body, reference: reference)?.timeMicros
+        == Support.micros(2025, 3, 3, 12, 0, 0))
   }
 
   @Test("leap day: RFC 3339 and traditional (year inferred back to the last leap year)")
@@ -38,9 +42,13 @@ struct ParserEdgeTests {
     #expect(Support.parse("2028-02-29T12:00:00Z" + Support.body)?.timeMicros == Support.micros(2028, 2, 29, 12, 0, 0))
     #expect(Support.parse("2027-02-29T12:00:00Z" + Support.body) == nil)
     let in2028 = Support.micros(2028, 3, 10, 0, 0, 0)
-    #expect(Support.parse("Feb 29 12:00:00" + Support.body, reference: in2028)?.timeMicros == Support.micros(2028, 2, 29, 12, 0, 0))
+    #expect(
+      Support.parse("Feb 29 12:00:00" + Support.body, reference: in2028)?.timeMicros
+        == Support.micros(2028, 2, 29, 12, 0, 0))
     let in2027 = Support.micros(2027, 3, 10, 0, 0, 0)
-    #expect(Support.parse("Feb 29 12:00:00" + Support.body, reference: in2027)?.timeMicros == Support.micros(2024, 2, 29, 12, 0, 0))
+    #expect(
+      Support.parse("Feb 29 12:00:00" + Support.body, reference: in2027)?.timeMicros
+        == Support.micros(2024, 2, 29, 12, 0, 0))
   }
 
   @Test("zones +05:30, -08:00, Z, +0000 and a node offset for traditional lines")
@@ -79,7 +87,8 @@ struct ParserEdgeTests {
   @Test("prefixes: svctrace's, glued to IN=, legacy words, unknown ones")
   func prefixes() throws {
     let head = "2026-05-16T12:00:00Z node1 kernel: "
-    let fields = "IN=eth0 OUT= SRC=10.0.0.1 DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=1000 DPT=80 WINDOW=1 RES=0x00 SYN URGP=0 "
+    let fields =
+      "IN=eth0 OUT= SRC=10.0.0.1 DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=TCP SPT=1000 DPT=80 WINDOW=1 RES=0x00 SYN URGP=0 "
     func classify(_ prefix: String) -> String? {
       Support.parse(head + prefix + fields).map { "\($0.origin)/\($0.stage)" }
     }
@@ -128,7 +137,8 @@ struct ParserEdgeTests {
 
   @Test("an embedded ICMP packet never overwrites the outer packet's fields")
   func embeddedPacket() throws {
-    let line = "2026-05-16T12:00:00Z node1 kernel: SVCT:POST IN=eth0 OUT= SRC=192.168.50.1 DST=10.244.1.23 LEN=88 TOS=0x00 PREC=0xC0 TTL=64 ID=33012 PROTO=ICMP TYPE=3 CODE=3 [SRC=10.244.1.23 DST=10.96.0.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=48213 DF PROTO=TCP SPT=38111 DPT=53 WINDOW=1 RES=0x00 SYN URGP=0 MARK=0x4000 ] "
+    let line =
+      "2026-05-16T12:00:00Z node1 kernel: SVCT:POST IN=eth0 OUT= SRC=192.168.50.1 DST=10.244.1.23 LEN=88 TOS=0x00 PREC=0xC0 TTL=64 ID=33012 PROTO=ICMP TYPE=3 CODE=3 [SRC=10.244.1.23 DST=10.96.0.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=48213 DF PROTO=TCP SPT=38111 DPT=53 WINDOW=1 RES=0x00 SYN URGP=0 MARK=0x4000 ] "
     let parsed = try #require(Support.parse(line))
     #expect(parsed.source == IPAddress("192.168.50.1"))
     #expect(parsed.destination == IPAddress("10.244.1.23"))
@@ -141,7 +151,8 @@ struct ParserEdgeTests {
 
   @Test("interface names longer than IFNAMSIZ are rejected")
   func longInterface() {
-    let line = "2026-05-16T12:00:00Z node1 kernel: SVCT:PRE IN=abcdefghijklmnop OUT= SRC=10.0.0.1 DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=TCP SPT=1 DPT=2 "
+    let line =
+      "2026-05-16T12:00:00Z node1 kernel: SVCT:PRE IN=abcdefghijklmnop OUT= SRC=10.0.0.1 DST=10.96.0.1 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 PROTO=TCP SPT=1 DPT=2 "
     #expect(Support.parse(line) == nil)
     let ok = line.replacingOccurrences(of: "abcdefghijklmnop", with: "abcdefghijklmno")
     #expect(Support.parse(ok)?.inInterface == InterfaceName("abcdefghijklmno"))

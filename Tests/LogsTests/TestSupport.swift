@@ -47,7 +47,9 @@ enum Support {
   }
 
   /// µs since the epoch of a civil UTC time (computed with Foundation, independently of the parser).
-  static func micros(_ year: Int, _ month: Int, _ day: Int, _ hour: Int, _ minute: Int, _ second: Int, offset: Int = 0) -> Int64 {
+  static func micros(_ year: Int, _ month: Int, _ day: Int, _ hour: Int, _ minute: Int, _ second: Int, offset: Int = 0)
+    -> Int64
+  {
     var components = DateComponents()
     components.year = year
     components.month = month

@@ -24,11 +24,17 @@ struct RealNetfilterTests {
     Flow(name: "hairpin pod → own Service", from: .podA, address: "10.96.0.10", port: 80, isService: true),
     Flow(name: "external → NodePort", from: .podB, address: "10.244.2.1", port: 30080, isService: true),
     Flow(name: "pod → UDP ClusterIP", from: .podB, address: "10.96.0.30", port: 53, udp: true, isService: true),
-    Flow(name: "pod → hostNetwork endpoint (PREROUTING→INPUT)", from: .podB, address: "10.96.0.20", port: 80, isService: true),
-    Flow(name: "host → own hostNetwork endpoint (OUTPUT→lo→INPUT)", from: .node, address: "10.96.0.20", port: 80, isService: true),
+    Flow(
+      name: "pod → hostNetwork endpoint (PREROUTING→INPUT)", from: .podB, address: "10.96.0.20", port: 80,
+      isService: true),
+    Flow(
+      name: "host → own hostNetwork endpoint (OUTPUT→lo→INPUT)", from: .node, address: "10.96.0.20", port: 80,
+      isService: true),
     Flow(name: "pod → pod direct (no Service)", from: .podB, address: "10.244.1.2", port: 8080, isService: false),
     Flow(name: "host → pod direct (no Service)", from: .node, address: "10.244.1.2", port: 8080, isService: false),
-    Flow(name: "pod → node port 9090 direct (no Service)", from: .podB, address: "10.244.1.1", port: 9090, isService: false),
+    Flow(
+      name: "pod → node port 9090 direct (no Service)", from: .podB, address: "10.244.1.1", port: 9090, isService: false
+    ),
   ]
 
   @Test(arguments: [(1, FakeKubeProxy.iptablesNFT), (2, .iptablesLegacy), (3, .nftables)])
@@ -49,19 +55,23 @@ struct RealNetfilterTests {
       case .nftables: .nftables
       }
     #expect(dataplane.backend == expected)
-    #expect(dataplane.services.map(\.address.description) == ["10.96.0.10:80/tcp", "10.96.0.20:80/tcp", "10.96.0.30:53/udp"])
+    #expect(
+      dataplane.services.map(\.address.description) == ["10.96.0.10:80/tcp", "10.96.0.20:80/tcp", "10.96.0.30:53/udp"])
     #expect(dataplane.nodePorts.map(\.port) == [30080])
 
     // Install.
     let report = await NodeRollout.install(session, settings: settings)
     #expect(report.failure == nil, "\(String(describing: report.failure))")
     #expect(report.changed)
-    let ruleset = try scratch.check("ip netns exec \(scratch.node) sh -c 'iptables-nft-save -t mangle; iptables-legacy-save; nft list ruleset'").stdoutText
+    let ruleset = try scratch.check(
+      "ip netns exec \(scratch.node) sh -c 'iptables-nft-save -t mangle; iptables-legacy-save; nft list ruleset'"
+    ).stdoutText
     if kind == .nftables {
       #expect(ruleset.contains("table inet svctrace"))
       #expect(!ruleset.contains("SVCT-PRE"))
     } else {
-      #expect(ruleset.contains("-A PREROUTING ! -i lo -m conntrack --ctstate NEW -m comment --comment svctrace -j SVCT-PRE"))
+      #expect(
+        ruleset.contains("-A PREROUTING ! -i lo -m conntrack --ctstate NEW -m comment --comment svctrace -j SVCT-PRE"))
       #expect(!ruleset.contains("table inet svctrace"))
     }
 
@@ -104,7 +114,8 @@ struct RealNetfilterTests {
     )
     try "# edited\n".write(toFile: settings.rsyslogDropInPath, atomically: true, encoding: .utf8)
     // kube-proxy-like prepend above our OUTPUT jump.
-    try scratch.check("ip netns exec \(scratch.node) iptables-nft -t mangle -I OUTPUT 1 -j RETURN -m comment --comment other")
+    try scratch.check(
+      "ip netns exec \(scratch.node) iptables-nft -t mangle -I OUTPUT 1 -j RETURN -m comment --comment other")
 
     let plan = try await NodeRollout.plan(session, settings: settings)
     #expect(plan.hasChanges)

@@ -101,7 +101,9 @@ import Testing
     let scope = TraceScope.make(settings: settings, dataplane: Self.dataplane())
     let rules = Renderer.iptablesRules(scope: scope, family: .ipv4, maxRate: nil)
     #expect(
-      rules.rules["SVCT-PRE"] == ["-d 10.96.0.10/32 -p udp -m udp --dport 53 -m comment --comment svctrace -g SVCT-LOG-PRE"])
+      rules.rules["SVCT-PRE"] == [
+        "-d 10.96.0.10/32 -p udp -m udp --dport 53 -m comment --comment svctrace -g SVCT-LOG-PRE"
+      ])
     #expect(
       rules.rules["SVCT-POST"] == [
         "-p udp -m conntrack --ctorigdst 10.96.0.10 --ctorigdstport 53 -m comment --comment svctrace -g SVCT-LOG-POST"
@@ -117,7 +119,8 @@ import Testing
     let scope = TraceScope.make(settings: settings, dataplane: Self.dataplane())
     let rendered = Renderer.nftTable(scope: scope, maxRate: nil)
     // What `nft list table` prints back: symbolic priorities, counters, wrapped elements.
-    let listing = rendered
+    let listing =
+      rendered
       .replacingOccurrences(of: "priority -160;", with: "priority mangle - 10;")
       .replacingOccurrences(of: "postrouting priority 90;", with: "postrouting priority srcnat - 10;")
       .replacingOccurrences(of: "counter log", with: "counter packets 12 bytes 720 log")
@@ -134,9 +137,10 @@ import Testing
     #expect(dropIn.contains("  stop\n"))
     #expect(!dropIn.contains("kern.*"))
     let rotate = Renderer.logrotate(logPath: "/var/log/iptables.log", size: "200M", rotate: 7, hasRsyslogRotate: true)
-    for word in ["/var/log/iptables.log {", "missingok", "maxsize 200M", "notifempty", "compress", "delaycompress",
-      "sharedscripts", "/usr/lib/rsyslog/rsyslog-rotate"]
-    {
+    for word in [
+      "/var/log/iptables.log {", "missingok", "maxsize 200M", "notifempty", "compress", "delaycompress",
+      "sharedscripts", "/usr/lib/rsyslog/rsyslog-rotate",
+    ] {
       #expect(rotate.contains(word))
     }
     let noHelper = Renderer.logrotate(logPath: "/x.log", size: "1G", rotate: 3, hasRsyslogRotate: false)
@@ -151,7 +155,9 @@ import Testing
     let diff = LineDiff.unified(old: old, new: new, oldName: "a/x", newName: "b/x", context: 1)
     #expect(diff == "--- a/x\n+++ b/x\n@@ -3,3 +3,3 @@\n c\n-d\n+D\n e\n@@ -8 +8,2 @@\n h\n+i\n")
     #expect(LineDiff.unified(old: old, new: old, oldName: "a", newName: "b").isEmpty)
-    #expect(LineDiff.unified(old: "", new: "x\n", oldName: "/dev/null", newName: "b/x") == "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+x\n")
+    #expect(
+      LineDiff.unified(old: "", new: "x\n", oldName: "/dev/null", newName: "b/x")
+        == "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+x\n")
   }
 }
 
@@ -163,15 +169,24 @@ import Testing
 
   @Test func ciliumReplacementIsRefused() {
     let probe = Self.probe(["cilium": "interface cilium_host\nbpf map cilium_lb4_services_v2"])
-    guard case .failure(let error) = probe.dataplane else { Issue.record("accepted"); return }
+    guard case .failure(let error) = probe.dataplane else {
+      Issue.record("accepted")
+      return
+    }
     #expect(error.kind == .unsupportedDataplane)
     #expect(error.reason.contains("eBPF"))
   }
 
   @Test func ipvsIsRefusedAndNoKubeProxyIsExplained() {
-    guard case .failure(let ipvs) = Self.probe(["ipvs": "kube-ipvs0"]).dataplane else { Issue.record("accepted"); return }
+    guard case .failure(let ipvs) = Self.probe(["ipvs": "kube-ipvs0"]).dataplane else {
+      Issue.record("accepted")
+      return
+    }
     #expect(ipvs.reason.contains("IPVS"))
-    guard case .failure(let none) = Self.probe([:]).dataplane else { Issue.record("accepted"); return }
+    guard case .failure(let none) = Self.probe([:]).dataplane else {
+      Issue.record("accepted")
+      return
+    }
     #expect(none.kind == .noKubeProxy)
   }
 

@@ -27,7 +27,8 @@ struct AuthenticationTests {
     defer { server.stop() }
     for key in [TestKeys.shared.ecdsaProtected, TestKeys.shared.ed25519Protected] {
       let connection = try await SSHConnection.connect(
-        server.target(identityFiles: [key]), options: server.options(passphrase: TestKeys.passphrase), logger: testLogger)
+        server.target(identityFiles: [key]), options: server.options(passphrase: TestKeys.passphrase),
+        logger: testLogger)
       #expect(try await connection.run("echo ok").stdoutText == "ok\n")
       await connection.close()
     }
@@ -76,7 +77,8 @@ struct AuthenticationTests {
 
     // Without the agent, no key file is offered: authentication must fail...
     let refused = await remoteError {
-      _ = try await SSHConnection.connect(server.target(identityFiles: []), options: server.options(), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        server.target(identityFiles: []), options: server.options(), logger: testLogger)
     }
     #expect(refused?.kind == .authentication)
     // ... and with it, the agent's key is accepted.
@@ -100,13 +102,15 @@ struct AuthenticationTests {
     let wrong = "wrong-\(TestUser.password)"
     let error = await remoteError {
       _ = try await SSHConnection.connect(
-        server.target(user: TestUser.name, identityFiles: [], password: wrong), options: server.options(), logger: testLogger)
+        server.target(user: TestUser.name, identityFiles: [], password: wrong), options: server.options(),
+        logger: testLogger)
     }
     #expect(error?.kind == .authentication)
     #expect(error?.description.contains(wrong) == false)
   }
 
-  @Test("keyboard-interactive answered with the password", .enabled(if: isRoot, "needs root to create the svctssh user"))
+  @Test(
+    "keyboard-interactive answered with the password", .enabled(if: isRoot, "needs root to create the svctssh user"))
   func keyboardInteractive() async throws {
     #expect(TestUser.ready, "could not create user \(TestUser.name)")
     let server = try TestSSHD.start(passwordAuthentication: false)

@@ -101,7 +101,8 @@ struct ExecTests {
     let port = freePort()
     let target = SSHTarget(host: HostID("down"), hostname: "127.0.0.1", port: port, user: "root", identityFiles: [])
     let error = await remoteError {
-      _ = try await SSHConnection.connect(target, options: SSHOptions(knownHostsFiles: [], agentSocket: nil), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        target, options: SSHOptions(knownHostsFiles: [], agentSocket: nil), logger: testLogger)
     }
     #expect(error?.kind == .unreachable)
     #expect(error?.host == HostID("down"))
@@ -116,14 +117,19 @@ struct ExecTests {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     listen(fd, 4)
     let port = Int(UInt16(bigEndian: address.sin_port))
     let target = SSHTarget(host: HostID("silent"), hostname: "127.0.0.1", port: port, user: "root", identityFiles: [])
     let error = await remoteError {
       _ = try await SSHConnection.connect(
-        target, options: SSHOptions(knownHostsFiles: [], connectTimeout: .seconds(1), agentSocket: nil), logger: testLogger)
+        target, options: SSHOptions(knownHostsFiles: [], connectTimeout: .seconds(1), agentSocket: nil),
+        logger: testLogger)
     }
     #expect(error?.kind == .timeout)
     #expect(error?.operation == "connect")
@@ -141,14 +147,20 @@ struct ConcurrencyTests {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     listen(fd, 4)
     let target = SSHTarget(
-      host: HostID("silent"), hostname: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)), user: "root", identityFiles: [])
+      host: HostID("silent"), hostname: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)), user: "root",
+      identityFiles: [])
     let task = Task {
       try await SSHConnection.connect(
-        target, options: SSHOptions(knownHostsFiles: [], connectTimeout: .seconds(600), agentSocket: nil), logger: testLogger)
+        target, options: SSHOptions(knownHostsFiles: [], connectTimeout: .seconds(600), agentSocket: nil),
+        logger: testLogger)
     }
     try await Task.sleep(for: .milliseconds(300))
     task.cancel()
@@ -181,9 +193,12 @@ struct ConcurrencyTests {
   @Test("a bastion that cannot be reached is reported against the target host, naming the bastion")
   func bastionDown() async throws {
     var target = SSHTarget(host: HostID("node7"), hostname: "127.0.0.1", port: 22, user: "root", identityFiles: [])
-    target.proxyJump = [SSHTarget(host: HostID("gw"), hostname: "127.0.0.1", port: freePort(), user: "root", identityFiles: [])]
+    target.proxyJump = [
+      SSHTarget(host: HostID("gw"), hostname: "127.0.0.1", port: freePort(), user: "root", identityFiles: [])
+    ]
     let error = await remoteError {
-      _ = try await SSHConnection.connect(target, options: SSHOptions(knownHostsFiles: [], agentSocket: nil), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        target, options: SSHOptions(knownHostsFiles: [], agentSocket: nil), logger: testLogger)
     }
     #expect(error?.host == HostID("node7"))
     #expect(error?.kind == .unreachable)

@@ -11,7 +11,8 @@ struct HostKeyTests {
     defer { server.stop() }
     let knownHosts = try server.writeKnownHosts(["# nothing here"])
     let error = await remoteError {
-      _ = try await SSHConnection.connect(server.target(), options: server.options(knownHosts: [knownHosts]), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        server.target(), options: server.options(knownHosts: [knownHosts]), logger: testLogger)
     }
     #expect(error?.kind == .hostKey)
     #expect(error?.operation == "verify host key")
@@ -52,7 +53,9 @@ struct HostKeyTests {
     let other = try TestSSHD.start()  // a different ed25519 host key
     defer { other.stop() }
     let oldLine = other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
-    let knownHosts = try server.writeKnownHosts(["# fleet keys", "[10.0.0.9]:22 " + oldLine.split(separator: " ").dropFirst().joined(separator: " "), oldLine])
+    let knownHosts = try server.writeKnownHosts([
+      "# fleet keys", "[10.0.0.9]:22 " + oldLine.split(separator: " ").dropFirst().joined(separator: " "), oldLine,
+    ])
     let error = await remoteError {
       _ = try await SSHConnection.connect(
         server.target(), options: server.options(knownHosts: [knownHosts], accept: true), logger: testLogger)
@@ -69,7 +72,10 @@ struct HostKeyTests {
   func hashedEntries() async throws {
     let server = try TestSSHD.start()
     defer { server.stop() }
-    let knownHosts = try server.writeKnownHosts(["[127.0.0.2]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ", server.knownHostsLine()])
+    let knownHosts = try server.writeKnownHosts([
+      "[127.0.0.2]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ",
+      server.knownHostsLine(),
+    ])
     let hashed = try sh("ssh-keygen -H -f \(knownHosts)")
     #expect(hashed.status == 0, "\(hashed.output)")
     let text = try String(contentsOfFile: knownHosts, encoding: .utf8)
@@ -80,11 +86,14 @@ struct HostKeyTests {
 
     let other = try TestSSHD.start()
     defer { other.stop() }
-    let stale = try other.writeKnownHosts(["# header", other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)")])
+    let stale = try other.writeKnownHosts([
+      "# header", other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)"),
+    ])
     _ = try sh("ssh-keygen -H -f \(stale)")
     // ssh-keygen -H keeps comment lines, so the key is on line 2.
     let error = await remoteError {
-      _ = try await SSHConnection.connect(server.target(), options: server.options(knownHosts: [stale]), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        server.target(), options: server.options(knownHosts: [stale]), logger: testLogger)
     }
     #expect(error?.kind == .hostKey)
     #expect(error?.message.contains("\(stale):2") == true)
@@ -97,7 +106,8 @@ struct HostKeyTests {
     let plain = "127.0.0.1 " + server.knownHostsLine().split(separator: " ").dropFirst().joined(separator: " ")
     let knownHosts = try server.writeKnownHosts([plain])
     let error = await remoteError {
-      _ = try await SSHConnection.connect(server.target(), options: server.options(knownHosts: [knownHosts]), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        server.target(), options: server.options(knownHosts: [knownHosts]), logger: testLogger)
     }
     #expect(error?.kind == .hostKey)
     #expect(error?.message.contains("not known") == true)
@@ -120,7 +130,8 @@ struct HostKeyTests {
     defer { other.stop() }
     let wrongECDSA = other.knownHostsLine("ecdsa").replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
     let mixed = try server.writeKnownHosts([wrongECDSA, server.knownHostsLine("ed25519")], name: "mixed")
-    let second = try await SSHConnection.connect(server.target(), options: server.options(knownHosts: [mixed]), logger: testLogger)
+    let second = try await SSHConnection.connect(
+      server.target(), options: server.options(knownHosts: [mixed]), logger: testLogger)
     #expect(await second.hostKeyType == "ssh-ed25519")
     await second.close()
   }

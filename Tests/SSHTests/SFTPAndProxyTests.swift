@@ -29,7 +29,9 @@ struct SFTPAndProxyTests {
     #expect(try await connection.stat("\(server.dir)/nope") == nil)
     #expect(try await connection.stat(server.dir)?.isDirectory == true)
 
-    let missing = await remoteError { _ = try await connection.readFile("\(server.dir)/nope", offset: 0, maxLength: nil) }
+    let missing = await remoteError {
+      _ = try await connection.readFile("\(server.dir)/nope", offset: 0, maxLength: nil)
+    }
     #expect(missing?.kind == .file)
     #expect(missing?.message.contains("no such file") == true)
     await connection.close()
@@ -58,7 +60,9 @@ struct SFTPAndProxyTests {
     #expect(try sh("stat -c %i \(path)").output != inodeBefore)  // replaced by rename, not rewritten
     #expect(try sh("ls -a \(server.dir)/conf.d | grep -c svctrace || true").output.hasPrefix("0"))
 
-    let error = await remoteError { try await connection.writeFile("\(server.dir)/no/such/dir/file", contents: [1], mode: 0o644) }
+    let error = await remoteError {
+      try await connection.writeFile("\(server.dir)/no/such/dir/file", contents: [1], mode: 0o644)
+    }
     #expect(error?.kind == .file)
     await connection.close()
   }
@@ -78,7 +82,9 @@ struct SFTPAndProxyTests {
     #expect(try await connection.run("echo via bastion").stdoutText == "via bastion\n")
     let big = try await connection.run("head -c 3000000 /dev/zero")
     #expect(big.stdout.count == 3_000_000)
-    #expect(try await connection.readFile("/etc/hostname", offset: 0, maxLength: nil) == Array(try String(contentsOfFile: "/etc/hostname", encoding: .utf8).utf8))
+    #expect(
+      try await connection.readFile("/etc/hostname", offset: 0, maxLength: nil)
+        == Array(try String(contentsOfFile: "/etc/hostname", encoding: .utf8).utf8))
     await connection.close()
     #expect(bastion.log.contains("direct-tcpip") || bastion.log.contains("direct_tcpip"))
     #expect(bastion.log.contains("port \(server.port)"))
@@ -96,10 +102,13 @@ struct SFTPAndProxyTests {
     let bastion = try TestSSHD.start()
     defer { bastion.stop() }
     let knownHosts = try bastion.writeKnownHosts([bastion.knownHostsLine()])
-    var target = SSHTarget(host: HostID("behind"), hostname: "127.0.0.1", port: freePort(), user: "root", identityFiles: [TestKeys.shared.ed25519])
+    var target = SSHTarget(
+      host: HostID("behind"), hostname: "127.0.0.1", port: freePort(), user: "root",
+      identityFiles: [TestKeys.shared.ed25519])
     target.proxyJump = [bastion.target()]
     let error = await remoteError {
-      _ = try await SSHConnection.connect(target, options: bastion.options(knownHosts: [knownHosts]), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        target, options: bastion.options(knownHosts: [knownHosts]), logger: testLogger)
     }
     #expect(error?.kind == .unreachable)
     #expect(error?.host == HostID("behind"))
@@ -109,7 +118,8 @@ struct SFTPAndProxyTests {
     var unknown = server.target()
     unknown.proxyJump = [bastion.target()]
     let keyError = await remoteError {
-      _ = try await SSHConnection.connect(unknown, options: bastion.options(knownHosts: [knownHosts]), logger: testLogger)
+      _ = try await SSHConnection.connect(
+        unknown, options: bastion.options(knownHosts: [knownHosts]), logger: testLogger)
     }
     #expect(keyError?.kind == .hostKey)
     #expect(keyError?.message.contains(try server.fingerprint()) == true)

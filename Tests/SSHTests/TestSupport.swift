@@ -86,7 +86,9 @@ final class TestSSHD: @unchecked Sendable {
   }
 
   /// Starts sshd; `hostKeyTypes` selects which host keys it offers (first is preferred by ssh).
-  static func start(hostKeyTypes: [String] = ["ed25519"], passwordAuthentication: Bool = true, extraConfig: String = "") throws -> TestSSHD {
+  static func start(hostKeyTypes: [String] = ["ed25519"], passwordAuthentication: Bool = true, extraConfig: String = "")
+    throws -> TestSSHD
+  {
     let dir = try makeTempDir("sshd")
     try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
     var hostKeyLines = ""
@@ -138,7 +140,8 @@ final class TestSSHD: @unchecked Sendable {
 
   /// The public key line (`type base64 comment`) of one host key.
   func hostPublicKey(_ type: String = "ed25519") -> String {
-    ((try? String(contentsOfFile: "\(dir)/host_\(type).pub", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    ((try? String(contentsOfFile: "\(dir)/host_\(type).pub", encoding: .utf8)) ?? "").trimmingCharacters(
+      in: .whitespacesAndNewlines)
   }
 
   /// A known_hosts line for this server in `[127.0.0.1]:port` form.
@@ -163,14 +166,18 @@ final class TestSSHD: @unchecked Sendable {
   var log: String { (try? String(contentsOfFile: "\(dir)/sshd.log", encoding: .utf8)) ?? "" }
 
   /// A target for this server.
-  func target(user: String = "root", identityFiles: [String] = [TestKeys.shared.ed25519], password: String? = nil) -> SSHTarget {
+  func target(user: String = "root", identityFiles: [String] = [TestKeys.shared.ed25519], password: String? = nil)
+    -> SSHTarget
+  {
     SSHTarget(
       host: HostID("testnode"), hostname: "127.0.0.1", port: port, user: user, identityFiles: identityFiles,
       password: password)
   }
 
   /// Options trusting this server (unless `knownHosts` is given), without any agent.
-  func options(knownHosts: [String]? = nil, accept: Bool = false, passphrase: String? = nil, agent: String? = nil) throws -> SSHOptions {
+  func options(knownHosts: [String]? = nil, accept: Bool = false, passphrase: String? = nil, agent: String? = nil)
+    throws -> SSHOptions
+  {
     let files = try knownHosts ?? [writeKnownHosts([knownHostsLine()])]
     return SSHOptions(
       knownHostsFiles: files, acceptNewHostKeys: accept, connectTimeout: .seconds(10), commandTimeout: .seconds(120),
@@ -195,7 +202,9 @@ func freePort() -> Int {
   address.sin_port = 0
   var length = socklen_t(MemoryLayout<sockaddr_in>.size)
   _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-  _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+  _ = withUnsafeMutablePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+  }
   return Int(UInt16(bigEndian: address.sin_port))
 }
 

@@ -32,7 +32,11 @@ struct SSHConfigTests {
     #expect(node.hostName == "node01.cluster.local")
     #expect(node.user == "admin")
     #expect(node.port == 22)
-    #expect(node.identityFiles == [SSHTarget.homeDirectory + "/.ssh/deploy_ed25519", "/keys/with space", SSHTarget.homeDirectory + "/.ssh/id_ed25519"])
+    #expect(
+      node.identityFiles == [
+        SSHTarget.homeDirectory + "/.ssh/deploy_ed25519", "/keys/with space",
+        SSHTarget.homeDirectory + "/.ssh/id_ed25519",
+      ])
     #expect(node.proxyJump == [SSHJumpHost(host: "bastion"), SSHJumpHost(user: "ops", host: "gw.example", port: 2222)])
 
     let negated = config.resolve("node99")

@@ -2,8 +2,8 @@ import ArgumentParser
 import Fleet
 import Foundation
 import Logs
-import Store
 import SVCTraceCore
+import Store
 import Testing
 
 @testable import SVCTraceCommands
@@ -69,7 +69,8 @@ import Testing
     let v6 = try #require(IPAddress("fd00:10:96::a"))
     #expect(try TraceArguments.target("10.96.0.10", option: "--service", allowName: true) == .address(v4, port: nil))
     #expect(try TraceArguments.target("10.96.0.10:53", option: "--service", allowName: true) == .address(v4, port: 53))
-    #expect(try TraceArguments.target("[::1]:80", option: "--client", allowName: false) == .address(loopback6, port: 80))
+    #expect(
+      try TraceArguments.target("[::1]:80", option: "--client", allowName: false) == .address(loopback6, port: 80))
     #expect(try TraceArguments.target("[::1]", option: "--client", allowName: false) == .address(loopback6, port: nil))
     #expect(try TraceArguments.target("fd00:10:96::a", option: "--service", allowName: true) == .address(v6, port: nil))
     #expect(try TraceArguments.target("default/web", option: "--service", allowName: true) == .name("default/web"))
@@ -205,7 +206,8 @@ import Testing
     #expect(html.contains("ns/a&amp;b"))
     #expect(html.components(separatedBy: "<tr class=").count - 1 == 2)
     #expect(html.contains("id=\"idle\""))
-    let table = StatsReport.renderTable(stats, period: "all", terminal: .init(stdoutIsTTY: false, stderrIsTTY: false, color: false))
+    let table = StatsReport.renderTable(
+      stats, period: "all", terminal: .init(stdoutIsTTY: false, stderrIsTTY: false, color: false))
     #expect(table.contains("No traffic: 10.244.2.5:80 ns/c@node2"))
     #expect(!table.contains("\u{1B}["))
   }

@@ -1,6 +1,5 @@
-public import SVCTraceCore
-
 import Foundation
+public import SVCTraceCore
 
 /// A ``RemoteSession`` that runs commands on this machine with `/bin/sh -c`.
 ///

@@ -1,5 +1,4 @@
 public import SVCTraceCore
-
 import Synchronization
 
 /// A fake ``RemoteSession`` that answers commands from a closure and records every call.

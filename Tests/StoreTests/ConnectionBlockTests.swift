@@ -31,7 +31,8 @@ private func randomConnections(count: Int, seed: UInt64) -> [(node: Int, entry: 
       StoredConnection(
         slot: 0, timeMicros: time - Int64(random.next() % 500_000), proto: random.next() % 4 == 0 ? 17 : 6,
         client: client, clientPort: UInt16(30000 + random.next() % 40), service: IPAddress(ipv4: 0x0A60_0000 | service),
-        servicePort: service % 2 == 0 ? 80 : 443, pod: IPAddress(ipv4: 0x0AF4_0200 | service << 2 | UInt32(random.next() % 3)),
+        servicePort: service % 2 == 0 ? 80 : 443,
+        pod: IPAddress(ipv4: 0x0AF4_0200 | service << 2 | UInt32(random.next() % 3)),
         podPort: 8080, method: 1, preID: Int64(random.next() % 1_000_000), postID: Int64(random.next() % 1_000_000))
     )
   }
@@ -45,7 +46,9 @@ private func blockStore(
   let store = try TraceStore.inMemory()
   var generated: [Generated] = []
   try store.dbWriter.write { db in
-    for node in 0..<3 { try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"]) }
+    for node in 0..<3 {
+      try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"])
+    }
     var pending = [[StoredConnection]](repeating: [], count: 3)
     func flush(_ node: Int) throws {
       let sorted = pending[node].sorted { $0.timeMicros < $1.timeMicros }
@@ -181,7 +184,8 @@ struct ConnectionBlockTests {
 
   @Test func lookupsAcrossManyBlocksAgreeWithABruteForceFilter() throws {
     let (store, all) = try blockStore(randomConnections(count: 3000, seed: 5), blockSize: 97)
-    #expect(try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0 > 30)
+    #expect(
+      try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0 > 30)
     // Every connection is found by its client ip:port, and only connections with that pair are.
     for item in all.prefix(300) {
       let query = TraceQuery(client: item.entry.client, clientPort: item.entry.clientPort)
@@ -274,10 +278,13 @@ struct ConnectionBlockTests {
     let (store, all) = try blockStore(randomConnections(count: 2000, seed: 6), blockSize: 150)
     let times = all.map(\.entry.timeMicros).sorted()
     let cutoff = times[times.count / 3]
-    let blocksBefore = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") }
+    let blocksBefore = try store.dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks")
+    }
     let straddling = try store.dbWriter.read { db in
       try Int.fetchOne(
-        db, sql: "SELECT COUNT(*) FROM connection_blocks WHERE min_time < ? AND max_time >= ?", arguments: [cutoff, cutoff])
+        db, sql: "SELECT COUNT(*) FROM connection_blocks WHERE min_time < ? AND max_time >= ?",
+        arguments: [cutoff, cutoff])
     }
     #expect(straddling ?? 0 > 0, "the cutoff falls inside blocks")
     let latest = try store.latestConnectionID()
@@ -285,13 +292,17 @@ struct ConnectionBlockTests {
     let kept = all.filter { $0.entry.timeMicros >= cutoff }
     #expect(summary.connections == all.count - kept.count)
     #expect(try store.connections(matching: TraceQuery()).map(\.id) == bruteForce(kept, TraceQuery()))
-    #expect(try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0 < blocksBefore ?? 0)
+    #expect(
+      try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0
+        < blocksBefore ?? 0)
     for item in kept.prefix(100) {
       let query = TraceQuery(client: item.entry.client, clientPort: item.entry.clientPort)
       #expect(try store.connections(matching: query).map(\.id) == bruteForce(kept, query))
     }
     for item in all.filter({ $0.entry.timeMicros < cutoff }).prefix(50) {
-      #expect(try store.connections(matching: TraceQuery(pod: item.entry.pod)).map(\.id) == bruteForce(kept, TraceQuery(pod: item.entry.pod)))
+      #expect(
+        try store.connections(matching: TraceQuery(pod: item.entry.pod)).map(\.id)
+          == bruteForce(kept, TraceQuery(pod: item.entry.pod)))
     }
     #expect(try store.latestConnectionID() == latest)
     // Pruning everything, then committing: ids never come back.
@@ -299,7 +310,10 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() == nil)
     let t = times[0]
     try store.commit(
-      batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1), fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)]))
+      batch([
+        fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+      ]))
     #expect(try store.latestConnectionID() ?? 0 > latest ?? 0)
   }
 
@@ -308,7 +322,9 @@ struct ConnectionBlockTests {
     try TraceStore.migrator.migrate(queue, upTo: "v2-line-blocks")
     let rows = randomConnections(count: 700, seed: 7)
     try queue.write { db in
-      for node in 0..<3 { try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"]) }
+      for node in 0..<3 {
+        try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"])
+      }
       for (index, (node, entry)) in rows.enumerated() {
         try db.execute(
           sql: """
@@ -327,7 +343,9 @@ struct ConnectionBlockTests {
     let found = try store.connections(matching: TraceQuery())
     #expect(found.count == rows.count)
     // Same connections, oldest first (ids are new).
-    let expected = rows.enumerated().sorted { ($0.element.entry.timeMicros, $0.offset) < ($1.element.entry.timeMicros, $1.offset) }
+    let expected = rows.enumerated().sorted {
+      ($0.element.entry.timeMicros, $0.offset) < ($1.element.entry.timeMicros, $1.offset)
+    }
     #expect(found.map(\.timeMicros) == expected.map(\.element.entry.timeMicros))
     #expect(found.map(\.node.name) == expected.map { "node\($0.element.node)" })
     #expect(found.map(\.pod) == expected.map(\.element.entry.pod))
@@ -342,7 +360,10 @@ struct ConnectionBlockTests {
     // New commits get ids after the converted ones.
     let t = sample.timeMicros
     try store.commit(
-      batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1), fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)]))
+      batch([
+        fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+      ]))
     let newest = try store.connections(matching: TraceQuery(afterID: found.map(\.id).max()))
     #expect(newest.map(\.clientPort) == [40000])
   }

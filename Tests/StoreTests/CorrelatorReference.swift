@@ -119,7 +119,8 @@ struct ReferenceCorrelator {
         timeMicros: max(pre.lastSeenMicros, line.timeMicros), service: pre.destination,
         servicePort: pre.destinationPort,
         pod: line.destination, podPort: line.destinationPort,
-        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID, preID: pre.id, postID: observation.id)
+        expectedPosts: pre.retransmitIDs.count, lastIPID: pre.retransmitIDs.last ?? pre.ipID, preID: pre.id,
+        postID: observation.id)
       return
     }
     if let recent = state.recent[key], within(recent.timeMicros, line.timeMicros, window: retransmitWindow(key.proto)),

@@ -119,7 +119,8 @@ struct CorrelatorTableTests {
       // IPv4 and IPv6 sources, TCP and UDP, ports that collide in their low bits.
       let source =
         index % 3 == 0
-        ? IPAddress(high: 0xFD00_0000_0000_0000, low: UInt64(index % 7)) : IPAddress(ipv4: 0x0AF4_0000 | UInt32(index % 11))
+        ? IPAddress(high: 0xFD00_0000_0000_0000, low: UInt64(index % 7))
+        : IPAddress(ipv4: 0x0AF4_0000 | UInt32(index % 11))
       let key = key(UInt16(index / 77 * 64 % 65_536), proto: index % 2 == 0 ? 6 : 17, source: source)
       let slot = state.slot(for: key)
       state.appendPending(pre(Int64(index)), to: slot)
@@ -274,9 +275,18 @@ struct CorrelatorDifferentialTests {
 
   @Test(arguments: [
     (UInt64(1), CorrelationSettings()),
-    (UInt64(2), CorrelationSettings(windowMicros: 2_000_000, pendingExpiryMicros: 20_000_000, retransmitWindowMicros: 8_000_000)),
-    (UInt64(3), CorrelationSettings(windowMicros: 500_000, pendingExpiryMicros: 5_000_000, retransmitWindowMicros: 3_000_000)),
-    (UInt64(4), CorrelationSettings(windowMicros: 2_000_000, pendingExpiryMicros: 4_000_000, retransmitWindowMicros: 35_000_000)),
+    (
+      UInt64(2),
+      CorrelationSettings(windowMicros: 2_000_000, pendingExpiryMicros: 20_000_000, retransmitWindowMicros: 8_000_000)
+    ),
+    (
+      UInt64(3),
+      CorrelationSettings(windowMicros: 500_000, pendingExpiryMicros: 5_000_000, retransmitWindowMicros: 3_000_000)
+    ),
+    (
+      UInt64(4),
+      CorrelationSettings(windowMicros: 2_000_000, pendingExpiryMicros: 4_000_000, retransmitWindowMicros: 35_000_000)
+    ),
   ])
   func randomStreamsGiveTheModelsOutputs(seed: UInt64, settings: CorrelationSettings) throws {
     let observations = stream(seed: seed, count: 12_000, settings: settings)
@@ -338,7 +348,9 @@ struct CorrelatorDifferentialTests {
       let lines = observations[start..<min(observations.count, start + 2_500)].map(\.line)
       let firstID = Int64(start + 1_000)
       let offset = Int64(start % 7) * 100
-      let batch = lines.enumerated().map { Observation(id: firstID + Int64($0.offset), line: $0.element, clockOffsetMicros: offset) }
+      let batch = lines.enumerated().map {
+        Observation(id: firstID + Int64($0.offset), line: $0.element, clockOffsetMicros: offset)
+      }
       expectSame(
         byLines.correlate(lines: lines, firstID: firstID, clockOffsetMicros: offset), byObservations.correlate(batch),
         context: "batch at \(start)")

@@ -38,13 +38,19 @@ struct StoreTests {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches"])
+    #expect(
+      try store.appliedMigrations() == [
+        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
+      ])
     let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
-    #expect(try reopened.appliedMigrations() == ["v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches"])
+    #expect(
+      try reopened.appliedMigrations() == [
+        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
+      ])
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
@@ -131,7 +137,8 @@ struct StoreTests {
             len, outcome, raw) VALUES (7, 1, 1, ?, 1, 6, x'00', 40000, x'00', 80, 9, 60, 0, ?)
           """, arguments: [t1, pre])
       try db.execute(
-        sql: "INSERT INTO correlation_state (node_id, state) VALUES (1, ?)", arguments: [Data(correlator.state.encoded())])
+        sql: "INSERT INTO correlation_state (node_id, state) VALUES (1, ?)",
+        arguments: [Data(correlator.state.encoded())])
       try db.execute(
         sql: """
           INSERT INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
@@ -162,21 +169,25 @@ struct StoreTests {
       let port = UInt16(20000 + index)
       lines.append(fakeLine(t1 + Int64(index) * ms, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1)))
       if index < 499 {
-        lines.append(fakeLine(t1 + Int64(index) * ms + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1)))
+        lines.append(
+          fakeLine(t1 + Int64(index) * ms + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1)))
       }
     }
     try store.commit(batch(lines))
     #expect(try store.collectStatus()[0].pending == 1)
-    try store.commit(batch([fakeLine(t1 + 500 * ms, .post, "10.244.1.5", 20499, "10.244.3.3", 8080, id: 500)], offset: 1))
+    try store.commit(
+      batch([fakeLine(t1 + 500 * ms, .post, "10.244.1.5", 20499, "10.244.3.3", 8080, id: 500)], offset: 1))
     #expect(try store.collectStatus()[0].pending == 0)
-    let record = try #require(try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20499)).first)
+    let record = try #require(
+      try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20499)).first)
     #expect(record.pod == IPAddress("10.244.3.3"))
     let explained = try store.explain(record)
     #expect(explained.map(\.id) == [999, 1000], "ids from 1, on across batches")
     #expect(explained.map(\.outcome) == ["matched", "matched"])
     #expect(explained[0].raw == lines[998] && explained[0].timeMicros == t1 + 499 * ms)
     // A record in the middle of the first block.
-    let middle = try #require(try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20250)).first)
+    let middle = try #require(
+      try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20250)).first)
     #expect(try store.explain(middle).map(\.raw) == [lines[500], lines[501]])
   }
 
@@ -635,7 +646,9 @@ struct RawSegmentTests {
     // One segment, batches starting on 4 KiB boundaries, holding the file's bytes.
     let names = try segmentNames(directory)
     #expect(names.count == 1)
-    let offsets = try await store.dbWriter.read { db in try Int64.fetchAll(db, sql: "SELECT offset FROM line_raw ORDER BY offset") }
+    let offsets = try await store.dbWriter.read { db in
+      try Int64.fetchAll(db, sql: "SELECT offset FROM line_raw ORDER BY offset")
+    }
     #expect(offsets.count == summary.batches && zip(offsets, offsets.dropFirst()).allSatisfy { $0 / 4096 < $1 / 4096 })
     let segment = try #require(FileManager.default.contents(atPath: directory.file("store.sqlite.raw/" + names[0])))
     let first = Int(offsets[0])
@@ -744,9 +757,14 @@ struct StateReplayTests {
         lines.append((time + 1, fakeLine(time + 1, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 2))))
       }
       let pod = index % 11 == 0 ? "10.244.2.8" : "10.244.2.7"
-      lines.append((time + 25 * ms, fakeLine(time + 25 * ms, .post, "10.244.1.5", port, pod, 8080, id: UInt32(index + 1))))
+      lines.append(
+        (time + 25 * ms, fakeLine(time + 25 * ms, .post, "10.244.1.5", port, pod, 8080, id: UInt32(index + 1))))
       if index % 9 == 0 {
-        lines.append((time + 26 * ms, fakeLine(time + 26 * ms, .post, "10.244.1.5", port, "10.244.2.9", 8080, id: UInt32(index + 2))))
+        lines.append(
+          (
+            time + 26 * ms,
+            fakeLine(time + 26 * ms, .post, "10.244.1.5", port, "10.244.2.9", 8080, id: UInt32(index + 2))
+          ))
       }
     }
     return lines.sorted { $0.0 < $1.0 }.map { $0.1 + "\n" }.joined()

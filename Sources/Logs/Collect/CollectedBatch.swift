@@ -1,3 +1,5 @@
+public import SVCTraceCore
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
-public import SVCTraceCore
 
 /// Everything one pull produced, ready to be committed atomically by the store: the parsed
 /// lines, the cursor after them, and the batch's bookkeeping.

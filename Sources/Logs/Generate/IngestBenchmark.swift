@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
-import Foundation
 
 /// Figures of one ``IngestBenchmark`` run (parse-only leg and the awk reference).
 public struct IngestFigures: Sendable, Codable, Equatable {
@@ -79,7 +80,10 @@ public struct IngestFigures: Sendable, Codable, Equatable {
     ]
     if let awkSeconds, let speedup = speedupOverAwk {
       rows.append(
-        ("awk join", "\(fixed(awkSeconds, 3)) s (\(awkCommand)), \(awkJoinedRecords ?? 0) pairs" + Self.runs(awkRunSeconds)))
+        (
+          "awk join",
+          "\(fixed(awkSeconds, 3)) s (\(awkCommand)), \(awkJoinedRecords ?? 0) pairs" + Self.runs(awkRunSeconds)
+        ))
       rows.append(("ratio", "parse is \(fixed(speedup, 1))× faster than the awk join"))
     } else {
       rows.append(("awk join", "not run: \(awkError ?? "unknown error")"))
@@ -98,7 +102,8 @@ public struct IngestFigures: Sendable, Codable, Equatable {
   public static func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return 0 }
-    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    return sorted.count % 2 == 1
+      ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
   }
 }
 
@@ -238,7 +243,9 @@ public enum IngestBenchmark {
     var checksum: UInt64 = 0
     for path in paths {
       let fd = open(path, O_RDONLY | O_CLOEXEC)
-      guard fd >= 0 else { throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno))) }
+      guard fd >= 0 else {
+        throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno)))
+      }
       defer { close(fd) }
       var parser = PacketLineParser(referenceMicros: referenceMicros)
       var splitter = LineSplitter()
@@ -277,7 +284,9 @@ public enum IngestBenchmark {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
     defer { buffer.deallocate() }
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno))) }
+    guard fd >= 0 else {
+      throw IngestBenchmarkError(path: path, operation: "open", message: String(cString: strerror(errno)))
+    }
     defer { close(fd) }
     var parser = PacketLineParser(referenceMicros: referenceMicros, utcOffsetSeconds: utcOffsetSeconds)
     var splitter = LineSplitter()

@@ -308,7 +308,8 @@ private struct NodeState: Sendable {
     pre.stagePre = true
     pre.udp = udp
     pre.ipv6 = ipv6
-    pre.ipID = udp ? (rng.chance(0.5) ? 0 : UInt16(truncatingIfNeeded: rng.next())) : UInt16(truncatingIfNeeded: rng.next())
+    pre.ipID =
+      udp ? (rng.chance(0.5) ? 0 : UInt16(truncatingIfNeeded: rng.next())) : UInt16(truncatingIfNeeded: rng.next())
     pre.sourcePort = UInt16(32768 + rng.below(28232))
     pre.length = udp ? UInt16(40 + rng.below(60)) : 60
     pre.ttl = 64
@@ -402,11 +403,13 @@ private struct NodeState: Sendable {
     writeHeader(options: options, to: &buffer)
     switch rng.below(5) {
     case 0:
-      buffer.append(contentsOf: Array("IPv6: ADDRCONF(NETDEV_CHANGE): ".utf8) + caliName() + Array(": link becomes ready".utf8))
+      buffer.append(
+        contentsOf: Array("IPv6: ADDRCONF(NETDEV_CHANGE): ".utf8) + caliName() + Array(": link becomes ready".utf8))
     case 1:
       buffer.append(contentsOf: Array("nf_conntrack: nf_conntrack: table full, dropping packet".utf8))
     case 2:
-      buffer.append(contentsOf: Array("cni0: port 3(veth".utf8) + caliName().suffix(8) + Array(") entered forwarding state".utf8))
+      buffer.append(
+        contentsOf: Array("cni0: port 3(veth".utf8) + caliName().suffix(8) + Array(") entered forwarding state".utf8))
     case 3:  // another firewall's LOG line: a packet line, but not ours
       var packet = GeneratedPacket()
       packet.source = 0xC0A8_6400 | UInt32(2 + rng.below(250))
@@ -536,7 +539,10 @@ private struct GeneratedPacket: Sendable {
   private func appendAddress(_ value: UInt32, to buffer: inout [UInt8]) {
     if ipv6 {
       // fd00:0010:<a>:<b>:0000:0000:<c>:<d> — 8 groups of 4 hex digits, as the kernel prints.
-      let groups: [UInt64] = [0xFD00, 0x0010, UInt64(value >> 24), UInt64(value >> 16 & 0xFF), 0, 0, UInt64(value >> 8 & 0xFF), UInt64(value & 0xFF)]
+      let groups: [UInt64] = [
+        0xFD00, 0x0010, UInt64(value >> 24), UInt64(value >> 16 & 0xFF), 0, 0, UInt64(value >> 8 & 0xFF),
+        UInt64(value & 0xFF),
+      ]
       for (k, group) in groups.enumerated() {
         if k > 0 { buffer.append(UInt8(ascii: ":")) }
         Text.appendHex(group, width: 4, to: &buffer)
@@ -554,9 +560,12 @@ private struct GeneratedPacket: Sendable {
 enum Text {
   /// Appends `value` in decimal, left-padded with `pad` to at least `width` digits.
   static func appendDecimal(_ value: UInt64, width: Int, pad: UInt8, to buffer: inout [UInt8]) {
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-      (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var digits:
+      (
+        UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+        UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+      ) =
+        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     var count = 0
     var v = value
     withUnsafeMutableBytes(of: &digits) { raw in

@@ -19,7 +19,9 @@ struct FleetOptions: ParsableArguments {
   @Option(name: [.customShort("f"), .long], help: "How many hosts to work on at once.")
   var forks: Int = 20
 
-  @Option(name: .customLong("timeout"), help: ArgumentHelp("Give up on a host after this many seconds.", valueName: "seconds"))
+  @Option(
+    name: .customLong("timeout"), help: ArgumentHelp("Give up on a host after this many seconds.", valueName: "seconds")
+  )
   var hostTimeout: Int?
 
   @Option(help: ArgumentHelp("TCP connect and handshake timeout per host.", valueName: "seconds"))
@@ -30,10 +32,15 @@ struct FleetOptions: ParsableArguments {
     help: ArgumentHelp("OpenSSH known_hosts file (repeatable). Default: ~/.ssh/known_hosts.", valueName: "file"))
   var knownHosts: [String] = []
 
-  @Flag(help: "Trust and record host keys seen for the first time (like StrictHostKeyChecking=accept-new). A changed key always fails.")
+  @Flag(
+    help:
+      "Trust and record host keys seen for the first time (like StrictHostKeyChecking=accept-new). A changed key always fails."
+  )
   var acceptNewHostKeys = false
 
-  @Option(name: .customShort("F"), help: ArgumentHelp("ssh_config file. Default: ~/.ssh/config if present.", valueName: "file"))
+  @Option(
+    name: .customShort("F"),
+    help: ArgumentHelp("ssh_config file. Default: ~/.ssh/config if present.", valueName: "file"))
   var sshConfig: String?
 
   @Option(name: [.customShort("u"), .customLong("user")], help: "Login user for every host (overrides ansible_user).")
@@ -55,10 +62,14 @@ struct FleetOptions: ParsableArguments {
   @Option(help: "User to become. Default: root.")
   var becomeUser: String?
 
-  @Flag(name: [.customShort("K"), .customLong("ask-become-pass")], help: "Prompt once for the sudo password (or set SVCTRACE_BECOME_PASSWORD).")
+  @Flag(
+    name: [.customShort("K"), .customLong("ask-become-pass")],
+    help: "Prompt once for the sudo password (or set SVCTRACE_BECOME_PASSWORD).")
   var askBecomePass = false
 
-  @Flag(name: [.customShort("k"), .customLong("ask-pass")], help: "Prompt once for the SSH login password (or set SVCTRACE_SSH_PASSWORD).")
+  @Flag(
+    name: [.customShort("k"), .customLong("ask-pass")],
+    help: "Prompt once for the SSH login password (or set SVCTRACE_SSH_PASSWORD).")
   var askPass = false
 
   @Flag(name: .shortAndLong, help: "Log debug details to standard error.")

@@ -3,7 +3,10 @@ import Rollout
 
 /// Per-run rollout settings; each overrides the inventory's `svctrace_*` variable of the same meaning.
 struct RolloutOptions: ParsableArguments {
-  @Option(help: ArgumentHelp("File rsyslog writes svctrace's lines to (svctrace_log_path). Default: /var/log/iptables.log.", valueName: "path"))
+  @Option(
+    help: ArgumentHelp(
+      "File rsyslog writes svctrace's lines to (svctrace_log_path). Default: /var/log/iptables.log.", valueName: "path")
+  )
   var logPath: String?
 
   @Option(
@@ -19,7 +22,9 @@ struct RolloutOptions: ParsableArguments {
     help: ArgumentHelp("Log only these Services, as VIP:PORT[/proto],… (svctrace_services).", valueName: "list"))
   var services: String?
 
-  @Option(help: ArgumentHelp("Volume guard: at most N lines per second/minute per rule, e.g. 200/s (svctrace_max_rate).", valueName: "rate"))
+  @Option(
+    help: ArgumentHelp(
+      "Volume guard: at most N lines per second/minute per rule, e.g. 200/s (svctrace_max_rate).", valueName: "rate"))
   var maxRate: String?
 
   /// The command-line values as settings overrides (keys as the inventory variables).

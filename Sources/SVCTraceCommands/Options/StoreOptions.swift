@@ -26,7 +26,9 @@ extension StoreOptions {
   /// - Throws: ``StoreError`` naming the path when there is no store there yet (exit status 1).
   func openExisting() throws -> TraceStore {
     guard FileManager.default.fileExists(atPath: path) else {
-      throw StoreError(operation: "open the store \(path)", message: "there is no store there; run `svctrace collect` first, or give --store PATH / SVCTRACE_STORE")
+      throw StoreError(
+        operation: "open the store \(path)",
+        message: "there is no store there; run `svctrace collect` first, or give --store PATH / SVCTRACE_STORE")
     }
     return try open()
   }

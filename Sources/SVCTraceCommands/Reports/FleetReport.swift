@@ -58,9 +58,14 @@ struct FleetReport: Codable, Sendable {
       case nil: return terminal.paint(text, .dim)
       }
     }
-    var lines = [terminal.paint("NODE".padding(toLength: hostWidth) + "  " + groups.map { $0.uppercased().padding(toLength: columnWidth) }.joined(separator: " "), .bold)]
+    var lines = [
+      terminal.paint(
+        "NODE".padding(toLength: hostWidth) + "  "
+          + groups.map { $0.uppercased().padding(toLength: columnWidth) }.joined(separator: " "), .bold)
+    ]
     for node in orderedNodes {
-      lines.append(node.host.padding(toLength: hostWidth) + "  " + groups.map { cell(node.status(of: $0)) }.joined(separator: " "))
+      lines.append(
+        node.host.padding(toLength: hostWidth) + "  " + groups.map { cell(node.status(of: $0)) }.joined(separator: " "))
     }
     let nodeCounts = counts
     lines.append("")
@@ -101,7 +106,9 @@ struct FleetReport: Codable, Sendable {
           xml.append(open + "/>")
         case .warn:
           xml.append(open + ">")
-          xml.append("      <system-out>WARN: \((check.evidence + (check.fix.map { "\nfix: \($0)" } ?? "")).xmlEscaped)</system-out>")
+          xml.append(
+            "      <system-out>WARN: \((check.evidence + (check.fix.map { "\nfix: \($0)" } ?? "")).xmlEscaped)</system-out>"
+          )
           xml.append("    </testcase>")
         case .fail:
           xml.append(open + ">")
@@ -166,7 +173,8 @@ struct FleetReport: Codable, Sendable {
     if problems.isEmpty {
       html += "<p>None: every check passed.</p>\n"
     } else {
-      html += "<table id=\"problems\"><tr><th>node</th><th>check</th><th>status</th><th>evidence</th><th>what to do</th></tr>\n"
+      html +=
+        "<table id=\"problems\"><tr><th>node</th><th>check</th><th>status</th><th>evidence</th><th>what to do</th></tr>\n"
       for (host, check) in problems {
         html +=
           "<tr><td>\(host.htmlEscaped)</td><td>\(check.group.htmlEscaped)/\(check.name.htmlEscaped)</td><td class=\"\(check.status.rawValue)\">\(check.status.rawValue)</td><td><pre>\(check.evidence.htmlEscaped)</pre></td><td>\((check.fix ?? "").htmlEscaped)</td></tr>\n"

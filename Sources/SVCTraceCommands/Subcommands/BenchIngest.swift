@@ -36,7 +36,8 @@ struct BenchIngest: AsyncParsableCommand {
   @Option(help: "Seed of the generator.")
   var seed: UInt64 = 42
 
-  @Option(help: "Runs of each leg; the fastest run of each is compared (the machine's speed varies from second to second).")
+  @Option(
+    help: "Runs of each leg; the fastest run of each is compared (the machine's speed varies from second to second).")
   var runs = 3
 
   @Flag(help: "Keep the generated files and the store (their directory is printed).")
@@ -50,7 +51,8 @@ struct BenchIngest: AsyncParsableCommand {
 
   func run() async throws {
     MallocTuning.forBulkIngest()
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ingest-\(getpid())").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ingest-\(getpid())")
+      .path
     defer {
       if keep {
         Terminal.writeError("Kept \(directory)\n")
@@ -90,8 +92,14 @@ struct BenchIngest: AsyncParsableCommand {
         "\(rate(Double(storeFigures.lines) / max(seconds, 1e-9))) lines/s, "
           + "\(fixed(Double(figures.bytes) / 1_000_000 / max(seconds, 1e-9), 1)) MB/s (wall)"
       ),
-      ("stored", "\(storeFigures.lines) lines (\(storeFigures.skipped) skipped), \(storeFigures.connections) connections correlated, store \(storeFigures.storeBytes / 1_048_576) MiB"),
-      ("memory", "RSS \(storeFigures.rssAfterKiB / 1024) MiB after the ingest; process peak \(IngestBenchmark.peakRSSKiB() / 1024) MiB"),
+      (
+        "stored",
+        "\(storeFigures.lines) lines (\(storeFigures.skipped) skipped), \(storeFigures.connections) connections correlated, store \(storeFigures.storeBytes / 1_048_576) MiB"
+      ),
+      (
+        "memory",
+        "RSS \(storeFigures.rssAfterKiB / 1024) MiB after the ingest; process peak \(IngestBenchmark.peakRSSKiB() / 1024) MiB"
+      ),
       (
         "end-to-end ratio",
         figures.awkSeconds.map { awkSeconds in
@@ -99,7 +107,8 @@ struct BenchIngest: AsyncParsableCommand {
             runs > 1
             ? " (medians: \(fixed(IngestFigures.median(figures.awkRunSeconds) / max(IngestFigures.median(storeRuns.map(\.seconds)), 1e-9), 1))×)"
             : ""
-          return "parse + store is \(fixed(awkSeconds / max(seconds, 1e-9), 1))× faster than the awk join\(medians) (goal ≥ 10×)"
+          return
+            "parse + store is \(fixed(awkSeconds / max(seconds, 1e-9), 1))× faster than the awk join\(medians) (goal ≥ 10×)"
         }
           ?? "no awk figure: \(figures.awkError ?? "awk did not run")"
       ),
@@ -124,7 +133,8 @@ struct BenchIngest: AsyncParsableCommand {
   private func ingest(storePath: String, directory: String) async throws -> StoreFigures {
     let store = try TraceStore(path: storePath)
     let sources = (0..<nodes).map { index in
-      LocalFileSource(node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
+      LocalFileSource(
+        node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
     }
     let clock = ContinuousClock()
     let cpuStart = IngestBenchmark.processCPUSeconds()
@@ -133,7 +143,8 @@ struct BenchIngest: AsyncParsableCommand {
     let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
       for source in sources {
         group.addTask {
-          try await store.collect(from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
+          try await store.collect(
+            from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
         }
       }
       var all: [CollectSummary] = []
@@ -143,15 +154,19 @@ struct BenchIngest: AsyncParsableCommand {
     let seconds = (clock.now - start).seconds
     let cpuSeconds = IngestBenchmark.processCPUSeconds() - cpuStart
     // The database, its WAL and the raw segment files beside it.
-    let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map { ".raw/" + $0 }
+    let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map {
+      ".raw/" + $0
+    }
     var size = 0
     for suffix in ["", "-wal"] + segments {
       let attributes = try? FileManager.default.attributesOfItem(atPath: storePath + suffix)
       size += (attributes?[.size] as? NSNumber)?.intValue ?? 0
     }
     return StoreFigures(
-      seconds: seconds, cpuSeconds: cpuSeconds, lines: summaries.reduce(0) { $0 + $1.lines }, skipped: summaries.reduce(0) { $0 + $1.skipped },
-      connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size, rssAfterKiB: IngestBenchmark.currentRSSKiB())
+      seconds: seconds, cpuSeconds: cpuSeconds, lines: summaries.reduce(0) { $0 + $1.lines },
+      skipped: summaries.reduce(0) { $0 + $1.skipped },
+      connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size,
+      rssAfterKiB: IngestBenchmark.currentRSSKiB())
   }
 }
 

@@ -31,10 +31,14 @@ struct BenchInstall: AsyncParsableCommand {
   @Option(help: "How many times to run each side.")
   var rounds = 3
 
-  @Option(help: ArgumentHelp("The playbook. Default: bench/ansible/install.yml of the repository this binary was built in.", valueName: "file"))
+  @Option(
+    help: ArgumentHelp(
+      "The playbook. Default: bench/ansible/install.yml of the repository this binary was built in.", valueName: "file")
+  )
   var playbook: String?
 
-  @Option(help: ArgumentHelp("Python virtualenv holding ansible-core (created with pip when missing).", valueName: "dir"))
+  @Option(
+    help: ArgumentHelp("Python virtualenv holding ansible-core (created with pip when missing).", valueName: "dir"))
   var venv = "/var/cache/svctrace-bench/ansible-venv"
 
   @Option(help: ArgumentHelp("Where ansible.cfg and the run logs go.", valueName: "dir"))
@@ -48,13 +52,15 @@ struct BenchInstall: AsyncParsableCommand {
     var context = try FleetContext.make(fleet, label: "bench install")
     context.runner.progress = nil
     let hosts = context.hosts
-    let knownHosts = fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
+    let knownHosts =
+      fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
     let selfPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     let playbookPath = try playbook ?? Self.findPlaybook(from: selfPath)
     guard FileManager.default.fileExists(atPath: playbookPath) else {
       throw ValidationError("Playbook \(playbookPath) not found (give --playbook).")
     }
-    let fixtures = URL(fileURLWithPath: playbookPath).deletingLastPathComponent().appendingPathComponent("fixtures").path
+    let fixtures = URL(fileURLWithPath: playbookPath).deletingLastPathComponent().appendingPathComponent("fixtures")
+      .path
     let logs = workDir + "/logs"
     try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
 
@@ -179,14 +185,23 @@ struct BenchInstall: AsyncParsableCommand {
     let theirMedian = theirs.sorted()[theirs.count / 2]
     let count = Double(hosts.count)
     print("bench install: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds (median wall time)")
-    print("  svctrace install              \(format(ourMedian)) s   (\(format(ourMedian / count)) s/node)   peak RSS \(ourPeak / 1024) MB")
-    print("  ansible-playbook install.yml  \(format(theirMedian)) s   (\(format(theirMedian / count)) s/node)   peak RSS \(theirPeak / 1024) MB (largest process)")
+    print(
+      "  svctrace install              \(format(ourMedian)) s   (\(format(ourMedian / count)) s/node)   peak RSS \(ourPeak / 1024) MB"
+    )
+    print(
+      "  ansible-playbook install.yml  \(format(theirMedian)) s   (\(format(theirMedian / count)) s/node)   peak RSS \(theirPeak / 1024) MB (largest process)"
+    )
     print("  ratio ansible/svctrace        \(format(theirMedian / ourMedian))x  (goal >= 10x)")
-    print("  rounds: svctrace " + ours.map(format).joined(separator: " ") + " s; ansible " + theirs.map(format).joined(separator: " ") + " s")
+    print(
+      "  rounds: svctrace " + ours.map(format).joined(separator: " ") + " s; ansible "
+        + theirs.map(format).joined(separator: " ") + " s")
     if failures.isEmpty {
-      print("  ansible result verified: svctrace --check reports 0 changes on \(hosts.count) nodes (\(verified.count) of \(rounds) rounds)")
+      print(
+        "  ansible result verified: svctrace --check reports 0 changes on \(hosts.count) nodes (\(verified.count) of \(rounds) rounds)"
+      )
       if converseVerified {
-        print("  and conversely: the playbook on svctrace's install reports changed=0 on \(hosts.count) nodes (round 1)")
+        print(
+          "  and conversely: the playbook on svctrace's install reports changed=0 on \(hosts.count) nodes (round 1)")
       }
     } else {
       print("  ansible result NOT verified: svctrace --check after the playbook still reports changes:")
@@ -213,7 +228,9 @@ struct BenchInstall: AsyncParsableCommand {
   static func closeControlMasters(in directory: String) {
     let sockets = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for socket in sockets {
-      _ = try? Spawn.run("/usr/bin/ssh", ["-o", "ControlPath=" + directory + "/" + socket, "-O", "exit", "svctrace-bench"], log: "/dev/null")
+      _ = try? Spawn.run(
+        "/usr/bin/ssh", ["-o", "ControlPath=" + directory + "/" + socket, "-O", "exit", "svctrace-bench"],
+        log: "/dev/null")
     }
     try? FileManager.default.removeItem(atPath: directory)
   }
@@ -227,11 +244,13 @@ struct BenchInstall: AsyncParsableCommand {
     let log = workDir + "/pip.log"
     let create = try Spawn.run("/usr/bin/python3", ["-m", "venv", venv], log: log)
     guard create.status == 0 else {
-      throw ValidationError("python3 -m venv \(venv) failed (exit \(create.status); Debian needs python3-venv):\n\(create.tail)")
+      throw ValidationError(
+        "python3 -m venv \(venv) failed (exit \(create.status); Debian needs python3-venv):\n\(create.tail)")
     }
     let pip = try Spawn.run(venv + "/bin/pip", ["install", "--quiet", "ansible-core"], log: log)
     guard pip.status == 0, FileManager.default.isExecutableFile(atPath: venv + "/bin/ansible-playbook") else {
-      throw ValidationError("pip install ansible-core into \(venv) failed (exit \(pip.status)); is PyPI reachable?\n\(pip.tail)")
+      throw ValidationError(
+        "pip install ansible-core into \(venv) failed (exit \(pip.status)); is PyPI reachable?\n\(pip.tail)")
     }
     return venv
   }
@@ -275,7 +294,8 @@ struct BenchInstall: AsyncParsableCommand {
     try? FileManager.default.removeItem(atPath: directory)
     for result in results {
       guard let fixture = result.payload else {
-        throw ValidationError("Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
+        throw ValidationError(
+          "Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
       }
       try fixture.write(to: directory + "/" + result.host.name)
     }
@@ -336,14 +356,17 @@ struct Fixture: Sendable {
       "svct_logrotate": settings.logrotatePath,
     ]
     if plan.scope.families.contains(.ipv6) && plan.dataplane.backend != .nftables {
-      throw ValidationError("\(plan.host): the benchmark playbook covers IPv4 iptables rules only; this node has IPv6 service rules.")
+      throw ValidationError(
+        "\(plan.host): the benchmark playbook covers IPv4 iptables rules only; this node has IPv6 service rules.")
     }
     if let table = plan.nftDesired {
       files["svctrace.nft"] = Array(Renderer.nftApplyFile(table: table).utf8)
       vars["svct_iptables_chains"] = [String]()
       vars["svct_iptables_expected"] = [String]()
     } else {
-      let desired = plan.iptables.first { $0.backend == plan.dataplane.backend && $0.family == .ipv4 }?.desired ?? IptablesRuleState()
+      let desired =
+        plan.iptables.first { $0.backend == plan.dataplane.backend && $0.family == .ipv4 }?.desired
+        ?? IptablesRuleState()
       // The restore body: rules of svctrace's chains, then the jumps (header, chains and -D lines come from the template).
       var body: [String] = []
       for chain in desired.chains { body += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" } }
@@ -390,7 +413,9 @@ struct SpawnResult {
 enum Spawn {
   /// Runs `executable` with stdin from /dev/null and stdout+stderr into `log`; waits for it.
   /// - Throws: ``ValidationError`` when the process cannot be started.
-  static func run(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> SpawnResult {
+  static func run(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws
+    -> SpawnResult
+  {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }

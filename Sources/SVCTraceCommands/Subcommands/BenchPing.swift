@@ -23,9 +23,12 @@ struct BenchPing: AsyncParsableCommand {
     let context = try FleetContext.make(fleet, label: "bench ping")
     let hosts = context.hosts
     guard let key = hosts.first?.identityFiles.first ?? fleet.privateKeys.first else {
-      throw ValidationError("bench ping needs a private key file (inventory ansible_ssh_private_key_file or --private-key) so OpenSSH uses the same one.")
+      throw ValidationError(
+        "bench ping needs a private key file (inventory ansible_ssh_private_key_file or --private-key) so OpenSSH uses the same one."
+      )
     }
-    let knownHosts = fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
+    let knownHosts =
+      fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
     let selfPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
 
     var svctraceArguments = ["ping", "--forks", String(fleet.forks), "--known-hosts", knownHosts]
@@ -38,10 +41,10 @@ struct BenchPing: AsyncParsableCommand {
       ". /etc/os-release; uname -r; iptables -V; command -v rsyslogd logrotate; id -un; date +%s%N; date +%s%N"
     let script = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-bench-ssh-\(getpid()).sh").path
     try """
-      #!/bin/sh
-      exec ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(ShellQuote.quote(knownHosts)) \
-        -o ConnectTimeout=\(fleet.connectTimeout) -i \(ShellQuote.quote(key)) -p "$2" "$1" \(ShellQuote.quote(facts)) >/dev/null
-      """.write(toFile: script, atomically: true, encoding: .utf8)
+    #!/bin/sh
+    exec ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=\(ShellQuote.quote(knownHosts)) \
+      -o ConnectTimeout=\(fleet.connectTimeout) -i \(ShellQuote.quote(key)) -p "$2" "$1" \(ShellQuote.quote(facts)) >/dev/null
+    """.write(toFile: script, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: script) }
     _ = chmod(script, 0o755)
     let sshCommand = "xargs -P \(fleet.forks) -L 1 \(ShellQuote.quote(script))"
@@ -54,7 +57,9 @@ struct BenchPing: AsyncParsableCommand {
       Terminal.writeError(" openssh…\n")
       let (theirTime, theirStatus) = try timed("/bin/sh", ["-c", sshCommand], stdin: list)
       guard ourStatus == 0, theirStatus == 0 else {
-        throw ValidationError("A side failed (svctrace exit \(ourStatus), openssh exit \(theirStatus)); run `svctrace ping` to see which hosts.")
+        throw ValidationError(
+          "A side failed (svctrace exit \(ourStatus), openssh exit \(theirStatus)); run `svctrace ping` to see which hosts."
+        )
       }
       ours.append(ourTime)
       theirs.append(theirTime)
@@ -62,9 +67,12 @@ struct BenchPing: AsyncParsableCommand {
     let ourMedian = ours.sorted()[ours.count / 2]
     let theirMedian = theirs.sorted()[theirs.count / 2]
     print("bench ping: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds (median wall time)")
-    print("  svctrace ping                 \(format(ourMedian)) s   (\(format(ourMedian / Double(hosts.count) * 1000)) ms/host)")
+    print(
+      "  svctrace ping                 \(format(ourMedian)) s   (\(format(ourMedian / Double(hosts.count) * 1000)) ms/host)"
+    )
     print("  openssh ssh, xargs -P \(fleet.forks)      \(format(theirMedian)) s")
-    print("  ratio openssh/svctrace        \(format(theirMedian / ourMedian))x  (>= 1 means svctrace is as fast or faster)")
+    print(
+      "  ratio openssh/svctrace        \(format(theirMedian / ourMedian))x  (>= 1 means svctrace is as fast or faster)")
     print("  peak memory (this process)    \(PeakMemory.currentMegabytes()) MB")
   }
 

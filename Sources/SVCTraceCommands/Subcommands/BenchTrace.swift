@@ -29,7 +29,8 @@ struct BenchTrace: AsyncParsableCommand {
   @Option(help: "Lookups of each kind to time.")
   var queries = 200
 
-  @Option(help: ArgumentHelp("Where to build the store (must not exist). Default: a temporary directory.", valueName: "file"))
+  @Option(
+    help: ArgumentHelp("Where to build the store (must not exist). Default: a temporary directory.", valueName: "file"))
   var path: String?
 
   @Flag(help: "Keep the store afterwards.")
@@ -39,7 +40,9 @@ struct BenchTrace: AsyncParsableCommand {
   var json = false
 
   func validate() throws {
-    guard records >= 1000, records <= 1_000_000_000 else { throw ValidationError("--records must be between 1000 and 1000000000.") }
+    guard records >= 1000, records <= 1_000_000_000 else {
+      throw ValidationError("--records must be between 1000 and 1000000000.")
+    }
     guard queries >= 1, queries <= 1_000_000 else { throw ValidationError("--queries must be between 1 and 1000000.") }
     if let path, FileManager.default.fileExists(atPath: path) {
       throw ValidationError("\(path) already exists; bench trace builds a fresh store.")

@@ -33,7 +33,9 @@ extension SVCTrace {
     @OptionGroup var storeOptions: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("The node log to pull. Default: svctrace_log_path, else /var/log/iptables.log.", valueName: "path"))
+    @Option(
+      help: ArgumentHelp(
+        "The node log to pull. Default: svctrace_log_path, else /var/log/iptables.log.", valueName: "path"))
     var logPath: String?
 
     @Option(
@@ -43,10 +45,14 @@ extension SVCTrace {
         valueName: "node=path"))
     var fromFiles: [String] = []
 
-    @Option(help: ArgumentHelp("Host that runs kubectl for name snapshots. Default: the first selected host of kube_control_plane.", valueName: "host"))
+    @Option(
+      help: ArgumentHelp(
+        "Host that runs kubectl for name snapshots. Default: the first selected host of kube_control_plane.",
+        valueName: "host"))
     var kubectlHost: String?
 
-    @Option(help: ArgumentHelp("Take the name snapshot with a local kubectl and this kubeconfig instead.", valueName: "path"))
+    @Option(
+      help: ArgumentHelp("Take the name snapshot with a local kubectl and this kubeconfig instead.", valueName: "path"))
     var kubeconfig: String?
 
     @Flag(help: "Do not take a Kubernetes name snapshot.")
@@ -98,24 +104,33 @@ extension SVCTrace {
       let pullBytes = CollectOperation.pullBytes(forks: min(fleet.forks, byNode.count))
       let perNode = await slidingWindow(
         byNode, limit: fleet.forks,
-        notStarted: { node in node.files.map { ($0.index, HostResult<CollectReport>(host: node.node, status: .skipped, message: "cancelled")) } }
-      ) { node in
-        var results: [(Int, HostResult<CollectReport>)] = []
-        for (index, path) in node.files {
-          do {
-            let now = ClockOffset.wallClockMicros()
-            let summary = try await store.collect(
-              from: LocalFileSource(node: node.node, path: path), makeParser: { PacketLineParser(referenceMicros: now) },
-              clock: .zero, maxBytes: pullBytes)
-            let report = CollectReport(summary, clock: .zero, path: path)
-            results.append(
-              (index, HostResult(host: node.node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report)))
-          } catch {
-            results.append((index, HostResult(host: node.node, status: .failed, message: "\(error)")))
+        notStarted: { node in
+          node.files.map {
+            ($0.index, HostResult<CollectReport>(host: node.node, status: .skipped, message: "cancelled"))
           }
-        }
-        return results
-      }
+        },
+        { node in
+          var results: [(Int, HostResult<CollectReport>)] = []
+          for (index, path) in node.files {
+            do {
+              let now = ClockOffset.wallClockMicros()
+              let summary = try await store.collect(
+                from: LocalFileSource(node: node.node, path: path),
+                makeParser: { PacketLineParser(referenceMicros: now) },
+                clock: .zero, maxBytes: pullBytes)
+              let report = CollectReport(summary, clock: .zero, path: path)
+              results.append(
+                (
+                  index,
+                  HostResult(
+                    host: node.node, status: summary.lines > 0 ? .changed : .ok, message: report.line, payload: report)
+                ))
+            } catch {
+              results.append((index, HostResult(host: node.node, status: .failed, message: "\(error)")))
+            }
+          }
+          return results
+        })
       // In the order given.
       let reports = perNode.flatMap { $0 }.sorted { $0.0 < $1.0 }.map(\.1)
       try Output.finish(
@@ -151,7 +166,8 @@ struct CollectReport: Codable, Sendable {
   }
 
   var line: String {
-    var text = "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
+    var text =
+      "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
     if skipped > 0 { text += ", \(skipped) skipped" }
     text += ", clock \(clockOffsetMs >= 0 ? "+" : "")\(format(clockOffsetMs))±\(format(clockBoundMs)) ms"
     if !events.isEmpty { text += "; " + events.joined(separator: "; ") }

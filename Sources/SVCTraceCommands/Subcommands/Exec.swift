@@ -30,7 +30,9 @@ extension SVCTrace {
     var command: [String] = []
 
     func validate() throws {
-      guard !command.isEmpty else { throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime") }
+      guard !command.isEmpty else {
+        throw ValidationError("Give the command after --, e.g. svctrace exec -i hosts.ini -- uptime")
+      }
     }
 
     func run() async throws {
@@ -44,7 +46,8 @@ extension SVCTrace {
         let payload = ExecOutput(result)
         if !json { printGrouped(host.id, payload, terminal: terminal) }
         guard result.succeeded else {
-          throw RemoteError(host: host.id, operation: "run `\(line)`", kind: .commandFailed, message: result.failureSummary)
+          throw RemoteError(
+            host: host.id, operation: "run `\(line)`", kind: .commandFailed, message: result.failureSummary)
         }
         return HostOutcome(payload: payload)
       }
@@ -69,7 +72,8 @@ struct ExecOutput: Codable, Sendable {
 
 /// Prints one host's output as a block, so concurrent hosts never interleave lines.
 private func printGrouped(_ host: HostID, _ output: ExecOutput, terminal: Terminal) {
-  var block = terminal.paint("── \(host) (exit \(output.signal.map { "SIG\($0)" } ?? String(output.exitStatus)))", .bold) + "\n"
+  var block =
+    terminal.paint("── \(host) (exit \(output.signal.map { "SIG\($0)" } ?? String(output.exitStatus)))", .bold) + "\n"
   if !output.stdout.isEmpty { block += output.stdout.hasSuffix("\n") ? output.stdout : output.stdout + "\n" }
   if !output.stderr.isEmpty {
     let text = output.stderr.hasSuffix("\n") ? output.stderr : output.stderr + "\n"

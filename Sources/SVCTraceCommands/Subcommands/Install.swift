@@ -51,12 +51,16 @@ extension SVCTrace {
 
     @Option(
       name: .customLong("for"),
-      help: ArgumentHelp("Time-boxed capture: the node removes everything by itself after this long (e.g. 2h), even if this workstation is gone.", valueName: "duration"))
+      help: ArgumentHelp(
+        "Time-boxed capture: the node removes everything by itself after this long (e.g. 2h), even if this workstation is gone.",
+        valueName: "duration"))
     var captureFor: String?
 
     func validate() throws {
       if let serial, serial < 1 { throw ValidationError("--serial must be at least 1.") }
-      if let maxFailPercent, !(0...100).contains(maxFailPercent) { throw ValidationError("--max-fail-percent takes 0 to 100.") }
+      if let maxFailPercent, !(0...100).contains(maxFailPercent) {
+        throw ValidationError("--max-fail-percent takes 0 to 100.")
+      }
       if let captureFor {
         do { _ = try RolloutSettings.parseDuration(captureFor) } catch { throw ValidationError("--for: \(error)") }
       }
@@ -80,7 +84,9 @@ extension SVCTrace {
           return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
         }
         let applied = await NodeRollout.apply(plan, session: session)
-        report.steps = applied.steps.map { "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")" }
+        report.steps = applied.steps.map {
+          "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")"
+        }
         if let failure = applied.failure { throw failure }
         return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
       }
@@ -90,7 +96,8 @@ extension SVCTrace {
   /// `svctrace remove`: take back exactly what install added.
   struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Remove svctrace's rules, chains, tables, drop-in, logrotate entry and expiry from every selected node.",
+      abstract:
+        "Remove svctrace's rules, chains, tables, drop-in, logrotate entry and expiry from every selected node.",
       discussion: """
         Removes exactly what svctrace added (and, for iptables-nft, base chains and tables it created) and \
         restarts rsyslog. Collected log files stay unless --purge-logs. --legacy also removes the old \
@@ -107,7 +114,8 @@ extension SVCTrace {
     @OptionGroup var fleet: FleetOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("The log file install wrote (svctrace_log_path); used by --purge-logs.", valueName: "path"))
+    @Option(
+      help: ArgumentHelp("The log file install wrote (svctrace_log_path); used by --purge-logs.", valueName: "path"))
     var logPath: String?
 
     @Flag(help: "Also delete the collected log files on the nodes.")
@@ -125,7 +133,9 @@ extension SVCTrace {
         let report = await NodeRollout.remove(session, settings: settings, purgeLogs: purgeLogs, legacy: legacy)
         if let failure = report.failure { throw failure }
         let steps = report.steps.map { "\($0.name)\($0.detail.isEmpty ? "" : ": \($0.detail)")" }
-        return HostOutcome(changed: report.changed, message: report.changed ? steps.joined(separator: "; ") : "nothing to remove", payload: steps)
+        return HostOutcome(
+          changed: report.changed, message: report.changed ? steps.joined(separator: "; ") : "nothing to remove",
+          payload: steps)
       }
     }
   }

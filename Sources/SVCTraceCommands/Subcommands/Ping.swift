@@ -71,15 +71,19 @@ struct NodeFacts: Codable, Sendable {
     }
     let iptables = facts["iptables"] ?? ""
     let backend =
-      iptables.contains("nf_tables") ? "nf_tables" : iptables.contains("legacy") ? "legacy" : iptables.isEmpty ? "none" : "unknown"
+      iptables.contains("nf_tables")
+      ? "nf_tables" : iptables.contains("legacy") ? "legacy" : iptables.isEmpty ? "none" : "unknown"
     // The facts run doubles as the clock sample: one round trip per host, like `ssh host cmd`.
     // (collect takes several samples and keeps the tightest; ping reports this one with its bound.)
     guard let nanos = facts["clock"].flatMap({ Int64($0) }) else {
-      throw RemoteError(host: session.host, operation: "read the clock", kind: .commandFailed, message: "`date +%s%N` printed nothing usable")
+      throw RemoteError(
+        host: session.host, operation: "read the clock", kind: .commandFailed,
+        message: "`date +%s%N` printed nothing usable")
     }
     let clock = ClockOffset(remoteNanos: nanos, localBeforeMicros: before, localAfterMicros: after)
     return NodeFacts(
-      os: facts["os"] ?? "unknown", kernel: facts["kernel"] ?? "unknown", iptables: iptables.isEmpty ? "not installed" : iptables,
+      os: facts["os"] ?? "unknown", kernel: facts["kernel"] ?? "unknown",
+      iptables: iptables.isEmpty ? "not installed" : iptables,
       iptablesBackend: backend, rsyslog: facts["rsyslog"] == "yes", logrotate: facts["logrotate"] == "yes",
       user: facts["user"] ?? "?", clockOffsetMs: Double(clock.offsetMicros) / 1000,
       clockBoundMs: Double(clock.boundMicros) / 1000)

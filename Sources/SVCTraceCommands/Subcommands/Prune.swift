@@ -19,7 +19,8 @@ extension SVCTrace {
         Exit status: 0 on success, 1 when the store cannot be changed, 2 on usage errors.
         """)
 
-    @Option(help: ArgumentHelp("A duration (7d, 12h) or an RFC 3339 time: delete what is older.", valueName: "age|time"))
+    @Option(
+      help: ArgumentHelp("A duration (7d, 12h) or an RFC 3339 time: delete what is older.", valueName: "age|time"))
     var olderThan: String
 
     @Flag(help: "Print the summary as JSON.")
@@ -36,7 +37,9 @@ extension SVCTrace {
       let cutoff = try TraceArguments.time(olderThan, nowMicros: ClockOffset.wallClockMicros())
       let summary = try store.prune(olderThan: cutoff)
       if json {
-        print(try Output.json(PruneDocument(store: storeOptions.path, cutoff: TimeFormat.rfc3339(micros: cutoff), removed: summary)))
+        print(
+          try Output.json(
+            PruneDocument(store: storeOptions.path, cutoff: TimeFormat.rfc3339(micros: cutoff), removed: summary)))
       } else {
         print("Pruned \(storeOptions.path) before \(TimeFormat.rfc3339(micros: cutoff)):")
         print("  \(summary.connections) connections, \(summary.lines) raw lines, \(summary.batches) batches,")

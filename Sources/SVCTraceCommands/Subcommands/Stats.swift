@@ -40,7 +40,9 @@ extension SVCTrace {
     @Option(help: ArgumentHelp("table, json or html.", valueName: "format"))
     var format: StatsFormat = .table
 
-    @Option(help: ArgumentHelp("Write the report to this file instead of standard output (required for html).", valueName: "file"))
+    @Option(
+      help: ArgumentHelp(
+        "Write the report to this file instead of standard output (required for html).", valueName: "file"))
     var output: String?
 
     @OptionGroup(title: "Store") var storeOptions: StoreOptions
@@ -73,7 +75,10 @@ extension SVCTrace {
       let text: String
       switch format {
       case .table:
-        let terminal = output == nil ? Terminal.current(environment: ProcessInfo.processInfo.environment) : Terminal(stdoutIsTTY: false, stderrIsTTY: false, color: false)
+        let terminal =
+          output == nil
+          ? Terminal.current(environment: ProcessInfo.processInfo.environment)
+          : Terminal(stdoutIsTTY: false, stderrIsTTY: false, color: false)
         text = StatsReport.renderTable(stats, period: period, terminal: terminal)
       case .json: text = try Output.json(stats) + "\n"
       case .html: text = StatsReport.renderHTML(stats, period: period)
@@ -146,11 +151,13 @@ enum StatsReport {
       let barText = bar(endpoint.share / largest, width: 30).padding(toLength: 31)
       let style: Terminal.Style = [.green, .yellow, .red][severity(endpoint)]
       let count = String(endpoint.connections)
-      out += text.padding(toLength: labelWidth) + "  " + terminal.paint(barText, style) + " "
+      out +=
+        text.padding(toLength: labelWidth) + "  " + terminal.paint(barText, style) + " "
         + String(repeating: " ", count: countWidth - count.count) + count + "  "
         + percent(endpoint.share).padding(toLength: 6) + "  expected " + percent(endpoint.expectedShare) + "\n"
     }
-    out += String(format: "skew %.2f (max |share − expected| / expected), chi-square %.1f with %d degrees of freedom\n",
+    out += String(
+      format: "skew %.2f (max |share − expected| / expected), chi-square %.1f with %d degrees of freedom\n",
       stats.skew, stats.chiSquare, stats.degreesOfFreedom)
     let idle = stats.idleEndpoints
     if !idle.isEmpty {

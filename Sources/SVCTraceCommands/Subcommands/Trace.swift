@@ -63,7 +63,8 @@ extension SVCTrace {
     @Option(help: ArgumentHelp("Before this time: RFC 3339 or a duration ago.", valueName: "time"))
     var until: String?
 
-    @Option(help: ArgumentHelp("Connections within --window of this time (RFC 3339 or a duration ago).", valueName: "time"))
+    @Option(
+      help: ArgumentHelp("Connections within --window of this time (RFC 3339 or a duration ago).", valueName: "time"))
     var around: String?
 
     @Option(help: ArgumentHelp("Half-width of --around.", valueName: "duration"))
@@ -87,10 +88,14 @@ extension SVCTrace {
     @Option(help: ArgumentHelp("Seconds between collects with --follow.", valueName: "seconds"))
     var interval: Double = 5
 
-    @Option(name: .customLong("for"), help: ArgumentHelp("Stop --follow after this long (e.g. 10m).", valueName: "duration"))
+    @Option(
+      name: .customLong("for"), help: ArgumentHelp("Stop --follow after this long (e.g. 10m).", valueName: "duration"))
     var followFor: String?
 
-    @Option(help: ArgumentHelp("The node log to pull with --follow. Default: svctrace_log_path, else /var/log/iptables.log.", valueName: "path"))
+    @Option(
+      help: ArgumentHelp(
+        "The node log to pull with --follow. Default: svctrace_log_path, else /var/log/iptables.log.", valueName: "path"
+      ))
     var logPath: String?
 
     @OptionGroup(title: "Store") var storeOptions: StoreOptions
@@ -99,7 +104,9 @@ extension SVCTrace {
     func validate() throws {
       _ = try query(nowMicros: 0)
       guard max >= 1 else { throw ValidationError("--max must be at least 1.") }
-      guard interval >= 0.2, interval <= 3600 else { throw ValidationError("--interval must be between 0.2 and 3600 seconds.") }
+      guard interval >= 0.2, interval <= 3600 else {
+        throw ValidationError("--interval must be between 0.2 and 3600 seconds.")
+      }
       if let followFor { _ = try TraceArguments.duration(followFor) }
       if !follow, followFor != nil { throw ValidationError("--for needs --follow.") }
       if follow, fleet.inventory.isEmpty, ProcessInfo.processInfo.environment["SVCTRACE_INVENTORY"] == nil {
@@ -141,7 +148,9 @@ extension SVCTrace {
         query.proto = number
       }
       if let around {
-        guard since == nil, until == nil else { throw ValidationError("--around cannot be combined with --since/--until.") }
+        guard since == nil, until == nil else {
+          throw ValidationError("--around cannot be combined with --since/--until.")
+        }
         let center = try TraceArguments.time(around, nowMicros: nowMicros)
         let half = try TraceArguments.duration(window)
         query.sinceMicros = center - half
@@ -158,7 +167,8 @@ extension SVCTrace {
 
     func run() async throws {
       var query = try query(nowMicros: ClockOffset.wallClockMicros())
-      var printer = TracePrinter(format: format, explain: explain, terminal: Terminal.current(environment: ProcessInfo.processInfo.environment))
+      var printer = TracePrinter(
+        format: format, explain: explain, terminal: Terminal.current(environment: ProcessInfo.processInfo.environment))
       if follow {
         try await runFollow(query: query, printer: printer)
         return
@@ -181,7 +191,8 @@ extension SVCTrace {
     private func runFollow(query: TraceQuery, printer initial: TracePrinter) async throws {
       let store = try storeOptions.open()
       let context = try FleetContext.make(fleet, label: "trace --follow")
-      let snapshotHost = CollectOperation.snapshotHost(context.hosts, kubectlHost: nil, kubeconfig: nil, noSnapshot: false)
+      let snapshotHost = CollectOperation.snapshotHost(
+        context.hosts, kubectlHost: nil, kubeconfig: nil, noSnapshot: false)
       let logPath = self.logPath
       let runner = context.runner
       let hosts = context.hosts
@@ -208,7 +219,9 @@ extension SVCTrace {
       await collectRound(snapshot: true, failing: &failingAtStart)
       var backlog = query
       let startID = try store.latestConnectionID() ?? 0
-      Terminal.writeError("Following: new connections are printed as they are collected (every \(SVCTraceCommands.format(interval)) s; Ctrl-C stops).\n")
+      Terminal.writeError(
+        "Following: new connections are printed as they are collected (every \(SVCTraceCommands.format(interval)) s; Ctrl-C stops).\n"
+      )
       var printed = 0
       var printer = initial
       if since != nil || around != nil {
@@ -286,7 +299,11 @@ struct ExplainedRecord: Encodable {
     guard let lines else { return }
     var container = encoder.container(keyedBy: Keys.self)
     try container.encode(
-      lines.map { Line(node: $0.node, stage: $0.stage, outcome: $0.outcome, time: TimeFormat.rfc3339(micros: $0.timeMicros), raw: $0.raw) },
+      lines.map {
+        Line(
+          node: $0.node, stage: $0.stage, outcome: $0.outcome, time: TimeFormat.rfc3339(micros: $0.timeMicros),
+          raw: $0.raw)
+      },
       forKey: .explain)
   }
 }
@@ -395,7 +412,9 @@ struct TracePrinter: Sendable {
     for (item, row) in zip(items, rows) {
       Swift.print(line(row))
       for stored in item.lines ?? [] {
-        Swift.print(terminal.paint("    \(stored.stage.padding(toLength: 4, withPad: " ", startingAt: 0)) \(stored.node) \(stored.raw)", .dim))
+        Swift.print(
+          terminal.paint(
+            "    \(stored.stage.padding(toLength: 4, withPad: " ", startingAt: 0)) \(stored.node) \(stored.raw)", .dim))
       }
     }
   }

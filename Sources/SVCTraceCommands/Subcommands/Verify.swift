@@ -50,13 +50,16 @@ extension SVCTrace {
     @Flag(help: "Prove the whole pipeline: connect from each node to a Service and find both lines in the log.")
     var canary = false
 
-    @Option(help: ArgumentHelp("The Service the canary connects to. Default: a TCP ClusterIP from kube-proxy's rules.", valueName: "vip:port"))
+    @Option(
+      help: ArgumentHelp(
+        "The Service the canary connects to. Default: a TCP ClusterIP from kube-proxy's rules.", valueName: "vip:port"))
     var canaryService: String?
 
     @Option(help: ArgumentHelp("Warn when a node's clock is off by more than this many milliseconds.", valueName: "ms"))
     var maxClockOffset: Int = 1000
 
-    @Option(help: ArgumentHelp("Warn when the log's filesystem would fill up within this many hours.", valueName: "hours"))
+    @Option(
+      help: ArgumentHelp("Warn when the log's filesystem would fill up within this many hours.", valueName: "hours"))
     var minHoursUntilFull: Double = 24
 
     func validate() throws {
@@ -75,7 +78,9 @@ extension SVCTrace {
       let results = try await withInterruptCancellation { [context] in
         await context.runner.run(context.hosts, connector: context.connector) { session, host in
           let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-          let note = host.become.enabled ? "logged in as \(host.user), become \(host.become.user) works" : "logged in as \(host.user)"
+          let note =
+            host.become.enabled
+            ? "logged in as \(host.user), become \(host.become.user) works" : "logged in as \(host.user)"
           let checks = await Verifier.check(session, settings: settings, options: checkOptions, becomeNote: note)
           return HostOutcome<[CheckResult]>(payload: checks)
         }
@@ -94,7 +99,11 @@ extension SVCTrace {
       let report = FleetReport(generatedAt: Date(), groups: groups, nodes: nodes)
       let text: String
       switch format {
-      case .table: text = report.renderTable(terminal: output == nil ? context.terminal : Terminal(stdoutIsTTY: false, stderrIsTTY: false, color: false)) + "\n"
+      case .table:
+        text =
+          report.renderTable(
+            terminal: output == nil ? context.terminal : Terminal(stdoutIsTTY: false, stderrIsTTY: false, color: false))
+          + "\n"
       case .json: text = try Output.json(report) + "\n"
       case .junit: text = report.renderJUnit()
       case .html: text = report.renderHTML()
@@ -102,7 +111,9 @@ extension SVCTrace {
       if let output {
         try text.write(toFile: output, atomically: true, encoding: .utf8)
         let counts = report.counts
-        print("verify: \(nodes.count) nodes: \(counts[.pass] ?? 0) pass, \(counts[.warn] ?? 0) warn, \(counts[.fail] ?? 0) fail; report written to \(output)")
+        print(
+          "verify: \(nodes.count) nodes: \(counts[.pass] ?? 0) pass, \(counts[.warn] ?? 0) warn, \(counts[.fail] ?? 0) fail; report written to \(output)"
+        )
       } else {
         print(text, terminator: "")
       }
@@ -110,10 +121,16 @@ extension SVCTrace {
     }
 
     static func accessFix(_ message: String) -> String {
-      if message.contains("HOST KEY CHANGED") { return "Verify the new key out of band, then update known_hosts as the message says." }
-      if message.contains("not known") { return "Check the fingerprint, then add it to known_hosts or rerun with --accept-new-host-keys." }
+      if message.contains("HOST KEY CHANGED") {
+        return "Verify the new key out of band, then update known_hosts as the message says."
+      }
+      if message.contains("not known") {
+        return "Check the fingerprint, then add it to known_hosts or rerun with --accept-new-host-keys."
+      }
       if message.contains("sudo") { return "Fix sudo for the login user, or give the become password (-K)." }
-      if message.contains("authenticat") { return "Check the user and key (ansible_user, ansible_ssh_private_key_file) or agent." }
+      if message.contains("authenticat") {
+        return "Check the user and key (ansible_user, ansible_ssh_private_key_file) or agent."
+      }
       return "Check that the node is up and sshd listens (svctrace ping)."
     }
   }

@@ -40,7 +40,8 @@ enum CollectOperation {
 
   /// The host that takes the name snapshot: `--kubectl-host`, else the first selected host of
   /// `kube_control_plane`; none with `--no-snapshot` or a local `--kubeconfig`.
-  static func snapshotHost(_ hosts: [FleetHost], kubectlHost: String?, kubeconfig: String?, noSnapshot: Bool) -> String? {
+  static func snapshotHost(_ hosts: [FleetHost], kubectlHost: String?, kubeconfig: String?, noSnapshot: Bool) -> String?
+  {
     if noSnapshot || kubeconfig != nil { return nil }
     return kubectlHost ?? hosts.first { $0.groups.contains("kube_control_plane") }?.id.name
   }

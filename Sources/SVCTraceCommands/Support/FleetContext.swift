@@ -17,7 +17,9 @@ struct FleetContext {
 
   /// Loads the inventory, applies `--limit`, resolves connection settings and prompts for secrets.
   /// - Throws: ``ValidationError`` for unusable options, `InventoryError` (file:line) for a bad inventory.
-  static func make(_ options: FleetOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+  static func make(
+    _ options: FleetOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment
+  )
     throws -> FleetContext
   {
     let logger = Logging.make(verbose: options.verbose)
@@ -29,7 +31,10 @@ struct FleetContext {
     }
     let inventory = try Inventory.load(paths: paths)
     let selected = try inventory.select(options.limit)
-    guard !selected.isEmpty else { throw ValidationError("No hosts selected (inventory \(paths.joined(separator: ", ")), limit \(options.limit ?? "all")).") }
+    guard !selected.isEmpty else {
+      throw ValidationError(
+        "No hosts selected (inventory \(paths.joined(separator: ", ")), limit \(options.limit ?? "all")).")
+    }
 
     let home = environment["HOME"] ?? "/root"
     var sshConfig: SSHConfig?

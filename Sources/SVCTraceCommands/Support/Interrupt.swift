@@ -47,6 +47,11 @@ private final class InterruptState: @unchecked Sendable {
   private var count = 0
 
   /// Records an interrupt; `true` when this is the second one.
-  func interrupt() -> Bool { lock.sync { count += 1; return count > 1 } }
+  func interrupt() -> Bool {
+    lock.sync {
+      count += 1
+      return count > 1
+    }
+  }
   var wasInterrupted: Bool { lock.sync { count > 0 } }
 }

@@ -12,7 +12,8 @@ enum Snapshot {
   static func take(session: any RemoteSession, store: TraceStore) async throws -> String {
     let taken = ClockOffset.wallClockMicros()
     let result = try await session.check(command, timeout: .seconds(120), operation: "snapshot names with kubectl")
-    let summary = try store.ingestSnapshot(json: Data(result.stdout), takenAtMicros: taken, source: "kubectl@\(session.host)")
+    let summary = try store.ingestSnapshot(
+      json: Data(result.stdout), takenAtMicros: taken, source: "kubectl@\(session.host)")
     return "snapshot: \(summary.services) services, \(summary.pods) pods, \(summary.endpoints) endpoints"
   }
 }
@@ -22,7 +23,9 @@ enum LocalSnapshot {
   static func take(store: TraceStore, kubeconfig: String) throws {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["kubectl", "--kubeconfig", kubeconfig, "get", "services,endpointslices,pods", "-A", "-o", "json"]
+    process.arguments = [
+      "kubectl", "--kubeconfig", kubeconfig, "get", "services,endpointslices,pods", "-A", "-o", "json",
+    ]
     let output = Pipe()
     process.standardOutput = output
     let taken = ClockOffset.wallClockMicros()

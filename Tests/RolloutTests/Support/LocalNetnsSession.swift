@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import SVCTraceCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Runs a shell script on this machine and returns its result (test helper).
 @discardableResult

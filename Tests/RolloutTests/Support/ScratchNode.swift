@@ -31,7 +31,8 @@ final class ScratchNode: @unchecked Sendable {
     node = "svtro-\(id)-node"
     podA = "svtro-\(id)-a"
     podB = "svtro-\(id)-b"
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("svtro-\(id)-\(UUID().uuidString.prefix(8))")
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "svtro-\(id)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(
       at: directory.appendingPathComponent("rsyslog.d"), withIntermediateDirectories: true)
     try FileManager.default.createDirectory(
@@ -47,7 +48,10 @@ final class ScratchNode: @unchecked Sendable {
   /// Creates the namespaces, links, rules and servers (undone by ``tearDown()`` on failure).
   private func build() throws {
     destroyNamespaces()
-    let na = "svtr\(id)na", pa = "svtr\(id)pa", nb = "svtr\(id)nb", pb = "svtr\(id)pb"
+    let na = "svtr\(id)na"
+    let pa = "svtr\(id)pa"
+    let nb = "svtr\(id)nb"
+    let pb = "svtr\(id)pb"
     let setup = """
       set -e
       ip netns add \(node); ip netns add \(podA); ip netns add \(podB)
@@ -66,7 +70,8 @@ final class ScratchNode: @unchecked Sendable {
     try check(setup)
     switch kind {
     case .iptablesNFT: try check("ip netns exec \(node) iptables-nft-restore --noflush", stdin: Self.kubeProxyRules)
-    case .iptablesLegacy: try check("ip netns exec \(node) iptables-legacy-restore --noflush", stdin: Self.kubeProxyRules)
+    case .iptablesLegacy:
+      try check("ip netns exec \(node) iptables-legacy-restore --noflush", stdin: Self.kubeProxyRules)
     case .nftables: try check("ip netns exec \(node) nft -f -", stdin: Self.kubeProxyNFT)
     }
     let pidA = directory.path + "/server-a.pid"
@@ -109,8 +114,10 @@ final class ScratchNode: @unchecked Sendable {
         | grep -v '^#' | sed -e 's/\\[[0-9]*:[0-9]*\\]//' -e 's/counter packets [0-9]* bytes [0-9]*//'
       """
     ).stdoutText
-    let files = try check("cd \(ShellQuote.quote(directory.path)) && find . | sort && find . -type f | sort | xargs -r cat")
-      .stdoutText
+    let files = try check(
+      "cd \(ShellQuote.quote(directory.path)) && find . | sort && find . -type f | sort | xargs -r cat"
+    )
+    .stdoutText
     return rules + "\n--- files\n" + files
   }
 
