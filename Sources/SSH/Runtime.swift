@@ -1,5 +1,6 @@
 internal import CLibSSH2
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -54,43 +55,20 @@ final class DispatchQueueExecutor: SerialExecutor {
   }
 }
 
-/// A minimal mutex (pthread), usable from any thread including cancellation handlers.
-final class Lock: @unchecked Sendable {
-  private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-  init() {
-    mutex = .allocate(capacity: 1)
-    mutex.initialize(to: pthread_mutex_t())
-    pthread_mutex_init(mutex, nil)
-  }
-
-  deinit {
-    pthread_mutex_destroy(mutex)
-    mutex.deallocate()
-  }
-
-  func withLock<T>(_ body: () throws -> T) rethrows -> T {
-    pthread_mutex_lock(mutex)
-    defer { pthread_mutex_unlock(mutex) }
-    return try body()
-  }
-}
-
-/// The cancellation state of one operation.
-final class CancelToken: @unchecked Sendable {
-  private let lock = Lock()
-  private var flag = false
-  var isCancelled: Bool { lock.withLock { flag } }
-  func set() { lock.withLock { flag = true } }
+/// The cancellation state of one operation; set from any thread (a cancellation handler).
+final class CancelToken: Sendable {
+  private let flag = Atomic<Bool>(false)
+  var isCancelled: Bool { flag.load(ordering: .acquiring) }
+  func set() { flag.store(true, ordering: .releasing) }
 }
 
 /// A self-pipe that wakes a blocked `poll` of one connection from any thread.
 ///
 /// `onCancel` handlers call ``fire(_:)``: it never waits for the connection's queue, so Ctrl-C
-/// interrupts a call that is blocked there (house style §9.6).
-final class WakePipe: @unchecked Sendable {
-  private let lock = Lock()
-  private var fds: (read: Int32, write: Int32)?
+/// interrupts a call that is blocked there (house style §9.6). The descriptors are guarded so
+/// that ``close()`` cannot free them while another thread writes to them.
+final class WakePipe: Sendable {
+  private let fds: Mutex<(read: Int32, write: Int32)?>
 
   init() {
     var pair: [Int32] = [-1, -1]
@@ -99,14 +77,16 @@ final class WakePipe: @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
       }
-      fds = (pair[0], pair[1])
+      fds = Mutex((pair[0], pair[1]))
+    } else {
+      fds = Mutex(nil)
     }
   }
 
   deinit { close() }
 
   /// The read end to add to a `poll` set, or -1 once closed.
-  var readFD: Int32 { lock.withLock { fds?.read ?? -1 } }
+  var readFD: Int32 { fds.withLock { $0?.read ?? -1 } }
 
   /// Marks `token` cancelled and wakes the connection.
   func fire(_ token: CancelToken) {
@@ -116,7 +96,7 @@ final class WakePipe: @unchecked Sendable {
 
   /// Wakes whoever polls the read end.
   func wake() {
-    lock.withLock {
+    fds.withLock { fds in
       guard let fds else { return }
       var byte: UInt8 = 1
       _ = Glibc.write(fds.write, &byte, 1)
@@ -125,7 +105,7 @@ final class WakePipe: @unchecked Sendable {
 
   /// Empties the pipe after a wakeup.
   func drain() {
-    lock.withLock {
+    fds.withLock { fds in
       guard let fds else { return }
       var buffer = [UInt8](repeating: 0, count: 64)
       while buffer.withUnsafeMutableBytes({ Glibc.read(fds.read, $0.baseAddress, $0.count) }) > 0 {}
@@ -134,7 +114,7 @@ final class WakePipe: @unchecked Sendable {
 
   /// Closes both ends. Idempotent.
   func close() {
-    lock.withLock {
+    fds.withLock { fds in
       guard let current = fds else { return }
       _ = Glibc.close(current.read)
       _ = Glibc.close(current.write)
