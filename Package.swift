@@ -16,6 +16,7 @@ let package = Package(
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
   ],
@@ -40,7 +41,10 @@ let package = Package(
     /** SSH client over libssh2: host keys, auth, exec, SFTP, ssh_config, ProxyJump. */
     .target(
       name: "SSH",
-      dependencies: ["CLibSSH2", "SVCTraceCore", .product(name: "Logging", package: "swift-log")],
+      dependencies: [
+        "CLibSSH2", "SVCTraceCore", .product(name: "Logging", package: "swift-log"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
       swiftSettings: swiftSettings
     ),
     /** Ansible-compatible inventories (INI, YAML, group_vars/host_vars) and host patterns. */

@@ -36,11 +36,4 @@ static inline void svctrace_session_set_abstract(LIBSSH2_SESSION *session, void 
   *libssh2_session_abstract(session) = value;
 }
 
-static inline int svctrace_knownhost_key_ed25519(void) { return LIBSSH2_KNOWNHOST_KEY_ED25519; }
-static inline int svctrace_knownhost_key_ecdsa_256(void) { return LIBSSH2_KNOWNHOST_KEY_ECDSA_256; }
-static inline int svctrace_knownhost_key_ecdsa_384(void) { return LIBSSH2_KNOWNHOST_KEY_ECDSA_384; }
-static inline int svctrace_knownhost_key_ecdsa_521(void) { return LIBSSH2_KNOWNHOST_KEY_ECDSA_521; }
-static inline int svctrace_knownhost_key_sshrsa(void) { return LIBSSH2_KNOWNHOST_KEY_SSHRSA; }
-static inline int svctrace_knownhost_key_sshdss(void) { return LIBSSH2_KNOWNHOST_KEY_SSHDSS; }
-
 #endif

@@ -26,7 +26,7 @@ struct KeyFileInfo {
     }
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {
       let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-      guard let blob = Base64.decode(body) else { return info }
+      guard let blob = KnownHosts.base64Decode(body) else { return info }
       var reader = SSHWireReader(bytes: blob)
       guard reader.skip(prefix: Array("openssh-key-v1\0".utf8)), let cipher = reader.string() else { return info }
       info.encrypted = String(decoding: cipher, as: UTF8.self) != "none"

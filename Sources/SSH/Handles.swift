@@ -169,19 +169,3 @@ final class AgentHandle {
 }
 
 @available(*, unavailable) extension AgentHandle: Sendable {}
-
-/// Owns one `LIBSSH2_KNOWNHOSTS` collection; keeps its session alive.
-final class KnownHostsHandle {
-  let rawKnownHosts: OpaquePointer
-  let session: SessionHandle
-
-  init?(session: SessionHandle) {
-    guard let raw = session.rawSession, let hosts = libssh2_knownhost_init(raw) else { return nil }
-    rawKnownHosts = hosts
-    self.session = session
-  }
-
-  deinit { libssh2_knownhost_free(rawKnownHosts) }
-}
-
-@available(*, unavailable) extension KnownHostsHandle: Sendable {}

@@ -1,3 +1,10 @@
+import Crypto
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -22,16 +29,15 @@ struct KnownHostEntry: Sendable, Equatable {
   var hosts: Hosts
   /// The key type as written (`ssh-ed25519`, `ecdsa-sha2-nistp256`, …).
   var keyType: String
-  /// The key's Base64 text, exactly as written.
-  var keyBase64: String
-  /// The text of the line as read (used to feed libssh2's parser).
-  var text: String
+  /// The key blob (the Base64 field decoded).
+  var key: [UInt8]
 
   /// `true` when this line names `lookupName` (already in `[host]:port` form where needed).
   func matches(_ lookupName: String) -> Bool {
     switch hosts {
     case .hashed(let salt, let hash):
-      return Digest.hmacSHA1(key: salt, message: Array(lookupName.utf8)) == hash
+      let code = HMAC<Insecure.SHA1>.authenticationCode(for: Array(lookupName.utf8), using: SymmetricKey(data: salt))
+      return Array(code) == hash
     case .patterns(let patterns):
       return HostPattern.matchList(patterns, lookupName)
     }
@@ -50,12 +56,17 @@ enum KnownHosts {
   /// - Throws: ``KnownHostsReadError`` when the file exists but cannot be read.
   static func load(path: String) throws(KnownHostsReadError) -> [KnownHostEntry] {
     guard let bytes = try readWholeFile(path) else { return [] }
+    return parse(bytes, file: path)
+  }
+
+  /// Parses the contents of a `known_hosts` file read from `file`.
+  static func parse(_ bytes: [UInt8], file: String) -> [KnownHostEntry] {
     var entries: [KnownHostEntry] = []
     var lineNumber = 0
     for rawLine in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
       lineNumber += 1
       let text = String(decoding: rawLine, as: UTF8.self)
-      if let entry = parse(line: text, file: path, number: lineNumber) { entries.append(entry) }
+      if let entry = parse(line: text, file: file, number: lineNumber) { entries.append(entry) }
     }
     return entries
   }
@@ -74,44 +85,51 @@ enum KnownHosts {
     let hosts: KnownHostEntry.Hosts
     if hostField.hasPrefix("|1|") {
       let parts = hostField.split(separator: "|", omittingEmptySubsequences: true)
-      guard parts.count == 3, let salt = Base64.decode(parts[1]), let hash = Base64.decode(parts[2]) else { return nil }
+      guard parts.count == 3, let salt = base64Decode(parts[1]), let hash = base64Decode(parts[2]) else { return nil }
       hosts = .hashed(salt: salt, hash: hash)
     } else {
       hosts = .patterns(hostField.split(separator: ",").map { $0.lowercased() })
     }
-    guard Base64.decode(fields[2]) != nil else { return nil }
-    return KnownHostEntry(
-      file: file, line: number, marker: marker, hosts: hosts, keyType: fields[1], keyBase64: fields[2], text: text)
+    guard let key = base64Decode(fields[2]) else { return nil }
+    return KnownHostEntry(file: file, line: number, marker: marker, hosts: hosts, keyType: fields[1], key: key)
   }
 
   /// The line `ssh` appends for an accepted key (plain host name, like `HashKnownHosts no`).
   static func line(host: String, port: Int, keyType: String, key: [UInt8]) -> String {
-    "\(lookupName(host: host, port: port)) \(keyType) \(Base64.encode(key))"
+    "\(lookupName(host: host, port: port)) \(keyType) \(Data(key).base64EncodedString())"
   }
 
-  /// Appends `line` to `path`, creating the file (mode 0600) and its directory (0700) if missing.
+  /// Opens `path` for appending (creating the file 0600 and its directory 0700 if missing), takes
+  /// an exclusive `flock`, re-reads the file under the lock and lets `body` decide what to append.
   ///
-  /// - Throws: ``KnownHostsReadError`` naming the file and the system error.
-  static func append(line: String, to path: String) throws(KnownHostsReadError) {
+  /// `body` gets the entries as they are now on disk (another process may have appended since
+  /// they were last read) and returns the line to append, or `nil` to leave the file alone. The
+  /// lock is held until the line is written, so two first contacts never append the same key
+  /// twice. Returns the 1-based line number of the appended line, or `nil`.
+  /// - Throws: ``KnownHostsReadError`` naming the file and the system error, or what `body` throws.
+  static func appendLocked<E: Error>(
+    to path: String, _ body: ([KnownHostEntry]) throws(E) -> String?
+  ) throws(KnownHostsAppendError<E>) -> Int? {
     let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
     if !directory.isEmpty { _ = mkdir(directory, 0o700) }
-    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw KnownHostsReadError(path: path, errno: errno) }
+    let fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw .io(KnownHostsReadError(path: path, errno: errno)) }
     defer { close(fd) }
-    // Start on a fresh line if the file does not end with a newline.
-    var needsNewline = false
-    var st = stat()
-    if fstat(fd, &st) == 0, st.st_size > 0 {
-      let rfd = open(path, O_RDONLY | O_CLOEXEC)
-      if rfd >= 0 {
-        var last: UInt8 = 0
-        if pread(rfd, &last, 1, off_t(st.st_size - 1)) == 1, last != UInt8(ascii: "\n") { needsNewline = true }
-        close(rfd)
-      }
+    while flock(fd, LOCK_EX) != 0 {
+      guard errno == EINTR else { throw .io(KnownHostsReadError(path: path, errno: errno)) }
     }
-    let bytes = Array(((needsNewline ? "\n" : "") + line + "\n").utf8)
-    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    guard written == bytes.count else { throw KnownHostsReadError(path: path, errno: errno) }
+    let bytes: [UInt8]
+    do { bytes = try readAll(fd: fd, path: path) } catch { throw .io(error) }
+    let line: String?
+    do { line = try body(parse(bytes, file: path)) } catch { throw .rejected(error) }
+    guard let line else { return nil }
+    // Start on a fresh line if the file does not end with a newline.
+    let needsNewline = bytes.last.map { $0 != UInt8(ascii: "\n") } ?? false
+    let text = Array(((needsNewline ? "\n" : "") + line + "\n").utf8)
+    let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == text.count else { throw .io(KnownHostsReadError(path: path, errno: errno)) }
+    // Complete lines before ours, plus ours.
+    return bytes.count { $0 == UInt8(ascii: "\n") } + (needsNewline ? 1 : 0) + 1
   }
 
   /// The key type named inside an SSH public-key blob (its first string).
@@ -124,7 +142,13 @@ enum KnownHosts {
 
   /// `SHA256:<base64 without padding>`, exactly as `ssh` and `ssh-keygen -l` print it.
   static func fingerprint(ofBlob blob: [UInt8]) -> String {
-    "SHA256:" + Base64.encode(Digest.sha256(blob), padding: false)
+    let encoded = Data(SHA256.hash(data: blob)).base64EncodedString()
+    return "SHA256:" + encoded.prefix { $0 != "=" }
+  }
+
+  /// Standard Base64 (RFC 4648, padded, as `known_hosts` and OpenSSH key files write it).
+  static func base64Decode(_ text: some StringProtocol) -> [UInt8]? {
+    Data(base64Encoded: String(text)).map { Array($0) }
   }
 
   /// Reads a whole file; `nil` when it does not exist.
@@ -135,10 +159,15 @@ enum KnownHosts {
       throw KnownHostsReadError(path: path, errno: errno)
     }
     defer { close(fd) }
+    return try readAll(fd: fd, path: path)
+  }
+
+  /// Reads `fd` from offset 0 to its end.
+  private static func readAll(fd: Int32, path: String) throws(KnownHostsReadError) -> [UInt8] {
     var result: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
-      let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(result.count)) }
       if n < 0 {
         if errno == EINTR { continue }
         throw KnownHostsReadError(path: path, errno: errno)
@@ -148,6 +177,14 @@ enum KnownHosts {
     }
     return result
   }
+}
+
+/// Why ``KnownHosts/appendLocked(to:_:)`` did not append.
+enum KnownHostsAppendError<Rejection: Error>: Error {
+  /// The file could not be opened, locked, read or written.
+  case io(KnownHostsReadError)
+  /// The decision made under the lock refused to append.
+  case rejected(Rejection)
 }
 
 /// A `known_hosts` (or key) file could not be read or written.

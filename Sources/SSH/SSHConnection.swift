@@ -161,9 +161,7 @@ public actor SSHConnection: RemoteSession {
     self.session = session
     guard let raw = session.rawSession else { return }
 
-    let knownEntries = try loadKnownHosts()
-    let lookupName = KnownHosts.lookupName(host: target.hostname, port: target.port)
-    preferKnownHostKeyAlgorithms(raw: raw, entries: knownEntries, lookupName: lookupName)
+    try preferKnownHostKeyAlgorithms(raw: raw)
 
     let rc = try retry(raw: raw, deadline: deadline, token: token) { libssh2_session_handshake(raw, socket.fd) }
     if rc != 0 {
@@ -172,7 +170,7 @@ public actor SSHConnection: RemoteSession {
         "connect", kind: code.isTransportFailure ? .unreachable : .protocolError, rc: rc,
         context: "SSH handshake with \(target.hostname):\(target.port) failed")
     }
-    try verifyHostKey(raw: raw, session: session, entries: knownEntries, lookupName: lookupName)
+    try verifyHostKey(raw: raw)
     try authenticate(raw: raw, session: session, deadline: ContinuousClock.now + options.connectTimeout, token: token)
   }
 

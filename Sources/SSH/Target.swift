@@ -104,6 +104,11 @@ public struct SSHOptions: Sendable {
     self.keyPassphrase = keyPassphrase
   }
 
+  /// The host-key policy these options describe: accept-new or strict, over ``knownHostsFiles``.
+  public var hostKeyPolicy: HostKeyPolicy {
+    HostKeyPolicy(mode: acceptNewHostKeys ? .acceptNew : .strict, knownHostsFiles: knownHostsFiles)
+  }
+
   /// A non-empty environment variable, or `nil`.
   public static func environment(_ name: String) -> String? {
     guard let value = getenv(name) else { return nil }
