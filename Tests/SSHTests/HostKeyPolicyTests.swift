@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Glibc
 import SSH
 import Synchronization
 import Testing
@@ -209,35 +210,74 @@ struct HostKeyPolicyTests {
   func parallelAppend() throws {
     let dir = try scratchDirectory()
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let file = "\(dir)/known_hosts"
-    let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [file])
-    let offered = ed1
-    let outcomes = Mutex<[Result<HostKeyDecision, HostKeyError>]>([])
-    DispatchQueue.concurrentPerform(iterations: 24) { _ in
-      let outcome = Result { () throws(HostKeyError) in try policy.verify(offered) }
-      outcomes.withLock { $0.append(outcome) }
-    }
-    let results = outcomes.withLock { $0 }
-    #expect(results.count == 24)
-    let recorded = results.filter { if case .success(.acceptAndRecord) = $0 { true } else { false } }
-    let accepted = results.filter { $0 == .success(.accept(file: file, line: 1)) }
-    #expect(recorded.count == 1)
-    #expect(accepted.count == 23)
-    #expect(try read(file) == "[127.0.0.1]:2222 " + keyField("ssh-ed25519", 1) + "\n")
+    let rival = OfferedHostKey(hostname: "127.0.0.1", port: 2222, key: keyBlob("ssh-ed25519", 2))
+    // Several rounds: the window between re-reading and appending is short.
+    for round in 0..<50 {
+      let file = "\(dir)/known_hosts.\(round)"
+      let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [file])
+      let results = runTogether(16) { [ed1] _ in Result { () throws(HostKeyError) in try policy.verify(ed1) } }
+      let recorded = results.filter { if case .success(.acceptAndRecord) = $0 { true } else { false } }
+      #expect(recorded.count == 1)
+      #expect(results.filter { $0 == .success(.accept(file: file, line: 1)) }.count == 15)
+      #expect(try read(file) == "[127.0.0.1]:2222 " + keyField("ssh-ed25519", 1) + "\n")
 
-    // Two different keys racing for the same unknown host: one is recorded, the other refused.
-    let raceFile = "\(dir)/race"
-    let race = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [raceFile])
-    let keys = [ed1, OfferedHostKey(hostname: "127.0.0.1", port: 2222, key: keyBlob("ssh-ed25519", 2))]
-    let raced = Mutex<[Result<HostKeyDecision, HostKeyError>]>([])
-    DispatchQueue.concurrentPerform(iterations: 16) { index in
-      let outcome = Result { () throws(HostKeyError) in try race.verify(keys[index % 2]) }
-      raced.withLock { $0.append(outcome) }
+      // Two different keys racing for the same unknown host: one is recorded, the other refused as changed.
+      let raceFile = "\(dir)/race.\(round)"
+      let racePolicy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [raceFile])
+      let raced = runTogether(16) { [ed1] index in
+        Result { () throws(HostKeyError) in try racePolicy.verify(index % 2 == 0 ? ed1 : rival) }
+      }
+      #expect(try read(raceFile).split(separator: "\n").count == 1)
+      let refused = raced.filter { if case .failure(let e) = $0, case .changed = e.reason { true } else { false } }
+      #expect(refused.count == 8)
     }
-    #expect(try read(raceFile).split(separator: "\n").count == 1)
-    let refused = raced.withLock {
-      $0.filter { if case .failure(let e) = $0, case .changed = e.reason { true } else { false } }
-    }
-    #expect(refused.count == 8)
   }
+
+  @Test("recording waits for a writer holding the known_hosts lock, then decides on the file as that writer left it")
+  func recordingWaitsForTheLock() throws {
+    let dir = try scratchDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let file = "\(dir)/known_hosts"
+    try write(["# header"], to: file)
+    let fd = open(file, O_RDWR | O_APPEND)
+    try #require(fd >= 0)
+    defer { close(fd) }
+    try #require(flock(fd, LOCK_EX) == 0)
+    let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [file])
+    let outcome = Mutex<Result<HostKeyDecision, HostKeyError>?>(nil)
+    let finished = DispatchSemaphore(value: 0)
+    Thread { [ed1] in
+      let result = Result { () throws(HostKeyError) in try policy.verify(ed1) }
+      outcome.withLock { $0 = result }
+      finished.signal()
+    }.start()
+    // The policy decided "record" before the lock; it must now be blocked on it.
+    #expect(finished.wait(timeout: .now() + .milliseconds(300)) == .timedOut)
+    #expect(try read(file) == "# header\n")
+    let line = Array(("[127.0.0.1]:2222 " + keyField("ssh-ed25519", 1) + "\n").utf8)
+    #expect(line.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == line.count)
+    #expect(flock(fd, LOCK_UN) == 0)
+    #expect(finished.wait(timeout: .now() + .seconds(10)) == .success)
+    #expect(outcome.withLock { $0 } == .success(.accept(file: file, line: 2)))
+    #expect(try read(file) == "# header\n" + String(decoding: line, as: UTF8.self))
+  }
+}
+
+/// Runs `body` on `count` threads released together; returns the results in completion order.
+private func runTogether<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+  let gate = DispatchSemaphore(value: 0)
+  let done = DispatchGroup()
+  let results = Mutex<[T]>([])
+  for index in 0..<count {
+    done.enter()
+    Thread {
+      gate.wait()
+      let result = body(index)
+      results.withLock { $0.append(result) }
+      done.leave()
+    }.start()
+  }
+  for _ in 0..<count { gate.signal() }
+  done.wait()
+  return results.withLock { $0 }
 }
