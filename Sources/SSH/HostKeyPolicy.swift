@@ -101,8 +101,8 @@ public struct HostKeyError: Error, Sendable, Equatable, CustomStringConvertible 
 public enum HostKeyDecision: Sendable, Equatable {
   /// A line at `file`:`line` vouches for the key.
   case accept(file: String, line: Int)
-  /// The host is unknown and the policy records the key: `line` is (or was) appended to `file`.
-  case acceptAndRecord(file: String, line: String)
+  /// The host is unknown and the policy records the key: the `entry` line is (or was) appended to `file`.
+  case acceptAndRecord(file: String, entry: String)
   /// The key is refused.
   case reject(HostKeyError)
 }
@@ -142,11 +142,11 @@ public struct HostKeyPolicy: Sendable, Equatable {
     }
   }
 
-  /// Decides for `offered` and, for ``HostKeyDecision/acceptAndRecord(file:line:)``, appends the
+  /// Decides for `offered` and, for ``HostKeyDecision/acceptAndRecord(file:entry:)``, appends the
   /// line under an exclusive lock of the file, deciding again on what the file holds then (a
   /// parallel first contact may have recorded the same key, or another one, meanwhile).
   ///
-  /// - Returns: ``HostKeyDecision/accept(file:line:)`` or ``HostKeyDecision/acceptAndRecord(file:line:)``.
+  /// - Returns: ``HostKeyDecision/accept(file:line:)`` or ``HostKeyDecision/acceptAndRecord(file:entry:)``.
   /// - Throws: ``HostKeyError`` for every refusal.
   public func verify(_ offered: OfferedHostKey) throws(HostKeyError) -> HostKeyDecision {
     let decision = decide(offered)
@@ -217,7 +217,7 @@ public struct HostKeyPolicy: Sendable, Equatable {
       return .reject(HostKeyError(offered, .unknown(searched: knownHostsFiles)))
     }
     let line = KnownHosts.line(host: offered.hostname, port: offered.port, keyType: offered.keyType, key: offered.key)
-    return .acceptAndRecord(file: file, line: line)
+    return .acceptAndRecord(file: file, entry: line)
   }
 }
 

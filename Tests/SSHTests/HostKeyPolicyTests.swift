@@ -174,9 +174,9 @@ struct HostKeyPolicyTests {
     let first = "\(dir)/sub/known_hosts"
     let policy = HostKeyPolicy(mode: .acceptNew, knownHostsFiles: [first, "\(dir)/other"])
     let line = "[127.0.0.1]:2222 " + keyField("ssh-ed25519", 1)
-    #expect(policy.decide(ed1) == .acceptAndRecord(file: first, line: line))
+    #expect(policy.decide(ed1) == .acceptAndRecord(file: first, entry: line))
     #expect(!FileManager.default.fileExists(atPath: first))  // decide writes nothing
-    #expect(try policy.verify(ed1) == .acceptAndRecord(file: first, line: line))
+    #expect(try policy.verify(ed1) == .acceptAndRecord(file: first, entry: line))
     #expect(try read(first) == line + "\n")
     let mode = try FileManager.default.attributesOfItem(atPath: first)[.posixPermissions] as? Int
     #expect(mode == 0o600)

@@ -136,6 +136,27 @@ struct HostKeyTests {
     await second.close()
   }
 
+  @Test("accept-new does not record a key of a new type for a host known with another type: a changed key")
+  func acceptNewRefusesNewKeyType() async throws {
+    let server = try TestSSHD.start(hostKeyTypes: ["ed25519"])
+    defer { server.stop() }
+    let other = try TestSSHD.start(hostKeyTypes: ["ecdsa"])
+    defer { other.stop() }
+    // Only an ECDSA key is known; the server has none, so it offers ed25519 despite the preference.
+    let ecdsaLine = other.knownHostsLine("ecdsa").replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
+    let knownHosts = try server.writeKnownHosts(["# ecdsa only", ecdsaLine])
+    let error = await remoteError {
+      _ = try await SSHConnection.connect(
+        server.target(), options: server.options(knownHosts: [knownHosts], accept: true), logger: testLogger)
+    }
+    #expect(error?.kind == .hostKey)
+    #expect(error?.message.contains("HOST KEY CHANGED") == true)
+    #expect(error?.message.contains("\(knownHosts):2 records a ecdsa-sha2-nistp256 key") == true)
+    #expect(error?.message.contains(try server.fingerprint()) == true)
+    #expect(try String(contentsOfFile: knownHosts, encoding: .utf8) == "# ecdsa only\n" + ecdsaLine + "\n")
+    #expect(!server.log.contains("Accepted publickey"))
+  }
+
   @Test("several known_hosts files are all consulted")
   func severalFiles() async throws {
     let server = try TestSSHD.start()
