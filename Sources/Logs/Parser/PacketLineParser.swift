@@ -219,7 +219,7 @@ public struct PacketLineParser: LineParsing, Sendable {
         case Key.inco:
           if ByteScan.equalsLowercase(p, start, end, "incomplete") { incomplete = true }
         default:
-          if count == 3, proto == 6 { tcpFlags |= Self.tcpFlag(key) }
+          if count == 3, proto == Int(IPProtocol.tcp.number) { tcpFlags |= Self.tcpFlag(key) }
         }
       }
     }
