@@ -31,7 +31,7 @@ let package = Package(
 
     // MARK: Foundation layers
 
-    /** Shared value types: host identity, the RemoteSession seam, command results, shell quoting. */
+    /** Shared value types: host identity, IP addresses, protocols, time, RemoteSession, command results, quoting. */
     .target(
       name: "SVCTraceCore",
       dependencies: [.product(name: "Logging", package: "swift-log")],
