@@ -32,7 +32,7 @@ let package = Package(
 
     // MARK: Foundation layers
 
-    /** Shared value types: host identity, the RemoteSession seam, command results, shell quoting. */
+    /** Shared value types: host identity, IP addresses, protocols, time, RemoteSession, command results, quoting. */
     .target(
       name: "SVCTraceCore",
       dependencies: [.product(name: "Logging", package: "swift-log")],
@@ -121,7 +121,8 @@ let package = Package(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+      name: "LogsTests", dependencies: ["Logs", "SVCTraceCore"], resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),

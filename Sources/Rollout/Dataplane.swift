@@ -72,9 +72,9 @@ public struct LearnedService: Sendable, Hashable, Comparable {
 public struct LearnedNodePort: Sendable, Hashable {
   public var family: IPFamily
   public var port: UInt16
-  public var proto: TransportProtocol
+  public var proto: IPProtocol
 
-  public init(family: IPFamily, port: UInt16, proto: TransportProtocol) {
+  public init(family: IPFamily, port: UInt16, proto: IPProtocol) {
     self.family = family
     self.port = port
     self.proto = proto
@@ -333,7 +333,7 @@ public enum NodeProber {
       for spec in nat.rules(of: chain) {
         let words = IptablesSave.words(spec)
         var destination: String?
-        var proto: TransportProtocol?
+        var proto: IPProtocol?
         var port: UInt16?
         var target: String?
         var index = 0
@@ -342,7 +342,7 @@ public enum NodeProber {
           let next = index + 1 < words.count ? words[index + 1] : nil
           switch word {
           case "-d": destination = next
-          case "-p": proto = next.flatMap(TransportProtocol.init(rawValue:))
+          case "-p": proto = next.flatMap { IPProtocol(serviceName: $0) }
           case "--dport": port = next.flatMap(UInt16.init)
           case "-j", "-g": target = next
           default: break
@@ -358,7 +358,7 @@ public enum NodeProber {
           guard clusterIP || target.hasPrefix("KUBE-EXT-") || target.hasPrefix("KUBE-FW-") else { continue }
           services.insert(
             LearnedService(
-              address: ServiceAddress(address: cidr.bytes, port: port, proto: proto), isClusterIP: clusterIP))
+              address: ServiceAddress(address: cidr.address, port: port, proto: proto), isClusterIP: clusterIP))
         } else {
           nodePorts.insert(LearnedNodePort(family: family, port: port, proto: proto))
         }
@@ -366,20 +366,12 @@ public enum NodeProber {
     }
     return (services.sorted(), nodePorts.sorted { ($0.port, $0.proto) < ($1.port, $1.proto) })
   }
-
-  /// Detects the dataplane of a node.
-  /// - Throws: ``RolloutError`` for an unsupported or missing kube-proxy, ``RemoteError`` for session failures.
-  public static func detectDataplane(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings())
-    async throws -> Dataplane
-  {
-    try await probe(session, settings: settings).dataplane.get()
-  }
 }
 
-/// Detects the dataplane of a node (see ``NodeProber/detectDataplane(_:settings:)``).
-/// - Throws: ``RolloutError`` or ``RemoteError``.
+/// Detects the dataplane of a node (one ``NodeProber/probe(_:settings:)``).
+/// - Throws: ``RolloutError`` for an unsupported or missing kube-proxy, ``RemoteError`` for session failures.
 public func detectDataplane(_ session: any RemoteSession, settings: RolloutSettings = RolloutSettings()) async throws
   -> Dataplane
 {
-  try await NodeProber.detectDataplane(session, settings: settings)
+  try await NodeProber.probe(session, settings: settings).dataplane.get()
 }

@@ -1,4 +1,5 @@
 import Foundation
+public import SVCTraceCore
 
 /// Reading `nft list …` output.
 public enum NFTText {
@@ -46,8 +47,8 @@ public enum NFTText {
       // IPv6 addresses contain ':' — split the verdict off at " : " instead.
       let key = element.components(separatedBy: " : ").first ?? element
       let keyWords = key.split(separator: " ").filter { $0 != "." }.map(String.init)
-      guard keyWords.count == 3, let address = IPText.parse(keyWords[0]),
-        let proto = TransportProtocol(rawValue: keyWords[1]), let port = UInt16(keyWords[2])
+      guard keyWords.count == 3, let address = ServiceAddress.address(keyWords[0]),
+        let proto = IPProtocol(serviceName: keyWords[1]), let port = UInt16(keyWords[2])
       else { continue }
       services.insert(
         LearnedService(
@@ -58,7 +59,7 @@ public enum NFTText {
     for element in elements(of: "service-nodeports", in: listing) {
       let key = element.components(separatedBy: " : ").first ?? element
       let keyWords = key.split(separator: " ").filter { $0 != "." }.map(String.init)
-      guard keyWords.count == 2, let proto = TransportProtocol(rawValue: keyWords[0]), let port = UInt16(keyWords[1])
+      guard keyWords.count == 2, let proto = IPProtocol(serviceName: keyWords[0]), let port = UInt16(keyWords[1])
       else { continue }
       nodePorts.insert(LearnedNodePort(family: family, port: port, proto: proto))
     }

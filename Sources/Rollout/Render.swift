@@ -1,4 +1,5 @@
 import Foundation
+public import SVCTraceCore
 
 /// The log prefixes svctrace's rules write (≤ 29 characters, ending in a space).
 public enum LogPrefix {
@@ -16,16 +17,16 @@ public let svctraceComment = "svctrace"
 /// One network of the trace scope with the protocols logged to it.
 public struct ScopeNetwork: Sendable, Hashable, Comparable {
   public var cidr: CIDR
-  public var protocols: [TransportProtocol]
+  public var protocols: [IPProtocol]
 
-  public init(cidr: CIDR, protocols: [TransportProtocol]) {
+  public init(cidr: CIDR, protocols: [IPProtocol]) {
     self.cidr = cidr
     self.protocols = protocols
   }
 
   public static func < (lhs: ScopeNetwork, rhs: ScopeNetwork) -> Bool {
-    if lhs.cidr.bytes.count != rhs.cidr.bytes.count { return lhs.cidr.bytes.count < rhs.cidr.bytes.count }
-    if lhs.cidr.bytes != rhs.cidr.bytes { return lhs.cidr.bytes.lexicographicallyPrecedes(rhs.cidr.bytes) }
+    if lhs.cidr.family != rhs.cidr.family { return lhs.cidr.family == .ipv4 }
+    if lhs.cidr.address != rhs.cidr.address { return lhs.cidr.address < rhs.cidr.address }
     return lhs.cidr.prefixLength < rhs.cidr.prefixLength
   }
 }
@@ -58,14 +59,14 @@ public struct TraceScope: Sendable, Hashable {
     var byFamily: [IPFamily: [ScopeNetwork]] = [:]
     let given = settings.serviceCIDRs ?? []
     for cidr in given {
-      byFamily[cidr.family, default: []].append(ScopeNetwork(cidr: cidr, protocols: TransportProtocol.allCases))
+      byFamily[cidr.family, default: []].append(ScopeNetwork(cidr: cidr, protocols: IPProtocol.serviceProtocols))
     }
-    var hosts: [[UInt8]: Set<TransportProtocol>] = [:]
+    var hosts: [IPAddress: Set<IPProtocol>] = [:]
     for service in dataplane.services where !given.contains(where: { $0.contains(service.address.address) }) {
       hosts[service.address.address, default: []].insert(service.address.proto)
     }
     for (address, protocols) in hosts {
-      let cidr = CIDR(bytes: address, prefixLength: address.count * 8)
+      let cidr = CIDR(host: address)
       byFamily[cidr.family, default: []].append(ScopeNetwork(cidr: cidr, protocols: protocols.sorted()))
     }
     scope.networks = byFamily.mapValues { $0.sorted() }
@@ -175,21 +176,21 @@ public enum Renderer {
     var post: [String] = []
     for network in scope.networks[family] ?? [] {
       for proto in network.protocols {
-        pre.append("-d \(network.cidr) -p \(proto.rawValue) \(tag) -g SVCT-LOG-PRE")
+        pre.append("-d \(network.cidr) -p \(proto.name) \(tag) -g SVCT-LOG-PRE")
         let original = network.cidr.isHost ? network.cidr.addressText : network.cidr.description
-        post.append("-p \(proto.rawValue) -m conntrack --ctorigdst \(original) \(tag) -g SVCT-LOG-POST")
+        post.append("-p \(proto.name) -m conntrack --ctorigdst \(original) \(tag) -g SVCT-LOG-POST")
       }
     }
     for service in scope.services where service.family == family {
-      let proto = service.proto.rawValue
-      let host = CIDR(bytes: service.address, prefixLength: service.address.count * 8)
+      let proto = service.proto.name
+      let host = CIDR(host: service.address)
       pre.append("-d \(host) -p \(proto) -m \(proto) --dport \(service.port) \(tag) -g SVCT-LOG-PRE")
       post.append(
         "-p \(proto) -m conntrack --ctorigdst \(service.addressText) --ctorigdstport \(service.port) \(tag) -g SVCT-LOG-POST"
       )
     }
     if let range = scope.nodePorts {
-      for proto in TransportProtocol.allCases.map(\.rawValue) {
+      for proto in IPProtocol.serviceProtocols.map(\.name) {
         pre.append(
           "-p \(proto) -m addrtype --dst-type LOCAL -m \(proto) --dport \(range.iptablesText) \(tag) -g SVCT-LOG-PRE")
         post.append("-p \(proto) -m conntrack --ctorigdstport \(range.iptablesText) \(tag) -g SVCT-LOG-POST")
@@ -233,7 +234,7 @@ public enum Renderer {
       }
       let services = scope.services.filter { $0.family == family }
       if !services.isEmpty {
-        let elements = services.map { "\($0.addressText) . \($0.proto.rawValue) . \($0.port)" }
+        let elements = services.map { "\($0.addressText) . \($0.proto.name) . \($0.port)" }
         out += [
           "\tset services\(name) {", "\t\ttype \(type) . inet_proto . inet_service",
           "\t\telements = { " + elements.joined(separator: ", ") + " }", "\t}", "",
@@ -241,15 +242,15 @@ public enum Renderer {
         pre.append("\(selector) daddr . meta l4proto . th dport @services\(name) \(logPre)")
         for service in services {
           post.append(
-            "meta l4proto \(service.proto.rawValue) ct original \(selector) daddr \(service.addressText) "
+            "meta l4proto \(service.proto.name) ct original \(selector) daddr \(service.addressText) "
               + "ct original proto-dst \(service.port) \(logPost)")
         }
       }
     }
     if let range = scope.nodePorts {
       pre.append("fib daddr type local meta l4proto { tcp, udp, sctp } th dport \(range.nftText) \(logPre)")
-      for proto in TransportProtocol.allCases {
-        post.append("meta l4proto \(proto.rawValue) ct original proto-dst \(range.nftText) \(logPost)")
+      for proto in IPProtocol.serviceProtocols {
+        post.append("meta l4proto \(proto.name) ct original proto-dst \(range.nftText) \(logPost)")
       }
     }
     out += ["\tchain pre-scope {"] + pre.map { "\t\t" + $0 } + ["\t}", ""]

@@ -1,4 +1,5 @@
 import Foundation
+public import SVCTraceCore
 
 /// A rejected setting: which key, the offending value and why.
 public struct SettingsError: Error, Sendable, Equatable, CustomStringConvertible {

@@ -317,7 +317,8 @@ public enum Verifier {
       "\(Int(free / 1_048_576)) MiB free on the log's filesystem (\(used) used); logs hold \(Int(written / 1024)) KiB"
     var status = CheckResult.Status.pass
     var fix: String?
-    if let first = RFC3339.seconds(firstStamp), now > first + 60, written > 0 {
+    let stamp = firstStamp.split(separator: " ").first ?? ""
+    if let first = TimeFormat.rfc3339(stamp).map({ Double($0) / 1_000_000 }), now > first + 60, written > 0 {
       let rate = written / (now - first)
       let hours = free / rate / 3600
       evidence += String(format: "; growing %.1f KiB/h → full in %.0f h", rate * 3600 / 1024, hours)
@@ -428,17 +429,5 @@ public enum Verifier {
       fix: pre == 0 && post == 0
         ? "Nothing reached the file: check the rules (dataplane), rsyslog and net.netfilter.nf_log_all_netns in containers."
         : "Only one side was logged: the rules are incomplete; run `svctrace install`.")
-  }
-}
-
-/// Parses the leading RFC 3339 timestamp of a log line (seconds, zone applied).
-enum RFC3339 {
-  static func seconds(_ text: String) -> Double? {
-    let stamp = text.split(separator: " ").first.map(String.init) ?? ""
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    if let date = formatter.date(from: stamp) { return date.timeIntervalSince1970 }
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.date(from: stamp)?.timeIntervalSince1970
   }
 }

@@ -1,4 +1,5 @@
 import Logs
+import SVCTraceCore
 
 /// A blocked Bloom filter over the (client ip, client port) pairs of one connection block, the
 /// `client_bloom` column of `connection_block_data`: serves `trace --client IP:PORT` without

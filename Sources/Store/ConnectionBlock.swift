@@ -1,5 +1,6 @@
 import Foundation
 import Logs
+import SVCTraceCore
 
 /// One connection as stored in a connection block (see ``ConnectionBlock``).
 struct StoredConnection: Equatable, Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logs
+import SVCTraceCore
 
 /// Latency figures of one kind of lookup.
 public struct LatencyFigures: Sendable, Equatable, Codable {

@@ -93,7 +93,7 @@ public struct ConnectionRecord: Sendable, Equatable, Encodable {
     var container = encoder.container(keyedBy: CodingKeys.self)
     try container.encode(TimeFormat.rfc3339(micros: timeMicros), forKey: .time)
     try container.encode(node.name, forKey: .node)
-    try container.encode(ProtocolName.name(proto), forKey: .proto)
+    try container.encode(IPProtocol(proto).name, forKey: .proto)
     try container.encode(client.description, forKey: .clientIP)
     try container.encode(clientPort, forKey: .clientPort)
     try container.encode(service.description, forKey: .serviceIP)
@@ -129,59 +129,5 @@ public struct StoredLine: Sendable, Equatable, Codable {
     let names = ["pending", "matched", "duplicate", "orphan", "expired"]
     self.outcome = names.indices.contains(outcome) ? names[outcome] : String(outcome)
     self.raw = raw
-  }
-}
-
-/// IP protocol numbers and their names.
-public enum ProtocolName {
-  /// `tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, or the number.
-  public static func name(_ number: UInt8) -> String {
-    switch number {
-    case 1: "icmp"
-    case 6: "tcp"
-    case 17: "udp"
-    case 58: "icmpv6"
-    case 132: "sctp"
-    default: String(number)
-    }
-  }
-
-  /// Parses a name (any case) or a number.
-  public static func number(_ text: String) -> UInt8? {
-    switch text.lowercased() {
-    case "icmp": 1
-    case "tcp": 6
-    case "udp": 17
-    case "icmpv6": 58
-    case "sctp": 132
-    default: UInt8(text)
-    }
-  }
-}
-
-/// Time formatting without Foundation's millisecond-only ISO 8601 formatter.
-public enum TimeFormat {
-  /// `2026-05-16T21:31:48.123456Z` for µs since the epoch (UTC, proleptic Gregorian).
-  public static func rfc3339(micros: Int64) -> String {
-    let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-    let fraction = micros - seconds * 1_000_000
-    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-    let secondOfDay = seconds - days * 86_400
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    func pad(_ value: Int64, _ width: Int) -> String {
-      let text = String(value)
-      return String(repeating: "0", count: max(0, width - text.count)) + text
-    }
-    return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
-      + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(fraction, 6))Z"
   }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import Logs
+import SVCTraceCore
 
 /// Kinds of `block_keys` rows: which value of a block's connections the key is.
 enum BlockKeyKind: Int {

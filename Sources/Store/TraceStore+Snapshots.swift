@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 import Logs
+import SVCTraceCore
 
 /// What one snapshot changed in the name tables.
 public struct SnapshotSummary: Sendable, Equatable, Codable {
@@ -109,7 +110,7 @@ struct SnapshotEntries {
         addresses += spec.externalIPs ?? []
         addresses += item.status?.loadBalancer?.ingress?.compactMap(\.ip) ?? []
         for port in spec.ports ?? [] {
-          let proto = Int(ProtocolName.number(port.protocol ?? "TCP") ?? 6)
+          let proto = Int(IPProtocol(name: port.protocol ?? "TCP")?.number ?? 6)
           for text in addresses {
             guard let ip = IPAddress(text) else { continue }  // "None" (headless) and garbage
             services.insert(values(ip.blob, port.port, proto, namespace, name))
@@ -138,7 +139,7 @@ struct SnapshotEntries {
             guard let ip = IPAddress(text) else { continue }
             for port in item.ports ?? [] {
               guard let number = port.port else { continue }
-              let proto = Int(ProtocolName.number(port.protocol ?? "TCP") ?? 6)
+              let proto = Int(IPProtocol(name: port.protocol ?? "TCP")?.number ?? 6)
               endpoints.insert(
                 values(namespace, service, ip.blob, number, proto, podNamespace, podName, endpoint.nodeName ?? ""))
             }

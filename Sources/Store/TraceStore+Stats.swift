@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
-public import Logs
+import Logs
+public import SVCTraceCore
 
 /// Which Service `svctrace stats` is about.
 public enum ServiceSelector: Sendable, Equatable {

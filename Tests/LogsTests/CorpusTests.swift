@@ -1,5 +1,6 @@
 import Foundation
 import Logs
+import SVCTraceCore
 import Testing
 
 /// The hand-written fixture corpus against its hand-written expectations.

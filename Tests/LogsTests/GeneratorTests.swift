@@ -1,5 +1,6 @@
 import Foundation
 import Logs
+import SVCTraceCore
 import Testing
 
 /// The log generator: determinism, the mix it promises, and agreement with the parser.

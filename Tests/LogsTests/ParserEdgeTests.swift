@@ -1,5 +1,6 @@
 import Foundation
 import Logs
+import SVCTraceCore
 import Testing
 
 /// Timestamps, prefixes and line shapes at the edges of what the parser accepts.

@@ -420,12 +420,6 @@ struct StoreTests {
     }
   }
 
-  @Test func rfc3339FormatsMicrosecondsInUTC() {
-    #expect(TimeFormat.rfc3339(micros: 1_780_000_000_123_456) == "2026-05-28T20:26:40.123456Z")
-    #expect(TimeFormat.rfc3339(micros: -1_500_000) == "1969-12-31T23:59:58.500000Z")
-    #expect(TimeFormat.rfc3339(micros: 0) == "1970-01-01T00:00:00.000000Z")
-  }
-
   @Test func benchmarkBuildsAStoreAndUsesTheIndexes() throws {
     let directory = try TempDirectory()
     let figures = try TraceBenchmark.run(records: 50_000, path: directory.file("bench.sqlite"), queries: 40)

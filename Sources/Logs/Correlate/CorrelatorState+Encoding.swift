@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 /// A compact, versioned binary form of ``CorrelatorState`` for the store.
 ///
 /// Version 4 (written now): LEB128 varints, times as zigzag deltas against the watermark, line

@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 /// The join key of §3.4: (protocol, source address, source port). The node is implicit: one
 /// correlator instance serves one node.
 struct CorrelationKey: Hashable {

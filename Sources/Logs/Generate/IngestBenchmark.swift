@@ -1,4 +1,5 @@
 import Foundation
+import SVCTraceCore
 
 #if canImport(Glibc)
   import Glibc

@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 /// Parses kernel LOG lines, as rsyslog writes them, into ``PacketLine`` values.
 ///
 /// Accepted forms (see netfilter.md §3):
@@ -162,11 +164,11 @@ public struct PacketLineParser: LineParsing, Sendable {
         switch key {
         case Key.src:
           guard source == nil else { break }
-          guard let address = AddressScan.parse(p, start &+ 4, end) else { return nil }
+          guard let address = IPAddress.parse(p, start &+ 4, end) else { return nil }
           source = address
         case Key.dst:
           guard destination == nil else { break }
-          guard let address = AddressScan.parse(p, start &+ 4, end) else { return nil }
+          guard let address = IPAddress.parse(p, start &+ 4, end) else { return nil }
           destination = address
         case Key.len:
           guard let value = ByteScan.decimal(p, start &+ 4, end, maximum: UInt64(UInt32.max)) else { return nil }
@@ -217,7 +219,7 @@ public struct PacketLineParser: LineParsing, Sendable {
         case Key.inco:
           if ByteScan.equalsLowercase(p, start, end, "incomplete") { incomplete = true }
         default:
-          if count == 3, proto == 6 { tcpFlags |= Self.tcpFlag(key) }
+          if count == 3, proto == Int(IPProtocol.tcp.number) { tcpFlags |= Self.tcpFlag(key) }
         }
       }
     }
@@ -303,12 +305,12 @@ public struct PacketLineParser: LineParsing, Sendable {
     }
     switch end &- start {
     case 2 where ByteScan.equalsLowercase(p, start, end, "ah"): return (51, .other)
-    case 3 where ByteScan.equalsLowercase(p, start, end, "tcp"): return (6, .ports)
-    case 3 where ByteScan.equalsLowercase(p, start, end, "udp"): return (17, .ports)
+    case 3 where ByteScan.equalsLowercase(p, start, end, "tcp"): return (Int(IPProtocol.tcp.number), .ports)
+    case 3 where ByteScan.equalsLowercase(p, start, end, "udp"): return (Int(IPProtocol.udp.number), .ports)
     case 3 where ByteScan.equalsLowercase(p, start, end, "esp"): return (50, .other)
-    case 4 where ByteScan.equalsLowercase(p, start, end, "icmp"): return (1, .icmp)
-    case 4 where ByteScan.equalsLowercase(p, start, end, "sctp"): return (132, .ports)
-    case 6 where ByteScan.equalsLowercase(p, start, end, "icmpv6"): return (58, .icmp)
+    case 4 where ByteScan.equalsLowercase(p, start, end, "icmp"): return (Int(IPProtocol.icmp.number), .icmp)
+    case 4 where ByteScan.equalsLowercase(p, start, end, "sctp"): return (Int(IPProtocol.sctp.number), .ports)
+    case 6 where ByteScan.equalsLowercase(p, start, end, "icmpv6"): return (Int(IPProtocol.icmpv6.number), .icmp)
     case 7 where ByteScan.equalsLowercase(p, start, end, "udplite"): return (136, .ports)
     default: return nil
     }

@@ -142,10 +142,10 @@ extension SVCTrace {
         query.node = HostID(node)
       }
       if let proto {
-        guard let number = ProtocolName.number(proto), [6, 17, 132].contains(number) else {
+        guard let parsed = IPProtocol(name: proto), IPProtocol.serviceProtocols.contains(parsed) else {
           throw ValidationError("--proto '\(proto)' is not tcp, udp or sctp.")
         }
-        query.proto = number
+        query.proto = parsed.number
       }
       if let around {
         guard since == nil, until == nil else {
@@ -333,7 +333,7 @@ struct TracePrinter: Sendable {
   /// One CSV row for `record`.
   static func csvRow(_ record: ConnectionRecord) -> String {
     [
-      TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, ProtocolName.name(record.proto),
+      TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, IPProtocol(record.proto).name,
       record.client.description, String(record.clientPort), record.service.description, String(record.servicePort),
       record.pod.description, String(record.podPort), record.serviceName ?? "", record.podName ?? "",
       record.podNode ?? "", record.method.description,
@@ -352,7 +352,7 @@ struct TracePrinter: Sendable {
     var pod = endpoint(record.pod, record.podPort)
     if let name = record.podName { pod += " (\(name)\(record.podNode.map { "@" + $0 } ?? ""))" }
     return [
-      TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, ProtocolName.name(record.proto),
+      TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, IPProtocol(record.proto).name,
       endpoint(record.client, record.clientPort), service, pod,
     ]
   }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Logs
+import SVCTraceCore
 
 /// Parsing of the time, duration and address arguments of `trace`, `stats` and `prune`.
 enum TraceArguments {
@@ -30,83 +30,10 @@ enum TraceArguments {
   /// - Returns: µs since the epoch.
   /// - Throws: ``ValidationError`` naming the text and the accepted forms.
   static func time(_ text: String, nowMicros: Int64) throws -> Int64 {
-    if let micros = rfc3339(text) { return micros }
+    if let micros = TimeFormat.rfc3339(text) { return micros }
     if let ago = try? duration(text) { return nowMicros - ago }
     throw ValidationError(
       "'\(text)' is neither an RFC 3339 time (2026-05-16T21:31:48Z) nor a duration ago (10m, 2h, 7d).")
-  }
-
-  /// Parses RFC 3339 by hand (Foundation's ISO 8601 parser keeps milliseconds only).
-  static func rfc3339(_ text: String) -> Int64? {
-    let bytes = Array(text.utf8)
-    var index = 0
-    func digits(_ count: Int) -> Int64? {
-      guard index + count <= bytes.count else { return nil }
-      var value: Int64 = 0
-      for byte in bytes[index..<(index + count)] {
-        guard byte >= 0x30, byte <= 0x39 else { return nil }
-        value = value * 10 + Int64(byte - 0x30)
-      }
-      index += count
-      return value
-    }
-    func expect(_ characters: String) -> Bool {
-      guard index < bytes.count, characters.utf8.contains(bytes[index]) else { return false }
-      index += 1
-      return true
-    }
-    guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2),
-      (1...12).contains(month), (1...31).contains(day)
-    else { return nil }
-    var seconds = daysFromCivil(year: year, month: month, day: day) * 86_400
-    var micros: Int64 = 0
-    if index < bytes.count {
-      guard expect("Tt "), let hour = digits(2), expect(":"), let minute = digits(2), hour < 24, minute < 60 else {
-        return nil
-      }
-      var second: Int64 = 0
-      if index < bytes.count, bytes[index] == UInt8(ascii: ":") {
-        index += 1
-        guard let value = digits(2), value <= 60 else { return nil }
-        second = value
-      }
-      seconds += hour * 3600 + minute * 60 + second
-      if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-        index += 1
-        var places = 0
-        while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 {
-          if places < 6 { micros = micros * 10 + Int64(bytes[index] - 0x30) }
-          places += 1
-          index += 1
-        }
-        guard places > 0 else { return nil }
-        if places < 6 { for _ in places..<6 { micros *= 10 } }
-      }
-      if index < bytes.count {
-        if expect("Zz") {
-        } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-          let sign: Int64 = bytes[index] == UInt8(ascii: "+") ? 1 : -1
-          index += 1
-          guard let zoneHours = digits(2), expect(":"), let zoneMinutes = digits(2), zoneHours < 24, zoneMinutes < 60
-          else { return nil }
-          seconds -= sign * (zoneHours * 3600 + zoneMinutes * 60)
-        } else {
-          return nil
-        }
-      }
-    }
-    guard index == bytes.count else { return nil }
-    return seconds * 1_000_000 + micros
-  }
-
-  /// Days since 1970-01-01 (Howard Hinnant's days_from_civil).
-  static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-    let y = month <= 2 ? year - 1 : year
-    let era = (y >= 0 ? y : y - 399) / 400
-    let yearOfEra = y - era * 400
-    let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-    return era * 146_097 + dayOfEra - 719_468
   }
 
   /// An address with an optional port, or a Kubernetes `namespace/name`.
