@@ -18,6 +18,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
   ],
   targets: [
     // MARK: C boundary
@@ -99,6 +101,31 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // MARK: Benchmarks (not products)
+
+    /** Deterministic kernel LOG lines of a simulated cluster, for tests and benchmarks (never the product). */
+    .target(
+      name: "LogGeneration",
+      swiftSettings: swiftSettings
+    ),
+    /** The svctrace-bench subcommands: svctrace next to OpenSSH, Ansible, awk; trace lookup latencies. */
+    .target(
+      name: "SVCTraceBenchmarks",
+      dependencies: [
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "LogGeneration",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    /** The benchmark executable: one file calling SVCTraceBench; built on demand, not a product. */
+    .executableTarget(
+      name: "svctrace-bench",
+      dependencies: ["SVCTraceBenchmarks"],
+      swiftSettings: swiftSettings
+    ),
+
     // MARK: Tests
 
     /** Test doubles shared by the test targets: a local /bin/sh session and a scripted fake. */
@@ -117,9 +144,11 @@ let package = Package(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+      name: "LogsTests", dependencies: ["Logs", "LogGeneration"], resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
     .testTarget(
-      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs"], resources: [.copy("Fixtures")],
+      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs", "LogGeneration"],
+      resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",
@@ -127,6 +156,11 @@ let package = Package(
         "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "SVCTraceBenchmarksTests",
+      dependencies: ["SVCTraceBenchmarks", "LogGeneration", "Logs", "Store"],
       swiftSettings: swiftSettings
     ),
     .testTarget(
