@@ -139,7 +139,8 @@ let package = Package(
     .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+      name: "InventoryTests", dependencies: ["Inventory", "LogGeneration"], resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
