@@ -119,7 +119,7 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    /** The benchmark executable: one file calling SVCTraceBench; built on demand, not a product. */
+    /** The benchmark executable, one file calling BenchMain.run(); not a product (`--product svctrace-bench`). */
     .executableTarget(
       name: "svctrace-bench",
       dependencies: ["SVCTraceBenchmarks"],
