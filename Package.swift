@@ -161,7 +161,10 @@ let package = Package(
     ),
     .testTarget(
       name: "SVCTraceBenchmarksTests",
-      dependencies: ["SVCTraceBenchmarks", "LogGeneration", "Logs", "Store"],
+      dependencies: [
+        "SVCTraceBenchmarks", "SVCTraceCommands", "LogGeneration", "Logs", "Store",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(
