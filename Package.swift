@@ -19,6 +19,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
   ],
   targets: [
     // MARK: C boundary
@@ -103,6 +105,31 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    // MARK: Benchmarks (not products)
+
+    /** Deterministic kernel LOG lines of a simulated cluster, for tests and benchmarks (never the product). */
+    .target(
+      name: "LogGeneration",
+      swiftSettings: swiftSettings
+    ),
+    /** The svctrace-bench subcommands: svctrace next to OpenSSH, Ansible, awk; trace lookup latencies. */
+    .target(
+      name: "SVCTraceBenchmarks",
+      dependencies: [
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "LogGeneration",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    /** The benchmark executable, one file calling BenchMain.run(); not a product (`--product svctrace-bench`). */
+    .executableTarget(
+      name: "svctrace-bench",
+      dependencies: ["SVCTraceBenchmarks"],
+      swiftSettings: swiftSettings
+    ),
+
     // MARK: Tests
 
     /** Test doubles shared by the test targets: a local /bin/sh session and a scripted fake. */
@@ -116,20 +143,30 @@ let package = Package(
     .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+      name: "InventoryTests", dependencies: ["Inventory", "LogGeneration"], resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "LogsTests", dependencies: ["Logs", "SVCTraceCore"], resources: [.copy("Fixtures")],
+      name: "LogsTests", dependencies: ["Logs", "LogGeneration", "SVCTraceCore"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
-      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs"], resources: [.copy("Fixtures")],
+      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs", "LogGeneration"],
+      resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [
         "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "SVCTraceBenchmarksTests",
+      dependencies: [
+        "SVCTraceBenchmarks", "SVCTraceCommands", "LogGeneration", "Logs", "Store",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

@@ -33,7 +33,6 @@ public struct SVCTrace: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       Ping.self, Exec.self, Install.self, Remove.self, Verify.self, Collect.self, Trace.self, Stats.self, Prune.self,
-      Bench.self,
     ]
   )
 
@@ -44,25 +43,31 @@ public struct SVCTrace: AsyncParsableCommand {
 public enum Main {
   /// Parses, runs, and exits with svctrace's exit codes (usage errors exit 2, not 64).
   public static func run() async {
+    await run(SVCTrace.self)
+  }
+
+  /// Parses the command line for `root` (svctrace, or svctrace-bench), runs the chosen command
+  /// and exits with svctrace's exit codes.
+  package static func run<Root: ParsableCommand>(_ root: Root.Type) async {
     do {
-      var command = try SVCTrace.parseAsRoot()
+      var command = try Root.parseAsRoot()
       if var asyncCommand = command as? any AsyncParsableCommand {
         try await asyncCommand.run()
       } else {
         try command.run()
       }
     } catch {
-      let code = SVCTrace.exitCode(for: error)
+      let code = Root.exitCode(for: error)
       if error is InventoryError {
         FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
         exit(2)
       }
       if code == .validationFailure {
-        let message = SVCTrace.fullMessage(for: error)
+        let message = Root.fullMessage(for: error)
         if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         exit(2)
       }
-      SVCTrace.exit(withError: error)
+      Root.exit(withError: error)
     }
   }
 }

@@ -1,3 +1,4 @@
+import LogGeneration
 import Testing
 
 @testable import Inventory
@@ -187,7 +188,7 @@ import Testing
       "all:\n  hosts:\n    h[1:3]:\n      v: {a: [1, 2]}\n  children:\n    g:\n      hosts: h1\n",
     ]
     let alphabet = Array("[]:=\"'#;\n {}-,&!*~01a")
-    var generator = SplitMix(seed: 42)
+    var generator = SplitMix64(seed: 42)
     for seed in seeds {
       for round in 0..<1500 {
         var chars = Array(seed)
@@ -209,19 +210,6 @@ import Testing
         }
       }
     }
-  }
-}
-
-/// A tiny deterministic generator so the mutation test is reproducible.
-struct SplitMix {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var value = state
-    value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-    return value ^ (value >> 31)
   }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LogGeneration
 import Logs
 import SVCTraceCore
 import Testing
@@ -93,49 +94,35 @@ struct GeneratorTests {
     #expect(String(decoding: withOptions.prefix(40), as: UTF8.self).contains("+08:00"))
   }
 
-  @Test("node files, the streaming parse and the awk join agree with the generator")
-  func filesAndAwk() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-parser-\(getpid())-files").path
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    let figures = try IngestBenchmark.run(lines: 9_001, directory: directory, nodes: 3, seed: 21)
-    #expect(figures.lines == 9_001)
-    #expect(figures.parsedLines == figures.expectedPacketLines)
-    #expect(figures.parsedLines + figures.skippedLines == figures.lines)
-    #expect(figures.awkError == nil)
-    #expect(figures.awkJoinedRecords == figures.expectedPacketLines / 2)
-    #expect(figures.peakRSSKiB > 0 && figures.rssAtHalfKiB > 0)
-    #expect(figures.speedupOverAwk != nil)
-    var viaForEach = 0
-    var stats = ParseStats()
-    for node in 1...3 {
-      let nodeStats = try IngestBenchmark.forEachPacket(path: directory + "/node\(node).log", referenceMicros: 0) { _ in
-        viaForEach += 1
+  @Test("timestamps across a day boundary in a negative zone match the calendar")
+  func calendarDates() {
+    var options = LogGenerator.Options()
+    options.utcOffsetSeconds = -5 * 3600
+    // Half a second before midnight, local time (UTC−5), at the end of a leap February.
+    let midnightUTC: Int64 = 1_709_164_800_000_000 + 5 * 3_600_000_000  // 2024-02-29T00:00:00-05:00
+    var generator = LogGenerator(seed: 4, nodes: 1, startMicros: midnightUTC - 500_000, options: options)
+    var buffer: [UInt8] = []
+    generator.writeLines(count: 3_000, to: &buffer)
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(secondsFromGMT: -5 * 3600)
+    formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+    var parser = PacketLineParser(referenceMicros: midnightUTC)
+    var splitter = LineSplitter()
+    var checked = 0
+    var days: Set<String> = []
+    buffer.withUnsafeBufferPointer { bytes in
+      splitter.feed(bytes) { line in
+        guard let packet = parser.parse(line) else { return }
+        let text = String(decoding: line, as: UTF8.self)
+        let expected = formatter.string(from: Date(timeIntervalSince1970: Double(packet.timeMicros / 1_000_000)))
+        #expect(text.hasPrefix(expected), "\(text.prefix(32)) vs \(expected)")
+        #expect(text.dropFirst(26).hasPrefix("-05:00 "))
+        days.insert(String(text.prefix(10)))
+        checked += 1
       }
-      stats.parsed += nodeStats.parsed
-      stats.skipped += nodeStats.skipped
     }
-    #expect(viaForEach == figures.parsedLines)
-    #expect(stats == ParseStats(parsed: figures.parsedLines, skipped: figures.skippedLines))
-    let report = figures.report()
-    #expect(report.contains("awk join") && report.contains("lines/s"))
-    let decoded = try JSONDecoder().decode(IngestFigures.self, from: JSONEncoder().encode(figures))
-    #expect(decoded == figures)
-  }
-}
-
-/// The ingest benchmark at full size; run with `SVCTRACE_BENCH=1` (release build recommended:
-/// `SVCTRACE_BENCH=1 swift test -c release --filter Bench`). `SVCTRACE_BENCH_LINES` changes the size.
-@Suite("Bench")
-struct IngestBenchTests {
-  @Test("ingest benchmark", .enabled(if: ProcessInfo.processInfo.environment["SVCTRACE_BENCH"] == "1"))
-  func ingest() throws {
-    let environment = ProcessInfo.processInfo.environment
-    let lines = environment["SVCTRACE_BENCH_LINES"].flatMap(Int.init) ?? 2_000_000
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-parser-bench-\(getpid())").path
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    let figures = try IngestBenchmark.run(lines: lines, directory: directory)
-    print(figures.report())
-    print(String(decoding: try JSONEncoder().encode(figures), as: UTF8.self))
-    #expect(figures.parsedLines == figures.expectedPacketLines)
+    #expect(checked > 2_000)
+    #expect(days == ["2024-02-28", "2024-02-29"])
   }
 }

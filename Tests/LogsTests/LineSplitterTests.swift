@@ -1,3 +1,4 @@
+import LogGeneration
 import Logs
 import Testing
 
@@ -29,7 +30,7 @@ struct LineSplitterTests {
     let expected = Support.naiveLines(corpus)
     let oneShot = Self.split(corpus, chunkSizes: { corpus.count }).lines
     #expect(oneShot == expected)
-    var random = TestRandom(state: 7)
+    var random = SplitMix64(seed: 7)
     for round in 0..<300 {
       let limit = [1, 2, 3, 7, 64, 300, 4096][round % 7]
       let chunked = Self.split(corpus, chunkSizes: { 1 + random.below(limit) }).lines

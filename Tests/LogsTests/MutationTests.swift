@@ -1,19 +1,7 @@
 import Foundation
+import LogGeneration
 import Logs
 import Testing
-
-/// A deterministic generator for the tests (SplitMix64).
-struct TestRandom {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
-}
 
 /// Memory laid out so that reading one byte before or after a line faults: the line sits against a
 /// PROT_NONE guard page, at the end of its page (over-reads) or at the start (under-reads).
@@ -93,7 +81,7 @@ struct MutationTests {
   @Test("random byte edits, splices of two lines and random bytes (seeded)")
   func randomMutations() throws {
     let guardPage = try GuardedPage()
-    var random = TestRandom(state: 0x5EC7_12AC_E000_0006)
+    var random = SplitMix64(seed: 0x5EC7_12AC_E000_0006)
     var counts = (cases: 0, parsed: 0)
     let alphabet = Array(" =[]:.0123456789abcdefxX-+TZ\r\t\u{0}\u{FF}SRCDSTPROTOIN".utf8)
     for _ in 0..<4_000 {

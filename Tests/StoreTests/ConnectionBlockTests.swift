@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LogGeneration
 import SVCTraceCore
 import Testing
 
@@ -15,7 +16,7 @@ private struct Generated {
 
 /// Random connections over a few nodes, clients, services and pods (IPv4 and IPv6).
 private func randomConnections(count: Int, seed: UInt64) -> [(node: Int, entry: StoredConnection)] {
-  var random = Store.SplitMix64(seed: seed)
+  var random = SplitMix64(seed: seed)
   let base: Int64 = 1_780_000_000_000_000
   var time = base
   return (0..<count).map { _ in
@@ -127,7 +128,7 @@ struct ConnectionBlockTests {
     for length in 0..<bytes.count {
       #expect(throws: StoreError.self) { try ConnectionBlock.decode(Array(bytes.prefix(length))) }
     }
-    var random = Store.SplitMix64(seed: 3)
+    var random = SplitMix64(seed: 3)
     for _ in 0..<2000 {
       var garbled = bytes
       garbled[Int(random.next() % UInt64(garbled.count))] = UInt8(truncatingIfNeeded: random.next())
@@ -136,7 +137,7 @@ struct ConnectionBlockTests {
   }
 
   @Test func bloomFilterHasNoFalseNegatives() throws {
-    var random = Store.SplitMix64(seed: 4)
+    var random = SplitMix64(seed: 4)
     let keys = (0..<50_000).map { _ in
       (IPAddress(ipv4: 0x0AF4_0000 | UInt32(random.next() % 65536)), UInt16(truncatingIfNeeded: random.next()))
     }

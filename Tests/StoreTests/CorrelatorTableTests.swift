@@ -1,20 +1,8 @@
+import LogGeneration
 import SVCTraceCore
 import Testing
 
 @testable import Logs
-
-/// A seeded generator (SplitMix64) so that a failing stream can be replayed.
-struct SeededRandom: RandomNumberGenerator {
-  var state: UInt64
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ z >> 30) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ z >> 27) &* 0x94D0_49BB_1331_11EB
-    return z ^ z >> 31
-  }
-}
 
 @Suite("Correlator: the open-addressing table")
 struct CorrelatorTableTests {
@@ -205,7 +193,7 @@ struct CorrelatorDifferentialTests {
   /// A random stream: few clients and ports (keys collide and get reused), retransmissions,
   /// posts without pres, out-of-order times, IPv4 and IPv6, jumps that expire pending lines.
   func stream(seed: UInt64, count: Int, settings: CorrelationSettings) -> [Observation] {
-    var random = SeededRandom(state: seed)
+    var random = SplitMix64(seed: seed)
     let clients = ["10.244.1.5", "10.244.1.6", "10.244.2.7", "fd00:10:244::5"]
     let services = ["10.96.0.10", "10.96.0.11", "fd00:10:96::a"]
     let pods = ["10.244.3.1", "10.244.3.2", "10.244.1.5", "fd00:10:244:1::9"]
@@ -290,7 +278,7 @@ struct CorrelatorDifferentialTests {
   ])
   func randomStreamsGiveTheModelsOutputs(seed: UInt64, settings: CorrelationSettings) throws {
     let observations = stream(seed: seed, count: 12_000, settings: settings)
-    var random = SeededRandom(state: seed ^ 0xABCD)
+    var random = SplitMix64(seed: seed ^ 0xABCD)
     var correlator = Correlator(node: HostID("node1"), settings: settings)
     var model = ReferenceCorrelator(node: HostID("node1"), settings: settings)
     var start = 0

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import LogGeneration
 import SVCTraceCore
 import SVCTraceTestSupport
 import Testing
@@ -419,32 +420,6 @@ struct StoreTests {
       try await ClockOffset.measure(ShiftedClockSession(shiftSeconds: nil), rounds: 1)
     }
   }
-
-  @Test func benchmarkBuildsAStoreAndUsesTheIndexes() throws {
-    let directory = try TempDirectory()
-    let figures = try TraceBenchmark.run(records: 50_000, path: directory.file("bench.sqlite"), queries: 40)
-    #expect(figures.records == 50_000)
-    #expect(figures.clientLookup.queries == 40 && figures.serviceLookup.queries == 40)
-    #expect(figures.clientLookup.index == "block_keys(client) + client_bloom")
-    #expect(figures.serviceLookup.index == "block_keys(service)")
-    #expect(figures.blocks >= 50_000 / 4096, "each node's connections in blocks")
-    #expect(figures.clientLookup.meanRows >= 1, "sampled clients are found")
-    #expect(figures.report().contains("point lookup by client ip:port"))
-    let count = try TraceStore(path: directory.file("bench.sqlite")).dbWriter.read { db in
-      try Int.fetchOne(db, sql: "SELECT SUM(count) FROM connection_blocks")
-    }
-    #expect(count == 50_000)
-    #expect(throws: StoreError.self) { try TraceBenchmark.run(records: 10, path: directory.file("bench.sqlite")) }
-  }
-
-  @Test(.enabled(if: ProcessInfo.processInfo.environment["SVCTRACE_BENCH"] == "1"))
-  func benchmarkTenMillionRecords() throws {
-    let path = ProcessInfo.processInfo.environment["SVCTRACE_BENCH_PATH"] ?? "/tmp/svctrace-store-bench.sqlite"
-    let figures = try TraceBenchmark.run(records: 10_000_000, path: path, overwrite: true)
-    print(figures.report())
-    print(figures.clientLookup.plan, figures.serviceLookup.plan)
-    #expect(figures.clientLookup.index != nil && figures.serviceLookup.index != nil)
-  }
 }
 
 /// A session whose `date +%s%N` reports the local time shifted, or garbage when `nil`.
@@ -660,7 +635,7 @@ struct RawSegmentTests {
     // Small segments: the writes roll over.
     let segments = RawSegments(directory: directory.file("store.sqlite.raw"), segmentBytes: 500_000)
     let writer = segments.makeWriter()
-    var random = Store.SplitMix64(seed: 11)
+    var random = SplitMix64(seed: 11)
     let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
     defer { memory.deallocate() }
     for index in memory.indices { memory[index] = UInt8(truncatingIfNeeded: random.next()) }

@@ -173,13 +173,13 @@ _svctrace() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    ping|exec|install|remove|verify|collect|trace|stats|prune|bench|help)
+    ping|exec|install|remove|verify|collect|trace|stats|prune|help)
         # Offer subcommand argument completions
         "_svctrace_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect trace stats prune bench help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect trace stats prune help' -- "${cur}"))
         ;;
     esac
 }
@@ -665,182 +665,6 @@ _svctrace_prune() {
         return
         ;;
     '--store')
-        return
-        ;;
-    esac
-}
-
-_svctrace_bench() {
-    repeating_flags=()
-    non_repeating_flags=(--version -h --help)
-    repeating_options=()
-    non_repeating_options=()
-    __svctrace_offer_flags_options 0
-
-    # Offer subcommand / subcommand argument completions
-    local -r subcommand="${unparsed_words[0]}"
-    unset 'unparsed_words[0]'
-    unparsed_words=("${unparsed_words[@]}")
-    case "${subcommand}" in
-    ping|install|ingest|trace)
-        # Offer subcommand argument completions
-        "_svctrace_bench_${subcommand}"
-        ;;
-    *)
-        # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'ping install ingest trace' -- "${cur}"))
-        ;;
-    esac
-}
-
-_svctrace_bench_ping() {
-    repeating_flags=()
-    non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --version -h --help)
-    repeating_options=(-i --inventory --known-hosts --private-key)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --rounds)
-    __svctrace_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '-i'|'--inventory')
-        return
-        ;;
-    '-l'|'--limit')
-        return
-        ;;
-    '-f'|'--forks')
-        return
-        ;;
-    '--timeout')
-        return
-        ;;
-    '--connect-timeout')
-        return
-        ;;
-    '--known-hosts')
-        return
-        ;;
-    '-F')
-        return
-        ;;
-    '-u'|'--user')
-        return
-        ;;
-    '--private-key')
-        return
-        ;;
-    '--jump')
-        return
-        ;;
-    '--become-user')
-        return
-        ;;
-    '--rounds')
-        return
-        ;;
-    esac
-}
-
-_svctrace_bench_install() {
-    repeating_flags=()
-    non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --version -h --help)
-    repeating_options=(-i --inventory --known-hosts --private-key)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --rounds --playbook --venv --work-dir)
-    __svctrace_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '-i'|'--inventory')
-        return
-        ;;
-    '-l'|'--limit')
-        return
-        ;;
-    '-f'|'--forks')
-        return
-        ;;
-    '--timeout')
-        return
-        ;;
-    '--connect-timeout')
-        return
-        ;;
-    '--known-hosts')
-        return
-        ;;
-    '-F')
-        return
-        ;;
-    '-u'|'--user')
-        return
-        ;;
-    '--private-key')
-        return
-        ;;
-    '--jump')
-        return
-        ;;
-    '--become-user')
-        return
-        ;;
-    '--rounds')
-        return
-        ;;
-    '--playbook')
-        return
-        ;;
-    '--venv')
-        return
-        ;;
-    '--work-dir')
-        return
-        ;;
-    esac
-}
-
-_svctrace_bench_ingest() {
-    repeating_flags=()
-    non_repeating_flags=(--keep --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--lines --nodes --awk --seed --runs)
-    __svctrace_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '--lines')
-        return
-        ;;
-    '--nodes')
-        return
-        ;;
-    '--awk')
-        return
-        ;;
-    '--seed')
-        return
-        ;;
-    '--runs')
-        return
-        ;;
-    esac
-}
-
-_svctrace_bench_trace() {
-    repeating_flags=()
-    non_repeating_flags=(--keep --json --version -h --help)
-    repeating_options=()
-    non_repeating_options=(--records --queries --path)
-    __svctrace_offer_flags_options 0
-
-    # Offer option value completions
-    case "${prev}" in
-    '--records')
-        return
-        ;;
-    '--queries')
-        return
-        ;;
-    '--path')
         return
         ;;
     esac

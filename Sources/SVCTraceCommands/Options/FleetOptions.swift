@@ -1,23 +1,23 @@
-import ArgumentParser
+package import ArgumentParser
 
 /// Options every fleet command shares: which hosts, how to reach them, how wide to fan out.
-struct FleetOptions: ParsableArguments {
+package struct FleetOptions: ParsableArguments {
   @Option(
     name: [.customShort("i"), .customLong("inventory")],
     help: ArgumentHelp(
       "Ansible inventory file or directory (INI or YAML; repeatable). Default: $SVCTRACE_INVENTORY.",
       valueName: "path"))
-  var inventory: [String] = []
+  package var inventory: [String] = []
 
   @Option(
     name: [.customShort("l"), .customLong("limit")],
     help: ArgumentHelp(
       "Ansible host pattern: names, globs, groups, 'a:b' union, 'a:&b' intersection, 'a:!b' exclusion.",
       valueName: "pattern"))
-  var limit: String?
+  package var limit: String?
 
   @Option(name: [.customShort("f"), .long], help: "How many hosts to work on at once.")
-  var forks: Int = 20
+  package var forks: Int = 20
 
   @Option(
     name: .customLong("timeout"), help: ArgumentHelp("Give up on a host after this many seconds.", valueName: "seconds")
@@ -25,12 +25,12 @@ struct FleetOptions: ParsableArguments {
   var hostTimeout: Int?
 
   @Option(help: ArgumentHelp("TCP connect and handshake timeout per host.", valueName: "seconds"))
-  var connectTimeout: Int = 10
+  package var connectTimeout: Int = 10
 
   @Option(
     name: .customLong("known-hosts"),
     help: ArgumentHelp("OpenSSH known_hosts file (repeatable). Default: ~/.ssh/known_hosts.", valueName: "file"))
-  var knownHosts: [String] = []
+  package var knownHosts: [String] = []
 
   @Flag(
     help:
@@ -44,12 +44,12 @@ struct FleetOptions: ParsableArguments {
   var sshConfig: String?
 
   @Option(name: [.customShort("u"), .customLong("user")], help: "Login user for every host (overrides ansible_user).")
-  var user: String?
+  package var user: String?
 
   @Option(
     name: .customLong("private-key"),
     help: ArgumentHelp("Private key file (repeatable; overrides ansible_ssh_private_key_file).", valueName: "file"))
-  var privateKeys: [String] = []
+  package var privateKeys: [String] = []
 
   @Option(help: ArgumentHelp("Bastion for every host, as for ssh -J: [user@]host[:port][,...].", valueName: "jump"))
   var jump: String?
@@ -75,7 +75,9 @@ struct FleetOptions: ParsableArguments {
   @Flag(name: .shortAndLong, help: "Log debug details to standard error.")
   var verbose = false
 
-  func validate() throws {
+  package init() {}
+
+  package func validate() throws {
     guard forks >= 1 else { throw ValidationError("--forks must be at least 1.") }
     if let hostTimeout, hostTimeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
     guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }

@@ -169,7 +169,8 @@ struct CollectReport: Codable, Sendable {
     var text =
       "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
     if skipped > 0 { text += ", \(skipped) skipped" }
-    text += ", clock \(clockOffsetMs >= 0 ? "+" : "")\(format(clockOffsetMs))±\(format(clockBoundMs)) ms"
+    text +=
+      ", clock \(clockOffsetMs >= 0 ? "+" : "")\(Output.decimal(clockOffsetMs))±\(Output.decimal(clockBoundMs)) ms"
     if !events.isEmpty { text += "; " + events.joined(separator: "; ") }
     if let snapshot { text += "; " + snapshot }
     return text

@@ -49,7 +49,7 @@ struct NodeFacts: Codable, Sendable {
   var summary: String {
     let sign = clockOffsetMs >= 0 ? "+" : ""
     return "\(os) · kernel \(kernel) · \(iptables) · rsyslog \(rsyslog ? "yes" : "MISSING") · "
-      + "logrotate \(logrotate ? "yes" : "MISSING") · clock \(sign)\(format(clockOffsetMs))±\(format(clockBoundMs)) ms · as \(user)"
+      + "logrotate \(logrotate ? "yes" : "MISSING") · clock \(sign)\(Output.decimal(clockOffsetMs))±\(Output.decimal(clockBoundMs)) ms · as \(user)"
   }
 
   /// One round trip for the facts, then a few for the clock.

@@ -220,7 +220,7 @@ extension SVCTrace {
       var backlog = query
       let startID = try store.latestConnectionID() ?? 0
       Terminal.writeError(
-        "Following: new connections are printed as they are collected (every \(SVCTraceCommands.format(interval)) s; Ctrl-C stops).\n"
+        "Following: new connections are printed as they are collected (every \(Output.decimal(interval)) s; Ctrl-C stops).\n"
       )
       var printed = 0
       var printer = initial

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Fleet
+package import Fleet
 import Foundation
 import Inventory
 import Logging
@@ -8,16 +8,16 @@ import SVCTraceCore
 
 /// Everything a fleet command needs, built once from the shared options: the selected hosts, a
 /// connector, a runner, the terminal and a logger. Secrets are asked for here, before any fan-out.
-struct FleetContext {
-  var hosts: [FleetHost]
-  var connector: SSHConnector
-  var runner: FleetRunner
-  var terminal: Terminal
+package struct FleetContext {
+  package var hosts: [FleetHost]
+  package var connector: SSHConnector
+  package var runner: FleetRunner
+  package var terminal: Terminal
   var logger: Logger
 
   /// Loads the inventory, applies `--limit`, resolves connection settings and prompts for secrets.
   /// - Throws: ``ValidationError`` for unusable options, `InventoryError` (file:line) for a bad inventory.
-  static func make(
+  package static func make(
     _ options: FleetOptions, label: String, environment: [String: String] = ProcessInfo.processInfo.environment
   )
     throws -> FleetContext

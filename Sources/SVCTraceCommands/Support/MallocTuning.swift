@@ -2,7 +2,7 @@
   import Glibc
 #endif
 
-/// Tunes glibc's allocator for bulk ingest (collect, bench ingest).
+/// Tunes glibc's allocator for bulk ingest (collect, and `svctrace-bench ingest` through package access).
 ///
 /// Each batch allocates arrays of several MiB (the pulled bytes, parsed lines, correlation
 /// output) and frees them a moment later. Past glibc's mmap threshold every such array is a
@@ -10,9 +10,9 @@
 /// third of the ingest's page faults. Raising the threshold to its maximum (32 MiB on 64-bit)
 /// and keeping freed memory for reuse (trim threshold 512 MiB) recycles those pages. The
 /// process's peak memory is the same; it just does not hand pages back between batches.
-enum MallocTuning {
+package enum MallocTuning {
   /// Applies the tuning once per process; a no-op where `mallopt` is unavailable.
-  static func forBulkIngest() {
+  package static func forBulkIngest() {
     #if canImport(Glibc)
       typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
       // `mallopt` is in <malloc.h>, which the Glibc module does not import.

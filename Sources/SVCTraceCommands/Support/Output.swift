@@ -4,13 +4,19 @@ import Foundation
 import SVCTraceCore
 
 /// Printing results: a recap for people, one JSON document for scripts, and exit codes.
-enum Output {
+package enum Output {
   /// Encodes `value` as pretty, key-sorted JSON with ISO 8601 dates.
-  static func json<T: Encodable>(_ value: T) throws -> String {
+  package static func json<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.dateEncodingStrategy = .iso8601
     return String(decoding: try encoder.encode(value), as: UTF8.self)
+  }
+
+  /// `value` with three decimals below 10 and one from 10 on (`0.042`, `12.5`): seconds,
+  /// milliseconds and ratios in one-line reports.
+  package static func decimal(_ value: Double) -> String {
+    String(format: value < 10 ? "%.3f" : "%.1f", value)
   }
 
   /// Prints per-host results (recap or JSON) and turns failures into the exit code.

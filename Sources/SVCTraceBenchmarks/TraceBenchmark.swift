@@ -1,7 +1,8 @@
 import Foundation
-import GRDB
+import LogGeneration
 import Logs
 import SVCTraceCore
+import Store
 
 /// Latency figures of one kind of lookup.
 public struct LatencyFigures: Sendable, Equatable, Codable {
@@ -71,14 +72,15 @@ public enum TraceBenchmark {
   ///   - overwrite: remove an existing file at `path` first; otherwise an existing file is an
   ///     error.
   ///   - blockSize: connections per node per block (a collect's batch).
-  /// - Throws: ``StoreError`` when `path` exists and `overwrite` is false; `DatabaseError`.
+  /// - Throws: ``TraceBenchmarkError`` when `path` exists and `overwrite` is false; the store's
+  ///   errors.
   public static func run(
     records: Int = 10_000_000, path: String, queries: Int = 200, overwrite: Bool = false, blockSize: Int = 4096
   ) throws -> BenchmarkFigures {
     let manager = FileManager.default
     if manager.fileExists(atPath: path) {
       guard overwrite else {
-        throw StoreError(operation: "create the benchmark store", message: "\(path) already exists")
+        throw TraceBenchmarkError(path: path, message: "already exists")
       }
       for suffix in ["", "-wal", "-shm"] { try? manager.removeItem(atPath: path + suffix) }
     }
@@ -92,61 +94,51 @@ public enum TraceBenchmark {
     // Bulk generation: connections in time order, spread over the nodes; each node's become a
     // block every `blockSize` connections, as a collect's batches would.
     let generateStart = ContinuousClock.now
-    try store.dbWriter.write { db in
-      for node in 1...20 {
-        try db.execute(sql: "INSERT OR IGNORE INTO nodes (id, name) VALUES (?, ?)", arguments: [node, "node\(node)"])
-      }
-    }
-    var pending = [[StoredConnection]](repeating: [], count: 21)
+    var pending = [[TraceStore.GeneratedConnection]](repeating: [], count: 21)
     let chunk = 500_000
     var produced = 0
     while produced < records {
       let count = min(chunk, records - produced)
       let last = produced + count == records
-      try store.dbWriter.write { db in
-        for i in produced..<(produced + count) {
-          let time = end - span + Int64(i) * span / Int64(max(records, 1))
-          let client = IPAddress(ipv4: 0x0AF4_0000 | UInt32(truncatingIfNeeded: random.next() & 0xFFFF))
-          let clientPort = UInt16(32768 + random.next() % 28000)
-          let serviceNumber = UInt32(random.next() % 500)
-          let service = IPAddress(ipv4: 0x0A60_0000 | serviceNumber)
-          let servicePort: UInt16 = serviceNumber % 3 == 0 ? 443 : 80
-          let endpoints = 3 + serviceNumber % 8
-          let pod = IPAddress(ipv4: 0x0A80_0000 | serviceNumber << 4 | UInt32(random.next() % UInt64(endpoints)))
-          let node = Int(1 + random.next() % 20)
-          pending[node].append(
-            StoredConnection(
-              slot: 0, timeMicros: time, proto: 6, client: client, clientPort: clientPort, service: service,
-              servicePort: servicePort, pod: pod, podPort: 8080, method: MatchMethod.exactID.rawValue, preID: nil,
-              postID: nil))
-          if pending[node].count >= blockSize {
-            try TraceStore.insertConnectionBlocks(pending[node], nodeID: Int64(node), batchID: 0, db)
-            pending[node].removeAll(keepingCapacity: true)
-          }
-          if i % max(1, records / queries) == 0 { clientSamples.append((client, clientPort)) }
-          if serviceSamples.count < queries, i % 7 == 0 { serviceSamples.append((service, servicePort)) }
+      var blocks: [(node: String, connections: [TraceStore.GeneratedConnection])] = []
+      for i in produced..<(produced + count) {
+        let time = end - span + Int64(i) * span / Int64(max(records, 1))
+        let client = IPAddress(ipv4: 0x0AF4_0000 | UInt32(truncatingIfNeeded: random.next() & 0xFFFF))
+        let clientPort = UInt16(32768 + random.next() % 28000)
+        let serviceNumber = UInt32(random.next() % 500)
+        let service = IPAddress(ipv4: 0x0A60_0000 | serviceNumber)
+        let servicePort: UInt16 = serviceNumber % 3 == 0 ? 443 : 80
+        let endpoints = 3 + serviceNumber % 8
+        let pod = IPAddress(ipv4: 0x0A80_0000 | serviceNumber << 4 | UInt32(random.next() % UInt64(endpoints)))
+        let node = Int(1 + random.next() % 20)
+        pending[node].append(
+          TraceStore.GeneratedConnection(
+            timeMicros: time, proto: 6, client: client, clientPort: clientPort, service: service,
+            servicePort: servicePort, pod: pod, podPort: 8080))
+        if pending[node].count >= blockSize {
+          blocks.append(("node\(node)", pending[node]))
+          pending[node].removeAll(keepingCapacity: true)
         }
-        if last {
-          for node in pending.indices where !pending[node].isEmpty {
-            try TraceStore.insertConnectionBlocks(pending[node], nodeID: Int64(node), batchID: 0, db)
-          }
-        }
+        if i % max(1, records / queries) == 0 { clientSamples.append((client, clientPort)) }
+        if serviceSamples.count < queries, i % 7 == 0 { serviceSamples.append((service, servicePort)) }
       }
+      if last {
+        for node in pending.indices where !pending[node].isEmpty { blocks.append(("node\(node)", pending[node])) }
+      }
+      try store.bulkLoad(blocks)
       produced += count
     }
-    let generateSeconds = seconds(ContinuousClock.now - generateStart)
+    let generateSeconds = (ContinuousClock.now - generateStart).seconds
     let indexStart = ContinuousClock.now
-    try store.dbWriter.write { db in try db.execute(sql: "ANALYZE") }
-    let indexSeconds = seconds(ContinuousClock.now - indexStart)
-    let blocks = try store.dbWriter.read { db in
-      try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") ?? 0
-    }
+    try store.analyze()
+    let indexSeconds = (ContinuousClock.now - indexStart).seconds
+    let blocks = try store.connectionBlockCount()
 
     let client = try measure(store, clientSamples.prefix(queries).map { TraceQuery(client: $0.0, clientPort: $0.1) })
     let since = end - 10 * 60 * 1_000_000
     let service = try measure(
       store, serviceSamples.prefix(queries).map { TraceQuery(service: $0.0, servicePort: $0.1, sinceMicros: since) })
-    try store.dbWriter.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    try store.checkpoint()
     let size = (try? manager.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
     return BenchmarkFigures(
       records: records, blocks: blocks, generateSeconds: generateSeconds, indexSeconds: indexSeconds, fileBytes: size,
@@ -159,7 +151,7 @@ public enum TraceBenchmark {
     for query in queries {
       let start = ContinuousClock.now
       rows += try store.connections(matching: query).count
-      durations.append(seconds(ContinuousClock.now - start) * 1000)
+      durations.append((ContinuousClock.now - start).seconds * 1000)
     }
     durations.sort()
     func percentile(_ p: Double) -> Double {
@@ -168,17 +160,12 @@ public enum TraceBenchmark {
     var decoded = 0
     var plan: [String] = []
     var access: String?
-    try store.dbWriter.read { db in
-      for (number, query) in queries.enumerated() {
-        var scan = try BlockScan(query, db)
-        _ = try scan.run(db)
-        decoded += scan.decoded
-        if number == 0 {
-          access = scan.access
-          plan = try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + scan.sql, arguments: scan.arguments).map { row in
-            row["detail"]
-          }
-        }
+    for (number, query) in queries.enumerated() {
+      let lookup = try store.lookupPlan(query, explain: number == 0)
+      decoded += lookup.blocksDecoded
+      if number == 0 {
+        access = lookup.access
+        plan = lookup.steps
       }
     }
     let count = Double(max(queries.count, 1))
@@ -188,26 +175,17 @@ public enum TraceBenchmark {
       plan: plan, index: access)
   }
 
-  private static func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-  }
-
   private static func wallClock() -> Int64 {
     Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
   }
 }
 
-/// A small deterministic generator (SplitMix64) so benchmark stores are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-
-  init(seed: UInt64) { state = seed }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+/// The benchmark store cannot be created.
+public struct TraceBenchmarkError: Error, CustomStringConvertible, Sendable {
+  /// Where the store was to be built.
+  public var path: String
+  /// Why it cannot be.
+  public var message: String
+  /// "Unable to create the benchmark store <path>: <message>".
+  public var description: String { "Unable to create the benchmark store \(path): \(message)" }
 }

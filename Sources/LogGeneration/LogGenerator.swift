@@ -202,23 +202,6 @@ public struct GeneratorError: Error, CustomStringConvertible, Sendable {
   }
 }
 
-/// SplitMix64: a tiny, fast, deterministic generator (not for cryptography).
-struct SplitMix64: RandomNumberGenerator, Sendable {
-  private var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z &>> 31)
-  }
-  /// A uniform value in `0..<bound` (bound > 0).
-  mutating func below(_ bound: UInt64) -> UInt64 { next() % bound }
-  /// `true` with probability `share`.
-  mutating func chance(_ share: Double) -> Bool { Double(next() >> 11) * 0x1p-53 < share }
-}
-
 /// One node's generator state.
 private struct NodeState: Sendable {
   /// A POST line owed to an earlier PRE line.
@@ -236,6 +219,8 @@ private struct NodeState: Sendable {
   let bootMicros: Int64
   var pending: [PendingPost] = []
   var summary = LogGenerator.Summary()
+  /// The date of the last line's day, so the calendar is computed once per day of log time.
+  var civilDay = CivilDay(days: 0)
 
   init(index: Int, seed: UInt64, startMicros: Int64, services: [LogGenerator.Service]) {
     self.index = index
@@ -386,7 +371,7 @@ private struct NodeState: Sendable {
   }
 
   private mutating func writeHeader(options: LogGenerator.Options, to buffer: inout [UInt8]) {
-    Text.appendRFC3339(clock, offsetSeconds: options.utcOffsetSeconds, to: &buffer)
+    Text.appendRFC3339(clock, offsetSeconds: options.utcOffsetSeconds, day: &civilDay, to: &buffer)
     buffer.append(UInt8(ascii: " "))
     buffer.append(contentsOf: name)
     buffer.append(contentsOf: Array(" kernel: ".utf8))
@@ -558,6 +543,25 @@ private struct GeneratedPacket: Sendable {
   }
 }
 
+/// The calendar date of one day since the epoch (UTC).
+struct CivilDay: Sendable {
+  var days: Int64
+  var year: Int
+  var month: Int
+  var day: Int
+
+  /// The date of day `days` (0: 1970-01-01), from `gmtime_r`.
+  init(days: Int64) {
+    self.days = days
+    var seconds = time_t(days * 86_400)
+    var parts = tm()
+    _ = gmtime_r(&seconds, &parts)
+    year = Int(parts.tm_year) + 1900
+    month = Int(parts.tm_mon) + 1
+    day = Int(parts.tm_mday)
+  }
+}
+
 /// Small text-building helpers for the generator.
 enum Text {
   /// Appends `value` in decimal, left-padded with `pad` to at least `width` digits.
@@ -600,11 +604,17 @@ enum Text {
   }
 
   /// Appends µs since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffff±HH:MM` (or `Z` for offset 0).
-  static func appendRFC3339(_ micros: Int64, offsetSeconds: Int32, to buffer: inout [UInt8]) {
+  ///
+  /// The calendar date comes from the C library's `gmtime_r`, asked once per day of log time
+  /// (`day` caches it).
+  static func appendRFC3339(_ micros: Int64, offsetSeconds: Int32, day cache: inout CivilDay, to buffer: inout [UInt8])
+  {
+    let microsPerDay: Int64 = 86_400_000_000
     let local = micros + Int64(offsetSeconds) * 1_000_000
-    let days = CivilTime.floorDays(micros: local)
-    let inDay = local - days * CivilTime.microsPerDay
-    let (year, month, day) = CivilTime.civilFromDays(days)
+    let days = local >= 0 ? local / microsPerDay : (local + 1) / microsPerDay - 1
+    let inDay = local - days * microsPerDay
+    if cache.days != days { cache = CivilDay(days: days) }
+    let (year, month, day) = (cache.year, cache.month, cache.day)
     appendDecimal(UInt64(max(0, year)), width: 4, pad: UInt8(ascii: "0"), to: &buffer)
     buffer.append(UInt8(ascii: "-"))
     appendDecimal(UInt64(month), width: 2, pad: UInt8(ascii: "0"), to: &buffer)

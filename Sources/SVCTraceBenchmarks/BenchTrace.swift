@@ -1,10 +1,11 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import SVCTraceCommands
 import SVCTraceCore
 import Store
 
-/// `svctrace bench trace`: lookup latencies on a store of generated connection records.
+/// `svctrace-bench trace`: lookup latencies on a store of generated connection records.
 struct BenchTrace: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "trace",
@@ -18,9 +19,9 @@ struct BenchTrace: AsyncParsableCommand {
       of disk; the store goes to a temporary directory and is removed afterwards unless --keep.
 
       Examples:
-        svctrace bench trace
-        svctrace bench trace --records 1000000 --queries 500
-        svctrace bench trace --path /srv/bench.sqlite --keep
+        svctrace-bench trace
+        svctrace-bench trace --records 1000000 --queries 500
+        svctrace-bench trace --path /srv/bench.sqlite --keep
       """)
 
   @Option(help: "Connection records to generate.")

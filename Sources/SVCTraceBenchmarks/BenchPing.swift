@@ -1,9 +1,12 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import SVCTraceCommands
 import SVCTraceCore
+import Subprocess
+import SystemPackage
 
-/// `svctrace bench ping`: svctrace's fan-out next to OpenSSH run in parallel with `xargs -P`.
+/// `svctrace-bench ping`: svctrace's fan-out next to OpenSSH run in parallel with `xargs -P`.
 struct BenchPing: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ping",
@@ -29,7 +32,7 @@ struct BenchPing: AsyncParsableCommand {
     }
     let knownHosts =
       fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
-    let selfPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let svctracePath = try SVCTraceExecutable.path()
 
     var svctraceArguments = ["ping", "--forks", String(fleet.forks), "--known-hosts", knownHosts]
     for path in fleet.inventory { svctraceArguments += ["-i", path] }
@@ -53,13 +56,12 @@ struct BenchPing: AsyncParsableCommand {
     var theirs: [Double] = []
     for round in 1...max(1, rounds) {
       Terminal.writeError("round \(round)/\(rounds): svctrace…")
-      let (ourTime, ourStatus) = try timed(selfPath, svctraceArguments, stdin: nil)
+      let (ourTime, ourStatus) = try await timed(svctracePath, svctraceArguments, stdin: "")
       Terminal.writeError(" openssh…\n")
-      let (theirTime, theirStatus) = try timed("/bin/sh", ["-c", sshCommand], stdin: list)
-      guard ourStatus == 0, theirStatus == 0 else {
-        throw ValidationError(
-          "A side failed (svctrace exit \(ourStatus), openssh exit \(theirStatus)); run `svctrace ping` to see which hosts."
-        )
+      let (theirTime, theirStatus) = try await timed("/bin/sh", ["-c", sshCommand], stdin: list)
+      guard ourStatus.isSuccess, theirStatus.isSuccess else {
+        throw BenchmarkFailure(
+          "A side failed (svctrace \(ourStatus), openssh \(theirStatus)); run `svctrace ping` to see which hosts.")
       }
       ours.append(ourTime)
       theirs.append(theirTime)
@@ -68,41 +70,25 @@ struct BenchPing: AsyncParsableCommand {
     let theirMedian = theirs.sorted()[theirs.count / 2]
     print("bench ping: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds (median wall time)")
     print(
-      "  svctrace ping                 \(format(ourMedian)) s   (\(format(ourMedian / Double(hosts.count) * 1000)) ms/host)"
+      "  svctrace ping                 \(Output.decimal(ourMedian)) s   (\(Output.decimal(ourMedian / Double(hosts.count) * 1000)) ms/host)"
     )
-    print("  openssh ssh, xargs -P \(fleet.forks)      \(format(theirMedian)) s")
+    print("  openssh ssh, xargs -P \(fleet.forks)      \(Output.decimal(theirMedian)) s")
     print(
-      "  ratio openssh/svctrace        \(format(theirMedian / ourMedian))x  (>= 1 means svctrace is as fast or faster)")
-    print("  peak memory (this process)    \(PeakMemory.currentMegabytes()) MB")
+      "  ratio openssh/svctrace        \(Output.decimal(theirMedian / ourMedian))x  (>= 1 means svctrace is as fast or faster)"
+    )
+    print("  peak memory (this process)    \(ResourceUsage.peakRSSKiB() / 1024) MB")
   }
 
-  private func timed(_ executable: String, _ arguments: [String], stdin: String?) throws -> (Double, Int32) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    let input = Pipe()
-    process.standardInput = input
-    let start = DispatchTime.now()
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try? input.fileHandleForWriting.close()
-    process.waitUntilExit()
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-    return (seconds, process.terminationStatus)
-  }
-}
-
-func format(_ value: Double) -> String {
-  String(format: value < 10 ? "%.3f" : "%.1f", value)
-}
-
-/// Peak resident memory of this process, from getrusage.
-enum PeakMemory {
-  static func currentMegabytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss / 1024
+  /// Runs `executable` with `stdin` on its standard input and its output discarded; returns the
+  /// wall time and how it ended.
+  private func timed(_ executable: String, _ arguments: [String], stdin: String) async throws -> (
+    Double, TerminationStatus
+  ) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let result = try await Subprocess.run(
+      .path(FilePath(executable)), arguments: Arguments(arguments), input: .string(stdin), output: .discarded,
+      error: .discarded)
+    return ((clock.now - start).seconds, result.terminationStatus)
   }
 }

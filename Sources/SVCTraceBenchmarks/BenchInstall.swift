@@ -2,9 +2,12 @@ import ArgumentParser
 import Fleet
 import Foundation
 import Rollout
+import SVCTraceCommands
 import SVCTraceCore
+import Subprocess
+import SystemPackage
 
-/// `svctrace bench install`: `svctrace install` next to an Ansible playbook making the same changes.
+/// `svctrace-bench install`: `svctrace install` next to an Ansible playbook making the same changes.
 struct BenchInstall: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "install",
@@ -23,7 +26,7 @@ struct BenchInstall: AsyncParsableCommand {
       Nodes that had svctrace installed before the benchmark get it back at the end.
 
       Example:
-        svctrace bench install -i /var/lib/svctrace-lab/inventory.ini --known-hosts /var/lib/svctrace-lab/known_hosts --rounds 3
+        svctrace-bench install -i /var/lib/svctrace-lab/inventory.ini --known-hosts /var/lib/svctrace-lab/known_hosts --rounds 3
       """)
 
   @OptionGroup var fleet: FleetOptions
@@ -54,8 +57,8 @@ struct BenchInstall: AsyncParsableCommand {
     let hosts = context.hosts
     let knownHosts =
       fleet.knownHosts.first ?? (ProcessInfo.processInfo.environment["HOME"] ?? "/root") + "/.ssh/known_hosts"
-    let selfPath = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-    let playbookPath = try playbook ?? Self.findPlaybook(from: selfPath)
+    let svctracePath = try SVCTraceExecutable.path()
+    let playbookPath = try playbook ?? Self.findPlaybook(from: try SVCTraceExecutable.benchPath())
     guard FileManager.default.fileExists(atPath: playbookPath) else {
       throw ValidationError("Playbook \(playbookPath) not found (give --playbook).")
     }
@@ -64,7 +67,7 @@ struct BenchInstall: AsyncParsableCommand {
     let logs = workDir + "/logs"
     try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
 
-    let ansible = try ensureAnsible()
+    let ansible = try await ensureAnsible()
     let config = workDir + "/ansible.cfg"
     try ansibleConfig(knownHosts: knownHosts).write(toFile: config, atomically: true, encoding: .utf8)
 
@@ -86,12 +89,12 @@ struct BenchInstall: AsyncParsableCommand {
       "bench install: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds; svctrace installed before on "
         + (hadSvctrace.isEmpty ? "no node" : hadSvctrace.joined(separator: ", ")) + "\n")
 
-    func svctrace(_ verb: [String], log: String) throws -> SpawnResult {
-      try Spawn.run(selfPath, verb + common, log: logs + "/" + log)
+    func svctrace(_ verb: [String], log: String) async throws -> SpawnResult {
+      try await Spawn.run(svctracePath, verb + common, log: logs + "/" + log)
     }
     func mustSucceed(_ result: SpawnResult, _ what: String) throws {
       guard result.status == 0 else {
-        throw ValidationError("\(what) failed (exit \(result.status)); see \(result.log):\n\(result.tail)")
+        throw BenchmarkFailure("\(what) failed (exit \(result.status)); see \(result.log):\n\(result.tail)")
       }
     }
 
@@ -102,9 +105,9 @@ struct BenchInstall: AsyncParsableCommand {
     var verified: [String] = []
     var failures: [String] = []
     /// Leaves the nodes as found: svctrace removed, reinstalled where it was installed before.
-    func cleanup() throws {
+    func cleanup() async throws {
       Terminal.writeError("cleanup: remove…")
-      try mustSucceed(try svctrace(["remove"], log: "remove-final.log"), "svctrace remove")
+      try mustSucceed(try await svctrace(["remove"], log: "remove-final.log"), "svctrace remove")
       if !hadSvctrace.isEmpty {
         Terminal.writeError(" reinstall on \(hadSvctrace.joined(separator: ","))…")
         var arguments = ["install"] + common
@@ -113,38 +116,45 @@ struct BenchInstall: AsyncParsableCommand {
         } else {
           arguments += ["--limit", hadSvctrace.joined(separator: ":")]
         }
-        try mustSucceed(try Spawn.run(selfPath, arguments, log: logs + "/reinstall.log"), "svctrace install (restore)")
+        try mustSucceed(
+          try await Spawn.run(svctracePath, arguments, log: logs + "/reinstall.log"), "svctrace install (restore)")
       }
       Terminal.writeError("\n")
     }
 
     /// One ansible-playbook run with its own ControlPersist directory, closed afterwards.
-    func runPlaybook(tag: String) throws -> SpawnResult {
+    func runPlaybook(tag: String) async throws -> SpawnResult {
       let controlDir = workDir + "/cp-\(getpid())-\(tag)"
       try FileManager.default.createDirectory(atPath: controlDir, withIntermediateDirectories: true)
-      defer { Self.closeControlMasters(in: controlDir) }
-      return try Spawn.run(
-        ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(tag).log",
-        environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
+      do {
+        let result = try await Spawn.run(
+          ansible + "/bin/ansible-playbook", ansibleArguments, log: logs + "/ansible-\(tag).log",
+          environment: ["ANSIBLE_CONFIG": config, "ANSIBLE_SSH_CONTROL_PATH_DIR": controlDir, "ANSIBLE_NOCOLOR": "1"])
+        await Self.closeControlMasters(in: controlDir)
+        return result
+      } catch {
+        await Self.closeControlMasters(in: controlDir)
+        throw error
+      }
     }
 
     var converseVerified = false
     do {
       for round in 1...rounds {
         Terminal.writeError("round \(round)/\(rounds): remove…")
-        try mustSucceed(try svctrace(["remove"], log: "remove-\(round)a.log"), "svctrace remove")
+        try mustSucceed(try await svctrace(["remove"], log: "remove-\(round)a.log"), "svctrace remove")
         if round == 1 {
           Terminal.writeError(" fixtures…")
           try await writeFixtures(context, to: fixtures)
         }
         Terminal.writeError(" svctrace install…")
-        let mine = try svctrace(["install"], log: "svctrace-install-\(round).log")
+        let mine = try await svctrace(["install"], log: "svctrace-install-\(round).log")
         try mustSucceed(mine, "svctrace install")
-        Terminal.writeError(" \(format(mine.seconds)) s;")
+        Terminal.writeError(" \(Output.decimal(mine.seconds)) s;")
         if round == 1 {
           // The converse proof, once: on nodes svctrace just installed the playbook must change nothing.
           Terminal.writeError(" ansible-playbook on it (untimed)…")
-          let converse = try runPlaybook(tag: "converse")
+          let converse = try await runPlaybook(tag: "converse")
           try mustSucceed(converse, "ansible-playbook (on svctrace's install)")
           let changed = Self.changedHosts(playbookLog: converse.log)
           if changed.isEmpty {
@@ -155,12 +165,12 @@ struct BenchInstall: AsyncParsableCommand {
           }
         }
         Terminal.writeError(" remove…")
-        try mustSucceed(try svctrace(["remove"], log: "remove-\(round)b.log"), "svctrace remove")
+        try mustSucceed(try await svctrace(["remove"], log: "remove-\(round)b.log"), "svctrace remove")
         Terminal.writeError(" ansible-playbook…")
-        let theirsResult = try runPlaybook(tag: String(round))
+        let theirsResult = try await runPlaybook(tag: String(round))
         try mustSucceed(theirsResult, "ansible-playbook")
-        Terminal.writeError(" \(format(theirsResult.seconds)) s; verify…")
-        let check = try svctrace(["install", "--check", "--json"], log: "verify-\(round).log")
+        Terminal.writeError(" \(Output.decimal(theirsResult.seconds)) s; verify…")
+        let check = try await svctrace(["install", "--check", "--json"], log: "verify-\(round).log")
         let pending = try Self.pendingChanges(checkOutput: check.log)
         if pending.isEmpty {
           verified.append("round \(round)")
@@ -176,25 +186,25 @@ struct BenchInstall: AsyncParsableCommand {
       }
     } catch {
       Terminal.writeError("\n")
-      do { try cleanup() } catch { Terminal.writeError("cleanup failed too: \(error)\n") }
+      do { try await cleanup() } catch { Terminal.writeError("cleanup failed too: \(error)\n") }
       throw error
     }
-    try cleanup()
+    try await cleanup()
 
     let ourMedian = ours.sorted()[ours.count / 2]
     let theirMedian = theirs.sorted()[theirs.count / 2]
     let count = Double(hosts.count)
     print("bench install: \(hosts.count) hosts, forks \(fleet.forks), \(rounds) rounds (median wall time)")
     print(
-      "  svctrace install              \(format(ourMedian)) s   (\(format(ourMedian / count)) s/node)   peak RSS \(ourPeak / 1024) MB"
+      "  svctrace install              \(Output.decimal(ourMedian)) s   (\(Output.decimal(ourMedian / count)) s/node)   peak RSS \(ourPeak / 1024) MB"
     )
     print(
-      "  ansible-playbook install.yml  \(format(theirMedian)) s   (\(format(theirMedian / count)) s/node)   peak RSS \(theirPeak / 1024) MB (largest process)"
+      "  ansible-playbook install.yml  \(Output.decimal(theirMedian)) s   (\(Output.decimal(theirMedian / count)) s/node)   peak RSS \(theirPeak / 1024) MB (largest process)"
     )
-    print("  ratio ansible/svctrace        \(format(theirMedian / ourMedian))x  (goal >= 10x)")
+    print("  ratio ansible/svctrace        \(Output.decimal(theirMedian / ourMedian))x  (goal >= 10x)")
     print(
-      "  rounds: svctrace " + ours.map(format).joined(separator: " ") + " s; ansible "
-        + theirs.map(format).joined(separator: " ") + " s")
+      "  rounds: svctrace " + ours.map(Output.decimal).joined(separator: " ") + " s; ansible "
+        + theirs.map(Output.decimal).joined(separator: " ") + " s")
     if failures.isEmpty {
       print(
         "  ansible result verified: svctrace --check reports 0 changes on \(hosts.count) nodes (\(verified.count) of \(rounds) rounds)"
@@ -212,7 +222,7 @@ struct BenchInstall: AsyncParsableCommand {
 
   // MARK: Steps
 
-  /// Finds `bench/ansible/install.yml` above the binary (`.build/<triple>/<config>/svctrace` → repo root).
+  /// Finds `bench/ansible/install.yml` above the binary (`.build/<triple>/<config>/svctrace-bench` → repo root).
   static func findPlaybook(from executable: String) throws -> String {
     var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
     while directory.path != "/" {
@@ -225,31 +235,33 @@ struct BenchInstall: AsyncParsableCommand {
 
   /// Stops the OpenSSH ControlPersist masters Ansible left in `directory` (so no round reuses another's
   /// connections) and removes the directory.
-  static func closeControlMasters(in directory: String) {
+  static func closeControlMasters(in directory: String) async {
     let sockets = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
     for socket in sockets {
-      _ = try? Spawn.run(
-        "/usr/bin/ssh", ["-o", "ControlPath=" + directory + "/" + socket, "-O", "exit", "svctrace-bench"],
-        log: "/dev/null")
+      _ = try? await Subprocess.run(
+        .path("/usr/bin/ssh"),
+        arguments: ["-o", "ControlPath=" + directory + "/" + socket, "-O", "exit", "svctrace-bench"],
+        output: .discarded, error: .discarded)
     }
     try? FileManager.default.removeItem(atPath: directory)
   }
 
   /// Returns the virtualenv with `ansible-playbook`, creating it with `pip install ansible-core` if needed.
-  private func ensureAnsible() throws -> String {
+  /// - Throws: ``BenchmarkFailure`` when the virtualenv cannot be made or pip fails.
+  private func ensureAnsible() async throws -> String {
     if FileManager.default.isExecutableFile(atPath: venv + "/bin/ansible-playbook") { return venv }
     Terminal.writeError("creating \(venv) and installing ansible-core from PyPI…\n")
     try FileManager.default.createDirectory(
       atPath: URL(fileURLWithPath: venv).deletingLastPathComponent().path, withIntermediateDirectories: true)
     let log = workDir + "/pip.log"
-    let create = try Spawn.run("/usr/bin/python3", ["-m", "venv", venv], log: log)
+    let create = try await Spawn.run("/usr/bin/python3", ["-m", "venv", venv], log: log)
     guard create.status == 0 else {
-      throw ValidationError(
+      throw BenchmarkFailure(
         "python3 -m venv \(venv) failed (exit \(create.status); Debian needs python3-venv):\n\(create.tail)")
     }
-    let pip = try Spawn.run(venv + "/bin/pip", ["install", "--quiet", "ansible-core"], log: log)
+    let pip = try await Spawn.run(venv + "/bin/pip", ["install", "--quiet", "ansible-core"], log: log)
     guard pip.status == 0, FileManager.default.isExecutableFile(atPath: venv + "/bin/ansible-playbook") else {
-      throw ValidationError(
+      throw BenchmarkFailure(
         "pip install ansible-core into \(venv) failed (exit \(pip.status)); is PyPI reachable?\n\(pip.tail)")
     }
     return venv
@@ -258,7 +270,7 @@ struct BenchInstall: AsyncParsableCommand {
   /// ansible.cfg: strict host keys against the same known_hosts, same forks, pipelining, no fact gathering.
   private func ansibleConfig(knownHosts: String) -> String {
     """
-    # Written by svctrace bench install.
+    # Written by svctrace-bench install.
     [defaults]
     forks = \(fleet.forks)
     host_key_checking = True
@@ -294,7 +306,7 @@ struct BenchInstall: AsyncParsableCommand {
     try? FileManager.default.removeItem(atPath: directory)
     for result in results {
       guard let fixture = result.payload else {
-        throw ValidationError(
+        throw BenchmarkFailure(
           "Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
       }
       try fixture.write(to: directory + "/" + result.host.name)
@@ -339,7 +351,7 @@ struct Fixture: Sendable {
   var files: [String: [UInt8]]
 
   /// Takes the desired contents out of an install plan.
-  /// - Throws: ``ValidationError`` for a plan the playbook does not cover (IPv6 rules).
+  /// - Throws: ``BenchmarkFailure`` for a plan the playbook does not cover (IPv6 rules).
   init(plan: NodePlan) throws {
     let settings = plan.settings
     func desired(_ path: String) -> [UInt8] { plan.files.first { $0.path == path }?.desired ?? [] }
@@ -356,7 +368,7 @@ struct Fixture: Sendable {
       "svct_logrotate": settings.logrotatePath,
     ]
     if plan.scope.families.contains(.ipv6) && plan.dataplane.backend != .nftables {
-      throw ValidationError(
+      throw BenchmarkFailure(
         "\(plan.host): the benchmark playbook covers IPv4 iptables rules only; this node has IPv6 service rules.")
     }
     if let table = plan.nftDesired {
@@ -391,60 +403,5 @@ struct Fixture: Sendable {
     for (name, bytes) in files {
       try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + name))
     }
-  }
-}
-
-/// A finished child process: wall time, exit status, peak memory and where its output went.
-struct SpawnResult {
-  var seconds: Double
-  var status: Int32
-  /// ru_maxrss from wait4: the largest resident set of the child or any of its waited-for descendants.
-  var maxRSSKilobytes: Int
-  var log: String
-
-  /// The last lines of the log, for error messages.
-  var tail: String {
-    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(15).joined(separator: "\n")
-  }
-}
-
-/// posix_spawn + wait4, so each timed side reports its own peak memory.
-enum Spawn {
-  /// Runs `executable` with stdin from /dev/null and stdout+stderr into `log`; waits for it.
-  /// - Throws: ``ValidationError`` when the process cannot be started.
-  static func run(_ executable: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws
-    -> SpawnResult
-  {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-
-    let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-      for pointer in argv { free(pointer) }
-      for pointer in envp { free(pointer) }
-    }
-    var pid: pid_t = 0
-    let start = DispatchTime.now()
-    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-    guard spawned == 0 else {
-      throw ValidationError("Cannot start \(executable): \(String(cString: strerror(spawned)))")
-    }
-    var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 {
-      guard errno == EINTR else { break }
-    }
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-    let exited = status & 0x7f == 0
-    return SpawnResult(
-      seconds: seconds, status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
-      maxRSSKilobytes: usage.ru_maxrss, log: log)
   }
 }

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import LogGeneration
 import Logs
+import SVCTraceCommands
 import SVCTraceCore
 import Store
 
-/// `svctrace bench ingest`: parse, and parse + store, against an awk join of the same files.
+/// `svctrace-bench ingest`: parse, and parse + store, against an awk join of the same files.
 struct BenchIngest: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "ingest",
@@ -20,8 +22,8 @@ struct BenchIngest: AsyncParsableCommand {
       lines/s on one core; end-to-end ≥ 10× the awk join; memory flat in the input size.
 
       Examples:
-        svctrace bench ingest
-        svctrace bench ingest --lines 10000000 --nodes 20 --keep
+        svctrace-bench ingest
+        svctrace-bench ingest --lines 10000000 --nodes 20 --keep
       """)
 
   @Option(help: "Lines to generate, over all nodes.")
@@ -61,7 +63,7 @@ struct BenchIngest: AsyncParsableCommand {
       }
     }
     Terminal.writeError("generating \(lines) lines over \(nodes) nodes, parsing, running \(awk)…\n")
-    let figures = try IngestBenchmark.run(
+    let figures = try await IngestBenchmark.run(
       lines: lines, directory: directory, nodes: nodes, seed: seed, awk: awk, runs: runs)
     print("bench ingest")
     print(figures.report())
@@ -98,7 +100,7 @@ struct BenchIngest: AsyncParsableCommand {
       ),
       (
         "memory",
-        "RSS \(storeFigures.rssAfterKiB / 1024) MiB after the ingest; process peak \(IngestBenchmark.peakRSSKiB() / 1024) MiB"
+        "RSS \(storeFigures.rssAfterKiB / 1024) MiB after the ingest; process peak \(ResourceUsage.peakRSSKiB() / 1024) MiB"
       ),
       (
         "end-to-end ratio",
@@ -137,7 +139,7 @@ struct BenchIngest: AsyncParsableCommand {
         node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
     }
     let clock = ContinuousClock()
-    let cpuStart = IngestBenchmark.processCPUSeconds()
+    let cpuStart = ResourceUsage.processCPUSeconds()
     let start = clock.now
     let reference = ClockOffset.wallClockMicros()
     let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
@@ -152,7 +154,7 @@ struct BenchIngest: AsyncParsableCommand {
       return all
     }
     let seconds = (clock.now - start).seconds
-    let cpuSeconds = IngestBenchmark.processCPUSeconds() - cpuStart
+    let cpuSeconds = ResourceUsage.processCPUSeconds() - cpuStart
     // The database, its WAL and the raw segment files beside it.
     let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map {
       ".raw/" + $0
@@ -166,11 +168,6 @@ struct BenchIngest: AsyncParsableCommand {
       seconds: seconds, cpuSeconds: cpuSeconds, lines: summaries.reduce(0) { $0 + $1.lines },
       skipped: summaries.reduce(0) { $0 + $1.skipped },
       connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size,
-      rssAfterKiB: IngestBenchmark.currentRSSKiB())
+      rssAfterKiB: ResourceUsage.currentRSSKiB())
   }
-}
-
-extension Duration {
-  /// The duration in seconds, as a Double.
-  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,4 +1,8 @@
 import Foundation
+import LogGeneration
+public import Logs
+import Subprocess
+import SystemPackage
 import SVCTraceCore
 
 #if canImport(Glibc)
@@ -153,8 +157,8 @@ public enum IngestBenchmark {
   /// - Throws: ``IngestBenchmarkError`` or ``GeneratorError`` when files cannot be written or read.
   public static func run(
     lines: Int = 2_000_000, directory: String, nodes: Int = 3, seed: UInt64 = 42, awk: String = "awk", runs: Int = 1
-  ) throws -> IngestFigures {
-    let peakBefore = peakRSSKiB()
+  ) async throws -> IngestFigures {
+    let peakBefore = ResourceUsage.peakRSSKiB()
     let clock = ContinuousClock()
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let nodeCount = max(1, nodes)
@@ -174,18 +178,18 @@ public enum IngestBenchmark {
     var best: (seconds: Double, cpu: Double, outcome: ParseOutcome)?
     var parseRuns: [Double] = []
     for _ in 0..<max(1, runs) {
-      let cpuStart = cpuSeconds()
+      let cpuStart = ResourceUsage.threadCPUSeconds()
       let parseStart = clock.now
       let outcome = try parse(
         paths: paths, referenceMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), halfBytes: totalBytes / 2)
       let seconds = (clock.now - parseStart).seconds
       parseRuns.append(seconds)
-      if seconds < best?.seconds ?? .infinity { best = (seconds, cpuSeconds() - cpuStart, outcome) }
+      if seconds < best?.seconds ?? .infinity { best = (seconds, ResourceUsage.threadCPUSeconds() - cpuStart, outcome) }
     }
     guard let (parseSeconds, parseCPU, outcome) = best else {
       throw IngestBenchmarkError(path: directory, operation: "parse", message: "no run")
     }
-    let rssAtEnd = currentRSSKiB()
+    let rssAtEnd = ResourceUsage.currentRSSKiB()
 
     var figures = IngestFigures(
       lines: files.reduce(0) { $0 + $1.summary.totalLines }, nodes: nodeCount, bytes: totalBytes,
@@ -195,7 +199,8 @@ public enum IngestBenchmark {
       linesPerSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseSeconds, 1e-9),
       megabytesPerSecond: Double(totalBytes) / 1_000_000 / max(parseSeconds, 1e-9),
       linesPerCPUSecond: Double(outcome.stats.parsed + outcome.stats.skipped) / max(parseCPU, 1e-9),
-      rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: peakRSSKiB(), peakRSSBeforeKiB: peakBefore,
+      rssAtHalfKiB: outcome.rssAtHalfKiB, rssAtEndKiB: rssAtEnd, peakRSSKiB: ResourceUsage.peakRSSKiB(),
+      peakRSSBeforeKiB: peakBefore,
       parseRunSeconds: parseRuns, awkCommand: awk, awkSeconds: nil, awkJoinedRecords: nil, awkError: nil,
       speedupOverAwk: nil)
 
@@ -203,7 +208,7 @@ public enum IngestBenchmark {
       let joinedPath = directory + "/awk-joined.txt"
       for _ in 0..<max(1, runs) {
         let awkStart = clock.now
-        try runAwk(awk, paths: paths, scriptDirectory: directory, output: joinedPath)
+        try await runAwk(awk, paths: paths, scriptDirectory: directory, output: joinedPath)
         figures.awkRunSeconds.append((clock.now - awkStart).seconds)
       }
       figures.awkSeconds = figures.awkRunSeconds.min()
@@ -263,7 +268,7 @@ public enum IngestBenchmark {
         splitter.feed(chunk) { line in
           if let packet = parser.parse(line) { checksum &+= Self.fold(packet) }
         }
-        if rssAtHalf == 0, bytes >= halfBytes { rssAtHalf = currentRSSKiB() }
+        if rssAtHalf == 0, bytes >= halfBytes { rssAtHalf = ResourceUsage.currentRSSKiB() }
       }
       splitter.finish { line in
         if let packet = parser.parse(line) { checksum &+= Self.fold(packet) }
@@ -322,26 +327,30 @@ public enum IngestBenchmark {
       &+ UInt64(packet.length) &+ UInt64(packet.tcpFlags) &+ UInt64(packet.mark)
   }
 
-  private static func runAwk(_ awk: String, paths: [String], scriptDirectory: String, output: String) throws {
+  /// Runs the awk join over `paths` with its output into `output`.
+  /// - Throws: ``IngestBenchmarkError`` when awk cannot start or fails.
+  private static func runAwk(_ awk: String, paths: [String], scriptDirectory: String, output: String) async throws {
     let scriptPath = scriptDirectory + "/join.awk"
     try awkJoinScript.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-    guard FileManager.default.createFile(atPath: output, contents: nil),
-      let handle = FileHandle(forWritingAtPath: output)
-    else { throw IngestBenchmarkError(path: output, operation: "create", message: "cannot create file") }
-    defer { try? handle.close() }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [awk, "-f", scriptPath] + paths
-    process.standardOutput = handle
-    let errors = Pipe()
-    process.standardError = errors
-    try process.run()
-    let errorText = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
+    let file: FileDescriptor
+    do {
+      file = try FileDescriptor.open(
+        FilePath(output), .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite, .groupRead])
+    } catch {
+      throw IngestBenchmarkError(path: output, operation: "create", message: "\(error)")
+    }
+    let result: ExecutionResult<Void, FileDescriptorOutput, StringOutput<UTF8>>
+    do {
+      result = try await Subprocess.run(
+        .path("/usr/bin/env"), arguments: Arguments([awk, "-f", scriptPath] + paths),
+        output: .fileDescriptor(file, closeAfterSpawningProcess: true), error: .string(limit: 1 << 20))
+    } catch {
+      throw IngestBenchmarkError(path: scriptPath, operation: "run \(awk) on", message: "\(error)")
+    }
+    guard result.terminationStatus.isSuccess else {
       throw IngestBenchmarkError(
         path: scriptPath, operation: "run \(awk) on",
-        message: "exit \(process.terminationStatus): \(String(decoding: errorText.prefix(500), as: UTF8.self))")
+        message: "\(result.terminationStatus): \(result.standardError.prefix(500))")
     }
   }
 
@@ -350,54 +359,5 @@ public enum IngestBenchmark {
       throw IngestBenchmarkError(path: path, operation: "read", message: "cannot read file")
     }
     return data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-  }
-
-  /// Current resident set size in KiB, from `/proc/self/statm` (0 where unavailable).
-  public static func currentRSSKiB() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-    return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1024
-  }
-
-  /// Peak resident set size of this process in KiB (`ru_maxrss`).
-  public static func peakRSSKiB() -> Int {
-    usage(thread: false).map { Int($0.ru_maxrss) } ?? 0
-  }
-
-  /// User + system CPU seconds of the whole process so far (all threads).
-  public static func processCPUSeconds() -> Double {
-    usage(thread: false).map(cpuSeconds) ?? 0
-  }
-
-  /// CPU time of the calling thread (the parse runs on it), or of the process where per-thread
-  /// figures are unavailable.
-  private static func cpuSeconds() -> Double {
-    usage(thread: true).map(cpuSeconds) ?? 0
-  }
-
-  /// User + system seconds of `usage`.
-  private static func cpuSeconds(_ usage: rusage) -> Double {
-    Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec)
-      + Double(usage.ru_stime.tv_usec) / 1e6
-  }
-
-  /// `getrusage` of the process, or of the calling thread where the system has it.
-  private static func usage(thread: Bool) -> rusage? {
-    var usage = rusage()
-    #if os(Linux)
-      let who: Int32 = thread ? 1 : RUSAGE_SELF.rawValue  // 1: RUSAGE_THREAD (Linux ≥ 2.6.26), not imported by Glibc
-    #else
-      let who = RUSAGE_SELF
-    #endif
-    return getrusage(who, &usage) == 0 ? usage : nil
-  }
-}
-
-extension Duration {
-  /// The duration in seconds as a `Double`.
-  fileprivate var seconds: Double {
-    let parts = components
-    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
   }
 }

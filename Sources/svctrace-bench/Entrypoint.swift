@@ -1,0 +1,8 @@
+import SVCTraceBenchmarks
+
+@main
+struct Entrypoint {
+  static func main() async {
+    await BenchMain.run()
+  }
+}

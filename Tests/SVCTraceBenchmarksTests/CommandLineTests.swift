@@ -1,0 +1,39 @@
+import ArgumentParser
+import SVCTraceBenchmarks
+import SVCTraceCommands
+import Testing
+
+/// The benchmarks are svctrace-bench's subcommands, and none of svctrace's.
+@Suite("svctrace-bench command line")
+struct CommandLineTests {
+  @Test func svctraceListsNoBenchmark() {
+    let help = SVCTrace.helpMessage(columns: 200)
+    #expect(help.contains("collect") && help.contains("trace"))
+    #expect(!help.lowercased().contains("bench"))
+    #expect(throws: (any Error).self) { try SVCTrace.parseAsRoot(["bench", "ingest"]) }
+  }
+
+  @Test func benchListsItsFourBenchmarks() throws {
+    let help = SVCTraceBench.helpMessage(columns: 200)
+    for name in ["ping", "install", "ingest", "trace"] { #expect(help.contains("  \(name) ")) }
+    #expect(!help.contains("run-measured"), "the helper is hidden")
+    _ = try SVCTraceBench.parseAsRoot(["ingest", "--lines", "20000", "--runs", "1"])
+    _ = try SVCTraceBench.parseAsRoot(["trace", "--records", "20000", "--json"])
+  }
+
+  @Test func usageErrorsAreValidationErrors() {
+    for arguments in [["trace", "--records", "10"], ["ingest", "--runs", "0"], ["install", "--rounds", "0"]] {
+      #expect(
+        SVCTraceBench.exitCode(for: catchError { try SVCTraceBench.parseAsRoot(arguments) }) == .validationFailure)
+    }
+  }
+
+  private func catchError(_ body: () throws -> Any) -> any Error {
+    do {
+      _ = try body()
+      return CancellationError()
+    } catch {
+      return error
+    }
+  }
+}
