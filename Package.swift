@@ -1,4 +1,6 @@
 // swift-tools-version:6.1
+// svctrace is a Linux-only tool: it calls Glibc directly and drives Linux nodes (iptables, rsyslog, logrotate),
+// so the manifest declares no Apple platform.
 import PackageDescription
 
 /// Settings shared by every target: Swift 6 language mode and explicit imports.
@@ -9,7 +11,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
   name: "svctrace",
-  platforms: [.macOS(.v15)],
   products: [
     .executable(name: "svctrace", targets: ["svctrace"])
   ],
@@ -18,6 +19,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
   ],
   targets: [
     // MARK: C boundary
@@ -67,7 +69,7 @@ let package = Package(
     /** Kernel LOG line parser, capture sources, rotation-safe cursors and connection correlation. */
     .target(
       name: "Logs",
-      dependencies: ["SVCTraceCore"],
+      dependencies: ["SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess")],
       swiftSettings: swiftSettings
     ),
     /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
@@ -89,6 +91,7 @@ let package = Package(
         "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Subprocess", package: "swift-subprocess"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -101,10 +104,10 @@ let package = Package(
 
     // MARK: Tests
 
-    /** Test doubles shared by the test targets: a local /bin/sh session and a scripted fake. */
+    /** Test doubles shared by the test targets: a local /bin/sh session, a scripted fake, local process runs. */
     .target(
       name: "SVCTraceTestSupport",
-      dependencies: ["SVCTraceCore"],
+      dependencies: ["SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess")],
       path: "Tests/SVCTraceTestSupport",
       swiftSettings: swiftSettings
     ),
