@@ -112,13 +112,16 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
-    .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
       name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
-    .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore", "SVCTraceTestSupport"],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
