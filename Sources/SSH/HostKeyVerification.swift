@@ -67,8 +67,7 @@ extension SSHConnection {
         message: "the \(shown) offered by \(address) is marked @revoked in \(revoked.file):\(revoked.line)")
     }
 
-    // libssh2's check, with the key type in the mask so a line of another type is not a mismatch
-    // (house style §10.13).
+    // libssh2's check, with the key type in the mask so a line of another type is not a mismatch.
     guard let knownHosts = KnownHostsHandle(session: session) else {
       throw failure(
         operation, kind: .protocolError, rc: libssh2_session_last_errno(raw), context: "libssh2_knownhost_init")

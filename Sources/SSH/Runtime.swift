@@ -87,7 +87,7 @@ final class CancelToken: @unchecked Sendable {
 /// A self-pipe that wakes a blocked `poll` of one connection from any thread.
 ///
 /// `onCancel` handlers call ``fire(_:)``: it never waits for the connection's queue, so Ctrl-C
-/// interrupts a call that is blocked there (house style §9.6).
+/// interrupts a call that is blocked there (the cancel path must never queue behind the blocked call).
 final class WakePipe: @unchecked Sendable {
   private let lock = Lock()
   private var fds: (read: Int32, write: Int32)?
