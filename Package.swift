@@ -20,6 +20,7 @@ let package = Package(
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
   ],
   targets: [
     // MARK: C boundary
@@ -69,7 +70,10 @@ let package = Package(
     /** Kernel LOG line parser, capture sources, rotation-safe cursors and connection correlation. */
     .target(
       name: "Logs",
-      dependencies: ["SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess")],
+      dependencies: [
+        "SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
       swiftSettings: swiftSettings
     ),
     /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
@@ -107,7 +111,10 @@ let package = Package(
     /** Test doubles shared by the test targets: a local /bin/sh session, a scripted fake, local process runs. */
     .target(
       name: "SVCTraceTestSupport",
-      dependencies: ["SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess")],
+      dependencies: [
+        "SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
       path: "Tests/SVCTraceTestSupport",
       swiftSettings: swiftSettings
     ),

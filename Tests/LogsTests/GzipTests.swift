@@ -44,6 +44,16 @@ import Testing
     #expect(message.contains("not in gzip format"))
   }
 
+  /// gzip stops reading at the first bytes that are not gzip; svctrace must not die of SIGPIPE
+  /// (it would if the rest went into gzip's stdin pipe).
+  @Test func largeNonGzipInputFailsWithoutKillingTheCaller() async throws {
+    let big = [UInt8](repeating: 0x41, count: 8 << 20)
+    for _ in 0..<3 {
+      let error = await #expect(throws: Gzip.Failure.self) { _ = try await Gzip.decompress(big) }
+      #expect(error?.description.contains("not in gzip format") == true)
+    }
+  }
+
   @Test func truncatedStreamFails() async throws {
     let compressed = Self.gzipStored(Self.text)
     let error = await #expect(throws: Gzip.Failure.self) {

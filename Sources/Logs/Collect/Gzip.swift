@@ -1,12 +1,20 @@
+import Foundation
 import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// Local gzip decompression by running the system's `gzip -dc` through swift-subprocess.
 ///
 /// Foundation on Linux has no gzip API; running `gzip` (present on every Debian system, and
-/// already required on the nodes) avoids a C module for zlib. The compressed bytes are written to
-/// gzip's standard input while its output is read, both asynchronously, so neither side blocks a
-/// thread of the cooperative pool and no pipe can deadlock. The output is bounded: a stream that
-/// inflates past the caller's limit stops gzip and throws ``Failure/outputTooLarge(limit:)``.
+/// already required on the nodes) avoids a C module for zlib. gzip reads its input from a file
+/// (bytes held in memory go to an unlinked temporary file first: writing them into a pipe would
+/// raise SIGPIPE in svctrace whenever gzip exits before reading them all, e.g. on data that is not
+/// gzip), and its output is read asynchronously, so no thread of the cooperative pool waits for
+/// it. The output is bounded: a stream that inflates past the caller's limit stops gzip and
+/// throws ``Failure/outputTooLarge(limit:)``.
 enum Gzip {
   /// Why decompression failed.
   enum Failure: Error, Equatable, CustomStringConvertible {
@@ -47,7 +55,12 @@ enum Gzip {
   /// - Parameter limit: the most decompressed bytes accepted.
   /// - Throws: ``Failure``.
   static func decompress(_ compressed: [UInt8], limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
-    try await run(arguments: ["-dc"], input: .array(compressed), limit: limit)
+    let descriptor = try anonymousFile(containing: compressed)
+    defer { close(descriptor) }
+    return try await run(
+      arguments: ["-dc"],
+      input: .fileDescriptor(FileDescriptor(rawValue: descriptor), closeAfterSpawningProcess: false),
+      limit: limit)
   }
 
   /// Decompresses a local gzip file.
@@ -56,6 +69,35 @@ enum Gzip {
   /// - Throws: ``Failure``.
   static func decompress(fileAt path: String, limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
     try await run(arguments: ["-dc", "--", path], input: .none, limit: limit)
+  }
+
+  /// A descriptor, at offset 0, of an unlinked temporary file holding `bytes`.
+  private static func anonymousFile(containing bytes: [UInt8]) throws(Failure) -> Int32 {
+    var template = Array((FileManager.default.temporaryDirectory.path + "/svctrace-gunzip-XXXXXX").utf8CString)
+    let descriptor = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
+    guard descriptor >= 0 else {
+      throw .cannotRun("cannot create a temporary file: \(String(cString: strerror(errno)))")
+    }
+    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+    unlink(String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    var written = 0
+    while written < bytes.count {
+      let count = bytes.withUnsafeBytes { buffer in
+        write(descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written)
+      }
+      if count < 0, errno == EINTR { continue }
+      guard count > 0 else {
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        throw .cannotRun("cannot write a temporary file: \(reason)")
+      }
+      written += count
+    }
+    guard lseek(descriptor, 0, SEEK_SET) == 0 else {
+      close(descriptor)
+      throw .cannotRun("cannot rewind a temporary file")
+    }
+    return descriptor
   }
 
   private static func run(
