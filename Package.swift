@@ -121,7 +121,8 @@ let package = Package(
 
     .testTarget(
       name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
-    .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "SSHTests", dependencies: ["SSH", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(
       name: "InventoryTests", dependencies: ["Inventory"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
