@@ -1,4 +1,6 @@
 // swift-tools-version:6.1
+// svctrace is a Linux-only tool: it calls Glibc directly and drives Linux nodes (iptables, rsyslog, logrotate),
+// so the manifest declares no Apple platform.
 import PackageDescription
 
 /// Settings shared by every target: Swift 6 language mode and explicit imports.
@@ -9,7 +11,6 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
   name: "svctrace",
-  platforms: [.macOS(.v15)],
   products: [
     .executable(name: "svctrace", targets: ["svctrace"])
   ],
@@ -73,7 +74,10 @@ let package = Package(
     /** Kernel LOG line parser, capture sources, rotation-safe cursors and connection correlation. */
     .target(
       name: "Logs",
-      dependencies: ["SVCTraceCore"],
+      dependencies: [
+        "SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
       swiftSettings: swiftSettings
     ),
     /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
@@ -95,6 +99,7 @@ let package = Package(
         "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Subprocess", package: "swift-subprocess"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -132,22 +137,29 @@ let package = Package(
 
     // MARK: Tests
 
-    /** Test doubles shared by the test targets: a local /bin/sh session and a scripted fake. */
+    /** Test doubles shared by the test targets: a local /bin/sh session, a scripted fake, local process runs. */
     .target(
       name: "SVCTraceTestSupport",
-      dependencies: ["SVCTraceCore"],
+      dependencies: [
+        "SVCTraceCore", .product(name: "Subprocess", package: "swift-subprocess"),
+        .product(name: "SystemPackage", package: "swift-system"),
+      ],
       path: "Tests/SVCTraceTestSupport",
       swiftSettings: swiftSettings
     ),
 
-    .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
-    .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "SSHTests", dependencies: ["SSH", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(
       name: "InventoryTests", dependencies: ["Inventory", "LogGeneration"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
-    .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
+    .testTarget(
+      name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore", "SVCTraceTestSupport"],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "LogsTests", dependencies: ["Logs", "LogGeneration", "SVCTraceCore"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Owner B's private scratch topology (TEST FIXTURE) for developing kubeproxy.py / podserver.py /
+# A private scratch topology (TEST FIXTURE) for developing kubeproxy.py / podserver.py /
 # traffic.py without the real lab. Own prefix and addresses, so it never collides with `lab`:
 #   root bridge svtkp0 10.251.0.1/24; node i: netns svtkp-node<i>, uplink k<i>e0 10.251.0.<10+i>,
 #   pod bridge k<i>b0 10.245.<i>.1/24; pods web-<i> 10.245.<i>.10 / api-<i> 10.245.<i>.11 in netns

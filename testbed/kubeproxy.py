@@ -11,7 +11,7 @@ Renders the rules real kube-proxy writes for one node, in their real shape:
   (`add table ip kube-proxy` ... `flush chain` ... `add rule` ...), for `nft -f -`. Re-applying
   it is idempotent: every chain, set and map it fills is flushed in the same transaction.
 
-Interface (Owner A's `lab` uses exactly this; run INSIDE the node's namespaces):
+Interface (the `lab` script uses exactly this; run INSIDE the node's namespaces):
 
     # preferred: one call does what kube-proxy's full sync does (jumps + restore, or nft -f)
     python3 testbed/kubeproxy.py apply --cluster $LAB/cluster.json --node node1
@@ -117,7 +117,7 @@ def _cidr(value, where):
 
 
 def load_cluster(path):
-    """Reads and validates the testbed's cluster.json (format: TESTBED-CONTRACT.md)."""
+    """Reads and validates the testbed's cluster.json (format: testbed/README.md, "Files written by `up`")."""
     c = _load_json(path, "cluster file")
     if not isinstance(c, dict):
         raise ConfigError(f"cluster file {path}: top level must be an object")

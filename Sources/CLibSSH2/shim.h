@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Function-like macros and C callbacks do not import into Swift (house style §10.5, §10.12):
-// these static inline shims stand in for them.
+// Function-like macros (libssh2_channel_exec and the like) and C callbacks that need context do not
+// import into Swift: these static inline shims stand in for them.
 
 /// Answers every keyboard-interactive prompt with the password stored in the session's
 /// abstract pointer (a NUL-terminated C string set just before the call, cleared after).

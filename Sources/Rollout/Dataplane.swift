@@ -226,7 +226,7 @@ public enum NodeProber {
     let nodeTime = facts.first { $0.hasPrefix("time ") }.flatMap { Int64($0.dropFirst(5)) }
     var probe = NodeProbe(
       host: host,
-      dataplane: .failure(RolloutError(host: host.name, operation: "detect dataplane", kind: .noKubeProxy, reason: "")),
+      dataplane: .failure(RolloutError(host: host, operation: "detect dataplane", kind: .noKubeProxy, reason: "")),
       sections: sections, files: files, hasSystemd: facts.contains("systemd"), hasAt: facts.contains("at"),
       hasRsyslogRotate: facts.contains("rsyslog-rotate"),
       rsyslogActive: (sections["rsyslog"] ?? "").contains("active"), nodeTime: nodeTime)
@@ -236,7 +236,7 @@ public enum NodeProber {
 
   /// Decides kube-proxy's mode and backend from probe sections, the iptables-wrappers way.
   static func detect(_ probe: NodeProbe) -> Result<Dataplane, RolloutError> {
-    let host = probe.host.name
+    let host = probe.host
     func fail(_ kind: RolloutError.Kind, _ reason: String) -> Result<Dataplane, RolloutError> {
       .failure(RolloutError(host: host, operation: "detect dataplane", kind: kind, reason: reason))
     }

@@ -1,3 +1,5 @@
+public import SVCTraceCore
+
 /// A rollout failure on one node: which node, which operation, and why.
 ///
 /// Its description reads `Unable to <operation> on <host>: <reason>`.
@@ -16,12 +18,13 @@ public struct RolloutError: Error, Sendable, Equatable, CustomStringConvertible 
     case unexpectedOutput
   }
 
-  public var host: String
+  /// The node the operation ran on.
+  public var host: HostID
   public var operation: String
   public var kind: Kind
   public var reason: String
 
-  public init(host: String, operation: String, kind: Kind, reason: String) {
+  public init(host: HostID, operation: String, kind: Kind, reason: String) {
     self.host = host
     self.operation = operation
     self.kind = kind

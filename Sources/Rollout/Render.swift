@@ -277,7 +277,7 @@ public enum Renderer {
     "table inet svctrace\ndelete table inet svctrace\n" + table
   }
 
-  /// The rsyslog drop-in (§5.2): own template with RFC 3339 µs receive time, kernel lines containing
+  /// The rsyslog drop-in: own template with RFC 3339 µs receive time, kernel lines containing
   /// `SVCT:` go to svctrace's file only (`stop`).
   public static func rsyslogDropIn(logPath: String) -> String {
     """
@@ -293,7 +293,7 @@ public enum Renderer {
     """
   }
 
-  /// The logrotate file (§5.3) for svctrace's log.
+  /// The logrotate file (`/etc/logrotate.d/svctrace`) for svctrace's log.
   public static func logrotate(logPath: String, size: String, rotate: Int, hasRsyslogRotate: Bool) -> String {
     let postrotate =
       hasRsyslogRotate

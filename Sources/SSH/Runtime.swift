@@ -65,7 +65,8 @@ final class CancelToken: Sendable {
 /// A self-pipe that wakes a blocked `poll` of one connection from any thread.
 ///
 /// `onCancel` handlers call ``fire(_:)``: it never waits for the connection's queue, so Ctrl-C
-/// interrupts a call that is blocked there (house style §9.6). The descriptors are guarded so
+/// interrupts a call that is blocked there (the cancel path must never queue behind the blocked call).
+/// The descriptors are guarded so
 /// that ``close()`` cannot free them while another thread writes to them.
 final class WakePipe: Sendable {
   private let fds: Mutex<(read: Int32, write: Int32)?>

@@ -164,7 +164,7 @@ extension SSHConnection {
   }
 
   /// Writes a whole remote file: upload to a temporary file next to `path` over SFTP, then
-  /// `mv -f` it into place over exec (libssh2 1.10 has no posix-rename, house style §10.10).
+  /// `mv -f` it into place over exec (posix-rename arrived in libssh2 1.11.1; Debian 12 ships 1.10).
   ///
   /// The new file gets `mode`; when `path` already exists, its owner and group are kept where
   /// the login user may set them (root can; others keep their own ownership).

@@ -1,9 +1,9 @@
 import Foundation
 import LogGeneration
 public import Logs
+import SVCTraceCore
 import Subprocess
 import SystemPackage
-import SVCTraceCore
 
 #if canImport(Glibc)
   import Glibc

@@ -57,17 +57,38 @@ public enum Main {
         try command.run()
       }
     } catch {
-      let code = Root.exitCode(for: error)
+      let status = exitStatus(for: error, root: Root.self)
       if error is InventoryError {
         FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
-        exit(2)
+        exit(status)
       }
-      if code == .validationFailure {
+      if error is any InterruptedRun {
+        FileHandle.standardError.write(Data("Interrupted.\n".utf8))
+        exit(status)
+      }
+      if status == usageStatus {
         let message = Root.fullMessage(for: error)
         if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-        exit(2)
+        exit(status)
       }
       Root.exit(withError: error)
     }
+  }
+
+  /// The exit status for usage errors: bad flags, a bad or missing inventory.
+  static let usageStatus: Int32 = 2
+
+  /// The exit status `svctrace` ends with for an error that stopped a command.
+  ///
+  /// Usage errors (`ValidationError`, argument parsing, ``InventoryError``) give 2; an
+  /// interrupted run gives 130; `ExitCode` keeps its value; every other (runtime) error gives 1.
+  static func exitStatus(for error: any Error) -> Int32 { exitStatus(for: error, root: SVCTrace.self) }
+
+  /// ``exitStatus(for:)`` for the root command `root` (whose `exitCode(for:)` maps parser errors).
+  static func exitStatus<Root: ParsableCommand>(for error: any Error, root: Root.Type) -> Int32 {
+    if error is InventoryError { return usageStatus }
+    if error is any InterruptedRun { return 130 }
+    let code = Root.exitCode(for: error)
+    return code == .validationFailure ? usageStatus : code.rawValue
   }
 }

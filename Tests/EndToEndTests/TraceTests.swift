@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// `install` → traffic with ground truth → `collect` → `trace` / `stats` on the lab: issue 7's
@@ -18,17 +19,18 @@ struct TraceEndToEndTests {
   }
 
   nonisolated(unsafe) static var captured: Result<Capture, any Error>?
-  static let lock = NSLock()
+  /// Guards ``captured``: the first test to ask runs the capture, the others wait for it.
+  static let lock = Mutex(())
 
   /// Installs svctrace on every lab node, sends ≥ 1000 connections of every kind (a burst of
   /// 240 concurrent ones included), collects into a fresh store and removes svctrace again.
   static func capture() throws -> Capture {
-    lock.lock()
-    defer { lock.unlock() }
-    if let captured { return try captured.get() }
-    let result = Result { try makeCapture() }
-    captured = result
-    return try result.get()
+    try lock.withLock { _ in
+      if let captured { return try captured.get() }
+      let result = Result { try makeCapture() }
+      captured = result
+      return try result.get()
+    }
   }
 
   private static func makeCapture() throws -> Capture {

@@ -1,13 +1,14 @@
 import Foundation
 import SSH
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @Suite("Authentication against a real sshd", .enabled(if: sshdAvailable, "needs /usr/sbin/sshd and root"))
 struct AuthenticationTests {
   @Test("ed25519 key file: connects, runs a command, reports the host key fingerprint as ssh-keygen does")
   func ed25519Key() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let result = try await connection.run("echo hello; id -un")
@@ -23,7 +24,7 @@ struct AuthenticationTests {
 
   @Test("passphrase-protected ecdsa and ed25519 keys work with the passphrase")
   func protectedKeys() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     for key in [TestKeys.shared.ecdsaProtected, TestKeys.shared.ed25519Protected] {
       let connection = try await SSHConnection.connect(
@@ -36,7 +37,7 @@ struct AuthenticationTests {
 
   @Test("a passphrase-protected key without a passphrase fails authentication and says why")
   func protectedKeyWithoutPassphrase() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let error = await remoteError {
       _ = try await SSHConnection.connect(
@@ -49,7 +50,7 @@ struct AuthenticationTests {
 
   @Test("a wrong passphrase is reported, and the passphrase itself never appears in the error")
   func wrongPassphrase() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let secret = "not-the-passphrase-42"
     let error = await remoteError {
@@ -64,14 +65,16 @@ struct AuthenticationTests {
 
   @Test("ssh-agent: a key only the agent holds authenticates")
   func agent() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let dir = try makeTempDir("agent")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let socket = "\(dir)/agent.sock"
-    let agent = try Daemon(["/usr/bin/ssh-agent", "-D", "-a", socket])
+    let agent = try await BackgroundProcess.start(["/usr/bin/ssh-agent", "-D", "-a", socket])
     defer { agent.stop() }
-    for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+    for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) {
+      try await Task.sleep(for: .milliseconds(20))
+    }
     let added = try sh("ssh-add \(TestKeys.shared.agentOnly)", environment: ["SSH_AUTH_SOCK": socket])
     #expect(added.status == 0, "\(added.output)")
 
@@ -91,7 +94,7 @@ struct AuthenticationTests {
   @Test("password authentication for a local user", .enabled(if: isRoot, "needs root to create the svctssh user"))
   func password() async throws {
     #expect(TestUser.ready, "could not create user \(TestUser.name)")
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await SSHConnection.connect(
       server.target(user: TestUser.name, identityFiles: [], password: TestUser.password), options: server.options(),
@@ -113,7 +116,7 @@ struct AuthenticationTests {
     "keyboard-interactive answered with the password", .enabled(if: isRoot, "needs root to create the svctssh user"))
   func keyboardInteractive() async throws {
     #expect(TestUser.ready, "could not create user \(TestUser.name)")
-    let server = try TestSSHD.start(passwordAuthentication: false)
+    let server = try await TestSSHD.start(passwordAuthentication: false)
     defer { server.stop() }
     let connection = try await SSHConnection.connect(
       server.target(user: TestUser.name, identityFiles: [], password: TestUser.password), options: server.options(),
@@ -124,7 +127,7 @@ struct AuthenticationTests {
 
   @Test("an unauthorized key is refused with the server's methods and the key named")
   func unauthorizedKey() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let error = await remoteError {
       _ = try await SSHConnection.connect(
@@ -137,7 +140,7 @@ struct AuthenticationTests {
 
   @Test("an authorized ssh-rsa key rejected because libssh2 signs with SHA-1: the error says so and gives the fix")
   func rsaKeyOnOldLibssh2() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let error = await remoteError {
       _ = try await SSHConnection.connect(

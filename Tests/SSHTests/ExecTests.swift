@@ -7,7 +7,7 @@ import Testing
 struct ExecTests {
   @Test("exit status, separate stdout/stderr, stdin round trip, exit signal")
   func basics() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     defer { Task { await connection.close() } }
@@ -38,7 +38,7 @@ struct ExecTests {
 
   @Test("per-command timeout closes the channel and throws .timeout; the connection stays usable")
   func timeout() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let error = await remoteError { _ = try await connection.run("sleep 30", stdin: nil, timeout: .seconds(1)) }
@@ -50,7 +50,7 @@ struct ExecTests {
 
   @Test("cancelling a running `sleep 30` returns RemoteError .cancelled; the connection stays usable")
   func cancellation() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let task = Task { try await connection.run("sleep 30", stdin: nil, timeout: nil) }
@@ -68,7 +68,7 @@ struct ExecTests {
 
   @Test("50 MB of stdout arrives intact (sha256 on both sides)", .timeLimit(.minutes(5)))
   func largeStdout() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let remote = "\(server.dir)/big.bin"
@@ -86,7 +86,7 @@ struct ExecTests {
 
   @Test("20 MB flooding stderr neither hangs nor truncates; stdout still arrives", .timeLimit(.minutes(5)))
   func stderrFlood() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let result = try await connection.run("head -c 20971520 /dev/zero >&2; echo done")
@@ -171,7 +171,7 @@ struct ConcurrencyTests {
 
   @Test("ten connections run blocking-looking commands at once; none starves the others")
   func parallelConnections() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let options = try server.options()
     let outputs = try await withThrowingTaskGroup(of: String.self) { group in

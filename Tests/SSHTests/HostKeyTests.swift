@@ -7,7 +7,7 @@ import Testing
 struct HostKeyTests {
   @Test("unknown host: refused before auth, showing the SHA256 fingerprint exactly as ssh-keygen -lf prints it")
   func unknownHostRefused() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let knownHosts = try server.writeKnownHosts(["# nothing here"])
     let error = await remoteError {
@@ -25,7 +25,7 @@ struct HostKeyTests {
 
   @Test("accept-new: records the key in the first known_hosts file (created 0600), then a strict connect succeeds")
   func acceptNew() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let knownHosts = "\(server.dir)/sub/known_hosts"
     let first = try await SSHConnection.connect(
@@ -48,9 +48,9 @@ struct HostKeyTests {
 
   @Test("changed key: always refused, even with accept-new, naming the known_hosts file and line of the old key")
   func changedKeyRefused() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
-    let other = try TestSSHD.start()  // a different ed25519 host key
+    let other = try await TestSSHD.start()  // a different ed25519 host key
     defer { other.stop() }
     let oldLine = other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
     let knownHosts = try server.writeKnownHosts([
@@ -70,7 +70,7 @@ struct HostKeyTests {
 
   @Test("hashed |1| entries match (ssh-keygen -H), and a hashed old key is reported with its line")
   func hashedEntries() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let knownHosts = try server.writeKnownHosts([
       "[127.0.0.2]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ",
@@ -84,7 +84,7 @@ struct HostKeyTests {
       server.target(), options: server.options(knownHosts: [knownHosts]), logger: testLogger)
     await connection.close()
 
-    let other = try TestSSHD.start()
+    let other = try await TestSSHD.start()
     defer { other.stop() }
     let stale = try other.writeKnownHosts([
       "# header", other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)"),
@@ -101,7 +101,7 @@ struct HostKeyTests {
 
   @Test("a plain `127.0.0.1` line does not vouch for port \u{2260} 22: ssh only looks up [host]:port")
   func portFormIsRequired() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let plain = "127.0.0.1 " + server.knownHostsLine().split(separator: " ").dropFirst().joined(separator: " ")
     let knownHosts = try server.writeKnownHosts([plain])
@@ -115,7 +115,7 @@ struct HostKeyTests {
 
   @Test("key type matched to the offered key: a stale line of another type is no mismatch; known type is preferred")
   func keyTypeMatching() async throws {
-    let server = try TestSSHD.start(hostKeyTypes: ["ed25519", "ecdsa"])
+    let server = try await TestSSHD.start(hostKeyTypes: ["ed25519", "ecdsa"])
     defer { server.stop() }
     // Only the ECDSA key is known: the handshake must ask for ECDSA (method_pref) and succeed.
     let ecdsaOnly = try server.writeKnownHosts([server.knownHostsLine("ecdsa")], name: "ecdsa_only")
@@ -126,7 +126,7 @@ struct HostKeyTests {
     await connection.close()
 
     // The ed25519 key is known, plus a *wrong* ECDSA line: type-aware checking accepts.
-    let other = try TestSSHD.start(hostKeyTypes: ["ecdsa"])
+    let other = try await TestSSHD.start(hostKeyTypes: ["ecdsa"])
     defer { other.stop() }
     let wrongECDSA = other.knownHostsLine("ecdsa").replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
     let mixed = try server.writeKnownHosts([wrongECDSA, server.knownHostsLine("ed25519")], name: "mixed")
@@ -138,9 +138,9 @@ struct HostKeyTests {
 
   @Test("accept-new does not record a key of a new type for a host known with another type: a changed key")
   func acceptNewRefusesNewKeyType() async throws {
-    let server = try TestSSHD.start(hostKeyTypes: ["ed25519"])
+    let server = try await TestSSHD.start(hostKeyTypes: ["ed25519"])
     defer { server.stop() }
-    let other = try TestSSHD.start(hostKeyTypes: ["ecdsa"])
+    let other = try await TestSSHD.start(hostKeyTypes: ["ecdsa"])
     defer { other.stop() }
     // Only an ECDSA key is known; the server has none, so it offers ed25519 despite the preference.
     let ecdsaLine = other.knownHostsLine("ecdsa").replacingOccurrences(of: "\(other.port)", with: "\(server.port)")
@@ -159,7 +159,7 @@ struct HostKeyTests {
 
   @Test("several known_hosts files are all consulted")
   func severalFiles() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let empty = try server.writeKnownHosts([""], name: "empty")
     let real = try server.writeKnownHosts([server.knownHostsLine()], name: "real")

@@ -7,7 +7,7 @@ import Testing
 struct SFTPAndProxyTests {
   @Test("readFile from an offset, in chunks; stat; missing files")
   func readAndStat() async throws {
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let path = "\(server.dir)/data.txt"
     let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
@@ -40,7 +40,7 @@ struct SFTPAndProxyTests {
   @Test("writeFile: temp file then mv; mode applied; existing owner kept; read back", .enabled(if: isRoot))
   func writeThenRead() async throws {
     #expect(TestUser.ready)
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
     let path = "\(server.dir)/conf.d/drop-in.conf"
@@ -69,9 +69,9 @@ struct SFTPAndProxyTests {
 
   @Test("ProxyJump: the target is reached through a direct-tcpip channel of the bastion; both keys verified")
   func proxyJump() async throws {
-    let bastion = try TestSSHD.start(hostKeyTypes: ["ecdsa"])
+    let bastion = try await TestSSHD.start(hostKeyTypes: ["ecdsa"])
     defer { bastion.stop() }
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     let knownHosts = try server.writeKnownHosts([bastion.knownHostsLine("ecdsa"), server.knownHostsLine()])
     var target = server.target()
@@ -99,7 +99,7 @@ struct SFTPAndProxyTests {
 
   @Test("ProxyJump to a closed port: the target is reported unreachable by name; unknown target key refused")
   func proxyJumpFailures() async throws {
-    let bastion = try TestSSHD.start()
+    let bastion = try await TestSSHD.start()
     defer { bastion.stop() }
     let knownHosts = try bastion.writeKnownHosts([bastion.knownHostsLine()])
     var target = SSHTarget(
@@ -113,7 +113,7 @@ struct SFTPAndProxyTests {
     #expect(error?.kind == .unreachable)
     #expect(error?.host == HostID("behind"))
 
-    let server = try TestSSHD.start()
+    let server = try await TestSSHD.start()
     defer { server.stop() }
     var unknown = server.target()
     unknown.proxyJump = [bastion.target()]

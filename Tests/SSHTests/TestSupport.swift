@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SSH
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 /// Runs a shell command locally; returns exit status and combined output.
@@ -73,13 +74,13 @@ struct TestKeys: Sendable {
   }
 }
 
-/// A throwaway sshd on 127.0.0.1 with its own host keys, killed by pid in `stop()`.
-final class TestSSHD: @unchecked Sendable {
+/// A throwaway sshd on 127.0.0.1 with its own host keys, stopped in `stop()`.
+final class TestSSHD: Sendable {
   let dir: String
   let port: Int
-  let process: Daemon
+  let process: BackgroundProcess
 
-  init(dir: String, port: Int, process: Daemon) {
+  init(dir: String, port: Int, process: BackgroundProcess) {
     self.dir = dir
     self.port = port
     self.process = process
@@ -87,7 +88,7 @@ final class TestSSHD: @unchecked Sendable {
 
   /// Starts sshd; `hostKeyTypes` selects which host keys it offers (first is preferred by ssh).
   static func start(hostKeyTypes: [String] = ["ed25519"], passwordAuthentication: Bool = true, extraConfig: String = "")
-    throws -> TestSSHD
+    async throws -> TestSSHD
   {
     let dir = try makeTempDir("sshd")
     try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
@@ -119,20 +120,22 @@ final class TestSSHD: @unchecked Sendable {
 
         """
       try config.write(toFile: "\(dir)/sshd_config", atomically: true, encoding: .utf8)
-      let process = try Daemon(["/usr/sbin/sshd", "-D", "-e", "-f", "\(dir)/sshd_config", "-E", "\(dir)/sshd.log"])
+      let process = try await BackgroundProcess.start([
+        "/usr/sbin/sshd", "-D", "-e", "-f", "\(dir)/sshd_config", "-E", "\(dir)/sshd.log",
+      ])
       let server = TestSSHD(dir: dir, port: port, process: process)
       // Wait (bounded) until it accepts connections.
       for _ in 0..<100 {
         if !process.isRunning { break }
         if canConnect(port: port) { return server }
-        usleep(50_000)
+        try await Task.sleep(for: .milliseconds(50))
       }
       server.stop(removeFiles: false)
     }
     throw TestFailure("sshd did not start: \((try? String(contentsOfFile: "\(dir)/sshd.log", encoding: .utf8)) ?? "")")
   }
 
-  /// Kills sshd (by its recorded pid) and removes its directory.
+  /// Stops sshd (SIGTERM; its task reaps it) and removes its directory.
   func stop(removeFiles: Bool = true) {
     process.stop()
     if removeFiles { try? FileManager.default.removeItem(atPath: dir) }
@@ -250,52 +253,4 @@ enum TestUser {
     let result = try? sh("echo '\(name):\(password)' | chpasswd")
     return result?.status == 0
   }()
-}
-
-/// A long-running helper (sshd, ssh-agent) started with posix_spawn and stopped by its pid.
-///
-/// Foundation's `Process` is not used for daemons: they close inherited descriptors, which
-/// Foundation on Linux takes for an exit and then blocks in `waitpid`.
-final class Daemon: @unchecked Sendable {
-  let pid: pid_t
-  private var reaped = false
-
-  init(_ argv: [String]) throws {
-    var pid: pid_t = 0
-    let cArgs = argv.map { strdup($0) } + [nil]
-    defer { for arg in cArgs { free(arg) } }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
-    guard rc == 0 else { throw TestFailure("posix_spawn \(argv[0]): \(rc)") }
-    self.pid = pid
-  }
-
-  /// `true` while the process has not exited.
-  var isRunning: Bool {
-    if reaped { return false }
-    var status: Int32 = 0
-    if waitpid(pid, &status, WNOHANG) == pid { reaped = true }
-    return !reaped
-  }
-
-  /// Sends SIGTERM to the recorded pid and reaps it. Idempotent.
-  func stop() {
-    guard !reaped else { return }
-    kill(pid, SIGTERM)
-    var status: Int32 = 0
-    for _ in 0..<100 {
-      let rc = waitpid(pid, &status, WNOHANG)
-      if rc == pid || rc < 0 {
-        reaped = true
-        return
-      }
-      usleep(20_000)
-    }
-    kill(pid, SIGKILL)
-    _ = waitpid(pid, &status, 0)
-    reaped = true
-  }
 }

@@ -59,7 +59,7 @@ struct LogFileSourceTests {
     var written = try log.append(4)
     try await collect()
     written += try log.append(3)  // unread tail that moves to .1
-    try log.rotateCreate()
+    try await log.rotateCreate()
     written += try log.append(2)
     let summary = try await collect()
     #expect(summary.events.contains(.followedRotation(file: log.path + ".1")))
@@ -71,7 +71,7 @@ struct LogFileSourceTests {
     var written = try log.append(4)
     try await collect()
     written += try log.append(3)
-    try log.rotateCopyTruncate()
+    try await log.rotateCopyTruncate()
     written += try log.append(6)  // the live file grows past the old offset again
     try await collect()
     try expectExactlyOnce(written)
@@ -82,9 +82,9 @@ struct LogFileSourceTests {
     var written = try log.append(3)
     try await collect()
     written += try log.append(2)
-    try log.rotateCreate()  // our file is .1
+    try await log.rotateCreate()  // our file is .1
     written += try log.append(2)
-    try log.rotateCreate()  // our file is now .2.gz (new inode, same content)
+    try await log.rotateCreate()  // our file is now .2.gz (new inode, same content)
     written += try log.append(2)
     #expect(FileManager.default.fileExists(atPath: log.path + ".2.gz"))
     try await collect()
@@ -97,7 +97,7 @@ struct LogFileSourceTests {
     try await collect()
     for round in 0..<5 {
       written += try log.append(7 + round)
-      if round % 2 == 0 { try log.rotateCreate() } else { try log.rotateCopyTruncate() }
+      if round % 2 == 0 { try await log.rotateCreate() } else { try await log.rotateCopyTruncate() }
     }
     written += try log.append(3)
     try await collect()
@@ -112,7 +112,7 @@ struct LogFileSourceTests {
     var written = try log.append(5)
     try await collect()
     written += try log.append(5)
-    try log.rotateCreate(compressFrom: 1)  // no delaycompress: straight to .1.gz
+    try await log.rotateCreate(compressFrom: 1)  // no delaycompress: straight to .1.gz
     written += try log.append(1)
     try await collect()
     try expectExactlyOnce(written)
@@ -122,7 +122,7 @@ struct LogFileSourceTests {
     var log = log
     let first = try log.append(6)
     try await collect()
-    try log.truncate()
+    try await log.truncate()
     let after = try log.append(2)
     let summary = try await collect()
     #expect(summary.events.contains { if case .truncated = $0 { true } else { false } })
@@ -148,7 +148,7 @@ struct LogFileSourceTests {
     try await collect()
     try log.appendRaw("\n")
     written.append(3)
-    try log.rotateCreate()
+    try await log.rotateCreate()
     try await collect()
     try expectExactlyOnce(written)
   }
@@ -161,7 +161,7 @@ struct LogFileSourceTests {
     #expect(summary.batches > 5)
     #expect(summary.transferredBytes < summary.bytes)
     written += try log.append(100)
-    try log.rotateCreate(compressFrom: 1)
+    try await log.rotateCreate(compressFrom: 1)
     written += try log.append(50)
     try await collect(maxBytes: 4096, threshold: 1024)
     try expectExactlyOnce(written)
@@ -206,9 +206,9 @@ struct LogFileSourceTests {
   @Test func firstCollectStartsAtOldestRotatedFile() async throws {
     var log = log
     var written = try log.append(3)
-    try log.rotateCreate()
+    try await log.rotateCreate()
     written += try log.append(3)
-    try log.rotateCreate()
+    try await log.rotateCreate()
     written += try log.append(3)
     try await collect()
     try expectExactlyOnce(written)
@@ -219,7 +219,7 @@ struct LogFileSourceTests {
   func realLogrotateBothModes() async throws {
     var log = log
     let state = directory.file("logrotate.state")
-    func rotate(copytruncate: Bool) throws {
+    func rotate(copytruncate: Bool) async throws {
       let config = directory.file("logrotate.conf")
       try """
       \(log.path) {
@@ -230,20 +230,20 @@ struct LogFileSourceTests {
           \(copytruncate ? "copytruncate" : "create 0640 root root")
       }
       """.write(toFile: config, atomically: true, encoding: .utf8)
-      try shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
+      try await shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
     }
     var written = try log.append(20)
     try await collect()
     for round in 0..<3 {
       written += try log.append(10 + round)
-      try rotate(copytruncate: false)
+      try await rotate(copytruncate: false)
     }
     written += try log.append(5)
     try await collect()
     try expectExactlyOnce(written)
     for round in 0..<3 {
       written += try log.append(10 + round)
-      try rotate(copytruncate: true)
+      try await rotate(copytruncate: true)
     }
     written += try log.append(5)
     try await collect()
@@ -260,7 +260,7 @@ struct LogFileSourceTests {
     // live file grows past the old offset: reading it at that offset would lose its first lines.
     var raced: [Int] = []
     let racing = RacingSession(inner: session) {
-      try log.rotateCreate()
+      try await log.rotateCreate()
       raced = try log.append(30)
     }
     let source = LogFileSource(session: racing, path: log.path)
@@ -296,11 +296,11 @@ struct InjectedFault: Error {}
 /// Runs `action` once, just before the first read command, to simulate a rotation racing a pull.
 final class RacingSession: RemoteSession, @unchecked Sendable {
   let inner: LocalShellSession
-  private let action: () throws -> Void
+  private let action: () async throws -> Void
   private let lock = NSLock()
   private var done = false
 
-  init(inner: LocalShellSession, action: @escaping () throws -> Void) {
+  init(inner: LocalShellSession, action: @escaping () async throws -> Void) {
     self.inner = inner
     self.action = action
   }
@@ -314,7 +314,7 @@ final class RacingSession: RemoteSession, @unchecked Sendable {
         defer { done = true }
         return !done
       }
-      if first { try action() }
+      if first { try await action() }
     }
     return try await inner.run(command, stdin: stdin, timeout: timeout)
   }

@@ -398,7 +398,7 @@ struct StoreTests {
     #expect(try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero).lines == 0)
     let gz = directory.file("node8.log")
     try Data((1...500).map { "seq \($0)\n" }.joined().utf8).write(to: URL(fileURLWithPath: gz))
-    try shell("gzip -n \(ShellQuote.quote(gz))")
+    try await shell("gzip -n \(ShellQuote.quote(gz))")
     let gzSource = LocalFileSource(node: HostID("node8"), path: gz + ".gz")
     #expect(try await store.collect(from: gzSource, makeParser: { FakeParser() }, clock: .zero).lines == 500)
     #expect(try await store.collect(from: gzSource, makeParser: { FakeParser() }, clock: .zero).lines == 0)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @testable import Logs
@@ -69,13 +70,9 @@ final class TempDirectory: @unchecked Sendable {
 }
 
 /// Runs a local shell command and expects it to succeed.
-func shell(_ command: String) throws {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: "/bin/sh")
-  process.arguments = ["-c", command]
-  try process.run()
-  process.waitUntilExit()
-  #expect(process.terminationStatus == 0, "\(command)")
+func shell(_ command: String) async throws {
+  let result = try await LocalProcess.shell(command)
+  #expect(result.exitStatus == 0, "\(command): \(result.stderrText)")
 }
 
 /// A log file the tests append to and rotate the way logrotate does.
@@ -108,8 +105,8 @@ struct FakeLog {
   private var quoted: String { ShellQuote.quote(path) }
 
   /// Shifts path.N(.gz) to path.N+1(.gz), oldest first.
-  private func shiftRotated() throws {
-    try shell(
+  private func shiftRotated() async throws {
+    try await shell(
       """
       for n in 9 8 7 6 5 4 3 2 1; do
         m=$((n+1))
@@ -121,29 +118,29 @@ struct FakeLog {
 
   /// Compresses every plain rotated file numbered `start` or more (logrotate `delaycompress`
   /// uses 2, plain `compress` 1).
-  private func compress(from start: Int?) throws {
+  private func compress(from start: Int?) async throws {
     guard let start else { return }
-    try shell("for n in $(seq \(start) 10); do if [ -f \(quoted).$n ]; then gzip -n \(quoted).$n; fi; done; true")
+    try await shell("for n in $(seq \(start) 10); do if [ -f \(quoted).$n ]; then gzip -n \(quoted).$n; fi; done; true")
   }
 
   /// logrotate create mode: live → .1 (same inode), older shift up, a new empty live file.
-  func rotateCreate(compressFrom: Int? = 2) throws {
-    try shiftRotated()
+  func rotateCreate(compressFrom: Int? = 2) async throws {
+    try await shiftRotated()
     try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
-    try compress(from: compressFrom)
+    try await compress(from: compressFrom)
     _ = FileManager.default.createFile(atPath: path, contents: nil)
   }
 
   /// logrotate copytruncate: copy live to .1, truncate the live file in place (same inode).
-  func rotateCopyTruncate(compressFrom: Int? = 2) throws {
-    try shiftRotated()
-    try shell("cp \(quoted) \(quoted).1 && : > \(quoted)")
-    try compress(from: compressFrom)
+  func rotateCopyTruncate(compressFrom: Int? = 2) async throws {
+    try await shiftRotated()
+    try await shell("cp \(quoted) \(quoted).1 && : > \(quoted)")
+    try await compress(from: compressFrom)
   }
 
   /// Truncates the live file in place without keeping a copy.
-  func truncate() throws {
-    try shell(": > \(quoted)")
+  func truncate() async throws {
+    try await shell(": > \(quoted)")
   }
 }
 

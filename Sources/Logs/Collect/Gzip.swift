@@ -1,16 +1,48 @@
 import Foundation
+import Subprocess
+import SystemPackage
 
-/// Local gzip decompression by running the system's `gzip -dc`.
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Local gzip decompression by running the system's `gzip -dc` through swift-subprocess.
 ///
-/// Foundation on Linux has no gzip API; shelling out to `gzip` (present on every Debian system,
-/// and already required on the nodes) avoids a C module for zlib. The compressed bytes go
-/// through a temporary file so that no pipe can deadlock.
+/// Foundation on Linux has no gzip API; running `gzip` (present on every Debian system, and
+/// already required on the nodes) avoids a C module for zlib. gzip reads its input from a file
+/// (bytes held in memory go to an unlinked temporary file first: writing them into a pipe would
+/// raise SIGPIPE in svctrace whenever gzip exits before reading them all, e.g. on data that is not
+/// gzip), and its output is read asynchronously, so no thread of the cooperative pool waits for
+/// it. The output is bounded: a stream that inflates past the caller's limit stops gzip and
+/// throws ``Failure/outputTooLarge(limit:)``.
 enum Gzip {
   /// Why decompression failed.
-  struct Failure: Error, CustomStringConvertible {
-    var message: String
-    var description: String { "gzip -dc failed: \(message)" }
+  enum Failure: Error, Equatable, CustomStringConvertible {
+    /// `gzip` could not be run: not installed, the spawn failed, or reading its output failed.
+    case cannotRun(String)
+    /// `gzip` ran and failed: not gzip data, or truncated. `message` is what it wrote to stderr.
+    case failed(status: String, message: String)
+    /// The decompressed stream is longer than the caller allowed.
+    case outputTooLarge(limit: Int)
+
+    var description: String {
+      switch self {
+      case .cannotRun(let reason):
+        return "gzip -dc failed: cannot run gzip: \(reason)"
+      case .failed(let status, let message):
+        let detail = message.isEmpty ? "not gzip data, or truncated" : message
+        return "gzip -dc failed: \(status) (\(detail))"
+      case .outputTooLarge(let limit):
+        return "gzip -dc failed: the decompressed data is larger than the limit of \(limit) bytes"
+      }
+    }
   }
+
+  /// The bound used when a caller names none: 2 GiB, far above any rotated kernel log we pull.
+  static let defaultOutputLimit = 1 << 31
+
+  /// The most bytes of gzip's stderr kept for an error message.
+  private static let stderrLimit = 16 * 1024
 
   /// `true` when `bytes` start with the gzip magic number.
   static func isGzip(_ bytes: some Collection<UInt8>) -> Bool {
@@ -19,35 +51,89 @@ enum Gzip {
   }
 
   /// Decompresses a gzip stream held in memory.
-  static func decompress(_ compressed: [UInt8]) throws -> [UInt8] {
-    let directory = FileManager.default.temporaryDirectory
-    let input = directory.appendingPathComponent("svctrace-gunzip-\(UUID().uuidString).gz")
-    guard FileManager.default.createFile(atPath: input.path, contents: Data(compressed)) else {
-      throw Failure(message: "cannot write a temporary file in \(directory.path)")
-    }
-    defer { try? FileManager.default.removeItem(at: input) }
-    return try decompress(fileAt: input.path)
+  ///
+  /// - Parameter limit: the most decompressed bytes accepted.
+  /// - Throws: ``Failure``.
+  static func decompress(_ compressed: [UInt8], limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
+    let descriptor = try anonymousFile(containing: compressed)
+    defer { close(descriptor) }
+    return try await run(
+      arguments: ["-dc"],
+      input: .fileDescriptor(FileDescriptor(rawValue: descriptor), closeAfterSpawningProcess: false),
+      limit: limit)
   }
 
   /// Decompresses a local gzip file.
-  static func decompress(fileAt path: String) throws -> [UInt8] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["gzip", "-dc", "--", path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    process.standardInput = FileHandle.nullDevice
+  ///
+  /// - Parameter limit: the most decompressed bytes accepted.
+  /// - Throws: ``Failure``.
+  static func decompress(fileAt path: String, limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
+    try await run(arguments: ["-dc", "--", path], input: .none, limit: limit)
+  }
+
+  /// A descriptor, at offset 0, of an unlinked temporary file holding `bytes`.
+  private static func anonymousFile(containing bytes: [UInt8]) throws(Failure) -> Int32 {
+    var template = Array((FileManager.default.temporaryDirectory.path + "/svctrace-gunzip-XXXXXX").utf8CString)
+    let descriptor = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
+    guard descriptor >= 0 else {
+      throw .cannotRun("cannot create a temporary file: \(String(cString: strerror(errno)))")
+    }
+    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+    unlink(String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    var written = 0
+    while written < bytes.count {
+      let count = bytes.withUnsafeBytes { buffer in
+        write(descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written)
+      }
+      if count < 0, errno == EINTR { continue }
+      guard count > 0 else {
+        let reason = String(cString: strerror(errno))
+        close(descriptor)
+        throw .cannotRun("cannot write a temporary file: \(reason)")
+      }
+      written += count
+    }
+    guard lseek(descriptor, 0, SEEK_SET) == 0 else {
+      close(descriptor)
+      throw .cannotRun("cannot rewind a temporary file")
+    }
+    return descriptor
+  }
+
+  private static func run(
+    arguments: [String], input: some InputProtocol, limit: Int
+  ) async throws(Failure) -> [UInt8] {
+    let result: ExecutionResult<[UInt8], SequenceOutput, StringOutput<UTF8>>
     do {
-      try process.run()
+      result = try await Subprocess.run(
+        .name("gzip"), arguments: Arguments(arguments), input: input, output: .sequence,
+        error: .string(limit: stderrLimit)
+      ) { execution in
+        var bytes: [UInt8] = []
+        for try await buffer in execution.standardOutput {
+          guard buffer.count <= limit - bytes.count else { throw Failure.outputTooLarge(limit: limit) }
+          buffer.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+      }
+    } catch let failure as Failure {
+      throw failure
     } catch {
-      throw Failure(message: "cannot start gzip: \(error)")
+      throw .cannotRun("\(error)")
     }
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-      throw Failure(message: "exit status \(process.terminationStatus) (not gzip data, or truncated)")
+    guard result.terminationStatus.isSuccess else {
+      let message = result.standardError.trimmingSuffix(while: \.isWhitespace)
+      throw .failed(status: "\(result.terminationStatus)", message: message)
     }
-    return [UInt8](data)
+    return result.closureResult
+  }
+}
+
+extension String {
+  /// The string without its trailing characters that match `predicate`.
+  fileprivate func trimmingSuffix(while predicate: (Character) -> Bool) -> String {
+    var text = Substring(self)
+    while let last = text.last, predicate(last) { text.removeLast() }
+    return String(text)
   }
 }

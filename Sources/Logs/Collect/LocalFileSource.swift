@@ -37,7 +37,7 @@ public struct LocalFileSource: CaptureSource {
     if Gzip.isGzip(magic) {
       let content: [UInt8]
       do {
-        content = try Gzip.decompress(fileAt: path)
+        content = try await Gzip.decompress(fileAt: path)
       } catch {
         throw CaptureError(host: node, operation: "decompress \(path)", message: "\(error)")
       }

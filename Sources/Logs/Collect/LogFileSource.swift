@@ -308,7 +308,7 @@ public struct LogFileSource: CaptureSource {
     let payload = Array(result.stdout.dropFirst())
     if marker == UInt8(ascii: "Z") {
       do {
-        return (try Gzip.decompress(payload), payload.count)
+        return (try await Gzip.decompress(payload, limit: length), payload.count)
       } catch {
         throw CaptureError(host: node, operation: "decompress \(file.name)", message: "\(error)")
       }

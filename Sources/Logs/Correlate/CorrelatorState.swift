@@ -1,6 +1,6 @@
 import SVCTraceCore
 
-/// The join key of §3.4: (protocol, source address, source port). The node is implicit: one
+/// The join key: (protocol, source address, source port), which NAT leaves alone before SNAT. The node is implicit: one
 /// correlator instance serves one node.
 struct CorrelationKey: Hashable {
   var proto: UInt8

@@ -2,7 +2,7 @@ import SVCTraceCore
 
 /// Parses kernel LOG lines, as rsyslog writes them, into ``PacketLine`` values.
 ///
-/// Accepted forms (see netfilter.md §3):
+/// Accepted forms (the kernel's `nf_log_syslog.c` format as rsyslog writes it):
 /// - timestamp: RFC 3339 (`2026-05-16T21:31:48.123456+08:00`, `Z`, any fraction or none) or the
 ///   traditional `May 16 21:31:48` / `May  6 21:31:48` (year inferred, node zone applied);
 /// - then a hostname and a `kernel:` tag, an optional `[12345.678901]` kernel timestamp;

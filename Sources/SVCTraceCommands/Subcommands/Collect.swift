@@ -75,7 +75,7 @@ extension SVCTrace {
       let snapshotHost = CollectOperation.snapshotHost(
         context.hosts, kubectlHost: kubectlHost, kubeconfig: kubeconfig, noSnapshot: noSnapshot)
       if let kubeconfig, !noSnapshot {
-        try LocalSnapshot.take(store: store, kubeconfig: kubeconfig)
+        try await LocalSnapshot.take(store: store, kubeconfig: kubeconfig)
       }
       let totals = CollectTotals(progress: context.runner.progress)
       let logPath = self.logPath

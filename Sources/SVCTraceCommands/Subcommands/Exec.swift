@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Fleet
 import SVCTraceCore
 
@@ -80,10 +79,4 @@ private func printGrouped(_ host: HostID, _ output: ExecOutput, terminal: Termin
     block += terminal.paint(text, .red)
   }
   OutputLock.print(block)
-}
-
-/// Serializes whole blocks of standard output across concurrent host tasks.
-enum OutputLock {
-  private static let queue = DispatchQueue(label: "svctrace.output")
-  static func print(_ text: String) { queue.sync { Swift.print(text, terminator: "") } }
 }

@@ -87,7 +87,7 @@ extension SVCTrace {
         do {
           try text.write(toFile: output, atomically: true, encoding: .utf8)
         } catch {
-          throw ValidationError("Unable to write the report to \(output): \(error.localizedDescription)")
+          throw CommandFailure(operation: "write the report to \(output)", reason: error.localizedDescription)
         }
         Terminal.writeError("Wrote \(output)\n")
       } else {

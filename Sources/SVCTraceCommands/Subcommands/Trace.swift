@@ -71,10 +71,11 @@ extension SVCTrace {
     var window: String = "2s"
 
     @Option(
+      name: .customLong("max"),
       help: ArgumentHelp(
         "Print at most this many connections (a note on standard error says when the output was cut).",
         valueName: "n"))
-    var max: Int = 1000
+    var maxConnections: Int = 1000
 
     @Option(help: ArgumentHelp("table, json, jsonl or csv.", valueName: "format"))
     var format: TraceFormat = .table
@@ -103,7 +104,7 @@ extension SVCTrace {
 
     func validate() throws {
       _ = try query(nowMicros: 0)
-      guard max >= 1 else { throw ValidationError("--max must be at least 1.") }
+      guard maxConnections >= 1 else { throw ValidationError("--max must be at least 1.") }
       guard interval >= 0.2, interval <= 3600 else {
         throw ValidationError("--interval must be between 0.2 and 3600 seconds.")
       }
@@ -174,13 +175,14 @@ extension SVCTrace {
         return
       }
       let store = try storeOptions.openExisting()
-      query.limit = max + 1
+      query.limit = maxConnections + 1
       var records = try store.connections(matching: query)
-      let cut = records.count > max
-      if cut { records.removeLast(records.count - max) }
+      let cut = records.count > maxConnections
+      if cut { records.removeLast(records.count - maxConnections) }
       try printer.print(records, store: store, final: true)
       if cut {
-        Terminal.writeError("Showing the first \(max) connections; more matched. Narrow the filters or raise --max.\n")
+        Terminal.writeError(
+          "Showing the first \(maxConnections) connections; more matched. Narrow the filters or raise --max.\n")
       }
       if records.isEmpty {
         Terminal.writeError("No connection matched.\n")
@@ -225,11 +227,11 @@ extension SVCTrace {
       var printed = 0
       var printer = initial
       if since != nil || around != nil {
-        backlog.limit = max + 1
+        backlog.limit = maxConnections + 1
         var records = try store.connections(matching: backlog).filter { $0.id <= startID }
-        if records.count > max {
-          records.removeLast(records.count - max)
-          Terminal.writeError("Showing the first \(max) stored connections; more matched.\n")
+        if records.count > maxConnections {
+          records.removeLast(records.count - maxConnections)
+          Terminal.writeError("Showing the first \(maxConnections) stored connections; more matched.\n")
         }
         try printer.print(records, store: store, final: false)
         printed += records.count
@@ -258,12 +260,12 @@ extension SVCTrace {
             let records = try store.connections(matching: next)
             try printer.print(records, store: store, final: false)
             count += records.count
-            lastID = records.map(\.id).reduce(lastID, Swift.max)
+            lastID = records.map(\.id).reduce(lastID, max)
           }
           return count
         }
-      } catch let interrupted as InterruptedExit {
-        total = interrupted.value as? Int ?? printed
+      } catch let interrupted as InterruptedExit<Int> {
+        total = interrupted.value
       }
       TracePrinter.finish(format: format, streamed: total)
       if total == 0 {
@@ -399,7 +401,7 @@ struct TracePrinter: Sendable {
     let header = ["TIME", "NODE", "PROTO", "CLIENT", "SERVICE", "POD"]
     let rows = items.map { Self.cells($0.record) }
     var widths = header.map(\.count)
-    for row in rows { for (index, cell) in row.enumerated() { widths[index] = Swift.max(widths[index], cell.count) } }
+    for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
     func line(_ cells: [String]) -> String {
       cells.enumerated().map { index, cell in
         index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)

@@ -75,15 +75,23 @@ extension SVCTrace {
       options.minHoursUntilFull = minHoursUntilFull
       let checkOptions = options
       let overrides = rollout.overrides
-      let results = try await withInterruptCancellation { [context] in
-        await context.runner.run(context.hosts, connector: context.connector) { session, host in
-          let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-          let note =
-            host.become.enabled
-            ? "logged in as \(host.user), become \(host.become.user) works" : "logged in as \(host.user)"
-          let checks = await Verifier.check(session, settings: settings, options: checkOptions, becomeNote: note)
-          return HostOutcome<[CheckResult]>(payload: checks)
+      let results: [HostResult<[CheckResult]>]
+      var interrupted = false
+      do {
+        results = try await withInterruptCancellation { [context] in
+          await context.runner.run(context.hosts, connector: context.connector) { session, host in
+            let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
+            let note =
+              host.become.enabled
+              ? "logged in as \(host.user), become \(host.become.user) works" : "logged in as \(host.user)"
+            let checks = await Verifier.check(session, settings: settings, options: checkOptions, becomeNote: note)
+            return HostOutcome<[CheckResult]>(payload: checks)
+          }
         }
+      } catch let stop as InterruptedExit<[HostResult<[CheckResult]>]> {
+        // Report what was checked before Ctrl-C, then exit 130.
+        results = stop.value
+        interrupted = true
       }
       let nodes = results.map { result -> FleetReport.Node in
         if let checks = result.payload { return FleetReport.Node(host: result.host.name, checks: checks) }
@@ -109,7 +117,11 @@ extension SVCTrace {
       case .html: text = report.renderHTML()
       }
       if let output {
-        try text.write(toFile: output, atomically: true, encoding: .utf8)
+        do {
+          try text.write(toFile: output, atomically: true, encoding: .utf8)
+        } catch {
+          throw CommandFailure(operation: "write the report to \(output)", reason: error.localizedDescription)
+        }
         let counts = report.counts
         print(
           "verify: \(nodes.count) nodes: \(counts[.pass] ?? 0) pass, \(counts[.warn] ?? 0) warn, \(counts[.fail] ?? 0) fail; report written to \(output)"
@@ -117,6 +129,7 @@ extension SVCTrace {
       } else {
         print(text, terminator: "")
       }
+      if interrupted { throw ExitCode(130) }
       if report.nodes.contains(where: { $0.status == .fail }) { throw ExitCode.failure }
     }
 

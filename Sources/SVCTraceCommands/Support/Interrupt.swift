@@ -1,5 +1,6 @@
 import Dispatch
 import Fleet
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -37,21 +38,21 @@ func withInterruptCancellation<T: Sendable>(_ body: @escaping @Sendable () async
   return value
 }
 
+/// An interrupted run that finished its cleanup: `svctrace` exits 130 for it.
+protocol InterruptedRun: Error {}
+
 /// Thrown after an interrupted run finished its cleanup; carries what the run produced.
-struct InterruptedExit: Error {
-  var value: any Sendable
+struct InterruptedExit<Value: Sendable>: InterruptedRun {
+  var value: Value
 }
 
-private final class InterruptState: @unchecked Sendable {
-  private let lock = DispatchQueue(label: "svctrace.interrupt-state")
-  private var count = 0
+/// How many interrupts arrived; the signal handlers and the waiting task share it.
+private final class InterruptState: Sendable {
+  private let count = Atomic<Int>(0)
 
   /// Records an interrupt; `true` when this is the second one.
   func interrupt() -> Bool {
-    lock.sync {
-      count += 1
-      return count > 1
-    }
+    count.add(1, ordering: .sequentiallyConsistent).newValue > 1
   }
-  var wasInterrupted: Bool { lock.sync { count > 0 } }
+  var wasInterrupted: Bool { count.load(ordering: .sequentiallyConsistent) > 0 }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Fleet
 import Foundation
 import SVCTraceCore
+import Synchronization
 
 /// Printing results: a recap for people, one JSON document for scripts, and exit codes.
 package enum Output {
@@ -58,8 +59,14 @@ func runFleet<P: Encodable & Sendable>(
       await runner.run(hosts, connector: connector, operation: operation)
     }
     try Output.finish(results, json: json, terminal: context.terminal, command: command)
-  } catch let interrupted as InterruptedExit {
-    let results = interrupted.value as? [HostResult<P>] ?? []
+  } catch let interrupted as InterruptedExit<[HostResult<P>]> {
+    let results = interrupted.value
     try Output.finish(results, json: json, terminal: context.terminal, command: command, interrupted: true)
   }
+}
+
+/// Serializes whole blocks of standard output across concurrent host tasks (exec, install).
+enum OutputLock {
+  private static let lock = Mutex(())
+  static func print(_ text: String) { lock.withLock { _ in Swift.print(text, terminator: "") } }
 }

@@ -1,7 +1,7 @@
-import ArgumentParser
 import Foundation
 import SVCTraceCore
 import Store
+import Subprocess
 
 /// Kubernetes name snapshots: `kubectl get services,endpointslices,pods -A -o json`, stored with
 /// the time they were taken so old connections resolve to the pod that had the IP then.
@@ -18,23 +18,45 @@ enum Snapshot {
   }
 }
 
-/// The same snapshot with a local kubectl (`--kubeconfig`).
+/// The same snapshot with a local kubectl (`--kubeconfig`), run through swift-subprocess.
 enum LocalSnapshot {
-  static func take(store: TraceStore, kubeconfig: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [
-      "kubectl", "--kubeconfig", kubeconfig, "get", "services,endpointslices,pods", "-A", "-o", "json",
-    ]
-    let output = Pipe()
-    process.standardOutput = output
+  /// The most bytes of kubectl output accepted (a large cluster's snapshot is tens of MB).
+  static let outputLimit = 1 << 30
+
+  /// Runs the local kubectl and stores the result.
+  ///
+  /// kubectl's standard error goes to svctrace's, as before.
+  /// - Throws: ``CommandFailure`` when kubectl cannot run, fails, or writes more than ``outputLimit`` bytes.
+  static func take(store: TraceStore, kubeconfig: String) async throws {
+    let operation = "snapshot names with the local kubectl"
     let taken = ClockOffset.wallClockMicros()
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-      throw ValidationError("Unable to snapshot names with the local kubectl: exit status \(process.terminationStatus)")
+    let result: ExecutionResult<[UInt8], SequenceOutput, FileDescriptorOutput>
+    do {
+      result = try await Subprocess.run(
+        .name("kubectl"),
+        arguments: ["--kubeconfig", kubeconfig, "get", "services,endpointslices,pods", "-A", "-o", "json"],
+        input: .none, output: .sequence, error: .currentStandardError
+      ) { execution in
+        var bytes: [UInt8] = []
+        for try await buffer in execution.standardOutput {
+          guard buffer.count <= outputLimit - bytes.count else {
+            throw CommandFailure(operation: operation, reason: "its output is larger than \(outputLimit) bytes")
+          }
+          buffer.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+      }
+    } catch let failure as CommandFailure {
+      throw failure
+    } catch {
+      throw CommandFailure(operation: operation, reason: "cannot run kubectl: \(error)")
     }
-    try store.ingestSnapshot(json: data, takenAtMicros: taken, source: "kubectl --kubeconfig \(kubeconfig)")
+    switch result.terminationStatus {
+    case .exited(0): break
+    case .exited(let status): throw CommandFailure(operation: operation, reason: "exit status \(status)")
+    case .signaled(let signal): throw CommandFailure(operation: operation, reason: "killed by signal \(signal)")
+    }
+    try store.ingestSnapshot(
+      json: Data(result.closureResult), takenAtMicros: taken, source: "kubectl --kubeconfig \(kubeconfig)")
   }
 }

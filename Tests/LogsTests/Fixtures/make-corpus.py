@@ -1,5 +1,5 @@
 # Writes Tests/LogsTests/Fixtures/corpus.log and corpus-expectations.json.
-# Lines are hand-written after netfilter.md §3 / nf_log_syslog.c; the expected values are written
+# Lines are hand-written after the kernel's nf_log_syslog.c format; the expected values are written
 # by hand too, only the timestamps are converted to µs here with Python's datetime (independent
 # of the Swift parser's integer calendar code).
 import json, datetime as dt

@@ -1,11 +1,14 @@
 import Foundation
 import SVCTraceCore
+import SVCTraceTestSupport
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
-/// Runs a shell script on this machine and returns its result (test helper).
+/// Runs a shell script on this machine and returns its result, blocking (for ``ScratchNode``'s
+/// synchronous set-up and tear-down only; async code uses `LocalProcess` from SVCTraceTestSupport).
 @discardableResult
 func shell(_ script: String, stdin: [UInt8]? = nil) throws -> CommandResult {
   let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svtro-run-\(UUID().uuidString)")
@@ -60,12 +63,15 @@ func shell(_ script: String, stdin: [UInt8]? = nil) throws -> CommandResult {
 ///
 /// Files are plain local files: tests point every settings path into a temp directory.
 /// `commandLog` records every command, so tests can prove that a second install runs nothing mutating.
-final class LocalNetnsSession: RemoteSession, @unchecked Sendable {
+final class LocalNetnsSession: RemoteSession {
   let host: HostID
   let namespace: String
-  private let lock = NSLock()
-  private var log: [String] = []
-  private var failing: String?
+  private let state = Mutex(State())
+
+  private struct State {
+    var log: [String] = []
+    var failing: String?
+  }
 
   init(namespace: String) {
     self.host = HostID(namespace)
@@ -74,20 +80,21 @@ final class LocalNetnsSession: RemoteSession, @unchecked Sendable {
 
   /// Commands containing this substring fail with exit status 1 (fault injection).
   var failCommandsContaining: String? {
-    get { lock.withLock { failing } }
-    set { lock.withLock { failing = newValue } }
+    get { state.withLock { $0.failing } }
+    set { state.withLock { $0.failing = newValue } }
   }
 
-  var commandLog: [String] { lock.withLock { log } }
-  func clearLog() { lock.withLock { log.removeAll() } }
+  var commandLog: [String] { state.withLock { $0.log } }
+  func clearLog() { state.withLock { $0.log.removeAll() } }
 
   func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
-    lock.withLock { log.append(command) }
+    state.withLock { $0.log.append(command) }
     if let failing = failCommandsContaining, command.contains(failing) {
       return CommandResult(exitStatus: 1, stderr: Array("injected failure".utf8))
     }
-    return try shell(
-      "exec ip netns exec \(ShellQuote.quote(namespace)) /bin/sh -c \(ShellQuote.quote(command))", stdin: stdin)
+    return try await LocalProcess.run(
+      ["ip", "netns", "exec", namespace, "/bin/sh", "-c", command], stdin: stdin,
+      environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"])
   }
 
   func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
@@ -99,7 +106,7 @@ final class LocalNetnsSession: RemoteSession, @unchecked Sendable {
   }
 
   func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
-    lock.withLock { log.append("writeFile \(path)") }
+    state.withLock { $0.log.append("writeFile \(path)") }
     let temp = path + ".svctrace-tmp"
     guard
       FileManager.default.createFile(

@@ -315,7 +315,7 @@ public enum NodeRollout {
       let failure =
         error as? RolloutError
         ?? RolloutError(
-          host: host.name, operation: (error as? RemoteError)?.operation ?? "apply", kind: .commandFailed,
+          host: host, operation: (error as? RemoteError)?.operation ?? "apply", kind: .commandFailed,
           reason: (error as? RemoteError)?.message ?? "\(error)")
       steps.append(StepResult(name: failure.operation, outcome: .failed, detail: failure.reason))
       let rollbackSteps = await rollback(journal, plan: plan, session: session)
@@ -360,7 +360,7 @@ public enum NodeRollout {
       do {
         try await session.writeFile(file.path, contents: desired, mode: file.mode)
       } catch let error as RemoteError {
-        throw RolloutError(host: session.host.name, operation: "write \(file.path)", kind: .file, reason: error.message)
+        throw RolloutError(host: session.host, operation: "write \(file.path)", kind: .file, reason: error.message)
       }
     } else {
       try await session.check("rm -f " + ShellQuote.quote(file.path), operation: "remove \(file.path)")
@@ -482,7 +482,7 @@ public enum NodeRollout {
           NodeScripts.removeScript(settings: settings, state: state), stdin: nil, timeout: .seconds(120))
         guard result.succeeded else {
           throw RolloutError(
-            host: host.name, operation: "remove svctrace", kind: .commandFailed, reason: result.failureSummary)
+            host: host, operation: "remove svctrace", kind: .commandFailed, reason: result.failureSummary)
         }
         changed = true
         steps.append(StepResult(name: "remove", outcome: .changed, detail: present.joined(separator: ", ")))
@@ -492,7 +492,7 @@ public enum NodeRollout {
           NodeScripts.removeLegacy(settings: settings), stdin: nil, timeout: .seconds(120))
         guard result.succeeded else {
           throw RolloutError(
-            host: host.name, operation: "remove old script leftovers", kind: .commandFailed,
+            host: host, operation: "remove old script leftovers", kind: .commandFailed,
             reason: result.failureSummary)
         }
         let hadLegacy = !before.legacyConfigLines.isEmpty || !legacyRules(before).isEmpty
@@ -521,7 +521,7 @@ public enum NodeRollout {
       let left = presentArtifacts(after, settings: settings)
       if !left.isEmpty {
         throw RolloutError(
-          host: host.name, operation: "remove svctrace", kind: .commandFailed,
+          host: host, operation: "remove svctrace", kind: .commandFailed,
           reason: "still present after removal: " + left.joined(separator: ", "))
       }
       return NodeChangeReport(host: host, changed: changed, failure: nil, steps: steps)
@@ -577,8 +577,8 @@ public enum NodeRollout {
   static func asRolloutError(_ error: any Error, host: HostID, operation: String) -> RolloutError {
     if let error = error as? RolloutError { return error }
     if let error = error as? RemoteError {
-      return RolloutError(host: host.name, operation: error.operation, kind: .commandFailed, reason: error.message)
+      return RolloutError(host: host, operation: error.operation, kind: .commandFailed, reason: error.message)
     }
-    return RolloutError(host: host.name, operation: operation, kind: .commandFailed, reason: "\(error)")
+    return RolloutError(host: host, operation: operation, kind: .commandFailed, reason: "\(error)")
   }
 }
