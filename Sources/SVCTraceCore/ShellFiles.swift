@@ -6,7 +6,7 @@ public enum ShellFiles {
   public static func readFile(
     _ session: some RemoteSession, _ path: String, offset: UInt64, maxLength: Int?
   ) async throws -> [UInt8] {
-    var command = "dd if=\(ShellQuote.quote(path)) bs=65536 skip=\(offset) status=none iflag=skip_bytes"
+    var command = try "dd if=\(ShellQuote.quote(path)) bs=65536 skip=\(offset) status=none iflag=skip_bytes"
     if let maxLength { command += ",count_bytes count=\(maxLength)" }
     let result = try await session.run(command, stdin: nil, timeout: nil)
     guard result.succeeded else {
@@ -22,7 +22,7 @@ public enum ShellFiles {
   public static func writeFile(
     _ session: some RemoteSession, _ path: String, contents: [UInt8], mode: UInt32
   ) async throws {
-    let target = ShellQuote.quote(path)
+    let target = try ShellQuote.quote(path)
     let octal = String(mode, radix: 8)
     let script = """
       set -e; t=$(mktemp \(target).svctrace.XXXXXX); trap 'rm -f "$t"' EXIT; \
@@ -39,7 +39,7 @@ public enum ShellFiles {
 
   /// Returns size, inode, mode, owner and mtime with `stat -c`, or `nil` when the path is absent.
   public static func stat(_ session: some RemoteSession, _ path: String) async throws -> RemoteFileStat? {
-    let quoted = ShellQuote.quote(path)
+    let quoted = try ShellQuote.quote(path)
     let result = try await session.run(
       "if [ -e \(quoted) ]; then stat -c '%s %i %f %u %g %Y' -- \(quoted); else echo absent; fi", stdin: nil,
       timeout: nil)
