@@ -81,6 +81,7 @@ struct INIParser {
           throw error(lineNumber, "duplicate variable '\(key)' in [\(group):vars] (first set on line \(first))")
         }
         sectionKeys[key] = lineNumber
+        try RemoteValueCheck.check(key, value, owner: "group '\(group)'", file: file, line: lineNumber)
         data.setGroupVar(group, key, value)
       }
     }
@@ -152,7 +153,9 @@ struct INIParser {
       guard seen.insert(key).inserted else {
         throw error(lineNumber, "duplicate variable '\(key)' on the line of host '\(pattern)'")
       }
-      vars.append((key, INIValues.value(String(token[token.index(after: equals)...]))))
+      let value = INIValues.value(String(token[token.index(after: equals)...]))
+      try RemoteValueCheck.check(key, value, owner: "host '\(pattern)'", file: file, line: lineNumber)
+      vars.append((key, value))
     }
     for name in names {
       data.addHost(name, group: group, port: port)
