@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 /// Parses Ansible INI inventories into ``InventoryData``, following ansible-core's `ini` plugin.
 ///
 /// Sections are `[group]` (or `[group:hosts]`), `[group:vars]` and `[group:children]`; lines before
@@ -164,10 +166,7 @@ struct INIParser {
   }
 
   /// `true` for variable names that hold secrets (passwords, tokens); their values are never shown.
-  static func isSecret(_ key: String) -> Bool {
-    let lower = key.lowercased()
-    return ["pass", "secret", "token", "credential"].contains { lower.contains($0) }
-  }
+  static func isSecret(_ key: String) -> Bool { RemoteValue.isSecret(key) }
 
   /// `key=value` with the value masked when `key` names a secret.
   static func redacted(_ token: String) -> String {

@@ -37,9 +37,9 @@ enum RemoteValueCheck {
 /// Masks secret values in inventory messages.
 enum Redaction {
   /// `text` with the value of every secret assignment (`ansible_password=…`, `ansible_become_pass:
-  /// …`, any key matching `*pass*`, `*secret*`, `*token*`, `*credential*`) replaced by `***`, up to
-  /// the end of its line: parse errors quote source lines, and a password must not reach a
-  /// terminal or a log that way.
+  /// …`, `ansible_ssh_pass …`: any key matching `*pass*`, `*secret*`, `*token*`, `*credential*`)
+  /// replaced by `***`, up to the end of its line: parse errors quote source lines, and a password
+  /// must not reach a terminal or a log that way.
   static func redactSecrets(in text: String) -> String {
     guard RemoteValue.isSecret(text) else { return text }  // no secret-looking word at all
     var output = ""
@@ -64,20 +64,29 @@ enum Redaction {
       while end < line.endIndex, isWordCharacter(line[end]) { end = line.index(after: end) }
       let word = line[index..<end]
       var separator = end
+      var quotedKey = false
       if separator < line.endIndex, line[separator] == "\"" || line[separator] == "'" {
         separator = line.index(after: separator)  // a quoted key: "ansible_password": …
+        quotedKey = true
       }
       while separator < line.endIndex, line[separator] == " " || line[separator] == "\t" {
         separator = line.index(after: separator)
       }
-      if RemoteValue.isSecret(String(word)), separator < line.endIndex,
-        line[separator] == "=" || line[separator] == ":"
-      {
-        let valueStart = line.index(after: separator)
+      let secret = RemoteValue.isSecret(String(word))
+      let assigned = separator < line.endIndex && (line[separator] == "=" || line[separator] == ":")
+      // `ansible_password hunter2` (a missing `=`): an identifier, a space, then a value.
+      let spaced =
+        !quotedKey && separator > end && separator < line.endIndex && word.contains("_")
+        && !",.;)]'\"".contains(line[separator])
+      if secret && (assigned || spaced) {
+        let valueStart = assigned ? line.index(after: separator) : end
         let rest = line[valueStart...]
-        guard rest.contains(where: { $0 != " " && $0 != "\t" }) else { return String(line) }
         let spacing = rest.prefix { $0 == " " || $0 == "\t" }
-        return String(line[..<valueStart]) + spacing + "***"
+        let value = rest.dropFirst(spacing.count)
+        // Nothing to hide: no value, or one already masked (``UnsafeValueError`` shows `***`).
+        if !value.isEmpty && value != "***" && !value.hasPrefix("*** ") {
+          return String(line[..<valueStart]) + spacing + "***"
+        }
       }
       index = end
     }
