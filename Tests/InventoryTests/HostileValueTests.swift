@@ -37,6 +37,13 @@ import Testing
     #expect(error.message.contains("only letters, digits and . _ - + @ / are allowed"))
   }
 
+  @Test func iniVarsLineWithACommentSignInsideQuotesIsRefused() throws {
+    let text = "[web]\nweb1\n[all:vars]\nansible_become=true\nansible_become_user=\"\(Self.combiningQuote)\"\n"
+    let error = try #require(refusal(text, file: "h.ini"))
+    #expect(error.line == 5)
+    #expect(error.message.hasPrefix("group 'all': ansible_become_user "))
+  }
+
   @Test func yamlHostValuesAreRefusedAtTheLineOfTheirKey() throws {
     let text = """
       all:
