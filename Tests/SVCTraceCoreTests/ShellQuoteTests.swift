@@ -192,3 +192,28 @@ enum Shell {
     func get() -> Data { lock.withLock { data } }
   }
 }
+
+@Suite struct ShellFilesQuotingTests {
+  /// A session that must never be asked to run anything.
+  final class Untouchable: RemoteSession {
+    let host = HostID("n1")
+    func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+      Issue.record("ran \(command.debugDescription)")
+      return CommandResult(exitStatus: 0)
+    }
+    func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] { [] }
+    func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {}
+    func stat(_ path: String) async throws -> RemoteFileStat? { nil }
+    func close() async {}
+  }
+
+  @Test func aPathWithNULIsAFileErrorNamingHostAndOperation() async {
+    let error = await #expect(throws: RemoteError.self) {
+      try await ShellFiles.writeFile(Untouchable(), "/tmp/a\u{0}b", contents: [], mode: 0o600)
+    }
+    #expect(error?.host == HostID("n1"))
+    #expect(error?.kind == .file)
+    #expect(error?.operation.hasPrefix("write ") == true)
+    await #expect(throws: RemoteError.self) { try await ShellFiles.stat(Untouchable(), "\u{0}") }
+  }
+}
