@@ -8,6 +8,12 @@ import Synchronization
 /// input (sudo reads exactly one line, the rest reaches the command). The password never appears
 /// on a command line. Which form applies is probed once, on first use.
 ///
+/// `CMD` is already a shell command (its own values quoted by whoever built it); it is quoted here
+/// once more, as a whole, because the login shell parses the sudo line before `/bin/sh -c` parses
+/// `CMD`: one quoting per shell, both byte-level (``ShellQuote``). The user must be a portable
+/// user name and the password a single line (``RemoteValue``); anything else is refused before a
+/// command is sent.
+///
 /// File operations go through the shell (``ShellFiles``) because SFTP runs as the login user.
 public final class BecomeSession: RemoteSession {
   public let base: any RemoteSession
@@ -35,12 +41,13 @@ public final class BecomeSession: RemoteSession {
 
   private func sudoMode() async throws -> SudoMode {
     if let known = mode.withLock({ $0 }) { return known }
+    try checkConfig()
     let whoami = try await base.run("id -un", stdin: nil, timeout: .seconds(30))
     let detected: SudoMode
     if whoami.succeeded, whoami.stdoutText.trimmingTrailingNewlines() == config.user {
       detected = .direct
     } else {
-      let target = ShellQuote.quote(config.user)
+      let target = try ShellQuote.quote(config.user)
       let probe = try await base.run("sudo -n -u \(target) -- /bin/sh -c 'id -u'", stdin: nil, timeout: .seconds(30))
       if probe.succeeded {
         detected = .noPassword
@@ -60,6 +67,17 @@ public final class BecomeSession: RemoteSession {
     return detected
   }
 
+  /// Refuses a become user that is not a user name and a password that sudo would not read as
+  /// one line (the rest would reach the command's standard input).
+  private func checkConfig() throws(RemoteError) {
+    do {
+      try RemoteValue.userName(config.user, variable: "ansible_become_user")
+      if let password = config.password { try RemoteValue.secret(password, variable: "ansible_become_password") }
+    } catch {
+      throw RemoteError(host: host, operation: "become", kind: .become, message: error.description)
+    }
+  }
+
   private func becomeError(_ result: CommandResult, passwordGiven: Bool) -> RemoteError {
     let reason = result.stderrText.split(whereSeparator: \.isNewline).first.map(String.init) ?? result.failureSummary
     var message = "sudo refused: \(reason)"
@@ -73,19 +91,23 @@ public final class BecomeSession: RemoteSession {
 
   public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
     guard config.enabled else { return try await base.run(command, stdin: stdin, timeout: timeout) }
-    let target = ShellQuote.quote(config.user)
-    switch try await sudoMode() {
-    case .direct:
-      return try await base.run(command, stdin: stdin, timeout: timeout)
-    case .noPassword:
-      return try await base.run(
-        "sudo -n -u \(target) -- /bin/sh -c \(ShellQuote.quote(command))", stdin: stdin, timeout: timeout)
-    case .password:
-      let secret = Array(((config.password ?? "") + "\n").utf8)
-      return try await base.run(
-        "sudo -k -S -p '' -u \(target) -- /bin/sh -c \(ShellQuote.quote(command))", stdin: secret + (stdin ?? []),
-        timeout: timeout)
+    let sudoMode = try await sudoMode()
+    if sudoMode == .direct { return try await base.run(command, stdin: stdin, timeout: timeout) }
+    let target: String
+    let quoted: String
+    do {
+      target = try ShellQuote.quote(config.user)
+      quoted = try ShellQuote.quote(command)
+    } catch {
+      throw RemoteError(
+        host: host, operation: "run a command as \(config.user)", kind: .become, message: error.description)
     }
+    if sudoMode == .noPassword {
+      return try await base.run("sudo -n -u \(target) -- /bin/sh -c \(quoted)", stdin: stdin, timeout: timeout)
+    }
+    let secret = Array(((config.password ?? "") + "\n").utf8)
+    return try await base.run(
+      "sudo -k -S -p '' -u \(target) -- /bin/sh -c \(quoted)", stdin: secret + (stdin ?? []), timeout: timeout)
   }
 
   public func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {

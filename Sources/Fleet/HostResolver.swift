@@ -1,6 +1,6 @@
 public import Inventory
 public import SSH
-import SVCTraceCore
+public import SVCTraceCore
 
 /// Connection settings given on the command line; each overrides inventory and ssh_config.
 public struct ConnectionOverrides: Sendable {
@@ -33,12 +33,21 @@ public struct HostResolver: Sendable {
   }
 
   /// Resolves every host.
-  public func resolve(_ hosts: [InventoryHost]) -> [FleetHost] {
-    hosts.map(resolve)
+  /// - Throws: ``UnsafeValueError`` for the first host with a value that must not reach a shell.
+  public func resolve(_ hosts: [InventoryHost]) throws(UnsafeValueError) -> [FleetHost] {
+    var resolved: [FleetHost] = []
+    for host in hosts { resolved.append(try resolve(host)) }
+    return resolved
   }
 
   /// Resolves one inventory host.
-  public func resolve(_ host: InventoryHost) -> FleetHost {
+  ///
+  /// Every value that can reach the node's shell is checked first (``RemoteValue``): the user
+  /// names, passwords, `ansible_host` and the path variables, from the inventory and from the
+  /// command line, so every command refuses a hostile inventory before connecting.
+  /// - Throws: ``UnsafeValueError`` naming the host and the variable (or option).
+  public func resolve(_ host: InventoryHost) throws(UnsafeValueError) -> FleetHost {
+    try check(host)
     let alias = host.address
     let entry = sshConfig?.resolve(alias)
     let address = host.vars["ansible_host"] == nil ? (entry?.hostName ?? alias) : alias
@@ -58,6 +67,23 @@ public struct HostResolver: Sendable {
       id: HostID(host.name), address: address, port: port, user: user, identityFiles: keys,
       password: overrides.password ?? host.password, jumpHosts: jumpHosts(jumpSpec, fallbackKeys: keys),
       become: become, vars: host.vars.compactMapValues(\.stringValue), groups: host.groups)
+  }
+
+  /// Checks the values of `host` (variables merged, overrides on top) that reach a shell.
+  private func check(_ host: InventoryHost) throws(UnsafeValueError) {
+    do {
+      for key in host.vars.keys.sorted() {
+        if let value = host.vars[key]?.stringValue { try RemoteValue.check(variable: key, value: value) }
+      }
+      if let user = overrides.user { try RemoteValue.loginName(user, variable: "--user") }
+      if let user = overrides.becomeUser { try RemoteValue.userName(user, variable: "--become-user") }
+      if let password = overrides.password { try RemoteValue.secret(password, variable: "SSH password") }
+      if let password = overrides.becomePassword { try RemoteValue.secret(password, variable: "become password") }
+    } catch {
+      var named = error
+      named.host = host.name
+      throw named
+    }
   }
 
   /// Resolves a `ProxyJump` value (`[user@]host[:port][,…]`) into hops, each through ssh_config.

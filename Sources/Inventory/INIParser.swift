@@ -1,3 +1,5 @@
+import SVCTraceCore
+
 /// Parses Ansible INI inventories into ``InventoryData``, following ansible-core's `ini` plugin.
 ///
 /// Sections are `[group]` (or `[group:hosts]`), `[group:vars]` and `[group:children]`; lines before
@@ -81,6 +83,7 @@ struct INIParser {
           throw error(lineNumber, "duplicate variable '\(key)' in [\(group):vars] (first set on line \(first))")
         }
         sectionKeys[key] = lineNumber
+        try RemoteValueCheck.check(key, value, owner: "group '\(group)'", file: file, line: lineNumber)
         data.setGroupVar(group, key, value)
       }
     }
@@ -152,7 +155,9 @@ struct INIParser {
       guard seen.insert(key).inserted else {
         throw error(lineNumber, "duplicate variable '\(key)' on the line of host '\(pattern)'")
       }
-      vars.append((key, INIValues.value(String(token[token.index(after: equals)...]))))
+      let value = INIValues.value(String(token[token.index(after: equals)...]))
+      try RemoteValueCheck.check(key, value, owner: "host '\(pattern)'", file: file, line: lineNumber)
+      vars.append((key, value))
     }
     for name in names {
       data.addHost(name, group: group, port: port)
@@ -161,10 +166,7 @@ struct INIParser {
   }
 
   /// `true` for variable names that hold secrets (passwords, tokens); their values are never shown.
-  static func isSecret(_ key: String) -> Bool {
-    let lower = key.lowercased()
-    return ["pass", "secret", "token", "credential"].contains { lower.contains($0) }
-  }
+  static func isSecret(_ key: String) -> Bool { RemoteValue.isSecret(key) }
 
   /// `key=value` with the value masked when `key` names a secret.
   static func redacted(_ token: String) -> String {

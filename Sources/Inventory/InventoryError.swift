@@ -11,10 +11,12 @@ public struct InventoryError: Error, CustomStringConvertible, Sendable, Equatabl
   public var message: String
 
   /// Creates an error for `file`, at `line` when known.
+  ///
+  /// Values of secret variables (`*pass*`, tokens…) quoted in `message` are replaced by `***`.
   public init(file: String, line: Int? = nil, message: String) {
     self.file = file
     self.line = line
-    self.message = message
+    self.message = Redaction.redactSecrets(in: message)
   }
 
   /// `<file>:<line>: <message>`, or `<file>: <message>` without a line.
@@ -35,6 +37,13 @@ public struct InventoryWarning: Sendable, CustomStringConvertible, Equatable {
   public var line: Int?
   /// What was noticed.
   public var message: String
+
+  /// Creates a warning; secret values quoted in `message` are replaced by `***`.
+  init(file: String, line: Int?, message: String) {
+    self.file = file
+    self.line = line
+    self.message = Redaction.redactSecrets(in: message)
+  }
 
   /// `<file>:<line>: warning: <message>`, or without the line when there is none.
   public var description: String {

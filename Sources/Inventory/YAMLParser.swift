@@ -74,8 +74,11 @@ struct YAMLParser {
             state.warnings.append(YAMLSupport.vaultWarning(YAMLSupport.keyText(varKey), varValue, file: file))
             continue
           }
-          data.setGroupVar(
-            name, YAMLSupport.keyText(varKey), try YAMLSupport.value(varValue, file: file, state: &state))
+          let key = YAMLSupport.keyText(varKey)
+          let converted = try YAMLSupport.value(varValue, file: file, state: &state)
+          try RemoteValueCheck.check(
+            key, converted, owner: "group '\(name)'", file: file, line: YAMLSupport.line(varKey))
+          data.setGroupVar(name, key, converted)
         }
         data.warnings += state.warnings
       case "children":
@@ -113,6 +116,7 @@ struct YAMLParser {
       }
       var state = YAMLSupport.Conversion()
       if case .map(let values) = try YAMLSupport.value(node, file: file, state: &state) { vars = values }
+      try RemoteValueCheck.check(mapping: node, values: vars, owner: "host '\(pattern)'", file: file)
       data.warnings += state.warnings
     }
     for name in names {

@@ -229,6 +229,7 @@ enum YAMLSupport {
     }
     var state = Conversion()
     guard case .map(let vars) = try value(root, file: file, state: &state) else { return ([:], state.warnings) }
+    try RemoteValueCheck.check(mapping: root, values: vars, owner: nil, file: file)
     return (vars, state.warnings)
   }
 }

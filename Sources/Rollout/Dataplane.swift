@@ -159,7 +159,7 @@ public enum NodeProber {
   ///
   /// `iptables-legacy-save` runs without `-t`: asking legacy for a table would create it
   /// (the iptables-wrappers rule).
-  public static func script(settings: RolloutSettings) -> String {
+  public static func script(settings: RolloutSettings) throws(ShellQuoteError) -> String {
     var lines = [
       "S() { printf '\\n@@svctrace:%s@@\\n' \"$1\"; }",
       "have() { command -v \"$1\" >/dev/null 2>&1; }",
@@ -184,11 +184,11 @@ public enum NodeProber {
       "S rsyslog; \(settings.commands.rsyslogIsActive) >/dev/null 2>&1 && echo active",
     ]
     for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
-      let quoted = ShellQuote.quote(path)
-      lines.append(
+      let quoted = try ShellQuote.quote(path)
+      try lines.append(
         "S \(ShellQuote.quote("file:" + path)); if [ -f \(quoted) ]; then echo present; base64 -w0 < \(quoted); fi")
     }
-    lines += [
+    lines += try [
       "S legacy-conf; grep -n '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(ShellQuote.quote(settings.legacyRsyslogConf)) 2>/dev/null",
       "S legacy-rotate; grep -n '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(ShellQuote.quote(settings.legacyLogrotateFile)) 2>/dev/null",
       "S expiry; cat \(ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null",

@@ -182,12 +182,18 @@ public enum NodeRollout {
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let stateBytes = ((try? encoder.encode(nodeState)).map { [UInt8]($0) } ?? []) + [10]
     func current(_ path: String) -> [UInt8]? { probe.files[path] ?? nil }
+    let removeScript: String
+    do {
+      removeScript = try NodeScripts.removeScript(settings: settings, state: nodeState)
+    } catch {
+      throw RolloutError(host: probe.host, operation: "plan", kind: .unexpectedOutput, reason: error.description)
+    }
     let files = [
       FileChange(
         path: settings.statePath, current: current(settings.statePath), desired: stateBytes, mode: 0o644),
       FileChange(
         path: settings.removeScriptPath, current: current(settings.removeScriptPath),
-        desired: Array(NodeScripts.removeScript(settings: settings, state: nodeState).utf8), mode: 0o755),
+        desired: Array(removeScript.utf8), mode: 0o755),
       FileChange(
         path: settings.rsyslogDropInPath, current: current(settings.rsyslogDropInPath),
         desired: Array(Renderer.rsyslogDropIn(logPath: settings.logPath).utf8), mode: 0o644),
@@ -508,7 +514,7 @@ public enum NodeRollout {
         }
       }
       if purgeLogs {
-        let log = ShellQuote.quote(settings.logPath)
+        let log = try ShellQuote.quote(settings.logPath)
         let result = try await session.run(
           "found=0; for f in \(log) \(log).[0-9]* \(log).[0-9]*.gz; do [ -e \"$f\" ] && { rm -f \"$f\"; found=1; }; done; echo $found"
         )

@@ -1,4 +1,4 @@
-import SVCTraceCore
+public import SVCTraceCore
 
 /// What install recorded on the node (`state.json`): what existed before, so remove deletes exactly what svctrace added.
 public struct NodeState: Codable, Sendable, Hashable {
@@ -26,7 +26,7 @@ public enum NodeScripts {
   /// install; deletes the nft base chains/tables recorded in `state` when they are empty again;
   /// deletes `table inet svctrace`; removes the drop-in (restarting rsyslog) and the logrotate file;
   /// cancels the expiry; removes its own state. Log files are left alone.
-  public static func removeScript(settings: RolloutSettings, state: NodeState?) -> String {
+  public static func removeScript(settings: RolloutSettings, state: NodeState?) throws(ShellQuoteError) -> String {
     let q = ShellQuote.quote
     var lines = [
       "#!/bin/sh",
@@ -56,19 +56,19 @@ public enum NodeScripts {
     if let state {
       for family in state.createdBaseChains.keys.sorted() {
         for chain in state.createdBaseChains[family] ?? [] {
-          lines.append(
+          try lines.append(
             "  [ \"$(nft list chain \(q(family)) mangle \(q(chain)) 2>/dev/null | wc -l)\" -eq 5 ] && "
               + "nft delete chain \(q(family)) mangle \(q(chain))")
         }
       }
       for family in state.createdTables.sorted() {
-        lines.append(
+        try lines.append(
           "  nft list table \(q(family)) mangle >/dev/null 2>&1 && "
             + "[ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle"
         )
       }
     }
-    lines += [
+    lines += try [
       "fi",
       "if [ -f \(q(settings.rsyslogDropInPath)) ]; then",
       "  rm -f \(q(settings.rsyslogDropInPath)) || status=1",
@@ -86,9 +86,9 @@ public enum NodeScripts {
   /// Stops any scheduled expiry (systemd timer, at job, detached sleeper).
   ///
   /// `guarded`: skip when running *as* the expiry (`SVCTRACE_EXPIRY=1`), which must not kill itself.
-  public static func cancelExpiry(settings: RolloutSettings, guarded: Bool) -> String {
+  public static func cancelExpiry(settings: RolloutSettings, guarded: Bool) throws(ShellQuoteError) -> String {
     let q = ShellQuote.quote
-    let body = [
+    let body = try [
       "pid=$(cat \(q(settings.expiryPidPath)) 2>/dev/null)",
       "if [ -n \"$pid\" ] && grep -q svctrace-expiry /proc/\"$pid\"/cmdline 2>/dev/null; then kill -TERM -- -\"$pid\" 2>/dev/null || kill \"$pid\" 2>/dev/null; fi",
       "job=$(cat \(q(settings.expiryAtJobPath)) 2>/dev/null)",
@@ -103,10 +103,12 @@ public enum NodeScripts {
   }
 
   /// Schedules the node-side expiry after `seconds`, replacing any earlier one, and writes the marker.
-  public static func scheduleExpiry(settings: RolloutSettings, seconds: Int64, method: ExpiryMethod) -> String {
+  public static func scheduleExpiry(settings: RolloutSettings, seconds: Int64, method: ExpiryMethod)
+    throws(ShellQuoteError) -> String
+  {
     let q = ShellQuote.quote
-    let remove = q(settings.removeScriptPath)
-    var lines = [
+    let remove = try q(settings.removeScriptPath)
+    var lines = try [
       "mkdir -p \(q(settings.stateDirectory)) || exit 1",
       cancelExpiry(settings: settings, guarded: false),
       "expiry=$(( $(date +%s) + \(seconds) ))",
@@ -118,29 +120,29 @@ public enum NodeScripts {
           + "--setenv=SVCTRACE_EXPIRY=1 /bin/sh \(remove) || exit 1")
     case .at:
       let minutes = max(1, (seconds + 59) / 60)
-      lines.append(
+      try lines.append(
         "echo \(q("SVCTRACE_EXPIRY=1 /bin/sh " + remove)) | at now + \(minutes) minutes 2>&1 "
           + "| sed -n 's/^job \\([0-9]*\\) .*/\\1/p' > \(q(settings.expiryAtJobPath))")
-      lines.append("[ -s \(q(settings.expiryAtJobPath)) ] || exit 1")
+      try lines.append("[ -s \(q(settings.expiryAtJobPath)) ] || exit 1")
     case .sleeper:
       let starter = "command -v setsid >/dev/null 2>&1 && s=setsid || s="
       lines.append(starter)
       lines.append(
         "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \(seconds) \(remove) "
           + "</dev/null >/dev/null 2>&1 &")
-      lines.append("echo $! > \(q(settings.expiryPidPath)) || exit 1")
+      try lines.append("echo $! > \(q(settings.expiryPidPath)) || exit 1")
     }
-    lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath)) || exit 1")
+    try lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath)) || exit 1")
     return lines.joined(separator: "\n") + "\n"
   }
 
   /// Removes the old script's leftovers: nat LOG rules with `domeos` prefixes (both backends),
   /// its `kern.* /var/log/iptables.log` line and its `/var/log/iptables` logrotate line.
   /// Prints `rsyslog-conf-changed` when rsyslog.conf was edited (rsyslog must restart).
-  public static func removeLegacy(settings: RolloutSettings) -> String {
+  public static func removeLegacy(settings: RolloutSettings) throws(ShellQuoteError) -> String {
     let q = ShellQuote.quote
-    let conf = q(settings.legacyRsyslogConf)
-    let rotate = q(settings.legacyLogrotateFile)
+    let conf = try q(settings.legacyRsyslogConf)
+    let rotate = try q(settings.legacyLogrotateFile)
     return [
       "status=0",
       "svct_legacy() {",
@@ -162,18 +164,20 @@ public enum NodeScripts {
   }
 
   /// Deletes iptables-nft base chains / tables that did not exist before (after a rollback), when empty.
-  static func dropCreatedNFTObjects(createdBaseChains: [String: [String]], createdTables: [String]) -> String {
+  static func dropCreatedNFTObjects(createdBaseChains: [String: [String]], createdTables: [String])
+    throws(ShellQuoteError) -> String
+  {
     let q = ShellQuote.quote
     var lines: [String] = []
     for family in createdBaseChains.keys.sorted() {
       for chain in createdBaseChains[family] ?? [] {
-        lines.append(
+        try lines.append(
           "[ \"$(nft list chain \(q(family)) mangle \(q(chain)) 2>/dev/null | wc -l)\" -eq 5 ] && nft delete chain \(q(family)) mangle \(q(chain))"
         )
       }
     }
     for family in createdTables {
-      lines.append(
+      try lines.append(
         "nft list table \(q(family)) mangle >/dev/null 2>&1 && [ \"$(nft list table \(q(family)) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(q(family)) mangle"
       )
     }

@@ -268,28 +268,17 @@ public struct RolloutSettings: Sendable, Hashable {
 
   /// Checks that a node path is absolute, normalised and made of safe characters only.
   ///
-  /// Allowed: letters, digits and `._-+@/`; no `..`, no `//`, no trailing `/`, at most 255 bytes.
-  /// Values are still quoted wherever they reach a shell; this check keeps them out of rsyslog and
-  /// logrotate syntax, where no quoting exists.
+  /// The rules are ``RemoteValue/path(_:variable:)``'s (letters, digits and `._-+@/`; no `..`, no
+  /// `//`, no trailing `/`, at most 255 bytes), the one check every path-valued inventory variable
+  /// and `--log-path` go through. Values are still quoted wherever they reach a shell; this check
+  /// also keeps them out of rsyslog and logrotate syntax, where no quoting exists.
   /// - Throws: ``SettingsError`` explaining the first problem.
   public static func validatePath(_ path: String, key: String) throws(SettingsError) -> String {
-    guard path.hasPrefix("/") else { throw SettingsError(key: key, value: path, reason: "must be an absolute path") }
-    guard path.utf8.count <= 255 else { throw SettingsError(key: key, value: path, reason: "is longer than 255 bytes") }
-    for scalar in path.unicodeScalars {
-      let ok =
-        scalar.isASCII
-        && (CharacterSet.alphanumerics.contains(scalar) || "._-+@/".unicodeScalars.contains(scalar))
-      if !ok {
-        throw SettingsError(
-          key: key, value: path,
-          reason: "contains \(String(scalar).debugDescription); only letters, digits and . _ - + @ / are allowed")
-      }
+    do {
+      return try RemoteValue.path(path, variable: key)
+    } catch {
+      throw SettingsError(key: key, value: path, reason: error.reason)
     }
-    let components = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-    guard path.count > 1, !components.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
-      throw SettingsError(key: key, value: path, reason: "must be a normalised file path (no //, . or .. components)")
-    }
-    return path
   }
 
   /// Parses `2h`, `90m`, `1h30m`, `45s`, `1d`.

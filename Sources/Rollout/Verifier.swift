@@ -213,7 +213,9 @@ public enum Verifier {
             group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + validate.failureSummary,
             fix: "Fix the rsyslog configuration it names."))
     }
-    let log = ShellQuote.quote(settings.logPath)
+    guard let log = try? ShellQuote.quote(settings.logPath) else {
+      return results + [unquotable(group: "rsyslog", name: "log file", value: settings.logPath)]
+    }
     let script = "if [ -e \(log) ]; then stat -c '%U %a %s %Y' \(log); date +%s; else echo absent; fi"
     if let stat = try? await session.run(script, stdin: nil, timeout: .seconds(30)), stat.succeeded {
       let fields = stat.stdoutText.split(whereSeparator: \.isWhitespace).map(String.init)
@@ -286,13 +288,22 @@ public enum Verifier {
     return results
   }
 
+  /// A failed check for a value no shell word can hold (it contains a NUL byte).
+  static func unquotable(group: String, name: String, value: String) -> CheckResult {
+    CheckResult(
+      group: group, name: name, status: .fail,
+      evidence: "\(value.debugDescription) cannot be passed to the node's shell (it contains a NUL byte)",
+      fix: "Fix the value (svctrace_log_path, --log-path or --canary-service).")
+  }
+
   // MARK: Disk
 
   static func diskChecks(_ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions) async
     -> [CheckResult]
   {
-    let log = ShellQuote.quote(settings.logPath)
-    let directory = ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
+    guard let log = try? ShellQuote.quote(settings.logPath),
+      let directory = try? ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
+    else { return [unquotable(group: "disk", name: "log volume", value: settings.logPath)] }
     // Free bytes; bytes of the log and its rotations; the oldest line's age gives the rate.
     let script = """
       df -Pk \(directory) | awk 'NR==2 {print $4 * 1024, $5}'; \
@@ -396,12 +407,14 @@ public enum Verifier {
     let ip = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     let port = String(target[target.index(after: colon)...])
     let sourcePort = Int.random(in: 20_000...29_999)
-    let log = ShellQuote.quote(settings.logPath)
+    guard let log = try? ShellQuote.quote(settings.logPath), let quotedIP = try? ShellQuote.quote(ip),
+      let quotedPort = try? ShellQuote.quote(port)
+    else { return unquotable(group: "canary", name: "pipeline", value: settings.logPath + " " + target) }
     let connect = """
       if command -v python3 >/dev/null 2>&1; then \
-      python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.settimeout(3); s.bind(("", int(sys.argv[3]))); s.connect((sys.argv[1], int(sys.argv[2]))); s.close()' \(ShellQuote.quote(ip)) \(ShellQuote.quote(port)) \(sourcePort) 2>&1; \
-      elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 --local-port \(sourcePort) http://\(ShellQuote.quote(ip)):\(ShellQuote.quote(port))/ 2>&1; \
-      else nc -w 3 -p \(sourcePort) \(ShellQuote.quote(ip)) \(ShellQuote.quote(port)) </dev/null 2>&1; fi; true
+      python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.settimeout(3); s.bind(("", int(sys.argv[3]))); s.connect((sys.argv[1], int(sys.argv[2]))); s.close()' \(quotedIP) \(quotedPort) \(sourcePort) 2>&1; \
+      elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 --local-port \(sourcePort) http://\(quotedIP):\(quotedPort)/ 2>&1; \
+      else nc -w 3 -p \(sourcePort) \(quotedIP) \(quotedPort) </dev/null 2>&1; fi; true
       """
     _ = try? await session.run(connect, stdin: nil, timeout: .seconds(15))
     let clock = ContinuousClock()

@@ -50,7 +50,7 @@ struct BenchPing: AsyncParsableCommand {
     """.write(toFile: script, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: script) }
     _ = chmod(script, 0o755)
-    let sshCommand = "xargs -P \(fleet.forks) -L 1 \(ShellQuote.quote(script))"
+    let sshCommand = try "xargs -P \(fleet.forks) -L 1 \(ShellQuote.quote(script))"
 
     var ours: [Double] = []
     var theirs: [Double] = []

@@ -6,7 +6,7 @@ public enum ShellFiles {
   public static func readFile(
     _ session: some RemoteSession, _ path: String, offset: UInt64, maxLength: Int?
   ) async throws -> [UInt8] {
-    var command = "dd if=\(ShellQuote.quote(path)) bs=65536 skip=\(offset) status=none iflag=skip_bytes"
+    var command = try "dd if=\(quoted(path, session, "read")) bs=65536 skip=\(offset) status=none iflag=skip_bytes"
     if let maxLength { command += ",count_bytes count=\(maxLength)" }
     let result = try await session.run(command, stdin: nil, timeout: nil)
     guard result.succeeded else {
@@ -22,7 +22,7 @@ public enum ShellFiles {
   public static func writeFile(
     _ session: some RemoteSession, _ path: String, contents: [UInt8], mode: UInt32
   ) async throws {
-    let target = ShellQuote.quote(path)
+    let target = try quoted(path, session, "write")
     let octal = String(mode, radix: 8)
     let script = """
       set -e; t=$(mktemp \(target).svctrace.XXXXXX); trap 'rm -f "$t"' EXIT; \
@@ -39,9 +39,9 @@ public enum ShellFiles {
 
   /// Returns size, inode, mode, owner and mtime with `stat -c`, or `nil` when the path is absent.
   public static func stat(_ session: some RemoteSession, _ path: String) async throws -> RemoteFileStat? {
-    let quoted = ShellQuote.quote(path)
+    let word = try quoted(path, session, "stat")
     let result = try await session.run(
-      "if [ -e \(quoted) ]; then stat -c '%s %i %f %u %g %Y' -- \(quoted); else echo absent; fi", stdin: nil,
+      "if [ -e \(word) ]; then stat -c '%s %i %f %u %g %Y' -- \(word); else echo absent; fi", stdin: nil,
       timeout: nil)
     guard result.succeeded else {
       throw RemoteError(
@@ -58,5 +58,17 @@ public enum ShellFiles {
         message: "unexpected `stat` output: \(result.stdoutText.prefix(200))")
     }
     return RemoteFileStat(size: size, inode: inode, mode: mode, uid: uid, gid: gid, mtime: mtime)
+  }
+
+  /// `path` quoted for the shell, or a file error naming the host and the operation.
+  private static func quoted(
+    _ path: String, _ session: some RemoteSession, _ operation: String
+  ) throws(RemoteError) -> String {
+    do {
+      return try ShellQuote.quote(path)
+    } catch {
+      throw RemoteError(
+        host: session.host, operation: "\(operation) \(path.debugDescription)", kind: .file, message: error.description)
+    }
   }
 }

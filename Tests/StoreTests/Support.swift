@@ -102,7 +102,7 @@ struct FakeLog {
     try handle.close()
   }
 
-  private var quoted: String { ShellQuote.quote(path) }
+  private var quoted: String { get throws { try ShellQuote.quote(path) } }
 
   /// Shifts path.N(.gz) to path.N+1(.gz), oldest first.
   private func shiftRotated() async throws {

@@ -208,7 +208,7 @@ public struct LogFileSource: CaptureSource {
 
   /// Lists the live file and its numbered rotations, newest first.
   func listFiles() async throws -> [Candidate] {
-    let quoted = ShellQuote.quote(path)
+    let quoted = try ShellQuote.quote(path)
     let script = """
       p=\(quoted)
       for f in "$p" "$p".[0-9] "$p".[0-9][0-9] "$p".[0-9].gz "$p".[0-9][0-9].gz; do
@@ -290,7 +290,7 @@ public struct LogFileSource: CaptureSource {
     let source = file.compressed ? "gzip -dc <&3 | tail -c +\(offset + 1)" : "tail -c +\(offset + 1) <&3"
     let script = """
       command -v gzip >/dev/null 2>&1 || z=no
-      f=\(ShellQuote.quote(file.name))
+      f=\(try ShellQuote.quote(file.name))
       [ -r "$f" ] || exit 3
       exec 3< "$f"
       i=$(stat -L -c %i /dev/fd/3) || exit 3

@@ -59,6 +59,9 @@ extension SVCTrace {
     var noSnapshot = false
 
     func validate() throws {
+      if let logPath {
+        do { try RemoteValue.path(logPath, variable: "--log-path") } catch { throw ValidationError(error.description) }
+      }
       for spec in fromFiles where !spec.contains("=") {
         throw ValidationError("--from-file takes NODE=PATH, got '\(spec)'.")
       }

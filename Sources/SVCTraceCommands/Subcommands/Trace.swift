@@ -103,6 +103,9 @@ extension SVCTrace {
     @OptionGroup(title: "Fleet (--follow)") var fleet: FleetOptions
 
     func validate() throws {
+      if let logPath {
+        do { try RemoteValue.path(logPath, variable: "--log-path") } catch { throw ValidationError(error.description) }
+      }
       _ = try query(nowMicros: 0)
       guard maxConnections >= 1 else { throw ValidationError("--max must be at least 1.") }
       guard interval >= 0.2, interval <= 3600 else {

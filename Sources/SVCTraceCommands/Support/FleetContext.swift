@@ -55,7 +55,7 @@ package struct FleetContext {
     if options.askPass { overrides.password = try Secrets.prompt("SSH password: ") }
     if options.askBecomePass { overrides.becomePassword = try Secrets.prompt("BECOME password: ") }
     let localUser = environment["USER"] ?? environment["LOGNAME"] ?? "root"
-    let hosts = HostResolver(sshConfig: sshConfig, overrides: overrides, localUser: localUser).resolve(selected)
+    let hosts = try HostResolver(sshConfig: sshConfig, overrides: overrides, localUser: localUser).resolve(selected)
 
     var sshOptions = SSHOptions()
     sshOptions.knownHostsFiles = options.knownHosts.isEmpty ? [home + "/.ssh/known_hosts"] : options.knownHosts
