@@ -149,7 +149,8 @@ let package = Package(
     ),
 
     .testTarget(
-      name: "SVCTraceCoreTests", dependencies: ["LogGeneration", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
+      name: "SVCTraceCoreTests", dependencies: ["LogGeneration", "SVCTraceCore", "SVCTraceTestSupport"],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "SSHTests", dependencies: ["SSH", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(
