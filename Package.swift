@@ -79,6 +79,12 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    /** The ingest pipeline: pull a capture source, parse, correlate ahead, commit to the store. */
+    .target(
+      name: "Ingest",
+      dependencies: ["Logs", "Store", "SVCTraceCore"],
+      swiftSettings: swiftSettings
+    ),
 
     // MARK: Commands
 
@@ -86,7 +92,7 @@ let package = Package(
     .target(
       name: "SVCTraceCommands",
       dependencies: [
-        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store",
+        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store", "Ingest",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -119,12 +125,13 @@ let package = Package(
     .testTarget(
       name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
-      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs"], resources: [.copy("Fixtures")],
+      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Ingest", "Logs"],
+      resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
 import Testing

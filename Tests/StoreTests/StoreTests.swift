@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
 import Testing

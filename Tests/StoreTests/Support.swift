@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Ingest
 import SVCTraceCore
 import Testing
 
@@ -150,4 +151,13 @@ struct FakeLog {
 /// The `seq N` numbers stored for `node`, in storage order.
 func storedSequence(_ store: TraceStore, node: String = "node-test") throws -> [Int] {
   try store.storedLines(node: node).map(\.raw).compactMap { $0.hasPrefix("seq ") ? Int($0.dropFirst(4)) : nil }
+}
+
+extension TraceStore {
+  /// The ingest pipeline over this store (what `svctrace collect` runs).
+  func collect<Parser: LineParsing>(
+    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20
+  ) async throws -> CollectSummary {
+    try await Ingestor(store: self).collect(from: source, makeParser: makeParser, clock: clock, maxBytes: maxBytes)
+  }
 }

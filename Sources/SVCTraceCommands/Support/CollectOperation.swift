@@ -1,4 +1,5 @@
 import Fleet
+import Ingest
 import Logs
 import SVCTraceCore
 import Store
@@ -20,7 +21,7 @@ enum CollectOperation {
     let clock = try await ClockOffset.measure(session, rounds: 5)
     let source = LogFileSource(session: session, path: path)
     let now = ClockOffset.wallClockMicros()
-    let summary = try await store.collect(
+    let summary = try await Ingestor(store: store).collect(
       from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
       maxBytes: pullBytes(forks: forks), progress: { totals?.update(host.id, $0) })
     var report = CollectReport(summary, clock: clock, path: path)

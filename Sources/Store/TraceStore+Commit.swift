@@ -13,20 +13,6 @@ public struct CommitSummary: Sendable, Equatable, Codable {
   public var correlation: CorrelationStats
 }
 
-/// What one ``TraceStore/collect(from:makeParser:clock:maxBytes:)`` run did for one source.
-public struct CollectSummary: Sendable, Equatable {
-  public var node: HostID
-  public var batches = 0
-  public var bytes = 0
-  public var transferredBytes = 0
-  public var lines = 0
-  public var skipped = 0
-  public var connections = 0
-  public var events: [CaptureEvent] = []
-
-  public init(node: HostID) { self.node = node }
-}
-
 extension TraceStore {
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
   public func cursor(node: HostID, source: String) throws -> SourceCursor? {
@@ -51,140 +37,78 @@ extension TraceStore {
       offset: UInt64(offset))
   }
 
-  /// Pulls `source` until it is caught up, committing each chunk (lines, connections, cursor)
-  /// in its own transaction.
+  /// How many batches of a collect run share one stored correlator state (the ingest pipeline
+  /// stores it with every `stateInterval`th batch and the last of a run): encoding and writing
+  /// the state cost as much as the rest of a commit.
+  public static let stateInterval = 8
+
+  /// Where a collect of `node`'s `source` starts: the committed cursor and the node's correlator
+  /// state after its newest batch (replayed when needed), in one read.
   ///
-  /// Interrupting it (error, cancellation, kill) loses nothing: the cursor only moves with the
-  /// data it covers, and the next run resumes there.
-  ///
-  /// - Parameters:
-  ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
-  ///   - clock: the node's measured clock offset, stored with every batch.
-  ///   - maxBytes: the size of one pull (and so of one transaction).
-  ///   - progress: called after each committed batch with the running totals.
-  /// - Throws: ``CaptureError``, `RemoteError`, `DatabaseError`, `CancellationError`.
-  public func collect<Parser: LineParsing>(
-    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
-    progress: (@Sendable (CollectSummary) -> Void)? = nil
-  ) async throws -> CollectSummary {
-    var summary = CollectSummary(node: source.node)
-    var cursor = try await dbWriter.read { [source] db in
-      try Self.cursor(db, node: source.node, source: source.sourceID)
-    }
-    var parser = makeParser()
-    var idlePulls = 0
-    // Each batch is correlated here, right after it is parsed, against the state the node's
-    // previous batch left (see CorrelatedBatch): the database writer, shared by every node, only
-    // writes. One commit runs while the next chunk is pulled, parsed and correlated; the next
-    // commit starts only when it is done, so batches commit in order and the stored cursor never
-    // passes uncommitted data.
-    var (base, floor) = try await correlationBase(node: source.node)
-    // The node's newest batch as this collect knows it: a commit uses its batch's correlation
-    // only if the store still says so (no one else collected the node meanwhile).
-    var lastBatch = base.lastBatch
-    var aheadIsUsable = true
-    var batchesInRun = 0
-    // The batches' raw text goes to segments this collect holds alone, written and flushed on
-    // the writer's queue while the batch is correlated and the previous one commits.
-    let rawWriter = rawSegments?.makeWriter()
-    do {
-      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
-        func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
-          lastBatch = committed.batchID
-          summary.batches += 1
-          summary.bytes += batch.byteCount
-          summary.transferredBytes += batch.transferredBytes
-          summary.lines += batch.lineCount
-          summary.skipped += batch.skippedCount
-          summary.connections += committed.connections
-          // The store changed under this collect (another writer): correlate in the transaction
-          // from now on, against what is stored.
-          if reCorrelated { aheadIsUsable = false }
-          progress?(summary)
-        }
-        var inFlight = false
-        while true {
-          try Task.checkCancellation()
-          let chunk: SourceChunk
-          do {
-            chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
-          } catch {
-            // Keep what is committing (a failed pull is no reason to roll it back).
-            if inFlight, let (done, committed, again) = try await group.next() {
-              account(done, committed, reCorrelated: again)
-            }
-            throw error
-          }
-          summary.events += chunk.events
-          if chunk.data.isEmpty, chunk.cursor == cursor {
-            break
-          }
-          // A source that keeps moving without data or restarts twice is confused: stop rather
-          // than loop (the committed cursor stays valid).
-          idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
-          let restarts = summary.events.filter { $0 == .cursorFileLost }.count
-          guard idlePulls < 64, restarts < 2 else {
-            throw CaptureError(
-              host: source.node, operation: "collect \(source.sourceID)",
-              message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
-          }
-          let batch = CollectedBatch(
-            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-          let rawWrite = batch.lines.isEmpty ? nil : rawWriter?.append(batch.text)
-          // The state is stored with the run's last batch and every `stateInterval`th: a
-          // collect interrupted in between is continued by replaying the few batches since.
-          batchesInRun += 1
-          let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
-          let correlated =
-            aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor, storesState: storesState) : nil
-          if inFlight, let (done, committed, again) = try await group.next() {
-            account(done, committed, reCorrelated: again)
-          }
-          let expected = lastBatch
-          group.addTask {
-            let location = try await rawWrite?.location()
-            let (committed, again) = try await self.commit(
-              batch, ahead: correlated, expectedLastBatch: expected, raw: location)
-            if let location { rawWriter?.committed(location, length: batch.text.count) }
-            return (batch, committed, again)
-          }
-          inFlight = true
-          cursor = batch.cursor
-          if chunk.isCaughtUp { break }
-        }
-        while let (done, committed, again) = try await group.next() {
-          account(done, committed, reCorrelated: again)
-        }
-        return summary
-      }
-      await rawWriter?.close()
-      return collected
-    } catch {
-      // Cuts away the text of batches that did not commit.
-      await rawWriter?.close()
-      throw error
+  /// - Throws: ``StoreError`` when a replayed line cannot be read back, `DatabaseError`.
+  public func ingestStart(node: HostID, source: String) async throws -> IngestStart {
+    let (settings, raw, parser) = (correlation, rawSegments, replayParser)
+    return try await dbWriter.read { db in
+      let cursor = try Self.cursor(db, node: node, source: source)
+      let base = try Self.correlationBase(node: node, settings: settings, raw: raw, parser: parser, db)
+      return IngestStart(cursor: cursor, base: IngestBase(correlation: base.0, lineFloor: base.1))
     }
   }
 
-  /// How many batches of a collect run share one stored correlator state (see
-  /// ``collect(from:makeParser:clock:maxBytes:progress:)``): encoding and writing the state
-  /// cost as much as the rest of a commit.
-  static let stateInterval = 8
+  /// A writer of batch text ahead of the commits for one collect run (`nil`: the store keeps
+  /// the text in the commit's transaction). Close it when the run ends, failed or not.
+  public func makeStaging() -> BatchStaging? {
+    rawSegments.map { BatchStaging(writer: $0.makeWriter()) }
+  }
+
+  /// Prepares `batch` for ``commit(_:)-(PreparedBatch)`` on the caller's task: its text starts
+  /// going to `staging`, and when `base` is given it is correlated against it (with line ids
+  /// reserved above its floor) and `base` moves on to the state after it. `storesState`: the
+  /// commit stores the correlator state after the batch.
+  public func prepare(
+    _ batch: CollectedBatch, base: inout IngestBase?, storesState: Bool, staging: BatchStaging?
+  ) -> PreparedBatch {
+    let rawWrite = batch.lines.isEmpty ? nil : staging?.writer.append(batch.text)
+    var ahead: CorrelatedBatch?
+    if var current = base {
+      ahead = correlateAhead(batch, base: &current.correlation, floor: current.lineFloor, storesState: storesState)
+      base = current
+    }
+    return PreparedBatch(
+      batch: batch, ahead: ahead, expectedLastBatch: base?.correlation.lastBatch, rawWrite: rawWrite, staging: staging)
+  }
+
+  /// Commits one prepared batch atomically (see ``commit(_:)-(CollectedBatch)``); tells whether
+  /// the correlation done ahead was dropped because the node had moved on (another writer).
+  ///
+  /// - Throws: `DatabaseError`, ``StoreError``; on any error nothing of the batch is stored.
+  public func commit(_ prepared: PreparedBatch) async throws -> CommitResult {
+    let location = try await prepared.rawWrite?.location()
+    let (summary, reCorrelated) = try await commit(
+      prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, raw: location)
+    if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
+    return CommitResult(summary: summary, reCorrelated: reCorrelated)
+  }
 
   /// The node's correlator state (replayed up to its newest batch when needed) and the store's
   /// next free line id: where a collect starts correlating ahead.
   func correlationBase(node: HostID) async throws -> (CorrelationBase, Int64) {
     let (settings, raw, parser) = (correlation, rawSegments, replayParser)
     return try await dbWriter.read { db in
-      let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
-      let stored = try nodeID.map { try StoredCorrelation.fetch($0, db) } ?? StoredCorrelation()
-      let state = try nodeID.map {
-        try Self.currentState(node: node, nodeID: $0, stored, settings: settings, raw: raw, parser: parser, db)
-      }
-      return (
-        CorrelationBase(state: state ?? CorrelatorState(), lastBatch: stored.lastBatch), try Self.nextLineID(db)
-      )
+      try Self.correlationBase(node: node, settings: settings, raw: raw, parser: parser, db)
     }
+  }
+
+  static func correlationBase(
+    node: HostID, settings: CorrelationSettings, raw: RawSegments?, parser: @Sendable () -> any LineParsing,
+    _ db: Database
+  ) throws -> (CorrelationBase, Int64) {
+    let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
+    let stored = try nodeID.map { try StoredCorrelation.fetch($0, db) } ?? StoredCorrelation()
+    let state = try nodeID.map {
+      try Self.currentState(node: node, nodeID: $0, stored, settings: settings, raw: raw, parser: parser, db)
+    }
+    return (CorrelationBase(state: state ?? CorrelatorState(), lastBatch: stored.lastBatch), try Self.nextLineID(db))
   }
 
   /// Correlates `batch` against `base` with line ids reserved above `floor` (no database
