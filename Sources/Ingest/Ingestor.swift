@@ -20,11 +20,16 @@ public struct CollectSummary: Sendable, Equatable {
 /// The ingest pipeline: pulls a capture source, parses each chunk, correlates it ahead of its
 /// commit and hands the prepared batches to the store, one commit in flight at a time.
 public struct Ingestor: Sendable {
-  public let store: TraceStore
+  public let store: any TraceStoring
 
-  public init(store: TraceStore) {
+  public init(store: any TraceStoring) {
     self.store = store
   }
+
+  /// How many batches of a collect run share one stored correlator state (it is stored with
+  /// every `stateInterval`th batch and the last of a run): encoding and writing the state cost
+  /// as much as the rest of a commit.
+  public static let stateInterval = 8
 
   /// Pulls `source` until it is caught up, committing each chunk (lines, connections, cursor)
   /// in its own transaction.
@@ -108,7 +113,7 @@ public struct Ingestor: Sendable {
           // The state is stored with the run's last batch and every `stateInterval`th: a
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1
-          let storesState = chunk.isCaughtUp || batchesInRun % TraceStore.stateInterval == 0
+          let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
           var prepared = store.prepare(batch, base: &base, storesState: storesState, staging: staging)
           if inFlight, let (done, committed) = try await group.next() {
             account(done, committed)

@@ -1,5 +1,5 @@
-import Foundation
 public import Logs
+import Synchronization
 
 /// A batch correlated before its transaction, on the task that collected it, so that the single
 /// database writer only writes.
@@ -30,18 +30,17 @@ struct CorrelationBase: Sendable {
 
 /// Hands out line-id ranges to batches correlated ahead of their commit: ranges never overlap
 /// within the process, whatever order the batches of several nodes commit in.
-final class LineIDAllocator: @unchecked Sendable {
-  private let lock = NSLock()
-  private var next: Int64 = 1
+final class LineIDAllocator: Sendable {
+  private let next = Mutex<Int64>(1)
 
   /// Reserves `count` consecutive ids, none below `floor` (the store's next free id when the
   /// caller last looked), and returns the first.
   func reserve(_ count: Int, floor: Int64) -> Int64 {
-    lock.lock()
-    defer { lock.unlock() }
-    let first = max(next, floor)
-    next = first + Int64(count)
-    return first
+    next.withLock { next in
+      let first = max(next, floor)
+      next = first + Int64(count)
+      return first
+    }
   }
 }
 

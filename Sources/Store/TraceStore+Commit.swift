@@ -13,7 +13,16 @@ public struct CommitSummary: Sendable, Equatable, Codable {
   public var correlation: CorrelationStats
 }
 
-extension TraceStore {
+/// What ``TraceStoring/prune(olderThan:)`` removed.
+public struct PruneSummary: Sendable, Equatable, Codable {
+  public var connections = 0
+  public var lines = 0
+  public var batches = 0
+  public var snapshots = 0
+  public var names = 0
+}
+
+extension TraceStore: FaultInjectableStore {
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
   public func cursor(node: HostID, source: String) throws -> SourceCursor? {
     try dbWriter.read { db in try Self.cursor(db, node: node, source: source) }
@@ -36,11 +45,6 @@ extension TraceStore {
       inode: UInt64(bitPattern: inode), fingerprint: [UInt8](fingerprint), size: UInt64(size),
       offset: UInt64(offset))
   }
-
-  /// How many batches of a collect run share one stored correlator state (the ingest pipeline
-  /// stores it with every `stateInterval`th batch and the last of a run): encoding and writing
-  /// the state cost as much as the rest of a commit.
-  public static let stateInterval = 8
 
   /// Where a collect of `node`'s `source` starts: the committed cursor and the node's correlator
   /// state after its newest batch (replayed when needed), in one read.
@@ -78,27 +82,17 @@ extension TraceStore {
       batch: batch, ahead: ahead, expectedLastBatch: base?.correlation.lastBatch, rawWrite: rawWrite, staging: staging)
   }
 
-  /// Commits one prepared batch atomically (see ``commit(_:)-(CollectedBatch)``); tells whether
+  /// Commits one prepared batch atomically (see ``TraceStoring/commit(_:)``); tells whether
   /// the correlation done ahead was dropped because the node had moved on (another writer).
   ///
   /// - Throws: `DatabaseError`, ``StoreError``; on any error nothing of the batch is stored.
+  @discardableResult
   public func commit(_ prepared: PreparedBatch) async throws -> CommitResult {
-    let location = try await prepared.rawWrite?.location()
-    let (summary, reCorrelated) = try await commit(
-      prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, raw: location)
-    if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
-    return CommitResult(summary: summary, reCorrelated: reCorrelated)
+    try await commit(prepared, faultInjection: nil)
   }
 
   /// The node's correlator state (replayed up to its newest batch when needed) and the store's
   /// next free line id: where a collect starts correlating ahead.
-  func correlationBase(node: HostID) async throws -> (CorrelationBase, Int64) {
-    let (settings, raw, parser) = (correlation, rawSegments, replayParser)
-    return try await dbWriter.read { db in
-      try Self.correlationBase(node: node, settings: settings, raw: raw, parser: parser, db)
-    }
-  }
-
   static func correlationBase(
     node: HostID, settings: CorrelationSettings, raw: RawSegments?, parser: @Sendable () -> any LineParsing,
     _ db: Database
@@ -246,49 +240,19 @@ extension TraceStore {
     }
   }
 
-  /// Commits one batch atomically: its lines, the connections they complete (with the node's
-  /// pending lines from earlier batches), the correlator's carry-over and the cursor.
-  ///
-  /// - Throws: `DatabaseError`; on any error nothing of the batch is stored and the cursor is
-  ///   unchanged.
-  @discardableResult
-  public func commit(_ batch: CollectedBatch) throws -> CommitSummary {
-    try commit(batch, faultInjection: nil)
-  }
-
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
-  func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: faultInjection)
-    return try dbWriter.write { db in
-      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
-    }.summary
-  }
-
-  /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
-  /// database's own queue.
-  @discardableResult
-  public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
-    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: nil)
-    return try await dbWriter.write { db in
-      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
-    }.summary
-  }
-
-  /// ``commit(_:)`` of a batch maybe correlated ahead against the state after
-  /// `expectedLastBatch` (the node's newest batch when the collect last looked), whose text may
-  /// already be in a raw segment at `raw` (what
-  /// ``collect(from:makeParser:clock:maxBytes:progress:)`` does); `reCorrelated` tells that the
-  /// node had moved on, so the batch was correlated again in the transaction.
-  func commit(
-    _ batch: CollectedBatch, ahead: CorrelatedBatch?, expectedLastBatch: Int64?, raw location: RawLocation? = nil
-  ) async throws -> (summary: CommitSummary, reCorrelated: Bool) {
+  package func commit(_ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?) async throws
+    -> CommitResult
+  {
+    let location = try await prepared.rawWrite?.location()
     let raw: RawPlacement = location.map { .written($0) } ?? commitRawWriter.map { .writeNow($0) } ?? .inBlock
-    let context = commitContext(raw: raw, faultInjection: nil)
-    let (summary, reCorrelated) = try await dbWriter.write { db in
-      try Self.commit(batch, ahead: ahead, expectedLastBatch: expectedLastBatch, context, db)
+    let context = commitContext(raw: raw, faultInjection: faultInjection)
+    let (summary, correlatedHere) = try await dbWriter.write { db in
+      try Self.commit(prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, context, db)
     }
-    return (summary, ahead != nil && reCorrelated)
+    if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
+    return CommitResult(summary: summary, reCorrelated: prepared.ahead != nil && correlatedHere)
   }
 
   /// What a commit needs besides the batch (all `Sendable`, for the writer's queue).
@@ -540,14 +504,7 @@ extension TraceStore {
     return db.lastInsertedRowID
   }
 
-  /// What ``prune(olderThan:)`` removed.
-  public struct PruneSummary: Sendable, Equatable, Codable {
-    public var connections = 0
-    public var lines = 0
-    public var batches = 0
-    public var snapshots = 0
-    public var names = 0
-  }
+  public typealias PruneSummary = Store.PruneSummary
 
   /// Deletes connections, lines, batches, snapshots and name rows older than `cutoffMicros`
   /// (µs since the epoch). Pending pre lines are kept; the newest snapshot is always kept, and

@@ -6,12 +6,14 @@ import SVCTraceCore
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.
 ///
-/// A `Sendable` value over any GRDB `DatabaseWriter`: a WAL `DatabasePool` for a file, an
-/// in-memory `DatabaseQueue` in tests. Opening runs the named, append-only migrations.
-public struct TraceStore: Sendable {
+/// The SQLite implementation of ``TraceStoring``: one owner of a GRDB `DatabaseWriter` (a WAL
+/// `DatabasePool` for a file, an in-memory `DatabaseQueue` in tests) and of the raw segment
+/// files beside it. Its settings are fixed when it opens; the mutable parts (line-id
+/// reservations, segment writers) keep their own locks. Opening runs the migrations.
+public final class TraceStore: TraceStoring {
   let dbWriter: any DatabaseWriter
-  /// Correlation tunables used by ``commit(_:)``.
-  public var correlation: CorrelationSettings
+  /// Correlation tunables used by every commit.
+  public let correlation: CorrelationSettings
   /// Line ids for batches correlated ahead of their commit (``CorrelatedBatch``).
   let lineIDs = LineIDAllocator()
   /// Where the raw text of lines goes: segment files beside a store on disk; `nil` (the text
@@ -23,7 +25,10 @@ public struct TraceStore: Sendable {
   /// Reads stored lines back when a node's correlator state must be rebuilt by replaying the
   /// batches committed after its last stored state (a collect interrupted between two states):
   /// the parser that parsed them. Default: the kernel LOG parser.
-  public var replayParser: @Sendable () -> any LineParsing = {
+  public let replayParser: @Sendable () -> any LineParsing
+
+  /// The kernel LOG parser, the default ``replayParser``.
+  public static let kernelLogParser: @Sendable () -> any LineParsing = {
     PacketLineParser(referenceMicros: ClockOffset.wallClockMicros())
   }
 
@@ -31,7 +36,10 @@ public struct TraceStore: Sendable {
   ///
   /// - Throws: `DatabaseError` when the file cannot be opened or migrated, `CocoaError` when
   ///   the directory cannot be created.
-  public init(path: String, correlation: CorrelationSettings = CorrelationSettings()) throws {
+  public convenience init(
+    path: String, correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+  ) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -47,28 +55,38 @@ public struct TraceStore: Sendable {
     }
     try self.init(
       writer: DatabasePool(path: path, configuration: configuration), correlation: correlation,
-      rawSegments: RawSegments(directory: path + ".raw"))
+      rawSegments: RawSegments(directory: path + ".raw"), replayParser: replayParser)
   }
 
   /// The page cache of each connection, KiB (an upper bound: pages are allocated as used).
   static let cacheKiB = 64 * 1024
 
   /// Wraps an existing writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
-  public init(writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings()) throws {
-    try self.init(writer: writer, correlation: correlation, rawSegments: nil)
+  public convenience init(
+    writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+  ) throws {
+    try self.init(writer: writer, correlation: correlation, rawSegments: nil, replayParser: replayParser)
   }
 
-  init(writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?) throws {
+  init(
+    writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?,
+    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+  ) throws {
     self.dbWriter = writer
     self.correlation = correlation
+    self.replayParser = replayParser
     self.rawSegments = rawSegments
     self.commitRawWriter = rawSegments?.makeWriter()
     try Self.migrator.migrate(writer)
   }
 
   /// An empty in-memory store.
-  public static func inMemory() throws -> TraceStore {
-    try TraceStore(writer: DatabaseQueue())
+  public static func inMemory(
+    correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+  ) throws -> TraceStore {
+    try TraceStore(writer: DatabaseQueue(), correlation: correlation, replayParser: replayParser)
   }
 
   /// The store path: `$SVCTRACE_STORE`, else `$XDG_DATA_HOME/svctrace/svctrace.sqlite`, else

@@ -236,10 +236,10 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() == all.map(\.id).max())
   }
 
-  @Test func aRedispatchRewritesTheBlockOfAnEarlierBatchAmongMany() throws {
+  @Test func aRedispatchRewritesTheBlockOfAnEarlierBatchAmongMany() async throws {
     let store = try TraceStore.inMemory()
     let t0: Int64 = 1_780_000_000_000_000
-    try store.commit(
+    try await store.commit(
       batch([
         fakeLine(t0, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 100),
         fakeLine(t0 + 2, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 100),
@@ -253,12 +253,12 @@ struct ConnectionBlockTests {
         lines.append(fakeLine(time, .pre, "10.244.1.10", port, "10.96.0.10", 80, id: UInt32(port)))
         lines.append(fakeLine(time + 1, .post, "10.244.1.10", port, "10.244.3.3", 8080, id: UInt32(port)))
       }
-      try store.commit(batch(lines, offset: UInt64(round + 1)))
+      try await store.commit(batch(lines, offset: UInt64(round + 1)))
     }
     let before = try store.connections(matching: TraceQuery())
     #expect(before.count == 101)
     // The retry of the first connection, DNATed to another pod.
-    try store.commit(
+    try await store.commit(
       batch(
         [
           fakeLine(t0 + 900_000, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 101),
@@ -274,14 +274,14 @@ struct ConnectionBlockTests {
     #expect(try store.connections(matching: TraceQuery(pod: IPAddress("10.244.1.10"))).isEmpty)
   }
 
-  @Test func pruneDropsOldBlocksAndRewritesStraddlingOnesKeepingIDs() throws {
+  @Test func pruneDropsOldBlocksAndRewritesStraddlingOnesKeepingIDs() async throws {
     let (store, all) = try blockStore(randomConnections(count: 2000, seed: 6), blockSize: 150)
     let times = all.map(\.entry.timeMicros).sorted()
     let cutoff = times[times.count / 3]
-    let blocksBefore = try store.dbWriter.read { db in
+    let blocksBefore = try await store.dbWriter.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks")
     }
-    let straddling = try store.dbWriter.read { db in
+    let straddling = try await store.dbWriter.read { db in
       try Int.fetchOne(
         db, sql: "SELECT COUNT(*) FROM connection_blocks WHERE min_time < ? AND max_time >= ?",
         arguments: [cutoff, cutoff])
@@ -293,7 +293,7 @@ struct ConnectionBlockTests {
     #expect(summary.connections == all.count - kept.count)
     #expect(try store.connections(matching: TraceQuery()).map(\.id) == bruteForce(kept, TraceQuery()))
     #expect(
-      try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0
+      try await store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0
         < blocksBefore ?? 0)
     for item in kept.prefix(100) {
       let query = TraceQuery(client: item.entry.client, clientPort: item.entry.clientPort)
@@ -309,7 +309,7 @@ struct ConnectionBlockTests {
     try store.prune(olderThan: .max)
     #expect(try store.latestConnectionID() == nil)
     let t = times[0]
-    try store.commit(
+    try await store.commit(
       batch([
         fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
         fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
@@ -317,11 +317,11 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() ?? 0 > latest ?? 0)
   }
 
-  @Test func aStoreWithV1ConnectionRowsIsConvertedAndAnswersLookups() throws {
+  @Test func aStoreWithV1ConnectionRowsIsConvertedAndAnswersLookups() async throws {
     let queue = try DatabaseQueue()
     try TraceStore.migrator.migrate(queue, upTo: "v2-line-blocks")
     let rows = randomConnections(count: 700, seed: 7)
-    try queue.write { db in
+    try await queue.write { db in
       for node in 0..<3 {
         try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"])
       }
@@ -356,10 +356,10 @@ struct ConnectionBlockTests {
     #expect(
       try store.connections(matching: TraceQuery(service: sample.service)).count
         == rows.count { $0.entry.service == sample.service })
-    #expect(try queue.read { db in try db.tableExists("connections") } == false)
+    #expect(try await queue.read { db in try db.tableExists("connections") } == false)
     // New commits get ids after the converted ones.
     let t = sample.timeMicros
-    try store.commit(
+    try await store.commit(
       batch([
         fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
         fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
@@ -368,19 +368,19 @@ struct ConnectionBlockTests {
     #expect(newest.map(\.clientPort) == [40000])
   }
 
-  @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() throws {
+  @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() async throws {
     let directory = try TempDirectory()
     let first = try TraceStore(path: directory.file("s.sqlite"))
     let second = try TraceStore(path: directory.file("s.sqlite"))
     let t: Int64 = 1_780_000_000_000_000
     let post = fakeLine(t + 2, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)
     // `first` leaves the pre line pending; `second` joins it behind its back.
-    try first.commit(batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
-    try second.commit(batch([post], offset: 1))
+    try await first.commit(batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    try await second.commit(batch([post], offset: 1))
     #expect(try first.connections(matching: TraceQuery()).count == 1)
     // The same post line again through `first`: with the state `first` last wrote it would join
     // the pre line a second time; with the stored one it is a duplicate.
-    let summary = try first.commit(batch([post], offset: 2))
+    let summary = try await first.commit(batch([post], offset: 2))
     #expect(summary.connections == 0)
     #expect(try first.connections(matching: TraceQuery()).count == 1)
   }

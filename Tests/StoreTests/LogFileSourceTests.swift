@@ -177,8 +177,8 @@ struct LogFileSourceTests {
     var parser = FakeParser()
     let batch = CollectedBatch(
       chunk: chunk, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero)
-    #expect(throws: InjectedFault.self) {
-      try store.commit(batch, faultInjection: { throw InjectedFault() })
+    await #expect(throws: InjectedFault.self) {
+      try await store.commit(batch, faultInjection: { throw InjectedFault() })
     }
     #expect(try storedSequence(store).isEmpty)
     #expect(try store.cursor(node: session.host, source: source.sourceID) == nil)
@@ -192,8 +192,8 @@ struct LogFileSourceTests {
     }
     let committed = try storedSequence(store)
     let failing = try await source.pull(after: cursor, maxBytes: 4096)
-    #expect(throws: InjectedFault.self) {
-      try store.commit(
+    await #expect(throws: InjectedFault.self) {
+      try await store.commit(
         CollectedBatch(chunk: failing, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero),
         faultInjection: { throw InjectedFault() })
     }
@@ -220,7 +220,7 @@ struct LogFileSourceTests {
   func realLogrotateBothModes() async throws {
     var log = log
     let state = directory.file("logrotate.state")
-    func rotate(copytruncate: Bool) throws {
+    func rotate(copytruncate: Bool) async throws {
       let config = directory.file("logrotate.conf")
       try """
       \(log.path) {
@@ -237,14 +237,14 @@ struct LogFileSourceTests {
     try await collect()
     for round in 0..<3 {
       written += try log.append(10 + round)
-      try rotate(copytruncate: false)
+      try await rotate(copytruncate: false)
     }
     written += try log.append(5)
     try await collect()
     try expectExactlyOnce(written)
     for round in 0..<3 {
       written += try log.append(10 + round)
-      try rotate(copytruncate: true)
+      try await rotate(copytruncate: true)
     }
     written += try log.append(5)
     try await collect()

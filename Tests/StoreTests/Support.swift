@@ -161,3 +161,14 @@ extension TraceStore {
     try await Ingestor(store: self).collect(from: source, makeParser: makeParser, clock: clock, maxBytes: maxBytes)
   }
 }
+
+extension TraceStore {
+  /// Commits `batch` on its own, maybe calling `faultInjection` in the transaction before the
+  /// cursor is written.
+  @discardableResult
+  func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)? = nil) async throws
+    -> CommitSummary
+  {
+    try await commit(PreparedBatch(batch), faultInjection: faultInjection).summary
+  }
+}
