@@ -24,7 +24,7 @@ struct CorrelatedBatch: Sendable {
 /// The correlator state a node's next batch starts from.
 struct CorrelationBase: Sendable {
   var state: CorrelatorState
-  /// The node's newest batch when the state was read (`nil`: none, or a row from before v5).
+  /// The node's newest batch when the state was read (`nil`: none).
   var lastBatch: Int64?
 }
 

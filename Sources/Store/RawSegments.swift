@@ -290,7 +290,8 @@ extension RawSegmentWriter {
       // Every open segment is full now.
       for segment in open where segment.uncommitted == 0 { Glibc.close(segment.descriptor) }
       open.removeAll { $0.uncommitted == 0 }
-      try FileManager.default.createDirectory(atPath: segments.directory, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(
+        atPath: segments.directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
       open.append(try reuseSegment() ?? createSegment())
       return open.count - 1
     }

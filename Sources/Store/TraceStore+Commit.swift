@@ -138,9 +138,9 @@ extension TraceStore: FaultInjectableStore {
   struct StoredCorrelation {
     /// The encoded state; `nil` without a row.
     var state: [UInt8]?
-    /// The batch the state follows (0: before the first); `nil`: the state is current.
+    /// The batch the state follows (0: before the first); `nil` without a row.
     var stateBatch: Int64?
-    /// The node's newest batch; `nil` for rows from before v5 (and without a row).
+    /// The node's newest batch; `nil` without a row.
     var lastBatch: Int64?
 
     static func fetch(_ nodeID: Int64, _ db: Database) throws -> StoredCorrelation {
@@ -359,11 +359,7 @@ extension TraceStore: FaultInjectableStore {
     } else if stored.state != nil {
       // The stored state stays; this batch is replayed onto it when needed.
       try db.execute(
-        sql: """
-          UPDATE correlation_state SET last_batch = ?,
-            state_batch = COALESCE(state_batch, (SELECT MAX(id) FROM batches WHERE node_id = ? AND id < ?), 0)
-          WHERE node_id = ?
-          """, arguments: [batchID, nodeID, batchID, nodeID])
+        sql: "UPDATE correlation_state SET last_batch = ? WHERE node_id = ?", arguments: [batchID, nodeID])
     } else {
       try db.execute(
         sql: "INSERT INTO correlation_state (node_id, state, state_batch, last_batch) VALUES (?, ?, 0, ?)",
@@ -391,7 +387,6 @@ extension TraceStore: FaultInjectableStore {
   static func lineRangeIsFree(from first: Int64, count: Int, _ db: Database) throws -> Bool {
     guard count > 0 else { return true }
     let end = first + Int64(count)
-    if let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines"), legacy >= first { return false }
     // Blocks never overlap: only the last one starting below `end` can reach into the range.
     guard
       let row = try Row.fetchOne(
@@ -401,13 +396,11 @@ extension TraceStore: FaultInjectableStore {
     return (row[0] as Int64) + (row[1] as Int64) <= first
   }
 
-  /// The id the next stored line gets: line ids run on from the `lines` table (lines stored
-  /// before v2) through the line blocks.
+  /// The id the next stored line gets: after the last line of the newest block.
   static func nextLineID(_ db: Database) throws -> Int64 {
-    let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0
-    let blocks = try Int64.fetchOne(
+    let last = try Int64.fetchOne(
       db, sql: "SELECT first_id + count - 1 FROM line_blocks ORDER BY first_id DESC LIMIT 1")
-    return max(legacy, blocks ?? 0) + 1
+    return (last ?? 0) + 1
   }
 
   /// Stores the batch's lines as one block, with the outcomes the correlator gave them (the
@@ -469,15 +462,14 @@ extension TraceStore: FaultInjectableStore {
     let decided = last.sorted { $0.key < $1.key }
     var index = 0
     while index < decided.count {
-      let (id, outcome) = decided[index]
+      let id = decided[index].key
       guard
         let block = try Row.fetchOne(
           db, sql: "SELECT first_id, count, flags FROM line_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
           arguments: [id]),
         id < (block[0] as Int64) + (block[1] as Int64)
       else {
-        // A line stored before v2.
-        try db.execute(sql: "UPDATE lines SET outcome = ? WHERE id = ?", arguments: [outcome.rawValue, id])
+        // Not a stored line (pruned meanwhile): nothing to record.
         index += 1
         continue
       }
@@ -530,7 +522,7 @@ extension TraceStore: FaultInjectableStore {
   /// state (replayed by the next collect).
   static let replayedBlock = """
     EXISTS (SELECT 1 FROM correlation_state s WHERE s.node_id = line_blocks.node_id
-      AND s.state_batch IS NOT NULL AND line_blocks.batch_id > s.state_batch)
+      AND line_blocks.batch_id > s.state_batch)
     """
 
   /// The database part of ``prune(olderThan:)``, in one transaction.
@@ -538,10 +530,8 @@ extension TraceStore: FaultInjectableStore {
     try dbWriter.write { db in
       var summary = PruneSummary()
       summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
-      try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
-      summary.lines = db.changesCount
       // A block goes as a whole once all its lines are old and none is still pending.
-      summary.lines +=
+      summary.lines =
         try Int.fetchOne(
           db,
           sql:
@@ -556,7 +546,7 @@ extension TraceStore: FaultInjectableStore {
       try db.execute(
         sql: """
           DELETE FROM batches WHERE collected_at < ? AND NOT EXISTS (SELECT 1 FROM correlation_state s
-            WHERE s.node_id = batches.node_id AND s.state_batch IS NOT NULL AND batches.id > s.state_batch)
+            WHERE s.node_id = batches.node_id AND batches.id > s.state_batch)
           """, arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(

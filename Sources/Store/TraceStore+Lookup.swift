@@ -30,17 +30,8 @@ extension TraceStore {
   public func lines(ids: [Int64]) throws -> [StoredLine] {
     guard !ids.isEmpty else { return [] }
     return try dbWriter.read { db in
-      var found = try Row.fetchAll(
-        db,
-        sql: """
-          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
-          WHERE l.id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))
-          """, arguments: StatementArguments(ids)
-      ).map { row in
-        StoredLine(id: row[0], node: row[1], timeMicros: row[2], stage: row[3], outcome: row[4], raw: row[5])
-      }
-      let legacy = Set(found.map(\.id))
-      for id in Set(ids).subtracting(legacy) {
+      var found: [StoredLine] = []
+      for id in Set(ids) {
         if let line = try Self.blockLine(id, raw: rawSegments, db) { found.append(line) }
       }
       return found.sorted { $0.id < $1.id }
@@ -52,13 +43,7 @@ extension TraceStore {
     try dbWriter.read { db in
       let filter = node == nil ? "" : "WHERE n.name = ?"
       let arguments: StatementArguments = node.map { [$0] } ?? []
-      var lines = try Row.fetchAll(
-        db,
-        sql: """
-          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
-          \(filter) ORDER BY l.id
-          """, arguments: arguments
-      ).map { StoredLine(id: $0[0], node: $0[1], timeMicros: $0[2], stage: $0[3], outcome: $0[4], raw: $0[5]) }
+      var lines: [StoredLine] = []
       let blocks = try Row.fetchAll(
         db,
         sql: """

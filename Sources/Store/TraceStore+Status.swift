@@ -40,8 +40,7 @@ extension TraceStore {
               AS skipped,
             (SELECT IFNULL(SUM(connections), 0) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
               AS connections,
-            (SELECT COUNT(*) FROM lines l WHERE l.node_id = c.node_id AND l.outcome = 0)
-              + (SELECT IFNULL(SUM(pending), 0) FROM line_blocks b WHERE b.node_id = c.node_id) AS pending,
+            (SELECT IFNULL(SUM(pending), 0) FROM line_blocks b WHERE b.node_id = c.node_id) AS pending,
             (SELECT clock_offset_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source
               ORDER BY id DESC LIMIT 1) AS clockOffset,
             (SELECT clock_bound_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source

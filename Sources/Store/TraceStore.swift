@@ -42,7 +42,15 @@ public final class TraceStore: TraceStoring {
   ) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+    // The store holds the cluster's traffic: readable by its owner only. SQLite gives the -wal
+    // and -shm files the database file's mode.
+    if !FileManager.default.fileExists(atPath: path),
+      !FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+    {
+      throw StoreError(operation: "create the store \(path)", message: String(cString: strerror(errno)))
     }
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
@@ -78,7 +86,7 @@ public final class TraceStore: TraceStoring {
     self.replayParser = replayParser
     self.rawSegments = rawSegments
     self.commitRawWriter = rawSegments?.makeWriter()
-    try Self.migrator.migrate(writer)
+    try Self.migrate(writer, location: writer.path)
   }
 
   /// An empty in-memory store.
@@ -111,18 +119,11 @@ public final class TraceStore: TraceStoring {
 
   // MARK: Schema
 
-  /// Secondary indexes of the v1 `connections` table (converted to blocks and dropped by v3).
-  static let connectionIndexes: [(name: String, columns: String)] = [
-    ("connections_by_client", "client_ip, client_port, time"),
-    ("connections_by_service", "service_ip, service_port, time"),
-    ("connections_by_pod", "pod_ip, time"),
-    ("connections_by_time", "time"),
-    ("connections_by_node", "node_id, time"),
-  ]
-
+  /// The schema, as one migration per released change (none yet beyond the first). A
+  /// migration, once released, never changes: later changes are new migrations.
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
-    migrator.registerMigration("v1-collect") { db in
+    migrator.registerMigration("v1") { db in
       try db.execute(
         sql: """
           CREATE TABLE nodes (
@@ -155,57 +156,89 @@ public final class TraceStore: TraceStoring {
             events TEXT NOT NULL DEFAULT ''
           );
           CREATE INDEX batches_by_time ON batches(collected_at);
-          -- Raw packet lines (for --explain) and their correlation outcome:
-          -- 0 pending, 1 matched, 2 duplicate, 3 orphan, 4 expired.
-          CREATE TABLE lines (
-            id INTEGER PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            time INTEGER NOT NULL,
-            stage INTEGER NOT NULL,
-            proto INTEGER NOT NULL,
-            src_ip BLOB NOT NULL,
-            src_port INTEGER NOT NULL,
-            dst_ip BLOB NOT NULL,
-            dst_port INTEGER NOT NULL,
-            ip_id INTEGER,
-            len INTEGER NOT NULL,
-            outcome INTEGER NOT NULL,
-            raw TEXT NOT NULL
-          );
-          CREATE INDEX lines_by_time ON lines(time);
-          CREATE INDEX lines_pending ON lines(node_id) WHERE outcome = 0;
-          -- The correlator's carry-over per node (pending pre lines, recent matches).
+          -- The correlator's carry-over per node (pending pre lines, recent matches). A collect
+          -- stores it with some of its batches only (every few, and the last of a run): `state`
+          -- is the state after batch `state_batch` (0: before the node's first batch),
+          -- `last_batch` the node's newest batch. Lines of the batches in between are replayed
+          -- through the correlator to continue (after an interrupted collect).
           CREATE TABLE correlation_state (
             node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
-            state BLOB NOT NULL
+            state BLOB NOT NULL,
+            state_batch INTEGER NOT NULL,
+            last_batch INTEGER NOT NULL
           );
-          -- Correlated connections. Addresses are 16-byte IPv6 (IPv4-mapped) blobs, which
-          -- compare bytewise in address order. method: 1 exact-id, 2 sport-window,
-          -- 3 retransmit-dedup.
-          CREATE TABLE connections (
-            id INTEGER PRIMARY KEY,
-            time INTEGER NOT NULL,
-            node_id INTEGER NOT NULL,
-            proto INTEGER NOT NULL,
-            client_ip BLOB NOT NULL,
-            client_port INTEGER NOT NULL,
-            service_ip BLOB NOT NULL,
-            service_port INTEGER NOT NULL,
-            pod_ip BLOB NOT NULL,
-            pod_port INTEGER NOT NULL,
-            method INTEGER NOT NULL,
-            pre_line_id INTEGER,
-            post_line_id INTEGER
+          -- A batch's packet lines, stored as one block: their raw text in one blob, with
+          -- per-line times, stages and outcomes in parallel arrays. Line first_id + i is entry i
+          -- of the block.
+          CREATE TABLE line_blocks (
+            first_id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- The newest line time (node clock, µs), for prune.
+            last_time INTEGER NOT NULL,
+            -- Pre lines of the block still waiting for their post line.
+            pending INTEGER NOT NULL,
+            -- Per line: node-clock time (Int64 LE, µs); stage << 4 | outcome (1 byte; stage 1
+            -- pre, 2 post; outcome 0 pending, 1 matched, 2 duplicate, 3 orphan, 4 expired); end
+            -- offset in raw after its newline (UInt32 LE).
+            times BLOB NOT NULL,
+            flags BLOB NOT NULL,
+            ends BLOB NOT NULL,
+            raw BLOB NOT NULL
           );
-          """)
-      for index in connectionIndexes {
-        try db.execute(sql: "CREATE INDEX \(index.name) ON connections(\(index.columns))")
-      }
-    }
-    migrator.registerMigration("v1-names") { db in
-      try db.execute(
-        sql: """
+          CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
+          CREATE INDEX line_blocks_by_batch ON line_blocks(batch_id);
+          -- A store on disk keeps the raw text of a line block in a segment file beside it
+          -- (RawSegments.swift): this row says which and where (the block's own `raw` is then
+          -- empty). Blocks without a row keep their text in `raw`.
+          CREATE TABLE line_raw (
+            first_id INTEGER PRIMARY KEY,
+            segment INTEGER NOT NULL,
+            offset INTEGER NOT NULL
+          );
+          CREATE INDEX line_raw_by_segment ON line_raw(segment);
+          -- A batch's connections, stored as one block (a row per batch and node, not per
+          -- connection): the columns of its connections encoded together in `data`, a Bloom
+          -- filter over their (client ip, client port) pairs in `client_bloom` (ClientBloom.swift),
+          -- and one `block_keys` row per distinct client, service address:port, service port and
+          -- pod of the block. The id of a connection is block id << 24 | slot (its position in
+          -- the block); AUTOINCREMENT so that ids never come back after a prune (`trace
+          -- --follow` polls with the last id). Addresses are 16-byte IPv6 (IPv4-mapped) blobs.
+          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
+          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
+          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
+          -- (varints), client ports (u16), service/pod ports (varints), methods (1 exact-id,
+          -- 2 sport-window, 3 retransmit-dedup, ...), pre line ids as deltas and post line ids
+          -- relative to their pre line: ≈ 15 bytes a connection.
+          CREATE TABLE connection_blocks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- Oldest and newest connection time (µs, corrected clock).
+            min_time INTEGER NOT NULL,
+            max_time INTEGER NOT NULL,
+            -- The highest slot ever given in the block (ids stay even when prune drops entries).
+            max_slot INTEGER NOT NULL
+          );
+          CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
+          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
+          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
+          -- the filter before the data, so that a filter line is read without walking the
+          -- data's overflow pages.
+          CREATE TABLE connection_block_data (
+            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
+            client_bloom BLOB NOT NULL,
+            data BLOB NOT NULL
+          );
+          -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
+          CREATE TABLE block_keys (
+            kind INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            block_id INTEGER NOT NULL,
+            PRIMARY KEY (kind, key, block_id)
+          ) WITHOUT ROWID;
           -- Cluster object snapshots as taken (kubectl get services,endpointslices,pods -A -o json).
           CREATE TABLE snapshots (
             id INTEGER PRIMARY KEY,
@@ -257,107 +290,24 @@ public final class TraceStore: TraceStoring {
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
     }
-    migrator.registerMigration("v2-line-blocks") { db in
-      try db.execute(
-        sql: """
-          -- From v2 on, a batch's packet lines are stored as one block instead of a row each:
-          -- their raw text in one blob, with per-line times, stages and outcomes in parallel
-          -- arrays. Line ids continue those of `lines` (which keeps lines stored before v2):
-          -- line first_id + i is entry i of the block.
-          CREATE TABLE line_blocks (
-            first_id INTEGER PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            -- The newest line time (node clock, µs), for prune.
-            last_time INTEGER NOT NULL,
-            -- Pre lines of the block still waiting for their post line.
-            pending INTEGER NOT NULL,
-            -- Per line: node-clock time (Int64 LE, µs); stage << 4 | outcome (1 byte; stage 1
-            -- pre, 2 post; outcome as in `lines`); end offset in raw after its newline (UInt32 LE).
-            times BLOB NOT NULL,
-            flags BLOB NOT NULL,
-            ends BLOB NOT NULL,
-            raw BLOB NOT NULL
-          );
-          CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
-          """)
-    }
-    migrator.registerMigration("v3-connection-blocks") { db in
-      try db.execute(
-        sql: """
-          -- From v3 on, a batch's connections are stored as one block (a row per batch and node,
-          -- not per connection): the columns of its connections encoded together in `data` (see
-          -- ConnectionBlock.swift for the layout), a Bloom filter over their (client ip, client
-          -- port) pairs in `client_bloom` (ClientBloom.swift), and one `block_keys` row per
-          -- distinct client, service address:port, service port and pod of the block. The id of
-          -- a connection is block id << 24 | slot (its position in the block); AUTOINCREMENT so
-          -- that ids never come back after a prune (`trace --follow` polls with the last id).
-          -- Rows of the v1 `connections` table are converted into blocks here.
-          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
-          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
-          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
-          -- (varints), client ports (u16), service/pod ports (varints), methods, pre line ids as
-          -- deltas and post line ids relative to their pre line: ≈ 15 bytes a connection.
-          CREATE TABLE connection_blocks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            -- Oldest and newest connection time (µs, corrected clock).
-            min_time INTEGER NOT NULL,
-            max_time INTEGER NOT NULL,
-            -- The highest slot ever given in the block (ids stay even when prune drops entries).
-            max_slot INTEGER NOT NULL
-          );
-          CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
-          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
-          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
-          -- the filter before the data, so that a filter line is read without walking the
-          -- data's overflow pages.
-          CREATE TABLE connection_block_data (
-            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
-            client_bloom BLOB NOT NULL,
-            data BLOB NOT NULL
-          );
-          -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
-          CREATE TABLE block_keys (
-            kind INTEGER NOT NULL,
-            key BLOB NOT NULL,
-            block_id INTEGER NOT NULL,
-            PRIMARY KEY (kind, key, block_id)
-          ) WITHOUT ROWID;
-          """)
-      try Self.convertLegacyConnections(db)
-    }
-    migrator.registerMigration("v4-raw-segments") { db in
-      try db.execute(
-        sql: """
-          -- From v4 on, a store on disk keeps the raw text of a line block in a segment file
-          -- beside it (RawSegments.swift): this row says which and where (the block's own `raw`
-          -- is then empty). Blocks without a row keep their text in `raw`.
-          CREATE TABLE line_raw (
-            first_id INTEGER PRIMARY KEY,
-            segment INTEGER NOT NULL,
-            offset INTEGER NOT NULL
-          );
-          CREATE INDEX line_raw_by_segment ON line_raw(segment);
-          """)
-    }
-    migrator.registerMigration("v5-state-batches") { db in
-      try db.execute(
-        sql: """
-          -- From v5 on, a collect stores a node's correlator state with some of its batches only
-          -- (every few, and the last of a run): `state` is the state after batch `state_batch`
-          -- (0: before the node's first batch), `last_batch` the node's newest batch. Lines of
-          -- the batches in between are replayed through the correlator to continue (after an
-          -- interrupted collect). NULLs (rows from before v5): `state` is current.
-          ALTER TABLE correlation_state ADD COLUMN state_batch INTEGER;
-          ALTER TABLE correlation_state ADD COLUMN last_batch INTEGER;
-          CREATE INDEX line_blocks_by_batch ON line_blocks(batch_id);
-          """)
-    }
     return migrator
+  }
+
+  /// Migrates `writer`, refusing a store that a newer svctrace has migrated further (its
+  /// schema is unknown here).
+  static func migrate(_ writer: any DatabaseWriter, location: String) throws {
+    let migrator = Self.migrator
+    let unknown = try writer.read { db in
+      try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
+    }
+    guard unknown.isEmpty else {
+      throw StoreError(
+        operation: "open the store \(location)",
+        message:
+          "it was written by a newer svctrace (schema \(unknown.sorted().joined(separator: ", ")) is unknown here); use that svctrace or another store"
+      )
+    }
+    try migrator.migrate(writer)
   }
 }
 

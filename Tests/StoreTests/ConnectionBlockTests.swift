@@ -317,57 +317,6 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() ?? 0 > latest ?? 0)
   }
 
-  @Test func aStoreWithV1ConnectionRowsIsConvertedAndAnswersLookups() async throws {
-    let queue = try DatabaseQueue()
-    try TraceStore.migrator.migrate(queue, upTo: "v2-line-blocks")
-    let rows = randomConnections(count: 700, seed: 7)
-    try await queue.write { db in
-      for node in 0..<3 {
-        try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"])
-      }
-      for (index, (node, entry)) in rows.enumerated() {
-        try db.execute(
-          sql: """
-            INSERT INTO connections (id, time, node_id, proto, client_ip, client_port, service_ip, service_port, pod_ip,
-              pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-          arguments: [
-            index + 1, entry.timeMicros, node + 1, Int(entry.proto), entry.client.blob, Int(entry.clientPort),
-            entry.service.blob, Int(entry.servicePort), entry.pod.blob, Int(entry.podPort), Int(entry.method),
-            index % 5 == 0 ? nil : entry.preID, entry.postID,
-          ])
-      }
-    }
-    let store = try TraceStore(writer: queue)
-    #expect(try store.appliedMigrations().contains("v3-connection-blocks"))
-    let found = try store.connections(matching: TraceQuery())
-    #expect(found.count == rows.count)
-    // Same connections, oldest first (ids are new).
-    let expected = rows.enumerated().sorted {
-      ($0.element.entry.timeMicros, $0.offset) < ($1.element.entry.timeMicros, $1.offset)
-    }
-    #expect(found.map(\.timeMicros) == expected.map(\.element.entry.timeMicros))
-    #expect(found.map(\.node.name) == expected.map { "node\($0.element.node)" })
-    #expect(found.map(\.pod) == expected.map(\.element.entry.pod))
-    #expect(found.map(\.preLineID) == expected.map { $0.offset % 5 == 0 ? nil : $0.element.entry.preID })
-    let sample = rows[123].entry
-    let point = try store.connections(matching: TraceQuery(client: sample.client, clientPort: sample.clientPort))
-    #expect(point.contains { $0.timeMicros == sample.timeMicros && $0.pod == sample.pod })
-    #expect(
-      try store.connections(matching: TraceQuery(service: sample.service)).count
-        == rows.count { $0.entry.service == sample.service })
-    #expect(try await queue.read { db in try db.tableExists("connections") } == false)
-    // New commits get ids after the converted ones.
-    let t = sample.timeMicros
-    try await store.commit(
-      batch([
-        fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
-        fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
-      ]))
-    let newest = try store.connections(matching: TraceQuery(afterID: found.map(\.id).max()))
-    #expect(newest.map(\.clientPort) == [40000])
-  }
-
   @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() async throws {
     let directory = try TempDirectory()
     let first = try TraceStore(path: directory.file("s.sqlite"))

@@ -40,19 +40,48 @@ struct StoreTests {
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
     #expect(
-      try store.appliedMigrations() == [
-        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
-      ])
+      try store.appliedMigrations() == ["v1"])
     let mode = try await store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try await store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
     #expect(
-      try reopened.appliedMigrations() == [
-        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
-      ])
+      try reopened.appliedMigrations() == ["v1"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
+  }
+
+  @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("svctrace.sqlite")
+    let store = try TraceStore(path: path)
+    try await store.commit(batch(["seq 1"]))
+    // What a later svctrace would leave: a migration this one does not know.
+    try await store.dbWriter.write { db in
+      try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")
+    }
+    let error = try #require(throws: StoreError.self) { try TraceStore(path: path) }
+    #expect(error.description.contains("newer svctrace") && error.description.contains("v2-from-the-future"))
+    #expect(error.description.hasPrefix("Unable to open the store \(path)"))
+  }
+
+  @Test func theStoreFileAndRawDirectoryAreTheOwnersOnly() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("new/svctrace.sqlite")
+    let store = try TraceStore(path: path)
+    var lines: [String] = []
+    for index in 0..<10 { lines.append(fakeLine(t1 + Int64(index), .pre, "10.244.1.5", 40000, "10.96.0.10", 80)) }
+    try await store.commit(batch(lines))
+    func mode(_ path: String) throws -> Int {
+      try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777
+    }
+    #expect(try mode(path) == 0o600)
+    #expect(try mode(path + "-wal") == 0o600)
+    #expect(try mode(directory.file("new")) == 0o700)
+    #expect(try mode(path + ".raw") == 0o700)
+    let segments = try FileManager.default.contentsOfDirectory(atPath: path + ".raw")
+    #expect(!segments.isEmpty)
+    for segment in segments { #expect(try mode(path + ".raw/" + segment) == 0o600) }
   }
 
   @Test func defaultPathHonoursTheEnvironment() {
@@ -63,46 +92,6 @@ struct StoreTests {
     #expect(
       TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"])
         == "/h/.local/share/svctrace/svctrace.sqlite")
-  }
-
-  @Test func aStoreWrittenBeforeLineBlocksKeepsItsLinesAndPendingState() async throws {
-    // Given a v1 store whose last batch left a pre line pending in the `lines` table,
-    let queue = try DatabaseQueue()
-    try TraceStore.migrator.migrate(queue, upTo: "v1-names")
-    let pre = fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 9)
-    var correlator = Correlator(node: HostID("node1"))
-    _ = correlator.correlate([Observation(id: 7, line: try #require(FakeParser.parse(pre)))])
-    let encodedState = Data(correlator.state.encoded())
-    try await queue.write { db in
-      try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (1, 'node1')")
-      try db.execute(
-        sql: """
-          INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port, ip_id,
-            len, outcome, raw) VALUES (7, 1, 1, ?, 1, 6, x'00', 40000, x'00', 80, 9, 60, 0, ?)
-          """, arguments: [t1, pre])
-      try db.execute(
-        sql: "INSERT INTO correlation_state (node_id, state) VALUES (1, ?)",
-        arguments: [encodedState])
-      try db.execute(
-        sql: """
-          INSERT INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
-          VALUES (1, 'file:/var/log/iptables.log', 7, x'00', 100, 100, 1)
-          """)
-    }
-    // when it is opened (migrated) and the post line arrives,
-    let store = try TraceStore(writer: queue)
-    #expect(try store.collectStatus().map(\.pending) == [1], "the v1 pending line is counted")
-    try await store.commit(batch([fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)]))
-    // then they join, line ids run on, and --explain reads the old row and the new block.
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
-    #expect(records.map(\.preLineID) == [7] && records.map(\.postLineID) == [8])
-    let explained = try store.explain(records[0])
-    #expect(explained.map(\.raw) == [pre, fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)])
-    #expect(explained.map(\.outcome) == ["matched", "matched"])
-    #expect(explained.map(\.stage) == ["pre", "post"])
-    #expect(explained.map(\.timeMicros) == [t1, t1 + 3])
-    #expect(try store.collectStatus().map(\.pending) == [0])
   }
 
   @Test func localFileSourceReadsPlainAndGzipOnce() async throws {
@@ -559,22 +548,4 @@ struct StateReplayTests {
     #expect(row?[0] as Int64? == row?[1] as Int64?, "the state is current again")
   }
 
-  @Test func aStoreFromBeforeV5ContinuesFromItsState() async throws {
-    let store = try TraceStore.inMemory()
-    // As v4 left it: a state without batch columns.
-    try await store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
-    try await store.dbWriter.write { db in
-      try db.execute(sql: "UPDATE correlation_state SET state_batch = NULL, last_batch = NULL")
-    }
-    let start = try await store.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log")
-    var base: IngestBase? = start.base
-    #expect(start.base.lastBatch == nil)
-    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    let committed = try await store.commit(store.prepare(post, base: &base, storesState: false, staging: nil))
-    #expect(committed.reCorrelated == false && committed.summary.connections == 1)
-    let row = try store.dbWriter.read { db in
-      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
-    }
-    #expect(row?[0] as Int64? == 1 && row?[1] as Int64? == 2, "the old state follows batch 1")
-  }
 }
