@@ -43,7 +43,7 @@ public struct Ingestor: Sendable {
   ///   - clock: the node's measured clock offset, stored with every batch.
   ///   - maxBytes: the size of one pull (and so of one transaction).
   ///   - progress: called after each committed batch with the running totals.
-  /// - Throws: ``CaptureError``, `RemoteError`, `DatabaseError`, ``StoreError``,
+  /// - Throws: ``CaptureError``, `RemoteError`, ``StoreError``,
   ///   `CancellationError`.
   public func collect<Parser: LineParsing>(
     from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
@@ -105,7 +105,7 @@ public struct Ingestor: Sendable {
           let restarts = summary.events.filter { $0 == .cursorFileLost }.count
           guard idlePulls < 64, restarts < 2 else {
             throw CaptureError(
-              host: source.node, operation: "collect \(source.sourceID)",
+              host: source.node, operation: "collect \(source.sourceID)", cause: .noProgress,
               message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
           }
           let batch = CollectedBatch(

@@ -49,7 +49,7 @@ final class RawSegments: Sendable {
   func read(segment: Int64, offset: Int64, length: Int) throws -> [UInt8] {
     let descriptor = open(path(segment), O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
-      throw StoreError(operation: "read \(path(segment))", message: String(cString: strerror(errno)))
+      throw StoreError(operation: "read \(path(segment))", errno: errno)
     }
     defer { close(descriptor) }
     var bytes = [UInt8](repeating: 0, count: length)
@@ -61,9 +61,9 @@ final class RawSegments: Sendable {
       }
       if result < 0, errno == EINTR { continue }
       guard result > 0 else {
-        throw StoreError(
-          operation: "read \(path(segment))",
-          message: result == 0 ? "shorter than the store says" : String(cString: strerror(errno)))
+        throw result == 0
+          ? StoreError(operation: "read \(path(segment))", message: "shorter than the store says")
+          : StoreError(operation: "read \(path(segment))", errno: errno)
       }
       done += result
     }
@@ -267,7 +267,7 @@ extension RawSegmentWriter {
         }
         guard fdatasync(segment.descriptor) == 0 else {
           throw StoreError(
-            operation: "flush \(segments.path(segment.number))", message: String(cString: strerror(errno)))
+            operation: "flush \(segments.path(segment.number))", errno: errno)
         }
       } catch {
         // Nothing after `start` is committed: cut it off again.
@@ -328,7 +328,7 @@ extension RawSegmentWriter {
         let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if descriptor < 0, errno == EEXIST { continue }
         guard descriptor >= 0 else {
-          throw StoreError(operation: "create \(path)", message: String(cString: strerror(errno)))
+          throw StoreError(operation: "create \(path)", errno: errno)
         }
         var status = stat()
         // A prune may take an empty, unlocked segment between the create and the lock.
@@ -362,7 +362,7 @@ extension RawSegmentWriter {
         if result < 0, errno == EINTR { continue }
         guard result > 0 else {
           throw StoreError(
-            operation: "write \(segments.path(segment.number))", message: String(cString: strerror(errno)))
+            operation: "write \(segments.path(segment.number))", errno: errno)
         }
         written += result
       }
@@ -399,9 +399,9 @@ extension RawSegmentWriter {
           if result < 0, errno == EINTR { continue }
           if result < 0, errno == EINVAL, first { throw DirectIOUnsupported() }
           guard result > 0, result % alignment == 0 || written + result == length else {
-            throw StoreError(
-              operation: "write \(segments.path(segment.number))",
-              message: result < 0 ? String(cString: strerror(errno)) : "short direct write")
+            throw result < 0
+              ? StoreError(operation: "write \(segments.path(segment.number))", errno: errno)
+              : StoreError(operation: "write \(segments.path(segment.number))", message: "short direct write")
           }
           written += result
           first = false

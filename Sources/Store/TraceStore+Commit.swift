@@ -25,7 +25,7 @@ public struct PruneSummary: Sendable, Equatable, Codable {
 extension TraceStore: FaultInjectableStore {
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
   public func cursor(node: HostID, source: String) throws -> SourceCursor? {
-    try dbWriter.read { db in try Self.cursor(db, node: node, source: source) }
+    try reading("read the cursor of \(node) \(source)") { db in try Self.cursor(db, node: node, source: source) }
   }
 
   static func cursor(_ db: Database, node: HostID, source: String) throws -> SourceCursor? {
@@ -49,10 +49,10 @@ extension TraceStore: FaultInjectableStore {
   /// Where a collect of `node`'s `source` starts: the committed cursor and the node's correlator
   /// state after its newest batch (replayed when needed), in one read.
   ///
-  /// - Throws: ``StoreError`` when a replayed line cannot be read back, `DatabaseError`.
+  /// - Throws: ``StoreError`` (a replayed line cannot be read back, a database failure).
   public func ingestStart(node: HostID, source: String) async throws -> IngestStart {
     let (settings, raw, parser) = (correlation, rawSegments, replayParser)
-    return try await dbWriter.read { db in
+    return try await reading("read where \(node) \(source) continues") { db in
       let cursor = try Self.cursor(db, node: node, source: source)
       let base = try Self.correlationBase(node: node, settings: settings, raw: raw, parser: parser, db)
       return IngestStart(cursor: cursor, base: IngestBase(correlation: base.0, lineFloor: base.1))
@@ -85,7 +85,7 @@ extension TraceStore: FaultInjectableStore {
   /// Commits one prepared batch atomically (see ``TraceStoring/commit(_:)``); tells whether
   /// the correlation done ahead was dropped because the node had moved on (another writer).
   ///
-  /// - Throws: `DatabaseError`, ``StoreError``; on any error nothing of the batch is stored.
+  /// - Throws: ``StoreError``; on any error nothing of the batch is stored.
   @discardableResult
   public func commit(_ prepared: PreparedBatch) async throws -> CommitResult {
     try await commit(prepared, faultInjection: nil)
@@ -163,7 +163,7 @@ extension TraceStore: FaultInjectableStore {
   /// committed after it replayed.
   ///
   /// - Throws: ``StoreError`` when a replayed line cannot be read or parsed back,
-  ///   `CorrelatorState.DecodingError`, `DatabaseError`.
+  ///   `CorrelatorState.DecodingError`, `DatabaseError` (the caller names the operation).
   static func currentState(
     node: HostID, nodeID: Int64, _ stored: StoredCorrelation, settings: CorrelationSettings, raw: RawSegments?,
     parser makeParser: () -> any LineParsing, _ db: Database
@@ -248,7 +248,7 @@ extension TraceStore: FaultInjectableStore {
     let location = try await prepared.rawWrite?.location()
     let raw: RawPlacement = location.map { .written($0) } ?? commitRawWriter.map { .writeNow($0) } ?? .inBlock
     let context = commitContext(raw: raw, faultInjection: faultInjection)
-    let (summary, correlatedHere) = try await dbWriter.write { db in
+    let (summary, correlatedHere) = try await writing("commit a batch of \(prepared.batch.node)") { db in
       try Self.commit(prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, context, db)
     }
     if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
@@ -508,12 +508,14 @@ extension TraceStore: FaultInjectableStore {
   /// Raw segment files no line block refers to any more (and no collect is writing) are
   /// deleted once the pruning transaction has committed.
   ///
-  /// - Throws: `DatabaseError`.
+  /// - Throws: ``StoreError``.
   @discardableResult
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     let summary = try pruneRows(olderThan: cutoffMicros)
     try rawSegments?.deleteUnreferenced {
-      try dbWriter.read { db in Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw")) }
+      try reading("list the raw segments in use") { db in
+        Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw"))
+      }
     }
     return summary
   }
@@ -527,7 +529,7 @@ extension TraceStore: FaultInjectableStore {
 
   /// The database part of ``prune(olderThan:)``, in one transaction.
   private func pruneRows(olderThan cutoffMicros: Int64) throws -> PruneSummary {
-    try dbWriter.write { db in
+    try writing("prune the store") { db in
       var summary = PruneSummary()
       summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
       // A block goes as a whole once all its lines are old and none is still pending.

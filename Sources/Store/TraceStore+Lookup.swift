@@ -7,9 +7,9 @@ extension TraceStore {
   /// Connections matching `query`, oldest first, with names resolved at each connection's time.
   ///
   /// - Throws: ``StoreError`` when a `namespace/name` is unknown to every snapshot,
-  ///   `DatabaseError`.
+  ///   or the database fails.
   public func connections(matching query: TraceQuery) throws -> [ConnectionRecord] {
-    try dbWriter.read { db in
+    try reading("look up connections") { db in
       var scan = try BlockScan(query, db)
       var resolver = NameResolver()
       var records = try scan.run(db)
@@ -29,7 +29,7 @@ extension TraceStore {
   /// Stored raw lines by id, in id order.
   public func lines(ids: [Int64]) throws -> [StoredLine] {
     guard !ids.isEmpty else { return [] }
-    return try dbWriter.read { db in
+    return try reading("read stored lines") { db in
       var found: [StoredLine] = []
       for id in Set(ids) {
         if let line = try Self.blockLine(id, raw: rawSegments, db) { found.append(line) }

@@ -24,9 +24,9 @@ public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
 extension TraceStore {
   /// One row per node and source that was ever collected, sorted by node.
   ///
-  /// - Throws: `DatabaseError`.
+  /// - Throws: ``StoreError``.
   public func collectStatus() throws -> [CollectStatus] {
-    try dbWriter.read { db in
+    try reading("read the collect status") { db in
       try CollectStatus.fetchAll(
         db,
         sql: """

@@ -34,7 +34,7 @@ public final class TraceStore: TraceStoring {
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
-  /// - Throws: `DatabaseError` when the file cannot be opened or migrated, `CocoaError` when
+  /// - Throws: ``StoreError`` when the file cannot be created, opened or migrated, `CocoaError` when
   ///   the directory cannot be created.
   public convenience init(
     path: String, correlation: CorrelationSettings = CorrelationSettings(),
@@ -50,7 +50,7 @@ public final class TraceStore: TraceStoring {
     if !FileManager.default.fileExists(atPath: path),
       !FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
     {
-      throw StoreError(operation: "create the store \(path)", message: String(cString: strerror(errno)))
+      throw StoreError(operation: "create the store \(path)", errno: errno)
     }
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
@@ -61,8 +61,14 @@ public final class TraceStore: TraceStoring {
       // store outgrows it. A bounded cache keeps ingest throughput flat (memory stays capped).
       try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB)")
     }
+    let pool: DatabasePool
+    do {
+      pool = try DatabasePool(path: path, configuration: configuration)
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "open the store \(path)", error)
+    }
     try self.init(
-      writer: DatabasePool(path: path, configuration: configuration), correlation: correlation,
+      writer: pool, correlation: correlation,
       rawSegments: RawSegments(directory: path + ".raw"), replayParser: replayParser)
   }
 
@@ -297,17 +303,24 @@ public final class TraceStore: TraceStoring {
   /// schema is unknown here).
   static func migrate(_ writer: any DatabaseWriter, location: String) throws {
     let migrator = Self.migrator
-    let unknown = try writer.read { db in
-      try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
+    let unknown: Set<String>
+    do {
+      unknown = try writer.read { db in try migrator.appliedIdentifiers(db).subtracting(migrator.migrations) }
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "open the store \(location)", error)
     }
     guard unknown.isEmpty else {
       throw StoreError(
-        operation: "open the store \(location)",
+        operation: "open the store \(location)", cause: .unsupportedSchema(unknownMigrations: unknown.sorted()),
         message:
           "it was written by a newer svctrace (schema \(unknown.sorted().joined(separator: ", ")) is unknown here); use that svctrace or another store"
       )
     }
-    try migrator.migrate(writer)
+    do {
+      try migrator.migrate(writer)
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "migrate the store \(location)", error)
+    }
   }
 }
 
@@ -339,15 +352,80 @@ extension IPAddress {
   static let any = IPAddress(high: 0, low: 0)
 }
 
-/// A store failure that is not a database error: bad input, inconsistent data.
+/// A store failure: the operation ("open the store /x", "commit a batch of node1"), its cause
+/// as a value, and the reason in words. Reads "Unable to <operation>: <message>".
 public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+  /// Why an operation failed.
+  public enum Cause: Sendable, Equatable {
+    /// SQLite refused: its primary and extended result codes, as GRDB reported them.
+    case sqlite(code: Int32, extendedCode: Int32)
+    /// A system call failed with this `errno`.
+    case system(errno: Int32)
+    /// The store was migrated by a newer svctrace: the schema changes this build does not know.
+    case unsupportedSchema(unknownMigrations: [String])
+    /// The request names something no stored data knows (a Service, a pod).
+    case notFound
+    /// The input or the stored data is not what it must be (the message says how).
+    case invalidData
+  }
+
   public var operation: String
+  public var cause: Cause
   public var message: String
 
-  public init(operation: String, message: String) {
+  public init(operation: String, cause: Cause = .invalidData, message: String) {
     self.operation = operation
+    self.cause = cause
     self.message = message
   }
 
+  /// A failed system call: `errno` and its text.
+  public init(operation: String, errno code: Int32) {
+    self.init(operation: operation, cause: .system(errno: code), message: String(cString: strerror(code)))
+  }
+
+  /// A database error with its SQLite result codes.
+  public init(operation: String, _ error: DatabaseError) {
+    self.init(
+      operation: operation,
+      cause: .sqlite(
+        code: error.resultCode.primaryResultCode.rawValue, extendedCode: error.extendedResultCode.rawValue),
+      message: error.message ?? "\(error.resultCode)")
+  }
+
   public var description: String { "Unable to \(operation): \(message)" }
+}
+
+extension TraceStore {
+  /// `dbWriter.read`, a `DatabaseError` becoming a ``StoreError`` naming `operation`.
+  func reading<T>(_ operation: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
+    do { return try dbWriter.read(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// ``reading(_:_:)`` off the caller's thread.
+  func reading<T: Sendable>(_ operation: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+    async throws -> T
+  {
+    do { return try await dbWriter.read(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// `dbWriter.write` (one transaction), a `DatabaseError` becoming a ``StoreError``.
+  func writing<T>(_ operation: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
+    do { return try dbWriter.write(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// ``writing(_:_:)`` off the caller's thread.
+  func writing<T: Sendable>(_ operation: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+    async throws -> T
+  {
+    do { return try await dbWriter.write(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
 }

@@ -63,6 +63,41 @@ struct StoreTests {
     let error = try #require(throws: StoreError.self) { try TraceStore(path: path) }
     #expect(error.description.contains("newer svctrace") && error.description.contains("v2-from-the-future"))
     #expect(error.description.hasPrefix("Unable to open the store \(path)"))
+    #expect(error.cause == .unsupportedSchema(unknownMigrations: ["v2-from-the-future"]))
+  }
+
+  @Test func errorsCarryTheirCauseAsAValue() async throws {
+    let directory = try TempDirectory()
+    // SQLite cannot open a directory as a database: its result code comes with the error.
+    let notAFile = try #require(throws: StoreError.self) { try TraceStore(path: directory.path) }
+    guard case .sqlite(let code, _) = notAFile.cause else {
+      Issue.record("expected a SQLite cause, got \(notAFile.cause)")
+      return
+    }
+    #expect(code == 14, "SQLITE_CANTOPEN")
+    #expect(notAFile.description.hasPrefix("Unable to open the store \(directory.path): "))
+    // A raw segment gone from under the store: the errno of the failed open.
+    let path = directory.file("store.sqlite")
+    let store = try TraceStore(path: path)
+    try await store.commit(
+      batch([
+        fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+      ]))
+    for segment in try FileManager.default.contentsOfDirectory(atPath: path + ".raw") {
+      try FileManager.default.removeItem(atPath: path + ".raw/" + segment)
+    }
+    let record = try #require(try store.connections(matching: TraceQuery()).first)
+    let missing = try #require(throws: StoreError.self) { try store.explain(record) }
+    #expect(missing.cause == .system(errno: ENOENT))
+    #expect(missing.message == String(cString: strerror(ENOENT)))
+    // A local capture source whose file is missing.
+    let source = LocalFileSource(node: HostID("node1"), path: directory.file("missing.log"))
+    let capture = try await #require(throws: CaptureError.self) {
+      try await source.pull(after: nil, maxBytes: 4096)
+    }
+    #expect(capture.cause == .system(errno: ENOENT))
+    #expect(capture.description == "Unable to read \(directory.file("missing.log")) on node1: no such readable file")
   }
 
   @Test func theStoreFileAndRawDirectoryAreTheOwnersOnly() async throws {

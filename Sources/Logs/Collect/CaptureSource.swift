@@ -93,15 +93,34 @@ public protocol CaptureSource: Sendable {
   func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk
 }
 
-/// A capture failure: host, operation, cause.
+/// A capture failure: the host, the operation ("read /var/log/iptables.log"), its cause as a
+/// value and the reason in words. Reads "Unable to <operation> on <host>: <message>".
 public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable {
+  /// Why a capture failed.
+  public enum Cause: Sendable, Equatable {
+    /// A command on the node failed with this exit status.
+    case remoteCommand(exitStatus: Int32)
+    /// A local system call failed with this `errno`.
+    case system(errno: Int32)
+    /// The input kept changing while it was read (rotated again and again).
+    case inputChanging
+    /// Compressed input did not decompress.
+    case decompression
+    /// The source kept moving without data, or restarted twice in one collect.
+    case noProgress
+    /// What came back is not in the expected form (the message says how).
+    case invalidData
+  }
+
   public var host: HostID
   public var operation: String
+  public var cause: Cause
   public var message: String
 
-  public init(host: HostID, operation: String, message: String) {
+  public init(host: HostID, operation: String, cause: Cause = .invalidData, message: String) {
     self.host = host
     self.operation = operation
+    self.cause = cause
     self.message = message
   }
 

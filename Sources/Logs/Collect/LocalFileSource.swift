@@ -24,11 +24,15 @@ public struct LocalFileSource: CaptureSource {
     do {
       attributes = try FileManager.default.attributesOfItem(atPath: path)
     } catch {
-      throw CaptureError(host: node, operation: "read \(path)", message: "no such readable file")
+      let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: code.map(Int32.init) ?? ENOENT),
+        message: "no such readable file")
     }
     let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
     guard let handle = FileHandle(forReadingAtPath: path) else {
-      throw CaptureError(host: node, operation: "read \(path)", message: "cannot open the file")
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: errno), message: "cannot open the file")
     }
     defer { try? handle.close() }
     let magic = [UInt8](handle.readData(ofLength: 2))
@@ -39,7 +43,7 @@ public struct LocalFileSource: CaptureSource {
       do {
         content = try Gzip.decompress(fileAt: path)
       } catch {
-        throw CaptureError(host: node, operation: "decompress \(path)", message: "\(error)")
+        throw CaptureError(host: node, operation: "decompress \(path)", cause: .decompression, message: "\(error)")
       }
       fileSize = UInt64(content.count)
       if let cursor, content.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
@@ -68,7 +72,9 @@ public struct LocalFileSource: CaptureSource {
       }
     }
     guard readError == 0 else {
-      throw CaptureError(host: node, operation: "read \(path)", message: String(cString: strerror(readError)))
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: readError),
+        message: String(cString: strerror(readError)))
     }
     let atEnd = offset + UInt64(content.count) >= fileSize
     if atEnd {

@@ -81,7 +81,7 @@ public struct LogFileSource: CaptureSource {
       } catch let race as RotationRace {
         // The file changed under us (rotated between listing and reading): list again.
         guard attempt < 4 else {
-          throw CaptureError(host: node, operation: "read \(path)", message: race.message)
+          throw CaptureError(host: node, operation: "read \(path)", cause: .inputChanging, message: race.message)
         }
       }
     }
@@ -223,7 +223,9 @@ public struct LogFileSource: CaptureSource {
       """
     let result = try await session.run(script, stdin: nil, timeout: timeout)
     guard result.succeeded else {
-      throw CaptureError(host: node, operation: "list \(path) and its rotations", message: result.failureSummary)
+      throw CaptureError(
+        host: node, operation: "list \(path) and its rotations", cause: .remoteCommand(exitStatus: result.exitStatus),
+        message: result.failureSummary)
     }
     return try Self.parseListing(result.stdoutText, path: path, host: node)
   }
@@ -303,14 +305,16 @@ public struct LogFileSource: CaptureSource {
       throw RotationRace(message: "\(file.name) changed while being read")
     }
     guard result.succeeded, let marker = result.stdout.first else {
-      throw CaptureError(host: node, operation: "read \(file.name)", message: result.failureSummary)
+      throw CaptureError(
+        host: node, operation: "read \(file.name)", cause: .remoteCommand(exitStatus: result.exitStatus),
+        message: result.failureSummary)
     }
     let payload = Array(result.stdout.dropFirst())
     if marker == UInt8(ascii: "Z") {
       do {
         return (try Gzip.decompress(payload), payload.count)
       } catch {
-        throw CaptureError(host: node, operation: "decompress \(file.name)", message: "\(error)")
+        throw CaptureError(host: node, operation: "decompress \(file.name)", cause: .decompression, message: "\(error)")
       }
     }
     return (payload, payload.count)

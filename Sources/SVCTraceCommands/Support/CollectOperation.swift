@@ -12,7 +12,7 @@ enum CollectOperation {
   ///   - logPath: the node log; `nil` means the host's `svctrace_log_path`, else the default.
   ///   - snapshotHost: the host that runs kubectl for the name snapshot, if any.
   ///   - forks: how many hosts collect at once (sizes each pull, see ``pullBytes(forks:)``).
-  /// - Throws: `RemoteError`, ``CaptureError``, `DatabaseError`, `CancellationError`.
+  /// - Throws: `RemoteError`, ``CaptureError``, ``StoreError``, `CancellationError`.
   static func run(
     session: any RemoteSession, host: FleetHost, store: TraceStore, logPath: String?, snapshotHost: String?,
     forks: Int, totals: CollectTotals?
