@@ -96,12 +96,13 @@ public struct Ingestor: Sendable {
             throw error
           }
           summary.events += chunk.events
-          if chunk.data.isEmpty, chunk.cursor == cursor {
+          let isEmpty = chunk.data.isEmpty && chunk.connections.isEmpty
+          if isEmpty, chunk.cursor == cursor {
             break
           }
           // A source that keeps moving without data or restarts twice is confused: stop rather
           // than loop (the committed cursor stays valid).
-          idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
+          idlePulls = isEmpty ? idlePulls + 1 : 0
           let restarts = summary.events.filter { $0 == .cursorFileLost }.count
           guard idlePulls < 64, restarts < 2 else {
             throw CaptureError(

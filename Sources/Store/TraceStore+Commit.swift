@@ -131,7 +131,10 @@ extension TraceStore: FaultInjectableStore {
     state = correlator.state
     return CorrelatedBatch(
       batch: batch, firstID: firstID, output: output, encodedState: storesState ? state.encoded() : nil,
-      blocks: PreparedConnectionBlock.blocks(of: storedConnections(output.connections)))
+      blocks: PreparedConnectionBlock.blocks(
+        of: storedConnections(
+          output.connections, reported: batch.connections, clockOffsetMicros: batch.clock.offsetMicros)
+      ))
   }
 
   /// A node's `correlation_state` row.
@@ -222,7 +225,28 @@ extension TraceStore: FaultInjectableStore {
     return correlator.state
   }
 
-  /// A batch's new connections as stored: in time order (the order of their ids), stable.
+  /// A batch's new connections as stored, in time order (the order of their ids), stable: those
+  /// its lines completed, then those its source reported whole (their time corrected by the
+  /// node's clock offset, as the correlator does for lines; no lines behind them).
+  static func storedConnections(
+    _ connections: [Connection], reported: [FinishedConnection], clockOffsetMicros: Int64
+  ) -> [StoredConnection] {
+    let joined = storedConnections(connections)
+    guard !reported.isEmpty else { return joined }
+    let whole = reported.map {
+      StoredConnection(
+        slot: 0, timeMicros: $0.timeMicros - clockOffsetMicros, proto: $0.proto, client: $0.client,
+        clientPort: $0.clientPort, service: $0.service, servicePort: $0.servicePort, pod: $0.pod, podPort: $0.podPort,
+        method: MatchMethod.reportedBySource.rawValue, preID: nil, postID: nil)
+    }
+    // Stable: lines' connections before reported ones of the same time.
+    return (joined + whole).enumerated().sorted {
+      ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset)
+    }
+    .map(\.element)
+  }
+
+  /// A batch's connections completed by its lines, as stored: in time order, stable.
   static func storedConnections(_ connections: [Connection]) -> [StoredConnection] {
     // Sorted as small (time, position) pairs, then built in that order: the records are large
     // to move.
@@ -319,7 +343,7 @@ extension TraceStore: FaultInjectableStore {
       arguments: [
         nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
         batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
-        batch.events.map(\.description).joined(separator: "\n"), output.connections.count,
+        batch.events.map(\.description).joined(separator: "\n"), output.connections.count + batch.connections.count,
       ])
     let batchID = db.lastInsertedRowID
 
@@ -378,7 +402,7 @@ extension TraceStore: FaultInjectableStore {
       ])
     let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
-      connections: output.connections.count, correlation: output.stats)
+      connections: output.connections.count + batch.connections.count, correlation: output.stats)
     done = true
     return (summary, correlatedHere)
   }

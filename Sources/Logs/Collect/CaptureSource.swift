@@ -49,10 +49,43 @@ public enum CaptureEvent: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
-/// One pull from a source: complete lines and the cursor that follows them.
+/// A connection a source saw whole, both tuples at once (a conntrack event): stored as it is,
+/// not dressed up as two packet lines for the correlator.
+public struct FinishedConnection: Sendable, Equatable {
+  /// When the connection was made (node clock, µs since the epoch).
+  public var timeMicros: Int64
+  public var proto: UInt8
+  public var client: IPAddress
+  public var clientPort: UInt16
+  /// The address the client connected to (the Service's, before DNAT).
+  public var service: IPAddress
+  public var servicePort: UInt16
+  /// The endpoint the connection went to (after DNAT).
+  public var pod: IPAddress
+  public var podPort: UInt16
+
+  public init(
+    timeMicros: Int64, proto: UInt8, client: IPAddress, clientPort: UInt16, service: IPAddress, servicePort: UInt16,
+    pod: IPAddress, podPort: UInt16
+  ) {
+    self.timeMicros = timeMicros
+    self.proto = proto
+    self.client = client
+    self.clientPort = clientPort
+    self.service = service
+    self.servicePort = servicePort
+    self.pod = pod
+    self.podPort = podPort
+  }
+}
+
+/// One pull from a source: complete lines and the cursor that follows them, and connections the
+/// source saw whole.
 public struct SourceChunk: Sendable {
   /// Complete lines, each ending with `\n`.
   public var data: [UInt8]
+  /// Connections the source reported whole (none for a log file).
+  public var connections: [FinishedConnection]
   /// The cursor to commit together with `data`.
   public var cursor: SourceCursor
   /// `true` when the source had nothing more to give at the time of the pull.
@@ -64,9 +97,11 @@ public struct SourceChunk: Sendable {
   public var events: [CaptureEvent]
 
   public init(
-    data: [UInt8], cursor: SourceCursor, isCaughtUp: Bool, transferredBytes: Int, file: String, events: [CaptureEvent]
+    data: [UInt8], connections: [FinishedConnection] = [], cursor: SourceCursor, isCaughtUp: Bool,
+    transferredBytes: Int, file: String, events: [CaptureEvent]
   ) {
     self.data = data
+    self.connections = connections
     self.cursor = cursor
     self.isCaughtUp = isCaughtUp
     self.transferredBytes = transferredBytes

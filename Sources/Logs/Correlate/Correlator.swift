@@ -15,15 +15,19 @@ public enum MatchMethod: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
   /// insert clash), so the retry made a new one. The later DNAT is the one that carried the
   /// connection; the record names it.
   case reDNAT = 4
+  /// Not joined from lines: the capture source reported the connection whole, both tuples
+  /// (a conntrack event).
+  case reportedBySource = 5
 
   /// The name shown in output and stored in JSON: `exact-id`, `sport-window`, `retransmit-dedup`,
-  /// `re-dnat`.
+  /// `re-dnat`, `source`.
   public var description: String {
     switch self {
     case .exactID: "exact-id"
     case .sourcePortWindow: "sport-window"
     case .retransmitDedup: "retransmit-dedup"
     case .reDNAT: "re-dnat"
+    case .reportedBySource: "source"
     }
   }
 
