@@ -123,7 +123,8 @@ let package = Package(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "LogsTests", dependencies: ["Logs"], resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
+      name: "LogsTests", dependencies: ["Logs", "SVCTraceCore"], resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
     .testTarget(
       name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Ingest", "Logs"],
       resources: [.copy("Fixtures")],

@@ -33,17 +33,10 @@ extension TraceStore: FaultInjectableStore {
       let row = try Row.fetchOne(
         db,
         sql: """
-          SELECT c.inode, c.fingerprint, c.size, c.offset FROM cursors c JOIN nodes n ON n.id = c.node_id
-          WHERE n.name = ? AND c.source = ?
+          SELECT c.kind, c.state FROM cursors c JOIN nodes n ON n.id = c.node_id WHERE n.name = ? AND c.source = ?
           """, arguments: [node.name, source])
     else { return nil }
-    let inode: Int64 = row[0]
-    let fingerprint: Data = row[1]
-    let size: Int64 = row[2]
-    let offset: Int64 = row[3]
-    return SourceCursor(
-      inode: UInt64(bitPattern: inode), fingerprint: [UInt8](fingerprint), size: UInt64(size),
-      offset: UInt64(offset))
+    return SourceCursor(kind: row[0], state: [UInt8](row[1] as Data))
   }
 
   /// Where a collect of `node`'s `source` starts: the committed cursor and the node's correlator
@@ -94,7 +87,7 @@ extension TraceStore: FaultInjectableStore {
   /// The node's correlator state (replayed up to its newest batch when needed) and the store's
   /// next free line id: where a collect starts correlating ahead.
   static func correlationBase(
-    node: HostID, settings: CorrelationSettings, raw: RawSegments?, parser: @Sendable () -> any LineParsing,
+    node: HostID, settings: CorrelationSettings, raw: RawSegments?, parser: TraceStore.ReplayParsers,
     _ db: Database
   ) throws -> (CorrelationBase, Int64) {
     let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
@@ -169,18 +162,22 @@ extension TraceStore: FaultInjectableStore {
   ///   `CorrelatorState.DecodingError`, `DatabaseError` (the caller names the operation).
   static func currentState(
     node: HostID, nodeID: Int64, _ stored: StoredCorrelation, settings: CorrelationSettings, raw: RawSegments?,
-    parser makeParser: () -> any LineParsing, _ db: Database
+    parser makeParser: TraceStore.ReplayParsers, _ db: Database
   ) throws -> CorrelatorState {
     let state = try stored.state.map { try CorrelatorState(encoded: $0) } ?? CorrelatorState()
     guard let replay = stored.batchesToReplay else { return state }
     var correlator = Correlator(node: node, settings: settings, state: state)
-    var parser = makeParser()
+    var parsers: [String: any LineParsing] = [:]
     let batches = try Row.fetchAll(
-      db, sql: "SELECT id, clock_offset_us FROM batches WHERE node_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+      db, sql: "SELECT id, clock_offset_us, kind FROM batches WHERE node_id = ? AND id BETWEEN ? AND ? ORDER BY id",
       arguments: [nodeID, replay.lowerBound, replay.upperBound])
     for batch in batches {
       let batchID: Int64 = batch[0]
       let offset: Int64 = batch[1]
+      let kind: String = batch[2]
+      // One parser per kind of source, kept across its batches (as the collect kept it).
+      var parser = parsers.removeValue(forKey: kind) ?? makeParser(kind)
+      defer { parsers[kind] = parser }
       var observations: [Observation] = []
       let blocks = try Row.fetchAll(
         db,
@@ -285,7 +282,7 @@ extension TraceStore: FaultInjectableStore {
     var lineIDs: LineIDAllocator
     var raw: RawPlacement
     var segments: RawSegments?
-    var parser: @Sendable () -> any LineParsing
+    var parser: TraceStore.ReplayParsers
     var faultInjection: (@Sendable () throws -> Void)?
   }
 
@@ -336,12 +333,13 @@ extension TraceStore: FaultInjectableStore {
 
     try db.execute(
       sql: """
-        INSERT INTO batches (node_id, source, collected_at, clock_offset_us, clock_bound_us, bytes,
+        INSERT INTO batches (node_id, source, kind, collected_at, clock_offset_us, clock_bound_us, bytes,
           transferred_bytes, lines, skipped, events, connections)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
       arguments: [
-        nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
+        nodeID, batch.sourceID, batch.cursor.kind, batch.collectedAtMicros, batch.clock.offsetMicros,
+        batch.clock.boundMicros,
         batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
         batch.events.map(\.description).joined(separator: "\n"), output.connections.count + batch.connections.count,
       ])
@@ -393,13 +391,9 @@ extension TraceStore: FaultInjectableStore {
     try context.faultInjection?()
     try db.execute(
       sql: """
-        INSERT OR REPLACE INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT OR REPLACE INTO cursors (node_id, source, kind, state, updated_at) VALUES (?, ?, ?, ?, ?)
         """,
-      arguments: [
-        nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
-        Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
-      ])
+      arguments: [nodeID, batch.sourceID, batch.cursor.kind, Data(batch.cursor.state), batch.collectedAtMicros])
     let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
       connections: output.connections.count + batch.connections.count, correlation: output.stats)

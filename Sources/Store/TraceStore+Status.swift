@@ -4,9 +4,8 @@ public import GRDB
 public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
   public var node: String
   public var source: String
-  /// Bytes of the current file consumed, and its inode.
-  public var offset: Int64
-  public var inode: Int64
+  /// The kind of source (``SourceCursor/kind``); its position is the source's own.
+  public var kind: String
   /// Local time of the last committed batch, µs since the epoch.
   public var lastCollectedAt: Int64?
   /// Totals over all stored batches.
@@ -30,7 +29,7 @@ extension TraceStore {
       try CollectStatus.fetchAll(
         db,
         sql: """
-          SELECT n.name AS node, c.source AS source, c.offset AS offset, c.inode AS inode,
+          SELECT n.name AS node, c.source AS source, c.kind AS kind,
             (SELECT MAX(collected_at) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
               AS lastCollectedAt,
             (SELECT COUNT(*) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source) AS batches,

@@ -24,11 +24,15 @@ public final class TraceStore: TraceStoring {
   let commitRawWriter: RawSegmentWriter?
   /// Reads stored lines back when a node's correlator state must be rebuilt by replaying the
   /// batches committed after its last stored state (a collect interrupted between two states):
-  /// the parser that parsed them. Default: the kernel LOG parser.
-  public let replayParser: @Sendable () -> any LineParsing
+  /// for the kind of source of each batch (``SourceCursor/kind``), the parser that parsed them.
+  /// Default: the kernel LOG parser for every kind.
+  public let replayParser: ReplayParsers
 
-  /// The kernel LOG parser, the default ``replayParser``.
-  public static let kernelLogParser: @Sendable () -> any LineParsing = {
+  /// A fresh parser for the lines of batches from one kind of source.
+  public typealias ReplayParsers = @Sendable (_ sourceKind: String) -> any LineParsing
+
+  /// The kernel LOG parser for every kind of source, the default ``replayParser``.
+  public static let kernelLogParser: ReplayParsers = { _ in
     PacketLineParser(referenceMicros: ClockOffset.wallClockMicros())
   }
 
@@ -38,7 +42,7 @@ public final class TraceStore: TraceStoring {
   ///   the directory cannot be created.
   public convenience init(
     path: String, correlation: CorrelationSettings = CorrelationSettings(),
-    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
   ) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty {
@@ -78,14 +82,14 @@ public final class TraceStore: TraceStoring {
   /// Wraps an existing writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
   public convenience init(
     writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings(),
-    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
   ) throws {
     try self.init(writer: writer, correlation: correlation, rawSegments: nil, replayParser: replayParser)
   }
 
   init(
     writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?,
-    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
   ) throws {
     self.dbWriter = writer
     self.correlation = correlation
@@ -98,7 +102,7 @@ public final class TraceStore: TraceStoring {
   /// An empty in-memory store.
   public static func inMemory(
     correlation: CorrelationSettings = CorrelationSettings(),
-    replayParser: @escaping @Sendable () -> any LineParsing = TraceStore.kernelLogParser
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
   ) throws -> TraceStore {
     try TraceStore(writer: DatabaseQueue(), correlation: correlation, replayParser: replayParser)
   }
@@ -137,20 +141,23 @@ public final class TraceStore: TraceStoring {
             name TEXT NOT NULL UNIQUE
           );
           -- Where each node's source was read up to; updated with the data it covers.
+          -- The cursor is the source's own: its kind (SourceCursor.kind) and its encoding of
+          -- its position (read only by a source of that kind).
           CREATE TABLE cursors (
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
             source TEXT NOT NULL,
-            inode INTEGER NOT NULL,
-            fingerprint BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            offset INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            state BLOB NOT NULL,
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (node_id, source)
           ) WITHOUT ROWID;
+          -- kind: the kind of source (as in cursors), which picks the parser that replays the
+          -- batch's lines.
           CREATE TABLE batches (
             id INTEGER PRIMARY KEY,
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
             source TEXT NOT NULL,
+            kind TEXT NOT NULL,
             collected_at INTEGER NOT NULL,
             clock_offset_us INTEGER NOT NULL,
             clock_bound_us INTEGER NOT NULL,

@@ -342,7 +342,7 @@ struct ConnectionBlockTests {
     }
     // The first chunk (committing while the second pull ran) is stored, with its cursor.
     #expect(try storedSequence(store, node: "node-fail") == [1, 2, 3])
-    #expect(try store.cursor(node: HostID("node-fail"), source: "test:fail")?.offset == 18)
+    #expect(try store.cursor(node: HostID("node-fail"), source: "test:fail").flatMap(FileCursor.init)?.offset == 18)
   }
 }
 
@@ -355,7 +355,7 @@ private struct FailingSecondPullSource: CaptureSource {
     guard cursor == nil else { throw CaptureError(host: node, operation: "pull", message: "connection lost") }
     let data = Array("seq 1\nseq 2\nseq 3\n".utf8)
     return SourceChunk(
-      data: data, cursor: SourceCursor(inode: 1, fingerprint: [1], size: 100, offset: UInt64(data.count)),
+      data: data, cursor: FileCursor(inode: 1, fingerprint: [1], size: 100, offset: UInt64(data.count)).sourceCursor,
       isCaughtUp: false, transferredBytes: data.count, file: "/f", events: [])
   }
 }

@@ -14,12 +14,12 @@ struct ConnectionEventSource: CaptureSource {
   var events: [FinishedConnection]
 
   func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
-    let done = Int(cursor?.offset ?? 0)
+    let done = Int(cursor?.state.first ?? 0)
     let next = Array(events.dropFirst(done).prefix(2))
     let position = UInt64(done + next.count)
     return SourceChunk(
       data: [], connections: next,
-      cursor: SourceCursor(inode: 0, fingerprint: [], size: UInt64(events.count), offset: position),
+      cursor: SourceCursor(kind: "test-connections", state: [UInt8(position)]),
       isCaughtUp: Int(position) >= events.count, transferredBytes: 0, file: sourceID, events: [])
   }
 }
@@ -58,5 +58,6 @@ struct ReportedConnectionTests {
     let again = try await Ingestor(store: store).collect(from: source, makeParser: { FakeParser() }, clock: clock)
     #expect(again.connections == 0 && again.batches == 0)
     #expect(try await store.collectStatus().map(\.connections) == [5])
+    #expect(try await store.collectStatus().map(\.kind) == ["test-connections"], "the kind of source, with its cursor")
   }
 }

@@ -15,10 +15,11 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
   /// Every implementation of ``TraceStoring``: the behaviour tests run against each.
   static let all: [StoreFactory] = [
     StoreFactory(name: "SQLite in memory") { _, correlation in
-      try TraceStore.inMemory(correlation: correlation, replayParser: { FakeParser() })
+      try TraceStore.inMemory(correlation: correlation, replayParser: { _ in FakeParser() })
     },
     StoreFactory(name: "SQLite file with raw segments") { directory, correlation in
-      try TraceStore(path: directory.file("store.sqlite"), correlation: correlation, replayParser: { FakeParser() })
+      try TraceStore(
+        path: directory.file("store.sqlite"), correlation: correlation, replayParser: { _ in FakeParser() })
     },
   ]
 
@@ -128,7 +129,8 @@ struct StoreBehaviourTests {
     #expect(records.count == 1)
     #expect(records[0].timeMicros == t1 - 500)
     let cursor = try await store.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log").cursor
-    #expect(cursor?.inode == 7 && cursor?.offset ?? 0 > 0)
+    let position = cursor.flatMap(FileCursor.init)
+    #expect(cursor?.kind == FileCursor.kind && position?.inode == 7 && position?.offset ?? 0 > 0)
     let status = try #require(try await store.collectStatus().first)
     #expect(status.clockOffset == 500 && status.clockBound == 20 && status.batches == 1)
     #expect(status.lines == 3 && status.skipped == 1 && status.connections == 1)

@@ -3,6 +3,7 @@ import GRDB
 import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
+import Synchronization
 import Testing
 
 @testable import Logs
@@ -16,8 +17,9 @@ func batch(
   let data = Array(lines.map { $0 + "\n" }.joined().utf8)
   let chunk = SourceChunk(
     data: data,
-    cursor: SourceCursor(
-      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)),
+    cursor: FileCursor(
+      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)
+    ).sourceCursor,
     isCaughtUp: true, transferredBytes: data.count, file: "/var/log/iptables.log", events: [])
   var parser = FakeParser()
   return CollectedBatch(
@@ -537,12 +539,12 @@ struct StateReplayTests {
     try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
     let file = LocalFileSource(node: HostID("node1"), path: path)
 
-    let reference = try TraceStore(path: directory.file("reference.sqlite"), replayParser: { FakeParser() })
+    let reference = try TraceStore(path: directory.file("reference.sqlite"), replayParser: { _ in FakeParser() })
     let whole = try await collect(reference, file)
     #expect(whole.batches > Ingestor.stateInterval + 3)
 
     // Killed after 11 batches: the state stored with the 8th, batches 9–11 committed after it.
-    let killed = try TraceStore(path: directory.file("killed.sqlite"), replayParser: { FakeParser() })
+    let killed = try TraceStore(path: directory.file("killed.sqlite"), replayParser: { _ in FakeParser() })
     await #expect(throws: CaptureError.self) {
       try await collect(killed, InterruptedSource(file, failAt: 12))
     }
@@ -553,7 +555,7 @@ struct StateReplayTests {
     #expect(stateBatch == 8 && lastBatch == 11, "state after batch 8, batches 9–11 to replay")
 
     // A new process continues: the state is rebuilt by replaying batches 9–11.
-    let resumed = try TraceStore(path: directory.file("killed.sqlite"), replayParser: { FakeParser() })
+    let resumed = try TraceStore(path: directory.file("killed.sqlite"), replayParser: { _ in FakeParser() })
     let rest = try await collect(resumed, file)
     #expect(rest.batches == whole.batches - 11)
     #expect(try contents(resumed) == contents(reference))
@@ -565,7 +567,7 @@ struct StateReplayTests {
     let path = directory.file("node1.log")
     try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
     let file = LocalFileSource(node: HostID("node1"), path: path)
-    let store = try TraceStore(path: directory.file("store.sqlite"), replayParser: { FakeParser() })
+    let store = try TraceStore(path: directory.file("store.sqlite"), replayParser: { _ in FakeParser() })
     await #expect(throws: CaptureError.self) {
       try await collect(store, InterruptedSource(file, failAt: 12))
     }
@@ -583,4 +585,41 @@ struct StateReplayTests {
     #expect(row?[0] as Int64? == row?[1] as Int64?, "the state is current again")
   }
 
+}
+
+@Suite("TraceStore: replay by kind of source")
+struct ReplayByKindTests {
+  let t1: Int64 = 1_780_000_000_000_000
+
+  /// The kinds of source the store asked a replay parser for.
+  final class Requests: Sendable {
+    let kinds = Mutex<[String]>([])
+  }
+
+  @Test func eachReplayedBatchIsParsedByTheParserOfItsSourceKind() async throws {
+    let requests = Requests()
+    let store = try TraceStore.inMemory(replayParser: { kind in
+      requests.kinds.withLock { $0.append(kind) }
+      return FakeParser()
+    })
+    let node = HostID("node1")
+    // Two batches of two kinds of source, neither storing the correlator state.
+    var base: IngestBase? = try await store.ingestStart(node: node, source: "file:/var/log/iptables.log").base
+    var first = store.prepare(
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), base: &base, storesState: false,
+      staging: nil)
+    first.expectedLastBatch = nil
+    let committed = try await store.commit(first)
+    var other = batch([fakeLine(t1 + 1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)], source: "test:other")
+    other.cursor = SourceCursor(kind: "other-kind", state: [1])
+    var second = store.prepare(other, base: &base, storesState: false, staging: nil)
+    second.expectedLastBatch = committed.summary.batchID
+    #expect(try await store.commit(second).reCorrelated == false)
+    #expect(requests.kinds.withLock { $0 }.isEmpty, "nothing replayed yet")
+    // The next collect rebuilds the state: each batch through its own kind's parser.
+    let next = try await store.ingestStart(node: node, source: "test:other")
+    #expect(requests.kinds.withLock { $0 } == [FileCursor.kind, "other-kind"])
+    #expect(next.cursor == other.cursor)
+    #expect(try store.collectStatus().map(\.kind) == [FileCursor.kind, "other-kind"])
+  }
 }

@@ -1,29 +1,19 @@
 public import SVCTraceCore
 
-/// Where a capture source stands in its input: which file (by identity) and how far it was read.
-///
-/// A file is identified by its inode and by its first bytes (up to 64, kept verbatim as the
-/// fingerprint): the inode survives a rename (logrotate create mode), the first bytes survive a
-/// copy or compression (copytruncate, `.2.gz`). `offset` counts bytes of the (decompressed) file
-/// content that were consumed and committed — always at a line boundary.
+/// Where a capture source stands in its input, opaque to the ingest pipeline and the store: the
+/// kind of source that made it and that source's own encoding of its position. Only a source of
+/// that kind reads it (a log file's is a ``FileCursor``); the store keeps it as it is and commits
+/// it in the same transaction as the data it covers.
 public struct SourceCursor: Sendable, Equatable, Codable {
-  /// Inode of the file when it was read (0 when unknown).
-  public var inode: UInt64
-  /// The file's first bytes (at most ``SourceCursor/fingerprintLength``) when it was read.
-  public var fingerprint: [UInt8]
-  /// File size (decompressed) seen at the last read.
-  public var size: UInt64
-  /// Bytes consumed so far.
-  public var offset: UInt64
+  /// The kind of source that made it (``FileCursor/kind`` for log files). Stored with the
+  /// cursor and with every batch; it picks the parser that replays the batch's lines.
+  public var kind: String
+  /// The source's encoding of its position.
+  public var state: [UInt8]
 
-  /// How many leading bytes identify a file.
-  public static let fingerprintLength = 64
-
-  public init(inode: UInt64, fingerprint: [UInt8], size: UInt64, offset: UInt64) {
-    self.inode = inode
-    self.fingerprint = Array(fingerprint.prefix(Self.fingerprintLength))
-    self.size = size
-    self.offset = offset
+  public init(kind: String, state: [UInt8]) {
+    self.kind = kind
+    self.state = state
   }
 }
 

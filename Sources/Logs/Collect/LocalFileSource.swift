@@ -19,7 +19,13 @@ public struct LocalFileSource: CaptureSource {
 
   public var sourceID: String { "local:" + path }
 
-  public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+  public func pull(after stored: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    let cursor = stored.flatMap(FileCursor.init)
+    if let stored, cursor == nil {
+      throw CaptureError(
+        host: node, operation: "resume \(path)", cause: .invalidData,
+        message: "the stored cursor is a '\(stored.kind)' cursor, not a log file's")
+    }
     let attributes: [FileAttributeKey: Any]
     do {
       attributes = try FileManager.default.attributesOfItem(atPath: path)
@@ -50,10 +56,10 @@ public struct LocalFileSource: CaptureSource {
       let rest = Array(content[Int(offset)...])
       return chunk(
         rest, from: offset, total: fileSize, inode: inode,
-        prefix: Array(content.prefix(SourceCursor.fingerprintLength)), caughtUp: true)
+        prefix: Array(content.prefix(FileCursor.fingerprintLength)), caughtUp: true)
     }
     handle.seek(toFileOffset: 0)
-    let prefix = [UInt8](handle.readData(ofLength: SourceCursor.fingerprintLength))
+    let prefix = [UInt8](handle.readData(ofLength: FileCursor.fingerprintLength))
     fileSize = handle.seekToEndOfFile()
     if let cursor, prefix.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
     let limit = Int(min(UInt64(max(maxBytes, 4096)), fileSize - offset))
@@ -94,7 +100,7 @@ public struct LocalFileSource: CaptureSource {
     let transferred = data.count
     if caughtUp, let last = data.last, last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
     return SourceChunk(
-      data: data, cursor: SourceCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset),
+      data: data, cursor: FileCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset).sourceCursor,
       isCaughtUp: caughtUp, transferredBytes: transferred, file: path, events: [])
   }
 }
