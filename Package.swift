@@ -115,6 +115,14 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    /** Store and ingest test helpers: a parser for the tests' line format, fake rotating logs, temp directories. */
+    .target(
+      name: "StoreTestSupport",
+      dependencies: ["Logs", "Store", "Ingest", "SVCTraceCore"],
+      path: "Tests/StoreTestSupport",
+      swiftSettings: swiftSettings
+    ),
+
     .testTarget(name: "SVCTraceCoreTests", dependencies: ["SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(name: "SSHTests", dependencies: ["SSH", "SVCTraceCore"], swiftSettings: swiftSettings),
     .testTarget(
@@ -126,8 +134,12 @@ let package = Package(
       name: "LogsTests", dependencies: ["Logs", "SVCTraceCore"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
-      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Ingest", "Logs"],
+      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "StoreTestSupport", "Store", "Ingest", "Logs"],
       resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
+    .testTarget(
+      name: "IngestTests",
+      dependencies: ["Ingest", "Store", "Logs", "SVCTraceCore", "SVCTraceTestSupport", "StoreTestSupport"],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",

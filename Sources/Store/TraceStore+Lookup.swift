@@ -39,7 +39,7 @@ extension TraceStore {
   }
 
   /// Every stored line of `node` (or of all nodes), in id order: a full read, for checks and tests.
-  func storedLines(node: String? = nil) throws -> [StoredLine] {
+  package func storedLines(node: String? = nil) throws -> [StoredLine] {
     try dbWriter.read { db in
       let filter = node == nil ? "" : "WHERE n.name = ?"
       let arguments: StatementArguments = node.map { [$0] } ?? []

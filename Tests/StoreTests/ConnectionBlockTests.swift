@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SVCTraceCore
+import StoreTestSupport
 import Testing
 
 @testable import Logs

@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import SVCTraceCore
+import StoreTestSupport
 import Testing
 
 @testable import Logs

@@ -1,5 +1,6 @@
 import Foundation
 import SVCTraceCore
+import StoreTestSupport
 import Testing
 
 @testable import Logs

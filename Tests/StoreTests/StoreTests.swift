@@ -3,6 +3,7 @@ import GRDB
 import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
+import StoreTestSupport
 import Synchronization
 import Testing
 

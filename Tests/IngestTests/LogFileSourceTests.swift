@@ -2,6 +2,7 @@ import Foundation
 import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
+import StoreTestSupport
 import Testing
 
 @testable import Logs
@@ -291,8 +292,6 @@ struct LogFileSourceTests {
     }
   }
 }
-
-struct InjectedFault: Error {}
 
 /// Runs `action` once, just before the first read command, to simulate a rotation racing a pull.
 final class RacingSession: RemoteSession, @unchecked Sendable {
