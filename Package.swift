@@ -89,6 +89,12 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    /** The ingest pipeline: pull a capture source, parse, correlate ahead, commit to the store. */
+    .target(
+      name: "Ingest",
+      dependencies: ["Logs", "Store", "SVCTraceCore"],
+      swiftSettings: swiftSettings
+    ),
 
     // MARK: Commands
 
@@ -96,7 +102,7 @@ let package = Package(
     .target(
       name: "SVCTraceCommands",
       dependencies: [
-        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store",
+        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store", "Ingest",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Subprocess", package: "swift-subprocess"),
@@ -148,6 +154,14 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
 
+    /** Store and ingest test helpers: a parser for the tests' line format, fake rotating logs, temp directories. */
+    .target(
+      name: "StoreTestSupport",
+      dependencies: ["Logs", "Store", "Ingest", "SVCTraceCore", "SVCTraceTestSupport"],
+      path: "Tests/StoreTestSupport",
+      swiftSettings: swiftSettings
+    ),
+
     .testTarget(
       name: "SVCTraceCoreTests", dependencies: ["LogGeneration", "SVCTraceCore", "SVCTraceTestSupport"],
       swiftSettings: swiftSettings),
@@ -165,13 +179,20 @@ let package = Package(
       name: "LogsTests", dependencies: ["Logs", "LogGeneration", "SVCTraceCore"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
-      name: "StoreTests", dependencies: ["SVCTraceTestSupport", "Store", "Logs", "LogGeneration"],
+      name: "StoreTests",
+      dependencies: ["SVCTraceTestSupport", "StoreTestSupport", "Store", "Ingest", "Logs", "LogGeneration"],
       resources: [.copy("Fixtures")],
+      swiftSettings: swiftSettings),
+    .testTarget(
+      name: "IngestTests",
+      dependencies: [
+        "Ingest", "Store", "Logs", "LogGeneration", "SVCTraceCore", "SVCTraceTestSupport", "StoreTestSupport",
+      ],
       swiftSettings: swiftSettings),
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

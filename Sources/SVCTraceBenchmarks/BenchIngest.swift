@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Ingest
 import LogGeneration
 import Logs
 import SVCTraceCommands
@@ -145,7 +146,7 @@ struct BenchIngest: AsyncParsableCommand {
     let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
       for source in sources {
         group.addTask {
-          try await store.collect(
+          try await Ingestor(store: store).collect(
             from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
         }
       }

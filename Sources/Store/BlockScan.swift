@@ -26,7 +26,7 @@ struct BlockScan {
 
   /// Prepares the scan; resolves `namespace/name` filters through the snapshot tables.
   ///
-  /// - Throws: ``StoreError`` when a name is unknown to every snapshot, `DatabaseError`.
+  /// - Throws: ``StoreError`` when a name is unknown to every snapshot, `DatabaseError` (the caller names the operation).
   init(_ query: TraceQuery, _ db: Database) throws {
     self.query = query
     var conditions: [String] = []
@@ -70,7 +70,8 @@ struct BlockScan {
         db, sql: "SELECT DISTINCT ip, port FROM service_names WHERE namespace = ? AND name = ?",
         arguments: [namespace, plain])
       guard !rows.isEmpty else {
-        throw StoreError(operation: "look up Service \(name)", message: "no cluster snapshot knows this Service")
+        throw StoreError(
+          operation: "look up Service \(name)", cause: .notFound, message: "no cluster snapshot knows this Service")
       }
       var alternatives: [(ip: IPAddress?, port: UInt16)] = []
       for row in rows {
@@ -100,7 +101,8 @@ struct BlockScan {
           UNION SELECT ip FROM endpoint_names WHERE pod_namespace = ? AND pod_name = ?
           """, arguments: [namespace, plain, namespace, plain])
       guard !ips.isEmpty else {
-        throw StoreError(operation: "look up pod \(name)", message: "no cluster snapshot knows this pod")
+        throw StoreError(
+          operation: "look up pod \(name)", cause: .notFound, message: "no cluster snapshot knows this pod")
       }
       let named = Set(ips.compactMap { IPAddress(blob: $0) })
       pods = pods.map { $0.intersection(named) } ?? named

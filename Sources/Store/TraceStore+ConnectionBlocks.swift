@@ -189,48 +189,6 @@ extension TraceStore {
     return false
   }
 
-  /// Moves the rows of the v1 `connections` table into connection blocks (per node, in id
-  /// order, ``ConnectionBlock/maxEntries`` at a time, each block sorted by time), then drops
-  /// the table. Connection ids change to block ids (`--follow` positions do not survive the
-  /// upgrade; nothing else keeps them).
-  static func convertLegacyConnections(_ db: Database) throws {
-    let rows = try Row.fetchCursor(
-      db,
-      sql: """
-        SELECT node_id, id, time, proto, client_ip, client_port, service_ip, service_port, pod_ip, pod_port, method,
-          pre_line_id, post_line_id FROM connections ORDER BY node_id, id
-        """)
-    var node: Int64?
-    var pending: [(id: Int64, entry: StoredConnection)] = []
-    func flush() throws {
-      guard let node, !pending.isEmpty else { return }
-      let sorted = pending.sorted { ($0.entry.timeMicros, $0.id) < ($1.entry.timeMicros, $1.id) }.map(\.entry)
-      try insertConnectionBlocks(sorted, nodeID: node, batchID: 0, db)
-      pending.removeAll(keepingCapacity: true)
-    }
-    while let row = try rows.next() {
-      let rowNode: Int64 = row[0]
-      if rowNode != node || pending.count >= ConnectionBlock.maxEntries {
-        try flush()
-        node = rowNode
-      }
-      func address(_ index: Int) -> IPAddress { IPAddress(blob: row[index] as Data) ?? .any }
-      let method: Int = row[10]
-      pending.append(
-        (
-          row[1],
-          StoredConnection(
-            slot: 0, timeMicros: row[2], proto: UInt8(clamping: row[3] as Int), client: address(4),
-            clientPort: UInt16(clamping: row[5] as Int), service: address(6),
-            servicePort: UInt16(clamping: row[7] as Int),
-            pod: address(8), podPort: UInt16(clamping: row[9] as Int), method: UInt8(clamping: method), preID: row[11],
-            postID: row[12])
-        ))
-    }
-    try flush()
-    try db.execute(sql: "DROP TABLE connections")
-  }
-
   /// Deletes the connections older than `cutoff`: whole blocks when all of theirs are; a block
   /// straddling the cutoff is rewritten with its newer connections (keeping their ids). Each
   /// block touched is decoded once (its key rows are found from its connections).

@@ -7,9 +7,9 @@ extension TraceStore {
   /// Connections matching `query`, oldest first, with names resolved at each connection's time.
   ///
   /// - Throws: ``StoreError`` when a `namespace/name` is unknown to every snapshot,
-  ///   `DatabaseError`.
+  ///   or the database fails.
   public func connections(matching query: TraceQuery) throws -> [ConnectionRecord] {
-    try dbWriter.read { db in
+    try reading("look up connections") { db in
       var scan = try BlockScan(query, db)
       var resolver = NameResolver()
       var records = try scan.run(db)
@@ -29,18 +29,9 @@ extension TraceStore {
   /// Stored raw lines by id, in id order.
   public func lines(ids: [Int64]) throws -> [StoredLine] {
     guard !ids.isEmpty else { return [] }
-    return try dbWriter.read { db in
-      var found = try Row.fetchAll(
-        db,
-        sql: """
-          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
-          WHERE l.id IN (\(ids.map { _ in "?" }.joined(separator: ", ")))
-          """, arguments: StatementArguments(ids)
-      ).map { row in
-        StoredLine(id: row[0], node: row[1], timeMicros: row[2], stage: row[3], outcome: row[4], raw: row[5])
-      }
-      let legacy = Set(found.map(\.id))
-      for id in Set(ids).subtracting(legacy) {
+    return try reading("read stored lines") { db in
+      var found: [StoredLine] = []
+      for id in Set(ids) {
         if let line = try Self.blockLine(id, raw: rawSegments, db) { found.append(line) }
       }
       return found.sorted { $0.id < $1.id }
@@ -48,17 +39,11 @@ extension TraceStore {
   }
 
   /// Every stored line of `node` (or of all nodes), in id order: a full read, for checks and tests.
-  func storedLines(node: String? = nil) throws -> [StoredLine] {
+  package func storedLines(node: String? = nil) throws -> [StoredLine] {
     try dbWriter.read { db in
       let filter = node == nil ? "" : "WHERE n.name = ?"
       let arguments: StatementArguments = node.map { [$0] } ?? []
-      var lines = try Row.fetchAll(
-        db,
-        sql: """
-          SELECT l.id, n.name, l.time, l.stage, l.outcome, l.raw FROM lines l JOIN nodes n ON n.id = l.node_id
-          \(filter) ORDER BY l.id
-          """, arguments: arguments
-      ).map { StoredLine(id: $0[0], node: $0[1], timeMicros: $0[2], stage: $0[3], outcome: $0[4], raw: $0[5]) }
+      var lines: [StoredLine] = []
       let blocks = try Row.fetchAll(
         db,
         sql: """

@@ -25,7 +25,7 @@ extension TraceStore {
   ///
   /// - Parameter source: where it came from (`kubectl@cp1`, `fixture`…), stored with it.
   /// - Throws: ``StoreError`` for JSON that is not a Kubernetes List, or a snapshot older than
-  ///   the newest stored one; `DatabaseError`.
+  ///   the newest stored one, or the database fails.
   @discardableResult
   public func ingestSnapshot(json: Data, takenAtMicros: Int64, source: String) throws -> SnapshotSummary {
     let list: KubeList
@@ -37,7 +37,7 @@ extension TraceStore {
         message: "not a Kubernetes List in JSON (\(error))")
     }
     let entries = SnapshotEntries(list)
-    return try dbWriter.write { db in
+    return try writing("store the cluster snapshot from \(source)") { db in
       if let newest = try Int64.fetchOne(db, sql: "SELECT MAX(taken_at) FROM snapshots"), newest > takenAtMicros {
         throw StoreError(
           operation: "ingest the cluster snapshot from \(source)",

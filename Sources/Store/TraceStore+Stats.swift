@@ -49,7 +49,7 @@ public struct EndpointStats: Sendable, Equatable, Codable {
 extension TraceStore {
   /// Connections per endpoint of a Service in `[since, until)`, with expected shares and skew.
   ///
-  /// - Throws: ``StoreError`` for an unknown Service name, `DatabaseError`.
+  /// - Throws: ``StoreError`` (an unknown Service name, a database failure).
   public func stats(service: ServiceSelector, sinceMicros: Int64? = nil, untilMicros: Int64? = nil) throws
     -> ServiceStats
   {
@@ -142,7 +142,7 @@ extension TraceStore {
   }
 
   private func endpointIntervals(services: Set<String>) throws -> [EndpointInterval] {
-    try dbWriter.read { db in
+    try reading("compute the stats of a Service") { db in
       var intervals: [EndpointInterval] = []
       for service in services {
         let (namespace, name) = try Self.splitName(service, what: "Service")

@@ -4,9 +4,8 @@ public import GRDB
 public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
   public var node: String
   public var source: String
-  /// Bytes of the current file consumed, and its inode.
-  public var offset: Int64
-  public var inode: Int64
+  /// The kind of source (``SourceCursor/kind``); its position is the source's own.
+  public var kind: String
   /// Local time of the last committed batch, µs since the epoch.
   public var lastCollectedAt: Int64?
   /// Totals over all stored batches.
@@ -24,13 +23,13 @@ public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
 extension TraceStore {
   /// One row per node and source that was ever collected, sorted by node.
   ///
-  /// - Throws: `DatabaseError`.
+  /// - Throws: ``StoreError``.
   public func collectStatus() throws -> [CollectStatus] {
-    try dbWriter.read { db in
+    try reading("read the collect status") { db in
       try CollectStatus.fetchAll(
         db,
         sql: """
-          SELECT n.name AS node, c.source AS source, c.offset AS offset, c.inode AS inode,
+          SELECT n.name AS node, c.source AS source, c.kind AS kind,
             (SELECT MAX(collected_at) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
               AS lastCollectedAt,
             (SELECT COUNT(*) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source) AS batches,
@@ -40,8 +39,7 @@ extension TraceStore {
               AS skipped,
             (SELECT IFNULL(SUM(connections), 0) FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source)
               AS connections,
-            (SELECT COUNT(*) FROM lines l WHERE l.node_id = c.node_id AND l.outcome = 0)
-              + (SELECT IFNULL(SUM(pending), 0) FROM line_blocks b WHERE b.node_id = c.node_id) AS pending,
+            (SELECT IFNULL(SUM(pending), 0) FROM line_blocks b WHERE b.node_id = c.node_id) AS pending,
             (SELECT clock_offset_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source
               ORDER BY id DESC LIMIT 1) AS clockOffset,
             (SELECT clock_bound_us FROM batches b WHERE b.node_id = c.node_id AND b.source = c.source

@@ -6,12 +6,14 @@ import SVCTraceCore
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.
 ///
-/// A `Sendable` value over any GRDB `DatabaseWriter`: a WAL `DatabasePool` for a file, an
-/// in-memory `DatabaseQueue` in tests. Opening runs the named, append-only migrations.
-public struct TraceStore: Sendable {
+/// The SQLite implementation of ``TraceStoring``: one owner of a GRDB `DatabaseWriter` (a WAL
+/// `DatabasePool` for a file, an in-memory `DatabaseQueue` in tests) and of the raw segment
+/// files beside it. Its settings are fixed when it opens; the mutable parts (line-id
+/// reservations, segment writers) keep their own locks. Opening runs the migrations.
+public final class TraceStore: TraceStoring {
   let dbWriter: any DatabaseWriter
-  /// Correlation tunables used by ``commit(_:)``.
-  public var correlation: CorrelationSettings
+  /// Correlation tunables used by every commit.
+  public let correlation: CorrelationSettings
   /// Line ids for batches correlated ahead of their commit (``CorrelatedBatch``).
   let lineIDs = LineIDAllocator()
   /// Where the raw text of lines goes: segment files beside a store on disk; `nil` (the text
@@ -22,19 +24,37 @@ public struct TraceStore: Sendable {
   let commitRawWriter: RawSegmentWriter?
   /// Reads stored lines back when a node's correlator state must be rebuilt by replaying the
   /// batches committed after its last stored state (a collect interrupted between two states):
-  /// the parser that parsed them. Default: the kernel LOG parser.
-  public var replayParser: @Sendable () -> any LineParsing = {
+  /// for the kind of source of each batch (``SourceCursor/kind``), the parser that parsed them.
+  /// Default: the kernel LOG parser for every kind.
+  public let replayParser: ReplayParsers
+
+  /// A fresh parser for the lines of batches from one kind of source.
+  public typealias ReplayParsers = @Sendable (_ sourceKind: String) -> any LineParsing
+
+  /// The kernel LOG parser for every kind of source, the default ``replayParser``.
+  public static let kernelLogParser: ReplayParsers = { _ in
     PacketLineParser(referenceMicros: ClockOffset.wallClockMicros())
   }
 
   /// Opens (creating if needed) the store at `path`, in WAL mode.
   ///
-  /// - Throws: `DatabaseError` when the file cannot be opened or migrated, `CocoaError` when
+  /// - Throws: ``StoreError`` when the file cannot be created, opened or migrated, `CocoaError` when
   ///   the directory cannot be created.
-  public init(path: String, correlation: CorrelationSettings = CorrelationSettings()) throws {
+  public convenience init(
+    path: String, correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
+  ) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    }
+    // The store holds the cluster's traffic: readable by its owner only. SQLite gives the -wal
+    // and -shm files the database file's mode.
+    if !FileManager.default.fileExists(atPath: path),
+      !FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+    {
+      throw StoreError(operation: "create the store \(path)", errno: errno)
     }
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
@@ -45,30 +65,46 @@ public struct TraceStore: Sendable {
       // store outgrows it. A bounded cache keeps ingest throughput flat (memory stays capped).
       try db.execute(sql: "PRAGMA cache_size = -\(Self.cacheKiB)")
     }
+    let pool: DatabasePool
+    do {
+      pool = try DatabasePool(path: path, configuration: configuration)
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "open the store \(path)", error)
+    }
     try self.init(
-      writer: DatabasePool(path: path, configuration: configuration), correlation: correlation,
-      rawSegments: RawSegments(directory: path + ".raw"))
+      writer: pool, correlation: correlation,
+      rawSegments: RawSegments(directory: path + ".raw"), replayParser: replayParser)
   }
 
   /// The page cache of each connection, KiB (an upper bound: pages are allocated as used).
   static let cacheKiB = 64 * 1024
 
   /// Wraps an existing writer (an in-memory `DatabaseQueue()` in tests) and migrates it.
-  public init(writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings()) throws {
-    try self.init(writer: writer, correlation: correlation, rawSegments: nil)
+  public convenience init(
+    writer: any DatabaseWriter, correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
+  ) throws {
+    try self.init(writer: writer, correlation: correlation, rawSegments: nil, replayParser: replayParser)
   }
 
-  init(writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?) throws {
+  init(
+    writer: any DatabaseWriter, correlation: CorrelationSettings, rawSegments: RawSegments?,
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
+  ) throws {
     self.dbWriter = writer
     self.correlation = correlation
+    self.replayParser = replayParser
     self.rawSegments = rawSegments
     self.commitRawWriter = rawSegments?.makeWriter()
-    try Self.migrator.migrate(writer)
+    try Self.migrate(writer, location: writer.path)
   }
 
   /// An empty in-memory store.
-  public static func inMemory() throws -> TraceStore {
-    try TraceStore(writer: DatabaseQueue())
+  public static func inMemory(
+    correlation: CorrelationSettings = CorrelationSettings(),
+    replayParser: @escaping ReplayParsers = TraceStore.kernelLogParser
+  ) throws -> TraceStore {
+    try TraceStore(writer: DatabaseQueue(), correlation: correlation, replayParser: replayParser)
   }
 
   /// The store path: `$SVCTRACE_STORE`, else `$XDG_DATA_HOME/svctrace/svctrace.sqlite`, else
@@ -93,18 +129,11 @@ public struct TraceStore: Sendable {
 
   // MARK: Schema
 
-  /// Secondary indexes of the v1 `connections` table (converted to blocks and dropped by v3).
-  static let connectionIndexes: [(name: String, columns: String)] = [
-    ("connections_by_client", "client_ip, client_port, time"),
-    ("connections_by_service", "service_ip, service_port, time"),
-    ("connections_by_pod", "pod_ip, time"),
-    ("connections_by_time", "time"),
-    ("connections_by_node", "node_id, time"),
-  ]
-
+  /// The schema, as one migration per released change (none yet beyond the first). A
+  /// migration, once released, never changes: later changes are new migrations.
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
-    migrator.registerMigration("v1-collect") { db in
+    migrator.registerMigration("v1") { db in
       try db.execute(
         sql: """
           CREATE TABLE nodes (
@@ -112,20 +141,23 @@ public struct TraceStore: Sendable {
             name TEXT NOT NULL UNIQUE
           );
           -- Where each node's source was read up to; updated with the data it covers.
+          -- The cursor is the source's own: its kind (SourceCursor.kind) and its encoding of
+          -- its position (read only by a source of that kind).
           CREATE TABLE cursors (
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
             source TEXT NOT NULL,
-            inode INTEGER NOT NULL,
-            fingerprint BLOB NOT NULL,
-            size INTEGER NOT NULL,
-            offset INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            state BLOB NOT NULL,
             updated_at INTEGER NOT NULL,
             PRIMARY KEY (node_id, source)
           ) WITHOUT ROWID;
+          -- kind: the kind of source (as in cursors), which picks the parser that replays the
+          -- batch's lines.
           CREATE TABLE batches (
             id INTEGER PRIMARY KEY,
             node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
             source TEXT NOT NULL,
+            kind TEXT NOT NULL,
             collected_at INTEGER NOT NULL,
             clock_offset_us INTEGER NOT NULL,
             clock_bound_us INTEGER NOT NULL,
@@ -137,57 +169,89 @@ public struct TraceStore: Sendable {
             events TEXT NOT NULL DEFAULT ''
           );
           CREATE INDEX batches_by_time ON batches(collected_at);
-          -- Raw packet lines (for --explain) and their correlation outcome:
-          -- 0 pending, 1 matched, 2 duplicate, 3 orphan, 4 expired.
-          CREATE TABLE lines (
-            id INTEGER PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            time INTEGER NOT NULL,
-            stage INTEGER NOT NULL,
-            proto INTEGER NOT NULL,
-            src_ip BLOB NOT NULL,
-            src_port INTEGER NOT NULL,
-            dst_ip BLOB NOT NULL,
-            dst_port INTEGER NOT NULL,
-            ip_id INTEGER,
-            len INTEGER NOT NULL,
-            outcome INTEGER NOT NULL,
-            raw TEXT NOT NULL
-          );
-          CREATE INDEX lines_by_time ON lines(time);
-          CREATE INDEX lines_pending ON lines(node_id) WHERE outcome = 0;
-          -- The correlator's carry-over per node (pending pre lines, recent matches).
+          -- The correlator's carry-over per node (pending pre lines, recent matches). A collect
+          -- stores it with some of its batches only (every few, and the last of a run): `state`
+          -- is the state after batch `state_batch` (0: before the node's first batch),
+          -- `last_batch` the node's newest batch. Lines of the batches in between are replayed
+          -- through the correlator to continue (after an interrupted collect).
           CREATE TABLE correlation_state (
             node_id INTEGER PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
-            state BLOB NOT NULL
+            state BLOB NOT NULL,
+            state_batch INTEGER NOT NULL,
+            last_batch INTEGER NOT NULL
           );
-          -- Correlated connections. Addresses are 16-byte IPv6 (IPv4-mapped) blobs, which
-          -- compare bytewise in address order. method: 1 exact-id, 2 sport-window,
-          -- 3 retransmit-dedup.
-          CREATE TABLE connections (
-            id INTEGER PRIMARY KEY,
-            time INTEGER NOT NULL,
-            node_id INTEGER NOT NULL,
-            proto INTEGER NOT NULL,
-            client_ip BLOB NOT NULL,
-            client_port INTEGER NOT NULL,
-            service_ip BLOB NOT NULL,
-            service_port INTEGER NOT NULL,
-            pod_ip BLOB NOT NULL,
-            pod_port INTEGER NOT NULL,
-            method INTEGER NOT NULL,
-            pre_line_id INTEGER,
-            post_line_id INTEGER
+          -- A batch's packet lines, stored as one block: their raw text in one blob, with
+          -- per-line times, stages and outcomes in parallel arrays. Line first_id + i is entry i
+          -- of the block.
+          CREATE TABLE line_blocks (
+            first_id INTEGER PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- The newest line time (node clock, µs), for prune.
+            last_time INTEGER NOT NULL,
+            -- Pre lines of the block still waiting for their post line.
+            pending INTEGER NOT NULL,
+            -- Per line: node-clock time (Int64 LE, µs); stage << 4 | outcome (1 byte; stage 1
+            -- pre, 2 post; outcome 0 pending, 1 matched, 2 duplicate, 3 orphan, 4 expired); end
+            -- offset in raw after its newline (UInt32 LE).
+            times BLOB NOT NULL,
+            flags BLOB NOT NULL,
+            ends BLOB NOT NULL,
+            raw BLOB NOT NULL
           );
-          """)
-      for index in connectionIndexes {
-        try db.execute(sql: "CREATE INDEX \(index.name) ON connections(\(index.columns))")
-      }
-    }
-    migrator.registerMigration("v1-names") { db in
-      try db.execute(
-        sql: """
+          CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
+          CREATE INDEX line_blocks_by_batch ON line_blocks(batch_id);
+          -- A store on disk keeps the raw text of a line block in a segment file beside it
+          -- (RawSegments.swift): this row says which and where (the block's own `raw` is then
+          -- empty). Blocks without a row keep their text in `raw`.
+          CREATE TABLE line_raw (
+            first_id INTEGER PRIMARY KEY,
+            segment INTEGER NOT NULL,
+            offset INTEGER NOT NULL
+          );
+          CREATE INDEX line_raw_by_segment ON line_raw(segment);
+          -- A batch's connections, stored as one block (a row per batch and node, not per
+          -- connection): the columns of its connections encoded together in `data`, a Bloom
+          -- filter over their (client ip, client port) pairs in `client_bloom` (ClientBloom.swift),
+          -- and one `block_keys` row per distinct client, service address:port, service port and
+          -- pod of the block. The id of a connection is block id << 24 | slot (its position in
+          -- the block); AUTOINCREMENT so that ids never come back after a prune (`trace
+          -- --follow` polls with the last id). Addresses are 16-byte IPv6 (IPv4-mapped) blobs.
+          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
+          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
+          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
+          -- (varints), client ports (u16), service/pod ports (varints), methods (1 exact-id,
+          -- 2 sport-window, 3 retransmit-dedup, ...), pre line ids as deltas and post line ids
+          -- relative to their pre line: ≈ 15 bytes a connection.
+          CREATE TABLE connection_blocks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+            batch_id INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            -- Oldest and newest connection time (µs, corrected clock).
+            min_time INTEGER NOT NULL,
+            max_time INTEGER NOT NULL,
+            -- The highest slot ever given in the block (ids stay even when prune drops entries).
+            max_slot INTEGER NOT NULL
+          );
+          CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
+          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
+          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
+          -- the filter before the data, so that a filter line is read without walking the
+          -- data's overflow pages.
+          CREATE TABLE connection_block_data (
+            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
+            client_bloom BLOB NOT NULL,
+            data BLOB NOT NULL
+          );
+          -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
+          CREATE TABLE block_keys (
+            kind INTEGER NOT NULL,
+            key BLOB NOT NULL,
+            block_id INTEGER NOT NULL,
+            PRIMARY KEY (kind, key, block_id)
+          ) WITHOUT ROWID;
           -- Cluster object snapshots as taken (kubectl get services,endpointslices,pods -A -o json).
           CREATE TABLE snapshots (
             id INTEGER PRIMARY KEY,
@@ -239,107 +303,31 @@ public struct TraceStore: Sendable {
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
     }
-    migrator.registerMigration("v2-line-blocks") { db in
-      try db.execute(
-        sql: """
-          -- From v2 on, a batch's packet lines are stored as one block instead of a row each:
-          -- their raw text in one blob, with per-line times, stages and outcomes in parallel
-          -- arrays. Line ids continue those of `lines` (which keeps lines stored before v2):
-          -- line first_id + i is entry i of the block.
-          CREATE TABLE line_blocks (
-            first_id INTEGER PRIMARY KEY,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            -- The newest line time (node clock, µs), for prune.
-            last_time INTEGER NOT NULL,
-            -- Pre lines of the block still waiting for their post line.
-            pending INTEGER NOT NULL,
-            -- Per line: node-clock time (Int64 LE, µs); stage << 4 | outcome (1 byte; stage 1
-            -- pre, 2 post; outcome as in `lines`); end offset in raw after its newline (UInt32 LE).
-            times BLOB NOT NULL,
-            flags BLOB NOT NULL,
-            ends BLOB NOT NULL,
-            raw BLOB NOT NULL
-          );
-          CREATE INDEX line_blocks_by_time ON line_blocks(last_time);
-          """)
-    }
-    migrator.registerMigration("v3-connection-blocks") { db in
-      try db.execute(
-        sql: """
-          -- From v3 on, a batch's connections are stored as one block (a row per batch and node,
-          -- not per connection): the columns of its connections encoded together in `data` (see
-          -- ConnectionBlock.swift for the layout), a Bloom filter over their (client ip, client
-          -- port) pairs in `client_bloom` (ClientBloom.swift), and one `block_keys` row per
-          -- distinct client, service address:port, service port and pod of the block. The id of
-          -- a connection is block id << 24 | slot (its position in the block); AUTOINCREMENT so
-          -- that ids never come back after a prune (`trace --follow` polls with the last id).
-          -- Rows of the v1 `connections` table are converted into blocks here.
-          -- `data` (ConnectionBlock.swift): version, count, then one column after the other:
-          -- slots (only after a prune rewrote the block), times as zigzag varint deltas, protos,
-          -- an address dictionary (4 or 16 bytes each), client/service/pod dictionary indices
-          -- (varints), client ports (u16), service/pod ports (varints), methods, pre line ids as
-          -- deltas and post line ids relative to their pre line: ≈ 15 bytes a connection.
-          CREATE TABLE connection_blocks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
-            batch_id INTEGER NOT NULL,
-            count INTEGER NOT NULL,
-            -- Oldest and newest connection time (µs, corrected clock).
-            min_time INTEGER NOT NULL,
-            max_time INTEGER NOT NULL,
-            -- The highest slot ever given in the block (ids stay even when prune drops entries).
-            max_slot INTEGER NOT NULL
-          );
-          CREATE INDEX connection_blocks_by_time ON connection_blocks(max_time, min_time);
-          CREATE INDEX connection_blocks_by_start ON connection_blocks(min_time);
-          -- The blobs apart from the metadata, so that selecting blocks reads a few small pages;
-          -- the filter before the data, so that a filter line is read without walking the
-          -- data's overflow pages.
-          CREATE TABLE connection_block_data (
-            block_id INTEGER PRIMARY KEY REFERENCES connection_blocks(id) ON DELETE CASCADE,
-            client_bloom BLOB NOT NULL,
-            data BLOB NOT NULL
-          );
-          -- kind: 1 client ip (16 bytes), 2 service ip + port (18), 3 service port (2), 4 pod ip (16).
-          CREATE TABLE block_keys (
-            kind INTEGER NOT NULL,
-            key BLOB NOT NULL,
-            block_id INTEGER NOT NULL,
-            PRIMARY KEY (kind, key, block_id)
-          ) WITHOUT ROWID;
-          """)
-      try Self.convertLegacyConnections(db)
-    }
-    migrator.registerMigration("v4-raw-segments") { db in
-      try db.execute(
-        sql: """
-          -- From v4 on, a store on disk keeps the raw text of a line block in a segment file
-          -- beside it (RawSegments.swift): this row says which and where (the block's own `raw`
-          -- is then empty). Blocks without a row keep their text in `raw`.
-          CREATE TABLE line_raw (
-            first_id INTEGER PRIMARY KEY,
-            segment INTEGER NOT NULL,
-            offset INTEGER NOT NULL
-          );
-          CREATE INDEX line_raw_by_segment ON line_raw(segment);
-          """)
-    }
-    migrator.registerMigration("v5-state-batches") { db in
-      try db.execute(
-        sql: """
-          -- From v5 on, a collect stores a node's correlator state with some of its batches only
-          -- (every few, and the last of a run): `state` is the state after batch `state_batch`
-          -- (0: before the node's first batch), `last_batch` the node's newest batch. Lines of
-          -- the batches in between are replayed through the correlator to continue (after an
-          -- interrupted collect). NULLs (rows from before v5): `state` is current.
-          ALTER TABLE correlation_state ADD COLUMN state_batch INTEGER;
-          ALTER TABLE correlation_state ADD COLUMN last_batch INTEGER;
-          CREATE INDEX line_blocks_by_batch ON line_blocks(batch_id);
-          """)
-    }
     return migrator
+  }
+
+  /// Migrates `writer`, refusing a store that a newer svctrace has migrated further (its
+  /// schema is unknown here).
+  static func migrate(_ writer: any DatabaseWriter, location: String) throws {
+    let migrator = Self.migrator
+    let unknown: Set<String>
+    do {
+      unknown = try writer.read { db in try migrator.appliedIdentifiers(db).subtracting(migrator.migrations) }
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "open the store \(location)", error)
+    }
+    guard unknown.isEmpty else {
+      throw StoreError(
+        operation: "open the store \(location)", cause: .unsupportedSchema(unknownMigrations: unknown.sorted()),
+        message:
+          "it was written by a newer svctrace (schema \(unknown.sorted().joined(separator: ", ")) is unknown here); use that svctrace or another store"
+      )
+    }
+    do {
+      try migrator.migrate(writer)
+    } catch let error as DatabaseError {
+      throw StoreError(operation: "migrate the store \(location)", error)
+    }
   }
 }
 
@@ -371,15 +359,80 @@ extension IPAddress {
   static let any = IPAddress(high: 0, low: 0)
 }
 
-/// A store failure that is not a database error: bad input, inconsistent data.
+/// A store failure: the operation ("open the store /x", "commit a batch of node1"), its cause
+/// as a value, and the reason in words. Reads "Unable to <operation>: <message>".
 public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
+  /// Why an operation failed.
+  public enum Cause: Sendable, Equatable {
+    /// SQLite refused: its primary and extended result codes, as GRDB reported them.
+    case sqlite(code: Int32, extendedCode: Int32)
+    /// A system call failed with this `errno`.
+    case system(errno: Int32)
+    /// The store was migrated by a newer svctrace: the schema changes this build does not know.
+    case unsupportedSchema(unknownMigrations: [String])
+    /// The request names something no stored data knows (a Service, a pod).
+    case notFound
+    /// The input or the stored data is not what it must be (the message says how).
+    case invalidData
+  }
+
   public var operation: String
+  public var cause: Cause
   public var message: String
 
-  public init(operation: String, message: String) {
+  public init(operation: String, cause: Cause = .invalidData, message: String) {
     self.operation = operation
+    self.cause = cause
     self.message = message
   }
 
+  /// A failed system call: `errno` and its text.
+  public init(operation: String, errno code: Int32) {
+    self.init(operation: operation, cause: .system(errno: code), message: String(cString: strerror(code)))
+  }
+
+  /// A database error with its SQLite result codes.
+  public init(operation: String, _ error: DatabaseError) {
+    self.init(
+      operation: operation,
+      cause: .sqlite(
+        code: error.resultCode.primaryResultCode.rawValue, extendedCode: error.extendedResultCode.rawValue),
+      message: error.message ?? "\(error.resultCode)")
+  }
+
   public var description: String { "Unable to \(operation): \(message)" }
+}
+
+extension TraceStore {
+  /// `dbWriter.read`, a `DatabaseError` becoming a ``StoreError`` naming `operation`.
+  func reading<T>(_ operation: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
+    do { return try dbWriter.read(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// ``reading(_:_:)`` off the caller's thread.
+  func reading<T: Sendable>(_ operation: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+    async throws -> T
+  {
+    do { return try await dbWriter.read(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// `dbWriter.write` (one transaction), a `DatabaseError` becoming a ``StoreError``.
+  func writing<T>(_ operation: @autoclosure () -> String, _ body: (Database) throws -> T) throws -> T {
+    do { return try dbWriter.write(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
+
+  /// ``writing(_:_:)`` off the caller's thread.
+  func writing<T: Sendable>(_ operation: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+    async throws -> T
+  {
+    do { return try await dbWriter.write(body) } catch let error as DatabaseError {
+      throw StoreError(operation: operation(), error)
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Ingest
 import Logs
 import SVCTraceCore
 import Store
@@ -130,7 +131,7 @@ import Testing
     try lines.write(toFile: path, atomically: true, encoding: .utf8)
     defer { try? FileManager.default.removeItem(atPath: path) }
     let store = try TraceStore.inMemory()
-    _ = try await store.collect(
+    _ = try await Ingestor(store: store).collect(
       from: LocalFileSource(node: .init("node1"), path: path), makeParser: { PacketLineParser(referenceMicros: 0) },
       clock: .zero)
     let records = try store.connections(matching: TraceQuery())

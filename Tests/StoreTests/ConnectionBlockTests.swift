@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LogGeneration
 import SVCTraceCore
+import StoreTestSupport
 import Testing
 
 @testable import Logs
@@ -237,10 +238,10 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() == all.map(\.id).max())
   }
 
-  @Test func aRedispatchRewritesTheBlockOfAnEarlierBatchAmongMany() throws {
+  @Test func aRedispatchRewritesTheBlockOfAnEarlierBatchAmongMany() async throws {
     let store = try TraceStore.inMemory()
     let t0: Int64 = 1_780_000_000_000_000
-    try store.commit(
+    try await store.commit(
       batch([
         fakeLine(t0, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 100),
         fakeLine(t0 + 2, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 100),
@@ -254,12 +255,12 @@ struct ConnectionBlockTests {
         lines.append(fakeLine(time, .pre, "10.244.1.10", port, "10.96.0.10", 80, id: UInt32(port)))
         lines.append(fakeLine(time + 1, .post, "10.244.1.10", port, "10.244.3.3", 8080, id: UInt32(port)))
       }
-      try store.commit(batch(lines, offset: UInt64(round + 1)))
+      try await store.commit(batch(lines, offset: UInt64(round + 1)))
     }
     let before = try store.connections(matching: TraceQuery())
     #expect(before.count == 101)
     // The retry of the first connection, DNATed to another pod.
-    try store.commit(
+    try await store.commit(
       batch(
         [
           fakeLine(t0 + 900_000, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 101),
@@ -275,14 +276,14 @@ struct ConnectionBlockTests {
     #expect(try store.connections(matching: TraceQuery(pod: IPAddress("10.244.1.10"))).isEmpty)
   }
 
-  @Test func pruneDropsOldBlocksAndRewritesStraddlingOnesKeepingIDs() throws {
+  @Test func pruneDropsOldBlocksAndRewritesStraddlingOnesKeepingIDs() async throws {
     let (store, all) = try blockStore(randomConnections(count: 2000, seed: 6), blockSize: 150)
     let times = all.map(\.entry.timeMicros).sorted()
     let cutoff = times[times.count / 3]
-    let blocksBefore = try store.dbWriter.read { db in
+    let blocksBefore = try await store.dbWriter.read { db in
       try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks")
     }
-    let straddling = try store.dbWriter.read { db in
+    let straddling = try await store.dbWriter.read { db in
       try Int.fetchOne(
         db, sql: "SELECT COUNT(*) FROM connection_blocks WHERE min_time < ? AND max_time >= ?",
         arguments: [cutoff, cutoff])
@@ -294,7 +295,7 @@ struct ConnectionBlockTests {
     #expect(summary.connections == all.count - kept.count)
     #expect(try store.connections(matching: TraceQuery()).map(\.id) == bruteForce(kept, TraceQuery()))
     #expect(
-      try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0
+      try await store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM connection_blocks") } ?? 0
         < blocksBefore ?? 0)
     for item in kept.prefix(100) {
       let query = TraceQuery(client: item.entry.client, clientPort: item.entry.clientPort)
@@ -310,7 +311,7 @@ struct ConnectionBlockTests {
     try store.prune(olderThan: .max)
     #expect(try store.latestConnectionID() == nil)
     let t = times[0]
-    try store.commit(
+    try await store.commit(
       batch([
         fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
         fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
@@ -318,70 +319,19 @@ struct ConnectionBlockTests {
     #expect(try store.latestConnectionID() ?? 0 > latest ?? 0)
   }
 
-  @Test func aStoreWithV1ConnectionRowsIsConvertedAndAnswersLookups() throws {
-    let queue = try DatabaseQueue()
-    try TraceStore.migrator.migrate(queue, upTo: "v2-line-blocks")
-    let rows = randomConnections(count: 700, seed: 7)
-    try queue.write { db in
-      for node in 0..<3 {
-        try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (?, ?)", arguments: [node + 1, "node\(node)"])
-      }
-      for (index, (node, entry)) in rows.enumerated() {
-        try db.execute(
-          sql: """
-            INSERT INTO connections (id, time, node_id, proto, client_ip, client_port, service_ip, service_port, pod_ip,
-              pod_port, method, pre_line_id, post_line_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-          arguments: [
-            index + 1, entry.timeMicros, node + 1, Int(entry.proto), entry.client.blob, Int(entry.clientPort),
-            entry.service.blob, Int(entry.servicePort), entry.pod.blob, Int(entry.podPort), Int(entry.method),
-            index % 5 == 0 ? nil : entry.preID, entry.postID,
-          ])
-      }
-    }
-    let store = try TraceStore(writer: queue)
-    #expect(try store.appliedMigrations().contains("v3-connection-blocks"))
-    let found = try store.connections(matching: TraceQuery())
-    #expect(found.count == rows.count)
-    // Same connections, oldest first (ids are new).
-    let expected = rows.enumerated().sorted {
-      ($0.element.entry.timeMicros, $0.offset) < ($1.element.entry.timeMicros, $1.offset)
-    }
-    #expect(found.map(\.timeMicros) == expected.map(\.element.entry.timeMicros))
-    #expect(found.map(\.node.name) == expected.map { "node\($0.element.node)" })
-    #expect(found.map(\.pod) == expected.map(\.element.entry.pod))
-    #expect(found.map(\.preLineID) == expected.map { $0.offset % 5 == 0 ? nil : $0.element.entry.preID })
-    let sample = rows[123].entry
-    let point = try store.connections(matching: TraceQuery(client: sample.client, clientPort: sample.clientPort))
-    #expect(point.contains { $0.timeMicros == sample.timeMicros && $0.pod == sample.pod })
-    #expect(
-      try store.connections(matching: TraceQuery(service: sample.service)).count
-        == rows.count { $0.entry.service == sample.service })
-    #expect(try queue.read { db in try db.tableExists("connections") } == false)
-    // New commits get ids after the converted ones.
-    let t = sample.timeMicros
-    try store.commit(
-      batch([
-        fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
-        fakeLine(t + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
-      ]))
-    let newest = try store.connections(matching: TraceQuery(afterID: found.map(\.id).max()))
-    #expect(newest.map(\.clientPort) == [40000])
-  }
-
-  @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() throws {
+  @Test func aCommitCorrelatesAgainstWhatAnotherWriterStored() async throws {
     let directory = try TempDirectory()
     let first = try TraceStore(path: directory.file("s.sqlite"))
     let second = try TraceStore(path: directory.file("s.sqlite"))
     let t: Int64 = 1_780_000_000_000_000
     let post = fakeLine(t + 2, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)
     // `first` leaves the pre line pending; `second` joins it behind its back.
-    try first.commit(batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
-    try second.commit(batch([post], offset: 1))
+    try await first.commit(batch([fakeLine(t, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    try await second.commit(batch([post], offset: 1))
     #expect(try first.connections(matching: TraceQuery()).count == 1)
     // The same post line again through `first`: with the state `first` last wrote it would join
     // the pre line a second time; with the stored one it is a duplicate.
-    let summary = try first.commit(batch([post], offset: 2))
+    let summary = try await first.commit(batch([post], offset: 2))
     #expect(summary.connections == 0)
     #expect(try first.connections(matching: TraceQuery()).count == 1)
   }
@@ -394,7 +344,7 @@ struct ConnectionBlockTests {
     }
     // The first chunk (committing while the second pull ran) is stored, with its cursor.
     #expect(try storedSequence(store, node: "node-fail") == [1, 2, 3])
-    #expect(try store.cursor(node: HostID("node-fail"), source: "test:fail")?.offset == 18)
+    #expect(try store.cursor(node: HostID("node-fail"), source: "test:fail").flatMap(FileCursor.init)?.offset == 18)
   }
 }
 
@@ -407,7 +357,7 @@ private struct FailingSecondPullSource: CaptureSource {
     guard cursor == nil else { throw CaptureError(host: node, operation: "pull", message: "connection lost") }
     let data = Array("seq 1\nseq 2\nseq 3\n".utf8)
     return SourceChunk(
-      data: data, cursor: SourceCursor(inode: 1, fingerprint: [1], size: 100, offset: UInt64(data.count)),
+      data: data, cursor: FileCursor(inode: 1, fingerprint: [1], size: 100, offset: UInt64(data.count)).sourceCursor,
       isCaughtUp: false, transferredBytes: data.count, file: "/f", events: [])
   }
 }

@@ -1,8 +1,11 @@
 import Foundation
 import GRDB
+import Ingest
 import LogGeneration
 import SVCTraceCore
 import SVCTraceTestSupport
+import StoreTestSupport
+import Synchronization
 import Testing
 
 @testable import Logs
@@ -16,8 +19,9 @@ func batch(
   let data = Array(lines.map { $0 + "\n" }.joined().utf8)
   let chunk = SourceChunk(
     data: data,
-    cursor: SourceCursor(
-      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)),
+    cursor: FileCursor(
+      inode: 7, fingerprint: Array("fp".utf8), size: offset + UInt64(data.count), offset: offset + UInt64(data.count)
+    ).sourceCursor,
     isCaughtUp: true, transferredBytes: data.count, file: "/var/log/iptables.log", events: [])
   var parser = FakeParser()
   return CollectedBatch(
@@ -35,24 +39,88 @@ struct StoreTests {
   let t1: Int64 = 1_780_000_000_000_000  // first snapshot
   var t2: Int64 { t1 + 3_600_000_000 }  // second snapshot, an hour later
 
-  @Test func migrationsAreNamedAndIdempotent() throws {
+  @Test func migrationsAreNamedAndIdempotent() async throws {
     let directory = try TempDirectory()
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
     #expect(
-      try store.appliedMigrations() == [
-        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
-      ])
-    let mode = try store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+      try store.appliedMigrations() == ["v1"])
+    let mode = try await store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
-    try store.commit(batch(["seq 1"]))
+    try await store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
     #expect(
-      try reopened.appliedMigrations() == [
-        "v1-collect", "v1-names", "v2-line-blocks", "v3-connection-blocks", "v4-raw-segments", "v5-state-batches",
-      ])
+      try reopened.appliedMigrations() == ["v1"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
+  }
+
+  @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("svctrace.sqlite")
+    let store = try TraceStore(path: path)
+    try await store.commit(batch(["seq 1"]))
+    // What a later svctrace would leave: a migration this one does not know.
+    try await store.dbWriter.write { db in
+      try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2-from-the-future')")
+    }
+    let error = try #require(throws: StoreError.self) { try TraceStore(path: path) }
+    #expect(error.description.contains("newer svctrace") && error.description.contains("v2-from-the-future"))
+    #expect(error.description.hasPrefix("Unable to open the store \(path)"))
+    #expect(error.cause == .unsupportedSchema(unknownMigrations: ["v2-from-the-future"]))
+  }
+
+  @Test func errorsCarryTheirCauseAsAValue() async throws {
+    let directory = try TempDirectory()
+    // SQLite cannot open a directory as a database: its result code comes with the error.
+    let notAFile = try #require(throws: StoreError.self) { try TraceStore(path: directory.path) }
+    guard case .sqlite(let code, _) = notAFile.cause else {
+      Issue.record("expected a SQLite cause, got \(notAFile.cause)")
+      return
+    }
+    #expect(code == 14, "SQLITE_CANTOPEN")
+    #expect(notAFile.description.hasPrefix("Unable to open the store \(directory.path): "))
+    // A raw segment gone from under the store: the errno of the failed open.
+    let path = directory.file("store.sqlite")
+    let store = try TraceStore(path: path)
+    try await store.commit(
+      batch([
+        fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+      ]))
+    for segment in try FileManager.default.contentsOfDirectory(atPath: path + ".raw") {
+      try FileManager.default.removeItem(atPath: path + ".raw/" + segment)
+    }
+    let record = try #require(try store.connections(matching: TraceQuery()).first)
+    let missing = try #require(throws: StoreError.self) { try store.explain(record) }
+    #expect(missing.cause == .system(errno: ENOENT))
+    #expect(missing.message == String(cString: strerror(ENOENT)))
+    // A local capture source whose file is missing.
+    let source = LocalFileSource(node: HostID("node1"), path: directory.file("missing.log"))
+    let capture = try await #require(throws: CaptureError.self) {
+      try await source.pull(after: nil, maxBytes: 4096)
+    }
+    #expect(capture.cause == .system(errno: ENOENT))
+    #expect(capture.description == "Unable to read \(directory.file("missing.log")) on node1: no such readable file")
+  }
+
+  @Test func theStoreFileAndRawDirectoryAreTheOwnersOnly() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("new/svctrace.sqlite")
+    let store = try TraceStore(path: path)
+    var lines: [String] = []
+    for index in 0..<10 { lines.append(fakeLine(t1 + Int64(index), .pre, "10.244.1.5", 40000, "10.96.0.10", 80)) }
+    try await store.commit(batch(lines))
+    func mode(_ path: String) throws -> Int {
+      try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777
+    }
+    #expect(try mode(path) == 0o600)
+    #expect(try mode(path + "-wal") == 0o600)
+    #expect(try mode(directory.file("new")) == 0o700)
+    #expect(try mode(path + ".raw") == 0o700)
+    let segments = try FileManager.default.contentsOfDirectory(atPath: path + ".raw")
+    #expect(!segments.isEmpty)
+    for segment in segments { #expect(try mode(path + ".raw/" + segment) == 0o600) }
   }
 
   @Test func defaultPathHonoursTheEnvironment() {
@@ -63,328 +131,6 @@ struct StoreTests {
     #expect(
       TraceStore.defaultPath(environment: ["XDG_DATA_HOME": "relative", "HOME": "/h"])
         == "/h/.local/share/svctrace/svctrace.sqlite")
-  }
-
-  @Test func commitStoresLinesConnectionsBatchAndCursorTogether() throws {
-    let store = try TraceStore.inMemory()
-    let summary = try store.commit(
-      batch(
-        [
-          fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
-          "garbage that the parser skips",
-          fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
-        ], clock: ClockOffset(offsetMicros: 500, boundMicros: 20)))
-    #expect(summary.lines == 2 && summary.skipped == 1 && summary.connections == 1)
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.count == 1)
-    #expect(records[0].timeMicros == t1 - 500)
-    let cursor = try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log")
-    #expect(cursor?.inode == 7 && cursor?.offset ?? 0 > 0)
-    let row = try #require(
-      try store.dbWriter.read { db in
-        try Row.fetchOne(db, sql: "SELECT clock_offset_us, clock_bound_us, lines, skipped, connections FROM batches")
-      })
-    #expect(
-      row[0] as Int64 == 500 && row[1] as Int64 == 20 && row[2] as Int == 3 && row[3] as Int == 1 && row[4] as Int == 1)
-    let explained = try store.explain(records[0])
-    #expect(explained.map(\.stage) == ["pre", "post"])
-    #expect(explained.allSatisfy { $0.outcome == "matched" })
-    #expect(explained[0].raw.hasPrefix("T=\(t1) PRE"))
-  }
-
-  @Test func collectStatusSummarizesEachNodeSource() throws {
-    let store = try TraceStore.inMemory()
-    try store.commit(
-      batch(
-        [fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1), "junk"],
-        clock: ClockOffset(offsetMicros: -40, boundMicros: 3)))
-    try store.commit(
-      batch([fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], node: "node2"))
-    let status = try store.collectStatus()
-    #expect(status.map(\.node) == ["node1", "node2"])
-    #expect(status[0].lines == 2 && status[0].skipped == 1 && status[0].pending == 1 && status[0].batches == 1)
-    #expect(status[0].clockOffset == -40 && status[0].clockBound == 3)
-    #expect(status[1].connections == 0 && status[1].pending == 0)
-  }
-
-  @Test func failedCommitLeavesDataStateAndCursorUnchanged() throws {
-    let store = try TraceStore.inMemory()
-    try store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
-    let cursorBefore = try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log")
-    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    #expect(throws: InjectedFault.self) { try store.commit(post, faultInjection: { throw InjectedFault() }) }
-    #expect(try store.connections(matching: TraceQuery()).isEmpty)
-    #expect(try store.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log") == cursorBefore)
-    #expect(try store.storedLines().count == 1)
-    // The retry joins the pending pre line that the failed attempt had (in memory) consumed.
-    try store.commit(post)
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.count == 1)
-    #expect(try store.explain(records[0]).allSatisfy { $0.outcome == "matched" })
-  }
-
-  @Test func aStoreWrittenBeforeLineBlocksKeepsItsLinesAndPendingState() throws {
-    // Given a v1 store whose last batch left a pre line pending in the `lines` table,
-    let queue = try DatabaseQueue()
-    try TraceStore.migrator.migrate(queue, upTo: "v1-names")
-    let pre = fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 9)
-    var correlator = Correlator(node: HostID("node1"))
-    _ = correlator.correlate([Observation(id: 7, line: try #require(FakeParser.parse(pre)))])
-    try queue.write { db in
-      try db.execute(sql: "INSERT INTO nodes (id, name) VALUES (1, 'node1')")
-      try db.execute(
-        sql: """
-          INSERT INTO lines (id, node_id, batch_id, time, stage, proto, src_ip, src_port, dst_ip, dst_port, ip_id,
-            len, outcome, raw) VALUES (7, 1, 1, ?, 1, 6, x'00', 40000, x'00', 80, 9, 60, 0, ?)
-          """, arguments: [t1, pre])
-      try db.execute(
-        sql: "INSERT INTO correlation_state (node_id, state) VALUES (1, ?)",
-        arguments: [Data(correlator.state.encoded())])
-      try db.execute(
-        sql: """
-          INSERT INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
-          VALUES (1, 'file:/var/log/iptables.log', 7, x'00', 100, 100, 1)
-          """)
-    }
-    // when it is opened (migrated) and the post line arrives,
-    let store = try TraceStore(writer: queue)
-    #expect(try store.collectStatus().map(\.pending) == [1], "the v1 pending line is counted")
-    try store.commit(batch([fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)]))
-    // then they join, line ids run on, and --explain reads the old row and the new block.
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
-    #expect(records.map(\.preLineID) == [7] && records.map(\.postLineID) == [8])
-    let explained = try store.explain(records[0])
-    #expect(explained.map(\.raw) == [pre, fakeLine(t1 + 3, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 9)])
-    #expect(explained.map(\.outcome) == ["matched", "matched"])
-    #expect(explained.map(\.stage) == ["pre", "post"])
-    #expect(explained.map(\.timeMicros) == [t1, t1 + 3])
-    #expect(try store.collectStatus().map(\.pending) == [0])
-  }
-
-  @Test func explainReadsOneLineOfABlockAndLaterOutcomesPatchIt() throws {
-    let store = try TraceStore.inMemory()
-    // A block whose last line stays pending, then the batch that decides it.
-    var lines: [String] = []
-    for index in 0..<500 {
-      let port = UInt16(20000 + index)
-      lines.append(fakeLine(t1 + Int64(index) * ms, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1)))
-      if index < 499 {
-        lines.append(
-          fakeLine(t1 + Int64(index) * ms + 1, .post, "10.244.1.5", port, "10.244.2.7", 8080, id: UInt32(index + 1)))
-      }
-    }
-    try store.commit(batch(lines))
-    #expect(try store.collectStatus()[0].pending == 1)
-    try store.commit(
-      batch([fakeLine(t1 + 500 * ms, .post, "10.244.1.5", 20499, "10.244.3.3", 8080, id: 500)], offset: 1))
-    #expect(try store.collectStatus()[0].pending == 0)
-    let record = try #require(
-      try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20499)).first)
-    #expect(record.pod == IPAddress("10.244.3.3"))
-    let explained = try store.explain(record)
-    #expect(explained.map(\.id) == [999, 1000], "ids from 1, on across batches")
-    #expect(explained.map(\.outcome) == ["matched", "matched"])
-    #expect(explained[0].raw == lines[998] && explained[0].timeMicros == t1 + 499 * ms)
-    // A record in the middle of the first block.
-    let middle = try #require(
-      try store.connections(matching: TraceQuery(client: IPAddress("10.244.1.5"), clientPort: 20250)).first)
-    #expect(try store.explain(middle).map(\.raw) == [lines[500], lines[501]])
-  }
-
-  @Test func pendingPreJoinsPostOfALaterBatchPerNode() throws {
-    let store = try TraceStore.inMemory()
-    try store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)], node: "node1"))
-    // The same key on another node is another connection: it must not join node1's pre line.
-    try store.commit(batch([fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.9.9", 8080, id: 1)], node: "node2"))
-    #expect(try store.connections(matching: TraceQuery()).isEmpty)
-    try store.commit(batch([fakeLine(t1 + 2, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], node: "node1"))
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.map(\.node) == [HostID("node1")])
-    #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
-  }
-
-  @Test func aRetryDNATedAgainInALaterBatchMovesTheStoredConnection() throws {
-    let store = try TraceStore.inMemory()
-    try store.commit(
-      batch([
-        fakeLine(t1, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57408),
-        fakeLine(t1 + 2, .post, "10.244.1.10", 37535, "10.244.1.10", 8080, id: 57408),
-      ]))
-    #expect(try store.connections(matching: TraceQuery()).map(\.pod) == [IPAddress("10.244.1.10")!])
-    try store.commit(
-      batch([
-        fakeLine(t1 + 8 * ms, .pre, "10.244.1.10", 37535, "10.96.0.10", 80, id: 57409),
-        fakeLine(t1 + 8 * ms + 3, .post, "10.244.1.10", 37535, "10.244.2.10", 8080, id: 57409),
-      ]))
-    let records = try store.connections(matching: TraceQuery())
-    #expect(records.map(\.pod) == [IPAddress("10.244.2.10")!])
-    #expect(records.map(\.method) == [.reDNAT])
-    #expect(records.map(\.postLineID) == [4])
-  }
-
-  /// A store with both fixture snapshots and a set of connections around them.
-  func populatedStore(correlation: CorrelationSettings = CorrelationSettings()) throws -> TraceStore {
-    let store = try TraceStore(writer: DatabaseQueue(), correlation: correlation)
-    try store.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "fixture-1")
-    try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "fixture-2")
-    var lines: [String] = []
-    var port: UInt16 = 41000
-    func connection(
-      _ time: Int64, client: String = "10.244.5.5", _ service: String, _ sport: UInt16, _ pod: String, _ dport: UInt16,
-      proto: UInt8 = 6
-    ) {
-      port += 1
-      lines.append(fakeLine(time, .pre, proto: proto, client, port, service, sport, id: UInt32(port)))
-      lines.append(fakeLine(time + 1, .post, proto: proto, client, port, pod, dport, id: UInt32(port)))
-    }
-    // Between the snapshots: 3 to web-aaaaa, 1 to 10.244.2.8 (then web-bbbbb).
-    for i in 0..<3 { connection(t1 + Int64(i + 1) * 60_000 * ms, "10.96.0.10", 80, "10.244.1.7", 8080) }
-    connection(t1 + 10 * 60_000 * ms, "10.96.0.10", 80, "10.244.2.8", 8080)
-    // After the second snapshot: 3 to web-aaaaa (10.244.2.8 is now web-ddddd, gets none).
-    for i in 0..<3 { connection(t2 + Int64(i + 1) * 60_000 * ms, "10.96.0.10", 80, "10.244.1.7", 8080) }
-    // Others: web-admin, DNS over UDP, a NodePort, a hostNetwork endpoint, one before any snapshot.
-    connection(t1 + 20 * 60_000 * ms, "10.96.0.20", 9090, "10.244.1.7", 9090)
-    connection(t1 + 21 * 60_000 * ms, "10.96.0.53", 53, "10.244.1.9", 53, proto: 17)
-    connection(t2 + 20 * 60_000 * ms, client: "192.168.50.99", "192.168.50.11", 30080, "10.244.1.7", 8080)
-    connection(t2 + 21 * 60_000 * ms, "10.96.0.99", 9100, "192.168.50.11", 9100)
-    connection(t1 - 60_000 * ms, "10.96.0.10", 80, "10.244.2.8", 8080)
-    lines.sort()  // same-width timestamps: text order is time order
-    try store.commit(batch(lines))
-    return store
-  }
-
-  @Test func namesResolveByTimeIncludingAMovedIP() throws {
-    let store = try populatedStore()
-    let moved = try store.connections(matching: TraceQuery(pod: IPAddress("10.244.2.8")))
-    #expect(moved.count == 2)
-    // Before the first snapshot: nearest snapshot (the first) names it; between: the same pod.
-    #expect(moved.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"])
-    #expect(moved.allSatisfy { $0.serviceName == "default/web" && $0.podNode == "node2" })
-
-    // The pod that took the IP later is found by name only for connections it could have had.
-    let laterPod = try store.connections(matching: TraceQuery(podName: "default/web-5d9f-ddddd"))
-    #expect(
-      laterPod.map(\.podName) == ["default/web-5d9f-bbbbb", "default/web-5d9f-bbbbb"], "same IP, resolved at their time"
-    )
-
-    // A pod behind two Services lists both.
-    let admin = try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20"), servicePort: 9090))
-    #expect(admin.count == 1)
-    #expect(admin[0].serviceName == "default/web-admin")
-    #expect(admin[0].podName == "default/web-5d9f-aaaaa")
-    #expect(admin[0].podServices == ["default/web", "default/web-admin"])
-
-    // NodePort on a node address resolves to the Service through the port.
-    let nodePort = try store.connections(matching: TraceQuery(client: IPAddress("192.168.50.99")))
-    #expect(nodePort.map(\.serviceName) == ["default/web"])
-
-    // hostNetwork endpoint: the pod address is the node's; the pod table names it.
-    let host = try store.connections(matching: TraceQuery(pod: IPAddress("192.168.50.11")))
-    #expect(host.map(\.podName) == ["monitoring/node-exporter-qqqqq"])
-    #expect(host.map(\.serviceName) == [nil])
-
-    // UDP DNS.
-    let dns = try store.connections(matching: TraceQuery(proto: 17))
-    #expect(dns.map(\.serviceName) == ["kube-system/kube-dns"])
-    #expect(dns.map(\.podName) == ["kube-system/coredns-7db6-xxxxx"])
-  }
-
-  @Test func lookupsFilterAndOrder() throws {
-    let store = try populatedStore()
-    let all = try store.connections(matching: TraceQuery())
-    #expect(all.count == 12)
-    #expect(all.map(\.timeMicros) == all.map(\.timeMicros).sorted())
-    let first = all[3]
-    let point = try store.connections(matching: TraceQuery(client: first.client, clientPort: first.clientPort))
-    #expect(point.map(\.id) == [first.id])
-    let byName = try store.connections(matching: TraceQuery(serviceName: "default/web"))
-    #expect(byName.count == 9, "7 ClusterIP + 1 NodePort + 1 before the first snapshot")
-    let window = try store.connections(
-      matching: TraceQuery(serviceName: "default/web", sinceMicros: t2, untilMicros: t2 + 3_600_000_000))
-    #expect(window.count == 4)
-    #expect(try store.connections(matching: TraceQuery(node: HostID("node1"), limit: 2)).count == 2)
-    let later = try store.connections(matching: TraceQuery(afterID: all[9].id))
-    #expect(Set(later.map(\.id)) == Set(all.map(\.id).filter { $0 > all[9].id }))
-    #expect(try store.connections(matching: TraceQuery(node: HostID("nope"))).isEmpty)
-    #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(serviceName: "default/missing")) }
-    #expect(throws: StoreError.self) { try store.connections(matching: TraceQuery(podName: "no-slash")) }
-  }
-
-  @Test func recordsEncodeToTheDocumentedJSON() throws {
-    let store = try populatedStore()
-    let admin = try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20")))
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    let json = String(decoding: try encoder.encode(admin[0]), as: UTF8.self)
-    #expect(json.contains("\"time\":\"2026-05-28T20:46:40.000000Z\""))
-    for key in [
-      "node", "proto\":\"tcp", "client_ip", "client_port", "service_ip\":\"10.96.0.20", "service_port\":9090",
-      "pod_ip\":\"10.244.1.7", "pod_port", "service\":\"default\\/web-admin", "pod\":\"default\\/web-5d9f-aaaaa",
-      "pod_node\":\"node1", "pod_services", "method\":\"exact-id",
-    ] {
-      #expect(json.contains("\"\(key)"), "\(key) in \(json)")
-    }
-  }
-
-  @Test func statsCompareSharesWithEndpointsKnownAtEachTime() throws {
-    let store = try populatedStore()
-    let stats = try store.stats(service: .address(IPAddress("10.96.0.10")!, port: 80), sinceMicros: t1)
-    #expect(stats.service == "default/web")
-    #expect(stats.connections == 7)
-    let byEndpoint = Dictionary(uniqueKeysWithValues: stats.endpoints.map { ($0.endpoint, $0) })
-    // Expected: 4 connections while 2 endpoints were ready (web-ccccc not ready), 3 while 3 were.
-    #expect(byEndpoint["10.244.1.7:8080"]?.connections == 6)
-    #expect(abs((byEndpoint["10.244.1.7:8080"]?.expectedShare ?? 0) - 3.0 / 7) < 1e-9)
-    #expect(abs((byEndpoint["10.244.2.8:8080"]?.expectedShare ?? 0) - 3.0 / 7) < 1e-9)
-    #expect(abs((byEndpoint["10.244.3.9:8080"]?.expectedShare ?? 0) - 1.0 / 7) < 1e-9)
-    #expect(stats.idleEndpoints.map(\.endpoint) == ["10.244.3.9:8080"])
-    #expect(abs(stats.skew - 1.0) < 1e-9)
-    #expect(abs(stats.chiSquare - (3.0 + 4.0 / 3 + 1)) < 1e-9)
-    #expect(stats.degreesOfFreedom == 2)
-    let byName = try store.stats(service: .name("default/web"), sinceMicros: t1, untilMicros: t2)
-    #expect(byName.connections == 4)
-  }
-
-  @Test func statsBeforeTheFirstSnapshotExpectTheFirstSnapshotsEndpoints() throws {
-    // The usual first run: traffic, then a collect whose snapshot is newer than every connection.
-    let store = try populatedStore()
-    let early = try store.stats(service: .address(IPAddress("10.96.0.10")!, port: 80), untilMicros: t1)
-    #expect(early.connections == 1)
-    #expect(abs(early.endpoints.map(\.expectedShare).reduce(0, +) - 1) < 1e-9)
-    // snapshot-1 has two ready endpoints of default/web (web-ccccc is not ready).
-    #expect(early.endpoints.filter { $0.expectedShare > 0 }.count == 2)
-  }
-
-  @Test func snapshotsRejectGarbageAndOutOfOrder() throws {
-    let store = try TraceStore.inMemory()
-    #expect(throws: StoreError.self) {
-      try store.ingestSnapshot(json: Data("{\"kind\": \"Pod\"".utf8), takenAtMicros: t1, source: "bad")
-    }
-    let summary = try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "f2")
-    #expect(summary.pods == 5 && summary.opened > 0 && summary.closed == 0)
-    #expect(throws: StoreError.self) {
-      try store.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "f1")
-    }
-    // The same snapshot again changes nothing.
-    let again = try store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2 + 1, source: "f2")
-    #expect(again.opened == 0 && again.closed == 0)
-  }
-
-  @Test func pruneRemovesOldRowsButKeepsPendingLinesAndCurrentNames() throws {
-    // Long expiry so that an old pre line stays pending.
-    let store = try populatedStore(correlation: CorrelationSettings(pendingExpiryMicros: 24 * 3_600_000_000))
-    try store.commit(batch([fakeLine(t1 - 120_000 * ms, .pre, "10.244.5.6", 1234, "10.96.0.10", 80, id: 1)]))
-    let before = try store.connections(matching: TraceQuery()).count
-    let summary = try store.prune(olderThan: t2 + 1)
-    #expect(summary.connections == before - 5)
-    #expect(try store.connections(matching: TraceQuery()).count == 5)
-    #expect(try store.connections(matching: TraceQuery()).allSatisfy { $0.timeMicros >= t2 })
-    #expect(try store.storedLines().filter { $0.outcome == "pending" }.count == 1)
-    #expect(summary.names > 0, "rows closed by the second snapshot are gone")
-    // Names still resolve for what is left.
-    #expect(
-      try store.connections(matching: TraceQuery(service: IPAddress("10.96.0.10"))).allSatisfy { $0.podName != nil })
   }
 
   @Test func localFileSourceReadsPlainAndGzipOnce() async throws {
@@ -445,15 +191,17 @@ struct CorrelateAheadTests {
 
   @Test func batchesCorrelatedAheadJoinAcrossBatchesWithoutReCorrelating() async throws {
     let store = try TraceStore.inMemory()
-    var (base, floor) = try await store.correlationBase(node: HostID("node1"))
+    let start = try await store.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log")
+    var base: IngestBase? = start.base
     let first = batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)])
     let second = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
     // Both correlated before either commits, as collect does with one commit in flight.
     // The first stores no state (the second's will do), as in the middle of a collect run.
-    let ahead1 = store.correlateAhead(first, base: &base, floor: floor, storesState: false)
-    let ahead2 = store.correlateAhead(second, base: &base, floor: floor, storesState: true)
-    #expect(ahead1.firstID == 1 && ahead2.firstID == 2)
-    let committed1 = try await store.commit(first, ahead: ahead1, expectedLastBatch: base.lastBatch)
+    var ahead1 = store.prepare(first, base: &base, storesState: false, staging: nil)
+    var ahead2 = store.prepare(second, base: &base, storesState: true, staging: nil)
+    #expect(ahead1.ahead?.firstID == 1 && ahead2.ahead?.firstID == 2)
+    ahead1.expectedLastBatch = start.base.lastBatch
+    let committed1 = try await store.commit(ahead1)
     #expect(committed1.reCorrelated == false)
     let stateRow = { @Sendable (db: Database) in
       try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
@@ -461,7 +209,8 @@ struct CorrelateAheadTests {
     let laggingRow = try store.dbWriter.read(stateRow)
     let lagging = try #require(laggingRow)
     #expect(lagging[0] as Int64 == 0 && lagging[1] as Int64 == committed1.summary.batchID, "state before batch 1")
-    let committed2 = try await store.commit(second, ahead: ahead2, expectedLastBatch: committed1.summary.batchID)
+    ahead2.expectedLastBatch = committed1.summary.batchID
+    let committed2 = try await store.commit(ahead2)
     #expect(committed2.reCorrelated == false)
     let currentRow = try store.dbWriter.read(stateRow)
     let current = try #require(currentRow)
@@ -478,14 +227,16 @@ struct CorrelateAheadTests {
     let path = directory.file("store.sqlite")
     let mine = try TraceStore(path: path)
     let other = try TraceStore(path: path)
-    var (base, floor) = try await mine.correlationBase(node: HostID("node1"))
+    let start = try await mine.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log")
+    var base: IngestBase? = start.base
     let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    let ahead = mine.correlateAhead(post, base: &base, floor: floor, storesState: true)
-    #expect(ahead.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
+    var ahead = mine.prepare(post, base: &base, storesState: true, staging: nil)
+    ahead.expectedLastBatch = start.base.lastBatch
+    #expect(ahead.ahead?.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
     // The other process stores the pre line first, taking the line id reserved above.
     try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
     // The commit sees the stored state moved on and correlates again: the lines join, ids differ.
-    #expect(try await mine.commit(post, ahead: ahead, expectedLastBatch: base.lastBatch).reCorrelated == true)
+    #expect(try await mine.commit(ahead).reCorrelated == true)
     let records = try mine.connections(matching: TraceQuery())
     #expect(records.map(\.pod) == [IPAddress("10.244.1.7")!])
     let lines = try mine.storedLines()
@@ -519,13 +270,15 @@ struct RawSegmentTests {
     return batch(lines, offset: offset)
   }
 
-  @Test func linesGoToSegmentFilesAndExplainReadsThemBack() throws {
+  @Test func linesGoToSegmentFilesAndExplainReadsThemBack() async throws {
     let directory = try TempDirectory()
     let store = try store(directory, segmentBytes: 256 << 20)
     let first = connections(50, from: 20000, offset: 0)
-    try store.commit(first)
+    try await store.commit(first)
     // The block's own raw column is empty; the text is in the one segment file.
-    let empty = try store.dbWriter.read { db in try Int.fetchOne(db, sql: "SELECT SUM(length(raw)) FROM line_blocks") }
+    let empty = try await store.dbWriter.read { db in
+      try Int.fetchOne(db, sql: "SELECT SUM(length(raw)) FROM line_blocks")
+    }
     #expect(empty == 0)
     let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw"))
     #expect(names.count == 1 && names[0].hasPrefix("segment-"))
@@ -538,14 +291,14 @@ struct RawSegmentTests {
     #expect(try reopened.storedLines().map(\.raw) == (0..<100).map { first.rawLine($0) })
   }
 
-  @Test func segmentsRollOverAndPruneDeletesThoseNoBlockNeeds() throws {
+  @Test func segmentsRollOverAndPruneDeletesThoseNoBlockNeeds() async throws {
     let directory = try TempDirectory()
     let store = try store(directory, segmentBytes: 4000)
     var batches: [CollectedBatch] = []
     for index in 0..<6 {
       let next = connections(20, from: 20000 + index * 100, offset: UInt64(index) * 100_000)
       batches.append(next)
-      try store.commit(next)
+      try await store.commit(next)
     }
     let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw")).sorted()
     #expect(names.count > 1, "segments roll over: \(names)")
@@ -561,18 +314,18 @@ struct RawSegmentTests {
     #expect(try store.explain(record).map(\.raw) == [batches[5].rawLine(20), batches[5].rawLine(21)])
   }
 
-  @Test func aFailedCommitLeavesNoTextBehind() throws {
+  @Test func aFailedCommitLeavesNoTextBehind() async throws {
     let directory = try TempDirectory()
     let store = try store(directory, segmentBytes: 256 << 20)
-    try store.commit(connections(10, from: 20000, offset: 0))
+    try await store.commit(connections(10, from: 20000, offset: 0))
     let names = try FileManager.default.contentsOfDirectory(atPath: directory.file("store.sqlite.raw"))
     let path = directory.file("store.sqlite.raw/" + (names.first ?? "none"))
     let before = try #require(FileManager.default.contents(atPath: path))
-    #expect(throws: InjectedFault.self) {
-      try store.commit(connections(10, from: 21000, offset: 1000), faultInjection: { throw InjectedFault() })
+    await #expect(throws: InjectedFault.self) {
+      try await store.commit(connections(10, from: 21000, offset: 1000), faultInjection: { throw InjectedFault() })
     }
     #expect(FileManager.default.contents(atPath: path) == before, "the failed batch's text was truncated away")
-    try store.commit(connections(10, from: 21000, offset: 1000))
+    try await store.commit(connections(10, from: 21000, offset: 1000))
     #expect(try store.storedLines().count == 40)
     #expect(try store.connections(matching: TraceQuery()).count == 20)
   }
@@ -684,144 +437,39 @@ struct RawSegmentTests {
   }
 }
 
-/// A local file source whose pulls fail from the `failAt`th on (a collect killed mid-way).
-private final class InterruptedSource: CaptureSource, @unchecked Sendable {
-  let file: LocalFileSource
-  let failAt: Int
-  private let lock = NSLock()
-  private var pulls = 0
-
-  init(_ file: LocalFileSource, failAt: Int) {
-    self.file = file
-    self.failAt = failAt
-  }
-
-  var node: HostID { file.node }
-  var sourceID: String { file.sourceID }
-
-  func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
-    let count = lock.withLock {
-      pulls += 1
-      return pulls
-    }
-    guard count < failAt else { throw CaptureError(host: node, operation: "pull", message: "killed") }
-    return try await file.pull(after: cursor, maxBytes: maxBytes)
-  }
-}
-
-@Suite("TraceStore: correlator state stored every few batches")
-struct StateReplayTests {
+@Suite("TraceStore: replay by kind of source")
+struct ReplayByKindTests {
   let t1: Int64 = 1_780_000_000_000_000
-  let ms: Int64 = 1000
 
-  /// A log of `count` connections whose post lines come a few connections after their pre
-  /// lines (so pending lines cross batch boundaries), with retransmitted SYNs and a re-DNAT.
-  func log(_ count: Int) -> String {
-    var lines: [(Int64, String)] = []
-    for index in 0..<count {
-      let port = UInt16(20000 + index)
-      let time = t1 + Int64(index) * 10 * ms
-      lines.append((time, fakeLine(time, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1))))
-      if index % 9 == 0 {
-        lines.append((time + 1, fakeLine(time + 1, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 2))))
-      }
-      let pod = index % 11 == 0 ? "10.244.2.8" : "10.244.2.7"
-      lines.append(
-        (time + 25 * ms, fakeLine(time + 25 * ms, .post, "10.244.1.5", port, pod, 8080, id: UInt32(index + 1))))
-      if index % 9 == 0 {
-        lines.append(
-          (
-            time + 26 * ms,
-            fakeLine(time + 26 * ms, .post, "10.244.1.5", port, "10.244.2.9", 8080, id: UInt32(index + 2))
-          ))
-      }
-    }
-    return lines.sorted { $0.0 < $1.0 }.map { $0.1 + "\n" }.joined()
+  /// The kinds of source the store asked a replay parser for.
+  final class Requests: Sendable {
+    let kinds = Mutex<[String]>([])
   }
 
-  func collect(_ store: TraceStore, _ source: some CaptureSource) async throws -> CollectSummary {
-    try await store.collect(from: source, makeParser: { FakeParser() }, clock: .zero, maxBytes: 4096)
-  }
-
-  /// What two stores must agree on: every record and every line's outcome.
-  func contents(_ store: TraceStore) throws -> [String] {
-    try store.connections(matching: TraceQuery()).map {
-      "\($0.timeMicros) \($0.clientPort) \($0.pod) \($0.method) \($0.preLineID ?? 0) \($0.postLineID ?? 0)"
-    } + store.storedLines().map { "\($0.id) \($0.outcome)" }
-  }
-
-  @Test func aCollectKilledBetweenTwoStoredStatesContinuesAsIfNeverInterrupted() async throws {
-    let directory = try TempDirectory()
-    let path = directory.file("node1.log")
-    try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
-    let file = LocalFileSource(node: HostID("node1"), path: path)
-
-    var reference = try TraceStore(path: directory.file("reference.sqlite"))
-    reference.replayParser = { FakeParser() }
-    let whole = try await collect(reference, file)
-    #expect(whole.batches > TraceStore.stateInterval + 3)
-
-    // Killed after 11 batches: the state stored with the 8th, batches 9–11 committed after it.
-    var killed = try TraceStore(path: directory.file("killed.sqlite"))
-    killed.replayParser = { FakeParser() }
-    await #expect(throws: CaptureError.self) {
-      try await collect(killed, InterruptedSource(file, failAt: 12))
-    }
-    let row = try killed.dbWriter.read { db in
-      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
-    }
-    let (stateBatch, lastBatch) = (row?[0] as Int64?, row?[1] as Int64?)
-    #expect(stateBatch == 8 && lastBatch == 11, "state after batch 8, batches 9–11 to replay")
-
-    // A new process continues: the state is rebuilt by replaying batches 9–11.
-    var resumed = try TraceStore(path: directory.file("killed.sqlite"))
-    resumed.replayParser = { FakeParser() }
-    let rest = try await collect(resumed, file)
-    #expect(rest.batches == whole.batches - 11)
-    #expect(try contents(resumed) == contents(reference))
-    #expect(try contents(resumed).count > 1200)
-  }
-
-  @Test func pruneKeepsTheBatchesAReplayNeeds() async throws {
-    let directory = try TempDirectory()
-    let path = directory.file("node1.log")
-    try Data(log(400).utf8).write(to: URL(fileURLWithPath: path))
-    let file = LocalFileSource(node: HostID("node1"), path: path)
-    var store = try TraceStore(path: directory.file("store.sqlite"))
-    store.replayParser = { FakeParser() }
-    await #expect(throws: CaptureError.self) {
-      try await collect(store, InterruptedSource(file, failAt: 12))
-    }
-    // Everything is older than the cutoff, but batches 9–11 stay until a collect replays them.
-    try store.prune(olderThan: t1 + 3_600_000 * ms)
-    let kept = try await store.dbWriter.read { db in
-      try Int64.fetchAll(db, sql: "SELECT batch_id FROM line_blocks ORDER BY batch_id")
-    }
-    #expect(kept == [9, 10, 11])
-    let rest = try await collect(store, file)
-    #expect(rest.lines > 0)
-    let row = try store.dbWriter.read { db in
-      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
-    }
-    #expect(row?[0] as Int64? == row?[1] as Int64?, "the state is current again")
-  }
-
-  @Test func aStoreFromBeforeV5ContinuesFromItsState() async throws {
-    let store = try TraceStore.inMemory()
-    // As v4 left it: a state without batch columns.
-    try await store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
-    try await store.dbWriter.write { db in
-      try db.execute(sql: "UPDATE correlation_state SET state_batch = NULL, last_batch = NULL")
-    }
-    var (base, floor) = try await store.correlationBase(node: HostID("node1"))
-    #expect(base.lastBatch == nil)
-    let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    let ahead = store.correlateAhead(post, base: &base, floor: floor, storesState: false)
-    let committed = try await store.commit(post, ahead: ahead, expectedLastBatch: nil)
-    #expect(committed.reCorrelated == false && committed.summary.connections == 1)
-    let row = try store.dbWriter.read { db in
-      try Row.fetchOne(db, sql: "SELECT state_batch, last_batch FROM correlation_state")
-    }
-    #expect(row?[0] as Int64? == 1 && row?[1] as Int64? == 2, "the old state follows batch 1")
+  @Test func eachReplayedBatchIsParsedByTheParserOfItsSourceKind() async throws {
+    let requests = Requests()
+    let store = try TraceStore.inMemory(replayParser: { kind in
+      requests.kinds.withLock { $0.append(kind) }
+      return FakeParser()
+    })
+    let node = HostID("node1")
+    // Two batches of two kinds of source, neither storing the correlator state.
+    var base: IngestBase? = try await store.ingestStart(node: node, source: "file:/var/log/iptables.log").base
+    var first = store.prepare(
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), base: &base, storesState: false,
+      staging: nil)
+    first.expectedLastBatch = nil
+    let committed = try await store.commit(first)
+    var other = batch([fakeLine(t1 + 1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)], source: "test:other")
+    other.cursor = SourceCursor(kind: "other-kind", state: [1])
+    var second = store.prepare(other, base: &base, storesState: false, staging: nil)
+    second.expectedLastBatch = committed.summary.batchID
+    #expect(try await store.commit(second).reCorrelated == false)
+    #expect(requests.kinds.withLock { $0 }.isEmpty, "nothing replayed yet")
+    // The next collect rebuilds the state: each batch through its own kind's parser.
+    let next = try await store.ingestStart(node: node, source: "test:other")
+    #expect(requests.kinds.withLock { $0 } == [FileCursor.kind, "other-kind"])
+    #expect(next.cursor == other.cursor)
+    #expect(try store.collectStatus().map(\.kind) == [FileCursor.kind, "other-kind"])
   }
 }

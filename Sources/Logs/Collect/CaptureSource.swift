@@ -1,29 +1,19 @@
 public import SVCTraceCore
 
-/// Where a capture source stands in its input: which file (by identity) and how far it was read.
-///
-/// A file is identified by its inode and by its first bytes (up to 64, kept verbatim as the
-/// fingerprint): the inode survives a rename (logrotate create mode), the first bytes survive a
-/// copy or compression (copytruncate, `.2.gz`). `offset` counts bytes of the (decompressed) file
-/// content that were consumed and committed — always at a line boundary.
+/// Where a capture source stands in its input, opaque to the ingest pipeline and the store: the
+/// kind of source that made it and that source's own encoding of its position. Only a source of
+/// that kind reads it (a log file's is a ``FileCursor``); the store keeps it as it is and commits
+/// it in the same transaction as the data it covers.
 public struct SourceCursor: Sendable, Equatable, Codable {
-  /// Inode of the file when it was read (0 when unknown).
-  public var inode: UInt64
-  /// The file's first bytes (at most ``SourceCursor/fingerprintLength``) when it was read.
-  public var fingerprint: [UInt8]
-  /// File size (decompressed) seen at the last read.
-  public var size: UInt64
-  /// Bytes consumed so far.
-  public var offset: UInt64
+  /// The kind of source that made it (``FileCursor/kind`` for log files). Stored with the
+  /// cursor and with every batch; it picks the parser that replays the batch's lines.
+  public var kind: String
+  /// The source's encoding of its position.
+  public var state: [UInt8]
 
-  /// How many leading bytes identify a file.
-  public static let fingerprintLength = 64
-
-  public init(inode: UInt64, fingerprint: [UInt8], size: UInt64, offset: UInt64) {
-    self.inode = inode
-    self.fingerprint = Array(fingerprint.prefix(Self.fingerprintLength))
-    self.size = size
-    self.offset = offset
+  public init(kind: String, state: [UInt8]) {
+    self.kind = kind
+    self.state = state
   }
 }
 
@@ -49,10 +39,43 @@ public enum CaptureEvent: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
-/// One pull from a source: complete lines and the cursor that follows them.
+/// A connection a source saw whole, both tuples at once (a conntrack event): stored as it is,
+/// not dressed up as two packet lines for the correlator.
+public struct FinishedConnection: Sendable, Equatable {
+  /// When the connection was made (node clock, µs since the epoch).
+  public var timeMicros: Int64
+  public var proto: UInt8
+  public var client: IPAddress
+  public var clientPort: UInt16
+  /// The address the client connected to (the Service's, before DNAT).
+  public var service: IPAddress
+  public var servicePort: UInt16
+  /// The endpoint the connection went to (after DNAT).
+  public var pod: IPAddress
+  public var podPort: UInt16
+
+  public init(
+    timeMicros: Int64, proto: UInt8, client: IPAddress, clientPort: UInt16, service: IPAddress, servicePort: UInt16,
+    pod: IPAddress, podPort: UInt16
+  ) {
+    self.timeMicros = timeMicros
+    self.proto = proto
+    self.client = client
+    self.clientPort = clientPort
+    self.service = service
+    self.servicePort = servicePort
+    self.pod = pod
+    self.podPort = podPort
+  }
+}
+
+/// One pull from a source: complete lines and the cursor that follows them, and connections the
+/// source saw whole.
 public struct SourceChunk: Sendable {
   /// Complete lines, each ending with `\n`.
   public var data: [UInt8]
+  /// Connections the source reported whole (none for a log file).
+  public var connections: [FinishedConnection]
   /// The cursor to commit together with `data`.
   public var cursor: SourceCursor
   /// `true` when the source had nothing more to give at the time of the pull.
@@ -64,9 +87,11 @@ public struct SourceChunk: Sendable {
   public var events: [CaptureEvent]
 
   public init(
-    data: [UInt8], cursor: SourceCursor, isCaughtUp: Bool, transferredBytes: Int, file: String, events: [CaptureEvent]
+    data: [UInt8], connections: [FinishedConnection] = [], cursor: SourceCursor, isCaughtUp: Bool,
+    transferredBytes: Int, file: String, events: [CaptureEvent]
   ) {
     self.data = data
+    self.connections = connections
     self.cursor = cursor
     self.isCaughtUp = isCaughtUp
     self.transferredBytes = transferredBytes
@@ -93,15 +118,34 @@ public protocol CaptureSource: Sendable {
   func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk
 }
 
-/// A capture failure: host, operation, cause.
+/// A capture failure: the host, the operation ("read /var/log/iptables.log"), its cause as a
+/// value and the reason in words. Reads "Unable to <operation> on <host>: <message>".
 public struct CaptureError: Error, Sendable, CustomStringConvertible, Equatable {
+  /// Why a capture failed.
+  public enum Cause: Sendable, Equatable {
+    /// A command on the node failed with this exit status.
+    case remoteCommand(exitStatus: Int32)
+    /// A local system call failed with this `errno`.
+    case system(errno: Int32)
+    /// The input kept changing while it was read (rotated again and again).
+    case inputChanging
+    /// Compressed input did not decompress.
+    case decompression
+    /// The source kept moving without data, or restarted twice in one collect.
+    case noProgress
+    /// What came back is not in the expected form (the message says how).
+    case invalidData
+  }
+
   public var host: HostID
   public var operation: String
+  public var cause: Cause
   public var message: String
 
-  public init(host: HostID, operation: String, message: String) {
+  public init(host: HostID, operation: String, cause: Cause = .invalidData, message: String) {
     self.host = host
     self.operation = operation
+    self.cause = cause
     self.message = message
   }
 

@@ -24,6 +24,8 @@ public struct CollectedBatch: Sendable {
   public var text: [UInt8]
   /// The end offset in ``text`` of each packet line, after its newline.
   public var lineEnds: [UInt32]
+  /// Connections the source reported whole, stored beside those the lines complete.
+  public var connections: [FinishedConnection] = []
   /// Each packet line's time and stage (``PacketLine/Stage`` raw value), kept beside ``lines``
   /// for the store, which writes them as columns.
   public private(set) var lineTimes: [Int64]
@@ -121,6 +123,7 @@ public struct CollectedBatch: Sendable {
     self.lineEnds = ends
     self.lineTimes = times
     self.lineStages = stages
+    self.connections = chunk.connections
     self.byteCount = chunk.data.count
     self.transferredBytes = chunk.transferredBytes
     self.lineCount = seen

@@ -19,16 +19,26 @@ public struct LocalFileSource: CaptureSource {
 
   public var sourceID: String { "local:" + path }
 
-  public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+  public func pull(after stored: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    let cursor = stored.flatMap(FileCursor.init)
+    if let stored, cursor == nil {
+      throw CaptureError(
+        host: node, operation: "resume \(path)", cause: .invalidData,
+        message: "the stored cursor is a '\(stored.kind)' cursor, not a log file's")
+    }
     let attributes: [FileAttributeKey: Any]
     do {
       attributes = try FileManager.default.attributesOfItem(atPath: path)
     } catch {
-      throw CaptureError(host: node, operation: "read \(path)", message: "no such readable file")
+      let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: code.map(Int32.init) ?? ENOENT),
+        message: "no such readable file")
     }
     let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
     guard let handle = FileHandle(forReadingAtPath: path) else {
-      throw CaptureError(host: node, operation: "read \(path)", message: "cannot open the file")
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: errno), message: "cannot open the file")
     }
     defer { try? handle.close() }
     let magic = [UInt8](handle.readData(ofLength: 2))
@@ -39,17 +49,17 @@ public struct LocalFileSource: CaptureSource {
       do {
         content = try await Gzip.decompress(fileAt: path)
       } catch {
-        throw CaptureError(host: node, operation: "decompress \(path)", message: "\(error)")
+        throw CaptureError(host: node, operation: "decompress \(path)", cause: .decompression, message: "\(error)")
       }
       fileSize = UInt64(content.count)
       if let cursor, content.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
       let rest = Array(content[Int(offset)...])
       return chunk(
         rest, from: offset, total: fileSize, inode: inode,
-        prefix: Array(content.prefix(SourceCursor.fingerprintLength)), caughtUp: true)
+        prefix: Array(content.prefix(FileCursor.fingerprintLength)), caughtUp: true)
     }
     handle.seek(toFileOffset: 0)
-    let prefix = [UInt8](handle.readData(ofLength: SourceCursor.fingerprintLength))
+    let prefix = [UInt8](handle.readData(ofLength: FileCursor.fingerprintLength))
     fileSize = handle.seekToEndOfFile()
     if let cursor, prefix.starts(with: cursor.fingerprint), fileSize >= cursor.offset { offset = cursor.offset }
     let limit = Int(min(UInt64(max(maxBytes, 4096)), fileSize - offset))
@@ -68,7 +78,9 @@ public struct LocalFileSource: CaptureSource {
       }
     }
     guard readError == 0 else {
-      throw CaptureError(host: node, operation: "read \(path)", message: String(cString: strerror(readError)))
+      throw CaptureError(
+        host: node, operation: "read \(path)", cause: .system(errno: readError),
+        message: String(cString: strerror(readError)))
     }
     let atEnd = offset + UInt64(content.count) >= fileSize
     if atEnd {
@@ -88,7 +100,7 @@ public struct LocalFileSource: CaptureSource {
     let transferred = data.count
     if caughtUp, let last = data.last, last != UInt8(ascii: "\n") { data.append(UInt8(ascii: "\n")) }
     return SourceChunk(
-      data: data, cursor: SourceCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset),
+      data: data, cursor: FileCursor(inode: inode, fingerprint: prefix, size: total, offset: newOffset).sourceCursor,
       isCaughtUp: caughtUp, transferredBytes: transferred, file: path, events: [])
   }
 }

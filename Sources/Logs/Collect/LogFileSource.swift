@@ -4,7 +4,7 @@ public import SVCTraceCore
 ///
 /// Each pull lists the live file and its rotated siblings (`path.1`, `path.2.gz`, … numbered,
 /// plain or gzip) with inode, size and first 64 bytes, finds the file the cursor belongs to
-/// (see ``SourceCursor``), and reads the unread rest of that file; the caller pulls again until
+/// (see ``FileCursor``), and reads the unread rest of that file; the caller pulls again until
 /// ``SourceChunk/isCaughtUp``, which walks every newer file in order and ends on the live file.
 ///
 /// Reads open the file once and check its inode on the opened descriptor, so a rotation between
@@ -77,11 +77,11 @@ public struct LogFileSource: CaptureSource {
       attempt += 1
       let files = try await listFiles()
       do {
-        return try await pull(after: cursor, files: files, maxBytes: max(maxBytes, 4096))
+        return try await pull(after: try fileCursor(cursor), files: files, maxBytes: max(maxBytes, 4096))
       } catch let race as RotationRace {
         // The file changed under us (rotated between listing and reading): list again.
         guard attempt < 4 else {
-          throw CaptureError(host: node, operation: "read \(path)", message: race.message)
+          throw CaptureError(host: node, operation: "read \(path)", cause: .inputChanging, message: race.message)
         }
       }
     }
@@ -91,10 +91,22 @@ public struct LogFileSource: CaptureSource {
     var message: String
   }
 
-  private func pull(after cursor: SourceCursor?, files: [Candidate], maxBytes: Int) async throws -> SourceChunk {
+  /// The position inside `cursor`, which a log file source must have made.
+  private func fileCursor(_ cursor: SourceCursor?) throws -> FileCursor? {
+    guard let cursor else { return nil }
+    guard let position = FileCursor(cursor) else {
+      throw CaptureError(
+        host: node, operation: "resume \(path)", cause: .invalidData,
+        message: "the stored cursor is a '\(cursor.kind)' cursor, not a log file's")
+    }
+    return position
+  }
+
+  private func pull(after cursor: FileCursor?, files: [Candidate], maxBytes: Int) async throws -> SourceChunk {
     guard !files.isEmpty else {
       return SourceChunk(
-        data: [], cursor: cursor ?? SourceCursor(inode: 0, fingerprint: [], size: 0, offset: 0), isCaughtUp: true,
+        data: [], cursor: (cursor ?? FileCursor(inode: 0, fingerprint: [], size: 0, offset: 0)).sourceCursor,
+        isCaughtUp: true,
         transferredBytes: 0, file: path, events: [])
     }
     var position = Self.locate(cursor: cursor, in: files, start: startPosition)
@@ -153,10 +165,10 @@ public struct LogFileSource: CaptureSource {
   static func cursor(for file: Candidate, offset: UInt64, read: [UInt8], readOffset: UInt64) -> SourceCursor {
     var fingerprint = file.prefix
     if readOffset == 0, read.count > fingerprint.count {
-      fingerprint = Array(read.prefix(SourceCursor.fingerprintLength))
+      fingerprint = Array(read.prefix(FileCursor.fingerprintLength))
     }
     let size = file.compressed ? offset : max(file.size, offset)
-    return SourceCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset)
+    return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset).sourceCursor
   }
 
   /// Finds where reading resumes: the file holding the cursor and the offset in it.
@@ -166,7 +178,7 @@ public struct LogFileSource: CaptureSource {
   /// whose first bytes match (copytruncate copy, compressed rotation); else, if the live file has
   /// the cursor's inode, it was truncated: restart it at 0; else the file is gone: restart at the
   /// oldest file.
-  static func locate(cursor: SourceCursor?, in files: [Candidate], start: StartPosition) -> Position {
+  static func locate(cursor: FileCursor?, in files: [Candidate], start: StartPosition) -> Position {
     guard let cursor else {
       switch start {
       case .oldestFile:
@@ -223,7 +235,9 @@ public struct LogFileSource: CaptureSource {
       """
     let result = try await session.run(script, stdin: nil, timeout: timeout)
     guard result.succeeded else {
-      throw CaptureError(host: node, operation: "list \(path) and its rotations", message: result.failureSummary)
+      throw CaptureError(
+        host: node, operation: "list \(path) and its rotations", cause: .remoteCommand(exitStatus: result.exitStatus),
+        message: result.failureSummary)
     }
     return try Self.parseListing(result.stdoutText, path: path, host: node)
   }
@@ -303,14 +317,16 @@ public struct LogFileSource: CaptureSource {
       throw RotationRace(message: "\(file.name) changed while being read")
     }
     guard result.succeeded, let marker = result.stdout.first else {
-      throw CaptureError(host: node, operation: "read \(file.name)", message: result.failureSummary)
+      throw CaptureError(
+        host: node, operation: "read \(file.name)", cause: .remoteCommand(exitStatus: result.exitStatus),
+        message: result.failureSummary)
     }
     let payload = Array(result.stdout.dropFirst())
     if marker == UInt8(ascii: "Z") {
       do {
         return (try await Gzip.decompress(payload, limit: length), payload.count)
       } catch {
-        throw CaptureError(host: node, operation: "decompress \(file.name)", message: "\(error)")
+        throw CaptureError(host: node, operation: "decompress \(file.name)", cause: .decompression, message: "\(error)")
       }
     }
     return (payload, payload.count)

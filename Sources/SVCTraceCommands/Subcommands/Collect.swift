@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Ingest
 import Logs
 import SVCTraceCore
 import Store
@@ -117,7 +118,7 @@ extension SVCTrace {
           for (index, path) in node.files {
             do {
               let now = ClockOffset.wallClockMicros()
-              let summary = try await store.collect(
+              let summary = try await Ingestor(store: store).collect(
                 from: LocalFileSource(node: node.node, path: path),
                 makeParser: { PacketLineParser(referenceMicros: now) },
                 clock: .zero, maxBytes: pullBytes)

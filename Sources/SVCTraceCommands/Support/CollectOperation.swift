@@ -1,4 +1,5 @@
 import Fleet
+import Ingest
 import Logs
 import SVCTraceCore
 import Store
@@ -11,7 +12,7 @@ enum CollectOperation {
   ///   - logPath: the node log; `nil` means the host's `svctrace_log_path`, else the default.
   ///   - snapshotHost: the host that runs kubectl for the name snapshot, if any.
   ///   - forks: how many hosts collect at once (sizes each pull, see ``pullBytes(forks:)``).
-  /// - Throws: `RemoteError`, ``CaptureError``, `DatabaseError`, `CancellationError`.
+  /// - Throws: `RemoteError`, ``CaptureError``, ``StoreError``, `CancellationError`.
   static func run(
     session: any RemoteSession, host: FleetHost, store: TraceStore, logPath: String?, snapshotHost: String?,
     forks: Int, totals: CollectTotals?
@@ -20,7 +21,7 @@ enum CollectOperation {
     let clock = try await ClockOffset.measure(session, rounds: 5)
     let source = LogFileSource(session: session, path: path)
     let now = ClockOffset.wallClockMicros()
-    let summary = try await store.collect(
+    let summary = try await Ingestor(store: store).collect(
       from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
       maxBytes: pullBytes(forks: forks), progress: { totals?.update(host.id, $0) })
     var report = CollectReport(summary, clock: clock, path: path)

@@ -1,26 +1,26 @@
 import Foundation
-import GRDB
-import SVCTraceCore
+package import Ingest
+package import Logs
+package import SVCTraceCore
 import SVCTraceTestSupport
-import Testing
-
-@testable import Logs
-@testable import Store
+package import Store
 
 /// A parser for the tests' own line format, so these tests do not depend on the kernel LOG
 /// parser: `T=<µs> <PRE|POST> P=<proto> <src> <sport> <dst> <dport> ID=<id|-> LEN=<n>`, or
 /// `seq <n>` (a PRE line with time n, for capture tests). Anything else is skipped.
-struct FakeParser: LineParsing {
-  var stats = ParseStats()
+package struct FakeParser: LineParsing {
+  package var stats = ParseStats()
 
-  mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> PacketLine? {
+  package init() {}
+
+  package mutating func parse(_ line: UnsafeBufferPointer<UInt8>) -> PacketLine? {
     let text = String(decoding: line, as: UTF8.self)
     let result = Self.parse(text)
     if result == nil { stats.skipped += 1 } else { stats.parsed += 1 }
     return result
   }
 
-  static func parse(_ text: String) -> PacketLine? {
+  package static func parse(_ text: String) -> PacketLine? {
     let fields = text.split(separator: " ").map(String.init)
     if fields.count == 2, fields[0] == "seq", let n = Int64(fields[1]) {
       return PacketLine(
@@ -46,7 +46,7 @@ struct FakeParser: LineParsing {
 }
 
 /// Builds a line of ``FakeParser``'s format.
-func fakeLine(
+package func fakeLine(
   _ time: Int64, _ stage: PacketLine.Stage, proto: UInt8 = 6, _ source: String, _ sport: UInt16,
   _ destination: String, _ dport: UInt16, id: UInt32? = nil, length: UInt16 = 60
 ) -> String {
@@ -56,38 +56,53 @@ func fakeLine(
 }
 
 /// A temporary directory removed at deinit.
-final class TempDirectory: @unchecked Sendable {
-  let path: String
+package final class TempDirectory: @unchecked Sendable {
+  package let path: String
 
-  init() throws {
+  package init() throws {
     path = FileManager.default.temporaryDirectory.appendingPathComponent("svctrace-store-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
   }
 
   deinit { try? FileManager.default.removeItem(atPath: path) }
 
-  func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+  package func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 }
 
 /// Runs a local shell command and expects it to succeed.
-func shell(_ command: String) async throws {
+package func shell(_ command: String) async throws {
   let result = try await LocalProcess.shell(command)
-  #expect(result.exitStatus == 0, "\(command): \(result.stderrText)")
+  guard result.exitStatus == 0 else {
+    throw ShellFailure(command: command, status: result.exitStatus, stderr: result.stderrText)
+  }
+}
+
+/// A ``shell(_:)`` command that exited non-zero.
+package struct ShellFailure: Error, CustomStringConvertible {
+  package var command: String
+  package var status: Int32
+  package var stderr: String
+  package var description: String { "'\(command)' exited with \(status): \(stderr)" }
+}
+
+/// The error the tests inject into a commit.
+package struct InjectedFault: Error {
+  package init() {}
 }
 
 /// A log file the tests append to and rotate the way logrotate does.
-struct FakeLog {
-  let path: String
-  private(set) var next = 1
+package struct FakeLog {
+  package let path: String
+  package private(set) var next = 1
 
-  init(path: String) {
+  package init(path: String) {
     self.path = path
     _ = FileManager.default.createFile(atPath: path, contents: nil)
   }
 
   /// Appends `count` numbered lines (`seq N`), returns their numbers.
   @discardableResult
-  mutating func append(_ count: Int) throws -> [Int] {
+  package mutating func append(_ count: Int) throws -> [Int] {
     let numbers = Array(next..<(next + count))
     next += count
     try appendRaw(numbers.map { "seq \($0)\n" }.joined())
@@ -95,7 +110,7 @@ struct FakeLog {
   }
 
   /// Appends text as is (e.g. a partial line).
-  func appendRaw(_ text: String) throws {
+  package func appendRaw(_ text: String) throws {
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
     try handle.seekToEnd()
     try handle.write(contentsOf: Data(text.utf8))
@@ -124,7 +139,7 @@ struct FakeLog {
   }
 
   /// logrotate create mode: live → .1 (same inode), older shift up, a new empty live file.
-  func rotateCreate(compressFrom: Int? = 2) async throws {
+  package func rotateCreate(compressFrom: Int? = 2) async throws {
     try await shiftRotated()
     try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
     try await compress(from: compressFrom)
@@ -132,19 +147,39 @@ struct FakeLog {
   }
 
   /// logrotate copytruncate: copy live to .1, truncate the live file in place (same inode).
-  func rotateCopyTruncate(compressFrom: Int? = 2) async throws {
+  package func rotateCopyTruncate(compressFrom: Int? = 2) async throws {
     try await shiftRotated()
     try await shell("cp \(quoted) \(quoted).1 && : > \(quoted)")
     try await compress(from: compressFrom)
   }
 
   /// Truncates the live file in place without keeping a copy.
-  func truncate() async throws {
+  package func truncate() async throws {
     try await shell(": > \(quoted)")
   }
 }
 
 /// The `seq N` numbers stored for `node`, in storage order.
-func storedSequence(_ store: TraceStore, node: String = "node-test") throws -> [Int] {
+package func storedSequence(_ store: TraceStore, node: String = "node-test") throws -> [Int] {
   try store.storedLines(node: node).map(\.raw).compactMap { $0.hasPrefix("seq ") ? Int($0.dropFirst(4)) : nil }
+}
+
+extension TraceStore {
+  /// The ingest pipeline over this store (what `svctrace collect` runs).
+  package func collect<Parser: LineParsing>(
+    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20
+  ) async throws -> CollectSummary {
+    try await Ingestor(store: self).collect(from: source, makeParser: makeParser, clock: clock, maxBytes: maxBytes)
+  }
+}
+
+extension TraceStore {
+  /// Commits `batch` on its own, maybe calling `faultInjection` in the transaction before the
+  /// cursor is written.
+  @discardableResult
+  package func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)? = nil) async throws
+    -> CommitSummary
+  {
+    try await commit(PreparedBatch(batch), faultInjection: faultInjection).summary
+  }
 }

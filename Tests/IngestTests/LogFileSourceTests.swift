@@ -1,6 +1,8 @@
 import Foundation
+import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
+import StoreTestSupport
 import Testing
 
 @testable import Logs
@@ -176,8 +178,8 @@ struct LogFileSourceTests {
     var parser = FakeParser()
     let batch = CollectedBatch(
       chunk: chunk, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero)
-    #expect(throws: InjectedFault.self) {
-      try store.commit(batch, faultInjection: { throw InjectedFault() })
+    await #expect(throws: InjectedFault.self) {
+      try await store.commit(batch, faultInjection: { throw InjectedFault() })
     }
     #expect(try storedSequence(store).isEmpty)
     #expect(try store.cursor(node: session.host, source: source.sourceID) == nil)
@@ -191,8 +193,8 @@ struct LogFileSourceTests {
     }
     let committed = try storedSequence(store)
     let failing = try await source.pull(after: cursor, maxBytes: 4096)
-    #expect(throws: InjectedFault.self) {
-      try store.commit(
+    await #expect(throws: InjectedFault.self) {
+      try await store.commit(
         CollectedBatch(chunk: failing, node: session.host, sourceID: source.sourceID, parser: &parser, clock: .zero),
         faultInjection: { throw InjectedFault() })
     }
@@ -290,8 +292,6 @@ struct LogFileSourceTests {
     }
   }
 }
-
-struct InjectedFault: Error {}
 
 /// Runs `action` once, just before the first read command, to simulate a rotation racing a pull.
 final class RacingSession: RemoteSession, @unchecked Sendable {

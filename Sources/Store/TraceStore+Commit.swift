@@ -13,24 +13,19 @@ public struct CommitSummary: Sendable, Equatable, Codable {
   public var correlation: CorrelationStats
 }
 
-/// What one ``TraceStore/collect(from:makeParser:clock:maxBytes:)`` run did for one source.
-public struct CollectSummary: Sendable, Equatable {
-  public var node: HostID
-  public var batches = 0
-  public var bytes = 0
-  public var transferredBytes = 0
-  public var lines = 0
-  public var skipped = 0
+/// What ``TraceStoring/prune(olderThan:)`` removed.
+public struct PruneSummary: Sendable, Equatable, Codable {
   public var connections = 0
-  public var events: [CaptureEvent] = []
-
-  public init(node: HostID) { self.node = node }
+  public var lines = 0
+  public var batches = 0
+  public var snapshots = 0
+  public var names = 0
 }
 
-extension TraceStore {
+extension TraceStore: FaultInjectableStore {
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
   public func cursor(node: HostID, source: String) throws -> SourceCursor? {
-    try dbWriter.read { db in try Self.cursor(db, node: node, source: source) }
+    try reading("read the cursor of \(node) \(source)") { db in try Self.cursor(db, node: node, source: source) }
   }
 
   static func cursor(_ db: Database, node: HostID, source: String) throws -> SourceCursor? {
@@ -38,153 +33,69 @@ extension TraceStore {
       let row = try Row.fetchOne(
         db,
         sql: """
-          SELECT c.inode, c.fingerprint, c.size, c.offset FROM cursors c JOIN nodes n ON n.id = c.node_id
-          WHERE n.name = ? AND c.source = ?
+          SELECT c.kind, c.state FROM cursors c JOIN nodes n ON n.id = c.node_id WHERE n.name = ? AND c.source = ?
           """, arguments: [node.name, source])
     else { return nil }
-    let inode: Int64 = row[0]
-    let fingerprint: Data = row[1]
-    let size: Int64 = row[2]
-    let offset: Int64 = row[3]
-    return SourceCursor(
-      inode: UInt64(bitPattern: inode), fingerprint: [UInt8](fingerprint), size: UInt64(size),
-      offset: UInt64(offset))
+    return SourceCursor(kind: row[0], state: [UInt8](row[1] as Data))
   }
 
-  /// Pulls `source` until it is caught up, committing each chunk (lines, connections, cursor)
-  /// in its own transaction.
+  /// Where a collect of `node`'s `source` starts: the committed cursor and the node's correlator
+  /// state after its newest batch (replayed when needed), in one read.
   ///
-  /// Interrupting it (error, cancellation, kill) loses nothing: the cursor only moves with the
-  /// data it covers, and the next run resumes there.
-  ///
-  /// - Parameters:
-  ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
-  ///   - clock: the node's measured clock offset, stored with every batch.
-  ///   - maxBytes: the size of one pull (and so of one transaction).
-  ///   - progress: called after each committed batch with the running totals.
-  /// - Throws: ``CaptureError``, `RemoteError`, `DatabaseError`, `CancellationError`.
-  public func collect<Parser: LineParsing>(
-    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
-    progress: (@Sendable (CollectSummary) -> Void)? = nil
-  ) async throws -> CollectSummary {
-    var summary = CollectSummary(node: source.node)
-    var cursor = try await dbWriter.read { [source] db in
-      try Self.cursor(db, node: source.node, source: source.sourceID)
-    }
-    var parser = makeParser()
-    var idlePulls = 0
-    // Each batch is correlated here, right after it is parsed, against the state the node's
-    // previous batch left (see CorrelatedBatch): the database writer, shared by every node, only
-    // writes. One commit runs while the next chunk is pulled, parsed and correlated; the next
-    // commit starts only when it is done, so batches commit in order and the stored cursor never
-    // passes uncommitted data.
-    var (base, floor) = try await correlationBase(node: source.node)
-    // The node's newest batch as this collect knows it: a commit uses its batch's correlation
-    // only if the store still says so (no one else collected the node meanwhile).
-    var lastBatch = base.lastBatch
-    var aheadIsUsable = true
-    var batchesInRun = 0
-    // The batches' raw text goes to segments this collect holds alone, written and flushed on
-    // the writer's queue while the batch is correlated and the previous one commits.
-    let rawWriter = rawSegments?.makeWriter()
-    do {
-      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitSummary, Bool).self) { group in
-        func account(_ batch: CollectedBatch, _ committed: CommitSummary, reCorrelated: Bool) {
-          lastBatch = committed.batchID
-          summary.batches += 1
-          summary.bytes += batch.byteCount
-          summary.transferredBytes += batch.transferredBytes
-          summary.lines += batch.lineCount
-          summary.skipped += batch.skippedCount
-          summary.connections += committed.connections
-          // The store changed under this collect (another writer): correlate in the transaction
-          // from now on, against what is stored.
-          if reCorrelated { aheadIsUsable = false }
-          progress?(summary)
-        }
-        var inFlight = false
-        while true {
-          try Task.checkCancellation()
-          let chunk: SourceChunk
-          do {
-            chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
-          } catch {
-            // Keep what is committing (a failed pull is no reason to roll it back).
-            if inFlight, let (done, committed, again) = try await group.next() {
-              account(done, committed, reCorrelated: again)
-            }
-            throw error
-          }
-          summary.events += chunk.events
-          if chunk.data.isEmpty, chunk.cursor == cursor {
-            break
-          }
-          // A source that keeps moving without data or restarts twice is confused: stop rather
-          // than loop (the committed cursor stays valid).
-          idlePulls = chunk.data.isEmpty ? idlePulls + 1 : 0
-          let restarts = summary.events.filter { $0 == .cursorFileLost }.count
-          guard idlePulls < 64, restarts < 2 else {
-            throw CaptureError(
-              host: source.node, operation: "collect \(source.sourceID)",
-              message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
-          }
-          let batch = CollectedBatch(
-            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
-          let rawWrite = batch.lines.isEmpty ? nil : rawWriter?.append(batch.text)
-          // The state is stored with the run's last batch and every `stateInterval`th: a
-          // collect interrupted in between is continued by replaying the few batches since.
-          batchesInRun += 1
-          let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
-          let correlated =
-            aheadIsUsable ? correlateAhead(batch, base: &base, floor: floor, storesState: storesState) : nil
-          if inFlight, let (done, committed, again) = try await group.next() {
-            account(done, committed, reCorrelated: again)
-          }
-          let expected = lastBatch
-          group.addTask {
-            let location = try await rawWrite?.location()
-            let (committed, again) = try await self.commit(
-              batch, ahead: correlated, expectedLastBatch: expected, raw: location)
-            if let location { rawWriter?.committed(location, length: batch.text.count) }
-            return (batch, committed, again)
-          }
-          inFlight = true
-          cursor = batch.cursor
-          if chunk.isCaughtUp { break }
-        }
-        while let (done, committed, again) = try await group.next() {
-          account(done, committed, reCorrelated: again)
-        }
-        return summary
-      }
-      await rawWriter?.close()
-      return collected
-    } catch {
-      // Cuts away the text of batches that did not commit.
-      await rawWriter?.close()
-      throw error
+  /// - Throws: ``StoreError`` (a replayed line cannot be read back, a database failure).
+  public func ingestStart(node: HostID, source: String) async throws -> IngestStart {
+    let (settings, raw, parser) = (correlation, rawSegments, replayParser)
+    return try await reading("read where \(node) \(source) continues") { db in
+      let cursor = try Self.cursor(db, node: node, source: source)
+      let base = try Self.correlationBase(node: node, settings: settings, raw: raw, parser: parser, db)
+      return IngestStart(cursor: cursor, base: IngestBase(correlation: base.0, lineFloor: base.1))
     }
   }
 
-  /// How many batches of a collect run share one stored correlator state (see
-  /// ``collect(from:makeParser:clock:maxBytes:progress:)``): encoding and writing the state
-  /// cost as much as the rest of a commit.
-  static let stateInterval = 8
+  /// A writer of batch text ahead of the commits for one collect run (`nil`: the store keeps
+  /// the text in the commit's transaction). Close it when the run ends, failed or not.
+  public func makeStaging() -> BatchStaging? {
+    rawSegments.map { BatchStaging(writer: $0.makeWriter()) }
+  }
+
+  /// Prepares `batch` for ``commit(_:)-(PreparedBatch)`` on the caller's task: its text starts
+  /// going to `staging`, and when `base` is given it is correlated against it (with line ids
+  /// reserved above its floor) and `base` moves on to the state after it. `storesState`: the
+  /// commit stores the correlator state after the batch.
+  public func prepare(
+    _ batch: CollectedBatch, base: inout IngestBase?, storesState: Bool, staging: BatchStaging?
+  ) -> PreparedBatch {
+    let rawWrite = batch.lines.isEmpty ? nil : staging?.writer.append(batch.text)
+    var ahead: CorrelatedBatch?
+    if var current = base {
+      ahead = correlateAhead(batch, base: &current.correlation, floor: current.lineFloor, storesState: storesState)
+      base = current
+    }
+    return PreparedBatch(
+      batch: batch, ahead: ahead, expectedLastBatch: base?.correlation.lastBatch, rawWrite: rawWrite, staging: staging)
+  }
+
+  /// Commits one prepared batch atomically (see ``TraceStoring/commit(_:)``); tells whether
+  /// the correlation done ahead was dropped because the node had moved on (another writer).
+  ///
+  /// - Throws: ``StoreError``; on any error nothing of the batch is stored.
+  @discardableResult
+  public func commit(_ prepared: PreparedBatch) async throws -> CommitResult {
+    try await commit(prepared, faultInjection: nil)
+  }
 
   /// The node's correlator state (replayed up to its newest batch when needed) and the store's
   /// next free line id: where a collect starts correlating ahead.
-  func correlationBase(node: HostID) async throws -> (CorrelationBase, Int64) {
-    let (settings, raw, parser) = (correlation, rawSegments, replayParser)
-    return try await dbWriter.read { db in
-      let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
-      let stored = try nodeID.map { try StoredCorrelation.fetch($0, db) } ?? StoredCorrelation()
-      let state = try nodeID.map {
-        try Self.currentState(node: node, nodeID: $0, stored, settings: settings, raw: raw, parser: parser, db)
-      }
-      return (
-        CorrelationBase(state: state ?? CorrelatorState(), lastBatch: stored.lastBatch), try Self.nextLineID(db)
-      )
+  static func correlationBase(
+    node: HostID, settings: CorrelationSettings, raw: RawSegments?, parser: TraceStore.ReplayParsers,
+    _ db: Database
+  ) throws -> (CorrelationBase, Int64) {
+    let nodeID = try Int64.fetchOne(db, sql: "SELECT id FROM nodes WHERE name = ?", arguments: [node.name])
+    let stored = try nodeID.map { try StoredCorrelation.fetch($0, db) } ?? StoredCorrelation()
+    let state = try nodeID.map {
+      try Self.currentState(node: node, nodeID: $0, stored, settings: settings, raw: raw, parser: parser, db)
     }
+    return (CorrelationBase(state: state ?? CorrelatorState(), lastBatch: stored.lastBatch), try Self.nextLineID(db))
   }
 
   /// Correlates `batch` against `base` with line ids reserved above `floor` (no database
@@ -213,16 +124,19 @@ extension TraceStore {
     state = correlator.state
     return CorrelatedBatch(
       batch: batch, firstID: firstID, output: output, encodedState: storesState ? state.encoded() : nil,
-      blocks: PreparedConnectionBlock.blocks(of: storedConnections(output.connections)))
+      blocks: PreparedConnectionBlock.blocks(
+        of: storedConnections(
+          output.connections, reported: batch.connections, clockOffsetMicros: batch.clock.offsetMicros)
+      ))
   }
 
   /// A node's `correlation_state` row.
   struct StoredCorrelation {
     /// The encoded state; `nil` without a row.
     var state: [UInt8]?
-    /// The batch the state follows (0: before the first); `nil`: the state is current.
+    /// The batch the state follows (0: before the first); `nil` without a row.
     var stateBatch: Int64?
-    /// The node's newest batch; `nil` for rows from before v5 (and without a row).
+    /// The node's newest batch; `nil` without a row.
     var lastBatch: Int64?
 
     static func fetch(_ nodeID: Int64, _ db: Database) throws -> StoredCorrelation {
@@ -245,21 +159,25 @@ extension TraceStore {
   /// committed after it replayed.
   ///
   /// - Throws: ``StoreError`` when a replayed line cannot be read or parsed back,
-  ///   `CorrelatorState.DecodingError`, `DatabaseError`.
+  ///   `CorrelatorState.DecodingError`, `DatabaseError` (the caller names the operation).
   static func currentState(
     node: HostID, nodeID: Int64, _ stored: StoredCorrelation, settings: CorrelationSettings, raw: RawSegments?,
-    parser makeParser: () -> any LineParsing, _ db: Database
+    parser makeParser: TraceStore.ReplayParsers, _ db: Database
   ) throws -> CorrelatorState {
     let state = try stored.state.map { try CorrelatorState(encoded: $0) } ?? CorrelatorState()
     guard let replay = stored.batchesToReplay else { return state }
     var correlator = Correlator(node: node, settings: settings, state: state)
-    var parser = makeParser()
+    var parsers: [String: any LineParsing] = [:]
     let batches = try Row.fetchAll(
-      db, sql: "SELECT id, clock_offset_us FROM batches WHERE node_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+      db, sql: "SELECT id, clock_offset_us, kind FROM batches WHERE node_id = ? AND id BETWEEN ? AND ? ORDER BY id",
       arguments: [nodeID, replay.lowerBound, replay.upperBound])
     for batch in batches {
       let batchID: Int64 = batch[0]
       let offset: Int64 = batch[1]
+      let kind: String = batch[2]
+      // One parser per kind of source, kept across its batches (as the collect kept it).
+      var parser = parsers.removeValue(forKey: kind) ?? makeParser(kind)
+      defer { parsers[kind] = parser }
       var observations: [Observation] = []
       let blocks = try Row.fetchAll(
         db,
@@ -304,7 +222,28 @@ extension TraceStore {
     return correlator.state
   }
 
-  /// A batch's new connections as stored: in time order (the order of their ids), stable.
+  /// A batch's new connections as stored, in time order (the order of their ids), stable: those
+  /// its lines completed, then those its source reported whole (their time corrected by the
+  /// node's clock offset, as the correlator does for lines; no lines behind them).
+  static func storedConnections(
+    _ connections: [Connection], reported: [FinishedConnection], clockOffsetMicros: Int64
+  ) -> [StoredConnection] {
+    let joined = storedConnections(connections)
+    guard !reported.isEmpty else { return joined }
+    let whole = reported.map {
+      StoredConnection(
+        slot: 0, timeMicros: $0.timeMicros - clockOffsetMicros, proto: $0.proto, client: $0.client,
+        clientPort: $0.clientPort, service: $0.service, servicePort: $0.servicePort, pod: $0.pod, podPort: $0.podPort,
+        method: MatchMethod.reportedBySource.rawValue, preID: nil, postID: nil)
+    }
+    // Stable: lines' connections before reported ones of the same time.
+    return (joined + whole).enumerated().sorted {
+      ($0.element.timeMicros, $0.offset) < ($1.element.timeMicros, $1.offset)
+    }
+    .map(\.element)
+  }
+
+  /// A batch's connections completed by its lines, as stored: in time order, stable.
   static func storedConnections(_ connections: [Connection]) -> [StoredConnection] {
     // Sorted as small (time, position) pairs, then built in that order: the records are large
     // to move.
@@ -322,49 +261,19 @@ extension TraceStore {
     }
   }
 
-  /// Commits one batch atomically: its lines, the connections they complete (with the node's
-  /// pending lines from earlier batches), the correlator's carry-over and the cursor.
-  ///
-  /// - Throws: `DatabaseError`; on any error nothing of the batch is stored and the cursor is
-  ///   unchanged.
-  @discardableResult
-  public func commit(_ batch: CollectedBatch) throws -> CommitSummary {
-    try commit(batch, faultInjection: nil)
-  }
-
   /// ``commit(_:)`` with a test hook called inside the transaction just before the cursor is
   /// written.
-  func commit(_ batch: CollectedBatch, faultInjection: (@Sendable () throws -> Void)?) throws -> CommitSummary {
-    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: faultInjection)
-    return try dbWriter.write { db in
-      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
-    }.summary
-  }
-
-  /// ``commit(_:)`` without blocking the caller's thread: the transaction runs on the
-  /// database's own queue.
-  @discardableResult
-  public func commit(_ batch: CollectedBatch) async throws -> CommitSummary {
-    let context = commitContext(raw: commitRawWriter.map { .writeNow($0) } ?? .inBlock, faultInjection: nil)
-    return try await dbWriter.write { db in
-      try Self.commit(batch, ahead: nil, expectedLastBatch: nil, context, db)
-    }.summary
-  }
-
-  /// ``commit(_:)`` of a batch maybe correlated ahead against the state after
-  /// `expectedLastBatch` (the node's newest batch when the collect last looked), whose text may
-  /// already be in a raw segment at `raw` (what
-  /// ``collect(from:makeParser:clock:maxBytes:progress:)`` does); `reCorrelated` tells that the
-  /// node had moved on, so the batch was correlated again in the transaction.
-  func commit(
-    _ batch: CollectedBatch, ahead: CorrelatedBatch?, expectedLastBatch: Int64?, raw location: RawLocation? = nil
-  ) async throws -> (summary: CommitSummary, reCorrelated: Bool) {
+  package func commit(_ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?) async throws
+    -> CommitResult
+  {
+    let location = try await prepared.rawWrite?.location()
     let raw: RawPlacement = location.map { .written($0) } ?? commitRawWriter.map { .writeNow($0) } ?? .inBlock
-    let context = commitContext(raw: raw, faultInjection: nil)
-    let (summary, reCorrelated) = try await dbWriter.write { db in
-      try Self.commit(batch, ahead: ahead, expectedLastBatch: expectedLastBatch, context, db)
+    let context = commitContext(raw: raw, faultInjection: faultInjection)
+    let (summary, correlatedHere) = try await writing("commit a batch of \(prepared.batch.node)") { db in
+      try Self.commit(prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, context, db)
     }
-    return (summary, ahead != nil && reCorrelated)
+    if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
+    return CommitResult(summary: summary, reCorrelated: prepared.ahead != nil && correlatedHere)
   }
 
   /// What a commit needs besides the batch (all `Sendable`, for the writer's queue).
@@ -373,7 +282,7 @@ extension TraceStore {
     var lineIDs: LineIDAllocator
     var raw: RawPlacement
     var segments: RawSegments?
-    var parser: @Sendable () -> any LineParsing
+    var parser: TraceStore.ReplayParsers
     var faultInjection: (@Sendable () throws -> Void)?
   }
 
@@ -424,14 +333,15 @@ extension TraceStore {
 
     try db.execute(
       sql: """
-        INSERT INTO batches (node_id, source, collected_at, clock_offset_us, clock_bound_us, bytes,
+        INSERT INTO batches (node_id, source, kind, collected_at, clock_offset_us, clock_bound_us, bytes,
           transferred_bytes, lines, skipped, events, connections)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
       arguments: [
-        nodeID, batch.sourceID, batch.collectedAtMicros, batch.clock.offsetMicros, batch.clock.boundMicros,
+        nodeID, batch.sourceID, batch.cursor.kind, batch.collectedAtMicros, batch.clock.offsetMicros,
+        batch.clock.boundMicros,
         batch.byteCount, batch.transferredBytes, batch.lineCount, batch.skippedCount,
-        batch.events.map(\.description).joined(separator: "\n"), output.connections.count,
+        batch.events.map(\.description).joined(separator: "\n"), output.connections.count + batch.connections.count,
       ])
     let batchID = db.lastInsertedRowID
 
@@ -471,11 +381,7 @@ extension TraceStore {
     } else if stored.state != nil {
       // The stored state stays; this batch is replayed onto it when needed.
       try db.execute(
-        sql: """
-          UPDATE correlation_state SET last_batch = ?,
-            state_batch = COALESCE(state_batch, (SELECT MAX(id) FROM batches WHERE node_id = ? AND id < ?), 0)
-          WHERE node_id = ?
-          """, arguments: [batchID, nodeID, batchID, nodeID])
+        sql: "UPDATE correlation_state SET last_batch = ? WHERE node_id = ?", arguments: [batchID, nodeID])
     } else {
       try db.execute(
         sql: "INSERT INTO correlation_state (node_id, state, state_batch, last_batch) VALUES (?, ?, 0, ?)",
@@ -485,16 +391,12 @@ extension TraceStore {
     try context.faultInjection?()
     try db.execute(
       sql: """
-        INSERT OR REPLACE INTO cursors (node_id, source, inode, fingerprint, size, offset, updated_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?)
+        INSERT OR REPLACE INTO cursors (node_id, source, kind, state, updated_at) VALUES (?, ?, ?, ?, ?)
         """,
-      arguments: [
-        nodeID, batch.sourceID, Int64(bitPattern: batch.cursor.inode), Data(batch.cursor.fingerprint),
-        Int64(clamping: batch.cursor.size), Int64(clamping: batch.cursor.offset), batch.collectedAtMicros,
-      ])
+      arguments: [nodeID, batch.sourceID, batch.cursor.kind, Data(batch.cursor.state), batch.collectedAtMicros])
     let summary = CommitSummary(
       batchID: batchID, lines: batch.lines.count, skipped: batch.skippedCount,
-      connections: output.connections.count, correlation: output.stats)
+      connections: output.connections.count + batch.connections.count, correlation: output.stats)
     done = true
     return (summary, correlatedHere)
   }
@@ -503,7 +405,6 @@ extension TraceStore {
   static func lineRangeIsFree(from first: Int64, count: Int, _ db: Database) throws -> Bool {
     guard count > 0 else { return true }
     let end = first + Int64(count)
-    if let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines"), legacy >= first { return false }
     // Blocks never overlap: only the last one starting below `end` can reach into the range.
     guard
       let row = try Row.fetchOne(
@@ -513,13 +414,11 @@ extension TraceStore {
     return (row[0] as Int64) + (row[1] as Int64) <= first
   }
 
-  /// The id the next stored line gets: line ids run on from the `lines` table (lines stored
-  /// before v2) through the line blocks.
+  /// The id the next stored line gets: after the last line of the newest block.
   static func nextLineID(_ db: Database) throws -> Int64 {
-    let legacy = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM lines") ?? 0
-    let blocks = try Int64.fetchOne(
+    let last = try Int64.fetchOne(
       db, sql: "SELECT first_id + count - 1 FROM line_blocks ORDER BY first_id DESC LIMIT 1")
-    return max(legacy, blocks ?? 0) + 1
+    return (last ?? 0) + 1
   }
 
   /// Stores the batch's lines as one block, with the outcomes the correlator gave them (the
@@ -581,15 +480,14 @@ extension TraceStore {
     let decided = last.sorted { $0.key < $1.key }
     var index = 0
     while index < decided.count {
-      let (id, outcome) = decided[index]
+      let id = decided[index].key
       guard
         let block = try Row.fetchOne(
           db, sql: "SELECT first_id, count, flags FROM line_blocks WHERE first_id <= ? ORDER BY first_id DESC LIMIT 1",
           arguments: [id]),
         id < (block[0] as Int64) + (block[1] as Int64)
       else {
-        // A line stored before v2.
-        try db.execute(sql: "UPDATE lines SET outcome = ? WHERE id = ?", arguments: [outcome.rawValue, id])
+        // Not a stored line (pruned meanwhile): nothing to record.
         index += 1
         continue
       }
@@ -616,14 +514,7 @@ extension TraceStore {
     return db.lastInsertedRowID
   }
 
-  /// What ``prune(olderThan:)`` removed.
-  public struct PruneSummary: Sendable, Equatable, Codable {
-    public var connections = 0
-    public var lines = 0
-    public var batches = 0
-    public var snapshots = 0
-    public var names = 0
-  }
+  public typealias PruneSummary = Store.PruneSummary
 
   /// Deletes connections, lines, batches, snapshots and name rows older than `cutoffMicros`
   /// (µs since the epoch). Pending pre lines are kept; the newest snapshot is always kept, and
@@ -635,12 +526,14 @@ extension TraceStore {
   /// Raw segment files no line block refers to any more (and no collect is writing) are
   /// deleted once the pruning transaction has committed.
   ///
-  /// - Throws: `DatabaseError`.
+  /// - Throws: ``StoreError``.
   @discardableResult
   public func prune(olderThan cutoffMicros: Int64) throws -> PruneSummary {
     let summary = try pruneRows(olderThan: cutoffMicros)
     try rawSegments?.deleteUnreferenced {
-      try dbWriter.read { db in Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw")) }
+      try reading("list the raw segments in use") { db in
+        Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM line_raw"))
+      }
     }
     return summary
   }
@@ -649,18 +542,16 @@ extension TraceStore {
   /// state (replayed by the next collect).
   static let replayedBlock = """
     EXISTS (SELECT 1 FROM correlation_state s WHERE s.node_id = line_blocks.node_id
-      AND s.state_batch IS NOT NULL AND line_blocks.batch_id > s.state_batch)
+      AND line_blocks.batch_id > s.state_batch)
     """
 
   /// The database part of ``prune(olderThan:)``, in one transaction.
   private func pruneRows(olderThan cutoffMicros: Int64) throws -> PruneSummary {
-    try dbWriter.write { db in
+    try writing("prune the store") { db in
       var summary = PruneSummary()
       summary.connections = try Self.pruneConnectionBlocks(olderThan: cutoffMicros, db)
-      try db.execute(sql: "DELETE FROM lines WHERE time < ? AND outcome <> 0", arguments: [cutoffMicros])
-      summary.lines = db.changesCount
       // A block goes as a whole once all its lines are old and none is still pending.
-      summary.lines +=
+      summary.lines =
         try Int.fetchOne(
           db,
           sql:
@@ -675,7 +566,7 @@ extension TraceStore {
       try db.execute(
         sql: """
           DELETE FROM batches WHERE collected_at < ? AND NOT EXISTS (SELECT 1 FROM correlation_state s
-            WHERE s.node_id = batches.node_id AND s.state_batch IS NOT NULL AND batches.id > s.state_batch)
+            WHERE s.node_id = batches.node_id AND batches.id > s.state_batch)
           """, arguments: [cutoffMicros])
       summary.batches = db.changesCount
       try db.execute(

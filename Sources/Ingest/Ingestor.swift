@@ -1,0 +1,143 @@
+public import Logs
+public import SVCTraceCore
+public import Store
+
+/// What one ``Ingestor/collect(from:makeParser:clock:maxBytes:progress:)`` run did for one
+/// source.
+public struct CollectSummary: Sendable, Equatable {
+  public var node: HostID
+  public var batches = 0
+  public var bytes = 0
+  public var transferredBytes = 0
+  public var lines = 0
+  public var skipped = 0
+  public var connections = 0
+  public var events: [CaptureEvent] = []
+
+  public init(node: HostID) { self.node = node }
+}
+
+/// The ingest pipeline: pulls a capture source, parses each chunk, correlates it ahead of its
+/// commit and hands the prepared batches to the store, one commit in flight at a time.
+public struct Ingestor: Sendable {
+  public let store: any TraceStoring
+
+  public init(store: any TraceStoring) {
+    self.store = store
+  }
+
+  /// How many batches of a collect run share one stored correlator state (it is stored with
+  /// every `stateInterval`th batch and the last of a run): encoding and writing the state cost
+  /// as much as the rest of a commit.
+  public static let stateInterval = 8
+
+  /// Pulls `source` until it is caught up, committing each chunk (lines, connections, cursor)
+  /// in its own transaction.
+  ///
+  /// Interrupting it (error, cancellation, kill) loses nothing: the cursor only moves with the
+  /// data it covers, and the next run resumes there (replaying the batches committed after the
+  /// node's last stored correlator state).
+  ///
+  /// - Parameters:
+  ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
+  ///   - clock: the node's measured clock offset, stored with every batch.
+  ///   - maxBytes: the size of one pull (and so of one transaction).
+  ///   - progress: called after each committed batch with the running totals.
+  /// - Throws: ``CaptureError``, `RemoteError`, ``StoreError``,
+  ///   `CancellationError`.
+  public func collect<Parser: LineParsing>(
+    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
+    progress: (@Sendable (CollectSummary) -> Void)? = nil
+  ) async throws -> CollectSummary {
+    let store = self.store
+    var summary = CollectSummary(node: source.node)
+    let start = try await store.ingestStart(node: source.node, source: source.sourceID)
+    var cursor = start.cursor
+    var parser = makeParser()
+    var idlePulls = 0
+    // Each batch is correlated here, right after it is parsed, against the state the node's
+    // previous batch left: the database writer, shared by every node, only writes. One commit
+    // runs while the next chunk is pulled, parsed and correlated; the next commit starts only
+    // when it is done, so batches commit in order and the stored cursor never passes
+    // uncommitted data. `base` is `nil` once the store changed under this collect (another
+    // writer): the commits then correlate in their transaction, against what is stored.
+    var base: IngestBase? = start.base
+    // The node's newest batch as this collect knows it: a commit uses its batch's correlation
+    // only if the store still says so (no one else collected the node meanwhile).
+    var lastBatch = start.base.lastBatch
+    var batchesInRun = 0
+    // The batches' raw text goes to segments this collect holds alone, written and flushed on
+    // the writer's queue while the batch is correlated and the previous one commits.
+    let staging = store.makeStaging()
+    do {
+      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitResult).self) { group in
+        func account(_ batch: CollectedBatch, _ committed: CommitResult) {
+          lastBatch = committed.summary.batchID
+          summary.batches += 1
+          summary.bytes += batch.byteCount
+          summary.transferredBytes += batch.transferredBytes
+          summary.lines += batch.lineCount
+          summary.skipped += batch.skippedCount
+          summary.connections += committed.summary.connections
+          if committed.reCorrelated { base = nil }
+          progress?(summary)
+        }
+        var inFlight = false
+        while true {
+          try Task.checkCancellation()
+          let chunk: SourceChunk
+          do {
+            chunk = try await source.pull(after: cursor, maxBytes: maxBytes)
+          } catch {
+            // Keep what is committing (a failed pull is no reason to roll it back).
+            if inFlight, let (done, committed) = try await group.next() {
+              account(done, committed)
+            }
+            throw error
+          }
+          summary.events += chunk.events
+          let isEmpty = chunk.data.isEmpty && chunk.connections.isEmpty
+          if isEmpty, chunk.cursor == cursor {
+            break
+          }
+          // A source that keeps moving without data or restarts twice is confused: stop rather
+          // than loop (the committed cursor stays valid).
+          idlePulls = isEmpty ? idlePulls + 1 : 0
+          let restarts = summary.events.filter { $0 == .cursorFileLost }.count
+          guard idlePulls < 64, restarts < 2 else {
+            throw CaptureError(
+              host: source.node, operation: "collect \(source.sourceID)", cause: .noProgress,
+              message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
+          }
+          let batch = CollectedBatch(
+            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
+          // The state is stored with the run's last batch and every `stateInterval`th: a
+          // collect interrupted in between is continued by replaying the few batches since.
+          batchesInRun += 1
+          let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
+          var prepared = store.prepare(batch, base: &base, storesState: storesState, staging: staging)
+          if inFlight, let (done, committed) = try await group.next() {
+            account(done, committed)
+          }
+          prepared.expectedLastBatch = lastBatch
+          group.addTask { [prepared] in
+            (prepared.batch, try await store.commit(prepared))
+          }
+          inFlight = true
+          cursor = batch.cursor
+          if chunk.isCaughtUp { break }
+        }
+        while let (done, committed) = try await group.next() {
+          account(done, committed)
+        }
+        return summary
+      }
+      await staging?.close()
+      return collected
+    } catch {
+      // Cuts away the text of batches that did not commit.
+      await staging?.close()
+      throw error
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/// Counters of one correlation pass.
+public struct CorrelationStats: Sendable, Equatable, Codable {
+  public var connections = 0
+  public var duplicates = 0
+  public var orphans = 0
+  public var expired = 0
+  public var pending = 0
+  /// Connections moved to the endpoint of a retransmission's new DNAT (``MatchMethod/reDNAT``).
+  public var redispatched = 0
+
+  public init() {}
+}
