@@ -39,7 +39,7 @@ public enum LocalProcess {
     var overrides: [Environment.Key: String?] = [:]
     for (key, value) in environment { overrides[Environment.Key(stringLiteral: key)] = value }
     do {
-      let descriptor = try anonymousFile(containing: stdin ?? [])
+      let descriptor = try AnonymousFile.containing(stdin ?? [])
       defer { close(descriptor) }
       let result = try await Subprocess.run(
         .name("env"), arguments: Arguments(arguments), environment: .inherit.updating(overrides),
@@ -69,29 +69,6 @@ public enum LocalProcess {
     _ command: String, stdin: [UInt8]? = nil, environment: [String: String] = [:]
   ) async throws -> CommandResult {
     try await run(["/bin/sh", "-c", command], stdin: stdin, environment: environment)
-  }
-
-  /// A descriptor, at offset 0, of an unlinked temporary file holding `bytes`.
-  private static func anonymousFile(containing bytes: [UInt8]) throws -> Int32 {
-    var template = Array((FileManager.default.temporaryDirectory.path + "/svctrace-stdin-XXXXXX").utf8CString)
-    let descriptor = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
-    guard descriptor >= 0 else { throw Failure(command: [], message: "cannot create a temporary file") }
-    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-    unlink(String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    var written = 0
-    while written < bytes.count {
-      let count = bytes.withUnsafeBytes { buffer in
-        write(descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written)
-      }
-      if count < 0, errno == EINTR { continue }
-      guard count > 0 else {
-        close(descriptor)
-        throw Failure(command: [], message: "cannot write a temporary file")
-      }
-      written += count
-    }
-    lseek(descriptor, 0, SEEK_SET)
-    return descriptor
   }
 
   private static func collect(_ sequence: SubprocessOutputSequence, limit: Int) async throws -> [UInt8] {

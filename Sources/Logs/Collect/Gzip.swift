@@ -1,4 +1,5 @@
 import Foundation
+import SVCTraceCore
 import Subprocess
 import SystemPackage
 
@@ -55,7 +56,12 @@ enum Gzip {
   /// - Parameter limit: the most decompressed bytes accepted.
   /// - Throws: ``Failure``.
   static func decompress(_ compressed: [UInt8], limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
-    let descriptor = try anonymousFile(containing: compressed)
+    let descriptor: Int32
+    do {
+      descriptor = try AnonymousFile.containing(compressed)
+    } catch {
+      throw .cannotRun(error.description)
+    }
     defer { close(descriptor) }
     return try await run(
       arguments: ["-dc"],
@@ -69,35 +75,6 @@ enum Gzip {
   /// - Throws: ``Failure``.
   static func decompress(fileAt path: String, limit: Int = defaultOutputLimit) async throws(Failure) -> [UInt8] {
     try await run(arguments: ["-dc", "--", path], input: .none, limit: limit)
-  }
-
-  /// A descriptor, at offset 0, of an unlinked temporary file holding `bytes`.
-  private static func anonymousFile(containing bytes: [UInt8]) throws(Failure) -> Int32 {
-    var template = Array((FileManager.default.temporaryDirectory.path + "/svctrace-gunzip-XXXXXX").utf8CString)
-    let descriptor = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.map { mkstemp($0) } ?? -1 }
-    guard descriptor >= 0 else {
-      throw .cannotRun("cannot create a temporary file: \(String(cString: strerror(errno)))")
-    }
-    _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-    unlink(String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    var written = 0
-    while written < bytes.count {
-      let count = bytes.withUnsafeBytes { buffer in
-        write(descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written)
-      }
-      if count < 0, errno == EINTR { continue }
-      guard count > 0 else {
-        let reason = String(cString: strerror(errno))
-        close(descriptor)
-        throw .cannotRun("cannot write a temporary file: \(reason)")
-      }
-      written += count
-    }
-    guard lseek(descriptor, 0, SEEK_SET) == 0 else {
-      close(descriptor)
-      throw .cannotRun("cannot rewind a temporary file")
-    }
-    return descriptor
   }
 
   private static func run(
