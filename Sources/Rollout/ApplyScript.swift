@@ -12,8 +12,8 @@ public import SVCTraceCore
 ///   (`base64 -d`, coreutils), so they arrive byte-exact whatever they contain;
 /// - runs detached from the SSH channel (`setsid`, standard streams on the node-side log
 ///   `/tmp/svctrace-apply.NONCE/log`) and ignores HUP, PIPE and INT, so the channel's death cannot stop it;
-///   only the final framed reply is printed (the directory is removed once the reply was read, and kept,
-///   log included, for a day when nobody read it);
+///   only the final framed reply is printed (the directory keeps `result` and `log` for a day, so that a
+///   controller interrupted while waiting can still collect the reply);
 /// - before the first change backs up what it touches (each location's `*-save` mangle section,
 ///   `table inet svctrace`, the files with `cp -p`: contents, modes and owners), writes the journal
 ///   `STATE/apply.pending` (a self-contained undo script) and arms the `--for` expiry;
@@ -120,12 +120,15 @@ public enum ApplyScript {
   }
 
   static func collectBody(dir: String, waitTenths: Int) -> String {
+    // The bootstrap keeps `result` and `log` (a later `collect` may still need the reply); a collect removes
+    // the directory; the next run removes directories older than a day.
     [
       "t=\(dir); i=0",
       "while [ ! -f \"$t/result\" ] && [ $i -lt \(waitTenths) ]; do sleep 0.1; i=$((i+1)); done",
       "if [ -f \"$t/result\" ]; then",
       "  cat \"$t/result\"",
-      "  rm -rf \"$t\"",
+      waitTenths == 0
+        ? "  rm -f \"$t/script\" \"$t/steps\" \"$t/out\" \"$t/undo\" \"$t/nft\"" : "  rm -rf \"$t\"",
       "  exit 0",
       "fi",
     ].joined(separator: "\n")
@@ -598,6 +601,8 @@ extension NodeRollout {
       if result.exitStatus == 97 {
         return (nil, "the script did not arrive whole; nothing was run (\(result.failureSummary))")
       }
+      // The reply is read: its directory can go (best effort; the next run removes day-old ones anyway).
+      _ = try? await session.run("rm -rf /tmp/svctrace-apply." + nonce, stdin: nil, timeout: .seconds(30))
       return (result.stdoutText, nil)
     } catch {
       let first = (error as? RemoteError)?.message ?? "\(error)"

@@ -96,6 +96,58 @@ struct ApplyScriptTests {
   }
 }
 
+/// A session like the SSH one around Ctrl-C: the apply script's channel breaks once the script has started
+/// (the script goes on, as on a node), and nothing runs in a cancelled task.
+final class InterruptedSession: RemoteSession {
+  let base: LocalNetnsSession
+  var host: HostID { base.host }
+  init(base: LocalNetnsSession) { self.base = base }
+
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    if Task.isCancelled {
+      throw RemoteError(host: host, operation: "run", kind: .cancelled, message: "cancelled before the channel opened")
+    }
+    if stdin != nil && command.contains("/tmp/svctrace-apply.") {
+      let base = self.base
+      Task.detached { _ = try? await base.run(command, stdin: stdin, timeout: timeout) }
+      try await Task.sleep(for: .seconds(2))
+      throw RemoteError(host: host, operation: "run", kind: .protocolError, message: "channel closed")
+    }
+    return try await base.run(command, stdin: stdin, timeout: timeout)
+  }
+
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
+    try await base.readFile(path, offset: offset, maxLength: maxLength)
+  }
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
+    try await base.writeFile(path, contents: contents, mode: mode)
+  }
+  func stat(_ path: String) async throws -> RemoteFileStat? { try await base.stat(path) }
+  func close() async {}
+}
+
+extension ApplyScriptTests {
+  /// Ctrl-C while the node-side script runs: the controller's collection runs outside the cancelled task,
+  /// with its own deadline, and reports what the node really did.
+  @Test func cancellationStillCollectsTheNodesOutcome() async throws {
+    let scratch = try ScratchNode(id: 15, kind: .iptablesLegacy)
+    defer { scratch.tearDown() }
+    var settings = scratch.settings(validate: "sleep 1")
+    settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")]
+    let session = InterruptedSession(base: scratch.session())
+    let plan = try await NodeRollout.plan(session, settings: settings)
+    let apply = Task { await NodeRollout.apply(plan, session: session) }
+    try await Task.sleep(for: .milliseconds(500))
+    apply.cancel()
+    let report = await apply.value
+    #expect(report.failure == nil, "\(String(describing: report.failure))")
+    #expect(report.changed)
+    #expect(report.steps.contains { $0.name == "restart rsyslog" && $0.outcome == .changed })
+    #expect(!(try await NodeRollout.plan(scratch.session(), settings: settings).hasChanges))
+    #expect(await NodeRollout.remove(scratch.session(), settings: settings).failure == nil)
+  }
+}
+
 /// The reply parser accepts only the framed grammar.
 struct ApplyReplyTests {
   let host = HostID("node9")
