@@ -82,7 +82,6 @@ struct InstallKillTests {
 
     let rounds = Int(Lab.environment["SVCTRACE_KILL_ROUNDS"] ?? "") ?? 8
     var killedCount = 0
-    var outcomes: [String: Set<String>] = [:]
     for round in 0..<(2 * rounds) {
       // Alternate: kill a remove, then an install.
       let command = round % 2 == 0 ? "remove" : "install"
@@ -94,9 +93,8 @@ struct InstallKillTests {
       for node in nodes {
         let now = try rawState(node)
         if now == before[node] {
-          outcomes[command, default: []].insert("before")
+          continue
         } else if now == installed[node] {
-          outcomes[command, default: []].insert("installed")
           installedNodes.append(node)
         } else {
           let versusBefore = lineDiff(before[node] ?? "", now)
@@ -116,7 +114,5 @@ struct InstallKillTests {
       }
     }
     #expect(killedCount >= rounds, "only \(killedCount) of \(2 * rounds) runs were killed before they finished")
-    // Every random kill ended one way or the other; over the rounds both ends should have been seen.
-    #expect(!outcomes.isEmpty)
   }
 }
