@@ -155,12 +155,15 @@ public struct NodeProbe: Sendable {
 
 /// Probing and dataplane detection.
 public enum NodeProber {
-  /// The one shell script that gathers a node's facts (read-only: it changes nothing).
+  /// The one shell script that gathers a node's facts (read-only, except that it first rolls back an
+  /// interrupted apply's journal or finishes an interrupted remove: ``ApplyScript/recovery(settings:)``).
   ///
   /// `iptables-legacy-save` runs without `-t`: asking legacy for a table would create it
   /// (the iptables-wrappers rule).
   public static func script(settings: RolloutSettings) throws(ShellQuoteError) -> String {
-    var lines = [
+    var lines = try [
+      // First, finish recovering an apply or remove whose script was killed (changes only svctrace's own state).
+      ApplyScript.probePrelude(settings: settings),
       "S() { printf '\\n@@svctrace:%s@@\\n' \"$1\"; }",
       "have() { command -v \"$1\" >/dev/null 2>&1; }",
       "S nft-mangle4; have iptables-nft-save && iptables-nft-save -t mangle 2>/dev/null",

@@ -243,104 +243,16 @@ public enum NodeRollout {
   ///
   /// Order: state files, rules (one `iptables-restore --noflush` per location, or one `nft -f`),
   /// drop-in, `rsyslogd -N1`, rsyslog restart + is-active, logrotate file, `logrotate -d`, expiry.
+  /// All of it runs as ONE node-side script (``ApplyScript``) that backs up, journals and rolls back
+  /// by itself, so a controller that dies mid-way never leaves the node half-changed.
   /// Nothing runs when the plan has no changes.
   public static func apply(_ plan: NodePlan, session: any RemoteSession) async -> NodeChangeReport {
-    var steps: [StepResult] = []
     guard plan.hasChanges else {
       return NodeChangeReport(
         host: plan.host, changed: false, failure: nil,
         steps: [StepResult(name: "plan", outcome: .ok, detail: "no changes")])
     }
-    let settings = plan.settings
-    let host = plan.host
-    var journal = Journal()
-    do {
-      // State directory and state files.
-      let stateDirExisted = try await session.stat(settings.stateDirectory) != nil
-      if !stateDirExisted {
-        try await session.check(
-          "mkdir -p " + ShellQuote.quote(settings.stateDirectory), operation: "create state directory")
-        journal.createdStateDirectory = true
-      }
-      for file in plan.files
-      where file.changes && (file.path == settings.statePath || file.path == settings.removeScriptPath) {
-        try await write(file, session: session, journal: &journal)
-        steps.append(StepResult(name: "write \(file.path)", outcome: .changed))
-      }
-      // Rules.
-      for target in plan.iptables where target.changes {
-        journal.touchedIptables.append(target)
-        try await restore(
-          target.desired, from: target.current, backend: target.backend, family: target.family, session: session)
-        steps.append(
-          StepResult(name: "rules \(target.location)", outcome: .changed, detail: "iptables-restore --noflush"))
-      }
-      if NFTText.normalize(plan.nftCurrent ?? "") != NFTText.normalize(plan.nftDesired ?? "") {
-        journal.touchedNFT = true
-        if let table = plan.nftDesired {
-          try await session.check(
-            "nft -f -", stdin: Array(Renderer.nftApplyFile(table: table).utf8),
-            operation: "load nft table inet svctrace")
-        } else {
-          try await session.check("nft delete table inet svctrace", operation: "delete nft table inet svctrace")
-        }
-        steps.append(StepResult(name: "nft table inet svctrace", outcome: .changed, detail: "nft -f"))
-      }
-      // rsyslog drop-in.
-      if let dropIn = plan.files.first(where: { $0.path == settings.rsyslogDropInPath }), dropIn.changes {
-        try await write(dropIn, session: session, journal: &journal)
-        steps.append(StepResult(name: "write \(dropIn.path)", outcome: .changed))
-      }
-      if plan.restartRsyslog {
-        try await session.check(
-          settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config (rsyslogd -N1)")
-        steps.append(StepResult(name: "rsyslogd -N1", outcome: .ok))
-        journal.restartedRsyslog = true
-        try await session.check(settings.commands.rsyslogRestart, timeout: .seconds(60), operation: "restart rsyslog")
-        try await session.check(settings.commands.rsyslogIsActive, operation: "check rsyslog is active after restart")
-        steps.append(StepResult(name: "restart rsyslog", outcome: .changed))
-      }
-      // logrotate.
-      if let rotate = plan.files.first(where: { $0.path == settings.logrotatePath }), rotate.changes {
-        try await write(rotate, session: session, journal: &journal)
-        try await session.check(
-          settings.commands.logrotateDebug + " " + ShellQuote.quote(rotate.path), timeout: .seconds(60),
-          operation: "check logrotate file (logrotate -d)")
-        steps.append(StepResult(name: "write \(rotate.path)", outcome: .changed, detail: "logrotate -d ok"))
-      }
-      // Expiry.
-      if let seconds = plan.expirySeconds {
-        let method = expiryMethod(settings.expiryMethod, probe: plan.probe)
-        try await session.check(
-          NodeScripts.scheduleExpiry(settings: settings, seconds: seconds, method: method), timeout: .seconds(30),
-          operation: "schedule capture expiry (\(method.rawValue))")
-        steps.append(StepResult(name: "expiry", outcome: .changed, detail: "\(method.rawValue), in \(seconds)s"))
-      }
-      return NodeChangeReport(host: host, changed: true, failure: nil, steps: steps)
-    } catch {
-      let failure =
-        error as? RolloutError
-        ?? RolloutError(
-          host: host, operation: (error as? RemoteError)?.operation ?? "apply", kind: .commandFailed,
-          reason: (error as? RemoteError)?.message ?? "\(error)")
-      steps.append(StepResult(name: failure.operation, outcome: .failed, detail: failure.reason))
-      let rollbackSteps = await rollback(journal, plan: plan, session: session)
-      steps += rollbackSteps
-      // Say how the rollback went, in the one line the recap shows.
-      var reported = failure
-      let undone = rollbackSteps.filter { $0.outcome == .rolledBack }.count
-      let notUndone = rollbackSteps.filter { $0.outcome == .failed }
-      if notUndone.isEmpty {
-        reported.reason +=
-          undone > 0
-          ? "; rolled back (\(undone) step\(undone == 1 ? "" : "s") undone), node as before" : "; nothing was changed"
-      } else {
-        reported.reason +=
-          "; rolled back, but " + notUndone.map { "\($0.name) failed: \($0.detail)" }.joined(separator: "; ")
-          + " (rules and files are as before; check the node)"
-      }
-      return NodeChangeReport(host: host, changed: false, failure: reported, steps: steps)
-    }
+    return await applyOnNode(plan, session: session)
   }
 
   /// Picks the expiry mechanism the node offers.
@@ -349,108 +261,6 @@ public enum NodeRollout {
     if probe.hasSystemd { return .systemd }
     if probe.hasAt { return .at }
     return .sleeper
-  }
-
-  /// What apply changed so far, to undo it.
-  struct Journal {
-    var createdStateDirectory = false
-    var writtenFiles: [FileChange] = []
-    var touchedIptables: [IptablesTarget] = []
-    var touchedNFT = false
-    var restartedRsyslog = false
-  }
-
-  private static func write(_ file: FileChange, session: any RemoteSession, journal: inout Journal) async throws {
-    journal.writtenFiles.append(file)
-    if let desired = file.desired {
-      do {
-        try await session.writeFile(file.path, contents: desired, mode: file.mode)
-      } catch let error as RemoteError {
-        throw RolloutError(host: session.host, operation: "write \(file.path)", kind: .file, reason: error.message)
-      }
-    } else {
-      try await session.check("rm -f " + ShellQuote.quote(file.path), operation: "remove \(file.path)")
-    }
-  }
-
-  private static func restore(
-    _ desired: IptablesRuleState, from current: IptablesRuleState, backend: Dataplane.Backend, family: IPFamily,
-    session: any RemoteSession
-  ) async throws {
-    guard let binary = backend.binary(family) else { return }
-    let fragment = desired.restoreFragment(from: current)
-    try await session.check(
-      binary + "-restore --noflush", stdin: Array(fragment.utf8), timeout: .seconds(60),
-      operation: "load svctrace rules (\(binary)-restore --noflush)")
-  }
-
-  /// Puts back what the journal says was changed, in reverse order; restarts rsyslog last if it was touched.
-  static func rollback(_ journal: Journal, plan: NodePlan, session: any RemoteSession) async -> [StepResult] {
-    var steps: [StepResult] = []
-    let settings = plan.settings
-    for file in journal.writtenFiles.reversed() {
-      do {
-        if let previous = file.current {
-          try await session.writeFile(file.path, contents: previous, mode: file.mode)
-        } else {
-          try await session.check("rm -f " + ShellQuote.quote(file.path), operation: "remove \(file.path)")
-        }
-        steps.append(StepResult(name: "restore \(file.path)", outcome: .rolledBack))
-      } catch {
-        steps.append(StepResult(name: "restore \(file.path)", outcome: .failed, detail: "\(error)"))
-      }
-    }
-    for target in journal.touchedIptables.reversed() {
-      guard let binary = target.backend.binary(target.family) else { continue }
-      do {
-        // Re-read the exact current state, then go back to the snapshot.
-        let saved = try await session.check(binary + "-save", operation: "read rules (\(binary)-save)")
-        let now = IptablesRuleState(table: IptablesSave(parsing: saved.stdoutText).tables["mangle"] ?? .init())
-        var previous = target.current
-        previous.jumps = previous.jumps.map { $0 }
-        try await restore(previous, from: now, backend: target.backend, family: target.family, session: session)
-        if target.backend == .iptablesNFT {
-          let name = target.family == .ipv4 ? "ip" : "ip6"
-          let existed = plan.probe.nftMangleBaseChains(target.family)
-          let created = ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"].filter { !existed.contains($0) }
-          try await session.check(
-            NodeScripts.dropCreatedNFTObjects(
-              createdBaseChains: [name: created],
-              createdTables: plan.probe.nftMangleTableExists(target.family) ? [] : [name]),
-            operation: "drop nft base chains created by install")
-        }
-        steps.append(StepResult(name: "restore rules \(target.location)", outcome: .rolledBack))
-      } catch {
-        steps.append(StepResult(name: "restore rules \(target.location)", outcome: .failed, detail: "\(error)"))
-      }
-    }
-    if journal.touchedNFT {
-      do {
-        if let previous = plan.nftCurrent {
-          try await session.check(
-            "nft -f -", stdin: Array(Renderer.nftApplyFile(table: previous).utf8), operation: "restore nft table")
-        } else {
-          try await session.check(
-            "if nft list table inet svctrace >/dev/null 2>&1; then nft delete table inet svctrace; fi",
-            operation: "delete nft table inet svctrace")
-        }
-        steps.append(StepResult(name: "restore nft table inet svctrace", outcome: .rolledBack))
-      } catch {
-        steps.append(StepResult(name: "restore nft table inet svctrace", outcome: .failed, detail: "\(error)"))
-      }
-    }
-    if journal.createdStateDirectory {
-      _ = try? await session.run("rmdir " + ShellQuote.quote(settings.stateDirectory) + " 2>/dev/null")
-    }
-    if journal.restartedRsyslog && plan.probe.rsyslogActive {
-      do {
-        try await session.check(settings.commands.rsyslogRestart, timeout: .seconds(60), operation: "restart rsyslog")
-        steps.append(StepResult(name: "restart rsyslog", outcome: .rolledBack))
-      } catch {
-        steps.append(StepResult(name: "restart rsyslog", outcome: .failed, detail: "\(error)"))
-      }
-    }
-    return steps
   }
 
   // MARK: Install / remove
@@ -484,12 +294,8 @@ public enum NodeRollout {
       let present = presentArtifacts(before, settings: settings)
       var changed = false
       if !present.isEmpty {
-        let result = try await session.run(
-          NodeScripts.removeScript(settings: settings, state: state), stdin: nil, timeout: .seconds(120))
-        guard result.succeeded else {
-          throw RolloutError(
-            host: host, operation: "remove svctrace", kind: .commandFailed, reason: result.failureSummary)
-        }
+        try await removeOnNode(
+          NodeScripts.removeScript(settings: settings, state: state), session: session, settings: settings)
         changed = true
         steps.append(StepResult(name: "remove", outcome: .changed, detail: present.joined(separator: ", ")))
       }

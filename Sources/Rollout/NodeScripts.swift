@@ -106,29 +106,37 @@ public enum NodeScripts {
   public static func scheduleExpiry(settings: RolloutSettings, seconds: Int64, method: ExpiryMethod)
     throws(ShellQuoteError) -> String
   {
+    try scheduleExpiry(settings: settings, secondsExpression: String(seconds), method: method)
+  }
+
+  /// Same, with the delay given as a shell expression (`$rem`) evaluated on the node.
+  static func scheduleExpiry(settings: RolloutSettings, secondsExpression: String, method: ExpiryMethod)
+    throws(ShellQuoteError) -> String
+  {
     let q = ShellQuote.quote
     let remove = try q(settings.removeScriptPath)
     var lines = try [
       "mkdir -p \(q(settings.stateDirectory)) || exit 1",
       cancelExpiry(settings: settings, guarded: false),
-      "expiry=$(( $(date +%s) + \(seconds) ))",
+      "svct_s=\(secondsExpression)",
+      "expiry=$(( $(date +%s) + svct_s ))",
     ]
     switch method {
     case .systemd, .automatic:
       lines.append(
-        "systemd-run --quiet --unit svctrace-expiry --on-active=\(seconds)s --timer-property=AccuracySec=1s "
+        "systemd-run --quiet --unit svctrace-expiry --on-active=\"$svct_s\"s --timer-property=AccuracySec=1s "
           + "--setenv=SVCTRACE_EXPIRY=1 /bin/sh \(remove) || exit 1")
     case .at:
-      let minutes = max(1, (seconds + 59) / 60)
+      lines.append("minutes=$(( (svct_s + 59) / 60 )); [ \"$minutes\" -ge 1 ] || minutes=1")
       try lines.append(
-        "echo \(q("SVCTRACE_EXPIRY=1 /bin/sh " + remove)) | at now + \(minutes) minutes 2>&1 "
+        "echo \(q("SVCTRACE_EXPIRY=1 /bin/sh " + remove)) | at now + \"$minutes\" minutes 2>&1 "
           + "| sed -n 's/^job \\([0-9]*\\) .*/\\1/p' > \(q(settings.expiryAtJobPath))")
       try lines.append("[ -s \(q(settings.expiryAtJobPath)) ] || exit 1")
     case .sleeper:
       let starter = "command -v setsid >/dev/null 2>&1 && s=setsid || s="
       lines.append(starter)
       lines.append(
-        "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \(seconds) \(remove) "
+        "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \"$svct_s\" \(remove) "
           + "</dev/null >/dev/null 2>&1 &")
       try lines.append("echo $! > \(q(settings.expiryPidPath)) || exit 1")
     }

@@ -1,0 +1,190 @@
+import Foundation
+import SVCTraceCore
+import Testing
+
+@testable import Rollout
+
+/// The node-side apply script on real netfilter in scratch namespaces: a failure injected at every step
+/// leaves the node byte-identical (rules of all four iptables, `nft list ruleset`, files, modes, owners);
+/// a killed script is rolled back by the next probe; contents arrive byte-exact.
+@Suite(.serialized, .enabled(if: getuid() == 0, "needs root for network namespaces"))
+struct ApplyScriptTests {
+  /// Rules, files, and every file's mode and owner under the node's temp directory.
+  private func state(_ scratch: ScratchNode) throws -> String {
+    let modes = try scratch.check(
+      "cd \(ShellQuote.quote(scratch.directory.path)) && find . -printf '%p %m %U %G\\n' | sort"
+    ).stdoutText
+    return try scratch.snapshot() + "\n--- modes\n" + modes
+  }
+
+  /// A pre-existing drop-in with awkward bytes and mode 0640, which install replaces.
+  private let oldDropIn: [UInt8] =
+    Array("# old 'q' \"d\" \\ $HOME $(id) `x`\nEOF\nSVCTRACE_B64\n".utf8) + [0xff, 0x00, 10]
+
+  @Test(arguments: [(11, FakeKubeProxy.iptablesNFT), (12, .iptablesLegacy), (13, .nftables)])
+  func failureAtEveryStepLeavesTheNodeAsItWas(id: Int, kind: FakeKubeProxy) async throws {
+    let scratch = try ScratchNode(id: id, kind: kind)
+    defer { scratch.tearDown() }
+    let session = scratch.session()
+    var settings = scratch.settings(restart: "true")
+    settings.captureDuration = .seconds(600)
+    if kind == .iptablesLegacy { settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")] }
+    try Data(oldDropIn).write(to: URL(fileURLWithPath: settings.rsyslogDropInPath))
+    try scratch.check("chmod 640 \(ShellQuote.quote(settings.rsyslogDropInPath))")
+    let before = try state(scratch)
+
+    let plan = try await NodeRollout.plan(session, settings: settings)
+    let steps = try ApplyScript.render(plan, nonce: "x").steps
+    let stepCount = steps.count
+    #expect(stepCount >= 8, "steps: \(steps.map(\.name))")
+    for step in 0..<stepCount {
+      let report = await NodeRollout.applyOnNode(plan, session: session, failAt: step)
+      let failure = try #require(report.failure, "step \(step) did not fail")
+      #expect(failure.reason.contains("left as it was (checked)"), "step \(step): \(failure)")
+      #expect(report.steps.last?.outcome == .rolledBack, "step \(step): \(report.steps)")
+      let after = try state(scratch)
+      #expect(
+        after == before,
+        "failure at step \(step) (\(report.steps.map(\.name))):\n\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))"
+      )
+      #expect(try await NodeRollout.expiry(session, settings: settings) == nil)
+    }
+
+    // Without a fault the same plan installs; the drop-in arrives byte-exact, mode kept from the old file.
+    var awkward = plan
+    let dropIn = try #require(awkward.files.firstIndex { $0.path == settings.rsyslogDropInPath })
+    let bytes: [UInt8] = Array("# 'single' \"double\" \\back\\slash $PATH ${x} $(id) `id`\n\tEOF\n".utf8) + [0x80, 10]
+    awkward.files[dropIn].desired = bytes
+    let report = await NodeRollout.apply(awkward, session: session)
+    #expect(report.failure == nil, "\(String(describing: report.failure))")
+    #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: settings.rsyslogDropInPath))) == bytes)
+    #expect(try scratch.check("stat -c %a \(ShellQuote.quote(settings.rsyslogDropInPath))").stdoutText == "640\n")
+    #expect(try await NodeRollout.expiry(session, settings: settings) != nil)
+    #expect(!FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
+    #expect(await NodeRollout.remove(session, settings: settings).failure == nil)
+  }
+
+  @Test func aKilledScriptIsRolledBackByTheNextProbe() async throws {
+    let scratch = try ScratchNode(id: 14, kind: .iptablesNFT)
+    defer { scratch.tearDown() }
+    let session = scratch.session()
+    // Validation blocks until released, so the script is caught after the rules and the drop-in.
+    let gate = scratch.directory.path + "/gate"
+    let settings = scratch.settings(validate: "while [ ! -e \(try ShellQuote.quote(gate)) ]; do sleep 0.1; done")
+    let before = try state(scratch)
+    let plan = try await NodeRollout.plan(session, settings: settings)
+    let apply = Task { await NodeRollout.apply(plan, session: session) }
+    // Wait until the script sits in the validate step, then kill -9 it (and its step).
+    var pid = ""
+    for _ in 0..<100 where pid.isEmpty {
+      try await Task.sleep(for: .milliseconds(100))
+      let progress = (try? String(contentsOfFile: ApplyScript.progressPath(settings), encoding: .utf8)) ?? ""
+      if progress.contains("started rsyslog-validate") {
+        pid = try shell("pgrep -f 'svctrace-apply\\.[0-9a-f]*/script' | head -1").stdoutText
+          .trimmingCharacters(in: .whitespacesAndNewlines)
+      }
+    }
+    try #require(!pid.isEmpty, "the apply script never reached the validate step")
+    try shell("kill -9 \(pid); pkill -9 -P \(pid) || true")
+    _ = await apply.value
+    #expect(FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
+    #expect(try state(scratch) != before)
+
+    // The next probe rolls the journal back.
+    _ = try await NodeProber.probe(session, settings: settings)
+    let after = try state(scratch)
+    #expect(after == before, "\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))")
+  }
+}
+
+/// A session like the SSH one around Ctrl-C: the apply script's channel breaks once the script has started
+/// (the script goes on, as on a node), and nothing runs in a cancelled task.
+final class InterruptedSession: RemoteSession {
+  let base: LocalNetnsSession
+  var host: HostID { base.host }
+  init(base: LocalNetnsSession) { self.base = base }
+
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    if Task.isCancelled {
+      throw RemoteError(host: host, operation: "run", kind: .cancelled, message: "cancelled before the channel opened")
+    }
+    if stdin != nil && command.contains("/tmp/svctrace-apply.") {
+      let base = self.base
+      Task.detached { _ = try? await base.run(command, stdin: stdin, timeout: timeout) }
+      try await Task.sleep(for: .seconds(2))
+      throw RemoteError(host: host, operation: "run", kind: .protocolError, message: "channel closed")
+    }
+    return try await base.run(command, stdin: stdin, timeout: timeout)
+  }
+
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
+    try await base.readFile(path, offset: offset, maxLength: maxLength)
+  }
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
+    try await base.writeFile(path, contents: contents, mode: mode)
+  }
+  func stat(_ path: String) async throws -> RemoteFileStat? { try await base.stat(path) }
+  func close() async {}
+}
+
+extension ApplyScriptTests {
+  /// Ctrl-C while the node-side script runs: the controller's collection runs outside the cancelled task,
+  /// with its own deadline, and reports what the node really did.
+  @Test func cancellationStillCollectsTheNodesOutcome() async throws {
+    let scratch = try ScratchNode(id: 15, kind: .iptablesLegacy)
+    defer { scratch.tearDown() }
+    var settings = scratch.settings(validate: "sleep 1")
+    settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")]
+    let session = InterruptedSession(base: scratch.session())
+    let plan = try await NodeRollout.plan(session, settings: settings)
+    let apply = Task { await NodeRollout.apply(plan, session: session) }
+    try await Task.sleep(for: .milliseconds(500))
+    apply.cancel()
+    let report = await apply.value
+    #expect(report.failure == nil, "\(String(describing: report.failure))")
+    #expect(report.changed)
+    #expect(report.steps.contains { $0.name == "restart rsyslog" && $0.outcome == .changed })
+    #expect(!(try await NodeRollout.plan(scratch.session(), settings: settings).hasChanges))
+    #expect(await NodeRollout.remove(scratch.session(), settings: settings).failure == nil)
+  }
+}
+
+/// The reply parser accepts only the framed grammar.
+struct ApplyReplyTests {
+  let host = HostID("node9")
+
+  @Test func wellFormedRepliesParse() throws {
+    let ok = try ApplyScript.parse(
+      "SVCTRACE-APPLY v1 n1\nstep 0 changed\nstep 1 ok\nend n1\n", nonce: "n1", stepCount: 2, host: host)
+    #expect(ok.steps.map(\.outcome) == ["changed", "ok"])
+    #expect(ok.rollback == nil)
+    let failed = try ApplyScript.parse(
+      "SVCTRACE-APPLY v1 n1\nstep 0 changed\nstep 1 failed boom here\nrollback ok\ncheck same compared\nend n1\n",
+      nonce: "n1", stepCount: 2, host: host)
+    #expect(failed.steps.last?.detail == "boom here")
+    #expect(failed.check?.same == true)
+  }
+
+  @Test(arguments: [
+    "",
+    "SVCTRACE-APPLY v1 other\nend other\n",
+    "SVCTRACE-APPLY v2 n1\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nstep 0 changed\n",
+    "SVCTRACE-APPLY v1 n1\nstep 5 changed\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nstep 0 weird\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nstep 0 failed x\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nstep 0 failed x\nstep 1 changed\nrollback ok\ncheck same\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nstep 0 changed\nnoise\nend n1\n",
+    "SVCTRACE-APPLY v1 n1\nrollback ok\ncheck same\nend n1\n",
+  ])
+  func garbledRepliesNameTheNode(reply: String) {
+    #expect(throws: RolloutError.self) {
+      try ApplyScript.parse(reply, nonce: "n1", stepCount: 2, host: host)
+    }
+    do {
+      _ = try ApplyScript.parse(reply, nonce: "n1", stepCount: 2, host: host)
+    } catch {
+      #expect(error.host == HostID("node9") && error.kind == .unexpectedOutput)
+    }
+  }
+}
