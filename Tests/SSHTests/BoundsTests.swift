@@ -58,6 +58,15 @@ struct BoundsTests {
     let error = await remoteError { _ = try await connection.run("head -c 100001 /dev/zero") }
     #expect(error?.kind == .outputTooLarge)
     #expect(try await connection.run("head -c 100000 /dev/zero").stdout.count == 100_000)
+
+    // SFTP reads: a whole-file read is held to the stdout cap; an explicit length is the caller's.
+    let path = "\(server.dir)/big.log"
+    _ = try await connection.check("head -c 150000 /dev/zero > \(path)", operation: "make a file")
+    let readError = await remoteError { _ = try await connection.readFile(path, offset: 0, maxLength: nil) }
+    #expect(readError?.kind == .outputTooLarge)
+    #expect(readError?.operation.contains(path) == true)
+    #expect(try await connection.readFile(path, offset: 60_000, maxLength: nil).count == 90_000)
+    #expect(try await connection.readFile(path, offset: 0, maxLength: 120_000).count == 120_000)
     await connection.close()
   }
 
