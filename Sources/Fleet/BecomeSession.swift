@@ -90,9 +90,27 @@ public final class BecomeSession: RemoteSession {
   }
 
   public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
-    guard config.enabled else { return try await base.run(command, stdin: stdin, timeout: timeout) }
+    try await runAsTarget(command, stdin: stdin, timeout: timeout, limits: nil)
+  }
+
+  public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?, limits: OutputLimits) async throws
+    -> CommandResult
+  {
+    try await runAsTarget(command, stdin: stdin, timeout: timeout, limits: limits)
+  }
+
+  /// Runs `command` as the become user; `limits` `nil` keeps the base session's default limits.
+  private func runAsTarget(_ command: String, stdin: [UInt8]?, timeout: Duration?, limits: OutputLimits?)
+    async throws -> CommandResult
+  {
+    let base = self.base
+    func pass(_ line: String, _ input: [UInt8]?) async throws -> CommandResult {
+      guard let limits else { return try await base.run(line, stdin: input, timeout: timeout) }
+      return try await base.run(line, stdin: input, timeout: timeout, limits: limits)
+    }
+    guard config.enabled else { return try await pass(command, stdin) }
     let sudoMode = try await sudoMode()
-    if sudoMode == .direct { return try await base.run(command, stdin: stdin, timeout: timeout) }
+    if sudoMode == .direct { return try await pass(command, stdin) }
     let target: String
     let quoted: String
     do {
@@ -103,11 +121,10 @@ public final class BecomeSession: RemoteSession {
         host: host, operation: "run a command as \(config.user)", kind: .become, message: error.description)
     }
     if sudoMode == .noPassword {
-      return try await base.run("sudo -n -u \(target) -- /bin/sh -c \(quoted)", stdin: stdin, timeout: timeout)
+      return try await pass("sudo -n -u \(target) -- /bin/sh -c \(quoted)", stdin)
     }
     let secret = Array(((config.password ?? "") + "\n").utf8)
-    return try await base.run(
-      "sudo -k -S -p '' -u \(target) -- /bin/sh -c \(quoted)", stdin: secret + (stdin ?? []), timeout: timeout)
+    return try await pass("sudo -k -S -p '' -u \(target) -- /bin/sh -c \(quoted)", secret + (stdin ?? []))
   }
 
   public func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {

@@ -17,8 +17,10 @@ public protocol SessionConnector: Sendable {
 public struct FleetRunner: Sendable {
   /// How many hosts are worked on at once (`--forks`).
   public var forks: Int
-  /// Limit for one host's whole operation, connection included.
+  /// Limit for one host's whole operation, connection included; `nil` for none.
   public var hostTimeout: Duration?
+  /// The per-host limit when none is given: 10 minutes (`--timeout`).
+  public static let defaultHostTimeout: Duration = .seconds(600)
   /// Batch size for rolling changes (`--serial`).
   public var serial: Int?
   /// Stop after a batch once more than this share of hosts failed (`--max-fail-percent`).
@@ -27,7 +29,8 @@ public struct FleetRunner: Sendable {
   public var logger: Logger
 
   public init(
-    forks: Int = 20, hostTimeout: Duration? = nil, serial: Int? = nil, maxFailPercent: Double? = nil,
+    forks: Int = 20, hostTimeout: Duration? = FleetRunner.defaultHostTimeout, serial: Int? = nil,
+    maxFailPercent: Double? = nil,
     progress: ProgressReporter? = nil, logger: Logger = Logger(label: "svctrace.fleet")
   ) {
     self.forks = max(1, forks)

@@ -3,7 +3,8 @@ import SVCTraceCore
 /// The per-host summary printed at the end of every fleet command.
 ///
 /// One row per host (status, time, message), totals last, then the failed and unreachable hosts
-/// again with their reasons so they cannot be missed.
+/// again with their reasons so they cannot be missed. Messages often quote remote output: their
+/// control characters are shown escaped (``TerminalText``).
 public struct Recap<Payload: Sendable> {
   public var results: [HostResult<Payload>]
   public var terminal: Terminal
@@ -33,7 +34,7 @@ public struct Recap<Payload: Sendable> {
       let status = paint(result.status, result.status.rawValue.padding(toLength: 11))
       let time = String(format1: result.seconds) + "s"
       var line = "  \(name)  \(status) \(time.padding(toLength: 7))"
-      if let message = result.message, !message.isEmpty { line += "  " + firstLine(message) }
+      if let message = result.message, !message.isEmpty { line += "  " + TerminalText.sanitize(firstLine(message)) }
       lines.append(line)
     }
     let counts = totals
@@ -45,7 +46,8 @@ public struct Recap<Payload: Sendable> {
       lines.append("")
       lines.append(terminal.paint("\(bad.count) host(s) need attention:", .red))
       for result in bad {
-        lines.append("  \(paint(result.status, result.status.rawValue)) \(result.host): \(result.message ?? "")")
+        let message = TerminalText.sanitize(result.message ?? "")
+        lines.append("  \(paint(result.status, result.status.rawValue)) \(result.host): \(message)")
       }
     }
     return lines.joined(separator: "\n")

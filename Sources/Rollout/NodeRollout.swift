@@ -196,7 +196,10 @@ public enum NodeRollout {
         desired: Array(removeScript.utf8), mode: 0o755),
       FileChange(
         path: settings.rsyslogDropInPath, current: current(settings.rsyslogDropInPath),
-        desired: Array(Renderer.rsyslogDropIn(logPath: settings.logPath).utf8), mode: 0o644),
+        desired: Array(
+          Renderer.rsyslogDropIn(
+            logPath: settings.logPath, rotateSize: settings.rotateSize, logrotatePath: settings.logrotatePath
+          ).utf8), mode: 0o644),
       FileChange(
         path: settings.logrotatePath, current: current(settings.logrotatePath),
         desired: Array(

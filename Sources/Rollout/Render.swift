@@ -279,18 +279,45 @@ public enum Renderer {
 
   /// The rsyslog drop-in: own template with RFC 3339 µs receive time, kernel lines containing
   /// `SVCT:` go to svctrace's file only (`stop`).
-  public static func rsyslogDropIn(logPath: String) -> String {
-    """
-    # Managed by svctrace (svctrace install); do not edit — verify reports changes and install rewrites them.
-    # Kernel LOG lines of svctrace's rules (prefixes SVCT:PRE / SVCT:POST) go to \(logPath) only.
-    template(name="SvcTrace" type="string"
-      string="%timegenerated:::date-rfc3339% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")
-    if ($syslogfacility-text == "kern") and ($msg contains "\(LogPrefix.filter)") then {
-      action(type="omfile" file="\(logPath)" template="SvcTrace")
-      stop
-    }
+  ///
+  /// The file's size is also enforced between logrotate's daily runs: when it passes the
+  /// logrotate `maxsize` (`rotateSize`), omfile's `rotation.sizeLimit` makes rsyslog run logrotate
+  /// on svctrace's entry at once. rsyslog 8.2302 passes everything after the first space of
+  /// `rotation.sizeLimitCommand` as **one** argument, hence exactly one: the entry's path. The
+  /// limit is one byte above `maxsize` so that logrotate, which rotates files *larger* than
+  /// `maxsize`, always rotates when called. Should rotation fail, rsyslog drops the size limit and
+  /// the daily run still applies.
+  public static func rsyslogDropIn(logPath: String, rotateSize: String, logrotatePath: String) -> String {
+    let limit = (logrotateBytes(rotateSize) ?? 200 << 20) + 1
+    return """
+      # Managed by svctrace (svctrace install); do not edit — verify reports changes and install rewrites them.
+      # Kernel LOG lines of svctrace's rules (prefixes SVCT:PRE / SVCT:POST) go to \(logPath) only.
+      # Past \(rotateSize) the file is rotated at once by logrotate (\(logrotatePath)), not only daily.
+      template(name="SvcTrace" type="string"
+        string="%timegenerated:::date-rfc3339% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")
+      if ($syslogfacility-text == "kern") and ($msg contains "\(LogPrefix.filter)") then {
+        action(type="omfile" file="\(logPath)" template="SvcTrace"
+          rotation.sizeLimit="\(limit)" rotation.sizeLimitCommand="/usr/sbin/logrotate \(logrotatePath)")
+        stop
+      }
 
-    """
+      """
+  }
+
+  /// A logrotate size (`200M`, `500k`, `1G`, `1048576`) in bytes, as logrotate reads it
+  /// (k, M, G are powers of 1024); `nil` when it is not one.
+  public static func logrotateBytes(_ size: String) -> Int? {
+    let digits = size.prefix { $0.isASCII && $0.isNumber }
+    guard let number = Int(digits) else { return nil }
+    let (result, overflow): (Int, Bool)
+    switch size.dropFirst(digits.count) {
+    case "": return number
+    case "k", "K": (result, overflow) = number.multipliedReportingOverflow(by: 1 << 10)
+    case "M": (result, overflow) = number.multipliedReportingOverflow(by: 1 << 20)
+    case "G": (result, overflow) = number.multipliedReportingOverflow(by: 1 << 30)
+    default: return nil
+    }
+    return overflow ? nil : result
   }
 
   /// The logrotate file (`/etc/logrotate.d/svctrace`) for svctrace's log.
@@ -300,10 +327,15 @@ public enum Renderer {
       ? "/usr/lib/rsyslog/rsyslog-rotate" : "systemctl kill -s HUP rsyslog.service >/dev/null 2>&1 || true"
     return """
       # Managed by svctrace (svctrace install); do not edit.
+      # Also run by rsyslog as soon as the file passes maxsize (see the rsyslog drop-in). Every
+      # option svctrace relies on is set here, not inherited: rotated files are named .1, .2.gz…
+      # (nodateext, whatever the global dateext), which is what svctrace collect follows.
       \(logPath) {
           daily
           rotate \(rotate)
           maxsize \(size)
+          nodateext
+          create
           missingok
           notifempty
           compress

@@ -183,7 +183,8 @@ public enum Verifier {
         : CheckResult(
           group: "rsyslog", name: "running", status: .fail, evidence: "rsyslog is not running",
           fix: "Start it: `systemctl start rsyslog` (then check `systemctl status rsyslog`)."))
-    let desired = Renderer.rsyslogDropIn(logPath: settings.logPath)
+    let desired = Renderer.rsyslogDropIn(
+      logPath: settings.logPath, rotateSize: settings.rotateSize, logrotatePath: settings.logrotatePath)
     switch probe.files[settings.rsyslogDropInPath] ?? nil {
     case nil:
       results.append(

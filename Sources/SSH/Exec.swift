@@ -15,13 +15,23 @@ extension SSHConnection {
   /// stall the other; `stdin` is written, then EOF is sent.
   /// - Throws: ``RemoteError`` `.timeout` (channel closed), `.cancelled`, `.protocolError`.
   public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    try await run(command, stdin: stdin, timeout: timeout, limits: options.outputLimits)
+  }
+
+  /// Runs `command` keeping at most `limits` bytes of stdout and of stderr.
+  ///
+  /// Past a limit the loop stops reading, the channel is closed and `.outputTooLarge` is thrown.
+  public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?, limits: OutputLimits) async throws
+    -> CommandResult
+  {
     let operation = "exec `\(Self.abbreviate(command))`"
     let limit = timeout ?? options.commandTimeout
     let deadline = limit.map { ContinuousClock.now + $0 }
     let start = ContinuousClock.now
     let result = try await withCancellation(operation: operation) { token in
       do {
-        return try execute(command, stdin: stdin, deadline: deadline, token: token, operation: operation)
+        return try execute(
+          command, stdin: stdin, limits: limits, deadline: deadline, token: token, operation: operation)
       } catch WaitInterruption.timeout {
         throw RemoteError(
           host: host, operation: operation, kind: .timeout,
@@ -38,10 +48,7 @@ extension SSHConnection {
   }
 
   /// A command shortened for error messages.
-  static func abbreviate(_ command: String) -> String {
-    let oneLine = command.split(whereSeparator: \.isNewline).joined(separator: " ")
-    return oneLine.count > 80 ? String(oneLine.prefix(77)) + "..." : oneLine
-  }
+  static func abbreviate(_ command: String) -> String { RemoteError.abbreviate(command) }
 
   /// Opens a session channel (retrying on EAGAIN).
   func openSessionChannel(
@@ -59,7 +66,8 @@ extension SSHConnection {
 
   /// The synchronous exec loop; runs on the connection's queue.
   func execute(
-    _ command: String, stdin: [UInt8]?, deadline: ContinuousClock.Instant?, token: CancelToken?, operation: String
+    _ command: String, stdin: [UInt8]?, limits: OutputLimits, deadline: ContinuousClock.Instant?, token: CancelToken?,
+    operation: String
   ) throws -> CommandResult {
     let (session, raw) = try liveSession(operation)
     let channel = try openSessionChannel(
@@ -114,6 +122,11 @@ extension SSHConnection {
               stdout.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             } else {
               stderr.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            }
+            if let error = limits.violation(
+              stdout: stdout.count, stderr: stderr.count, host: host, operation: operation)
+            {
+              throw error  // the catch below closes the channel
             }
             progress = true
           } else if count < 0 && count != Int(LIBSSH2_ERROR_EAGAIN) {

@@ -129,16 +129,20 @@ enum WaitInterruption: Error {
   case timeout
   case cancelled
   case pollFailed(Int32)
+  /// Nothing arrived from the server for this long although keepalives were sent.
+  case connectionLost(Duration)
 }
 
 /// Waits until `fd` is ready for `events`, the deadline passes, or `token` is cancelled.
 ///
 /// Blocks the calling thread: only ever called on a connection's own queue.
+/// - Returns: the socket's `revents` (`POLLIN`, `POLLOUT`, `POLLHUP`…).
 /// - Throws: ``WaitInterruption``.
 @available(*, noasync)
+@discardableResult
 func waitForSocket(
   _ fd: Int32, events: Int16, deadline: ContinuousClock.Instant?, token: CancelToken?, wake: WakePipe?
-) throws(WaitInterruption) {
+) throws(WaitInterruption) -> Int16 {
   while true {
     if let token, token.isCancelled { throw .cancelled }
     var timeoutMS: Int32 = -1
@@ -161,6 +165,6 @@ func waitForSocket(
       wake?.drain()
       if let token, token.isCancelled { throw .cancelled }
     }
-    if fds[0].revents != 0 { return }
+    if fds[0].revents != 0 { return fds[0].revents }
   }
 }

@@ -80,21 +80,31 @@ extension SSHConnection {
     file.forget()
   }
 
-  /// Reads up to `maxLength` bytes (all when `nil`) of a remote file from `offset`, over SFTP.
+  /// Reads up to `maxLength` bytes of a remote file from `offset`, over SFTP.
   ///
+  /// Without `maxLength` the whole rest of the file is read, but never more than the stdout
+  /// limit of ``SSHOptions/outputLimits``: a larger file is `.outputTooLarge`, not a memory blow-up.
   /// - Throws: ``RemoteError`` `.file` with the SFTP status (no such file, permission denied…).
   public func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
     let operation = "read file \(path)"
     let deadline = options.commandTimeout.map { ContinuousClock.now + $0 }
-    return try await withCancellation(operation: operation) { token in
+    let cap = options.outputLimits.stdout
+    let result = try await withCancellation(operation: operation) { token in
       var result: [UInt8] = []
       try readFileChunks(
-        path, offset: offset, maxLength: maxLength, deadline: deadline, token: token, operation: operation
+        path, offset: offset, maxLength: maxLength ?? (cap + 1), deadline: deadline, token: token,
+        operation: operation
       ) {
         result.append(contentsOf: $0)
       }
       return result
     }
+    if maxLength == nil && result.count > cap {
+      throw RemoteError(
+        host: host, operation: operation, kind: .outputTooLarge,
+        message: "the file holds more than \(OutputLimits.describe(cap)) past offset \(offset); read it in parts")
+    }
+    return result
   }
 
   /// Reads a remote file in chunks of up to 256 KiB, handing each to `body` as it arrives.
@@ -248,8 +258,8 @@ extension SSHConnection {
     }
     closeFile(file, deadline: deadline)
     let move = try execute(
-      "mv -f -- \(ShellQuote.quote(temporary)) \(ShellQuote.quote(path))", stdin: nil, deadline: deadline, token: token,
-      operation: operation)
+      "mv -f -- \(ShellQuote.quote(temporary)) \(ShellQuote.quote(path))", stdin: nil, limits: options.outputLimits,
+      deadline: deadline, token: token, operation: operation)
     guard move.succeeded else {
       throw RemoteError(
         host: host, operation: operation, kind: .file, message: "mv into place failed: \(move.failureSummary)")

@@ -32,6 +32,8 @@ public actor SSHConnection: RemoteSession {
   var session: SessionHandle?
   var sftp: SFTPHandle?
   var closed = false
+  /// Set once authenticated when ``SSHOptions/keepaliveInterval`` is set: waits send keepalives.
+  var keepaliveActive = false
 
   /// The host key's fingerprint, `SHA256:<base64 without padding>` as `ssh` prints it.
   public internal(set) var hostKeyFingerprint = ""
@@ -137,6 +139,13 @@ public actor SSHConnection: RemoteSession {
     case .pollFailed(let code):
       return RemoteError(
         host: host, operation: operation, kind: .protocolError, message: "poll: \(String(cString: strerror(code)))")
+    case .connectionLost(let silence):
+      let interval = options.keepaliveInterval.map { "\($0)" } ?? "?"
+      return RemoteError(
+        host: host, operation: operation, kind: .connectionLost,
+        message:
+          "no data from the server for \(silence) although keepalives were sent every \(interval); "
+          + "connection presumed dead")
     }
   }
 
@@ -172,6 +181,13 @@ public actor SSHConnection: RemoteSession {
     }
     try verifyHostKey(raw: raw)
     try authenticate(raw: raw, session: session, deadline: ContinuousClock.now + options.connectTimeout, token: token)
+    if let interval = options.keepaliveInterval {
+      // > "want_reply ... Set non-zero to request that the server send a reply" and an interval
+      // > "of 0 disables keepalives" (libssh2_keepalive_config.md): the replies are the traffic
+      // > that tells a live server from a dead one in ``waitSession(raw:deadline:token:)``.
+      libssh2_keepalive_config(raw, 1, UInt32(clamping: max(2, interval.components.seconds)))
+      keepaliveActive = true
+    }
   }
 
   /// Non-blocking TCP connect with a deadline, trying every address `getaddrinfo` returns.
@@ -217,6 +233,7 @@ public actor SSHConnection: RemoteSession {
       if rc == 0 {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if let interval = options.keepaliveInterval { enableTCPKeepalive(fd, interval: interval) }
         return handle
       }
       lastError = String(cString: strerror(errno))
@@ -225,6 +242,20 @@ public actor SSHConnection: RemoteSession {
     throw RemoteError(
       host: host, operation: "connect", kind: .unreachable,
       message: "TCP connect to \(target.hostname):\(target.port): \(lastError)")
+  }
+
+  /// TCP keepalive on the socket: the kernel probes an idle connection after `interval` and
+  /// drops it after ``SSHOptions/keepaliveCountMax`` unanswered probes (a vanished host, a
+  /// dropped route), which surfaces as a socket error in the next libssh2 call.
+  func enableTCPKeepalive(_ fd: Int32, interval: Duration) {
+    let size = socklen_t(MemoryLayout<Int32>.size)
+    var on: Int32 = 1
+    var seconds = Int32(clamping: max(1, interval.components.seconds))
+    var count = Int32(clamping: options.keepaliveCountMax)
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &seconds, size)
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &seconds, size)
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
   }
 
   // MARK: Waiting
@@ -255,13 +286,42 @@ public actor SSHConnection: RemoteSession {
   ///
   /// > "the application should wait for data to be readable on the socket" / "writeable"
   /// > (libssh2_session_block_directions.md)
+  ///
+  /// Once authenticated, the wait is cut into keepalive intervals: `libssh2_keepalive_send` sends
+  /// one when due ("seconds_to_next indicates how many seconds you can sleep after this call
+  /// before you need to call it again", libssh2_keepalive_send.md) and the server answers each.
+  /// When nothing at all arrives for ``SSHOptions/keepaliveCountMax`` intervals, the server (or
+  /// the path to it) is gone: ``WaitInterruption/connectionLost(_:)`` instead of waiting forever.
   func waitSession(raw: RawSession, deadline: ContinuousClock.Instant?, token: CancelToken?) throws(WaitInterruption) {
     let directions = libssh2_session_block_directions(raw)
     var events: Int16 = 0
     if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
     if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
     if events == 0 { events = Int16(POLLIN) }
-    try waitForSocket(session?.socket.fd ?? -1, events: events, deadline: deadline, token: token, wake: wake)
+    let fd = session?.socket.fd ?? -1
+    guard keepaliveActive, let interval = options.keepaliveInterval else {
+      try waitForSocket(fd, events: events, deadline: deadline, token: token, wake: wake)
+      return
+    }
+    // libssh2 was just blocked: whatever arrived before has been consumed; silence counts from here.
+    let quietSince = ContinuousClock.now
+    let budget = interval * options.keepaliveCountMax
+    while true {
+      var secondsToNext: Int32 = 0
+      _ = libssh2_keepalive_send(raw, &secondsToNext)  // a send failure surfaces in the next libssh2 call
+      let now = ContinuousClock.now
+      let silence = now - quietSince
+      if silence >= budget { throw .connectionLost(silence) }
+      var wakeAt = min(now + .seconds(max(1, Int(secondsToNext))), quietSince + budget)
+      let deadlineFirst = deadline.map { $0 <= wakeAt } ?? false
+      if let deadline, deadlineFirst { wakeAt = deadline }
+      do {
+        try waitForSocket(fd, events: events, deadline: wakeAt, token: token, wake: wake)
+        return
+      } catch .timeout where !deadlineFirst {
+        continue  // a keepalive is due, or the silence budget is spent
+      }
+    }
   }
 
   // MARK: Errors

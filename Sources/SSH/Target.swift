@@ -82,8 +82,16 @@ public struct SSHOptions: Sendable {
   public var acceptNewHostKeys: Bool
   /// Limit for TCP connect plus SSH handshake.
   public var connectTimeout: Duration
-  /// Default per-command timeout when `run` is given none; `nil` for no limit.
+  /// Default per-command (and per-SFTP-call) timeout when `run` is given none; `nil` for no limit.
   public var commandTimeout: Duration?
+  /// Bytes of stdout and stderr a command may write before it is abandoned (`run` without limits).
+  public var outputLimits: OutputLimits
+  /// How often to send an SSH keepalive while waiting on the server; `nil` sends none.
+  /// Also the TCP keepalive idle time and probe interval of the socket.
+  public var keepaliveInterval: Duration?
+  /// How many keepalive intervals may pass without any data from the server before the
+  /// connection is declared lost (like OpenSSH's `ServerAliveCountMax`).
+  public var keepaliveCountMax: Int
   /// ssh-agent socket (`SSH_AUTH_SOCK` by default); `nil` skips the agent.
   public var agentSocket: String?
   /// Passphrase for encrypted key files (`SVCTRACE_KEY_PASSPHRASE` by default); never shown.
@@ -92,7 +100,8 @@ public struct SSHOptions: Sendable {
   /// Creates options with `ssh`-like defaults taken from the environment.
   public init(
     knownHostsFiles: [String] = ["\(SSHTarget.homeDirectory)/.ssh/known_hosts"], acceptNewHostKeys: Bool = false,
-    connectTimeout: Duration = .seconds(10), commandTimeout: Duration? = nil,
+    connectTimeout: Duration = .seconds(10), commandTimeout: Duration? = RemoteDefaults.commandTimeout,
+    outputLimits: OutputLimits = .standard, keepaliveInterval: Duration? = .seconds(15), keepaliveCountMax: Int = 3,
     agentSocket: String? = SSHOptions.environment("SSH_AUTH_SOCK"),
     keyPassphrase: String? = SSHOptions.environment("SVCTRACE_KEY_PASSPHRASE")
   ) {
@@ -100,6 +109,9 @@ public struct SSHOptions: Sendable {
     self.acceptNewHostKeys = acceptNewHostKeys
     self.connectTimeout = connectTimeout
     self.commandTimeout = commandTimeout
+    self.outputLimits = outputLimits
+    self.keepaliveInterval = keepaliveInterval
+    self.keepaliveCountMax = max(1, keepaliveCountMax)
     self.agentSocket = agentSocket
     self.keyPassphrase = keyPassphrase
   }

@@ -27,6 +27,10 @@ public struct RemoteError: Error, Sendable, CustomStringConvertible, Equatable {
     public static let file = Kind("file")
     /// The operation was cancelled (Ctrl-C).
     public static let cancelled = Kind("cancelled")
+    /// A command wrote more to stdout or stderr than its ``OutputLimits`` allow.
+    public static let outputTooLarge = Kind("output too large")
+    /// The server stopped answering on an open connection (keepalives unanswered).
+    public static let connectionLost = Kind("connection lost")
   }
 
   public var host: HostID
@@ -42,6 +46,12 @@ public struct RemoteError: Error, Sendable, CustomStringConvertible, Equatable {
   }
 
   public var description: String { "Unable to \(operation) on \(host): \(message)" }
+
+  /// A command on one line, shortened to 80 characters, for operation names.
+  public static func abbreviate(_ command: String) -> String {
+    let oneLine = command.split(whereSeparator: \.isNewline).joined(separator: " ")
+    return oneLine.count > 80 ? String(oneLine.prefix(77)) + "..." : oneLine
+  }
 
   /// `true` when the node could not be reached or logged into (the recap's "unreachable").
   public var isUnreachable: Bool {

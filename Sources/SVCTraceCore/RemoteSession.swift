@@ -17,11 +17,22 @@ public protocol RemoteSession: Sendable {
   ///   - command: a shell command line. Every value that came from outside svctrace must already
   ///     be quoted with ``ShellQuote/quote(_:)``.
   ///   - stdin: bytes written to the command's standard input, then EOF. `nil` sends EOF at once.
-  ///   - timeout: the command is abandoned (channel closed) after this long.
-  /// - Returns: exit status, signal, stdout and stderr read separately and completely.
-  /// - Throws: ``RemoteError`` when the command cannot be started or times out. A non-zero exit
-  ///   status is *not* an error: inspect ``CommandResult/exitStatus``.
+  ///   - timeout: the command is abandoned (channel closed) after this long; `nil` means the
+  ///     session's default (``RemoteDefaults/commandTimeout`` for SSH), never "forever".
+  /// - Returns: exit status, signal, stdout and stderr read separately and completely, each at
+  ///   most as long as ``OutputLimits/standard`` allows.
+  /// - Throws: ``RemoteError`` when the command cannot be started, times out, or writes more than
+  ///   the limits (`.outputTooLarge`). A non-zero exit status is *not* an error: inspect
+  ///   ``CommandResult/exitStatus``.
   func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult
+
+  /// Like ``run(_:stdin:timeout:)`` with explicit caps on the bytes kept of stdout and stderr.
+  ///
+  /// Past a cap the command is abandoned (channel closed) and `.outputTooLarge` is thrown. The
+  /// default implementation runs the command and checks the sizes afterwards (right for
+  /// in-memory sessions); SSH sessions stop reading as soon as a cap is passed.
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?, limits: OutputLimits) async throws
+    -> CommandResult
 
   /// Reads up to `maxLength` bytes (all when `nil`) of a remote file starting at `offset`.
   func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8]
@@ -38,6 +49,20 @@ public protocol RemoteSession: Sendable {
 }
 
 extension RemoteSession {
+  /// Runs the command, then throws `.outputTooLarge` if its output passed `limits`.
+  public func run(_ command: String, stdin: [UInt8]?, timeout: Duration?, limits: OutputLimits) async throws
+    -> CommandResult
+  {
+    let result = try await run(command, stdin: stdin, timeout: timeout)
+    if let error = limits.violation(
+      stdout: result.stdout.count, stderr: result.stderr.count, host: host,
+      operation: "exec `\(RemoteError.abbreviate(command))`")
+    {
+      throw error
+    }
+    return result
+  }
+
   /// Runs a command without stdin and with no timeout beyond the session default.
   public func run(_ command: String) async throws -> CommandResult {
     try await run(command, stdin: nil, timeout: nil)
@@ -55,6 +80,55 @@ extension RemoteSession {
         message: result.failureSummary)
     }
     return result
+  }
+}
+
+/// Defaults that keep every remote operation bounded in time.
+public enum RemoteDefaults {
+  /// The timeout of a command whose caller gives none (5 minutes); long operations pass their own.
+  public static let commandTimeout: Duration = .seconds(300)
+}
+
+/// How many bytes of a command's stdout and stderr are kept before the command is abandoned.
+public struct OutputLimits: Sendable, Equatable {
+  /// Most bytes of standard output kept.
+  public var stdout: Int
+  /// Most bytes of standard error kept.
+  public var stderr: Int
+
+  public init(stdout: Int, stderr: Int) {
+    self.stdout = stdout
+    self.stderr = stderr
+  }
+
+  /// 256 MiB of stdout, 64 MiB of stderr: far above what svctrace's own commands produce
+  /// (collect pulls at most 16 MiB per batch), low enough that a runaway command cannot
+  /// exhaust the workstation's memory.
+  public static let standard = OutputLimits(stdout: 256 << 20, stderr: 64 << 20)
+
+  /// A byte count in words: `256 MiB`, `16 KiB`, `100 bytes`.
+  public static func describe(_ bytes: Int) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+    if bytes >= 1 << 10 && bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+    return "\(bytes) bytes"
+  }
+
+  /// The error for output of these sizes, or `nil` when both are within the limits.
+  public func violation(stdout stdoutCount: Int, stderr stderrCount: Int, host: HostID, operation: String)
+    -> RemoteError?
+  {
+    let stream: String
+    let limit: Int
+    if stdoutCount > stdout {
+      (stream, limit) = ("stdout", stdout)
+    } else if stderrCount > stderr {
+      (stream, limit) = ("stderr", stderr)
+    } else {
+      return nil
+    }
+    return RemoteError(
+      host: host, operation: operation, kind: .outputTooLarge,
+      message: "the command wrote more than \(Self.describe(limit)) to \(stream); output discarded, channel closed")
   }
 }
 

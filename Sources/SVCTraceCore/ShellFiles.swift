@@ -18,15 +18,20 @@ public enum ShellFiles {
 
   /// Writes a file atomically: a temporary file in the same directory, then `mv -f`.
   ///
-  /// An existing file keeps its owner and group; `mode` is applied to the result.
+  /// An existing file keeps its owner and group; `mode` is applied to the result. The temporary
+  /// file is only moved into place when it holds exactly `contents.count` bytes: an upload cut
+  /// short (a dropped connection, a full disk) leaves the old file untouched and fails.
   public static func writeFile(
     _ session: some RemoteSession, _ path: String, contents: [UInt8], mode: UInt32
   ) async throws {
     let target = try quoted(path, session, "write")
     let octal = String(mode, radix: 8)
+    let expected = contents.count
     let script = """
       set -e; t=$(mktemp \(target).svctrace.XXXXXX); trap 'rm -f "$t"' EXIT; \
-      cat > "$t"; chmod \(octal) "$t"; \
+      cat > "$t"; n=$(wc -c < "$t"); n=$((n + 0)); \
+      if [ "$n" -ne \(expected) ]; then echo "upload cut short: $n of \(expected) bytes arrived" >&2; exit 1; fi; \
+      chmod \(octal) "$t"; \
       if [ -e \(target) ]; then chown --reference=\(target) "$t" 2>/dev/null || true; fi; \
       mv -f "$t" \(target); trap - EXIT
       """

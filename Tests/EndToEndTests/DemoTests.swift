@@ -12,12 +12,23 @@ import Testing
     "runs the whole demo with its own lab; scripts/test enables it (SVCTRACE_DEMO_TEST=1) once its lab is down"))
 struct DemoTests {
   /// Whether the binary has `svctrace <name>` (the demo skips steps for subcommands not yet built).
+  ///
+  /// A `--help` without its SUBCOMMANDS list is a failure, not "no such subcommand": otherwise a
+  /// change in the help's shape would silently skip every trace check below. In CI every
+  /// subcommand the demo uses must exist.
   private func has(_ subcommand: String) throws -> Bool {
     // `svctrace help X` exits 0 for an unknown X too, so read the SUBCOMMANDS list (the overview
     // above it names commands as well).
     let help = try Lab.run(Lab.binary, ["--help"]).stdout
-    guard let list = help.range(of: "\nSUBCOMMANDS:") else { return false }
-    return help[list.upperBound...].split(separator: "\n").contains { $0.hasPrefix("  \(subcommand) ") }
+    guard let list = help.range(of: "\nSUBCOMMANDS:") else {
+      Issue.record("`svctrace --help` has no SUBCOMMANDS list; cannot tell which demo steps must run:\n\(help)")
+      return true
+    }
+    let present = help[list.upperBound...].split(separator: "\n").contains { $0.hasPrefix("  \(subcommand) ") }
+    if Lab.environment["CI"] != nil {
+      #expect(present, "CI is set but `svctrace --help` lists no `\(subcommand)` subcommand")
+    }
+    return present
   }
 
   @Test func demoRunsEveryStepAndEveryTraceMatchesItsGroundTruth() throws {

@@ -12,6 +12,10 @@ struct Lab {
     environment["SVCTRACE_LAB"].map { FileManager.default.fileExists(atPath: $0 + "/cluster.json") } ?? false
   }
 
+  /// Whether a missing lab is an error rather than a reason to skip: in CI (`CI` set), or when
+  /// `SVCTRACE_LAB` is set, i.e. someone asked for the end-to-end suites.
+  static var isRequired: Bool { environment["CI"] != nil || environment["SVCTRACE_LAB"] != nil }
+
   static let directory = environment["SVCTRACE_LAB"] ?? "/var/lib/svctrace-lab"
   static let repository: String = {
     var url = URL(fileURLWithPath: #filePath)
@@ -91,5 +95,22 @@ struct Lab {
     return Run(
       status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
       stderr: String(decoding: errorData, as: UTF8.self))
+  }
+}
+
+/// Turns "every end-to-end suite skipped" into a failure where the suites were meant to run.
+///
+/// The suites are `.enabled(if: Lab.isUp)`: without a lab they skip, which is right on a
+/// developer's machine and wrong in CI or when `SVCTRACE_LAB` names a lab that is not up.
+@Suite(.enabled(if: Lab.isRequired, "the lab is optional here (neither CI nor SVCTRACE_LAB is set)"))
+struct LabPresenceTests {
+  @Test func theLabIsUpWhereTheEndToEndSuitesMustRun() {
+    let why = Lab.environment["CI"] != nil ? "CI is set" : "SVCTRACE_LAB is set"
+    #expect(
+      Lab.isUp,
+      """
+      \(why) but no lab is up (no \(Lab.directory)/cluster.json): every end-to-end suite was skipped. \
+      Bring one up with scripts/test (or testbed/lab up) and point SVCTRACE_LAB at its state directory.
+      """)
   }
 }

@@ -102,3 +102,24 @@ private func hosts(_ count: Int) -> [FleetHost] {
     #expect(results.dropFirst(2).allSatisfy { $0.status == .skipped })
   }
 }
+
+@Suite struct BoundedFleetTests {
+  @Test func hostsAreTimedOutByDefault() {
+    #expect(FleetRunner().hostTimeout == FleetRunner.defaultHostTimeout)
+    #expect(FleetRunner.defaultHostTimeout == .seconds(600))
+    #expect(FleetRunner(hostTimeout: nil).hostTimeout == nil)
+  }
+
+  @Test func recapShowsRemoteControlSequencesEscaped() {
+    let hostile = "sudo: \u{1B}]52;c;ZXZpbA==\u{07}refused\r\u{1B}[2J"
+    let results = [
+      HostResult<Int>(host: HostID("node1"), status: .failed, message: hostile),
+      HostResult<Int>(host: HostID("node2"), status: .ok, message: "fine"),
+    ]
+    let text = Recap(results: results, terminal: Terminal(stdoutIsTTY: false, stderrIsTTY: false, color: false))
+      .render()
+    #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D })
+    #expect(text.contains("node1: sudo: \\x1B]52;c;ZXZpbA==\\x07refused\\r\\x1B[2J"))
+    #expect(text.contains("fine"))
+  }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Rollout
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @Suite struct SettingsTests {
@@ -130,21 +131,58 @@ import Testing
   }
 
   @Test func rsyslogAndLogrotateFiles() {
-    let dropIn = Renderer.rsyslogDropIn(logPath: "/var/log/iptables.log")
+    let dropIn = Renderer.rsyslogDropIn(
+      logPath: "/var/log/iptables.log", rotateSize: "200M", logrotatePath: "/etc/logrotate.d/svctrace")
     #expect(dropIn.contains("%timegenerated:::date-rfc3339%"))
     #expect(dropIn.contains("$msg contains \"SVCT:\""))
     #expect(dropIn.contains("file=\"/var/log/iptables.log\""))
     #expect(dropIn.contains("  stop\n"))
     #expect(!dropIn.contains("kern.*"))
+    // The size cap between daily runs: one byte past maxsize, logrotate on svctrace's entry only.
+    #expect(dropIn.contains("rotation.sizeLimit=\"\(200 * 1024 * 1024 + 1)\""))
+    #expect(dropIn.contains("rotation.sizeLimitCommand=\"/usr/sbin/logrotate /etc/logrotate.d/svctrace\""))
     let rotate = Renderer.logrotate(logPath: "/var/log/iptables.log", size: "200M", rotate: 7, hasRsyslogRotate: true)
     for word in [
       "/var/log/iptables.log {", "missingok", "maxsize 200M", "notifempty", "compress", "delaycompress",
-      "sharedscripts", "/usr/lib/rsyslog/rsyslog-rotate",
+      "sharedscripts", "/usr/lib/rsyslog/rsyslog-rotate", "    nodateext\n", "    create\n",
     ] {
       #expect(rotate.contains(word))
     }
+    #expect(!rotate.contains("copytruncate"))
     let noHelper = Renderer.logrotate(logPath: "/x.log", size: "1G", rotate: 3, hasRsyslogRotate: false)
     #expect(noHelper.contains("systemctl kill -s HUP rsyslog.service"))
+  }
+
+  @Test func logrotateSizesReadAsLogrotateReadsThem() {
+    #expect(Renderer.logrotateBytes("200M") == 200 << 20)
+    #expect(Renderer.logrotateBytes("500k") == 500 << 10)
+    #expect(Renderer.logrotateBytes("1G") == 1 << 30)
+    #expect(Renderer.logrotateBytes("4096") == 4096)
+    #expect(Renderer.logrotateBytes("12T") == nil)
+    #expect(Renderer.logrotateBytes("M") == nil)
+  }
+
+  /// The rendered drop-in passes the real `rsyslogd -N1` and the logrotate entry `logrotate -d`
+  /// (both installed by scripts/install-deps), as install checks them on a node.
+  @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/rsyslogd")))
+  func renderedFilesPassRsyslogAndLogrotateValidation() async throws {
+    let directory = NSTemporaryDirectory() + "svctrace-render-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let dropIn = Renderer.rsyslogDropIn(
+      logPath: directory + "/iptables.log", rotateSize: "1M", logrotatePath: directory + "/logrotate")
+    try dropIn.write(toFile: directory + "/rsyslog.conf", atomically: true, encoding: .utf8)
+    let validation = try await LocalProcess.run(["/usr/sbin/rsyslogd", "-N1", "-f", directory + "/rsyslog.conf"])
+    #expect(validation.exitStatus == 0, "\(validation.stderrText)")
+    #expect(!validation.stderrText.contains("error"), "\(validation.stderrText)")
+    if FileManager.default.isExecutableFile(atPath: "/usr/sbin/logrotate") {
+      let entry = Renderer.logrotate(
+        logPath: directory + "/iptables.log", size: "1M", rotate: 3, hasRsyslogRotate: false)
+      try entry.write(toFile: directory + "/logrotate", atomically: true, encoding: .utf8)
+      let check = try await LocalProcess.run(
+        ["/usr/sbin/logrotate", "-d", "-s", directory + "/state", directory + "/logrotate"])
+      #expect(check.exitStatus == 0, "\(check.stderrText)")
+    }
   }
 }
 

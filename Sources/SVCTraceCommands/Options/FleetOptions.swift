@@ -20,9 +20,14 @@ package struct FleetOptions: ParsableArguments {
   package var forks: Int = 20
 
   @Option(
-    name: .customLong("timeout"), help: ArgumentHelp("Give up on a host after this many seconds.", valueName: "seconds")
-  )
-  var hostTimeout: Int?
+    name: .customLong("timeout"),
+    help: ArgumentHelp(
+      "Give up on a host after this many seconds, connection included; 0 for no limit. Remote commands without a limit of their own stop after 300 seconds.",
+      valueName: "seconds"))
+  var hostTimeout: Int = 600
+
+  /// `--timeout` as a duration; `nil` for `--timeout 0` (no limit).
+  package var hostTimeoutDuration: Duration? { hostTimeout == 0 ? nil : .seconds(hostTimeout) }
 
   @Option(help: ArgumentHelp("TCP connect and handshake timeout per host.", valueName: "seconds"))
   package var connectTimeout: Int = 10
@@ -79,7 +84,7 @@ package struct FleetOptions: ParsableArguments {
 
   package func validate() throws {
     guard forks >= 1 else { throw ValidationError("--forks must be at least 1.") }
-    if let hostTimeout, hostTimeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
+    guard hostTimeout >= 0 else { throw ValidationError("--timeout must be 0 (no limit) or a number of seconds.") }
     guard connectTimeout >= 1 else { throw ValidationError("--connect-timeout must be at least 1 second.") }
   }
 }

@@ -1,6 +1,7 @@
 import Fleet
 import Foundation
 import Rollout
+import SVCTraceCore
 
 /// The verification report for a fleet: per node, per check group, every check with its evidence.
 ///
@@ -77,8 +78,10 @@ struct FleetReport: Codable, Sendable {
       lines.append("")
       for (host, check) in problems {
         let label = check.status == .fail ? terminal.paint("FAIL", .red) : terminal.paint("WARN", .yellow)
-        lines.append("\(label) \(host) \(check.group)/\(check.name): \(check.evidence.firstLine)")
-        if let fix = check.fix { lines.append("     → \(fix)") }
+        // Evidence quotes node output: shown with its control characters escaped.
+        let evidence = TerminalText.sanitize(check.evidence.firstLine)
+        lines.append("\(label) \(host) \(check.group)/\(check.name): \(evidence)")
+        if let fix = check.fix { lines.append("     → \(TerminalText.sanitize(fix))") }
       }
     }
     return lines.joined(separator: "\n")

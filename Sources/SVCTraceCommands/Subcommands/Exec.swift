@@ -22,7 +22,7 @@ extension SVCTrace {
     @OptionGroup var fleet: FleetOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("Per-host command timeout.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Per-host command timeout. Default: 300 seconds.", valueName: "seconds"))
     var commandTimeout: Int?
 
     @Argument(parsing: .postTerminator, help: "The command line, after --.")
@@ -43,7 +43,7 @@ extension SVCTrace {
       try await runFleet(context, json: json, command: "exec") { session, host in
         let result = try await session.run(line, stdin: nil, timeout: timeout)
         let payload = ExecOutput(result)
-        if !json { printGrouped(host.id, payload, terminal: terminal) }
+        if !json { printGrouped(host.id, result, terminal: terminal) }
         guard result.succeeded else {
           throw RemoteError(
             host: host.id, operation: "run `\(line)`", kind: .commandFailed, message: result.failureSummary)
@@ -70,13 +70,14 @@ struct ExecOutput: Codable, Sendable {
 }
 
 /// Prints one host's output as a block, so concurrent hosts never interleave lines.
-private func printGrouped(_ host: HostID, _ output: ExecOutput, terminal: Terminal) {
-  var block =
-    terminal.paint("── \(host) (exit \(output.signal.map { "SIG\($0)" } ?? String(output.exitStatus)))", .bold) + "\n"
-  if !output.stdout.isEmpty { block += output.stdout.hasSuffix("\n") ? output.stdout : output.stdout + "\n" }
-  if !output.stderr.isEmpty {
-    let text = output.stderr.hasSuffix("\n") ? output.stderr : output.stderr + "\n"
-    block += terminal.paint(text, .red)
-  }
+///
+/// The output is the remote's: control sequences are shown escaped, never sent to the terminal.
+private func printGrouped(_ host: HostID, _ result: CommandResult, terminal: Terminal) {
+  let status = result.exitSignal.map { "SIG\(TerminalText.sanitize($0))" } ?? String(result.exitStatus)
+  var block = terminal.paint("── \(host) (exit \(status))", .bold) + "\n"
+  let stdout = TerminalText.sanitize(result.stdout)
+  let stderr = TerminalText.sanitize(result.stderr)
+  if !stdout.isEmpty { block += stdout.hasSuffix("\n") ? stdout : stdout + "\n" }
+  if !stderr.isEmpty { block += terminal.paint(stderr.hasSuffix("\n") ? stderr : stderr + "\n", .red) }
   OutputLock.print(block)
 }

@@ -170,11 +170,13 @@ enum RolloutOutput {
   static func printDiff(_ host: HostID, _ diff: String, terminal: Terminal) {
     guard !diff.isEmpty else { return }
     var block = terminal.paint("── \(host) diff", .bold) + "\n"
-    for line in diff.split(separator: "\n", omittingEmptySubsequences: false) {
+    // The old side quotes the node's files: their control characters are shown escaped.
+    for line in diff.split(separator: "\n", omittingEmptySubsequences: false).map({ TerminalText.sanitize(String($0)) })
+    {
       if line.hasPrefix("+") && !line.hasPrefix("+++") {
-        block += terminal.paint(String(line), .green) + "\n"
+        block += terminal.paint(line, .green) + "\n"
       } else if line.hasPrefix("-") && !line.hasPrefix("---") {
-        block += terminal.paint(String(line), .red) + "\n"
+        block += terminal.paint(line, .red) + "\n"
       } else if !line.isEmpty {
         block += line + "\n"
       }

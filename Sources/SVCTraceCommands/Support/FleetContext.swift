@@ -65,7 +65,7 @@ package struct FleetContext {
     sshOptions.keyPassphrase = try Secrets.keyPassphrase(for: hosts, home: home, environment: environment)
 
     let runner = FleetRunner(
-      forks: options.forks, hostTimeout: options.hostTimeout.map { .seconds($0) },
+      forks: options.forks, hostTimeout: options.hostTimeoutDuration,
       progress: ProgressReporter(label: label, terminal: terminal), logger: logger)
     return FleetContext(
       hosts: hosts, connector: SSHConnector(options: sshOptions, logger: logger), runner: runner,
