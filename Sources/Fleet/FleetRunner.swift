@@ -103,10 +103,7 @@ public struct FleetRunner: Sendable {
   ) async -> HostResult<Payload> {
     let clock = ContinuousClock()
     let began = clock.now
-    func seconds() -> Double {
-      let elapsed = clock.now - began
-      return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
+    func seconds() -> Double { (clock.now - began).seconds }
     let session = SessionSlot()
     do {
       let outcome = try await withDeadline(timeout, host: host.id) {

@@ -149,9 +149,7 @@ func waitForSocket(
     if let deadline {
       let remaining = ContinuousClock.now.duration(to: deadline)
       if remaining <= .zero { throw .timeout }
-      let (seconds, attoseconds) = remaining.components
-      let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1
-      timeoutMS = Int32(clamping: ms)
+      timeoutMS = remaining.pollMilliseconds
     }
     var fds = [pollfd(fd: fd, events: events, revents: 0)]
     let wakeFD = (token != nil ? wake?.readFD : nil) ?? -1

@@ -143,8 +143,7 @@ extension SSHConnection {
       if let graceDeadline {
         let remaining = ContinuousClock.now.duration(to: graceDeadline)
         if remaining <= .zero { break pump }
-        timeout = Int32(
-          clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+        timeout = remaining.pollMilliseconds
       }
       var localEvents: Int16 = 0
       if toRemoteOffset == toRemote.count && !localEOF { localEvents |= Int16(POLLIN) }

@@ -65,8 +65,3 @@ public enum ResourceUsage {
     #endif
   }
 }
-
-extension Duration {
-  /// The duration in seconds, as a `Double`.
-  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
