@@ -13,6 +13,12 @@ public struct CollectSummary: Sendable, Equatable {
   public var skipped = 0
   public var connections = 0
   public var events: [CaptureEvent] = []
+  /// Pending pre lines the correlator dropped (their key held too many newer ones, see
+  /// `CorrelationSettings.maxPendingPerKey`).
+  public var droppedPending = 0
+  /// The run stopped early because another collect of the node committed meanwhile (a cron
+  /// `collect` beside `trace --follow`): that collect has the node, and nothing was stored twice.
+  public var yieldedToOtherCollect = false
 
   public init(node: HostID) { self.node = node }
 }
@@ -37,6 +43,10 @@ public struct Ingestor: Sendable {
   /// Interrupting it (error, cancellation, kill) loses nothing: the cursor only moves with the
   /// data it covers, and the next run resumes there (replaying the batches committed after the
   /// node's last stored correlator state).
+  ///
+  /// Two collects of one source at once (two processes) store nothing twice: each commit
+  /// requires the cursor its batch was pulled after, and the run whose commit finds it moved
+  /// stops there, returning with ``CollectSummary/yieldedToOtherCollect``.
   ///
   /// - Parameters:
   ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
@@ -79,6 +89,7 @@ public struct Ingestor: Sendable {
           summary.lines += batch.lineCount
           summary.skipped += batch.skippedCount
           summary.connections += committed.summary.connections
+          summary.droppedPending += committed.summary.correlation.dropped
           if committed.reCorrelated { base = nil }
           progress?(summary)
         }
@@ -115,7 +126,8 @@ public struct Ingestor: Sendable {
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1
           let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
-          var prepared = store.prepare(batch, base: &base, storesState: storesState, staging: staging)
+          var prepared = store.prepare(
+            batch, after: cursor, base: &base, storesState: storesState, staging: staging)
           if inFlight, let (done, committed) = try await group.next() {
             account(done, committed)
           }
@@ -134,6 +146,12 @@ public struct Ingestor: Sendable {
       }
       await staging?.close()
       return collected
+    } catch let error as StoreError where error.cause == .cursorMoved {
+      // Another collect of the node committed past this run's cursor: it has the node. The
+      // batches committed so far stay; the refused one stored nothing.
+      await staging?.close()
+      summary.yieldedToOtherCollect = true
+      return summary
     } catch {
       // Cuts away the text of batches that did not commit.
       await staging?.close()

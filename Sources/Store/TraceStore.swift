@@ -252,7 +252,8 @@ public final class TraceStore: TraceStoring {
             block_id INTEGER NOT NULL,
             PRIMARY KEY (kind, key, block_id)
           ) WITHOUT ROWID;
-          -- Cluster object snapshots as taken (kubectl get services,endpointslices,pods -A -o json).
+          -- Cluster object snapshots (kubectl get services,endpointslices,pods -A -o json), trimmed to
+          -- the fields the name tables come from.
           CREATE TABLE snapshots (
             id INTEGER PRIMARY KEY,
             taken_at INTEGER NOT NULL,
@@ -374,6 +375,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
     case notFound
     /// The input or the stored data is not what it must be (the message says how).
     case invalidData
+    /// A batch's commit found its source's cursor moved since the batch was pulled: another
+    /// collect of the node committed the same bytes, or further ones (see
+    /// ``CursorPrecondition``). Nothing of the batch was stored.
+    case cursorMoved
   }
 
   public var operation: String

@@ -197,8 +197,8 @@ struct CorrelateAheadTests {
     let second = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
     // Both correlated before either commits, as collect does with one commit in flight.
     // The first stores no state (the second's will do), as in the middle of a collect run.
-    var ahead1 = store.prepare(first, base: &base, storesState: false, staging: nil)
-    var ahead2 = store.prepare(second, base: &base, storesState: true, staging: nil)
+    var ahead1 = store.prepare(first, after: nil, base: &base, storesState: false, staging: nil)
+    var ahead2 = store.prepare(second, after: first.cursor, base: &base, storesState: true, staging: nil)
     #expect(ahead1.ahead?.firstID == 1 && ahead2.ahead?.firstID == 2)
     ahead1.expectedLastBatch = start.base.lastBatch
     let committed1 = try await store.commit(ahead1)
@@ -230,11 +230,13 @@ struct CorrelateAheadTests {
     let start = try await mine.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log")
     var base: IngestBase? = start.base
     let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    var ahead = mine.prepare(post, base: &base, storesState: true, staging: nil)
+    var ahead = mine.prepare(post, after: start.cursor, base: &base, storesState: true, staging: nil)
     ahead.expectedLastBatch = start.base.lastBatch
     #expect(ahead.ahead?.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
-    // The other process stores the pre line first, taking the line id reserved above.
-    try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    // The other process stores the pre line first (from another source of the node), taking the
+    // line id reserved above.
+    try await other.commit(
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)], source: "file:/var/log/other.log"))
     // The commit sees the stored state moved on and correlates again: the lines join, ids differ.
     #expect(try await mine.commit(ahead).reCorrelated == true)
     let records = try mine.connections(matching: TraceQuery())
@@ -456,13 +458,13 @@ struct ReplayByKindTests {
     // Two batches of two kinds of source, neither storing the correlator state.
     var base: IngestBase? = try await store.ingestStart(node: node, source: "file:/var/log/iptables.log").base
     var first = store.prepare(
-      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), base: &base, storesState: false,
-      staging: nil)
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), after: nil, base: &base,
+      storesState: false, staging: nil)
     first.expectedLastBatch = nil
     let committed = try await store.commit(first)
     var other = batch([fakeLine(t1 + 1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)], source: "test:other")
     other.cursor = SourceCursor(kind: "other-kind", state: [1])
-    var second = store.prepare(other, base: &base, storesState: false, staging: nil)
+    var second = store.prepare(other, after: nil, base: &base, storesState: false, staging: nil)
     second.expectedLastBatch = committed.summary.batchID
     #expect(try await store.commit(second).reCorrelated == false)
     #expect(requests.kinds.withLock { $0 }.isEmpty, "nothing replayed yet")
