@@ -16,8 +16,9 @@ public struct CollectSummary: Sendable, Equatable {
   /// Pending pre lines the correlator dropped (their key held too many newer ones, see
   /// `CorrelationSettings.maxPendingPerKey`).
   public var droppedPending = 0
-  /// The run stopped early because another collect of the node committed meanwhile (a cron
-  /// `collect` beside `trace --follow`): that collect has the node, and nothing was stored twice.
+  /// The run stopped early, or did not start, because another collect had the node (a cron
+  /// `collect` beside `trace --follow`): it held the node's claim, or committed past this run's
+  /// cursor. Nothing was stored twice.
   public var yieldedToOtherCollect = false
 
   public init(node: HostID) { self.node = node }
@@ -27,9 +28,14 @@ public struct CollectSummary: Sendable, Equatable {
 /// commit and hands the prepared batches to the store, one commit in flight at a time.
 public struct Ingestor: Sendable {
   public let store: any TraceStoring
+  /// Whether a run claims its node first (``TraceStoring/claimCollect(node:)``) and skips it
+  /// while another collect holds it. Without, two runs of one node both pull, and the cursor's
+  /// compare-and-swap stops the one that commits second.
+  public let claimsNodes: Bool
 
-  public init(store: any TraceStoring) {
+  public init(store: any TraceStoring, claimsNodes: Bool = true) {
     self.store = store
+    self.claimsNodes = claimsNodes
   }
 
   /// How many batches of a collect run share one stored correlator state (it is stored with
@@ -44,9 +50,10 @@ public struct Ingestor: Sendable {
   /// data it covers, and the next run resumes there (replaying the batches committed after the
   /// node's last stored correlator state).
   ///
-  /// Two collects of one source at once (two processes) store nothing twice: each commit
-  /// requires the cursor its batch was pulled after, and the run whose commit finds it moved
-  /// stops there, returning with ``CollectSummary/yieldedToOtherCollect``.
+  /// Two collects of one source at once (two processes) store nothing twice: a run first claims
+  /// its node and returns at once (``CollectSummary/yieldedToOtherCollect``) while another
+  /// holds it; and each commit requires the cursor its batch was pulled after, the run whose
+  /// commit finds it moved stopping there the same way.
   ///
   /// - Parameters:
   ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
@@ -61,6 +68,18 @@ public struct Ingestor: Sendable {
   ) async throws -> CollectSummary {
     let store = self.store
     var summary = CollectSummary(node: source.node)
+    let claim: CollectClaim?
+    if claimsNodes {
+      guard let claimed = try await store.claimCollect(node: source.node) else {
+        // Another collect has the node: it pulls what this one would.
+        summary.yieldedToOtherCollect = true
+        return summary
+      }
+      claim = claimed
+    } else {
+      claim = nil
+    }
+    defer { claim?.release() }
     let start = try await store.ingestStart(node: source.node, source: source.sourceID)
     var cursor = start.cursor
     var parser = makeParser()

@@ -2,6 +2,7 @@ import Foundation
 public import GRDB
 public import Logs
 import SVCTraceCore
+import Synchronization
 
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.
@@ -27,6 +28,9 @@ public final class TraceStore: TraceStoring {
   /// for the kind of source of each batch (``SourceCursor/kind``), the parser that parsed them.
   /// Default: the kernel LOG parser for every kind.
   public let replayParser: ReplayParsers
+  /// The nodes a collect has claimed, for a store without a file to lock beside it
+  /// (``claimCollect(node:)``).
+  let memoryClaims = Mutex<Set<String>>([])
 
   /// A fresh parser for the lines of batches from one kind of source.
   public typealias ReplayParsers = @Sendable (_ sourceKind: String) -> any LineParsing

@@ -15,6 +15,12 @@ public protocol TraceStoring: Sendable {
   /// collect stopped between two stored states).
   func ingestStart(node: HostID, source: String) async throws -> IngestStart
 
+  /// Claims `node` for one collect run, across processes: `nil` while another collect holds it
+  /// (the caller skips the node instead of pulling what the other pulls). Released with
+  /// ``CollectClaim/release()`` or when the process ends. Correctness does not rest on it: the
+  /// cursor's compare-and-swap in ``commit(_:)`` keeps two collects that both run apart.
+  func claimCollect(node: HostID) async throws -> CollectClaim?
+
   /// A writer of batch text ahead of the commits for one collect run; `nil` when the store
   /// writes the text in the commit.
   func makeStaging() -> BatchStaging?

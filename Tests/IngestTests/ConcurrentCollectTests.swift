@@ -82,8 +82,12 @@ struct ConcurrentCollectTests {
     try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
   }
 
-  func collect(_ store: TraceStore, _ source: some CaptureSource) async throws -> CollectSummary {
-    try await Ingestor(store: store).collect(from: source, makeParser: { FakeParser() }, clock: .zero, maxBytes: 2048)
+  /// Collects `source` into `store`; `claims`: claiming the node first (as svctrace does).
+  func collect(_ store: TraceStore, _ source: some CaptureSource, claims: Bool = false) async throws
+    -> CollectSummary
+  {
+    try await Ingestor(store: store, claimsNodes: claims).collect(
+      from: source, makeParser: { FakeParser() }, clock: .zero, maxBytes: 2048)
   }
 
   func offset(_ store: TraceStore, _ source: LocalFileSource) throws -> UInt64 {
@@ -97,6 +101,8 @@ struct ConcurrentCollectTests {
     }.sorted()
   }
 
+  /// Without claims (a store whose lock is lost, or two collects that both got past it): the
+  /// cursor's compare-and-swap alone keeps them apart.
   @Test func twoStoresCollectingOneGrowingFileStoreEachLineOnce() async throws {
     let directory = try TempDirectory()
     let path = directory.file("node1.log")
@@ -147,5 +153,29 @@ struct ConcurrentCollectTests {
     let expected = try traced(reference)
     #expect(expected.count == 16 * 40)
     #expect(try traced(first) == expected)
+  }
+
+  @Test func aCollectSkipsANodeAnotherCollectHasClaimed() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("node1.log")
+    let written = lines(0..<40)
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(written.map { $0 + "\n" }.joined().utf8)))
+    let file = LocalFileSource(node: node, path: path)
+    let storePath = directory.file("store.sqlite")
+    let first = try TraceStore(path: storePath, replayParser: { _ in FakeParser() })
+    let second = try TraceStore(path: storePath, replayParser: { _ in FakeParser() })
+    // The other process is collecting node1.
+    let held = try #require(try await second.claimCollect(node: node))
+    let skipped = try await collect(first, file, claims: true)
+    #expect(skipped.yieldedToOtherCollect && skipped.bytes == 0 && skipped.batches == 0)
+    #expect(try first.storedLines().isEmpty)
+    // Other nodes are not held up.
+    let other = try await collect(first, LocalFileSource(node: HostID("node2"), path: path), claims: true)
+    #expect(!other.yieldedToOtherCollect && other.lines == written.count)
+    // Once it is done, the node is collected again; the run's own claim ends with it.
+    held.release()
+    let done = try await collect(first, file, claims: true)
+    #expect(!done.yieldedToOtherCollect && done.lines == written.count)
+    #expect(try await second.claimCollect(node: node) != nil)
   }
 }

@@ -127,6 +127,21 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all)
+  func aNodeIsClaimedByOneCollectAtATime(_ factory: StoreFactory) async throws {
+    let subject = try factory.make()
+    let store = subject.store
+    let claim = try #require(try await store.claimCollect(node: HostID("node1")))
+    #expect(try await store.claimCollect(node: HostID("node1")) == nil)
+    let unusual = try #require(try await store.claimCollect(node: HostID("../node 2")))
+    claim.release()
+    claim.release()
+    let again = try #require(try await store.claimCollect(node: HostID("node1")))
+    #expect(try await store.claimCollect(node: HostID("../node 2")) == nil)
+    again.release()
+    unusual.release()
+  }
+
+  @Test(arguments: StoreFactory.all)
   func stateNotStoredWithABatchIsReplayedForTheNextCollect(_ factory: StoreFactory) async throws {
     let subject = try factory.make()
     let store = subject.store
