@@ -32,10 +32,16 @@ public final class CollectClaim: Sendable {
   deinit { release() }
 }
 
+/// The lock files this process holds a claim on (see ``TraceStore/claimCollect(node:)``).
+private let processClaims = Mutex<Set<String>>([])
+
 extension TraceStore {
   /// Claims `node` for one collect run: `nil` while another collect holds it, in this process or
-  /// another (an exclusive `flock` on `<store>.locks/<node>`; in memory, a set of this store's
-  /// claimed nodes).
+  /// another (an exclusive `fcntl` lock on `<store>.locks/<node>`, with this process's own claims
+  /// in a set beside it; in memory, only that set).
+  ///
+  /// A POSIX record lock belongs to the process: a child forked meanwhile (kubectl, a test's
+  /// shell) does not inherit it, so it ends exactly with ``CollectClaim/release()``.
   ///
   /// - Throws: ``StoreError`` when the lock file cannot be created or locked.
   public func claimCollect(node: HostID) async throws -> CollectClaim? {
@@ -44,21 +50,36 @@ extension TraceStore {
       guard inserted else { return nil }
       return CollectClaim { [self] in _ = memoryClaims.withLock { $0.remove(node.name) } }
     }
-    let directory = dbWriter.path + ".locks"
     let operation = "claim \(node) for a collect"
+    let directory = URL(fileURLWithPath: dbWriter.path + ".locks").standardizedFileURL.path
     if mkdir(directory, 0o700) != 0, errno != EEXIST {
       throw StoreError(operation: operation, errno: errno)
     }
     let path = (directory as NSString).appendingPathComponent(Self.lockFileName(node))
+    // First among this process's claims (a second fcntl lock of the process would succeed, and
+    // closing a second descriptor of the file would drop the first's lock).
+    guard processClaims.withLock({ $0.insert(path).inserted }) else { return nil }
+    let unclaim = { @Sendable in _ = processClaims.withLock { $0.remove(path) } }
     let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { throw StoreError(operation: operation, errno: errno) }
-    guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+    guard descriptor >= 0 else {
       let code = errno
-      close(descriptor)
-      if code == EWOULDBLOCK { return nil }
+      unclaim()
       throw StoreError(operation: operation, errno: code)
     }
-    return CollectClaim { close(descriptor) }
+    var lock = flock()
+    lock.l_type = Int16(F_WRLCK)
+    lock.l_whence = Int16(SEEK_SET)
+    guard fcntl(descriptor, F_SETLK, &lock) == 0 else {
+      let code = errno
+      close(descriptor)
+      unclaim()
+      if code == EAGAIN || code == EACCES { return nil }
+      throw StoreError(operation: operation, errno: code)
+    }
+    return CollectClaim {
+      close(descriptor)
+      unclaim()
+    }
   }
 
   /// The lock file of `node`: its name when that is a plain file name, else its bytes in hex.
