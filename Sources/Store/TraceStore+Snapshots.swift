@@ -45,9 +45,7 @@ extension TraceStore {
     // environment values (passwords) included, which must not end up in the store.
     let trimmed: Data
     do {
-      let encoder = JSONEncoder()
-      encoder.outputFormatting = [.sortedKeys]
-      trimmed = try encoder.encode(list)
+      trimmed = try list.encoded()
     } catch {
       throw StoreError(operation: "store the cluster snapshot from \(source)", message: "cannot encode it (\(error))")
     }
@@ -177,6 +175,18 @@ struct KubeList: Codable {
   var apiVersion: String?
   var kind: String?
   var items: [KubeObject]
+
+  /// The list as stored: only the fields svctrace reads, keys sorted.
+  func encoded() throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return try encoder.encode(self)
+  }
+
+  /// A snapshot's JSON trimmed to the fields svctrace reads.
+  static func trimmed(_ json: Data) throws -> Data {
+    try JSONDecoder().decode(KubeList.self, from: json).encoded()
+  }
 }
 
 struct KubeObject: Codable {
