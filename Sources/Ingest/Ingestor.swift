@@ -13,6 +13,13 @@ public struct CollectSummary: Sendable, Equatable {
   public var skipped = 0
   public var connections = 0
   public var events: [CaptureEvent] = []
+  /// Pending pre lines the correlator dropped (their key held too many newer ones, see
+  /// `CorrelationSettings.maxPendingPerKey`).
+  public var droppedPending = 0
+  /// The run stopped early, or did not start, because another collect had the node (a cron
+  /// `collect` beside `trace --follow`): it held the node's claim, or committed past this run's
+  /// cursor. Nothing was stored twice.
+  public var yieldedToOtherCollect = false
 
   public init(node: HostID) { self.node = node }
 }
@@ -21,9 +28,14 @@ public struct CollectSummary: Sendable, Equatable {
 /// commit and hands the prepared batches to the store, one commit in flight at a time.
 public struct Ingestor: Sendable {
   public let store: any TraceStoring
+  /// Whether a run claims its node first (``TraceStoring/claimCollect(node:)``) and skips it
+  /// while another collect holds it. Without, two runs of one node both pull, and the cursor's
+  /// compare-and-swap stops the one that commits second.
+  public let claimsNodes: Bool
 
-  public init(store: any TraceStoring) {
+  public init(store: any TraceStoring, claimsNodes: Bool = true) {
     self.store = store
+    self.claimsNodes = claimsNodes
   }
 
   /// How many batches of a collect run share one stored correlator state (it is stored with
@@ -38,6 +50,11 @@ public struct Ingestor: Sendable {
   /// data it covers, and the next run resumes there (replaying the batches committed after the
   /// node's last stored correlator state).
   ///
+  /// Two collects of one source at once (two processes) store nothing twice: a run first claims
+  /// its node and returns at once (``CollectSummary/yieldedToOtherCollect``) while another
+  /// holds it; and each commit requires the cursor its batch was pulled after, the run whose
+  /// commit finds it moved stopping there the same way.
+  ///
   /// - Parameters:
   ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
   ///   - clock: the node's measured clock offset, stored with every batch.
@@ -51,6 +68,18 @@ public struct Ingestor: Sendable {
   ) async throws -> CollectSummary {
     let store = self.store
     var summary = CollectSummary(node: source.node)
+    let claim: CollectClaim?
+    if claimsNodes {
+      guard let claimed = try await store.claimCollect(node: source.node) else {
+        // Another collect has the node: it pulls what this one would.
+        summary.yieldedToOtherCollect = true
+        return summary
+      }
+      claim = claimed
+    } else {
+      claim = nil
+    }
+    defer { claim?.release() }
     let start = try await store.ingestStart(node: source.node, source: source.sourceID)
     var cursor = start.cursor
     var parser = makeParser()
@@ -79,6 +108,7 @@ public struct Ingestor: Sendable {
           summary.lines += batch.lineCount
           summary.skipped += batch.skippedCount
           summary.connections += committed.summary.connections
+          summary.droppedPending += committed.summary.correlation.dropped
           if committed.reCorrelated { base = nil }
           progress?(summary)
         }
@@ -115,7 +145,8 @@ public struct Ingestor: Sendable {
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1
           let storesState = chunk.isCaughtUp || batchesInRun % Self.stateInterval == 0
-          var prepared = store.prepare(batch, base: &base, storesState: storesState, staging: staging)
+          var prepared = store.prepare(
+            batch, after: cursor, base: &base, storesState: storesState, staging: staging)
           if inFlight, let (done, committed) = try await group.next() {
             account(done, committed)
           }
@@ -134,6 +165,12 @@ public struct Ingestor: Sendable {
       }
       await staging?.close()
       return collected
+    } catch let error as StoreError where error.cause == .cursorMoved {
+      // Another collect of the node committed past this run's cursor: it has the node. The
+      // batches committed so far stay; the refused one stored nothing.
+      await staging?.close()
+      summary.yieldedToOtherCollect = true
+      return summary
     } catch {
       // Cuts away the text of batches that did not commit.
       await staging?.close()

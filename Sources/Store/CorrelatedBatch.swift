@@ -64,10 +64,24 @@ public struct IngestBase: Sendable {
   public var lastBatch: Int64? { correlation.lastBatch }
 }
 
+/// What a batch's commit must find stored as its source's cursor: a compare-and-swap, so that
+/// two collects of one node (a cron `collect` beside `trace --follow`, two processes) never
+/// store the same bytes twice.
+public enum CursorPrecondition: Sendable, Equatable {
+  /// No check: the batch is committed whatever the stored cursor (tests, a batch on its own).
+  case unchecked
+  /// The stored cursor must be this one, the cursor the batch was pulled after (`nil`: none is
+  /// stored yet). Otherwise the commit stores nothing and fails with ``StoreError`` cause
+  /// ``StoreError/Cause/cursorMoved``.
+  case continues(from: SourceCursor?)
+}
+
 /// A batch ready for its commit: maybe correlated ahead, its text maybe already on its way to a
 /// raw segment.
 public struct PreparedBatch: Sendable {
   public var batch: CollectedBatch
+  /// The cursor the commit must find stored (see ``CursorPrecondition``).
+  public var precondition: CursorPrecondition
   var ahead: CorrelatedBatch?
   /// The node's newest batch the correlation ahead assumed; the commit uses that correlation
   /// only if the store still says so.

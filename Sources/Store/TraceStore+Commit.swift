@@ -58,12 +58,14 @@ extension TraceStore: FaultInjectableStore {
     rawSegments.map { BatchStaging(writer: $0.makeWriter()) }
   }
 
-  /// Prepares `batch` for ``commit(_:)-(PreparedBatch)`` on the caller's task: its text starts
+  /// Prepares `batch`, pulled after `start`, for ``commit(_:)-(PreparedBatch)`` on the caller's
+  /// task (its commit requires `start` to be the stored cursor): its text starts
   /// going to `staging`, and when `base` is given it is correlated against it (with line ids
   /// reserved above its floor) and `base` moves on to the state after it. `storesState`: the
   /// commit stores the correlator state after the batch.
   public func prepare(
-    _ batch: CollectedBatch, base: inout IngestBase?, storesState: Bool, staging: BatchStaging?
+    _ batch: CollectedBatch, after start: SourceCursor?, base: inout IngestBase?, storesState: Bool,
+    staging: BatchStaging?
   ) -> PreparedBatch {
     let rawWrite = batch.lines.isEmpty ? nil : staging?.writer.append(batch.text)
     var ahead: CorrelatedBatch?
@@ -72,7 +74,8 @@ extension TraceStore: FaultInjectableStore {
       base = current
     }
     return PreparedBatch(
-      batch: batch, ahead: ahead, expectedLastBatch: base?.correlation.lastBatch, rawWrite: rawWrite, staging: staging)
+      batch: batch, precondition: .continues(from: start), ahead: ahead,
+      expectedLastBatch: base?.correlation.lastBatch, rawWrite: rawWrite, staging: staging)
   }
 
   /// Commits one prepared batch atomically (see ``TraceStoring/commit(_:)``); tells whether
@@ -270,7 +273,9 @@ extension TraceStore: FaultInjectableStore {
     let raw: RawPlacement = location.map { .written($0) } ?? commitRawWriter.map { .writeNow($0) } ?? .inBlock
     let context = commitContext(raw: raw, faultInjection: faultInjection)
     let (summary, correlatedHere) = try await writing("commit a batch of \(prepared.batch.node)") { db in
-      try Self.commit(prepared.batch, ahead: prepared.ahead, expectedLastBatch: prepared.expectedLastBatch, context, db)
+      try Self.commit(
+        prepared.batch, precondition: prepared.precondition, ahead: prepared.ahead,
+        expectedLastBatch: prepared.expectedLastBatch, context, db)
     }
     if let location { prepared.staging?.writer.committed(location, length: prepared.batch.text.count) }
     return CommitResult(summary: summary, reCorrelated: prepared.ahead != nil && correlatedHere)
@@ -309,9 +314,19 @@ extension TraceStore: FaultInjectableStore {
   /// (replayed when needed), and stores that state. Returns the summary and whether it
   /// correlated here.
   private static func commit(
-    _ batch: CollectedBatch, ahead: CorrelatedBatch?, expectedLastBatch: Int64?, _ context: CommitContext,
-    _ db: Database
+    _ batch: CollectedBatch, precondition: CursorPrecondition, ahead: CorrelatedBatch?, expectedLastBatch: Int64?,
+    _ context: CommitContext, _ db: Database
   ) throws -> (summary: CommitSummary, correlatedHere: Bool) {
+    // Compare and swap: the cursor is written at the end of this (immediate) transaction, so no
+    // other writer can move it between this check and that write.
+    if case .continues(let start) = precondition {
+      let stored = try cursor(db, node: batch.node, source: batch.sourceID)
+      guard stored == start else {
+        throw StoreError(
+          operation: "commit a batch of \(batch.node) \(batch.sourceID)", cause: .cursorMoved,
+          message: "another collect of \(batch.node) moved the cursor since this batch was pulled")
+      }
+    }
     let nodeID = try Self.nodeID(db, batch.node)
     let stored = try StoredCorrelation.fetch(nodeID, db)
     let prepared: CorrelatedBatch

@@ -19,6 +19,10 @@ extension TraceStore {
   /// Ingests the output of `kubectl get services,endpointslices,pods -A -o json` (a Kubernetes
   /// `List`) taken at `takenAtMicros`, and updates the name tables.
   ///
+  /// The snapshot is stored trimmed to the fields the name tables come from (names,
+  /// namespaces, labels, addresses, ports, nodes, endpoint references): no pod spec, no
+  /// environment value.
+  ///
   /// Each name row is valid from the first snapshot that has it until the first later snapshot
   /// that does not, so an address that moved from one pod to another resolves by time.
   /// Snapshots must be ingested in time order.
@@ -37,6 +41,14 @@ extension TraceStore {
         message: "not a Kubernetes List in JSON (\(error))")
     }
     let entries = SnapshotEntries(list)
+    // Only what the lookups read is kept: kubectl's output carries whole pod specs, literal
+    // environment values (passwords) included, which must not end up in the store.
+    let trimmed: Data
+    do {
+      trimmed = try list.encoded()
+    } catch {
+      throw StoreError(operation: "store the cluster snapshot from \(source)", message: "cannot encode it (\(error))")
+    }
     return try writing("store the cluster snapshot from \(source)") { db in
       if let newest = try Int64.fetchOne(db, sql: "SELECT MAX(taken_at) FROM snapshots"), newest > takenAtMicros {
         throw StoreError(
@@ -45,7 +57,7 @@ extension TraceStore {
       }
       try db.execute(
         sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, ?, ?)",
-        arguments: [takenAtMicros, source, String(decoding: json, as: UTF8.self)])
+        arguments: [takenAtMicros, source, String(decoding: trimmed, as: UTF8.self)])
       var summary = SnapshotSummary(snapshotID: db.lastInsertedRowID)
       summary.services = entries.services.count
       summary.pods = entries.pods.count
@@ -157,13 +169,27 @@ private func values(_ values: any DatabaseValueConvertible...) -> [DatabaseValue
   values.map { $0.databaseValue }
 }
 
-// MARK: Kubernetes JSON (only the fields svctrace reads)
+// MARK: Kubernetes JSON (only the fields svctrace reads, and so stores)
 
-struct KubeList: Decodable {
+struct KubeList: Codable {
+  var apiVersion: String?
+  var kind: String?
   var items: [KubeObject]
+
+  /// The list as stored: only the fields svctrace reads, keys sorted.
+  func encoded() throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return try encoder.encode(self)
+  }
+
+  /// A snapshot's JSON trimmed to the fields svctrace reads.
+  static func trimmed(_ json: Data) throws -> Data {
+    try JSONDecoder().decode(KubeList.self, from: json).encoded()
+  }
 }
 
-struct KubeObject: Decodable {
+struct KubeObject: Codable {
   var kind: String?
   var metadata: Metadata
   var spec: Spec?
@@ -172,13 +198,13 @@ struct KubeObject: Decodable {
   var endpoints: [Endpoint]?
   var ports: [EndpointPort]?
 
-  struct Metadata: Decodable {
+  struct Metadata: Codable {
     var name: String
     var namespace: String?
     var labels: [String: String]?
   }
 
-  struct Spec: Decodable {
+  struct Spec: Codable {
     var clusterIP: String?
     var clusterIPs: [String]?
     var externalIPs: [String]?
@@ -187,45 +213,45 @@ struct KubeObject: Decodable {
     var hostNetwork: Bool?
   }
 
-  struct ServicePort: Decodable {
+  struct ServicePort: Codable {
     var port: Int
     var `protocol`: String?
     var nodePort: Int?
   }
 
-  struct Status: Decodable {
+  struct Status: Codable {
     var phase: String?
     var podIP: String?
     var podIPs: [Address]?
     var loadBalancer: LoadBalancer?
   }
 
-  struct Address: Decodable {
+  struct Address: Codable {
     var ip: String?
   }
 
-  struct LoadBalancer: Decodable {
+  struct LoadBalancer: Codable {
     var ingress: [Address]?
   }
 
-  struct Endpoint: Decodable {
+  struct Endpoint: Codable {
     var addresses: [String]
     var conditions: Conditions?
     var nodeName: String?
     var targetRef: Reference?
   }
 
-  struct Conditions: Decodable {
+  struct Conditions: Codable {
     var ready: Bool?
   }
 
-  struct Reference: Decodable {
+  struct Reference: Codable {
     var kind: String?
     var name: String?
     var namespace: String?
   }
 
-  struct EndpointPort: Decodable {
+  struct EndpointPort: Codable {
     var port: Int?
     var `protocol`: String?
     var name: String?

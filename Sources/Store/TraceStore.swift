@@ -2,6 +2,7 @@ import Foundation
 public import GRDB
 public import Logs
 import SVCTraceCore
+import Synchronization
 
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.
@@ -27,6 +28,9 @@ public final class TraceStore: TraceStoring {
   /// for the kind of source of each batch (``SourceCursor/kind``), the parser that parsed them.
   /// Default: the kernel LOG parser for every kind.
   public let replayParser: ReplayParsers
+  /// The nodes a collect has claimed, for a store without a file to lock beside it
+  /// (``claimCollect(node:)``).
+  let memoryClaims = Mutex<Set<String>>([])
 
   /// A fresh parser for the lines of batches from one kind of source.
   public typealias ReplayParsers = @Sendable (_ sourceKind: String) -> any LineParsing
@@ -252,7 +256,8 @@ public final class TraceStore: TraceStoring {
             block_id INTEGER NOT NULL,
             PRIMARY KEY (kind, key, block_id)
           ) WITHOUT ROWID;
-          -- Cluster object snapshots as taken (kubectl get services,endpointslices,pods -A -o json).
+          -- Cluster object snapshots (kubectl get services,endpointslices,pods -A -o json), trimmed to
+          -- the fields the name tables come from.
           CREATE TABLE snapshots (
             id INTEGER PRIMARY KEY,
             taken_at INTEGER NOT NULL,
@@ -302,6 +307,19 @@ public final class TraceStore: TraceStoring {
           CREATE INDEX endpoint_names_by_ip ON endpoint_names(ip, port);
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
+    }
+    // Snapshots stored whole before they were trimmed (pod specs, literal env values): trimmed
+    // now, the freed bytes overwritten.
+    migrator.registerMigration("v2-trim-snapshots") { db in
+      try db.execute(sql: "PRAGMA secure_delete = ON")
+      let rows = try Row.fetchAll(db, sql: "SELECT id, json FROM snapshots")
+      for row in rows {
+        let json: String = row[1]
+        let trimmed = (try? KubeList.trimmed(Data(json.utf8))).map { String(decoding: $0, as: UTF8.self) }
+        try db.execute(
+          sql: "UPDATE snapshots SET json = ? WHERE id = ?", arguments: [trimmed ?? #"{"items":[]}"#, row[0] as Int64])
+      }
+      try db.execute(sql: "PRAGMA secure_delete = OFF")
     }
     return migrator
   }
@@ -374,6 +392,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
     case notFound
     /// The input or the stored data is not what it must be (the message says how).
     case invalidData
+    /// A batch's commit found its source's cursor moved since the batch was pulled: another
+    /// collect of the node committed the same bytes, or further ones (see
+    /// ``CursorPrecondition``). Nothing of the batch was stored.
+    case cursorMoved
   }
 
   public var operation: String

@@ -15,20 +15,35 @@ public protocol TraceStoring: Sendable {
   /// collect stopped between two stored states).
   func ingestStart(node: HostID, source: String) async throws -> IngestStart
 
+  /// Claims `node` for one collect run, across processes: `nil` while another collect holds it
+  /// (the caller skips the node instead of pulling what the other pulls). Released with
+  /// ``CollectClaim/release()`` or when the process ends. Correctness does not rest on it: the
+  /// cursor's compare-and-swap in ``commit(_:)`` keeps two collects that both run apart.
+  func claimCollect(node: HostID) async throws -> CollectClaim?
+
   /// A writer of batch text ahead of the commits for one collect run; `nil` when the store
   /// writes the text in the commit.
   func makeStaging() -> BatchStaging?
 
-  /// Prepares `batch` for ``commit(_:)`` on the caller's task, off the store's writer:
-  /// correlated against `base` (which moves on) when one is given, its text handed to
-  /// `staging`. `storesState`: the commit stores the correlator state after the batch.
-  func prepare(_ batch: CollectedBatch, base: inout IngestBase?, storesState: Bool, staging: BatchStaging?)
-    -> PreparedBatch
+  /// Prepares `batch`, pulled after the cursor `start`, for ``commit(_:)`` on the caller's task,
+  /// off the store's writer: correlated against `base` (which moves on) when one is given, its
+  /// text handed to `staging`. `storesState`: the commit stores the correlator state after the
+  /// batch. Its commit requires `start` to be the source's stored cursor
+  /// (``CursorPrecondition/continues(from:)``).
+  func prepare(
+    _ batch: CollectedBatch, after start: SourceCursor?, base: inout IngestBase?, storesState: Bool,
+    staging: BatchStaging?
+  ) -> PreparedBatch
 
   /// Commits one prepared batch atomically: its lines, the connections they complete (with
   /// the node's pending lines from earlier batches), rewrites of connections whose first
   /// packet was DNATed again, the correlator state and the source's cursor. On any error
   /// nothing of it is stored and the cursor is unchanged.
+  ///
+  /// The cursor is compared and swapped in the same transaction: when the batch's
+  /// ``PreparedBatch/precondition`` names another cursor than the stored one (another collect
+  /// of the node committed meanwhile), nothing is stored and it throws ``StoreError`` with cause
+  /// ``StoreError/Cause/cursorMoved``.
   @discardableResult
   func commit(_ prepared: PreparedBatch) async throws -> CommitResult
 
@@ -59,9 +74,10 @@ public protocol TraceStoring: Sendable {
 
 extension PreparedBatch {
   /// A batch committed on its own: correlated in the commit's transaction, its text written
-  /// there.
+  /// there, whatever the stored cursor (``CursorPrecondition/unchecked``).
   public init(_ batch: CollectedBatch) {
-    self.init(batch: batch, ahead: nil, expectedLastBatch: nil, rawWrite: nil, staging: nil)
+    self.init(
+      batch: batch, precondition: .unchecked, ahead: nil, expectedLastBatch: nil, rawWrite: nil, staging: nil)
   }
 }
 

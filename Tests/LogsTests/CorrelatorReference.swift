@@ -86,6 +86,16 @@ struct ReferenceCorrelator {
       output.stats.duplicates += 1
       return
     }
+    // At most `maxPendingPerKey` lines per key: the oldest beyond are dropped.
+    if var list = state.pending[key], list.count >= max(1, settings.maxPendingPerKey) {
+      let excess = list.count - max(1, settings.maxPendingPerKey) + 1
+      for old in list.prefix(excess) {
+        output.outcomes.append((old.id, .expired))
+        output.stats.dropped += 1
+      }
+      list.removeFirst(excess)
+      state.pending[key] = list.isEmpty ? nil : list
+    }
     state.pending[key, default: []].append(
       PendingPre(
         id: observation.id, timeMicros: line.timeMicros, lastSeenMicros: line.timeMicros,

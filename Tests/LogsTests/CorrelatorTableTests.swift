@@ -275,6 +275,8 @@ struct CorrelatorDifferentialTests {
       UInt64(4),
       CorrelationSettings(windowMicros: 2_000_000, pendingExpiryMicros: 4_000_000, retransmitWindowMicros: 35_000_000)
     ),
+    // Pending lists capped low, so that the oldest lines are dropped all the time.
+    (UInt64(5), CorrelationSettings(maxPendingPerKey: 2)),
   ])
   func randomStreamsGiveTheModelsOutputs(seed: UInt64, settings: CorrelationSettings) throws {
     let observations = stream(seed: seed, count: 12_000, settings: settings)
@@ -307,12 +309,14 @@ struct CorrelatorDifferentialTests {
       totals.orphans += got.stats.orphans
       totals.expired += got.stats.expired
       totals.redispatched += got.stats.redispatched
+      totals.dropped += got.stats.dropped
       start = end
       batch += 1
     }
     // The stream exercises every path.
     #expect(totals.connections > 500 && totals.duplicates > 50 && totals.orphans > 50 && totals.expired > 20)
     #expect(totals.redispatched > 0, "\(totals)")
+    #expect((totals.dropped > 0) == (settings.maxPendingPerKey < 64), "\(totals)")
     #expect(methods == Set(MatchMethod.allCases).subtracting([.reportedBySource]), "\(methods)")
   }
 

@@ -420,3 +420,68 @@ struct CorrelatorReDNATTests {
     #expect(output.stats.redispatched == 0 && output.stats.duplicates == 2)
   }
 }
+
+@Suite("Correlator: bounded pending lines")
+struct CorrelatorBoundTests {
+  let base: Int64 = 1_780_000_000_000_000
+
+  /// One pod scanning from one source port: 100,000 pre lines of one (proto, source, port), each
+  /// to another destination, then the post lines of the newest few. Each line looks at no more
+  /// than the kept pending lines of its key, the oldest beyond the cap are dropped (expired), and
+  /// the newest still match on their IP ID.
+  @Test func aScanFromOneSourcePortCostsLinearWork() {
+    let settings = CorrelationSettings()
+    let count = 100_000
+    var observations: [Observation] = []
+    observations.reserveCapacity(count + 10)
+    func destination(_ index: Int) -> IPAddress { IPAddress(ipv4: 0x0A60_0000 + UInt32(index)) }
+    for index in 0..<count {
+      let line = PacketLine(
+        timeMicros: base + Int64(index), stage: .pre, source: IPAddress("10.244.1.5")!, destination: destination(index),
+        proto: 6, sourcePort: 40000, destinationPort: 80, ipID: UInt32(index % 60_000 + 1), length: 60)
+      observations.append(Observation(id: Int64(index + 1), line: line, clockOffsetMicros: 0))
+    }
+    // The posts of the 10 newest pre lines, newest first.
+    let matched = (count - 10..<count).reversed()
+    for index in matched {
+      let line = PacketLine(
+        timeMicros: base + Int64(count), stage: .post, source: IPAddress("10.244.1.5")!,
+        destination: IPAddress(ipv4: 0x0AF4_0000 + UInt32(index % 65_536)), proto: 6, sourcePort: 40000,
+        destinationPort: 8080, ipID: UInt32(index % 60_000 + 1), length: 60)
+      observations.append(Observation(id: Int64(observations.count + 1), line: line, clockOffsetMicros: 0))
+    }
+    var correlator = Correlator(node: HostID("node1"), settings: settings)
+    let output = correlator.correlate(observations)
+
+    #expect(output.connections.map(\.preID) == matched.map { Int64($0 + 1) })
+    #expect(output.connections.allSatisfy { $0.method == .exactID })
+    #expect(output.connections.map(\.service) == matched.map(destination))
+    let kept = settings.maxPendingPerKey
+    #expect(output.stats.dropped == count - kept)
+    #expect(output.stats.pending == kept - matched.count)
+    #expect(correlator.state.pendingIDs == (count - kept + 1...count - matched.count).map(Int64.init))
+    let expired = Set(output.outcomes.filter { $0.outcome == .expired }.map(\.id))
+    #expect(expired == Set((1...count - kept).map(Int64.init)))
+    // Linear: each line looks at most at the kept lines of its key (quadratic would be ~5·10⁹).
+    #expect(correlator.pendingVisits <= observations.count * (kept + 1), "\(correlator.pendingVisits)")
+    #expect(correlator.pendingVisits >= (count - kept) * (kept - 1), "\(correlator.pendingVisits)")
+  }
+
+  @Test func theCapKeepsTheNewestLinesOfAKey() {
+    var feed = Feed()
+    for index in 0..<5 {
+      feed.add(base + Int64(index), .pre, "10.244.1.5", 40000, "10.96.0.\(index + 1)", 80, id: UInt32(index + 1))
+    }
+    feed.add(base + 10, .post, "10.244.1.5", 40000, "10.244.2.1", 8080, id: 1)
+    feed.add(base + 11, .post, "10.244.1.5", 40000, "10.244.2.5", 8080, id: 5)
+    var correlator = Correlator(node: HostID("node1"), settings: CorrelationSettings(maxPendingPerKey: 3))
+    let output = correlator.correlate(feed.take())
+    #expect(output.stats.dropped == 2)
+    // Lines 1 and 2 were dropped: the post with IP ID 1 takes the oldest kept line, 3.
+    #expect(output.connections.map(\.preID) == [3, 5])
+    #expect(output.connections.map(\.method) == [.sourcePortWindow, .exactID])
+    #expect(correlator.state.pendingIDs == [4])
+    #expect(output.outcomes.prefix(2).map(\.outcome) == [.pending, .pending])
+    #expect(output.outcomes.filter { $0.outcome == .expired }.map(\.id) == [1, 2])
+  }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SVCTraceCore
 import StoreTestSupport
 import Testing
@@ -84,6 +85,63 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all)
+  func aCommitWhoseCursorMovedIsRefusedAndStoresNothing(_ factory: StoreFactory) async throws {
+    let subject = try factory.make()
+    let store = subject.store
+    let node = HostID("node1")
+    // Two collects start from the same (no) cursor and pull the same bytes.
+    let start = try await store.ingestStart(node: node, source: source)
+    var theirBase: IngestBase? = start.base
+    var myBase: IngestBase? = start.base
+    let lines = [
+      fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+      fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+    ]
+    let theirs = store.prepare(batch(lines), after: start.cursor, base: &theirBase, storesState: true, staging: nil)
+    let mine = store.prepare(batch(lines), after: start.cursor, base: &myBase, storesState: true, staging: nil)
+    #expect(mine.precondition == .continues(from: nil))
+    try await store.commit(theirs)
+    let refused = await #expect(throws: StoreError.self) { try await store.commit(mine) }
+    #expect(refused?.cause == .cursorMoved)
+    // Stored once: the lines, the connection, the batch; the cursor is the winner's.
+    #expect(try await store.firstLines().map(\.outcome) == ["matched", "matched"])
+    #expect(try await store.connections(matching: TraceQuery()).count == 1)
+    let status = try #require(try await store.collectStatus().first)
+    #expect(status.batches == 1 && status.lines == 2 && status.connections == 1)
+    #expect(try await store.ingestStart(node: node, source: source).cursor == theirs.batch.cursor)
+
+    // A later batch pulled after a stale cursor is refused too; after the stored one it commits.
+    let later = [fakeLine(t1 + 10, .pre, "10.244.1.5", 40001, "10.96.0.10", 80, id: 2)]
+    var base: IngestBase? = try await store.ingestStart(node: node, source: source).base
+    let stale = store.prepare(
+      batch(later, offset: 100), after: batch(lines, offset: 50).cursor, base: &base, storesState: true, staging: nil)
+    let again = await #expect(throws: StoreError.self) { try await store.commit(stale) }
+    #expect(again?.cause == .cursorMoved)
+    #expect(try await store.firstLines().count == 2)
+    base = try await store.ingestStart(node: node, source: source).base
+    let current = store.prepare(
+      batch(later, offset: 100), after: theirs.batch.cursor, base: &base, storesState: true, staging: nil)
+    #expect(try await store.commit(current).summary.lines == 1)
+    #expect(try await store.ingestStart(node: node, source: source).cursor == current.batch.cursor)
+    #expect(try await store.firstLines().count == 3)
+  }
+
+  @Test(arguments: StoreFactory.all)
+  func aNodeIsClaimedByOneCollectAtATime(_ factory: StoreFactory) async throws {
+    let subject = try factory.make()
+    let store = subject.store
+    let claim = try #require(try await store.claimCollect(node: HostID("node1")))
+    #expect(try await store.claimCollect(node: HostID("node1")) == nil)
+    let unusual = try #require(try await store.claimCollect(node: HostID("../node 2")))
+    claim.release()
+    claim.release()
+    let again = try #require(try await store.claimCollect(node: HostID("node1")))
+    #expect(try await store.claimCollect(node: HostID("../node 2")) == nil)
+    again.release()
+    unusual.release()
+  }
+
+  @Test(arguments: StoreFactory.all)
   func stateNotStoredWithABatchIsReplayedForTheNextCollect(_ factory: StoreFactory) async throws {
     let subject = try factory.make()
     let store = subject.store
@@ -91,8 +149,8 @@ struct StoreBehaviourTests {
     let start = try await store.ingestStart(node: HostID("node1"), source: source)
     var base: IngestBase? = start.base
     var pre = store.prepare(
-      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), base: &base, storesState: false,
-      staging: nil)
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), after: start.cursor, base: &base,
+      storesState: false, staging: nil)
     pre.expectedLastBatch = start.base.lastBatch
     let first = try await store.commit(pre)
     #expect(first.reCorrelated == false)
@@ -102,8 +160,8 @@ struct StoreBehaviourTests {
     #expect(next.base.lastBatch == first.summary.batchID)
     var again: IngestBase? = next.base
     var post = store.prepare(
-      batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100), base: &again,
-      storesState: true, staging: nil)
+      batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100),
+      after: next.cursor, base: &again, storesState: true, staging: nil)
     post.expectedLastBatch = next.base.lastBatch
     let second = try await store.commit(post)
     #expect(second.reCorrelated == false && second.summary.connections == 1)
@@ -252,10 +310,14 @@ struct StoreBehaviourTests {
   }
 
   /// A store with both fixture snapshots and a set of connections around them.
-  func populated(_ subject: StoreUnderTest) async throws -> any TraceStoring {
+  func populated(_ subject: StoreUnderTest, snapshot: (Data) throws -> Data = { $0 }) async throws
+    -> any TraceStoring
+  {
     let store = subject.store
-    try await store.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "fixture-1")
-    try await store.ingestSnapshot(json: try fixture("snapshot-2.json"), takenAtMicros: t2, source: "fixture-2")
+    try await store.ingestSnapshot(
+      json: try snapshot(fixture("snapshot-1.json")), takenAtMicros: t1, source: "fixture-1")
+    try await store.ingestSnapshot(
+      json: try snapshot(fixture("snapshot-2.json")), takenAtMicros: t2, source: "fixture-2")
     var lines: [String] = []
     var port: UInt16 = 41000
     func connection(
@@ -281,6 +343,65 @@ struct StoreBehaviourTests {
     try await store.commit(batch(lines))
     return store
   }
+  /// `json` with a container spec on every pod whose environment holds a literal password.
+  func withPasswords(_ json: Data) throws -> Data {
+    var list = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+    let items = try #require(list["items"] as? [[String: Any]])
+    list["items"] = items.map { item -> [String: Any] in
+      guard item["kind"] as? String == "Pod" else { return item }
+      var item = item
+      var spec = item["spec"] as? [String: Any] ?? [:]
+      spec["containers"] = [
+        ["name": "app", "image": "app:1", "env": [["name": "PASSWORD", "value": "hunter2"]]]
+      ]
+      item["spec"] = spec
+      var metadata = item["metadata"] as? [String: Any] ?? [:]
+      metadata["annotations"] = ["last-applied": "{\"env\":[{\"name\":\"PASSWORD\",\"value\":\"hunter2\"}]}"]
+      item["metadata"] = metadata
+      return item
+    }
+    return try JSONSerialization.data(withJSONObject: list)
+  }
+
+  @Test(arguments: StoreFactory.all) func snapshotsKeepNoPodSpecsOrEnvironmentValues(_ factory: StoreFactory)
+    async throws
+  {
+    let secret = Array("hunter2".utf8)
+    #expect(try withPasswords(fixture("snapshot-1.json")).contains(secret))
+    let subject = try factory.make()
+    let store = try await populated(subject, snapshot: withPasswords)
+    let plainSubject = try factory.make()
+    let plain = try await populated(plainSubject)
+    // Names resolve as with the plain snapshots.
+    let describe = { (records: [ConnectionRecord]) in
+      records.map {
+        "\($0.timeMicros) \($0.serviceName ?? "-") \($0.podName ?? "-") \($0.podNode ?? "-") \($0.podServices)"
+      }
+    }
+    let resolved = describe(try await store.connections(matching: TraceQuery()))
+    #expect(resolved == describe(try await plain.connections(matching: TraceQuery())))
+    #expect(resolved.contains { $0.contains("default/web-5d9f-bbbbb") })
+    // The stored snapshots hold no password, and still read as a Kubernetes List.
+    let stored = try #require(store as? TraceStore)
+    let snapshots = try await stored.dbWriter.read { db in try String.fetchAll(db, sql: "SELECT json FROM snapshots") }
+    #expect(snapshots.count == 2)
+    for json in snapshots {
+      #expect(!json.contains("hunter2") && !json.contains("PASSWORD") && !json.contains("containers"))
+      #expect(try JSONDecoder().decode(KubeList.self, from: Data(json.utf8)).items.count > 5)
+    }
+    // Nor does any file of the store: the database, its WAL, the raw segments.
+    let files = try #require(FileManager.default.subpaths(atPath: subject.directory.path))
+    for file in files {
+      let path = subject.directory.file(file)
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        continue
+      }
+      let bytes = try #require(FileManager.default.contents(atPath: path))
+      #expect(!bytes.contains(secret), "\(file)")
+    }
+  }
+
   @Test(arguments: StoreFactory.all) func namesResolveByTimeIncludingAMovedIP(_ factory: StoreFactory) async throws {
     let subject = try factory.make()
     let store = try await populated(subject)

@@ -44,15 +44,55 @@ struct StoreTests {
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
     #expect(
-      try store.appliedMigrations() == ["v1"])
+      try store.appliedMigrations() == ["v1", "v2-trim-snapshots"])
     let mode = try await store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try await store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
     #expect(
-      try reopened.appliedMigrations() == ["v1"])
+      try reopened.appliedMigrations() == ["v1", "v2-trim-snapshots"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
+  }
+
+  @Test func snapshotsStoredWholeByAnOlderSvctraceAreTrimmedWhenTheStoreOpens() async throws {
+    let directory = try TempDirectory()
+    let path = directory.file("svctrace.sqlite")
+    // A store as the previous svctrace left it: schema v1, a snapshot stored whole.
+    var whole = try #require(try JSONSerialization.jsonObject(with: fixture("snapshot-1.json")) as? [String: Any])
+    var items = try #require(whole["items"] as? [[String: Any]])
+    for index in items.indices where items[index]["kind"] as? String == "Pod" {
+      var spec = items[index]["spec"] as? [String: Any] ?? [:]
+      spec["containers"] = [["name": "app", "env": [["name": "PASSWORD", "value": "hunter2"]]]]
+      items[index]["spec"] = spec
+    }
+    whole["items"] = items
+    let json = String(decoding: try JSONSerialization.data(withJSONObject: whole), as: UTF8.self)
+    do {
+      let pool = try DatabasePool(path: path)
+      try TraceStore.migrator.migrate(pool, upTo: "v1")
+      try await pool.write { db in
+        try db.execute(
+          sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, 'old', ?)", arguments: [t1, json])
+        try db.execute(
+          sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, 'garbled', 'hunter2 {')", arguments: [t2])
+      }
+      try pool.close()
+    }
+    let store = try TraceStore(path: path)
+    #expect(try store.appliedMigrations() == ["v1", "v2-trim-snapshots"])
+    let stored = try await store.dbWriter.read { db in
+      try String.fetchAll(db, sql: "SELECT json FROM snapshots ORDER BY taken_at")
+    }
+    #expect(stored.count == 2 && stored.allSatisfy { !$0.contains("hunter2") })
+    #expect(try JSONDecoder().decode(KubeList.self, from: Data(stored[0].utf8)).items.count == items.count)
+    try await store.dbWriter.writeWithoutTransaction { db in
+      try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+    for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+      guard let bytes = FileManager.default.contents(atPath: directory.file(file)) else { continue }
+      #expect(!bytes.contains(Array("hunter2".utf8)), "\(file)")
+    }
   }
 
   @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {
@@ -197,8 +237,8 @@ struct CorrelateAheadTests {
     let second = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
     // Both correlated before either commits, as collect does with one commit in flight.
     // The first stores no state (the second's will do), as in the middle of a collect run.
-    var ahead1 = store.prepare(first, base: &base, storesState: false, staging: nil)
-    var ahead2 = store.prepare(second, base: &base, storesState: true, staging: nil)
+    var ahead1 = store.prepare(first, after: nil, base: &base, storesState: false, staging: nil)
+    var ahead2 = store.prepare(second, after: first.cursor, base: &base, storesState: true, staging: nil)
     #expect(ahead1.ahead?.firstID == 1 && ahead2.ahead?.firstID == 2)
     ahead1.expectedLastBatch = start.base.lastBatch
     let committed1 = try await store.commit(ahead1)
@@ -230,11 +270,13 @@ struct CorrelateAheadTests {
     let start = try await mine.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log")
     var base: IngestBase? = start.base
     let post = batch([fakeLine(t1 + 5, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1)], offset: 100)
-    var ahead = mine.prepare(post, base: &base, storesState: true, staging: nil)
+    var ahead = mine.prepare(post, after: start.cursor, base: &base, storesState: true, staging: nil)
     ahead.expectedLastBatch = start.base.lastBatch
     #expect(ahead.ahead?.output.stats.orphans == 1, "correlated ahead, the post line has no pre line")
-    // The other process stores the pre line first, taking the line id reserved above.
-    try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
+    // The other process stores the pre line first (from another source of the node), taking the
+    // line id reserved above.
+    try await other.commit(
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)], source: "file:/var/log/other.log"))
     // The commit sees the stored state moved on and correlates again: the lines join, ids differ.
     #expect(try await mine.commit(ahead).reCorrelated == true)
     let records = try mine.connections(matching: TraceQuery())
@@ -456,13 +498,13 @@ struct ReplayByKindTests {
     // Two batches of two kinds of source, neither storing the correlator state.
     var base: IngestBase? = try await store.ingestStart(node: node, source: "file:/var/log/iptables.log").base
     var first = store.prepare(
-      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), base: &base, storesState: false,
-      staging: nil)
+      batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]), after: nil, base: &base,
+      storesState: false, staging: nil)
     first.expectedLastBatch = nil
     let committed = try await store.commit(first)
     var other = batch([fakeLine(t1 + 1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)], source: "test:other")
     other.cursor = SourceCursor(kind: "other-kind", state: [1])
-    var second = store.prepare(other, base: &base, storesState: false, staging: nil)
+    var second = store.prepare(other, after: nil, base: &base, storesState: false, staging: nil)
     second.expectedLastBatch = committed.summary.batchID
     #expect(try await store.commit(second).reCorrelated == false)
     #expect(requests.kinds.withLock { $0 }.isEmpty, "nothing replayed yet")

@@ -12,13 +12,19 @@ public struct CorrelationSettings: Sendable, Equatable, Codable {
   /// Default 35 s. UDP and others use ``windowMicros``: conntrack logs no new line for a live
   /// UDP tuple, so a repeat after the window is a new flow.
   public var retransmitWindowMicros: Int64
+  /// The most pre lines kept pending per (protocol, source, source port): a new one beyond
+  /// drops the oldest (counted in ``CorrelationStats/dropped``), so that one source port sending
+  /// to many destinations (a SYN scan) costs each line at most this many comparisons. At least
+  /// 1. Default 64: far more connections than one port opens within a window.
+  public var maxPendingPerKey: Int
 
   public init(
     windowMicros: Int64 = 2_000_000, pendingExpiryMicros: Int64 = 120_000_000,
-    retransmitWindowMicros: Int64 = 35_000_000
+    retransmitWindowMicros: Int64 = 35_000_000, maxPendingPerKey: Int = 64
   ) {
     self.windowMicros = windowMicros
     self.pendingExpiryMicros = pendingExpiryMicros
     self.retransmitWindowMicros = retransmitWindowMicros
+    self.maxPendingPerKey = maxPendingPerKey
   }
 }

@@ -7,6 +7,9 @@ public struct CorrelationStats: Sendable, Equatable, Codable {
   public var pending = 0
   /// Connections moved to the endpoint of a retransmission's new DNAT (``MatchMethod/reDNAT``).
   public var redispatched = 0
+  /// Pending pre lines dropped because their key held ``CorrelationSettings/maxPendingPerKey``
+  /// newer ones (recorded with the outcome ``ObservationOutcome/expired``).
+  public var dropped = 0
 
   public init() {}
 }

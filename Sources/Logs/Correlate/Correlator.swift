@@ -8,13 +8,17 @@ public import SVCTraceCore
 /// A repeated pre line for the same key and destination (a retransmitted SYN, same or new IP ID)
 /// within ``CorrelationSettings/retransmitWindowMicros`` of the connection's previous line is
 /// folded into the first; so is a post line arriving after its connection was emitted. Unmatched
-/// pre lines stay pending across calls (``state`` is persisted by the caller) until they expire.
+/// pre lines stay pending across calls (``state`` is persisted by the caller) until they expire,
+/// at most ``CorrelationSettings/maxPendingPerKey`` per key (the oldest beyond are dropped).
 public struct Correlator: Sendable {
   /// The node whose lines this correlator joins.
   public let node: HostID
   public var settings: CorrelationSettings
   /// The carry-over between batches; persist it with the batch that produced it.
   public private(set) var state: CorrelatorState
+  /// Pending pre lines looked at so far (matching, folding retransmissions, expiring): the
+  /// work the correlator did, for the tests that it stays linear in the lines fed.
+  package private(set) var pendingVisits = 0
 
   public init(
     node: HostID, settings: CorrelationSettings = CorrelationSettings(), state: CorrelatorState = CorrelatorState()
@@ -106,11 +110,14 @@ public struct Correlator: Sendable {
     let line = observation.line
     let key = CorrelationKey(proto: line.proto, source: line.source, sourcePort: line.sourcePort)
     var slot = state.find(key)
+    var pendingOfKey = 0
     if slot >= 0 {
       let window = retransmitWindow(key.proto)
       // A retransmission of a pre line still waiting for its post line.
       var index = state.slots[slot].pendingHead
       while index >= 0 {
+        pendingVisits &+= 1
+        pendingOfKey += 1
         let pre = state.pool[Int(index)]
         if pre.destination == line.destination && pre.destinationPort == line.destinationPort
           && within(pre.lastSeenMicros, line.timeMicros, window: window)
@@ -145,6 +152,7 @@ public struct Correlator: Sendable {
           return
         }
       }
+      dropOldest(in: slot, count: pendingOfKey - max(1, settings.maxPendingPerKey) + 1, into: &output)
     } else {
       slot = state.insert(key)
     }
@@ -155,6 +163,19 @@ public struct Correlator: Sendable {
         destinationPort: line.destinationPort, length: line.length, ipID: line.ipID, retransmits: -1, next: -1),
       to: slot)
     output.outcomes.append((observation.id, .pending))
+  }
+
+  /// Drops the `count` oldest pending lines of `slot` (none when `count` ≤ 0) to make room for
+  /// a new one within ``CorrelationSettings/maxPendingPerKey``.
+  private mutating func dropOldest(in slot: Int, count: Int, into output: inout Output) {
+    guard count > 0 else { return }
+    for _ in 0..<count {
+      let head = state.slots[slot].pendingHead
+      guard head >= 0 else { return }
+      output.outcomes.append((state.pool[Int(head)].id, .expired))
+      output.stats.dropped += 1
+      state.unlinkPending(head, previous: -1, in: slot)
+    }
   }
 
   private mutating func handlePost(_ observation: Observation, into output: inout Output) {
@@ -261,7 +282,9 @@ public struct Correlator: Sendable {
   /// line's non-zero IP ID (preferring an equal length), else the first that folded a
   /// retransmission with that ID, else the first of equal length, else the first. Returns the
   /// line's pool index and its predecessor in the chain; `nil` when no line is within the window.
-  private func choose(in slot: Int, for line: PacketLine) -> (node: Int32, previous: Int32, method: MatchMethod)? {
+  private mutating func choose(in slot: Int, for line: PacketLine) -> (
+    node: Int32, previous: Int32, method: MatchMethod
+  )? {
     let postID = line.ipID.flatMap { $0 == 0 ? nil : $0 }
     var first: (Int32, Int32)? = nil
     var firstOfLength: (Int32, Int32)? = nil
@@ -271,6 +294,7 @@ public struct Correlator: Sendable {
     var previous: Int32 = -1
     var index = state.slots[slot].pendingHead
     while index >= 0 {
+      pendingVisits &+= 1
       let pre = state.pool[Int(index)]
       if within(pre.timeMicros, line.timeMicros) || within(pre.lastSeenMicros, line.timeMicros) {
         let here = (index, previous)
@@ -313,6 +337,7 @@ public struct Correlator: Sendable {
       var previous: Int32 = -1
       var index = entry.pendingHead
       while index >= 0 {
+        pendingVisits &+= 1
         let pre = state.pool[Int(index)]
         if pre.lastSeenMicros < pendingLimit {
           output.outcomes.append((pre.id, .expired))

@@ -156,6 +156,10 @@ struct CollectReport: Codable, Sendable {
   var clockBoundMs: Double
   var events: [String]
   var snapshot: String?
+  /// Pending pre lines the correlator dropped (absent when none).
+  var droppedPending: Int?
+  /// Stopped because another collect of the node was collecting it (absent when not).
+  var otherCollect: Bool?
 
   init(_ summary: CollectSummary, clock: ClockOffset, path: String) {
     self.path = path
@@ -167,16 +171,29 @@ struct CollectReport: Codable, Sendable {
     clockOffsetMs = Double(clock.offsetMicros) / 1000
     clockBoundMs = Double(clock.boundMicros) / 1000
     events = summary.events.map(\.description)
+    droppedPending = summary.droppedPending > 0 ? summary.droppedPending : nil
+    otherCollect = summary.yieldedToOtherCollect ? true : nil
+    node = summary.node.name
+  }
+
+  /// The node, for the message of ``otherCollect``.
+  private var node = ""
+
+  private enum CodingKeys: String, CodingKey {
+    case path, bytes, transferredBytes, lines, skipped, connections, clockOffsetMs, clockBoundMs, events, snapshot,
+      droppedPending, otherCollect
   }
 
   var line: String {
     var text =
       "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
     if skipped > 0 { text += ", \(skipped) skipped" }
+    if let droppedPending { text += ", \(droppedPending) pending pre lines dropped (too many on one source port)" }
     text +=
       ", clock \(clockOffsetMs >= 0 ? "+" : "")\(Output.decimal(clockOffsetMs))±\(Output.decimal(clockBoundMs)) ms"
     if !events.isEmpty { text += "; " + events.joined(separator: "; ") }
     if let snapshot { text += "; " + snapshot }
+    if otherCollect == true { text += "; another collect is collecting node \(node): stopped here" }
     return text
   }
 }
