@@ -308,19 +308,6 @@ public final class TraceStore: TraceStoring {
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
     }
-    // Snapshots stored whole before they were trimmed (pod specs, literal env values): trimmed
-    // now, the freed bytes overwritten.
-    migrator.registerMigration("v2-trim-snapshots") { db in
-      try db.execute(sql: "PRAGMA secure_delete = ON")
-      let rows = try Row.fetchAll(db, sql: "SELECT id, json FROM snapshots")
-      for row in rows {
-        let json: String = row[1]
-        let trimmed = (try? KubeList.trimmed(Data(json.utf8))).map { String(decoding: $0, as: UTF8.self) }
-        try db.execute(
-          sql: "UPDATE snapshots SET json = ? WHERE id = ?", arguments: [trimmed ?? #"{"items":[]}"#, row[0] as Int64])
-      }
-      try db.execute(sql: "PRAGMA secure_delete = OFF")
-    }
     return migrator
   }
 

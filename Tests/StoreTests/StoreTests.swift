@@ -44,55 +44,15 @@ struct StoreTests {
     let path = directory.file("sub/dir/svctrace.sqlite")
     let store = try TraceStore(path: path)
     #expect(
-      try store.appliedMigrations() == ["v1", "v2-trim-snapshots"])
+      try store.appliedMigrations() == ["v1"])
     let mode = try await store.dbWriter.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     // Reopening migrates nothing again and keeps data.
     try await store.commit(batch(["seq 1"]))
     let reopened = try TraceStore(path: path)
     #expect(
-      try reopened.appliedMigrations() == ["v1", "v2-trim-snapshots"])
+      try reopened.appliedMigrations() == ["v1"])
     #expect(try storedSequence(reopened, node: "node1") == [1])
-  }
-
-  @Test func snapshotsStoredWholeByAnOlderSvctraceAreTrimmedWhenTheStoreOpens() async throws {
-    let directory = try TempDirectory()
-    let path = directory.file("svctrace.sqlite")
-    // A store as the previous svctrace left it: schema v1, a snapshot stored whole.
-    var whole = try #require(try JSONSerialization.jsonObject(with: fixture("snapshot-1.json")) as? [String: Any])
-    var items = try #require(whole["items"] as? [[String: Any]])
-    for index in items.indices where items[index]["kind"] as? String == "Pod" {
-      var spec = items[index]["spec"] as? [String: Any] ?? [:]
-      spec["containers"] = [["name": "app", "env": [["name": "PASSWORD", "value": "hunter2"]]]]
-      items[index]["spec"] = spec
-    }
-    whole["items"] = items
-    let json = String(decoding: try JSONSerialization.data(withJSONObject: whole), as: UTF8.self)
-    do {
-      let pool = try DatabasePool(path: path)
-      try TraceStore.migrator.migrate(pool, upTo: "v1")
-      try await pool.write { db in
-        try db.execute(
-          sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, 'old', ?)", arguments: [t1, json])
-        try db.execute(
-          sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, 'garbled', 'hunter2 {')", arguments: [t2])
-      }
-      try pool.close()
-    }
-    let store = try TraceStore(path: path)
-    #expect(try store.appliedMigrations() == ["v1", "v2-trim-snapshots"])
-    let stored = try await store.dbWriter.read { db in
-      try String.fetchAll(db, sql: "SELECT json FROM snapshots ORDER BY taken_at")
-    }
-    #expect(stored.count == 2 && stored.allSatisfy { !$0.contains("hunter2") })
-    #expect(try JSONDecoder().decode(KubeList.self, from: Data(stored[0].utf8)).items.count == items.count)
-    try await store.dbWriter.writeWithoutTransaction { db in
-      try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
-    }
-    for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
-      guard let bytes = FileManager.default.contents(atPath: directory.file(file)) else { continue }
-      #expect(!bytes.contains(Array("hunter2".utf8)), "\(file)")
-    }
   }
 
   @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {

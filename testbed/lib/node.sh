@@ -190,7 +190,12 @@ nxd_exec() {
 start_relay() {
   local i=$1 d
   d=$(node_dir "$i")
-  nxd_exec "$i" "$PY" "$TB/node/kmsg-relay.py" --prefix "n$i" --addr "$(node_ip "$i")" \
+  # The kernel ring buffer (128 KiB, shared by every namespace) overwrites records a reader has
+  # not taken yet: on a loaded machine a relay at normal priority falls behind a burst and lines
+  # are lost. The relay blocks on /dev/kmsg, so a real-time priority costs nothing when idle.
+  local rt=()
+  command -v chrt >/dev/null 2>&1 && chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
+  nxd_exec "$i" "${rt[@]}" "$PY" "$TB/node/kmsg-relay.py" --prefix "n$i" --addr "$(node_ip "$i")" \
     --addr "10.244.$i.1" --socket "$KMSG_SOCKET" --pidfile /run/svtlab/kmsg-relay.pid \
     </dev/null >>"$d/run/svtlab/kmsg-relay.log" 2>&1 &
   wait_for 5 pidfile_alive "$d/run/svtlab/kmsg-relay.pid" "svtlab-node$i" >/dev/null ||
