@@ -121,6 +121,7 @@ let package = Package(
     /** Deterministic kernel LOG lines of a simulated cluster, for tests and benchmarks (never the product). */
     .target(
       name: "LogGeneration",
+      dependencies: ["SVCTraceCore"],
       swiftSettings: swiftSettings
     ),
     /** The svctrace-bench subcommands: svctrace next to OpenSSH, Ansible, awk; trace lookup latencies. */
