@@ -18,7 +18,7 @@ struct FileCursorTests {
     let state = FileCursor(inode: 1, fingerprint: [1], size: 2, offset: 2).sourceCursor.state
     #expect(FileCursor(SourceCursor(kind: "conntrack", state: state)) == nil)
     #expect(FileCursor(SourceCursor(kind: FileCursor.kind, state: Array(state.prefix(10)))) == nil)
-    #expect(FileCursor(SourceCursor(kind: FileCursor.kind, state: [2] + state.dropFirst())) == nil)
+    #expect(FileCursor(SourceCursor(kind: FileCursor.kind, state: [3] + state.dropFirst())) == nil)
   }
 
   @Test func aLocalFileSourceRefusesACursorOfAnotherKind() async throws {
