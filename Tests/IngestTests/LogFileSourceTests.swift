@@ -463,6 +463,26 @@ struct LogFileSourceTests {
     #expect(Set(try storedSequence(store)).isDisjoint(with: lost))
   }
 
+  /// As above, with the live file still empty: the restart is reported once, the next collect
+  /// neither reports it again nor reads anything twice.
+  @Test func cursorFileRotatedOutWhileTheLiveFileIsEmpty() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    _ = try log.append(3)  // in the file that is rotated out
+    try await log.rotateCreate(compressFrom: nil)
+    written += try log.append(4)
+    try await log.rotateCreate(compressFrom: nil)
+    try await shell("rm \(ShellQuote.quote(log.path + ".2"))")
+    let first = try await collect()
+    #expect(first.events.contains(.cursorFileLost))
+    let second = try await collect()
+    #expect(second.events.isEmpty && second.lines == 0, "\(second.events)")
+    written += try log.append(2)
+    try await collect()
+    try expectExactlyOnce(written)
+  }
+
   /// A truncated `.gz` fails the pull naming the file; the cursor does not move past it.
   @Test func corruptGzipFailsThePullAndKeepsTheCursor() async throws {
     var log = log

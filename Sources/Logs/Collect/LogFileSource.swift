@@ -109,6 +109,8 @@ public struct LogFileSource: CaptureSource {
     /// The cursor said this (rotated, final) file was read to its end: go on to the next newer
     /// file without reading it again.
     var isComplete = false
+    /// The cursor's own file was found (not lost, truncated or fresh).
+    var foundCursorFile = false
   }
 
   public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
@@ -150,19 +152,24 @@ public struct LogFileSource: CaptureSource {
         transferredBytes: 0, file: path, events: [])
     }
     var position = Self.locate(cursor: cursor, in: files, start: startPosition)
-    let located = position.fileIndex
+    // The cursor a pull that reads nothing may keep: its file was found and read to its end.
+    let keepable = position.foundCursorFile && position.fileIndex > 0 ? cursor : nil
     while true {
       let file = files[position.fileIndex]
       let isNewest = position.fileIndex == 0
-      if (!file.compressed && position.offset >= file.size) || (!isNewest && position.isComplete) {
+      // A plain file grows no more once rotated, but a late write (before the logger reopened
+      // its file) is still read; a compressed one is final.
+      if file.compressed ? position.isComplete : position.offset >= file.size {
         if isNewest {
           let identity =
             file.prefix.isEmpty
-            ? Self.restingCursor(previous: cursor, walkedPast: located > 0, files: files)
+            ? Self.restingCursor(readPast: keepable, files: files)
             : Self.cursor(for: file, offset: position.offset, read: [], readOffset: 0)
+          // Resting where it was (the live file still empty): nothing happened worth reporting.
+          let resting = identity == cursor?.sourceCursor && file.prefix.isEmpty
           return SourceChunk(
             data: [], cursor: identity, isCaughtUp: true, transferredBytes: 0, file: file.name,
-            events: position.events)
+            events: resting ? [] : position.events)
         }
         position = Position(
           fileIndex: position.fileIndex - 1, offset: 0,
@@ -222,11 +229,12 @@ public struct LogFileSource: CaptureSource {
     return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset).sourceCursor
   }
 
-  /// The cursor of a pull that ends on an empty live file: the cursor it started from when the
-  /// pull walked past its (fully read) file; else the end of the newest rotated file with
-  /// content (complete); else a fresh cursor (empty fingerprint: nothing read yet).
-  static func restingCursor(previous: FileCursor?, walkedPast: Bool, files: [Candidate]) -> SourceCursor {
-    if var previous, walkedPast, !previous.fingerprint.isEmpty {
+  /// The cursor of a pull that ends on an empty live file: `readPast`, the cursor the pull
+  /// started from when its rotated file was found and read to its end; else the end of the
+  /// newest rotated file with content (complete); else a fresh cursor (empty fingerprint:
+  /// nothing read yet).
+  static func restingCursor(readPast: FileCursor?, files: [Candidate]) -> SourceCursor {
+    if var previous = readPast, !previous.fingerprint.isEmpty {
       previous.isComplete = true
       return previous.sourceCursor
     }
@@ -269,7 +277,7 @@ public struct LogFileSource: CaptureSource {
     func found(_ index: Int) -> Position {
       Position(
         fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)],
-        isComplete: cursor.isComplete)
+        isComplete: cursor.isComplete, foundCursorFile: true)
     }
     if let index = files.firstIndex(where: {
       !$0.compressed && $0.inode == cursor.inode && prefixMatches($0) && $0.size >= cursor.offset
