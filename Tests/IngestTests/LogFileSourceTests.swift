@@ -424,6 +424,33 @@ struct LogFileSourceTests {
     #expect(files[position.fileIndex].name == log.path + ".2.gz")
   }
 
+  /// The cursor's file was rotated out of retention and a new live file got its inode back: that
+  /// is a lost file (restart at the oldest), not a truncation (which would skip `.1`). A live
+  /// file truncated in place, with only older rotated files, still reads as truncated.
+  @Test func reusedInodeOfTheLiveFileIsNotTakenForATruncation() throws {
+    let path = "/var/log/iptables.log"
+    let cursor = FileCursor(
+      inode: 7, fingerprint: Array("seq 1\nseq 2\n".utf8), size: 12, offset: 12, mtime: 1_796_600_000)
+    func file(_ name: String, _ inode: UInt64, _ content: String, mtime: Int64) throws -> LogFileSource.Candidate {
+      let (naming, compressed) = try #require(LogFileSource.naming(of: path + name, path: path))
+      return LogFileSource.Candidate(
+        name: path + name, naming: naming, compressed: compressed, inode: inode, size: UInt64(content.utf8.count),
+        mtime: mtime, prefix: Array(content.utf8.prefix(64)))
+    }
+    let rotatedAway = LogFileSource.ordered([
+      try file("", 7, "seq 20\n", mtime: 1_796_600_900), try file(".1", 8, "seq 10\nseq 11\n", mtime: 1_796_600_500),
+    ])
+    let lost = LogFileSource.locate(cursor: cursor, in: rotatedAway, start: .oldestFile)
+    #expect(rotatedAway[lost.fileIndex].name == path + ".1")
+    #expect(lost.events == [.cursorFileLost])
+    let truncated = LogFileSource.ordered([
+      try file("", 7, "seq 20\n", mtime: 1_796_600_900), try file(".1", 8, "seq 0\n", mtime: 1_796_599_000),
+    ])
+    let inPlace = LogFileSource.locate(cursor: cursor, in: truncated, start: .oldestFile)
+    #expect(inPlace.fileIndex == 0 && inPlace.offset == 0)
+    #expect(inPlace.events == [.truncated(file: path, previousOffset: 12)])
+  }
+
   /// Two rotations before the next collect: the file the cursor rests on (`.1`) became `.2.gz`.
   @Test func cursorOnRotatedFileIsFoundAfterItWasCompressed() async throws {
     var log = log

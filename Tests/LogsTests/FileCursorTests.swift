@@ -27,9 +27,11 @@ struct FileCursorTests {
     // Written again in the current encoding, with the complete flag kept.
     var complete = old
     complete.isComplete = true
+    complete.mtime = 1_796_600_000
     #expect(complete.sourceCursor.state.first == 2)
     #expect(FileCursor(complete.sourceCursor)?.isComplete == true)
-    #expect(FileCursor(complete.sourceCursor)?.offset == 300)
+    #expect(FileCursor(complete.sourceCursor)?.sourceCursor == complete.sourceCursor)
+    #expect(FileCursor(complete.sourceCursor)?.mtime == 1_796_600_000)
     // An empty fingerprint of version 1 named an empty file by inode; version 2 means "fresh".
     let legacyEmpty = try #require(FileCursor(SourceCursor(kind: FileCursor.kind, state: Array(state.prefix(25)))))
     #expect(!legacyEmpty.isFresh)

@@ -205,7 +205,8 @@ public struct LogFileSource: CaptureSource {
         if position.offset == 0, data.count > fingerprint.count {
           fingerprint = Array(data.prefix(FileCursor.fingerprintLength))
         }
-        let done = FileCursor(inode: file.inode, fingerprint: fingerprint, size: end, offset: end, isComplete: true)
+        let done = FileCursor(
+          inode: file.inode, fingerprint: fingerprint, size: end, offset: end, isComplete: true, mtime: file.mtime)
         return SourceChunk(
           data: lines, cursor: done.sourceCursor, isCaughtUp: false, transferredBytes: transferred, file: file.name,
           events: position.events + [.followedRotation(file: next.name)])
@@ -226,7 +227,8 @@ public struct LogFileSource: CaptureSource {
       fingerprint = Array(read.prefix(FileCursor.fingerprintLength))
     }
     let size = file.compressed ? offset : max(file.size, offset)
-    return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset).sourceCursor
+    return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset, mtime: file.mtime)
+      .sourceCursor
   }
 
   /// The cursor of a pull that ends on an empty live file: `readPast`, the cursor the pull
@@ -241,8 +243,9 @@ public struct LogFileSource: CaptureSource {
     if let newest = files.dropFirst().first(where: { !$0.prefix.isEmpty }) {
       // A compressed file's decompressed size is not listed; the complete flag is what counts.
       let end = newest.compressed ? 0 : newest.size
-      return FileCursor(inode: newest.inode, fingerprint: newest.prefix, size: end, offset: end, isComplete: true)
-        .sourceCursor
+      return FileCursor(
+        inode: newest.inode, fingerprint: newest.prefix, size: end, offset: end, isComplete: true, mtime: newest.mtime
+      ).sourceCursor
     }
     return FileCursor(inode: files[0].inode, fingerprint: [], size: 0, offset: 0).sourceCursor
   }
@@ -253,8 +256,8 @@ public struct LogFileSource: CaptureSource {
   /// oldest file; a plain file with the cursor's inode whose first bytes still match and that
   /// is not shorter than the offset (no rotation, or create-mode rotation); else the newest file
   /// whose first bytes match (copytruncate copy, compressed rotation); else, if the live file has
-  /// the cursor's inode, it was truncated: restart it at 0; else the file is gone: restart at the
-  /// oldest file. A file is never identified by an empty fingerprint alone (only cursors of the
+  /// the cursor's inode and no rotated file is newer than the cursor's mtime, it was truncated:
+  /// restart it at 0; else the file is gone: restart at the oldest file. A file is never identified by an empty fingerprint alone (only cursors of the
   /// first encoding have one; they are resolved as they were).
   static func locate(cursor: FileCursor?, in files: [Candidate], start: StartPosition) -> Position {
     guard let cursor else {
@@ -289,7 +292,11 @@ public struct LogFileSource: CaptureSource {
     {
       return found(index)
     }
-    if files[0].inode == cursor.inode, !files[0].compressed {
+    // The live file has the cursor's inode: truncated in place, unless a rotated file is newer
+    // than the cursor's file was (it was rotated away and the inode reused).
+    if files[0].inode == cursor.inode, !files[0].compressed,
+      cursor.mtime == 0 || !files.dropFirst().contains(where: { $0.mtime > cursor.mtime })
+    {
       return Position(
         fileIndex: 0, offset: 0, events: [.truncated(file: files[0].name, previousOffset: cursor.offset)])
     }
