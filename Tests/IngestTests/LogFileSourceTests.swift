@@ -19,7 +19,7 @@ struct LogFileSourceTests {
 
   init() throws {
     directory = try TempDirectory()
-    store = try TraceStore.inMemory()
+    store = try TraceStore.inMemory(replayParser: { _ in FakeParser() })
     log = FakeLog(path: directory.file("iptables.log"))
   }
 
@@ -253,6 +253,293 @@ struct LogFileSourceTests {
     #expect(FileManager.default.fileExists(atPath: log.path + ".3.gz"))
   }
 
+  /// logrotate `dateext` (RHEL's default): rotated files are named by date, not `.N`. One and
+  /// two rotations between collects, plain, `compress` and `compress` + `delaycompress`, and the
+  /// default and custom `dateformat`s.
+  @Test(arguments: [
+    (compress: false, delay: false, format: "-%Y%m%d"), (compress: true, delay: false, format: "-%Y%m%d%H"),
+    (compress: true, delay: true, format: "-%Y-%m-%d-%s"),
+  ])
+  func dateextRotationKeepsEveryLineOnce(mode: (compress: Bool, delay: Bool, format: String)) async throws {
+    var log = log
+    var generation = 0
+    func rotate() async throws {
+      generation += 1
+      let stamp: String
+      switch mode.format {
+      case "-%Y%m%d": stamp = "-202612\(String(format: "%02d", generation))"
+      case "-%Y%m%d%H": stamp = "-20261207\(String(format: "%02d", generation))"
+      default: stamp = "-2026-12-07-\(1_796_600_000 + generation * 3600)"
+      }
+      try await log.rotateDateext(
+        stamp: stamp, compress: mode.compress, delaycompress: mode.delay, mtime: 1_796_600_000 + generation * 3600)
+    }
+    var written = try log.append(5)
+    try await collect()
+    written += try log.append(4)  // unread tail that moves to the dated file
+    try await rotate()
+    written += try log.append(3)
+    let once = try await collect()
+    #expect(!once.events.contains { if case .truncated = $0 { true } else { false } })
+    try expectExactlyOnce(written)
+    written += try log.append(6)
+    try await rotate()
+    written += try log.append(7)
+    try await rotate()
+    written += try log.append(2)
+    let twice = try await collect()
+    #expect(!twice.events.contains(.cursorFileLost))
+    try expectExactlyOnce(written)
+    #expect(try await collect().lines == 0)
+  }
+
+  /// Rotated files are ordered by age (mtime), not by name: `-…-9` sorts after `-…-10` by name
+  /// but is older.
+  @Test func dateextFilesAreOrderedByAgeNotName() async throws {
+    var log = log
+    var written = try log.append(3)
+    try await collect()
+    written += try log.append(2)
+    try await log.rotateDateext(stamp: "-20261207-9", mtime: 1_796_600_000)
+    written += try log.append(2)
+    try await log.rotateDateext(stamp: "-20261207-10", mtime: 1_796_603_600)
+    written += try log.append(2)
+    try await collect()
+    try expectExactlyOnce(written)
+  }
+
+  /// Files next to the log that only look like rotations are not read.
+  @Test func unrelatedSiblingsAreNotRead() async throws {
+    var log = log
+    var written = try log.append(4)
+    for name in [".bak", "foo", ".1.tmp", "-old", "-2026.bak"] {
+      try await shell("cp \(ShellQuote.quote(log.path)) \(ShellQuote.quote(log.path + name))")
+    }
+    try await collect()
+    written += try log.append(2)
+    try await log.rotateDateext(stamp: "-20261207", mtime: 1_796_600_000)
+    written += try log.append(1)
+    try await collect()
+    try expectExactlyOnce(written)
+    let listed = try await source().listFiles().map(\.name)
+    #expect(listed == [log.path, log.path + "-20261207"])
+  }
+
+  /// The real logrotate binary with and without `dateext` (create mode with compress +
+  /// delaycompress, then copytruncate), its own state file, several rotations between collects.
+  @Test(
+    .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/logrotate")), arguments: [false, true])
+  func realLogrotateWithAndWithoutDateext(dateext: Bool) async throws {
+    var log = log
+    let state = directory.file("logrotate.state")
+    func rotate(copytruncate: Bool) async throws {
+      let config = directory.file("logrotate.conf")
+      try """
+      \(log.path) {
+          rotate 20
+          missingok
+          compress
+          delaycompress
+          \(dateext ? "dateext\n    dateformat -%Y%m%d-%s" : "nodateext")
+          \(copytruncate ? "copytruncate" : "create 0640")
+      }
+      """.write(toFile: config, atomically: true, encoding: .utf8)
+      try await shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
+      // dateformat has one-second resolution: the next rotation needs a new name.
+      if dateext { try await Task.sleep(for: .milliseconds(1050)) }
+    }
+    var written = try log.append(20)
+    try await collect()
+    for round in 0..<3 {
+      written += try log.append(10 + round)
+      try await rotate(copytruncate: false)
+    }
+    written += try log.append(5)
+    try await collect()
+    try expectExactlyOnce(written)
+    try await rotate(copytruncate: false)  // a collect right after a rotation: empty live file
+    try await collect()
+    written += try log.append(4)
+    try await collect()
+    try expectExactlyOnce(written)
+    for round in 0..<2 {
+      written += try log.append(10 + round)
+      try await rotate(copytruncate: true)
+    }
+    written += try log.append(5)
+    let last = try await collect()
+    try expectExactlyOnce(written)
+    #expect(!last.events.contains(.cursorFileLost))
+    #expect(!last.events.contains { if case .truncated = $0 { true } else { false } })
+    let rotated = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter {
+      $0.hasPrefix("iptables.log") && $0 != "iptables.log"
+    }
+    #expect(rotated.contains { dateext ? $0.hasPrefix("iptables.log-") : $0.hasPrefix("iptables.log.") })
+  }
+
+  /// A collect right after a rotation (empty live file) keeps the cursor on the fully read
+  /// rotated file: no cursor names a file by an empty fingerprint.
+  @Test func collectRightAfterRotationKeepsTheCursorOnTheRotatedFile() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    written += try log.append(3)
+    try await log.rotateCreate()
+    try await collect()
+    let stored = try #require(try store.cursor(node: session.host, source: source().sourceID))
+    let cursor = try #require(FileCursor(stored))
+    #expect(!cursor.fingerprint.isEmpty)
+    #expect(
+      cursor.fingerprint == Array("seq 1\n".utf8) + Array("seq 2\nseq 3\nseq 4\nseq 5\nseq 6\nseq 7\nseq 8\n".utf8))
+    written += try log.append(2)
+    try await collect()
+    try expectExactlyOnce(written)
+  }
+
+  /// The live file's inode is reused by a later live file after the first one was rotated and
+  /// compressed away: the cursor taken on the empty live file must not match it.
+  @Test func reusedInodeOfAnEmptyLiveFileDoesNotSkipRotatedFiles() async throws {
+    var log = log
+    _ = try log.append(5)
+    try await collect()
+    try await log.rotateCreate()
+    let chunk = try await source().pull(
+      after: try store.cursor(node: session.host, source: source().sourceID), maxBytes: 1 << 20)
+    let emptyLiveInode = try #require(try await source().listFiles().first?.inode)
+    // Later listing: .2.gz holds the old file, .1 the once-empty live file's lines, and a new
+    // live file that got the freed inode back.
+    func candidate(_ name: String, _ inode: UInt64, _ content: String) throws -> LogFileSource.Candidate {
+      let (naming, compressed) = try #require(LogFileSource.naming(of: log.path + name, path: log.path))
+      return LogFileSource.Candidate(
+        name: log.path + name, naming: naming, compressed: compressed, inode: inode,
+        size: UInt64(content.utf8.count), prefix: Array(content.utf8.prefix(64)))
+    }
+    let files = LogFileSource.ordered(
+      [
+        try candidate("", emptyLiveInode, "seq 20\n"),
+        try candidate(".1", 999_001, "seq 10\nseq 11\n"),
+        try candidate(".2.gz", 999_002, "seq 1\nseq 2\nseq 3\nseq 4\nseq 5\n"),
+      ])
+    let position = LogFileSource.locate(cursor: FileCursor(chunk.cursor), in: files, start: .oldestFile)
+    #expect(files[position.fileIndex].name == log.path + ".2.gz")
+  }
+
+  /// The cursor's file was rotated out of retention and a new live file got its inode back: that
+  /// is a lost file (restart at the oldest), not a truncation (which would skip `.1`). A live
+  /// file truncated in place, with only older rotated files, still reads as truncated.
+  @Test func reusedInodeOfTheLiveFileIsNotTakenForATruncation() throws {
+    let path = "/var/log/iptables.log"
+    let cursor = FileCursor(
+      inode: 7, fingerprint: Array("seq 1\nseq 2\n".utf8), size: 12, offset: 12, mtime: 1_796_600_000)
+    func file(_ name: String, _ inode: UInt64, _ content: String, mtime: Int64) throws -> LogFileSource.Candidate {
+      let (naming, compressed) = try #require(LogFileSource.naming(of: path + name, path: path))
+      return LogFileSource.Candidate(
+        name: path + name, naming: naming, compressed: compressed, inode: inode, size: UInt64(content.utf8.count),
+        mtime: mtime, prefix: Array(content.utf8.prefix(64)))
+    }
+    let rotatedAway = LogFileSource.ordered([
+      try file("", 7, "seq 20\n", mtime: 1_796_600_900), try file(".1", 8, "seq 10\nseq 11\n", mtime: 1_796_600_500),
+    ])
+    let lost = LogFileSource.locate(cursor: cursor, in: rotatedAway, start: .oldestFile)
+    #expect(rotatedAway[lost.fileIndex].name == path + ".1")
+    #expect(lost.events == [.cursorFileLost])
+    let truncated = LogFileSource.ordered([
+      try file("", 7, "seq 20\n", mtime: 1_796_600_900), try file(".1", 8, "seq 0\n", mtime: 1_796_599_000),
+    ])
+    let inPlace = LogFileSource.locate(cursor: cursor, in: truncated, start: .oldestFile)
+    #expect(inPlace.fileIndex == 0 && inPlace.offset == 0)
+    #expect(inPlace.events == [.truncated(file: path, previousOffset: 12)])
+  }
+
+  /// Two rotations before the next collect: the file the cursor rests on (`.1`) became `.2.gz`.
+  @Test func cursorOnRotatedFileIsFoundAfterItWasCompressed() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    written += try log.append(3)
+    try await log.rotateCreate(compressFrom: 2)
+    try await collect()  // reads .1 to its end; the live file is empty
+    written += try log.append(4)
+    try await log.rotateCreate(compressFrom: 2)
+    written += try log.append(2)
+    try await log.rotateCreate(compressFrom: 2)
+    written += try log.append(1)
+    #expect(FileManager.default.fileExists(atPath: log.path + ".3.gz"))
+    let summary = try await collect()
+    #expect(!summary.events.contains(.cursorFileLost))
+    try expectExactlyOnce(written)
+  }
+
+  /// The cursor's file rotated out of retention: reading restarts at the oldest file with an
+  /// explicit event, reported by collect; nothing kept is read twice.
+  @Test func cursorFileRotatedOutRestartsAtTheOldestFile() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    let lost = try log.append(3)  // in the file that is rotated out
+    try await log.rotateCreate(compressFrom: nil)
+    let kept = try log.append(4)
+    try await log.rotateCreate(compressFrom: nil)
+    written += kept
+    written += try log.append(2)
+    // Removed after the new live file exists, so that no new file can get its inode back.
+    try await shell("rm \(ShellQuote.quote(log.path + ".2"))")
+    let summary = try await collect()
+    #expect(summary.events.contains(.cursorFileLost))
+    try expectExactlyOnce(written)
+    #expect(Set(try storedSequence(store)).isDisjoint(with: lost))
+  }
+
+  /// As above, with the live file still empty: the restart is reported once, the next collect
+  /// neither reports it again nor reads anything twice.
+  @Test func cursorFileRotatedOutWhileTheLiveFileIsEmpty() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    _ = try log.append(3)  // in the file that is rotated out
+    try await log.rotateCreate(compressFrom: nil)
+    written += try log.append(4)
+    try await log.rotateCreate(compressFrom: nil)
+    try await shell("rm \(ShellQuote.quote(log.path + ".2"))")
+    let first = try await collect()
+    #expect(first.events.contains(.cursorFileLost))
+    let second = try await collect()
+    #expect(second.events.isEmpty && second.lines == 0, "\(second.events)")
+    written += try log.append(2)
+    try await collect()
+    try expectExactlyOnce(written)
+  }
+
+  /// A sound `.gz` read in small pulls: `head` stops gzip early (SIGPIPE), which is no error.
+  @Test func compressedFileReadInSmallPullsIsNotTakenForCorrupt() async throws {
+    var log = log
+    var written = try log.append(20000)
+    try await log.rotateCreate(compressFrom: 1)
+    written += try log.append(3)
+    let summary = try await collect(maxBytes: 4096)
+    #expect(summary.batches > 20)
+    try expectExactlyOnce(written)
+  }
+
+  /// A truncated `.gz` fails the pull naming the file; the cursor does not move past it.
+  @Test func corruptGzipFailsThePullAndKeepsTheCursor() async throws {
+    var log = log
+    var written = try log.append(5)
+    try await collect()
+    let before = try store.cursor(node: session.host, source: source().sourceID)
+    written += try log.append(2000)
+    try await log.rotateCreate(compressFrom: 1)
+    written += try log.append(2)
+    let gz = log.path + ".1.gz"
+    let size = try #require(try FileManager.default.attributesOfItem(atPath: gz)[.size] as? Int)
+    try await shell("truncate -s \(size / 2) \(ShellQuote.quote(gz))")
+    let error = try await #require(throws: CaptureError.self) { try await collect() }
+    #expect(error.cause == .decompression)
+    #expect(error.description.contains(gz))
+    #expect(try store.cursor(node: session.host, source: source().sourceID) == before)
+    #expect(try storedSequence(store) == Array(written.prefix(5)))
+  }
+
   @Test func rotationBetweenListingAndReadingIsDetectedAndRetried() async throws {
     var log = log
     var written = try log.append(5)
@@ -274,19 +561,27 @@ struct LogFileSourceTests {
     try expectExactlyOnce(written)
   }
 
-  @Test func listingParsesNumberedAndCompressedNames() throws {
+  @Test func listingParsesNumberedDatedAndCompressedNames() throws {
     let path = "/var/log/iptables.log"
     let text = """
-      F 12 100 41424344 /var/log/iptables.log
-      F 13 50 - /var/log/iptables.log.1
-      F 14 30 4142 /var/log/iptables.log.10.gz
-      F 15 30 4142 /var/log/iptables.log.2.gz
+      F 12 100 1796600900 41424344 /var/log/iptables.log
+      F 13 50 1796600500 - /var/log/iptables.log.1
+      F 14 30 1796600100 4142 /var/log/iptables.log.10.gz
+      F 15 30 1796600300 4142 /var/log/iptables.log.2.gz
+      F 16 30 1796600400 4142 /var/log/iptables.log-20261206
+      F 17 30 1796600200 4142 /var/log/iptables.log-2026-12-05-1796500000.gz
+      F 18 30 1796600800 4142 /var/log/iptables.log.bak
+      F 19 30 1796600800 4142 /var/log/iptables.logfoo
+      F 20 30 1796600800 4142 /var/log/iptables.log-old
       """
     let files = try LogFileSource.parseListing(text, path: path, host: HostID("n"))
-    #expect(files.map(\.index) == [0, 1, 2, 10])
+    #expect(
+      files.map(\.name) == [
+        path, path + ".1", path + "-20261206", path + ".2.gz", path + "-2026-12-05-1796500000.gz", path + ".10.gz",
+      ])
     #expect(files[0].prefix == [0x41, 0x42, 0x43, 0x44])
     #expect(files[1].prefix.isEmpty)
-    #expect(files[2].compressed)
+    #expect(files[3].compressed && files[4].compressed && !files[2].compressed)
     #expect(throws: CaptureError.self) {
       try LogFileSource.parseListing("garbage line", path: path, host: HostID("n"))
     }

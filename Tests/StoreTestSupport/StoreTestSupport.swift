@@ -153,6 +153,24 @@ package struct FakeLog {
     try await compress(from: compressFrom)
   }
 
+  /// logrotate create mode with `dateext`: live → `path<stamp>` (same inode), a new empty live
+  /// file. `compress` gzips the rotated file at once; `delaycompress` gzips the earlier
+  /// uncompressed dated files instead. The rotated file's mtime is set to `age` (seconds since
+  /// the epoch) when given, as logrotate keeps it (and gzip keeps it on the `.gz`).
+  package func rotateDateext(
+    stamp: String, compress: Bool = false, delaycompress: Bool = false, mtime age: Int? = nil
+  ) async throws {
+    let rotated = try ShellQuote.quote(path + stamp)
+    if compress, delaycompress {
+      try await shell(
+        "for f in \(quoted)-[0-9]*; do case \"$f\" in *.gz) ;; *) [ -f \"$f\" ] && gzip -n \"$f\" ;; esac; done; true")
+    }
+    try FileManager.default.moveItem(atPath: path, toPath: path + stamp)
+    if let age { try await shell("touch -d @\(age) \(rotated)") }
+    if compress, !delaycompress { try await shell("gzip -n \(rotated)") }
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+  }
+
   /// Truncates the live file in place without keeping a copy.
   package func truncate() async throws {
     try await shell(": > \(quoted)")

@@ -2,16 +2,21 @@ public import SVCTraceCore
 
 /// Incremental, rotation-safe reading of a node's log file through a ``RemoteSession``.
 ///
-/// Each pull lists the live file and its rotated siblings (`path.1`, `path.2.gz`, … numbered,
-/// plain or gzip) with inode, size and first 64 bytes, finds the file the cursor belongs to
-/// (see ``FileCursor``), and reads the unread rest of that file; the caller pulls again until
-/// ``SourceChunk/isCaughtUp``, which walks every newer file in order and ends on the live file.
+/// Each pull lists the live file and its rotated siblings — numbered (`path.1`, `path.2.gz`) or
+/// named by date (logrotate `dateext`: `path-20261207`, `path-2026-12-07-1796600000.gz`), plain
+/// or gzip — with inode, size, mtime and first 64 bytes, orders them by age (mtime, then the name
+/// logrotate gave them), finds the file the cursor belongs to by inode and first bytes, never by
+/// name (see ``FileCursor``), and reads the unread rest of that file; the caller pulls again
+/// until ``SourceChunk/isCaughtUp``, which walks every newer file in order and ends on the live
+/// file. While the live file is still empty, the cursor rests at the end of the newest rotated
+/// file it read, so that no cursor names a file by an empty fingerprint.
 ///
 /// Reads open the file once and check its inode on the opened descriptor, so a rotation between
 /// listing and reading is detected and the pull starts over. A partial last line of the live
 /// file is left for a later pull; the unterminated last line of a rotated file is final and is
 /// returned with a `\n` appended. Ranges larger than ``compressionThreshold`` are compressed on
-/// the node with `gzip -c -1` and decompressed locally with `gzip -dc`.
+/// the node with `gzip -c -1` and decompressed locally with `gzip -dc`. A rotated `.gz` that does
+/// not decompress to its end (corrupt or truncated) fails the pull, naming the file.
 public struct LogFileSource: CaptureSource {
   /// Where the first collect (no cursor) starts.
   public enum StartPosition: Sendable, Equatable {
@@ -52,16 +57,48 @@ public struct LogFileSource: CaptureSource {
 
   /// One file of the rotation set as listed on the node.
   struct Candidate: Equatable {
+    /// How logrotate named the file.
+    enum Naming: Equatable {
+      /// The live file.
+      case live
+      /// `path.N` / `path.N.gz`.
+      case numbered(Int)
+      /// `path-<stamp>` / `path-<stamp>.gz` (`dateext`; the stamp is digits, `-` and `_`).
+      case dated(String)
+    }
+
     /// The path on the node.
     var name: String
-    /// 0 for the live file, N for `path.N` / `path.N.gz`.
-    var index: Int
-    var compressed: Bool
+    var naming: Naming = .live
+    var compressed = false
     var inode: UInt64
     /// Size on disk (compressed size for `.gz`).
     var size: UInt64
+    /// Modification time, seconds since the epoch (logrotate and gzip keep it on rotated files).
+    var mtime: Int64 = 0
     /// The first (up to 64) bytes of the decompressed content.
     var prefix: [UInt8]
+
+    /// The name without `.gz`: a file being compressed is listed twice under one key.
+    var key: Substring { compressed ? name.dropLast(3) : Substring(name) }
+
+    /// `true` when `self` is newer than `other`: the live file first, then by mtime; within one
+    /// second, `.N` by N and dated files by their stamp (newest last in logrotate's formats).
+    func isNewer(than other: Candidate) -> Bool {
+      switch (naming, other.naming) {
+      case (.live, .live): return false
+      case (.live, _): return true
+      case (_, .live): return false
+      default: break
+      }
+      if mtime != other.mtime { return mtime > other.mtime }
+      switch (naming, other.naming) {
+      case (.numbered(let a), .numbered(let b)): return a < b
+      case (.dated(let a), .dated(let b)): return a > b
+      case (.numbered, _): return true
+      default: return false
+      }
+    }
   }
 
   /// Where to read next: the candidate's position in the newest-first list and the offset.
@@ -69,6 +106,11 @@ public struct LogFileSource: CaptureSource {
     var fileIndex: Int
     var offset: UInt64
     var events: [CaptureEvent]
+    /// The cursor said this (rotated, final) file was read to its end: go on to the next newer
+    /// file without reading it again.
+    var isComplete = false
+    /// The cursor's own file was found (not lost, truncated or fresh).
+    var foundCursorFile = false
   }
 
   public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
@@ -110,15 +152,24 @@ public struct LogFileSource: CaptureSource {
         transferredBytes: 0, file: path, events: [])
     }
     var position = Self.locate(cursor: cursor, in: files, start: startPosition)
+    // The cursor a pull that reads nothing may keep: its file was found and read to its end.
+    let keepable = position.foundCursorFile && position.fileIndex > 0 ? cursor : nil
     while true {
       let file = files[position.fileIndex]
       let isNewest = position.fileIndex == 0
-      if !file.compressed, position.offset >= file.size {
+      // A plain file grows no more once rotated, but a late write (before the logger reopened
+      // its file) is still read; a compressed one is final.
+      if file.compressed ? position.isComplete : position.offset >= file.size {
         if isNewest {
-          let identity = Self.cursor(for: file, offset: position.offset, read: [], readOffset: 0)
+          let identity =
+            file.prefix.isEmpty
+            ? Self.restingCursor(readPast: keepable, files: files)
+            : Self.cursor(for: file, offset: position.offset, read: [], readOffset: 0)
+          // Resting where it was (the live file still empty): nothing happened worth reporting.
+          let resting = identity == cursor?.sourceCursor && file.prefix.isEmpty
           return SourceChunk(
             data: [], cursor: identity, isCaughtUp: true, transferredBytes: 0, file: file.name,
-            events: position.events)
+            events: resting ? [] : position.events)
         }
         position = Position(
           fileIndex: position.fileIndex - 1, offset: 0,
@@ -147,9 +198,17 @@ public struct LogFileSource: CaptureSource {
             events: position.events + [.followedRotation(file: next.name)])
           continue
         }
+        // The cursor stays at the end of this file (complete): the next pull walks on to the
+        // newer files, and if they are still empty the cursor keeps naming this one.
+        let end = position.offset + UInt64(data.count)
+        var fingerprint = file.prefix
+        if position.offset == 0, data.count > fingerprint.count {
+          fingerprint = Array(data.prefix(FileCursor.fingerprintLength))
+        }
+        let done = FileCursor(
+          inode: file.inode, fingerprint: fingerprint, size: end, offset: end, isComplete: true, mtime: file.mtime)
         return SourceChunk(
-          data: lines, cursor: Self.cursor(for: next, offset: 0, read: [], readOffset: 0), isCaughtUp: false,
-          transferredBytes: transferred, file: file.name,
+          data: lines, cursor: done.sourceCursor, isCaughtUp: false, transferredBytes: transferred, file: file.name,
           events: position.events + [.followedRotation(file: next.name)])
       }
       let consumed = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? data.count
@@ -168,16 +227,38 @@ public struct LogFileSource: CaptureSource {
       fingerprint = Array(read.prefix(FileCursor.fingerprintLength))
     }
     let size = file.compressed ? offset : max(file.size, offset)
-    return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset).sourceCursor
+    return FileCursor(inode: file.inode, fingerprint: fingerprint, size: size, offset: offset, mtime: file.mtime)
+      .sourceCursor
+  }
+
+  /// The cursor of a pull that ends on an empty live file: `readPast`, the cursor the pull
+  /// started from when its rotated file was found and read to its end; else the end of the
+  /// newest rotated file with content (complete); else a fresh cursor (empty fingerprint:
+  /// nothing read yet).
+  static func restingCursor(readPast: FileCursor?, files: [Candidate]) -> SourceCursor {
+    if var previous = readPast, !previous.fingerprint.isEmpty {
+      previous.isComplete = true
+      return previous.sourceCursor
+    }
+    if let newest = files.dropFirst().first(where: { !$0.prefix.isEmpty }) {
+      // A compressed file's decompressed size is not listed; the complete flag is what counts.
+      let end = newest.compressed ? 0 : newest.size
+      return FileCursor(
+        inode: newest.inode, fingerprint: newest.prefix, size: end, offset: end, isComplete: true, mtime: newest.mtime
+      ).sourceCursor
+    }
+    return FileCursor(inode: files[0].inode, fingerprint: [], size: 0, offset: 0).sourceCursor
   }
 
   /// Finds where reading resumes: the file holding the cursor and the offset in it.
   ///
-  /// Rules, in order: a plain file with the cursor's inode whose first bytes still match and that
+  /// Rules, in order: a fresh cursor (nothing read while every file was empty) starts at the
+  /// oldest file; a plain file with the cursor's inode whose first bytes still match and that
   /// is not shorter than the offset (no rotation, or create-mode rotation); else the newest file
   /// whose first bytes match (copytruncate copy, compressed rotation); else, if the live file has
-  /// the cursor's inode, it was truncated: restart it at 0; else the file is gone: restart at the
-  /// oldest file.
+  /// the cursor's inode and no rotated file is newer than the cursor's mtime, it was truncated:
+  /// restart it at 0; else the file is gone: restart at the oldest file. A file is never identified by an empty fingerprint alone (only cursors of the
+  /// first encoding have one; they are resolved as they were).
   static func locate(cursor: FileCursor?, in files: [Candidate], start: StartPosition) -> Position {
     guard let cursor else {
       switch start {
@@ -190,22 +271,32 @@ public struct LogFileSource: CaptureSource {
           fileIndex: 0, offset: files[0].compressed ? 0 : files[0].size, events: [.started(file: files[0].name)])
       }
     }
+    if cursor.isFresh {
+      return Position(fileIndex: files.count - 1, offset: 0, events: [])
+    }
     func prefixMatches(_ file: Candidate) -> Bool {
       file.prefix.count >= cursor.fingerprint.count && file.prefix.starts(with: cursor.fingerprint)
+    }
+    func found(_ index: Int) -> Position {
+      Position(
+        fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)],
+        isComplete: cursor.isComplete, foundCursorFile: true)
     }
     if let index = files.firstIndex(where: {
       !$0.compressed && $0.inode == cursor.inode && prefixMatches($0) && $0.size >= cursor.offset
     }) {
-      return Position(
-        fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
+      return found(index)
     }
     if !cursor.fingerprint.isEmpty,
       let index = files.firstIndex(where: { prefixMatches($0) && ($0.compressed || $0.size >= cursor.offset) })
     {
-      return Position(
-        fileIndex: index, offset: cursor.offset, events: index == 0 ? [] : [.followedRotation(file: files[index].name)])
+      return found(index)
     }
-    if files[0].inode == cursor.inode, !files[0].compressed {
+    // The live file has the cursor's inode: truncated in place, unless a rotated file is newer
+    // than the cursor's file was (it was rotated away and the inode reused).
+    if files[0].inode == cursor.inode, !files[0].compressed,
+      cursor.mtime == 0 || !files.dropFirst().contains(where: { $0.mtime > cursor.mtime })
+    {
       return Position(
         fileIndex: 0, offset: 0, events: [.truncated(file: files[0].name, previousOffset: cursor.offset)])
     }
@@ -218,14 +309,22 @@ public struct LogFileSource: CaptureSource {
 
   // MARK: Remote commands
 
-  /// Lists the live file and its numbered rotations, newest first.
+  /// Lists the live file and its rotations (numbered or dated, plain or gzip), newest first.
   func listFiles() async throws -> [Candidate] {
     let quoted = try ShellQuote.quote(path)
+    // Only names logrotate gives: `.N`, `-<digits, '-', '_'>`, either with `.gz`.
     let script = """
       p=\(quoted)
-      for f in "$p" "$p".[0-9] "$p".[0-9][0-9] "$p".[0-9].gz "$p".[0-9][0-9].gz; do
+      for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
         [ -f "$f" ] || continue
-        s=$(stat -L -c '%i %s' -- "$f") || continue
+        n=${f#"$p"}; n=${n%.gz}
+        case "$n" in
+          '') [ "$f" = "$p" ] || continue ;;
+          .*) case "${n#.}" in ''|*[!0-9]*) continue ;; esac ;;
+          -*) case "${n#-}" in ''|*[!0-9_-]*) continue ;; esac ;;
+          *) continue ;;
+        esac
+        s=$(stat -L -c '%i %s %Y' -- "$f") || continue
         case "$f" in
           *.gz) h=$(gzip -dc < "$f" 2>/dev/null | head -c 64 | od -An -v -tx1 | tr -d ' \\n') ;;
           *) h=$(head -c 64 < "$f" | od -An -v -tx1 | tr -d ' \\n') ;;
@@ -242,36 +341,56 @@ public struct LogFileSource: CaptureSource {
     return try Self.parseListing(result.stdoutText, path: path, host: node)
   }
 
-  /// Parses the `F inode size hex name` lines of ``listFiles()``.
+  /// Parses the `F inode size mtime hex name` lines of ``listFiles()``.
   static func parseListing(_ text: String, path: String, host: HostID) throws -> [Candidate] {
     var files: [Candidate] = []
     for line in text.split(separator: "\n") {
-      let fields = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: false)
-      guard fields.count == 5, fields[0] == "F", let inode = UInt64(fields[1]), let size = UInt64(fields[2]),
-        let prefix = fields[3] == "-" ? [] : decodeHex(fields[3])
+      let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false)
+      guard fields.count == 6, fields[0] == "F", let inode = UInt64(fields[1]), let size = UInt64(fields[2]),
+        let mtime = Int64(fields[3]), let prefix = fields[4] == "-" ? [] : decodeHex(fields[4])
       else {
         throw CaptureError(
           host: host, operation: "list \(path)", message: "unexpected listing line '\(line.prefix(200))'")
       }
-      let name = String(fields[4])
-      var index = 0
-      var compressed = false
-      if name != path {
-        var suffix = name.dropFirst(path.count + 1)
-        if suffix.hasSuffix(".gz") {
-          compressed = true
-          suffix = suffix.dropLast(3)
-        }
-        guard let number = Int(suffix), number > 0 else { continue }
-        index = number
-      }
+      let name = String(fields[5])
+      guard let (naming, compressed) = naming(of: name, path: path) else { continue }
       files.append(
-        Candidate(name: name, index: index, compressed: compressed, inode: inode, size: size, prefix: prefix))
+        Candidate(
+          name: name, naming: naming, compressed: compressed, inode: inode, size: size, mtime: mtime, prefix: prefix))
     }
-    // Newest first; if both path.N and path.N.gz exist (compression in progress), prefer plain.
-    files.sort { ($0.index, $0.compressed ? 1 : 0) < ($1.index, $1.compressed ? 1 : 0) }
-    var seen = Set<Int>()
-    return files.filter { seen.insert($0.index).inserted }
+    return ordered(files)
+  }
+
+  /// How logrotate named `name` (a rotation of `path`), and whether it is gzip; `nil` for a file
+  /// that only looks like one (`path.bak`, `path.1.tmp`, `pathfoo`).
+  static func naming(of name: String, path: String) -> (Candidate.Naming, Bool)? {
+    if name == path { return (.live, false) }
+    guard name.hasPrefix(path) else { return nil }
+    var suffix = name.utf8.dropFirst(path.utf8.count)
+    let compressed = suffix.count > 3 && suffix.suffix(3).elementsEqual(".gz".utf8)
+    if compressed { suffix = suffix.dropLast(3) }
+    guard let mark = suffix.first else { return nil }
+    let body = suffix.dropFirst()
+    let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    guard let first = body.first, isDigit(first) else { return nil }
+    switch mark {
+    case UInt8(ascii: "."):
+      guard body.allSatisfy(isDigit), let number = Int(String(decoding: body, as: UTF8.self)) else { return nil }
+      return (.numbered(number), compressed)
+    case UInt8(ascii: "-"):
+      guard body.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else { return nil }
+      return (.dated(String(decoding: body, as: UTF8.self)), compressed)
+    default:
+      return nil
+    }
+  }
+
+  /// The listed files newest first (see ``Candidate/isNewer(than:)``); a file listed both plain
+  /// and `.gz` (compression in progress) is kept plain.
+  static func ordered(_ files: [Candidate]) -> [Candidate] {
+    var seen = Set<Substring>()
+    let unique = files.sorted { !$0.compressed && $1.compressed }.filter { seen.insert($0.key).inserted }
+    return unique.sorted { $0.isNewer(than: $1) }
   }
 
   private static func decodeHex(_ text: Substring) -> [UInt8]? {
@@ -301,7 +420,12 @@ public struct LogFileSource: CaptureSource {
   private func read(_ file: Candidate, from offset: UInt64, length: Int) async throws -> ([UInt8], Int) {
     let remaining = file.compressed ? UInt64(length) : min(UInt64(length), file.size &- offset)
     let compress = remaining > UInt64(compressionThreshold)
-    let source = file.compressed ? "gzip -dc <&3 | tail -c +\(offset + 1)" : "tail -c +\(offset + 1) <&3"
+    // gzip's own exit status goes to stderr (a pipeline reports only its last command's): a
+    // corrupt or truncated .gz must not read as a shorter complete file.
+    let source =
+      file.compressed
+      ? "{ gzip -dc <&3; echo \"\(Self.gzipStatusMark)$?\" >&2; } | tail -c +\(offset + 1)"
+      : "tail -c +\(offset + 1) <&3"
     let script = """
       command -v gzip >/dev/null 2>&1 || z=no
       f=\(try ShellQuote.quote(file.name))
@@ -322,13 +446,44 @@ public struct LogFileSource: CaptureSource {
         message: result.failureSummary)
     }
     let payload = Array(result.stdout.dropFirst())
+    var data = payload
     if marker == UInt8(ascii: "Z") {
       do {
-        return (try await Gzip.decompress(payload, limit: length), payload.count)
+        data = try await Gzip.decompress(payload, limit: length)
       } catch {
         throw CaptureError(host: node, operation: "decompress \(file.name)", cause: .decompression, message: "\(error)")
       }
     }
-    return (payload, payload.count)
+    // Fewer bytes than asked means gzip ran to the end: then it must have succeeded (when head
+    // stopped it early, a SIGPIPE status is expected and harmless).
+    if file.compressed, data.count < length {
+      let (status, messages) = Self.gzipStatus(in: result.stderrText)
+      if status != 0 {
+        throw CaptureError(
+          host: node, operation: "read \(file.name)", cause: .decompression,
+          message:
+            "gzip -dc failed (exit status \(status.map(String.init) ?? "unknown")): the file is corrupt or truncated"
+            + (messages.isEmpty ? "" : " (\(messages.prefix(300)))"))
+      }
+    }
+    return (data, payload.count)
+  }
+
+  /// What the read command writes to stderr before gzip's exit status.
+  static let gzipStatusMark = "svctrace-gzip-status="
+
+  /// gzip's exit status as the read command reported it (`nil` when missing) and the rest of
+  /// stderr.
+  static func gzipStatus(in stderr: String) -> (Int32?, String) {
+    var status: Int32?
+    var rest: [Substring] = []
+    for line in stderr.split(separator: "\n") {
+      if line.hasPrefix(gzipStatusMark) {
+        status = Int32(line.dropFirst(gzipStatusMark.count))
+      } else {
+        rest.append(line)
+      }
+    }
+    return (status, rest.joined(separator: "; "))
   }
 }
