@@ -1,5 +1,6 @@
 internal import CLibSSH2
 import Dispatch
+import SVCTraceCore
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SVCTraceCore
 import Subprocess
 import SystemPackage
 
