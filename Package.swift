@@ -208,7 +208,7 @@ let package = Package(
     ),
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store"],
+      dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store", "SVCTraceTestSupport"],
       swiftSettings: swiftSettings
     ),
   ]

@@ -16,10 +16,10 @@ struct DemoTests {
   /// A `--help` without its SUBCOMMANDS list is a failure, not "no such subcommand": otherwise a
   /// change in the help's shape would silently skip every trace check below. In CI every
   /// subcommand the demo uses must exist.
-  private func has(_ subcommand: String) throws -> Bool {
+  private func has(_ subcommand: String) async throws -> Bool {
     // `svctrace help X` exits 0 for an unknown X too, so read the SUBCOMMANDS list (the overview
     // above it names commands as well).
-    let help = try Lab.run(Lab.binary, ["--help"]).stdout
+    let help = try await Lab.run(Lab.binary, ["--help"]).stdout
     guard let list = help.range(of: "\nSUBCOMMANDS:") else {
       Issue.record("`svctrace --help` has no SUBCOMMANDS list; cannot tell which demo steps must run:\n\(help)")
       return true
@@ -31,9 +31,9 @@ struct DemoTests {
     return present
   }
 
-  @Test func demoRunsEveryStepAndEveryTraceMatchesItsGroundTruth() throws {
+  @Test func demoRunsEveryStepAndEveryTraceMatchesItsGroundTruth() async throws {
     #expect(!Lab.isUp, "a lab is up in \(Lab.directory); the demo needs to bring up its own")
-    let run = try Lab.run(Lab.repository + "/scripts/demo", ["--no-build", "--binary", Lab.binary])
+    let run = try await Lab.run(Lab.repository + "/scripts/demo", ["--no-build", "--binary", Lab.binary])
     let output = run.stdout
     print(output)
     #expect(run.status == 0, "scripts/demo exited \(run.status)\n\(run.stderr)")
@@ -49,12 +49,12 @@ struct DemoTests {
 
     // Every step whose subcommand this build has must have run, not been skipped.
     for subcommand in ["verify", "trace", "stats"] {
-      let present = try has(subcommand)
+      let present = try await has(subcommand)
       #expect(
         !present || !output.contains("SKIPPED: `svctrace \(subcommand)`"),
         "\(subcommand) exists but its step was skipped")
     }
-    if try has("trace") {
+    if try await has("trace") {
       for kind in ["pod-clusterip", "nodeport", "hairpin", "udp"] {
         #expect(output.contains("✓ \(kind): "), "no matching trace for the \(kind) connection")
       }
@@ -62,7 +62,7 @@ struct DemoTests {
 
     // The demo took its lab down again.
     #expect(!FileManager.default.fileExists(atPath: Lab.directory + "/cluster.json"), "the demo left its lab up")
-    let namespaces = try Lab.run("/usr/sbin/ip", ["netns", "list"]).stdout
+    let namespaces = try await Lab.run("/usr/sbin/ip", ["netns", "list"]).stdout
     #expect(!namespaces.contains("svtlab-"), "lab namespaces left behind:\n\(namespaces)")
   }
 }

@@ -1,13 +1,19 @@
 import Foundation
+import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// `ping` and `exec` against the real sshd of every lab node.
 @Suite(.serialized, .enabled(if: Lab.isUp, "needs a running testbed (SVCTRACE_LAB); scripts/test brings one up"))
 struct FoundationTests {
-  private func ping(_ extra: [String] = [], inventory: String = Lab.inventory) throws -> (
+  private func ping(_ extra: [String] = [], inventory: String = Lab.inventory) async throws -> (
     Lab.Run, [String: [String: Any]]
   ) {
-    let run = try Lab.svctrace(["ping", "-i", inventory, "--known-hosts", Lab.knownHosts, "--json"] + extra)
+    let run = try await Lab.svctrace(["ping", "-i", inventory, "--known-hosts", Lab.knownHosts, "--json"] + extra)
     let document = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
     var byHost: [String: [String: Any]] = [:]
     for host in document?["hosts"] as? [[String: Any]] ?? [] {
@@ -16,8 +22,8 @@ struct FoundationTests {
     return (run, byHost)
   }
 
-  @Test func pingReportsEveryNodeAndItsBackend() throws {
-    let (run, hosts) = try ping()
+  @Test func pingReportsEveryNodeAndItsBackend() async throws {
+    let (run, hosts) = try await ping()
     #expect(run.status == 0, "\(run.stderr)")
     for node in try Lab.cluster().nodes {
       let host = try #require(hosts[node.name], "no result for \(node.name)")
@@ -32,9 +38,9 @@ struct FoundationTests {
     }
   }
 
-  @Test func becomeWithAndWithoutSudoPassword() throws {
+  @Test func becomeWithAndWithoutSudoPassword() async throws {
     for inventory in ["inventory-sudo.ini", "inventory-sudopw.ini"] {
-      let (run, hosts) = try ping(inventory: Lab.directory + "/" + inventory)
+      let (run, hosts) = try await ping(inventory: Lab.directory + "/" + inventory)
       #expect(run.status == 0, "\(inventory): \(run.stdout) \(run.stderr)")
       for (_, host) in hosts {
         #expect((host["result"] as? [String: Any])?["user"] as? String == "root", "\(inventory)")
@@ -42,60 +48,69 @@ struct FoundationTests {
     }
   }
 
-  @Test func nodeWithoutSudoFailsAndTheOthersCarryOn() throws {
-    try Lab.lab(["fault", "node2", "sudo-remove"])
-    defer { _ = try? Lab.lab(["fault", "node2", "sudo-restore"]) }
-    let (run, hosts) = try ping(inventory: Lab.directory + "/inventory-sudo.ini")
-    #expect(run.status == 1)
-    #expect(hosts["node2"]?["status"] as? String == "failed")
-    #expect((hosts["node2"]?["message"] as? String)?.contains("sudo") == true)
-    #expect(hosts["node1"]?["status"] as? String == "ok")
+  @Test func nodeWithoutSudoFailsAndTheOthersCarryOn() async throws {
+    try await Lab.lab(["fault", "node2", "sudo-remove"])
+    try await withCleanup {
+      let (run, hosts) = try await ping(inventory: Lab.directory + "/inventory-sudo.ini")
+      #expect(run.status == 1)
+      #expect(hosts["node2"]?["status"] as? String == "failed")
+      #expect((hosts["node2"]?["message"] as? String)?.contains("sudo") == true)
+      #expect(hosts["node1"]?["status"] as? String == "ok")
+    } cleanup: {
+      _ = try? await Lab.lab(["fault", "node2", "sudo-restore"])
+    }
   }
 
-  @Test func stoppedSshdIsUnreachableAndTheOthersSucceed() throws {
-    try Lab.lab(["fault", "node3", "sshd-stop"])
-    defer { _ = try? Lab.lab(["fault", "node3", "sshd-start"]) }
-    let (run, hosts) = try ping(["--connect-timeout", "3"])
-    #expect(run.status == 1)
-    #expect(hosts["node3"]?["status"] as? String == "unreachable")
-    #expect(hosts["node1"]?["status"] as? String == "ok")
-    #expect(hosts["node2"]?["status"] as? String == "ok")
+  @Test func stoppedSshdIsUnreachableAndTheOthersSucceed() async throws {
+    try await Lab.lab(["fault", "node3", "sshd-stop"])
+    try await withCleanup {
+      let (run, hosts) = try await ping(["--connect-timeout", "3"])
+      #expect(run.status == 1)
+      #expect(hosts["node3"]?["status"] as? String == "unreachable")
+      #expect(hosts["node1"]?["status"] as? String == "ok")
+      #expect(hosts["node2"]?["status"] as? String == "ok")
+    } cleanup: {
+      _ = try? await Lab.lab(["fault", "node3", "sshd-start"])
+    }
   }
 
-  @Test func changedHostKeyIsRefusedNamingTheKnownHostsLine() throws {
-    try Lab.lab(["fault", "node1", "hostkey-change"])
-    defer { _ = try? Lab.lab(["fault", "node1", "hostkey-restore"]) }
-    let (run, hosts) = try ping(["--limit", "node1", "--accept-new-host-keys"])
-    #expect(run.status == 1)
-    let message = try #require(hosts["node1"]?["message"] as? String)
-    #expect(message.contains(Lab.knownHosts + ":"), "\(message)")
-    #expect(hosts["node1"]?["status"] as? String == "unreachable")
+  @Test func changedHostKeyIsRefusedNamingTheKnownHostsLine() async throws {
+    try await Lab.lab(["fault", "node1", "hostkey-change"])
+    try await withCleanup {
+      let (run, hosts) = try await ping(["--limit", "node1", "--accept-new-host-keys"])
+      #expect(run.status == 1)
+      let message = try #require(hosts["node1"]?["message"] as? String)
+      #expect(message.contains(Lab.knownHosts + ":"), "\(message)")
+      #expect(hosts["node1"]?["status"] as? String == "unreachable")
+    } cleanup: {
+      _ = try? await Lab.lab(["fault", "node1", "hostkey-restore"])
+    }
   }
 
-  @Test func unknownHostIsRefusedThenAcceptedWithTheFlag() throws {
+  @Test func unknownHostIsRefusedThenAcceptedWithTheFlag() async throws {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("svct-e2e-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: scratch) }
     let knownHosts = scratch + "/known_hosts"
-    let refused = try Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
+    let refused = try await Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
     #expect(refused.status == 1)
     #expect(refused.stdout.contains("SHA256:"), "\(refused.stdout)")
-    let accepted = try Lab.svctrace([
+    let accepted = try await Lab.svctrace([
       "ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts, "--accept-new-host-keys",
     ])
     #expect(accepted.status == 0, "\(accepted.stdout)")
-    let again = try Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
+    let again = try await Lab.svctrace(["ping", "-i", Lab.inventory, "--limit", "node1", "--known-hosts", knownHosts])
     #expect(again.status == 0, "\(again.stdout)")
   }
 
-  @Test func bastionHop() throws {
-    let (run, hosts) = try ping(["--limit", "node2", "--jump", "root@10.250.0.11"])
+  @Test func bastionHop() async throws {
+    let (run, hosts) = try await ping(["--limit", "node2", "--jump", "root@10.250.0.11"])
     #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
     #expect(hosts["node2"]?["status"] as? String == "ok")
   }
 
-  @Test func execGroupsOutputPerHostAndReportsFailures() throws {
-    let run = try Lab.svctrace([
+  @Test func execGroupsOutputPerHostAndReportsFailures() async throws {
+    let run = try await Lab.svctrace([
       "exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--", "hostname; test $(hostname) != node2",
     ])
     #expect(run.status == 1)
@@ -104,22 +119,17 @@ struct FoundationTests {
     }
   }
 
-  @Test func interruptCancelsTheFanOutPromptly() throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Lab.binary)
-    process.arguments = [
-      "exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--timeout", "120", "--", "sleep 600",
-    ]
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    Thread.sleep(forTimeInterval: 2)
-    process.interrupt()
-    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
+  @Test func interruptCancelsTheFanOutPromptly() async throws {
+    let process = try await BackgroundProcess.start(
+      [
+        Lab.binary, "exec", "-i", Lab.inventory, "--known-hosts", Lab.knownHosts, "--timeout", "120", "--", "sleep 600",
+      ], collectOutput: true)
+    try await Task.sleep(for: .seconds(2))
+    process.signal(SIGINT)
+    let result = try await process.wait()
+    let output = result.stdoutText
     // The run ended because of the interrupt (not by the 120 s host timeout), and said so.
-    #expect(process.terminationStatus == 130)
+    #expect(result.exitStatus == 130)
     #expect(output.contains("cancelled"), "\(output)")
   }
 }

@@ -52,14 +52,14 @@ struct HostileInventoryEndToEndTests {
     ]
   }
 
-  private func expectNoMarker() throws {
+  private func expectNoMarker() async throws {
     for node in try Lab.cluster().nodes {
-      let probe = try Lab.onNode(node.name, "test -e \(Self.marker) && echo present || echo absent")
+      let probe = try await Lab.onNode(node.name, "test -e \(Self.marker) && echo present || echo absent")
       #expect(probe.stdout.contains("absent"), "\(node.name): \(probe.stdout)\(probe.stderr)")
     }
   }
 
-  @Test func everyCommandRefusesAHostileINIInventoryBeforeConnecting() throws {
+  @Test func everyCommandRefusesAHostileINIInventoryBeforeConnecting() async throws {
     let store = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString).sqlite")
       .path
     defer {
@@ -71,15 +71,15 @@ struct HostileInventoryEndToEndTests {
       defer { try? FileManager.default.removeItem(atPath: path) }
       for command in commands(store: store) {
         let arguments = [command[0], "-i", path, "--known-hosts", Lab.knownHosts] + command.dropFirst()
-        let run = try Lab.svctrace(arguments)
+        let run = try await Lab.svctrace(arguments)
         #expect(run.status != 0, "\(arguments): \(run.stdout)")
         #expect(run.stderr.contains("\(path):\(line): group 'all': \(variable) "), "\(arguments): \(run.stderr)")
       }
     }
-    try expectNoMarker()
+    try await expectNoMarker()
   }
 
-  @Test func everyCommandRefusesAHostileYAMLInventoryBeforeConnecting() throws {
+  @Test func everyCommandRefusesAHostileYAMLInventoryBeforeConnecting() async throws {
     let store = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString).sqlite")
       .path
     defer {
@@ -92,24 +92,25 @@ struct HostileInventoryEndToEndTests {
       defer { try? FileManager.default.removeItem(atPath: path) }
       for command in commands(store: store) {
         let arguments = [command[0], "-i", path, "--known-hosts", Lab.knownHosts] + command.dropFirst()
-        let run = try Lab.svctrace(arguments)
+        let run = try await Lab.svctrace(arguments)
         #expect(run.status != 0, "\(arguments): \(run.stdout)")
         #expect(run.stderr.contains("\(path):\(line): host '\(first)': \(variable) "), "\(arguments): \(run.stderr)")
       }
     }
-    try expectNoMarker()
+    try await expectNoMarker()
   }
 
-  @Test func hostileCommandLineValuesAreRefusedToo() throws {
+  @Test func hostileCommandLineValuesAreRefusedToo() async throws {
     let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
-    let become = try Lab.svctrace(["ping", "--become", "--become-user", "root'\u{301};touch \(Self.marker);#"] + fleet)
+    let become = try await Lab.svctrace(
+      ["ping", "--become", "--become-user", "root'\u{301};touch \(Self.marker);#"] + fleet)
     #expect(become.status != 0)
     #expect(become.stderr.contains("--become-user"), "\(become.stderr)")
-    let logPath = try Lab.svctrace(
+    let logPath = try await Lab.svctrace(
       ["collect", "--store", "/nonexistent/never-opened.sqlite", "--log-path", "/var/log/x'$(touch \(Self.marker))'"]
         + fleet)
     #expect(logPath.status != 0)
     #expect(logPath.stderr.contains("--log-path"), "\(logPath.stderr)")
-    try expectNoMarker()
+    try await expectNoMarker()
   }
 }

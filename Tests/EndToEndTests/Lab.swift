@@ -1,4 +1,6 @@
 import Foundation
+import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 /// The namespace testbed the end-to-end tests run against (brought up by `scripts/test`).
@@ -49,52 +51,38 @@ struct Lab {
 
   /// Runs the svctrace binary with the lab's inventory and known_hosts.
   @discardableResult
-  static func svctrace(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Run {
-    try run(binary, arguments, environment: extra)
+  static func svctrace(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Run {
+    try await run(binary, arguments, environment: extra)
   }
 
   /// Runs `testbed/lab ARGS`.
   @discardableResult
-  static func lab(_ arguments: [String]) throws -> Run {
-    try run(repository + "/testbed/lab", arguments)
+  static func lab(_ arguments: [String]) async throws -> Run {
+    try await run(repository + "/testbed/lab", arguments)
   }
 
   /// Runs a command inside a lab node's namespaces.
   @discardableResult
-  static func onNode(_ node: String, _ command: String) throws -> Run {
-    try lab(["exec", node, "--", "/bin/sh", "-c", command])
+  static func onNode(_ node: String, _ command: String) async throws -> Run {
+    try await lab(["exec", node, "--", "/bin/sh", "-c", command])
   }
 
   struct Run {
+    /// Exit status, or -1 when a signal ended the process.
     var status: Int32
     var stdout: String
     var stderr: String
   }
 
-  static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> Run
+  /// Runs `executable ARGS` with an empty standard input and `NO_COLOR=1` (plus `extra`) on top of
+  /// this process's environment, and collects both outputs.
+  static func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:])
+    async throws -> Run
   {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var environment = Self.environment
-    environment["NO_COLOR"] = "1"
+    var environment = ["NO_COLOR": "1"]
     for (key, value) in extra { environment[key] = value }
-    process.environment = environment
-    // stderr goes to a file so neither pipe can fill up while the other is read.
-    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("svct-e2e-\(UUID().uuidString).err")
-    _ = FileManager.default.createFile(atPath: errorPath.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: errorPath) }
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = try FileHandle(forWritingTo: errorPath)
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let outputData = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let errorData = (try? Data(contentsOf: errorPath)) ?? Data()
-    return Run(
-      status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-      stderr: String(decoding: errorData, as: UTF8.self))
+    let result = try await LocalProcess.run([executable] + arguments, environment: environment)
+    return Run(status: result.exitStatus, stdout: result.stdoutText, stderr: result.stderrText)
   }
 }
 

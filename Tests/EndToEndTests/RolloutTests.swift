@@ -1,4 +1,5 @@
 import Foundation
+import SVCTraceTestSupport
 import Testing
 
 /// `install` / `remove` on real nodes of every kind (iptables-nft, iptables-legacy, kube-proxy
@@ -8,7 +9,7 @@ struct RolloutEndToEndTests {
   private let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
 
   /// Everything install may touch, normalized: rulesets without counters, svctrace-relevant files hashed.
-  private func nodeState(_ node: String) throws -> String {
+  private func nodeState(_ node: String) async throws -> String {
     let script = """
       for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do \
         echo "## $s"; $s 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]/[0:0]/'; done; \
@@ -16,7 +17,7 @@ struct RolloutEndToEndTests {
       echo '## files'; find /etc/rsyslog.d /etc/logrotate.d /var/lib/svctrace -type f 2>/dev/null | sort | xargs -r sha256sum; \
       sha256sum /etc/rsyslog.conf; echo "rsyslog $(systemctl is-active rsyslog)"
       """
-    let run = try Lab.onNode(node, script)
+    let run = try await Lab.onNode(node, script)
     #expect(run.status == 0, "\(node): \(run.stderr)")
     return run.stdout
   }
@@ -39,27 +40,28 @@ struct RolloutEndToEndTests {
     return result
   }
 
-  @Test func installCapturesEveryKindOfServiceTrafficAndRemoveRestoresTheNode() throws {
+  @Test func installCapturesEveryKindOfServiceTrafficAndRemoveRestoresTheNode() async throws {
     let nodes = try Lab.cluster().nodes
-    try Lab.svctrace(["remove"] + fleet)
-    let before = try Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, try nodeState($0.name)) })
+    try await Lab.svctrace(["remove"] + fleet)
+    var before: [String: String] = [:]
+    for node in nodes { before[node.name] = try await nodeState(node.name) }
 
     // Install, then again: the second run changes nothing.
-    let first = try Lab.svctrace(["install", "--json"] + fleet)
+    let first = try await Lab.svctrace(["install", "--json"] + fleet)
     #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
     #expect(try statuses(first).values.allSatisfy { $0 == "changed" })
-    let second = try Lab.svctrace(["install", "--json"] + fleet)
+    let second = try await Lab.svctrace(["install", "--json"] + fleet)
     #expect(try statuses(second) == Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, "ok") }), "\(second.stdout)")
 
     // Traffic of every kind, with ground truth; plus one pod-to-pod connection that is not service traffic.
-    for node in nodes { try Lab.onNode(node.name, ": > /var/log/iptables.log") }
+    for node in nodes { try await Lab.onNode(node.name, ": > /var/log/iptables.log") }
     let truthFile = FileManager.default.temporaryDirectory.appendingPathComponent(
       "svct-truth-\(UUID().uuidString).jsonl"
     ).path
     defer { try? FileManager.default.removeItem(atPath: truthFile) }
-    let traffic = try Lab.lab(["traffic", "--count", "30", "--check", "--out", truthFile])
+    let traffic = try await Lab.lab(["traffic", "--count", "30", "--check", "--out", truthFile])
     #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
-    let direct = try Lab.lab([
+    let direct = try await Lab.lab([
       "pod", "web-1", "--", "python3", "-c",
       "import socket; s=socket.socket(); s.bind(('0.0.0.0', 45678)); s.settimeout(5); s.connect(('10.244.2.10', 8080)); s.recv(512)",
     ])
@@ -75,8 +77,8 @@ struct RolloutEndToEndTests {
     // rsyslog writes asynchronously: read the logs until every connection is there (bounded).
     let deadline = Date().addingTimeInterval(20)
     repeat {
-      Thread.sleep(forTimeInterval: 1)
-      for node in nodes { logs[node.name] = try Lab.onNode(node.name, "cat /var/log/iptables.log").stdout }
+      try await Task.sleep(for: .seconds(1))
+      for node in nodes { logs[node.name] = try await Lab.onNode(node.name, "cat /var/log/iptables.log").stdout }
       missing = []
       for connection in truth {
         let kind = connection["kind"] as? String ?? "?"
@@ -105,72 +107,75 @@ struct RolloutEndToEndTests {
     #expect(!allLogs.contains("SPT=45678 "), "pod-to-pod traffic that is not service traffic was logged")
 
     // kube-proxy's periodic sync hides nothing and changes nothing.
-    try Lab.lab(["resync"])
-    let afterResync = try Lab.svctrace(["install", "--check", "--json"] + fleet)
+    try await Lab.lab(["resync"])
+    let afterResync = try await Lab.svctrace(["install", "--check", "--json"] + fleet)
     #expect(try statuses(afterResync).values.allSatisfy { $0 == "ok" }, "\(afterResync.stdout)")
 
     // A reboot loses the rules; a second install restores them on that node only.
-    try Lab.lab(["reboot", "node2"])
-    let repaired = try Lab.svctrace(["install", "--json"] + fleet)
+    try await Lab.lab(["reboot", "node2"])
+    let repaired = try await Lab.svctrace(["install", "--json"] + fleet)
     let repairedStatuses = try statuses(repaired)
     #expect(repairedStatuses["node2"] == "changed", "\(repaired.stdout)")
     #expect(repairedStatuses.filter { $0.key != "node2" }.values.allSatisfy { $0 == "ok" }, "\(repaired.stdout)")
 
     // remove leaves rulesets (counters aside) and files exactly as before install.
-    let removed = try Lab.svctrace(["remove"] + fleet)
+    let removed = try await Lab.svctrace(["remove"] + fleet)
     #expect(removed.status == 0, "\(removed.stdout)")
     for node in nodes {
-      let after = try nodeState(node.name)
+      let after = try await nodeState(node.name)
       #expect(
         after == before[node.name], "\(node.name) differs after remove:\n\(lineDiff(before[node.name] ?? "", after))")
     }
   }
 
-  @Test func failingNodesAreRolledBackAndTheOthersInstalled() throws {
+  @Test func failingNodesAreRolledBackAndTheOthersInstalled() async throws {
     let nodes = try Lab.cluster().nodes
-    try Lab.svctrace(["remove"] + fleet)
-    try Lab.lab(["fault", "node1", "rsyslogd-readonly"])
-    try Lab.lab(["fault", "node2", "sudo-remove"])
-    try Lab.lab(["fault", "node3", "rsyslog-break"])
-    defer {
-      _ = try? Lab.lab(["fault", "node1", "rsyslogd-writable"])
-      _ = try? Lab.lab(["fault", "node2", "sudo-restore"])
-      _ = try? Lab.lab(["fault", "node3", "rsyslog-unbreak"])
-      _ = try? Lab.svctrace(["remove"] + fleet)
-    }
-    let before = try Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, try nodeState($0.name)) })
-    let sudo = ["-i", Lab.directory + "/inventory-sudo.ini", "--known-hosts", Lab.knownHosts]
-    let run = try Lab.svctrace(["install", "--json"] + sudo)
-    #expect(run.status == 1)
-    let status = try statuses(run)
-    let message = try messages(run)
-    #expect(status["node1"] == "failed" && message["node1"]?.contains("rsyslog.d") == true, "\(message["node1"] ?? "")")
-    #expect(status["node2"] == "failed" && message["node2"]?.contains("sudo") == true, "\(message["node2"] ?? "")")
-    #expect(
-      status["node3"] == "failed" && message["node3"]?.lowercased().contains("rsyslog") == true,
-      "\(message["node3"] ?? "")")
-    for node in nodes {
-      var after = try nodeState(node.name)
-      var expected = before[node.name] ?? ""
-      if node.name == "node3" {
-        // rsyslog on node3 cannot start at all while the fault lasts: the restart that failed took it
-        // down and the rollback's restart fails too. Rules and files are still exactly as before.
-        after = after.replacingOccurrences(of: "rsyslog failed", with: "rsyslog ?")
-        expected = expected.replacingOccurrences(of: "rsyslog active", with: "rsyslog ?")
+    try await Lab.svctrace(["remove"] + fleet)
+    try await Lab.lab(["fault", "node1", "rsyslogd-readonly"])
+    try await Lab.lab(["fault", "node2", "sudo-remove"])
+    try await Lab.lab(["fault", "node3", "rsyslog-break"])
+    try await withCleanup {
+      var before: [String: String] = [:]
+      for node in nodes { before[node.name] = try await nodeState(node.name) }
+      let sudo = ["-i", Lab.directory + "/inventory-sudo.ini", "--known-hosts", Lab.knownHosts]
+      let run = try await Lab.svctrace(["install", "--json"] + sudo)
+      #expect(run.status == 1)
+      let status = try statuses(run)
+      let message = try messages(run)
+      #expect(
+        status["node1"] == "failed" && message["node1"]?.contains("rsyslog.d") == true, "\(message["node1"] ?? "")")
+      #expect(status["node2"] == "failed" && message["node2"]?.contains("sudo") == true, "\(message["node2"] ?? "")")
+      #expect(
+        status["node3"] == "failed" && message["node3"]?.lowercased().contains("rsyslog") == true,
+        "\(message["node3"] ?? "")")
+      for node in nodes {
+        var after = try await nodeState(node.name)
+        var expected = before[node.name] ?? ""
+        if node.name == "node3" {
+          // rsyslog on node3 cannot start at all while the fault lasts: the restart that failed took it
+          // down and the rollback's restart fails too. Rules and files are still exactly as before.
+          after = after.replacingOccurrences(of: "rsyslog failed", with: "rsyslog ?")
+          expected = expected.replacingOccurrences(of: "rsyslog active", with: "rsyslog ?")
+        }
+        #expect(after == expected, "\(node.name) was not left as it was:\n\(lineDiff(expected, after))")
       }
-      #expect(after == expected, "\(node.name) was not left as it was:\n\(lineDiff(expected, after))")
+      // With the faults gone, the same command installs every node.
+      try await Lab.lab(["fault", "node1", "rsyslogd-writable"])
+      try await Lab.lab(["fault", "node2", "sudo-restore"])
+      try await Lab.lab(["fault", "node3", "rsyslog-unbreak"])
+      let retry = try await Lab.svctrace(["install", "--json"] + sudo)
+      #expect(retry.status == 0, "\(retry.stdout)")
+    } cleanup: {
+      _ = try? await Lab.lab(["fault", "node1", "rsyslogd-writable"])
+      _ = try? await Lab.lab(["fault", "node2", "sudo-restore"])
+      _ = try? await Lab.lab(["fault", "node3", "rsyslog-unbreak"])
+      _ = try? await Lab.svctrace(["remove"] + fleet)
     }
-    // With the faults gone, the same command installs every node.
-    try Lab.lab(["fault", "node1", "rsyslogd-writable"])
-    try Lab.lab(["fault", "node2", "sudo-restore"])
-    try Lab.lab(["fault", "node3", "rsyslog-unbreak"])
-    let retry = try Lab.svctrace(["install", "--json"] + sudo)
-    #expect(retry.status == 0, "\(retry.stdout)")
   }
 
-  @Test func hostileSettingsAreRejectedBeforeTouchingNodes() throws {
+  @Test func hostileSettingsAreRejectedBeforeTouchingNodes() async throws {
     for value in ["/var/log/x;touch /tmp/pwned", "/var/log/$(id).log", "relative.log", "/var/log/a\nb"] {
-      let run = try Lab.svctrace(["install", "--check", "--log-path", value] + fleet)
+      let run = try await Lab.svctrace(["install", "--check", "--log-path", value] + fleet)
       #expect(run.status == 2, "\(value.debugDescription) was accepted: \(run.stdout)")
     }
     #expect(!FileManager.default.fileExists(atPath: "/tmp/pwned"))

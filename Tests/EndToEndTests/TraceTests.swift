@@ -1,13 +1,20 @@
 import Foundation
-import Synchronization
+import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// `install` → traffic with ground truth → `collect` → `trace` / `stats` on the lab: issue 7's
 /// acceptance test. The capture runs once for the suite; every test reads the same store.
 @Suite(.serialized, .enabled(if: Lab.isUp, "needs a running testbed (SVCTRACE_LAB); scripts/test brings one up"))
 struct TraceEndToEndTests {
   /// What one capture produced: the store and the ground truth of every connection.
-  struct Capture {
+  ///
+  /// Unchecked `Sendable`: its JSON objects are made once, by the capture, and only read after.
+  struct Capture: @unchecked Sendable {
     var store: String
     var truth: [[String: Any]]
     var nodeIPs: [String: String]
@@ -18,70 +25,68 @@ struct TraceEndToEndTests {
     var until: String
   }
 
-  nonisolated(unsafe) static var captured: Result<Capture, any Error>?
-  /// Guards ``captured``: the first test to ask runs the capture, the others wait for it.
-  static let lock = Mutex(())
+  /// The one capture of the suite: started by the first test to ask (a `static let` is
+  /// initialised once), awaited by the others; a failure is kept and rethrown to each of them.
+  private static let capturing = Task { try await makeCapture() }
 
   /// Installs svctrace on every lab node, sends ≥ 1000 connections of every kind (a burst of
   /// 240 concurrent ones included), collects into a fresh store and removes svctrace again.
-  static func capture() throws -> Capture {
-    try lock.withLock { _ in
-      if let captured { return try captured.get() }
-      let result = Result { try makeCapture() }
-      captured = result
-      return try result.get()
-    }
+  static func capture() async throws -> Capture {
+    try await capturing.value
   }
 
-  private static func makeCapture() throws -> Capture {
+  private static func makeCapture() async throws -> Capture {
     let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
     let cluster = try Lab.cluster()
-    try Lab.svctrace(["remove"] + fleet)
-    let install = try Lab.svctrace(["install"] + fleet)
+    try await Lab.svctrace(["remove"] + fleet)
+    let install = try await Lab.svctrace(["install"] + fleet)
     try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
-    defer { _ = try? Lab.svctrace(["remove"] + fleet) }
-    // Start from empty node logs so earlier runs' client ports cannot collide with this run's.
-    // Empty the logs, and forget earlier tests' flows: a UDP 5-tuple still in conntrack is not a new
-    // connection (no LOG line), so the ground truth must only hold new flows.
-    for node in cluster.nodes {
-      try Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
-    }
+    return try await withCleanup {
+      // Start from empty node logs so earlier runs' client ports cannot collide with this run's.
+      // Empty the logs, and forget earlier tests' flows: a UDP 5-tuple still in conntrack is not a new
+      // connection (no LOG line), so the ground truth must only hold new flows.
+      for node in cluster.nodes {
+        try await Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
+      }
 
-    // Stores of earlier runs (the suite has no teardown hook after its last test).
-    let temporary = FileManager.default.temporaryDirectory
-    for stale in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
-    where stale.hasPrefix("svct-trace-e2e-") {
-      try? FileManager.default.removeItem(at: temporary.appendingPathComponent(stale))
-    }
-    let directory = temporary.appendingPathComponent("svct-trace-e2e-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let truthFile = directory + "/truth.jsonl"
-    // 6 kinds × 130 + a burst of 240 concurrent connections = 1020.
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    let since = formatter.string(from: Date().addingTimeInterval(-1))
-    let traffic = try Lab.lab(["traffic", "--count", "130", "--burst", "240", "--check", "--out", truthFile])
-    let until = formatter.string(from: Date().addingTimeInterval(1))
-    try #require(traffic.status == 0, "traffic: \(traffic.stdout)\(traffic.stderr)")
-    Thread.sleep(forTimeInterval: 2)  // rsyslog writes asynchronously
+      // Stores of earlier runs (the suite has no teardown hook after its last test).
+      let temporary = FileManager.default.temporaryDirectory
+      for stale in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+      where stale.hasPrefix("svct-trace-e2e-") {
+        try? FileManager.default.removeItem(at: temporary.appendingPathComponent(stale))
+      }
+      let directory = temporary.appendingPathComponent("svct-trace-e2e-\(UUID().uuidString)").path
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      let truthFile = directory + "/truth.jsonl"
+      // 6 kinds × 130 + a burst of 240 concurrent connections = 1020.
+      let formatter = ISO8601DateFormatter()
+      formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+      let since = formatter.string(from: Date().addingTimeInterval(-1))
+      let traffic = try await Lab.lab(["traffic", "--count", "130", "--burst", "240", "--check", "--out", truthFile])
+      let until = formatter.string(from: Date().addingTimeInterval(1))
+      try #require(traffic.status == 0, "traffic: \(traffic.stdout)\(traffic.stderr)")
+      try await Task.sleep(for: .seconds(2))  // rsyslog writes asynchronously
 
-    let store = directory + "/store.sqlite"
-    let collect = try Lab.svctrace(["collect", "--store", store, "--json"] + fleet)
-    try #require(collect.status == 0, "collect: \(collect.stdout)\(collect.stderr)")
+      let store = directory + "/store.sqlite"
+      let collect = try await Lab.svctrace(["collect", "--store", store, "--json"] + fleet)
+      try #require(collect.status == 0, "collect: \(collect.stdout)\(collect.stderr)")
 
-    let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
-      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      }
+      let raw = try JSONSerialization.jsonObject(
+        with: Data(contentsOf: URL(fileURLWithPath: Lab.directory + "/cluster.json")))
+      let pods = (raw as? [String: Any])?["pods"] as? [[String: Any]] ?? []
+      var podNodes: [String: String] = [:]
+      for pod in pods {
+        if let name = pod["name"] as? String, let node = pod["node"] as? String { podNodes[name] = node }
+      }
+      return Capture(
+        store: store, truth: truth, nodeIPs: Dictionary(uniqueKeysWithValues: cluster.nodes.map { ($0.name, $0.ip) }),
+        podNodes: podNodes, since: since, until: until)
+    } cleanup: {
+      _ = try? await Lab.svctrace(["remove"] + fleet)
     }
-    let raw = try JSONSerialization.jsonObject(
-      with: Data(contentsOf: URL(fileURLWithPath: Lab.directory + "/cluster.json")))
-    let pods = (raw as? [String: Any])?["pods"] as? [[String: Any]] ?? []
-    var podNodes: [String: String] = [:]
-    for pod in pods {
-      if let name = pod["name"] as? String, let node = pod["node"] as? String { podNodes[name] = node }
-    }
-    return Capture(
-      store: store, truth: truth, nodeIPs: Dictionary(uniqueKeysWithValues: cluster.nodes.map { ($0.name, $0.ip) }),
-      podNodes: podNodes, since: since, until: until)
   }
 
   private static func key(_ object: [String: Any]) -> String {
@@ -111,8 +116,8 @@ struct TraceEndToEndTests {
     return problems.isEmpty ? nil : "\(kind) \(key(connection)): " + problems.joined(separator: ", ")
   }
 
-  @Test func everyGroundTruthConnectionTracesToItsServicePodAndNode() throws {
-    let capture = try Self.capture()
+  @Test func everyGroundTruthConnectionTracesToItsServicePodAndNode() async throws {
+    let capture = try await Self.capture()
     let truth = capture.truth
     #expect(truth.count >= 1000, "only \(truth.count) ground-truth connections")
     // The burst's 240 concurrent connections are recorded as host-/pod-clusterip, on top of 130 each.
@@ -122,7 +127,7 @@ struct TraceEndToEndTests {
     #expect(kinds.isSuperset(of: ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork"]))
 
     // Every stored connection at once, matched on (proto, client ip:port) here.
-    let all = try Lab.svctrace(["trace", "--store", capture.store, "--format", "jsonl", "--max", "1000000"])
+    let all = try await Lab.svctrace(["trace", "--store", capture.store, "--format", "jsonl", "--max", "1000000"])
     #expect(all.status == 0, "\(all.stderr)")
     var byClient: [String: [[String: Any]]] = [:]
     for line in all.stdout.split(separator: "\n") {
@@ -148,7 +153,7 @@ struct TraceEndToEndTests {
     for kind in kinds.sorted() { sample += truth.filter { $0["kind"] as? String == kind }.prefix(4) }
     for connection in sample {
       let client = "\(connection["client_ip"] ?? ""):\(connection["client_port"] ?? "")"
-      let run = try Lab.svctrace([
+      let run = try await Lab.svctrace([
         "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format",
         "json",
       ])
@@ -159,13 +164,15 @@ struct TraceEndToEndTests {
     }
 
     // A client that made no connection: no record, exit status 1.
-    let none = try Lab.svctrace(["trace", "--store", capture.store, "--client", "10.250.0.254:9", "--format", "json"])
+    let none = try await Lab.svctrace([
+      "trace", "--store", capture.store, "--client", "10.250.0.254:9", "--format", "json",
+    ])
     #expect(none.status == 1)
     #expect(none.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
   }
 
-  @Test func traceShowsServiceAndPodNamesFromTheKubectlSnapshot() throws {
-    let capture = try Self.capture()
+  @Test func traceShowsServiceAndPodNamesFromTheKubectlSnapshot() async throws {
+    let capture = try await Self.capture()
     // ClusterIP kinds: the Service's and pod's names are known from node1's kubectl snapshot.
     let named = capture.truth.filter {
       ["host-clusterip", "pod-clusterip", "udp", "hairpin"].contains($0["kind"] as? String ?? "")
@@ -174,7 +181,7 @@ struct TraceEndToEndTests {
     let sample = stride(from: 0, to: named.count, by: max(1, named.count / 12)).map { named[$0] }
     for connection in sample {
       let client = "\(connection["client_ip"] ?? ""):\(connection["client_port"] ?? "")"
-      let run = try Lab.svctrace([
+      let run = try await Lab.svctrace([
         "trace", "--store", capture.store, "--client", client, "--proto", "\(connection["proto"] ?? "")", "--format",
         "json",
         "--explain",
@@ -191,7 +198,7 @@ struct TraceEndToEndTests {
     }
     // A Service by name selects exactly its connections.
     let service = try #require(named.first?["service"] as? String)
-    let run = try Lab.svctrace([
+    let run = try await Lab.svctrace([
       "trace", "--store", capture.store, "--service", service, "--since", capture.since, "--until", capture.until,
       "--format", "jsonl", "--max", "100000",
     ])
@@ -203,8 +210,8 @@ struct TraceEndToEndTests {
     #expect(records.allSatisfy { $0["service"] as? String == service })
   }
 
-  @Test func statsCountsEveryEndpointInJSONAndHTML() throws {
-    let capture = try Self.capture()
+  @Test func statsCountsEveryEndpointInJSONAndHTML() async throws {
+    let capture = try await Self.capture()
     // The Service with the most ground-truth connections.
     var counts: [String: Int] = [:]
     for connection in capture.truth { counts[connection["service"] as? String ?? "?", default: 0] += 1 }
@@ -215,7 +222,8 @@ struct TraceEndToEndTests {
     }
 
     let window = ["--since", capture.since, "--until", capture.until]
-    let json = try Lab.svctrace(["stats", "--store", capture.store, "--service", service, "--format", "json"] + window)
+    let json = try await Lab.svctrace(
+      ["stats", "--store", capture.store, "--service", service, "--format", "json"] + window)
     #expect(json.status == 0, "\(json.stderr)")
     let stats = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
     #expect(stats["service"] as? String == service)
@@ -234,7 +242,7 @@ struct TraceEndToEndTests {
     let html = FileManager.default.temporaryDirectory.appendingPathComponent("svct-stats-\(UUID().uuidString).html")
       .path
     defer { try? FileManager.default.removeItem(atPath: html) }
-    let page = try Lab.svctrace(
+    let page = try await Lab.svctrace(
       ["stats", "--store", capture.store, "--service", service, "--format", "html", "--output", html] + window)
     #expect(page.status == 0, "\(page.stderr)")
     let text = try String(contentsOfFile: html, encoding: .utf8)
@@ -247,62 +255,56 @@ struct TraceEndToEndTests {
     #expect(!text.contains("http://") && !text.contains("https://"), "the page must be self-contained")
   }
 
-  @Test func followPrintsConnectionsMadeAfterItStarted() throws {
-    _ = try Self.capture()  // the capture's install/remove must not overlap with this one
+  @Test func followPrintsConnectionsMadeAfterItStarted() async throws {
+    _ = try await Self.capture()  // the capture's install/remove must not overlap with this one
     let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
-    let install = try Lab.svctrace(["install"] + fleet)
+    let install = try await Lab.svctrace(["install"] + fleet)
     try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
-    defer { _ = try? Lab.svctrace(["remove"] + fleet) }
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-      "svct-trace-e2e-follow-\(UUID().uuidString)"
-    ).path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try await withCleanup {
+      let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "svct-trace-e2e-follow-\(UUID().uuidString)"
+      ).path
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      defer { try? FileManager.default.removeItem(atPath: directory) }
 
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Lab.binary)
-    process.arguments =
-      [
-        "trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "60s", "--format",
-        "jsonl",
-      ] + fleet
-    _ = FileManager.default.createFile(atPath: directory + "/out", contents: nil)
-    _ = FileManager.default.createFile(atPath: directory + "/err", contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/out"))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/err"))
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Wait (bounded) until it has caught up with what the nodes logged before.
-    let start = Date()
-    while Date().timeIntervalSince(start) < 60, process.isRunning,
-      !((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "").contains("Following")
-    {
-      Thread.sleep(forTimeInterval: 0.2)
-    }
-    let truthFile = directory + "/truth.jsonl"
-    let traffic = try Lab.lab([
-      "traffic", "--count", "5", "--kinds", "host-clusterip,udp", "--check", "--out", truthFile,
-    ])
-    #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
-    let deadline = Date().addingTimeInterval(90)
-    while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.5) }
-    if process.isRunning { process.interrupt() }
-    process.waitUntilExit()
-    #expect(
-      process.terminationStatus == 0, "\((try? String(contentsOfFile: directory + "/err", encoding: .utf8)) ?? "")")
+      let process = try await BackgroundProcess.start(
+        [
+          Lab.binary, "trace", "--store", directory + "/store.sqlite", "--follow", "--interval", "1", "--for", "60s",
+          "--format", "jsonl",
+        ] + fleet, collectOutput: true)
+      // Wait (bounded) until it has caught up with what the nodes logged before.
+      let start = Date()
+      while Date().timeIntervalSince(start) < 60, process.isRunning,
+        !String(decoding: process.standardErrorSoFar, as: UTF8.self).contains("Following")
+      {
+        try await Task.sleep(for: .milliseconds(200))
+      }
+      let truthFile = directory + "/truth.jsonl"
+      let traffic = try await Lab.lab([
+        "traffic", "--count", "5", "--kinds", "host-clusterip,udp", "--check", "--out", truthFile,
+      ])
+      #expect(traffic.status == 0, "\(traffic.stdout)\(traffic.stderr)")
+      let deadline = Date().addingTimeInterval(90)
+      while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(500)) }
+      if process.isRunning { process.signal(SIGINT) }
+      let result = try await process.wait()
+      #expect(result.exitStatus == 0, "\(result.stderrText)")
 
-    let printed = try String(contentsOfFile: directory + "/out", encoding: .utf8).split(separator: "\n").compactMap {
-      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      let printed = try result.stdoutText.split(separator: "\n").compactMap {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      }
+      let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
+        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      }
+      #expect(truth.count == 10)
+      let keys = Set(printed.map(Self.key))
+      let unseen = truth.filter { !keys.contains(Self.key($0)) }.map(Self.key)
+      #expect(unseen.isEmpty, "not printed by --follow: \(unseen)")
+      // Only what happened after it started: no connection of the suite's earlier capture.
+      let earlier = Set(try await Self.capture().truth.map(Self.key))
+      #expect(printed.filter { earlier.contains(Self.key($0)) }.isEmpty)
+    } cleanup: {
+      _ = try? await Lab.svctrace(["remove"] + fleet)
     }
-    let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
-      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-    }
-    #expect(truth.count == 10)
-    let keys = Set(printed.map(Self.key))
-    let unseen = truth.filter { !keys.contains(Self.key($0)) }.map(Self.key)
-    #expect(unseen.isEmpty, "not printed by --follow: \(unseen)")
-    // Only what happened after it started: no connection of the suite's earlier capture.
-    let earlier = Set(try Self.capture().truth.map(Self.key))
-    #expect(printed.filter { earlier.contains(Self.key($0)) }.isEmpty)
   }
 }

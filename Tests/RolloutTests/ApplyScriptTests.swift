@@ -1,5 +1,6 @@
 import Foundation
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @testable import Rollout
@@ -10,11 +11,11 @@ import Testing
 @Suite(.serialized, .enabled(if: getuid() == 0, "needs root for network namespaces"))
 struct ApplyScriptTests {
   /// Rules, files, and every file's mode and owner under the node's temp directory.
-  private func state(_ scratch: ScratchNode) throws -> String {
-    let modes = try scratch.check(
+  private func state(_ scratch: ScratchNode) async throws -> String {
+    let modes = try await scratch.check(
       "cd \(ShellQuote.quote(scratch.directory.path)) && find . -printf '%p %m %U %G\\n' | sort"
     ).stdoutText
-    return try scratch.snapshot() + "\n--- modes\n" + modes
+    return try await scratch.snapshot() + "\n--- modes\n" + modes
   }
 
   /// A pre-existing drop-in with awkward bytes and mode 0640, which install replaces.
@@ -23,77 +24,85 @@ struct ApplyScriptTests {
 
   @Test(arguments: [(11, FakeKubeProxy.iptablesNFT), (12, .iptablesLegacy), (13, .nftables)])
   func failureAtEveryStepLeavesTheNodeAsItWas(id: Int, kind: FakeKubeProxy) async throws {
-    let scratch = try ScratchNode(id: id, kind: kind)
-    defer { scratch.tearDown() }
-    let session = scratch.session()
-    var settings = scratch.settings(restart: "true")
-    settings.captureDuration = .seconds(600)
-    if kind == .iptablesLegacy { settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")] }
-    try Data(oldDropIn).write(to: URL(fileURLWithPath: settings.rsyslogDropInPath))
-    try scratch.check("chmod 640 \(ShellQuote.quote(settings.rsyslogDropInPath))")
-    let before = try state(scratch)
+    let scratch = try await ScratchNode.make(id: id, kind: kind)
+    try await withCleanup {
+      let session = scratch.session()
+      var settings = scratch.settings(restart: "true")
+      settings.captureDuration = .seconds(600)
+      if kind == .iptablesLegacy { settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")] }
+      try Data(oldDropIn).write(to: URL(fileURLWithPath: settings.rsyslogDropInPath))
+      try await scratch.check("chmod 640 \(ShellQuote.quote(settings.rsyslogDropInPath))")
+      let before = try await state(scratch)
 
-    let plan = try await NodeRollout.plan(session, settings: settings)
-    let steps = try ApplyScript.render(plan, nonce: "x").steps
-    let stepCount = steps.count
-    #expect(stepCount >= 8, "steps: \(steps.map(\.name))")
-    for step in 0..<stepCount {
-      let report = await NodeRollout.applyOnNode(plan, session: session, failAt: step)
-      let failure = try #require(report.failure, "step \(step) did not fail")
-      #expect(failure.reason.contains("left as it was (checked)"), "step \(step): \(failure)")
-      #expect(report.steps.last?.outcome == .rolledBack, "step \(step): \(report.steps)")
-      let after = try state(scratch)
+      let plan = try await NodeRollout.plan(session, settings: settings)
+      let steps = try ApplyScript.render(plan, nonce: "x").steps
+      let stepCount = steps.count
+      #expect(stepCount >= 8, "steps: \(steps.map(\.name))")
+      for step in 0..<stepCount {
+        let report = await NodeRollout.applyOnNode(plan, session: session, failAt: step)
+        let failure = try #require(report.failure, "step \(step) did not fail")
+        #expect(failure.reason.contains("left as it was (checked)"), "step \(step): \(failure)")
+        #expect(report.steps.last?.outcome == .rolledBack, "step \(step): \(report.steps)")
+        let after = try await state(scratch)
+        #expect(
+          after == before,
+          "failure at step \(step) (\(report.steps.map(\.name))):\n\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))"
+        )
+        #expect(try await NodeRollout.expiry(session, settings: settings) == nil)
+      }
+
+      // Without a fault the same plan installs; the drop-in arrives byte-exact, mode kept from the old file.
+      var awkward = plan
+      let dropIn = try #require(awkward.files.firstIndex { $0.path == settings.rsyslogDropInPath })
+      let bytes: [UInt8] =
+        Array("# 'single' \"double\" \\back\\slash $PATH ${x} $(id) `id`\n\tEOF\n".utf8) + [0x80, 10]
+      awkward.files[dropIn].desired = bytes
+      let report = await NodeRollout.apply(awkward, session: session)
+      #expect(report.failure == nil, "\(String(describing: report.failure))")
+      #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: settings.rsyslogDropInPath))) == bytes)
       #expect(
-        after == before,
-        "failure at step \(step) (\(report.steps.map(\.name))):\n\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))"
-      )
-      #expect(try await NodeRollout.expiry(session, settings: settings) == nil)
+        try await scratch.check("stat -c %a \(ShellQuote.quote(settings.rsyslogDropInPath))").stdoutText == "640\n")
+      #expect(try await NodeRollout.expiry(session, settings: settings) != nil)
+      #expect(!FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
+      #expect(await NodeRollout.remove(session, settings: settings).failure == nil)
+    } cleanup: {
+      await scratch.tearDown()
     }
-
-    // Without a fault the same plan installs; the drop-in arrives byte-exact, mode kept from the old file.
-    var awkward = plan
-    let dropIn = try #require(awkward.files.firstIndex { $0.path == settings.rsyslogDropInPath })
-    let bytes: [UInt8] = Array("# 'single' \"double\" \\back\\slash $PATH ${x} $(id) `id`\n\tEOF\n".utf8) + [0x80, 10]
-    awkward.files[dropIn].desired = bytes
-    let report = await NodeRollout.apply(awkward, session: session)
-    #expect(report.failure == nil, "\(String(describing: report.failure))")
-    #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: settings.rsyslogDropInPath))) == bytes)
-    #expect(try scratch.check("stat -c %a \(ShellQuote.quote(settings.rsyslogDropInPath))").stdoutText == "640\n")
-    #expect(try await NodeRollout.expiry(session, settings: settings) != nil)
-    #expect(!FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
-    #expect(await NodeRollout.remove(session, settings: settings).failure == nil)
   }
 
   @Test func aKilledScriptIsRolledBackByTheNextProbe() async throws {
-    let scratch = try ScratchNode(id: 14, kind: .iptablesNFT)
-    defer { scratch.tearDown() }
-    let session = scratch.session()
-    // Validation blocks until released, so the script is caught after the rules and the drop-in.
-    let gate = scratch.directory.path + "/gate"
-    let settings = scratch.settings(validate: "while [ ! -e \(try ShellQuote.quote(gate)) ]; do sleep 0.1; done")
-    let before = try state(scratch)
-    let plan = try await NodeRollout.plan(session, settings: settings)
-    let apply = Task { await NodeRollout.apply(plan, session: session) }
-    // Wait until the script sits in the validate step, then kill -9 it (and its step).
-    var pid = ""
-    for _ in 0..<100 where pid.isEmpty {
-      try await Task.sleep(for: .milliseconds(100))
-      let progress = (try? String(contentsOfFile: ApplyScript.progressPath(settings), encoding: .utf8)) ?? ""
-      if progress.contains("started rsyslog-validate") {
-        pid = try shell("pgrep -f 'svctrace-apply\\.[0-9a-f]*/script' | head -1").stdoutText
-          .trimmingCharacters(in: .whitespacesAndNewlines)
+    let scratch = try await ScratchNode.make(id: 14, kind: .iptablesNFT)
+    try await withCleanup {
+      let session = scratch.session()
+      // Validation blocks until released, so the script is caught after the rules and the drop-in.
+      let gate = scratch.directory.path + "/gate"
+      let settings = scratch.settings(validate: "while [ ! -e \(try ShellQuote.quote(gate)) ]; do sleep 0.1; done")
+      let before = try await state(scratch)
+      let plan = try await NodeRollout.plan(session, settings: settings)
+      let apply = Task { await NodeRollout.apply(plan, session: session) }
+      // Wait until the script sits in the validate step, then kill -9 it (and its step).
+      var pid = ""
+      for _ in 0..<100 where pid.isEmpty {
+        try await Task.sleep(for: .milliseconds(100))
+        let progress = (try? String(contentsOfFile: ApplyScript.progressPath(settings), encoding: .utf8)) ?? ""
+        if progress.contains("started rsyslog-validate") {
+          pid = try await shell("pgrep -f 'svctrace-apply\\.[0-9a-f]*/script' | head -1").stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
       }
-    }
-    try #require(!pid.isEmpty, "the apply script never reached the validate step")
-    try shell("kill -9 \(pid); pkill -9 -P \(pid) || true")
-    _ = await apply.value
-    #expect(FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
-    #expect(try state(scratch) != before)
+      try #require(!pid.isEmpty, "the apply script never reached the validate step")
+      try await shell("kill -9 \(pid); pkill -9 -P \(pid) || true")
+      _ = await apply.value
+      #expect(FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
+      #expect(try await state(scratch) != before)
 
-    // The next probe rolls the journal back.
-    _ = try await NodeProber.probe(session, settings: settings)
-    let after = try state(scratch)
-    #expect(after == before, "\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))")
+      // The next probe rolls the journal back.
+      _ = try await NodeProber.probe(session, settings: settings)
+      let after = try await state(scratch)
+      #expect(after == before, "\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))")
+    } cleanup: {
+      await scratch.tearDown()
+    }
   }
 }
 
@@ -131,21 +140,24 @@ extension ApplyScriptTests {
   /// Ctrl-C while the node-side script runs: the controller's collection runs outside the cancelled task,
   /// with its own deadline, and reports what the node really did.
   @Test func cancellationStillCollectsTheNodesOutcome() async throws {
-    let scratch = try ScratchNode(id: 15, kind: .iptablesLegacy)
-    defer { scratch.tearDown() }
-    var settings = scratch.settings(validate: "sleep 1")
-    settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")]
-    let session = InterruptedSession(base: scratch.session())
-    let plan = try await NodeRollout.plan(session, settings: settings)
-    let apply = Task { await NodeRollout.apply(plan, session: session) }
-    try await Task.sleep(for: .milliseconds(500))
-    apply.cancel()
-    let report = await apply.value
-    #expect(report.failure == nil, "\(String(describing: report.failure))")
-    #expect(report.changed)
-    #expect(report.steps.contains { $0.name == "restart rsyslog" && $0.outcome == .changed })
-    #expect(!(try await NodeRollout.plan(scratch.session(), settings: settings).hasChanges))
-    #expect(await NodeRollout.remove(scratch.session(), settings: settings).failure == nil)
+    let scratch = try await ScratchNode.make(id: 15, kind: .iptablesLegacy)
+    try await withCleanup {
+      var settings = scratch.settings(validate: "sleep 1")
+      settings.serviceCIDRs = [try CIDR(parsing: "10.96.0.0/12")]
+      let session = InterruptedSession(base: scratch.session())
+      let plan = try await NodeRollout.plan(session, settings: settings)
+      let apply = Task { await NodeRollout.apply(plan, session: session) }
+      try await Task.sleep(for: .milliseconds(500))
+      apply.cancel()
+      let report = await apply.value
+      #expect(report.failure == nil, "\(String(describing: report.failure))")
+      #expect(report.changed)
+      #expect(report.steps.contains { $0.name == "restart rsyslog" && $0.outcome == .changed })
+      #expect(!(try await NodeRollout.plan(scratch.session(), settings: settings).hasChanges))
+      #expect(await NodeRollout.remove(scratch.session(), settings: settings).failure == nil)
+    } cleanup: {
+      await scratch.tearDown()
+    }
   }
 }
 

@@ -14,7 +14,7 @@ struct AuthenticationTests {
     let result = try await connection.run("echo hello; id -un")
     #expect(result.exitStatus == 0)
     #expect(result.stdoutText == "hello\nroot\n")
-    #expect(await connection.hostKeyFingerprint == (try server.fingerprint()))
+    #expect(await connection.hostKeyFingerprint == (try await server.fingerprint()))
     #expect(await connection.hostKeyType == "ssh-ed25519")
     await connection.close()
     await connection.close()  // idempotent
@@ -26,7 +26,7 @@ struct AuthenticationTests {
   func protectedKeys() async throws {
     let server = try await TestSSHD.start()
     defer { server.stop() }
-    for key in [TestKeys.shared.ecdsaProtected, TestKeys.shared.ed25519Protected] {
+    for key in [await TestKeys.shared.ecdsaProtected, await TestKeys.shared.ed25519Protected] {
       let connection = try await SSHConnection.connect(
         server.target(identityFiles: [key]), options: server.options(passphrase: TestKeys.passphrase),
         logger: testLogger)
@@ -59,7 +59,7 @@ struct AuthenticationTests {
         logger: testLogger)
     }
     #expect(error?.kind == .authentication)
-    #expect(error?.message.contains(TestKeys.shared.ed25519Protected) == true)
+    #expect(await error?.message.contains(TestKeys.shared.ed25519Protected) == true)
     #expect(error?.description.contains(secret) == false)
   }
 
@@ -75,7 +75,7 @@ struct AuthenticationTests {
     for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) {
       try await Task.sleep(for: .milliseconds(20))
     }
-    let added = try sh("ssh-add \(TestKeys.shared.agentOnly)", environment: ["SSH_AUTH_SOCK": socket])
+    let added = try await sh("ssh-add \(TestKeys.shared.agentOnly)", environment: ["SSH_AUTH_SOCK": socket])
     #expect(added.status == 0, "\(added.output)")
 
     // Without the agent, no key file is offered: authentication must fail...
@@ -93,7 +93,7 @@ struct AuthenticationTests {
 
   @Test("password authentication for a local user", .enabled(if: isRoot, "needs root to create the svctssh user"))
   func password() async throws {
-    #expect(TestUser.ready, "could not create user \(TestUser.name)")
+    #expect(await TestUser.ready, "could not create user \(TestUser.name)")
     let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await SSHConnection.connect(
@@ -115,7 +115,7 @@ struct AuthenticationTests {
   @Test(
     "keyboard-interactive answered with the password", .enabled(if: isRoot, "needs root to create the svctssh user"))
   func keyboardInteractive() async throws {
-    #expect(TestUser.ready, "could not create user \(TestUser.name)")
+    #expect(await TestUser.ready, "could not create user \(TestUser.name)")
     let server = try await TestSSHD.start(passwordAuthentication: false)
     defer { server.stop() }
     let connection = try await SSHConnection.connect(
@@ -134,7 +134,7 @@ struct AuthenticationTests {
         server.target(identityFiles: [TestKeys.shared.unauthorized]), options: server.options(), logger: testLogger)
     }
     #expect(error?.kind == .authentication)
-    #expect(error?.message.contains(TestKeys.shared.unauthorized) == true)
+    #expect(await error?.message.contains(TestKeys.shared.unauthorized) == true)
     #expect(error?.message.contains("publickey") == true)
   }
 

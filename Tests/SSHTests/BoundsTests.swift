@@ -109,27 +109,28 @@ struct BoundsTests {
     var pids: [String] = []
     var sleeper = ""
     for _ in 0..<100 {
-      if let found = try? sh("pgrep -f '^\(sleep)$'"), found.status == 0 {
+      if let found = try? await sh("pgrep -f '^\(sleep)$'"), found.status == 0 {
         sleeper = found.output.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-        pids = try sh(find).output.split(whereSeparator: \.isNewline).map(String.init).filter { Int($0) != nil }
+        pids = try await sh(find).output.split(whereSeparator: \.isNewline).map(String.init).filter { Int($0) != nil }
         break
       }
       try await Task.sleep(for: .milliseconds(50))
     }
     try #require(!pids.isEmpty, "no per-connection sshd process found")
-    defer {
+    try await withCleanup {
+      _ = try await sh("kill -STOP \(pids.joined(separator: " "))")
+      let start = ContinuousClock.now
+      let error = await remoteError { _ = try await task.value }
+      let waited = ContinuousClock.now - start
+      #expect(error?.kind == .connectionLost)
+      #expect(error?.message.contains("keepalives") == true)
+      #expect(waited >= .seconds(3) && waited < .seconds(20), "detected after \(waited)")
+      await connection.close()
+    } cleanup: {
       // Only the processes this test stopped or started, by id.
-      _ = try? sh("kill -CONT \(pids.joined(separator: " ")) 2>/dev/null; true")
-      if !sleeper.isEmpty { _ = try? sh("kill \(sleeper) 2>/dev/null; true") }
+      _ = try? await sh("kill -CONT \(pids.joined(separator: " ")) 2>/dev/null; true")
+      if !sleeper.isEmpty { _ = try? await sh("kill \(sleeper) 2>/dev/null; true") }
     }
-    _ = try sh("kill -STOP \(pids.joined(separator: " "))")
-    let start = ContinuousClock.now
-    let error = await remoteError { _ = try await task.value }
-    let waited = ContinuousClock.now - start
-    #expect(error?.kind == .connectionLost)
-    #expect(error?.message.contains("keepalives") == true)
-    #expect(waited >= .seconds(3) && waited < .seconds(20), "detected after \(waited)")
-    await connection.close()
   }
 
   @Test("a live but silent command is not mistaken for a dead server", .timeLimit(.minutes(2)))

@@ -56,7 +56,7 @@ struct ExecTests {
     let task = Task { try await connection.run("sleep 30", stdin: nil, timeout: nil) }
     // Wait until the command is really running on the server.
     for _ in 0..<100 {
-      if (try? sh("pgrep -f '^sleep 30$'"))?.status == 0 { break }
+      if (try? await sh("pgrep -f '^sleep 30$'"))?.status == 0 { break }
       try await Task.sleep(for: .milliseconds(50))
     }
     task.cancel()
@@ -79,7 +79,7 @@ struct ExecTests {
     #expect(result.stdout.count == 52_428_800)
     let local = "\(server.dir)/received.bin"
     _ = FileManager.default.createFile(atPath: local, contents: Data(result.stdout))
-    let actual = String(try sh("sha256sum < \(local)").output.prefix(64))
+    let actual = String(try await sh("sha256sum < \(local)").output.prefix(64))
     #expect(actual == expected)
     await connection.close()
   }

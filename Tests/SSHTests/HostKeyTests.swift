@@ -16,7 +16,7 @@ struct HostKeyTests {
     }
     #expect(error?.kind == .hostKey)
     #expect(error?.operation == "verify host key")
-    #expect(error?.message.contains(try server.fingerprint()) == true)
+    #expect(error?.message.contains(try await server.fingerprint()) == true)
     #expect(error?.message.contains("ssh-ed25519") == true)
     #expect(error?.message.contains("[127.0.0.1]:\(server.port)") == true)
     // Refused before authentication: sshd never saw a publickey attempt.
@@ -36,7 +36,7 @@ struct HostKeyTests {
     let attributes = try FileManager.default.attributesOfItem(atPath: knownHosts)
     #expect((attributes[.posixPermissions] as? Int) == 0o600)
     // ssh itself agrees with what was recorded.
-    let lookup = try sh("ssh-keygen -F '[127.0.0.1]:\(server.port)' -f \(knownHosts)")
+    let lookup = try await sh("ssh-keygen -F '[127.0.0.1]:\(server.port)' -f \(knownHosts)")
     #expect(lookup.status == 0)
 
     let second = try await SSHConnection.connect(
@@ -63,8 +63,8 @@ struct HostKeyTests {
     #expect(error?.kind == .hostKey)
     #expect(error?.message.contains("CHANGED") == true)
     #expect(error?.message.contains("\(knownHosts):3") == true)
-    #expect(error?.message.contains(try server.fingerprint()) == true)
-    #expect(error?.message.contains(try other.fingerprint()) == true)
+    #expect(error?.message.contains(try await server.fingerprint()) == true)
+    #expect(error?.message.contains(try await other.fingerprint()) == true)
     #expect(try String(contentsOfFile: knownHosts, encoding: .utf8).split(separator: "\n").count == 3)  // untouched
   }
 
@@ -76,7 +76,7 @@ struct HostKeyTests {
       "[127.0.0.2]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ",
       server.knownHostsLine(),
     ])
-    let hashed = try sh("ssh-keygen -H -f \(knownHosts)")
+    let hashed = try await sh("ssh-keygen -H -f \(knownHosts)")
     #expect(hashed.status == 0, "\(hashed.output)")
     let text = try String(contentsOfFile: knownHosts, encoding: .utf8)
     #expect(text.hasPrefix("|1|") && !text.contains("127.0.0.1"))
@@ -89,7 +89,7 @@ struct HostKeyTests {
     let stale = try other.writeKnownHosts([
       "# header", other.knownHostsLine().replacingOccurrences(of: "\(other.port)", with: "\(server.port)"),
     ])
-    _ = try sh("ssh-keygen -H -f \(stale)")
+    _ = try await sh("ssh-keygen -H -f \(stale)")
     // ssh-keygen -H keeps comment lines, so the key is on line 2.
     let error = await remoteError {
       _ = try await SSHConnection.connect(
@@ -122,7 +122,7 @@ struct HostKeyTests {
     let connection = try await SSHConnection.connect(
       server.target(), options: server.options(knownHosts: [ecdsaOnly]), logger: testLogger)
     #expect(await connection.hostKeyType == "ecdsa-sha2-nistp256")
-    #expect(await connection.hostKeyFingerprint == (try server.fingerprint("ecdsa")))
+    #expect(await connection.hostKeyFingerprint == (try await server.fingerprint("ecdsa")))
     await connection.close()
 
     // The ed25519 key is known, plus a *wrong* ECDSA line: type-aware checking accepts.
@@ -152,7 +152,7 @@ struct HostKeyTests {
     #expect(error?.kind == .hostKey)
     #expect(error?.message.contains("HOST KEY CHANGED") == true)
     #expect(error?.message.contains("\(knownHosts):2 records a ecdsa-sha2-nistp256 key") == true)
-    #expect(error?.message.contains(try server.fingerprint()) == true)
+    #expect(error?.message.contains(try await server.fingerprint()) == true)
     #expect(try String(contentsOfFile: knownHosts, encoding: .utf8) == "# ecdsa only\n" + ecdsaLine + "\n")
     #expect(!server.log.contains("Accepted publickey"))
   }

@@ -12,7 +12,7 @@ struct SFTPAndProxyTests {
     let path = "\(server.dir)/data.txt"
     let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
     _ = FileManager.default.createFile(atPath: path, contents: Data(content))
-    try sh("chmod 640 \(path) && touch -d @1700000000 \(path)")
+    try await sh("chmod 640 \(path) && touch -d @1700000000 \(path)")
     let connection = try await server.connect()
 
     #expect(try await connection.readFile(path, offset: 0, maxLength: nil) == content)
@@ -39,7 +39,7 @@ struct SFTPAndProxyTests {
 
   @Test("writeFile: temp file then mv; mode applied; existing owner kept; read back", .enabled(if: isRoot))
   func writeThenRead() async throws {
-    #expect(TestUser.ready)
+    #expect(await TestUser.ready)
     let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
@@ -50,15 +50,15 @@ struct SFTPAndProxyTests {
     #expect(try await connection.readFile(path, offset: 0, maxLength: nil) == first)
     #expect(try await connection.stat(path)?.mode == 0o100644)
 
-    try sh("chown \(TestUser.name):\(TestUser.name) \(path)")
-    let inodeBefore = try sh("stat -c %i \(path)").output
+    try await sh("chown \(TestUser.name):\(TestUser.name) \(path)")
+    let inodeBefore = try await sh("stat -c %i \(path)").output
     let second = Array(String(repeating: "second version, longer\n", count: 20_000).utf8)
     try await connection.writeFile(path, contents: second, mode: 0o600)
     #expect(try await connection.readFile(path, offset: 0, maxLength: nil) == second)
-    let owner = try sh("stat -c '%U %a' \(path)").output.trimmingCharacters(in: .whitespacesAndNewlines)
+    let owner = try await sh("stat -c '%U %a' \(path)").output.trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(owner == "\(TestUser.name) 600")
-    #expect(try sh("stat -c %i \(path)").output != inodeBefore)  // replaced by rename, not rewritten
-    #expect(try sh("ls -a \(server.dir)/conf.d | grep -c svctrace || true").output.hasPrefix("0"))
+    #expect(try await sh("stat -c %i \(path)").output != inodeBefore)  // replaced by rename, not rewritten
+    #expect(try await sh("ls -a \(server.dir)/conf.d | grep -c svctrace || true").output.hasPrefix("0"))
 
     let error = await remoteError {
       try await connection.writeFile("\(server.dir)/no/such/dir/file", contents: [1], mode: 0o644)
@@ -78,7 +78,7 @@ struct SFTPAndProxyTests {
     target.proxyJump = [bastion.target()]
     let options = try server.options(knownHosts: [knownHosts])
     let connection = try await SSHConnection.connect(target, options: options, logger: testLogger)
-    #expect(await connection.hostKeyFingerprint == (try server.fingerprint()))
+    #expect(await connection.hostKeyFingerprint == (try await server.fingerprint()))
     #expect(try await connection.run("echo via bastion").stdoutText == "via bastion\n")
     let big = try await connection.run("head -c 3000000 /dev/zero")
     #expect(big.stdout.count == 3_000_000)
@@ -102,7 +102,7 @@ struct SFTPAndProxyTests {
     let bastion = try await TestSSHD.start()
     defer { bastion.stop() }
     let knownHosts = try bastion.writeKnownHosts([bastion.knownHostsLine()])
-    var target = SSHTarget(
+    var target = await SSHTarget(
       host: HostID("behind"), hostname: "127.0.0.1", port: freePort(), user: "root",
       identityFiles: [TestKeys.shared.ed25519])
     target.proxyJump = [bastion.target()]
@@ -122,6 +122,6 @@ struct SFTPAndProxyTests {
         unknown, options: bastion.options(knownHosts: [knownHosts]), logger: testLogger)
     }
     #expect(keyError?.kind == .hostKey)
-    #expect(keyError?.message.contains(try server.fingerprint()) == true)
+    #expect(keyError?.message.contains(try await server.fingerprint()) == true)
   }
 }

@@ -7,56 +7,12 @@ import Synchronization
   import Glibc
 #endif
 
-/// Runs a shell script on this machine and returns its result, blocking (for ``ScratchNode``'s
-/// synchronous set-up and tear-down only; async code uses `LocalProcess` from SVCTraceTestSupport).
+/// Runs a shell script on this machine as ``ScratchNode``'s set-up and tear-down do: with only
+/// `PATH` and `LC_ALL=C` in its environment.
 @discardableResult
-func shell(_ script: String, stdin: [UInt8]? = nil) throws -> CommandResult {
-  let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svtro-run-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-  defer { try? FileManager.default.removeItem(at: directory) }
-  let inURL = directory.appendingPathComponent("in")
-  let outURL = directory.appendingPathComponent("out")
-  let errURL = directory.appendingPathComponent("err")
-  try Data(stdin ?? []).write(to: inURL)
-  _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-  _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-  // posix_spawn + waitpid: Foundation's Process can miss child exits under Swift concurrency on Linux.
-  var actions = posix_spawn_file_actions_t()
-  posix_spawn_file_actions_init(&actions)
-  defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_addopen(&actions, 0, inURL.path, O_RDONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 1, outURL.path, O_WRONLY | O_TRUNC, 0o600)
-  posix_spawn_file_actions_addopen(&actions, 2, errURL.path, O_WRONLY | O_TRUNC, 0o600)
-  let arguments = ["/bin/sh", "-c", script]
-  let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
-  var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-  var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-  defer {
-    for pointer in argv { free(pointer) }
-    for pointer in envp { free(pointer) }
-  }
-  // The test runner blocks signals in its threads; children must start with a clean mask and defaults,
-  // or they could never be stopped with SIGTERM.
-  var attributes = posix_spawnattr_t()
-  posix_spawnattr_init(&attributes)
-  defer { posix_spawnattr_destroy(&attributes) }
-  var empty = sigset_t()
-  sigemptyset(&empty)
-  var all = sigset_t()
-  sigfillset(&all)
-  posix_spawnattr_setsigmask(&attributes, &empty)
-  posix_spawnattr_setsigdefault(&attributes, &all)
-  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-  var pid: pid_t = 0
-  let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, &envp)
-  guard spawned == 0 else { throw ScratchError(message: "posix_spawn failed: \(spawned)") }
-  var status: Int32 = 0
-  while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-  let signaled = (status & 0x7f) != 0
-  let exitStatus: Int32 = signaled ? -1 : (status >> 8) & 0xff
-  return CommandResult(
-    exitStatus: exitStatus, exitSignal: signaled ? "\(status & 0x7f)" : nil,
-    stdout: [UInt8](try Data(contentsOf: outURL)), stderr: [UInt8](try Data(contentsOf: errURL)))
+func shell(_ script: String, stdin: [UInt8]? = nil) async throws -> CommandResult {
+  try await LocalProcess.run(
+    ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "/bin/sh", "-c", script], stdin: stdin)
 }
 
 /// A `RemoteSession` whose commands run as root inside a scratch network namespace (`ip netns exec`).

@@ -25,7 +25,19 @@ final class ScratchNode: @unchecked Sendable {
   let directory: URL
   private var pids: [Int32] = []
 
-  init(id: Int, kind: FakeKubeProxy) throws {
+  /// Builds the node; a node that could not be built completely is torn down again.
+  static func make(id: Int, kind: FakeKubeProxy) async throws -> ScratchNode {
+    let scratch = try ScratchNode(id: id, kind: kind)
+    do {
+      try await scratch.build()
+    } catch {
+      await scratch.tearDown()
+      throw error
+    }
+    return scratch
+  }
+
+  private init(id: Int, kind: FakeKubeProxy) throws {
     self.id = id
     self.kind = kind
     node = "svtro-\(id)-node"
@@ -37,17 +49,11 @@ final class ScratchNode: @unchecked Sendable {
       at: directory.appendingPathComponent("rsyslog.d"), withIntermediateDirectories: true)
     try FileManager.default.createDirectory(
       at: directory.appendingPathComponent("logrotate.d"), withIntermediateDirectories: true)
-    do {
-      try build()
-    } catch {
-      tearDown()
-      throw error
-    }
   }
 
   /// Creates the namespaces, links, rules and servers (undone by ``tearDown()`` on failure).
-  private func build() throws {
-    destroyNamespaces()
+  private func build() async throws {
+    await destroyNamespaces()
     let na = "svtr\(id)na"
     let pa = "svtr\(id)pa"
     let nb = "svtr\(id)nb"
@@ -67,18 +73,19 @@ final class ScratchNode: @unchecked Sendable {
       ip -n \(podB) link set lo up; ip -n \(podB) addr add 10.244.2.2/30 dev \(pb); ip -n \(podB) link set \(pb) up
       ip -n \(podB) route add 10.96.0.0/12 via 10.244.2.1; ip -n \(podB) route add 10.244.0.0/16 via 10.244.2.1
       """
-    try check(setup)
+    try await check(setup)
     switch kind {
-    case .iptablesNFT: try check("ip netns exec \(node) iptables-nft-restore --noflush", stdin: Self.kubeProxyRules)
+    case .iptablesNFT:
+      try await check("ip netns exec \(node) iptables-nft-restore --noflush", stdin: Self.kubeProxyRules)
     case .iptablesLegacy:
-      try check("ip netns exec \(node) iptables-legacy-restore --noflush", stdin: Self.kubeProxyRules)
-    case .nftables: try check("ip netns exec \(node) nft -f -", stdin: Self.kubeProxyNFT)
+      try await check("ip netns exec \(node) iptables-legacy-restore --noflush", stdin: Self.kubeProxyRules)
+    case .nftables: try await check("ip netns exec \(node) nft -f -", stdin: Self.kubeProxyNFT)
     }
     let pidA = directory.path + "/server-a.pid"
     let pidNode = directory.path + "/server-node.pid"
-    try startServer(namespace: podA, pidFile: pidA, args: "tcp:10.244.1.2:8080 udp:10.244.1.2:5353")
-    try startServer(namespace: node, pidFile: pidNode, args: "tcp:10.244.1.1:9090")
-    try check(
+    try await startServer(namespace: podA, pidFile: pidA, args: "tcp:10.244.1.2:8080 udp:10.244.1.2:5353")
+    try await startServer(namespace: node, pidFile: pidNode, args: "tcp:10.244.1.1:9090")
+    try await check(
       "for i in $(seq 50); do [ -s \(pidA) ] && [ -s \(pidNode) ] && ip netns exec \(podA) ss -ltn | grep -q ':8080' && ip netns exec \(node) ss -ltn | grep -q ':9090' && exit 0; sleep 0.1; done; exit 1"
     )
     for file in [pidA, pidNode] {
@@ -107,14 +114,14 @@ final class ScratchNode: @unchecked Sendable {
 
   /// Everything that must be identical before install and after remove: every iptables dump,
   /// `nft list ruleset` (counters stripped) and the files under the temp directory.
-  func snapshot() throws -> String {
-    let rules = try check(
+  func snapshot() async throws -> String {
+    let rules = try await check(
       """
       ip netns exec \(node) sh -c 'iptables-nft-save; ip6tables-nft-save; iptables-legacy-save; ip6tables-legacy-save; nft list ruleset' \
         | grep -v '^#' | sed -e 's/\\[[0-9]*:[0-9]*\\]//' -e 's/counter packets [0-9]* bytes [0-9]*//'
       """
     ).stdoutText
-    let files = try check(
+    let files = try await check(
       "cd \(ShellQuote.quote(directory.path)) && find . | sort && find . -type f | sort | xargs -r cat"
     )
     .stdoutText
@@ -122,28 +129,28 @@ final class ScratchNode: @unchecked Sendable {
   }
 
   /// Opens one TCP connection from `namespace` (or sends one UDP datagram and waits for the answer).
-  func connect(from namespace: String, to address: String, port: Int, udp: Bool = false) throws {
+  func connect(from namespace: String, to address: String, port: Int, udp: Bool = false) async throws {
     let script =
       udp
       ? "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(3); s.sendto(b'x',(sys.argv[1],int(sys.argv[2]))); s.recvfrom(16)"
       : "import socket,sys; s=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3); s.recv(16); s.close()"
-    try check("ip netns exec \(namespace) python3 -c \(ShellQuote.quote(script)) \(address) \(port)")
+    try await check("ip netns exec \(namespace) python3 -c \(ShellQuote.quote(script)) \(address) \(port)")
   }
 
   /// Packets counted by svctrace's PRE and POST log rules so far.
-  func logCounters() throws -> (pre: Int, post: Int) {
+  func logCounters() async throws -> (pre: Int, post: Int) {
     switch kind {
     case .iptablesNFT, .iptablesLegacy:
       let binary = kind == .iptablesNFT ? "iptables-nft" : "iptables-legacy"
-      func count(_ chain: String) throws -> Int {
-        let text = try check("ip netns exec \(node) \(binary) -t mangle -L \(chain) -v -n -x").stdoutText
+      func count(_ chain: String) async throws -> Int {
+        let text = try await check("ip netns exec \(node) \(binary) -t mangle -L \(chain) -v -n -x").stdoutText
         let rows = text.split(separator: "\n").dropFirst(2)
         return rows.compactMap { $0.split(separator: " ").first.flatMap { Int($0) } }.reduce(0, +)
       }
-      return (try count("SVCT-LOG-PRE"), try count("SVCT-LOG-POST"))
+      return (try await count("SVCT-LOG-PRE"), try await count("SVCT-LOG-POST"))
     case .nftables:
-      func count(_ chain: String) throws -> Int {
-        let text = try check("ip netns exec \(node) nft list chain inet svctrace \(chain)").stdoutText
+      func count(_ chain: String) async throws -> Int {
+        let text = try await check("ip netns exec \(node) nft list chain inet svctrace \(chain)").stdoutText
         var total = 0
         for line in text.split(separator: "\n") {
           let words = line.split(separator: " ")
@@ -153,12 +160,12 @@ final class ScratchNode: @unchecked Sendable {
         }
         return total
       }
-      return (try count("pre-scope"), try count("post-scope"))
+      return (try await count("pre-scope"), try await count("post-scope"))
     }
   }
 
   /// Stops the servers (by recorded pid), deletes the namespaces and the temp directory.
-  func tearDown() {
+  func tearDown() async {
     for name in ["server-a.pid", "server-node.pid"] {
       if let text = try? String(contentsOfFile: directory.path + "/" + name, encoding: .utf8), let pid = Int32(text),
         !pids.contains(pid)
@@ -173,24 +180,24 @@ final class ScratchNode: @unchecked Sendable {
     {
       kill(-value, SIGTERM)
     }
-    destroyNamespaces()
+    await destroyNamespaces()
     try? FileManager.default.removeItem(at: directory)
   }
 
-  private func destroyNamespaces() {
-    _ = try? shell("for n in \(node) \(podA) \(podB); do ip netns del $n 2>/dev/null; done; true")
+  private func destroyNamespaces() async {
+    _ = try? await shell("for n in \(node) \(podA) \(podB); do ip netns del $n 2>/dev/null; done; true")
   }
 
   /// Starts the server in the background; it writes its own pid to `pidFile` (killed by that pid at teardown).
-  private func startServer(namespace: String, pidFile: String, args: String) throws {
-    try check(
+  private func startServer(namespace: String, pidFile: String, args: String) async throws {
+    try await check(
       "ip netns exec \(namespace) python3 -c \(ShellQuote.quote(Self.serverScript)) \(pidFile) \(args) </dev/null >/dev/null 2>&1 &"
     )
   }
 
   @discardableResult
-  func check(_ script: String, stdin: String? = nil) throws -> CommandResult {
-    let result = try shell(script, stdin: stdin.map { Array($0.utf8) })
+  func check(_ script: String, stdin: String? = nil) async throws -> CommandResult {
+    let result = try await shell(script, stdin: stdin.map { Array($0.utf8) })
     guard result.succeeded else {
       throw ScratchError(message: "\(script.prefix(200)): \(result.failureSummary)")
     }
