@@ -65,7 +65,7 @@ let package = Package(
 
     // MARK: Features
 
-    /** Dataplane detection, LOG rules, rsyslog drop-in, logrotate entry: plan, apply, roll back, remove. */
+    /** Dataplane detection, LOG rules, rsyslog drop-in, logrotate entry: a pure plan, one node-side apply/remove script. */
     .target(
       name: "Rollout",
       dependencies: ["SVCTraceCore", .product(name: "Logging", package: "swift-log")],
@@ -80,7 +80,7 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    /** The embedded store (SQLite through GRDB): migrations, batched inserts, lookups. */
+    /** The TraceStoring seam and its SQLite implementation (GRDB): one schema, atomic batch commits, lookups. */
     .target(
       name: "Store",
       dependencies: [

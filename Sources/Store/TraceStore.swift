@@ -4,6 +4,10 @@ public import Logs
 import SVCTraceCore
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// svctrace's embedded store: collected packet lines, cursors, correlated connections and
 /// cluster name snapshots, in one SQLite database.
 ///
@@ -53,6 +57,13 @@ public final class TraceStore: TraceStoring {
       try FileManager.default.createDirectory(
         atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
+    // Creating, switching to WAL and migrating a store are not safe against a second process
+    // doing the same at once (SQLite answers "locking protocol", "database is locked", even
+    // "malformed" to a reader of a half-created file; both would run the migrations): a cron
+    // collect beside `trace --follow` opens one store twice. Opening is serialised across
+    // processes by an exclusive lock held until the store is open and migrated.
+    let openLock = try Self.lockForOpening(path)
+    defer { close(openLock) }
     // The store holds the cluster's traffic: readable by its owner only. SQLite gives the -wal
     // and -shm files the database file's mode.
     if !FileManager.default.fileExists(atPath: path),
@@ -78,6 +89,25 @@ public final class TraceStore: TraceStoring {
     try self.init(
       writer: pool, correlation: correlation,
       rawSegments: RawSegments(directory: path + ".raw"), replayParser: replayParser)
+  }
+
+  /// Takes an exclusive `flock` on `<path>.locks/open`, waiting for another opener; returns the
+  /// descriptor that holds it.
+  /// - Throws: ``StoreError`` with the errno when the lock file cannot be made or locked.
+  static func lockForOpening(_ path: String) throws -> Int32 {
+    let operation = "lock the store \(path) for opening"
+    let directory = path + ".locks"
+    if mkdir(directory, 0o700) != 0, errno != EEXIST { throw StoreError(operation: operation, errno: errno) }
+    let descriptor = open(directory + "/open", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw StoreError(operation: operation, errno: errno) }
+    while flock(descriptor, LOCK_EX) != 0 {
+      guard errno == EINTR else {
+        let code = errno
+        close(descriptor)
+        throw StoreError(operation: operation, errno: code)
+      }
+    }
+    return descriptor
   }
 
   /// The page cache of each connection, KiB (an upper bound: pages are allocated as used).

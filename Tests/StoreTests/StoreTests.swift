@@ -55,6 +55,31 @@ struct StoreTests {
     #expect(try storedSequence(reopened, node: "node1") == [1])
   }
 
+  @Test func storesOpenedAtOnceOnANewPathAllOpen() async throws {
+    // Given a path no store exists at yet, when several processes' worth of stores open it at
+    // once (each its own connection pool, as two svctrace processes would),
+    for round in 0..<6 {
+      let directory = try TempDirectory()
+      let path = directory.file("svctrace-\(round).sqlite")
+      let results = await withTaskGroup(of: String?.self) { group in
+        for _ in 0..<6 {
+          group.addTask {
+            do {
+              _ = try TraceStore(path: path)
+              return nil
+            } catch {
+              return "\(error)"
+            }
+          }
+        }
+        return await group.reduce(into: [String]()) { if let failure = $1 { $0.append(failure) } }
+      }
+      // then every one opens the one migrated store.
+      #expect(results.isEmpty, "round \(round): \(results)")
+      #expect(try TraceStore(path: path).appliedMigrations() == ["v1"])
+    }
+  }
+
   @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {
     let directory = try TempDirectory()
     let path = directory.file("svctrace.sqlite")
