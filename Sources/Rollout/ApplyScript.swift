@@ -162,20 +162,10 @@ public enum ApplyScript {
     try recovery(settings: settings) + "\n( trap '' HUP PIPE INT; svct_recover ) >/dev/null 2>&1 </dev/null"
   }
 
-  /// Clears svctrace's chains and tagged jumps from one location's mangle table (never creates a table).
+  /// `svct_clear` (``NodeScripts/clearFunction``) and the helpers that read a location's mangle
+  /// table and svctrace's nft table for the comparison after a rollback.
   static let clearFunction = [
-    "svct_clear() {",
-    "  command -v \"$1\" >/dev/null 2>&1 || return 0",
-    "  dump=$(\"$1\" 2>/dev/null | sed -n '/^\\*mangle/,/^COMMIT/p')",
-    "  chains=$(printf '%s\\n' \"$dump\" | sed -n 's/^:\\(SVCT-[^ ]*\\) .*/\\1/p')",
-    "  jumps=$(printf '%s\\n' \"$dump\" | grep -E '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)')",
-    "  [ -z \"$chains$jumps\" ] && return 0",
-    "  { echo '*mangle'",
-    "    for c in $chains; do echo \":$c - [0:0]\"; done",
-    "    [ -n \"$jumps\" ] && printf '%s\\n' \"$jumps\" | sed 's/^-A /-D /'",
-    "    for c in $chains; do echo \"-X $c\"; done",
-    "    echo COMMIT; } | \"$2\" --noflush",
-    "}",
+    NodeScripts.clearFunction,
     "svct_mangle() { \"$1\" 2>/dev/null | sed -n '/^\\*mangle/,/^COMMIT/p' | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'; }",
     "svct_nft() { nft list table inet svctrace 2>/dev/null | sed 's/counter packets [0-9]* bytes [0-9]*/counter/'; }",
   ].joined(separator: "\n")

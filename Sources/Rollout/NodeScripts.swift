@@ -19,6 +19,25 @@ public struct NodeState: Codable, Sendable, Hashable {
 
 /// Shell scripts svctrace runs on (or leaves on) a node. Every value is quoted.
 public enum NodeScripts {
+  /// Shell function `svct_clear SAVE RESTORE`: deletes svctrace's chains (`SVCT-*`) and its tagged
+  /// jumps (`--comment svctrace`) from one iptables location's mangle table, found at run time so
+  /// that rules of an older install go too; never creates a table. Used by `remove.sh` and by the
+  /// apply script's undo.
+  static let clearFunction = [
+    "svct_clear() {",
+    "  command -v \"$1\" >/dev/null 2>&1 || return 0",
+    "  dump=$(\"$1\" 2>/dev/null | sed -n '/^\\*mangle/,/^COMMIT/p')",
+    "  chains=$(printf '%s\\n' \"$dump\" | sed -n 's/^:\\(SVCT-[^ ]*\\) .*/\\1/p')",
+    "  jumps=$(printf '%s\\n' \"$dump\" | grep -E '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)')",
+    "  [ -z \"$chains$jumps\" ] && return 0",
+    "  { echo '*mangle'",
+    "    for c in $chains; do echo \":$c - [0:0]\"; done",
+    "    [ -n \"$jumps\" ] && printf '%s\\n' \"$jumps\" | sed 's/^-A /-D /'",
+    "    for c in $chains; do echo \"-X $c\"; done",
+    "    echo COMMIT; } | \"$2\" --noflush",
+    "}",
+  ].joined(separator: "\n")
+
   /// The generic removal script written to `remove.sh` at install and run by `remove` and by the expiry.
   ///
   /// It finds svctrace's rules at run time (chains `SVCT-*` and built-in rules tagged
@@ -34,18 +53,8 @@ public enum NodeScripts {
       "# Run by `svctrace remove` and by the capture expiry. Log files are kept.",
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
       "status=0",
-      "svct_ipt() {",
-      "  command -v \"$1\" >/dev/null 2>&1 || return 0",
-      "  dump=$(\"$1\" 2>/dev/null | sed -n '/^\\*mangle/,/^COMMIT/p')",
-      "  chains=$(printf '%s\\n' \"$dump\" | sed -n 's/^:\\(SVCT-[^ ]*\\) .*/\\1/p')",
-      "  jumps=$(printf '%s\\n' \"$dump\" | grep -E '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)')",
-      "  [ -z \"$chains$jumps\" ] && return 0",
-      "  { echo '*mangle'",
-      "    for c in $chains; do echo \":$c - [0:0]\"; done",
-      "    [ -n \"$jumps\" ] && printf '%s\\n' \"$jumps\" | sed 's/^-A /-D /'",
-      "    for c in $chains; do echo \"-X $c\"; done",
-      "    echo COMMIT; } | \"$2\" --noflush || status=1",
-      "}",
+      clearFunction,
+      "svct_ipt() { svct_clear \"$1\" \"$2\" || status=1; }",
       "svct_ipt iptables-nft-save iptables-nft-restore",
       "svct_ipt ip6tables-nft-save ip6tables-nft-restore",
       "svct_ipt iptables-legacy-save iptables-legacy-restore",
