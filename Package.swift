@@ -175,7 +175,7 @@ let package = Package(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(
       name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore", "SVCTraceTestSupport"],
-      swiftSettings: swiftSettings),
+      resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
       name: "LogsTests", dependencies: ["Logs", "LogGeneration", "SVCTraceCore"], resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
