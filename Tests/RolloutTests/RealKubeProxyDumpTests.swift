@@ -17,6 +17,8 @@ import Testing
     Dump(file: "iptables-k8s-0153b96-TestEndpointSliceE2E.txt", family: .ipv4),
     Dump(file: "iptables-danwinship-01b3ac1-TestOnlyLocalNodePorts.txt", family: .ipv4),
     Dump(file: "ip6tables-danwinship-01b3ac1-TestEnableLocalhostNodePortsIPv6.txt", family: .ipv6),
+    Dump(file: "iptables-danwinship-01b3ac1-TestLoadBalancer.txt", family: .ipv4),
+    Dump(file: "iptables-danwinship-01b3ac1-TestClusterIPEndpointsMore.txt", family: .ipv4),
   ]
 
   static func load(_ file: String) throws -> String {
@@ -101,5 +103,10 @@ import Testing
     #expect(
       try Self.expectedServices(Self.load(Self.dumps[2].file)) == ["[fd00:ab34::20]:80/tcp clusterIP"])
     #expect(try Self.expectedNodePorts(Self.load(Self.dumps[1].file)) == ["3001/tcp"])
+    #expect(
+      try Self.expectedServices(Self.load(Self.dumps[3].file)) == [
+        "172.30.0.41:80/tcp clusterIP", "1.2.3.4:80/tcp external", "5.6.7.8:80/tcp external",
+      ])
+    #expect(try Self.expectedServices(Self.load(Self.dumps[4].file)) == ["172.30.0.41:80/sctp clusterIP"])
   }
 }
