@@ -216,43 +216,6 @@ struct LogFileSourceTests {
     try expectExactlyOnce(written)
   }
 
-  /// The real logrotate binary, create mode with compress + delaycompress, then copytruncate.
-  @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/sbin/logrotate")))
-  func realLogrotateBothModes() async throws {
-    var log = log
-    let state = directory.file("logrotate.state")
-    func rotate(copytruncate: Bool) async throws {
-      let config = directory.file("logrotate.conf")
-      try """
-      \(log.path) {
-          rotate 9
-          missingok
-          compress
-          delaycompress
-          \(copytruncate ? "copytruncate" : "create 0640 root root")
-      }
-      """.write(toFile: config, atomically: true, encoding: .utf8)
-      try await shell("/usr/sbin/logrotate -f -s \(ShellQuote.quote(state)) \(ShellQuote.quote(config))")
-    }
-    var written = try log.append(20)
-    try await collect()
-    for round in 0..<3 {
-      written += try log.append(10 + round)
-      try await rotate(copytruncate: false)
-    }
-    written += try log.append(5)
-    try await collect()
-    try expectExactlyOnce(written)
-    for round in 0..<3 {
-      written += try log.append(10 + round)
-      try await rotate(copytruncate: true)
-    }
-    written += try log.append(5)
-    try await collect()
-    try expectExactlyOnce(written)
-    #expect(FileManager.default.fileExists(atPath: log.path + ".3.gz"))
-  }
-
   /// logrotate `dateext` (RHEL's default): rotated files are named by date, not `.N`. One and
   /// two rotations between collects, plain, `compress` and `compress` + `delaycompress`, and the
   /// default and custom `dateformat`s.
