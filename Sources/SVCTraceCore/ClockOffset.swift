@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -27,6 +29,32 @@ public struct ClockOffset: Sendable, Equatable, Codable {
   public init(remoteNanos: Int64, localBeforeMicros before: Int64, localAfterMicros after: Int64) {
     offsetMicros = remoteNanos / 1000 - (before + after) / 2
     boundMicros = (after - before + 1) / 2
+  }
+
+  /// An NTP-style sample from one exchange: the local clock read when the request was sent
+  /// (`t0`) and when the reply arrived (`t3`), the node's clock read when its script started
+  /// (`t1`) and just before it replied (`t2`). `offset = ((t1 − t0) + (t2 − t3)) / 2`, exact to
+  /// within half the network delay `(t3 − t0) − (t2 − t1)`: the time the script spent on the
+  /// node (reading a large file, say) does not widen the bound.
+  public init(sentMicros t0: Int64, receivedMicros t3: Int64, nodeStartNanos: Int64, nodeEndNanos: Int64) {
+    let t1 = nodeStartNanos / 1000
+    let t2 = max(t1, nodeEndNanos / 1000)
+    offsetMicros = ((t1 - t0) + (t2 - t3)) / 2
+    boundMicros = (max(0, (t3 - t0) - (t2 - t1)) + 1) / 2
+  }
+
+  /// The names of the two clock sections of a reply script (``NodeReply/Script/clockSection(_:)``).
+  public static let startSection = "clock-start"
+  public static let endSection = "clock-end"
+
+  /// The sample a reply carries in its clock sections, or `nil` when it has none (or the node's
+  /// `date` cannot print nanoseconds: busybox prints `%N` literally).
+  public init?(reply: NodeReply, sentMicros: Int64, receivedMicros: Int64) {
+    func nanos(_ name: String) -> Int64? {
+      reply.section(name).flatMap { Int64($0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+    guard let start = nanos(Self.startSection), let end = nanos(Self.endSection) else { return nil }
+    self.init(sentMicros: sentMicros, receivedMicros: receivedMicros, nodeStartNanos: start, nodeEndNanos: end)
   }
 
   /// The tighter of two samples.
