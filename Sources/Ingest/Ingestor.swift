@@ -20,6 +20,9 @@ public struct CollectSummary: Sendable, Equatable {
   /// `collect` beside `trace --follow`): it held the node's claim, or committed past this run's
   /// cursor. Nothing was stored twice.
   public var yieldedToOtherCollect = false
+  /// The node's clock offset the batches were stored with: the tightest sample of the run
+  /// (each exchange with the node carries one), else the one the caller gave.
+  public var clock: ClockOffset?
 
   public init(node: HostID) { self.node = node }
 }
@@ -57,17 +60,21 @@ public struct Ingestor: Sendable {
   ///
   /// - Parameters:
   ///   - makeParser: builds a fresh parser (e.g. `{ PacketLineParser() }`).
-  ///   - clock: the node's measured clock offset, stored with every batch.
+  ///   - clock: the node's clock offset when the source samples none (a local file: `.zero`);
+  ///     a source's own samples (``SourceChunk/clock``) are used when it has them, the
+  ///     tightest one of the run.
   ///   - maxBytes: the size of one pull (and so of one transaction).
   ///   - progress: called after each committed batch with the running totals.
   /// - Throws: ``CaptureError``, `RemoteError`, ``StoreError``,
   ///   `CancellationError`.
   public func collect<Parser: LineParsing>(
-    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20,
+    from source: some CaptureSource, makeParser: () -> Parser, clock given: ClockOffset? = nil,
+    maxBytes: Int = 16 << 20,
     progress: (@Sendable (CollectSummary) -> Void)? = nil
   ) async throws -> CollectSummary {
     let store = self.store
     var summary = CollectSummary(node: source.node)
+    var sampled: ClockOffset?
     let claim: CollectClaim?
     if claimsNodes {
       guard let claimed = try await store.claimCollect(node: source.node) else {
@@ -126,6 +133,8 @@ public struct Ingestor: Sendable {
             throw error
           }
           summary.events += chunk.events
+          if let sample = chunk.clock { sampled = sampled.map { $0.tighter(sample) } ?? sample }
+          summary.clock = sampled ?? given
           let isEmpty = chunk.data.isEmpty && chunk.connections.isEmpty
           if isEmpty, chunk.cursor == cursor {
             break
@@ -140,7 +149,7 @@ public struct Ingestor: Sendable {
               message: "the source made no progress (\(chunk.events.map(\.description).joined(separator: "; ")))")
           }
           let batch = CollectedBatch(
-            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: clock)
+            chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: summary.clock ?? .zero)
           // The state is stored with the run's last batch and every `stateInterval`th: a
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1

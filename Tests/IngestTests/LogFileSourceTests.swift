@@ -3,6 +3,7 @@ import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
 import StoreTestSupport
+import Synchronization
 import Testing
 
 @testable import Logs
@@ -581,4 +582,73 @@ final class RacingSession: RemoteSession, @unchecked Sendable {
   func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {}
   func stat(_ path: String) async throws -> RemoteFileStat? { nil }
   func close() async {}
+}
+
+/// A session that counts the commands it runs (one exec = one round trip to the node).
+final class ExecCountingSession: RemoteSession {
+  let base: LocalShellSession
+  private let count = Mutex(0)
+  init(_ base: LocalShellSession) { self.base = base }
+  var execs: Int { count.withLock { $0 } }
+  var host: HostID { base.host }
+  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
+    count.withLock { $0 += 1 }
+    return try await base.run(command, stdin: stdin, timeout: timeout)
+  }
+  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
+    try await ShellFiles.readFile(self, path, offset: offset, maxLength: maxLength)
+  }
+  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
+    try await ShellFiles.writeFile(self, path, contents: contents, mode: mode)
+  }
+  func stat(_ path: String) async throws -> RemoteFileStat? { try await ShellFiles.stat(self, path) }
+  func close() async {}
+}
+
+/// One collect of a node costs one exchange in the common cases (issue: fleet scale).
+@Suite("LogFileSource round trips")
+struct LogFileSourceRoundTripTests {
+  let directory: TempDirectory
+  let store: TraceStore
+  let session = ExecCountingSession(LocalShellSession(host: HostID("node-test")))
+  var log: FakeLog
+
+  init() throws {
+    directory = try TempDirectory()
+    store = try TraceStore.inMemory(replayParser: { _ in FakeParser() })
+    log = FakeLog(path: directory.file("iptables.log"))
+  }
+
+  /// Collects and returns how many execs it took.
+  func collect(threshold: Int = 256 * 1024) async throws -> (CollectSummary, Int) {
+    let before = session.execs
+    let summary = try await store.collect(
+      from: LogFileSource(session: session, path: log.path, compressionThreshold: threshold),
+      makeParser: { FakeParser() })
+    return (summary, session.execs - before)
+  }
+
+  @Test func nothingNewGrownAndRotatedCostOneExchangeEach() async throws {
+    var log = log
+    var written = try log.append(5)
+    _ = try await collect()
+    let (idle, idleExecs) = try await collect()
+    #expect(idle.lines == 0 && idleExecs == 1)
+    #expect(idle.clock != nil, "the exchange carries a clock sample")
+    written += try log.append(7)
+    let (grown, grownExecs) = try await collect()
+    #expect(grown.lines == 7 && grownExecs == 1)
+    written += try log.append(3)
+    try await log.rotateCreate()
+    written += try log.append(2)
+    let (rotated, rotatedExecs) = try await collect()
+    #expect(rotated.lines == 5 && rotatedExecs == 1, "rest of .1 and the new live file in one exchange")
+    // Large enough to be compressed on the node, still one exchange.
+    written += try log.append(3000)
+    let (large, largeExecs) = try await collect(threshold: 4096)
+    #expect(large.lines == 3000 && largeExecs == 1)
+    #expect(large.transferredBytes < large.bytes / 2, "compressed on the wire")
+    let stored = try storedSequence(store)
+    #expect(stored == written)
+  }
 }

@@ -185,7 +185,7 @@ package func storedSequence(_ store: TraceStore, node: String = "node-test") thr
 extension TraceStore {
   /// The ingest pipeline over this store (what `svctrace collect` runs).
   package func collect<Parser: LineParsing>(
-    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset, maxBytes: Int = 16 << 20
+    from source: some CaptureSource, makeParser: () -> Parser, clock: ClockOffset? = nil, maxBytes: Int = 16 << 20
   ) async throws -> CollectSummary {
     try await Ingestor(store: self).collect(from: source, makeParser: makeParser, clock: clock, maxBytes: maxBytes)
   }

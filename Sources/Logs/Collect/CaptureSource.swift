@@ -85,11 +85,15 @@ public struct SourceChunk: Sendable {
   /// The file the data came from.
   public var file: String
   public var events: [CaptureEvent]
+  /// The node's clock offset, sampled in the same exchange as the data (`nil`: the source took
+  /// no sample, e.g. a local file).
+  public var clock: ClockOffset?
 
   public init(
     data: [UInt8], connections: [FinishedConnection] = [], cursor: SourceCursor, isCaughtUp: Bool,
-    transferredBytes: Int, file: String, events: [CaptureEvent]
+    transferredBytes: Int, file: String, events: [CaptureEvent], clock: ClockOffset? = nil
   ) {
+    self.clock = clock
     self.data = data
     self.connections = connections
     self.cursor = cursor

@@ -1,4 +1,5 @@
 public import SVCTraceCore
+import Synchronization
 
 /// Incremental, rotation-safe reading of a node's log file through a ``RemoteSession``.
 ///
@@ -37,6 +38,8 @@ public struct LogFileSource: CaptureSource {
   public var compressionThreshold: Int
   /// Per-command timeout.
   public var timeout: Duration?
+  /// The unused part of the last exchange, for the next pull (see ``ReadAheadBox``).
+  private let readAhead = ReadAheadBox()
 
   /// The default log path written by svctrace's rsyslog drop-in.
   public static let defaultPath = "/var/log/iptables.log"
@@ -114,12 +117,29 @@ public struct LogFileSource: CaptureSource {
   }
 
   public func pull(after cursor: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
+    let position = try fileCursor(cursor)
+    let limit = max(maxBytes, 4096)
     var attempt = 0
     while true {
       attempt += 1
-      let files = try await listFiles()
+      // The exchange of the previous pull, when it read ahead for this one; else a new one.
+      let exchange: Exchange
+      if attempt == 1, let ahead = readAhead.take(after: cursor) {
+        exchange = ahead
+      } else {
+        exchange = try await self.exchange(after: position, maxBytes: limit)
+      }
       do {
-        return try await pull(after: try fileCursor(cursor), files: files, maxBytes: max(maxBytes, 4096))
+        var used: Set<Int> = []
+        var chunk = try await pull(
+          after: position, files: exchange.files, maxBytes: limit, reads: exchange.reads, used: &used)
+        chunk.clock = exchange.clock
+        if !chunk.isCaughtUp {
+          var rest = exchange
+          rest.reads = exchange.reads.enumerated().filter { !used.contains($0.offset) }.map(\.element)
+          readAhead.keep(rest, after: chunk.cursor)
+        }
+        return chunk
       } catch let race as RotationRace {
         // The file changed under us (rotated between listing and reading): list again.
         guard attempt < 4 else {
@@ -144,7 +164,9 @@ public struct LogFileSource: CaptureSource {
     return position
   }
 
-  private func pull(after cursor: FileCursor?, files: [Candidate], maxBytes: Int) async throws -> SourceChunk {
+  private func pull(
+    after cursor: FileCursor?, files: [Candidate], maxBytes: Int, reads: [ReadAhead], used: inout Set<Int>
+  ) async throws -> SourceChunk {
     guard !files.isEmpty else {
       return SourceChunk(
         data: [], cursor: (cursor ?? FileCursor(inode: 0, fingerprint: [], size: 0, offset: 0)).sourceCursor,
@@ -176,7 +198,14 @@ public struct LogFileSource: CaptureSource {
           events: position.events + [.followedRotation(file: files[position.fileIndex - 1].name)])
         continue
       }
-      let (data, transferred) = try await read(file, from: position.offset, length: maxBytes)
+      let data: [UInt8]
+      let transferred: Int
+      if let index = reads.firstIndex(where: { $0.covers(file, offset: position.offset) }) {
+        (data, transferred) = (reads[index].data, reads[index].transferredBytes)
+        used.insert(index)
+      } else {
+        (data, transferred) = try await read(file, from: position.offset, length: maxBytes)
+      }
       let atEnd = data.count < maxBytes
       if isNewest {
         var consumed = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
@@ -307,31 +336,154 @@ public struct LogFileSource: CaptureSource {
     return Position(fileIndex: files.count - 1, offset: 0, events: [.cursorFileLost])
   }
 
+  // MARK: The exchange
+
+  /// What one exchange with the node brought back: the rotation listing, the clock sample and
+  /// the bytes read ahead.
+  struct Exchange: Sendable {
+    var files: [Candidate]
+    var clock: ClockOffset?
+    var reads: [ReadAhead]
+  }
+
+  /// Bytes of one plain file read in the exchange, from `offset` (at most the pull's size).
+  struct ReadAhead: Sendable {
+    var name: String
+    var inode: UInt64
+    var offset: UInt64
+    var data: [UInt8]
+    var transferredBytes: Int
+
+    /// `true` when these are the bytes a pull wants of `file` from `offset`.
+    func covers(_ file: Candidate, offset: UInt64) -> Bool {
+      !file.compressed && file.name == name && file.inode == inode && offset == self.offset
+    }
+  }
+
+  /// Keeps the unused part of an exchange for the next pull of the same collect (the live file
+  /// read ahead after a rotated one), so that following a rotation costs no second exchange.
+  final class ReadAheadBox: Sendable {
+    private let kept = Mutex<(cursor: SourceCursor, exchange: Exchange, at: ContinuousClock.Instant)?>(nil)
+
+    func keep(_ exchange: Exchange, after cursor: SourceCursor) {
+      kept.withLock { $0 = (cursor, exchange, .now) }
+    }
+
+    /// The kept exchange when the pull continues from the cursor it was kept for, within 10 s.
+    func take(after cursor: SourceCursor?) -> Exchange? {
+      kept.withLock { value in
+        defer { value = nil }
+        guard let value, value.cursor == cursor, ContinuousClock.now - value.at < .seconds(10) else { return nil }
+        return value.exchange
+      }
+    }
+  }
+
+  /// One round trip: the rotation listing, an NTP-style clock sample, and — when there is a
+  /// cursor — the bytes after it in the plain file with the cursor's inode, plus the live file
+  /// from its start when the cursor's file is a rotated one. See `docs/node-reply.md`.
+  func exchange(after cursor: FileCursor?, maxBytes: Int) async throws -> Exchange {
+    let quoted = try ShellQuote.quote(path)
+    var script = NodeReply.Script()
+    script.prelude(
+      """
+      p=\(quoted); m=\(maxBytes); th=\(compressionThreshold)
+      command -v gzip >/dev/null 2>&1 && z=yes || z=no
+      svct_read() {
+        exec 3< "$1" || return 3
+        i=$(stat -L -c %i /dev/fd/3) && s=$(stat -L -c %s /dev/fd/3) || return 3
+        if [ $((s - $2)) -gt "$th" ] && [ "$z" = yes ]; then
+          printf 'R %s %s Z %s\\n' "$i" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m" | gzip -c -1
+        else
+          printf 'R %s %s P %s\\n' "$i" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m"
+        fi
+      }
+      hit=
+      """)
+    if let cursor, !cursor.isFresh, !cursor.isComplete {
+      script.prelude(
+        """
+        for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
+          case "$f" in *.gz) continue ;; esac
+          [ -f "$f" ] && [ "$(stat -L -c %i -- "$f" 2>/dev/null)" = \(cursor.inode) ] && { hit=$f; break; }
+        done
+        """)
+    }
+    script.clockSection(ClockOffset.startSection)
+    script.section("list", Self.listingScript)
+    if let cursor {
+      script.section("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \(cursor.offset)")
+      script.section("read-live", "[ -n \"$hit\" ] && [ \"$hit\" != \"$p\" ] && [ -f \"$p\" ] && svct_read \"$p\" 0")
+    }
+    script.clockSection(ClockOffset.endSection)
+    let operation = "collect \(path)"
+    let (reply, sent, received) = try await session.exchange(script, timeout: timeout, operation: operation)
+    guard let listing = reply.section("list") else {
+      throw CaptureError(host: node, operation: operation, message: "the node's reply has no listing")
+    }
+    var reads: [ReadAhead] = []
+    for section in reply.sections where section.name.hasPrefix("read") && section.status == 0 {
+      if let read = try await Self.parseRead(section.body, maxBytes: maxBytes, host: node, path: path) {
+        reads.append(read)
+      }
+    }
+    return Exchange(
+      files: try Self.parseListing(listing.text, path: path, host: node),
+      clock: ClockOffset(reply: reply, sentMicros: sent, receivedMicros: received), reads: reads)
+  }
+
+  /// Parses a read section: `R inode offset P|Z name\n` and the bytes (gzip when `Z`).
+  static func parseRead(_ body: [UInt8], maxBytes: Int, host: HostID, path: String) async throws -> ReadAhead? {
+    guard let newline = body.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+    let fields = body[..<newline].split(separator: UInt8(ascii: " "), maxSplits: 4, omittingEmptySubsequences: false)
+    guard fields.count == 5, fields[0].elementsEqual("R".utf8),
+      let inode = UInt64(String(decoding: fields[1], as: UTF8.self)),
+      let offset = UInt64(String(decoding: fields[2], as: UTF8.self)),
+      fields[3].elementsEqual("P".utf8) || fields[3].elementsEqual("Z".utf8)
+    else {
+      throw CaptureError(
+        host: host, operation: "collect \(path)", cause: .invalidData,
+        message: "unexpected read header '\(String(decoding: body[..<newline].prefix(200), as: UTF8.self))'")
+    }
+    let name = String(decoding: fields[4], as: UTF8.self)
+    let payload = Array(body[(newline + 1)...])
+    var data = payload
+    if fields[3].elementsEqual("Z".utf8) {
+      do {
+        data = try await Gzip.decompress(payload, limit: maxBytes)
+      } catch {
+        throw CaptureError(host: host, operation: "decompress \(name)", cause: .decompression, message: "\(error)")
+      }
+    }
+    return ReadAhead(name: name, inode: inode, offset: offset, data: data, transferredBytes: payload.count)
+  }
+
   // MARK: Remote commands
+
+  /// The shell loop that lists the live file and its rotations: `F inode size mtime hex name`.
+  /// Only names logrotate gives: `.N`, `-<digits, '-', '_'>`, either with `.gz`.
+  static let listingScript = """
+    for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
+      [ -f "$f" ] || continue
+      n=${f#"$p"}; n=${n%.gz}
+      case "$n" in
+        '') [ "$f" = "$p" ] || continue ;;
+        .*) case "${n#.}" in ''|*[!0-9]*) continue ;; esac ;;
+        -*) case "${n#-}" in ''|*[!0-9_-]*) continue ;; esac ;;
+        *) continue ;;
+      esac
+      s=$(stat -L -c '%i %s %Y' -- "$f") || continue
+      case "$f" in
+        *.gz) h=$(gzip -dc < "$f" 2>/dev/null | head -c 64 | od -An -v -tx1 | tr -d ' \\n') ;;
+        *) h=$(head -c 64 < "$f" | od -An -v -tx1 | tr -d ' \\n') ;;
+      esac
+      printf 'F %s %s %s\\n' "$s" "${h:--}" "$f"
+    done
+    """
 
   /// Lists the live file and its rotations (numbered or dated, plain or gzip), newest first.
   func listFiles() async throws -> [Candidate] {
-    let quoted = try ShellQuote.quote(path)
-    // Only names logrotate gives: `.N`, `-<digits, '-', '_'>`, either with `.gz`.
-    let script = """
-      p=\(quoted)
-      for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
-        [ -f "$f" ] || continue
-        n=${f#"$p"}; n=${n%.gz}
-        case "$n" in
-          '') [ "$f" = "$p" ] || continue ;;
-          .*) case "${n#.}" in ''|*[!0-9]*) continue ;; esac ;;
-          -*) case "${n#-}" in ''|*[!0-9_-]*) continue ;; esac ;;
-          *) continue ;;
-        esac
-        s=$(stat -L -c '%i %s %Y' -- "$f") || continue
-        case "$f" in
-          *.gz) h=$(gzip -dc < "$f" 2>/dev/null | head -c 64 | od -An -v -tx1 | tr -d ' \\n') ;;
-          *) h=$(head -c 64 < "$f" | od -An -v -tx1 | tr -d ' \\n') ;;
-        esac
-        printf 'F %s %s %s\\n' "$s" "${h:--}" "$f"
-      done
-      """
+    let script = "p=\(try ShellQuote.quote(path))\n" + Self.listingScript
     let result = try await session.run(script, stdin: nil, timeout: timeout)
     guard result.succeeded else {
       throw CaptureError(

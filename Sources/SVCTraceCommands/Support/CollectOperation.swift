@@ -4,8 +4,9 @@ import Logs
 import SVCTraceCore
 import Store
 
-/// The per-host collect shared by `collect` and `trace --follow`: measure the clock offset, pull
-/// what the node's log gained into the store, and take the name snapshot on the kubectl host.
+/// The per-host collect shared by `collect` and `trace --follow`: pull what the node's log
+/// gained into the store (one exchange with the node when it gained less than a pull: the
+/// listing, the new bytes and a clock sample), and take the name snapshot on the kubectl host.
 enum CollectOperation {
   /// Collects one host.
   /// - Parameters:
@@ -18,13 +19,12 @@ enum CollectOperation {
     forks: Int, totals: CollectTotals?
   ) async throws -> HostOutcome<CollectReport> {
     let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
-    let clock = try await ClockOffset.measure(session, rounds: 5)
     let source = LogFileSource(session: session, path: path)
     let now = ClockOffset.wallClockMicros()
     let summary = try await Ingestor(store: store).collect(
-      from: source, makeParser: { PacketLineParser(referenceMicros: now) }, clock: clock,
+      from: source, makeParser: { PacketLineParser(referenceMicros: now) },
       maxBytes: pullBytes(forks: forks), progress: { totals?.update(host.id, $0) })
-    var report = CollectReport(summary, clock: clock, path: path)
+    var report = CollectReport(summary, clock: summary.clock ?? .zero, path: path)
     if host.id.name == snapshotHost {
       report.snapshot = try await Snapshot.take(session: session, store: store)
     }
