@@ -7,6 +7,16 @@ public protocol SessionConnector: Sendable {
   /// Connects and authenticates; the returned session already applies privilege escalation.
   /// - Throws: ``RemoteError`` (kinds `.unreachable`, `.hostKey`, `.authentication`, `.become`…).
   func connect(_ host: FleetHost) async throws -> any RemoteSession
+
+  /// Called once the operation on a session ended (`failed`: it threw or timed out). The
+  /// default closes the session; a ``SessionPool`` keeps a healthy one for the next run.
+  func release(_ session: any RemoteSession, failed: Bool) async
+}
+
+extension SessionConnector {
+  public func release(_ session: any RemoteSession, failed: Bool) async {
+    await session.close()
+  }
 }
 
 /// Runs one operation on many hosts with bounded parallelism and per-host isolation.
@@ -43,7 +53,8 @@ public struct FleetRunner: Sendable {
 
   /// Connects to every host and runs `operation` on it; returns one result per host, in input order.
   ///
-  /// The session is always closed, whatever the operation did. Cancelling the calling task
+  /// The session is always handed back to the connector, which closes it (a ``SessionPool``
+  /// keeps it open for the next run when the operation succeeded). Cancelling the calling task
   /// (Ctrl-C) cancels every running host promptly; hosts not yet started are reported `skipped`.
   public func run<Payload: Sendable>(
     _ hosts: [FleetHost],
@@ -111,12 +122,12 @@ public struct FleetRunner: Sendable {
         session.set(connected)
         return try await operation(connected, host)
       }
-      await session.close()
+      await session.release(to: connector, failed: false)
       return HostResult(
         host: host.id, status: outcome.changed ? .changed : .ok, message: outcome.message,
         seconds: seconds(), payload: outcome.payload)
     } catch {
-      await session.close()
+      await session.release(to: connector, failed: true)
       let (status, message) = classify(error, host: host.id)
       logger.debug("host failed", metadata: ["host": "\(host.id)", "error": "\(message)"])
       return HostResult(host: host.id, status: status, message: message, seconds: seconds())
@@ -133,18 +144,19 @@ public struct FleetRunner: Sendable {
   }
 }
 
-/// Holds the session a host task opened, so it is closed even when the task times out.
+/// Holds the session a host task opened, so it is released even when the task times out.
 private final class SessionSlot: Sendable {
   private let session = Mutex<(any RemoteSession)?>(nil)
 
   func set(_ value: any RemoteSession) { session.withLock { $0 = value } }
 
-  func close() async {
+  /// Hands the session back to its connector (which closes it, or keeps it when pooled).
+  func release(to connector: any SessionConnector, failed: Bool) async {
     let value = session.withLock { current -> (any RemoteSession)? in
       defer { current = nil }
       return current
     }
-    await value?.close()
+    if let value { await connector.release(value, failed: failed) }
   }
 }
 

@@ -62,49 +62,70 @@ public struct NodeReply: Sendable, Equatable {
   ///
   /// Section bodies are shell fragments svctrace wrote; every outside value in them must be
   /// quoted with ``ShellQuote``. Each body runs in a subshell (an `exit` ends only its section;
-  /// variables it sets do not outlive it: set shared ones in ``prelude(_:)``), stdout to a
-  /// temporary file, stderr to `/dev/null` unless the fragment redirects it. The temporary
-  /// directory is removed when the script exits.
+  /// variables it sets do not outlive it: set shared ones in ``prelude(_:usesTemporaryDirectory:)``),
+  /// stderr to `/dev/null` unless the fragment redirects it. A text section is captured in a
+  /// shell variable (no process beyond the body's own: the cheap kind, for small text; NUL bytes
+  /// are dropped); a binary section goes through a file in a private temporary directory
+  /// (`$svct_r`, removed when the script exits), byte for byte.
   public struct Script: Sendable {
     public let nonce: String
     private var parts: [String] = []
+    private var usesTemporaryDirectory = false
 
     public init(nonce: String = NodeReply.makeNonce()) {
       self.nonce = nonce
-      parts.append(
-        [
-          "umask 077",
-          "svct_r=$(mktemp -d \"${TMPDIR:-/tmp}/svctrace-reply.XXXXXX\") || exit 98",
-          "trap 'rm -rf \"$svct_r\"' EXIT",
-          "svct_n=0",
-          // `wc -c` pads with spaces on some systems: arithmetic strips them.
-          "svct_emit() { printf 'S %s %s %s\\n' \"$1\" \"$2\" \"$(($(wc -c < \"$svct_r/b\")))\"; "
-            + "cat \"$svct_r/b\"; printf '\\n'; svct_n=$((svct_n+1)); }",
-          "printf '\(NodeReply.magic) \(NodeReply.version) %s\\n' \(nonce)",
-        ].joined(separator: "\n"))
     }
 
-    /// Appends shell lines that run outside any section (variables, functions).
-    public mutating func prelude(_ shell: String) {
+    /// Appends shell lines that run outside any section (variables, functions). With
+    /// `usesTemporaryDirectory`, they may keep files in `$svct_r`.
+    public mutating func prelude(_ shell: String, usesTemporaryDirectory: Bool = false) {
+      self.usesTemporaryDirectory = self.usesTemporaryDirectory || usesTemporaryDirectory
       parts.append(shell)
     }
 
-    /// Appends a section: `body` runs and its stdout and exit status become section `name`.
-    /// `name` is letters, digits and `-_.:/` (checked: a programming error otherwise).
+    /// Appends a text section: `body` runs and its stdout and exit status become section
+    /// `name`. `name` is letters, digits and `-_.:/` (checked: a programming error otherwise).
     public mutating func section(_ name: String, _ body: String) {
       precondition(NodeReply.isValidName(name[...]), "invalid section name \(name)")
-      parts.append("(\n\(body)\n) >\"$svct_r/b\" 2>/dev/null </dev/null\nsvct_emit \(name) $?")
+      parts.append("svct_v=$( (\n\(body)\n) 2>/dev/null </dev/null; printf '~%s' $?)\nsvct_text \(name)")
     }
 
-    /// Appends a section with the node's clock (`date +%s%N`): call it first and last, with
-    /// ``ClockOffset/startSection`` and ``ClockOffset/endSection``, for an NTP-style sample.
+    /// Appends a binary section: like ``section(_:_:)``, byte for byte (any size, NUL bytes).
+    public mutating func binarySection(_ name: String, _ body: String) {
+      precondition(NodeReply.isValidName(name[...]), "invalid section name \(name)")
+      usesTemporaryDirectory = true
+      parts.append("(\n\(body)\n) >\"$svct_r/b\" 2>/dev/null </dev/null\nsvct_file \(name) $?")
+    }
+
+    /// Appends a section with the node's clock in nanoseconds (bash's `$EPOCHREALTIME`, else
+    /// `date +%s%N`): call it first and last, with ``ClockOffset/startSection`` and
+    /// ``ClockOffset/endSection``, for an NTP-style sample.
     public mutating func clockSection(_ name: String) {
-      section(name, "date +%s%N")
+      section(
+        name,
+        "case \"${EPOCHREALTIME:-}\" in *.??????) echo \"${EPOCHREALTIME%.*}${EPOCHREALTIME#*.}000\" ;; "
+          + "*) date +%s%N ;; esac")
     }
 
-    /// The whole script: the sections, then the end frame.
+    /// The whole script: set-up, header, the sections, then the end frame.
     public var text: String {
-      (parts + ["printf 'E %s %s\\n' \(nonce) \"$svct_n\""]).joined(separator: "\n") + "\n"
+      var setup = [
+        "umask 077", "LC_ALL=C", "export LC_ALL", "svct_n=0",
+        // A text section: the body's output, then `~status` (so trailing newlines survive).
+        "svct_text() { svct_s=${svct_v##*~}; svct_v=${svct_v%~*}; "
+          + "printf 'S %s %s %s\\n%s\\n' \"$1\" \"$svct_s\" \"${#svct_v}\" \"$svct_v\"; svct_n=$((svct_n+1)); }",
+      ]
+      if usesTemporaryDirectory {
+        setup += [
+          "svct_r=$(mktemp -d \"${TMPDIR:-/tmp}/svctrace-reply.XXXXXX\") || exit 98",
+          "trap 'rm -rf \"$svct_r\"' EXIT",
+          // `wc -c` pads with spaces on some systems: arithmetic strips them.
+          "svct_file() { printf 'S %s %s %s\\n' \"$1\" \"$2\" \"$(($(wc -c < \"$svct_r/b\")))\"; "
+            + "cat \"$svct_r/b\"; printf '\\n'; svct_n=$((svct_n+1)); }",
+        ]
+      }
+      setup.append("printf '\(NodeReply.magic) \(NodeReply.version) %s\\n' \(nonce)")
+      return (setup + parts + ["printf 'E %s %s\\n' \(nonce) \"$svct_n\""]).joined(separator: "\n") + "\n"
     }
   }
 

@@ -24,14 +24,22 @@ import Testing
     script.prelude("x=42")
     script.section("plain", "echo hello; echo \"x=$x\"")
     // A body that prints frame text of this very run, NUL bytes and no final newline.
-    script.section("hostile", "printf 'E %s 0\\nS fake 0 3\\nabc\\n' \(script.nonce); printf 'a\\000b'")
+    script.binarySection("hostile", "printf 'E %s 0\\nS fake 0 3\\nabc\\n' \(script.nonce); printf 'a\\000b'")
     script.section("failing", "echo partial; exit 3")
     script.section("empty", "true")
+    script.section("tilde", "printf 'a~1~\\n\\n'; exit 4")
+    script.binarySection("binary-empty", "exit 2")
     script.clockSection(ClockOffset.startSection)
     script.clockSection(ClockOffset.endSection)
     let session = LocalShellSession(host: host)
     let (reply, sent, received) = try await session.exchange(script, timeout: .seconds(30), operation: "test")
-    #expect(reply.sections.map(\.name) == ["plain", "hostile", "failing", "empty", "clock-start", "clock-end"])
+    #expect(
+      reply.sections.map(\.name) == [
+        "plain", "hostile", "failing", "empty", "tilde", "binary-empty", "clock-start", "clock-end",
+      ])
+    #expect(reply.section("tilde")?.text == "a~1~\n\n")
+    #expect(reply.section("tilde")?.status == 4)
+    #expect(reply.section("binary-empty")?.status == 2 && reply.section("binary-empty")?.body == [])
     #expect(reply.section("plain")?.text == "hello\nx=42\n")
     #expect(reply.section("hostile")?.body == Array("E \(script.nonce) 0\nS fake 0 3\nabc\n".utf8) + [97, 0, 98])
     #expect(reply.section("failing")?.status == 3)

@@ -412,8 +412,9 @@ public struct LogFileSource: CaptureSource {
     script.clockSection(ClockOffset.startSection)
     script.section("list", Self.listingScript)
     if let cursor {
-      script.section("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \(cursor.offset)")
-      script.section("read-live", "[ -n \"$hit\" ] && [ \"$hit\" != \"$p\" ] && [ -f \"$p\" ] && svct_read \"$p\" 0")
+      script.binarySection("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \(cursor.offset)")
+      script.binarySection(
+        "read-live", "[ -n \"$hit\" ] && [ \"$hit\" != \"$p\" ] && [ -f \"$p\" ] && svct_read \"$p\" 0")
     }
     script.clockSection(ClockOffset.endSection)
     let operation = "collect \(path)"

@@ -27,7 +27,18 @@ extension SVCTrace {
           svctrace collect --from-file node07=/tmp/iptables.log.2.gz
           svctrace collect -i hosts.ini --kubeconfig ~/.kube/config
 
-        Exit status: 0 when every node was collected, 1 otherwise, 2 on usage errors.
+        With --every, collects again and again, keeping one SSH connection per node open: a round \
+        that finds nothing new costs one exchange per node. Each round prints one line (a JSON \
+        object per line with --json); the name snapshot is re-checked at most every 30 s and \
+        transferred only when Services, EndpointSlices or Pods changed. Ctrl-C or SIGTERM stops \
+        it after the round in progress has committed (a second Ctrl-C cancels that round; nothing \
+        committed is lost either way).
+
+          svctrace collect -i hosts.ini --every 30s
+          systemd: ExecStart=/usr/local/bin/svctrace collect -i /etc/svctrace/hosts.ini --every 1m
+
+        Exit status: 0 when every node was collected (with --every: in the last round), 1 \
+        otherwise, 2 on usage errors.
         """)
 
     @OptionGroup var fleet: FleetOptions
@@ -59,12 +70,26 @@ extension SVCTrace {
     @Flag(help: "Do not take a Kubernetes name snapshot.")
     var noSnapshot = false
 
+    @Option(
+      help: ArgumentHelp(
+        "Collect again every DURATION (e.g. 10s, 5m) over kept connections until Ctrl-C or SIGTERM.",
+        valueName: "duration"))
+    var every: String?
+
     func validate() throws {
       if let logPath {
         do { try RemoteValue.path(logPath, variable: "--log-path") } catch { throw ValidationError(error.description) }
       }
       for spec in fromFiles where !spec.contains("=") {
         throw ValidationError("--from-file takes NODE=PATH, got '\(spec)'.")
+      }
+      if let every {
+        guard let micros = try? TraceArguments.duration(every), micros >= 1_000_000 else {
+          throw ValidationError("--every takes a duration of at least 1s (e.g. 30s, 5m), got '\(every)'.")
+        }
+        if !fromFiles.isEmpty {
+          throw ValidationError("--every collects nodes over SSH; it does not go with --from-file.")
+        }
       }
     }
 
@@ -81,13 +106,56 @@ extension SVCTrace {
       if let kubeconfig, !noSnapshot {
         try await LocalSnapshot.take(store: store, kubeconfig: kubeconfig)
       }
-      let totals = CollectTotals(progress: context.runner.progress)
       let logPath = self.logPath
+      if let every {
+        try await collectEvery(
+          .microseconds(try TraceArguments.duration(every)), context: context, store: store, snapshotHost: snapshotHost)
+        return
+      }
+      let totals = CollectTotals(progress: context.runner.progress)
       try await runFleet(context, json: output.json, command: "collect") { session, host in
         try await CollectOperation.run(
           session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotHost,
           forks: context.runner.forks, totals: totals)
       }
+    }
+
+    /// `--every`: rounds over kept connections until a stop is requested; one line per round.
+    private func collectEvery(
+      _ period: Duration, context: FleetContext, store: TraceStore, snapshotHost: String?
+    ) async throws {
+      let pool = SessionPool(context.connector)
+      let schedule = snapshotHost.map { SnapshotSchedule(host: $0, interval: Swift.max(.seconds(30), period)) }
+      let (runner, hosts, logPath, json) = (context.runner, context.hosts, self.logPath, output.json)
+      let lastRound = try await withGracefulStop { stop -> [HostResult<CollectReport>] in
+        var last: [HostResult<CollectReport>] = []
+        var round = 0
+        var failing: [HostID: String] = [:]
+        while !stop.isRequested, !Task.isCancelled {
+          round += 1
+          let began = ContinuousClock.now
+          last = await runner.run(hosts, connector: pool) { session, host in
+            try await CollectOperation.run(
+              session: session, host: host, store: store, logPath: logPath, snapshotHost: nil, schedule: schedule,
+              forks: runner.forks, totals: nil)
+          }
+          let line = RoundLine(round: round, results: last, seconds: (ContinuousClock.now - began).seconds)
+          if json {
+            OutputLock.print(try Output.jsonLine(line))
+          } else {
+            Terminal.writeError(line.text + "\n")
+            for result in last where result.status.isFailure && failing[result.host] != result.message {
+              Terminal.writeError("  \(result.host): \(result.status.rawValue): \(result.message ?? "")\n")
+            }
+          }
+          failing = Dictionary(
+            last.filter(\.status.isFailure).map { ($0.host, $0.message ?? "") }, uniquingKeysWith: { a, _ in a })
+          await stop.pause(for: period - (ContinuousClock.now - began))
+        }
+        return last
+      }
+      await pool.closeAll()
+      if lastRound.contains(where: \.status.isFailure) { throw ExitCode.failure }
     }
 
     /// Ingests the `--from-file` specs: nodes concurrently (at most `--forks` at once), each
@@ -141,6 +209,35 @@ extension SVCTrace {
         reports, json: output.json,
         terminal: Terminal.current(environment: ProcessInfo.processInfo.environment), command: "collect")
     }
+  }
+}
+
+/// One round of `collect --every`: a line on standard error, or a JSON object per line.
+struct RoundLine: Encodable {
+  var round: Int
+  var time: String
+  var seconds: Double
+  var hosts: Int
+  var failed: Int
+  var lines: Int
+  var connections: Int
+  var transferredBytes: Int
+
+  init(round: Int, results: [HostResult<CollectReport>], seconds: Double) {
+    self.round = round
+    time = TimeFormat.rfc3339(micros: ClockOffset.wallClockMicros())
+    self.seconds = seconds
+    hosts = results.count
+    failed = results.filter(\.status.isFailure).count
+    lines = results.compactMap(\.payload).reduce(0) { $0 + $1.lines }
+    connections = results.compactMap(\.payload).reduce(0) { $0 + $1.connections }
+    transferredBytes = results.compactMap(\.payload).reduce(0) { $0 + $1.transferredBytes }
+  }
+
+  var text: String {
+    "\(time) round \(round): \(hosts - failed)/\(hosts) nodes in \(Output.decimal(seconds)) s, \(lines) lines, "
+      + "\(connections) connections, \(Bytes.format(transferredBytes)) on the wire"
+      + (failed > 0 ? ", \(failed) FAILED" : "")
   }
 }
 

@@ -86,8 +86,11 @@ extension SVCTrace {
     @Flag(help: "Collect the fleet every --interval seconds and print new matching connections (needs -i).")
     var follow = false
 
-    @Option(help: ArgumentHelp("Seconds between collects with --follow.", valueName: "seconds"))
-    var interval: Double = 5
+    @Option(
+      help: ArgumentHelp(
+        "Seconds from the start of one --follow collect to the next (connections stay open: an idle round costs one exchange per node).",
+        valueName: "seconds"))
+    var interval: Double = 1
 
     @Option(
       name: .customLong("for"), help: ArgumentHelp("Stop --follow after this long (e.g. 10m).", valueName: "duration"))
@@ -201,13 +204,15 @@ extension SVCTrace {
       let logPath = self.logPath
       let runner = context.runner
       let hosts = context.hosts
-      let connector = context.connector
+      // One connection per node for the whole run; names re-checked every 30 s, sent when changed.
+      let pool = SessionPool(context.connector)
+      let schedule = snapshotHost.map { SnapshotSchedule(host: $0) }
       /// One collect of the fleet; failures go to standard error once per host and message.
       @Sendable func collectRound(snapshot: Bool, failing: inout [HostID: String]) async {
-        let results = await runner.run(hosts, connector: connector) { session, host in
+        let results = await runner.run(hosts, connector: pool) { session, host in
           try await CollectOperation.run(
             session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshot ? snapshotHost : nil,
-            forks: runner.forks, totals: nil)
+            schedule: snapshot ? nil : schedule, forks: runner.forks, totals: nil)
         }
         for result in results {
           if result.status.isFailure, failing[result.host] != result.message {
@@ -251,12 +256,14 @@ extension SVCTrace {
           var printer = backlogPrinter
           var count = printedNow
           var failing = failingNow
+          var roundStart = ContinuousClock.now
           while !Task.isCancelled {
             if let deadline, ContinuousClock.now >= deadline { break }
-            var pause = Duration.milliseconds(Int64(interval * 1000))
+            var pause = Duration.milliseconds(Int64(interval * 1000)) - (ContinuousClock.now - roundStart)
             if let deadline { pause = Swift.min(pause, deadline - ContinuousClock.now) }
             if pause > .zero { try? await Task.sleep(for: pause) }
             if Task.isCancelled { break }
+            roundStart = ContinuousClock.now
             await collectRound(snapshot: false, failing: &failing)
             var next = query
             next.afterID = lastID
@@ -270,6 +277,7 @@ extension SVCTrace {
       } catch let interrupted as InterruptedExit<Int> {
         total = interrupted.value
       }
+      await pool.closeAll()
       TracePrinter.finish(format: format, streamed: total)
       if total == 0 {
         Terminal.writeError("No connection matched.\n")

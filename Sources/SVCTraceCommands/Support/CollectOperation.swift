@@ -11,12 +11,13 @@ enum CollectOperation {
   /// Collects one host.
   /// - Parameters:
   ///   - logPath: the node log; `nil` means the host's `svctrace_log_path`, else the default.
-  ///   - snapshotHost: the host that runs kubectl for the name snapshot, if any.
+  ///   - snapshotHost: the host that runs kubectl for the name snapshot, if any (every run).
+  ///   - schedule: instead, for repeated runs: where and how often, sending only changes.
   ///   - forks: how many hosts collect at once (sizes each pull, see ``pullBytes(forks:)``).
   /// - Throws: `RemoteError`, ``CaptureError``, ``StoreError``, `CancellationError`.
   static func run(
     session: any RemoteSession, host: FleetHost, store: TraceStore, logPath: String?, snapshotHost: String?,
-    forks: Int, totals: CollectTotals?
+    schedule: SnapshotSchedule? = nil, forks: Int, totals: CollectTotals?
   ) async throws -> HostOutcome<CollectReport> {
     let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
     let source = LogFileSource(session: session, path: path)
@@ -26,7 +27,11 @@ enum CollectOperation {
       maxBytes: pullBytes(forks: forks), progress: { totals?.update(host.id, $0) })
     var report = CollectReport(summary, clock: summary.clock ?? .zero, path: path)
     if host.id.name == snapshotHost {
-      report.snapshot = try await Snapshot.take(session: session, store: store)
+      report.snapshot = try await Snapshot.take(session: session, store: store).message
+    } else if let schedule, let previous = schedule.due(on: host.id.name) {
+      let (message, digest) = try await Snapshot.take(session: session, store: store, unlessDigest: previous)
+      schedule.record(digest: digest)
+      report.snapshot = message
     }
     return HostOutcome(changed: summary.lines > 0, message: report.line, payload: report)
   }

@@ -14,6 +14,14 @@ package enum Output {
     return String(decoding: try encoder.encode(value), as: UTF8.self)
   }
 
+  /// Encodes `value` as one line of key-sorted JSON, newline included (JSON lines).
+  package static func jsonLine<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+  }
+
   /// `value` with three decimals below 10 and one from 10 on (`0.042`, `12.5`): seconds,
   /// milliseconds and ratios in one-line reports.
   package static func decimal(_ value: Double) -> String {
