@@ -1,4 +1,6 @@
 import Foundation
+import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 /// Hardening issue #13 on real nodes: `collect` keeps every line exactly once across dateext
@@ -118,6 +120,39 @@ struct CollectEndToEndTests {
       async let second = Lab.svctrace(["collect", "--store", store, "--no-snapshot"] + fleet)
       let (a, b) = try await (first, second)
       #expect(a.status == 0 && b.status == 0, "round \(round): \(a.stdout)\(a.stderr)\(b.stdout)\(b.stderr)")
+    }
+    try await expectExactlyOnce(truth, in: store)
+  }
+
+  /// Fleet scale (#14): `collect --every` logs in once per node, collects every round over the
+  /// kept connections, and stops cleanly on SIGTERM (exit 0) with every line stored once.
+  @Test func collectEveryKeepsOneConnectionPerNodeAndStopsCleanly() async throws {
+    let store = try await prepare()
+    defer { Task { _ = try? await Lab.svctrace(["remove"] + fleet) } }
+    let nodes = try Lab.cluster().nodes
+    // The lab's sshd logs to /var/log/sshd.log; `Lab.onNode` enters the node without SSH.
+    let logins = "grep -c 'Accepted publickey' /var/log/sshd.log || true"
+    var before: [String: Int] = [:]
+    for node in nodes {
+      before[node.name] = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
+    }
+    let every = try await BackgroundProcess.start(
+      [Lab.binary, "collect", "--store", store, "--no-snapshot", "--every", "1s", "--json"] + fleet,
+      collectOutput: true)
+    var truth = try await traffic(count: 20)
+    truth += try await traffic(count: 20)
+    try await Task.sleep(for: .seconds(3))
+    #expect(every.signal(SIGTERM))
+    let result = try await every.wait()
+    #expect(result.exitStatus == 0, "\(result.stdoutText)\(result.stderrText)")
+    let rounds = result.stdoutText.split(separator: "\n").compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    #expect(rounds.count >= 3, "\(result.stdoutText)")
+    #expect(rounds.allSatisfy { ($0["failed"] as? Int) == 0 }, "\(result.stdoutText)")
+    for node in nodes {
+      let after = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
+      #expect(after - before[node.name, default: 0] == 1, "\(node.name): one login for all \(rounds.count) rounds")
     }
     try await expectExactlyOnce(truth, in: store)
   }
