@@ -385,34 +385,52 @@ public struct LogFileSource: CaptureSource {
   func exchange(after cursor: FileCursor?, maxBytes: Int) async throws -> Exchange {
     let quoted = try ShellQuote.quote(path)
     var script = NodeReply.Script()
+    // The cursor's inode, offset and first bytes (hex); digits only, nothing to quote.
+    let resumable = cursor.map { !$0.isFresh && !$0.isComplete && !$0.fingerprint.isEmpty } ?? false
+    let (inode, offset, fingerprint) =
+      resumable && cursor != nil
+      ? (String(cursor!.inode), String(cursor!.offset), Self.hex(cursor!.fingerprint)) : ("", "0", "")
     script.prelude(
       """
-      p=\(quoted); m=\(maxBytes); th=\(compressionThreshold)
+      p=\(quoted); m=\(maxBytes); th=\(compressionThreshold); ci=\(inode); co=\(offset); cf=\(fingerprint)
       command -v gzip >/dev/null 2>&1 && z=yes || z=no
+      svct_hex() { set -- $(od -An -v -tx1 -N64); IFS=; h="$*"; unset IFS; }
+      svct_f() {
+        s=$(stat -L -c '%i %s %Y' -- "$1") || return 1
+        case "$1" in *.gz) h=$(gzip -dc < "$1" 2>/dev/null | { svct_hex; printf %s "$h"; }) ;;
+          *) svct_hex < "$1" ;; esac
+        svct_list="${svct_list}F $s ${h:--} $1
+      "
+        [ -z "$hit" ] && [ -n "$ci" ] && [ "${s%% *}" = "$ci" ] && case "$1" in *.gz) ;; *) hit=$1 ;; esac
+        return 0
+      }
       svct_read() {
         exec 3< "$1" || return 3
-        i=$(stat -L -c %i /dev/fd/3) && s=$(stat -L -c %s /dev/fd/3) || return 3
-        if [ $((s - $2)) -gt "$th" ] && [ "$z" = yes ]; then
-          printf 'R %s %s Z %s\\n' "$i" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m" | gzip -c -1
+        set -- "$1" "$2" $(stat -L -c '%i %s' /dev/fd/3) || return 3
+        [ "$4" -gt "$2" ] || return 0
+        if [ $(($4 - $2)) -gt "$th" ] && [ "$z" = yes ]; then
+          printf 'R %s %s Z %s\\n' "$3" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m" | gzip -c -1
         else
-          printf 'R %s %s P %s\\n' "$i" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m"
+          printf 'R %s %s P %s\\n' "$3" "$2" "$1"; tail -c +$(($2 + 1)) <&3 | head -c "$m"
         fi
       }
-      hit=
-      """)
-    if let cursor, !cursor.isFresh, !cursor.isComplete {
-      script.prelude(
-        """
-        for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
-          case "$f" in *.gz) continue ;; esac
-          [ -f "$f" ] && [ "$(stat -L -c %i -- "$f" 2>/dev/null)" = \(cursor.inode) ] && { hit=$f; break; }
-        done
-        """)
-    }
+      svct_list=; hit=
+      # The cursor's file is still the live file, not truncated, same first bytes: no rotation
+      # happened, and the rotated files are not listed (nor their first bytes decompressed).
+      if [ -f "$p" ] && svct_f "$p" && [ "$hit" = "$p" ] && [ "${s#* }" != "$s" ]; then
+        set -- $s
+        case "$h" in "$cf"*) [ -n "$cf" ] && [ "$2" -ge "$co" ] && quick=yes ;; esac
+      fi
+      if [ "${quick:-no}" = no ]; then
+        svct_list=; hit=
+        \(Self.listingLoop)
+      fi
+      """,
+      usesTemporaryDirectory: true)
     script.clockSection(ClockOffset.startSection)
-    script.section("list", Self.listingScript)
-    if let cursor {
-      script.binarySection("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \(cursor.offset)")
+    script.section("list", "printf '%s' \"$svct_list\"")
+    if resumable {
+      script.binarySection("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \"$co\"")
       script.binarySection(
         "read-live", "[ -n \"$hit\" ] && [ \"$hit\" != \"$p\" ] && [ -f \"$p\" ] && svct_read \"$p\" 0")
     }
@@ -461,37 +479,38 @@ public struct LogFileSource: CaptureSource {
 
   // MARK: Remote commands
 
-  /// The shell loop that lists the live file and its rotations: `F inode size mtime hex name`.
-  /// Only names logrotate gives: `.N`, `-<digits, '-', '_'>`, either with `.gz`.
-  static let listingScript = """
+  /// The shell loop that lists the live file and its rotations into `$svct_list` (`F inode size
+  /// mtime hex name` lines, through `svct_f`), and sets `$hit` to the first plain file with the
+  /// cursor's inode. Only names logrotate gives: `.N`, `-<digits, '-', '_'>`, either with `.gz`.
+  static let listingLoop = """
     for f in "$p" "$p".[0-9]* "$p"-[0-9]*; do
-      [ -f "$f" ] || continue
-      n=${f#"$p"}; n=${n%.gz}
-      case "$n" in
-        '') [ "$f" = "$p" ] || continue ;;
-        .*) case "${n#.}" in ''|*[!0-9]*) continue ;; esac ;;
-        -*) case "${n#-}" in ''|*[!0-9_-]*) continue ;; esac ;;
-        *) continue ;;
-      esac
-      s=$(stat -L -c '%i %s %Y' -- "$f") || continue
-      case "$f" in
-        *.gz) h=$(gzip -dc < "$f" 2>/dev/null | head -c 64 | od -An -v -tx1 | tr -d ' \\n') ;;
-        *) h=$(head -c 64 < "$f" | od -An -v -tx1 | tr -d ' \\n') ;;
-      esac
-      printf 'F %s %s %s\\n' "$s" "${h:--}" "$f"
-    done
+        [ -f "$f" ] || continue
+        n=${f#"$p"}; n=${n%.gz}
+        case "$n" in
+          '') [ "$f" = "$p" ] || continue ;;
+          .*) case "${n#.}" in ''|*[!0-9]*) continue ;; esac ;;
+          -*) case "${n#-}" in ''|*[!0-9_-]*) continue ;; esac ;;
+          *) continue ;;
+        esac
+        svct_f "$f"
+      done
     """
+
+  /// Hex digits of `bytes`.
+  static func hex(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+      out.append(digits[Int(byte >> 4)])
+      out.append(digits[Int(byte & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+  }
 
   /// Lists the live file and its rotations (numbered or dated, plain or gzip), newest first.
   func listFiles() async throws -> [Candidate] {
-    let script = "p=\(try ShellQuote.quote(path))\n" + Self.listingScript
-    let result = try await session.run(script, stdin: nil, timeout: timeout)
-    guard result.succeeded else {
-      throw CaptureError(
-        host: node, operation: "list \(path) and its rotations", cause: .remoteCommand(exitStatus: result.exitStatus),
-        message: result.failureSummary)
-    }
-    return try Self.parseListing(result.stdoutText, path: path, host: node)
+    try await exchange(after: nil, maxBytes: 4096).files
   }
 
   /// Parses the `F inode size mtime hex name` lines of ``listFiles()``.
