@@ -650,5 +650,13 @@ struct LogFileSourceRoundTripTests {
     #expect(large.transferredBytes < large.bytes / 2, "compressed on the wire")
     let stored = try storedSequence(store)
     #expect(stored == written)
+    // Idle with rotated files present: the cursor's file is still the live one, so only it is
+    // listed (the rotated files are neither listed nor decompressed).
+    let start = try await store.ingestStart(node: session.host, source: "file:" + log.path)
+    let cursor = try #require(start.cursor.flatMap(FileCursor.init))
+    let source = LogFileSource(session: session, path: log.path)
+    let quiet = try await source.exchange(after: cursor, maxBytes: 1 << 20)
+    #expect(quiet.files.map(\.name) == [log.path] && quiet.reads.isEmpty)
+    #expect(try await source.listFiles().map(\.name) == [log.path, log.path + ".1"])
   }
 }
