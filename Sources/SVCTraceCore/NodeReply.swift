@@ -97,14 +97,12 @@ public struct NodeReply: Sendable, Equatable {
       parts.append("(\n\(body)\n) >\"$svct_r/b\" 2>/dev/null </dev/null\nsvct_file \(name) $?")
     }
 
-    /// Appends a section with the node's clock in nanoseconds (bash's `$EPOCHREALTIME`, else
-    /// `date +%s%N`): call it first and last, with ``ClockOffset/startSection`` and
-    /// ``ClockOffset/endSection``, for an NTP-style sample.
+    /// Appends a section with the node's clock in nanoseconds (`date +%s%N`): call it first and
+    /// last, with ``ClockOffset/startSection`` and ``ClockOffset/endSection``, for an NTP-style
+    /// sample. (`date`, not bash's `$EPOCHREALTIME`: any shell, and the testbed's clock-skew fault
+    /// replaces `date`.)
     public mutating func clockSection(_ name: String) {
-      section(
-        name,
-        "case \"${EPOCHREALTIME:-}\" in *.??????) echo \"${EPOCHREALTIME%.*}${EPOCHREALTIME#*.}000\" ;; "
-          + "*) date +%s%N ;; esac")
+      section(name, "date +%s%N")
     }
 
     /// The whole script: set-up, header, the sections, then the end frame.

@@ -109,6 +109,10 @@ prepare_node_dir() {
   chmod 440 "$d/sudoers.d/90-svtlab"
   chmod 755 "$d/sudoers.d"
   echo "node$i" >"$d/hostname"
+  # root's ~/.bashrc: a stock node's, not this workstation's (bash reads it for every command sshd
+  # runs; a developer's pyenv/cargo set-up there costs ~0.3 s per remote command and would make the
+  # lab measure the workstation's dotfiles instead of svctrace and OpenSSH).
+  echo '# ~/.bashrc of a testbed node: empty, like a stock server image' >"$d/root-bashrc"
   # /etc/hosts: the host's, plus the node's own name (sudo resolves it) and every node.
   {
     cat /etc/hosts
@@ -168,6 +172,7 @@ mount_node() {
   for m in "${NODE_MOUNTS[@]}"; do
     script+="mount --bind '$d/${m%%:*}' '${m#*:}'; "
   done
+  [[ -f /root/.bashrc ]] && script+="mount --bind '$d/root-bashrc' /root/.bashrc; "
   nsenter -t "$pid" -m -u -n -- /bin/sh -c "$script" || die "node$i: mounts failed"
 }
 
