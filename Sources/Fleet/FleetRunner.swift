@@ -7,6 +7,14 @@ public protocol SessionConnector: Sendable {
   /// Connects and authenticates; the returned session already applies privilege escalation.
   /// - Throws: ``RemoteError`` (kinds `.unreachable`, `.hostKey`, `.authentication`, `.become`…).
   func connect(_ host: FleetHost) async throws -> any RemoteSession
+
+  /// Called once a fan-out has finished with every host: releases what its connections shared
+  /// (the SSH connector closes its idle bastion connections). Does nothing by default.
+  func finishRun() async
+}
+
+extension SessionConnector {
+  public func finishRun() async {}
 }
 
 /// Runs one operation on many hosts with bounded parallelism and per-host isolation.
@@ -74,6 +82,7 @@ public struct FleetRunner: Sendable {
         }
       }
     }
+    await connector.finishRun()
     return hosts.compactMap { results[$0.id] }
   }
 
