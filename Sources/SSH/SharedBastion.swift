@@ -422,6 +422,8 @@ private final class BastionLoop {
       if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 || rc == Int(LIBSSH2_ERROR_BAD_USE) {
         blocked = call
         sessionEvents |= Int16(POLLOUT)
+      } else if blocked == call {
+        blocked = nil  // its packet went out; now it waits for the server like any other call
       }
       if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 || directions == 0 { sessionEvents |= Int16(POLLIN) }
       return nil

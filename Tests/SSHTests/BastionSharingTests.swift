@@ -99,11 +99,11 @@ struct BastionSharingTests {
     #expect(try await first.run("echo one").stdoutText == "one\n")
     await first.close()
     // Both directions, more than a window's worth, on the remaining tunnels.
-    let payload = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    let payload = (0..<10_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
     async let echoed = second.run("cat", stdin: payload, timeout: .seconds(120))
-    async let zeros = third.run("head -c 5000000 /dev/zero", stdin: nil, timeout: .seconds(120))
+    async let zeros = third.run("head -c 20000000 /dev/zero", stdin: nil, timeout: .seconds(120))
     #expect(try await echoed.stdout == payload)
-    #expect(try await zeros.stdout.count == 5_000_000)
+    #expect(try await zeros.stdout.count == 20_000_000)
     await second.close()
     let fourth = try await lab.connect(4)
     #expect(try await fourth.run("echo four").stdoutText == "four\n")
