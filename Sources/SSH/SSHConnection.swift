@@ -301,7 +301,11 @@ public actor SSHConnection: RemoteSession {
     let budget = interval * options.keepaliveCountMax
     while true {
       var secondsToNext: Int32 = 0
-      _ = libssh2_keepalive_send(raw, &secondsToNext)  // a send failure surfaces in the next libssh2 call
+      // Not while a packet is half sent: libssh2 would refuse the keepalive, or, half sent
+      // itself, make it the packet every other call is refused for (LIBSSH2_ERROR_BAD_USE).
+      if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+        _ = libssh2_keepalive_send(raw, &secondsToNext)  // a send failure surfaces in the next libssh2 call
+      }
       let now = ContinuousClock.now
       let silence = now - quietSince
       if silence >= budget { throw .connectionLost(silence) }

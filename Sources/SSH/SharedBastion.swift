@@ -56,6 +56,9 @@ public final class BastionPool: Sendable {
         throw RemoteError(
           host: target.host, operation: error.operation, kind: error.kind,
           message: "via bastion \(hop.host) (\(hop.hostname):\(hop.port)): \(error.message)")
+      } catch {
+        remove(entry.id)
+        throw error
       }
       guard bastion.acquire() else {
         // Lost or closed since: replace it, unless it failed right now for this very caller.
