@@ -11,12 +11,18 @@ public protocol SessionConnector: Sendable {
   /// Called once the operation on a session ended (`failed`: it threw or timed out). The
   /// default closes the session; a ``SessionPool`` keeps a healthy one for the next run.
   func release(_ session: any RemoteSession, failed: Bool) async
+
+  /// Called once a fan-out has finished with every host: releases what its connections shared
+  /// (the SSH connector closes its idle bastion connections). Does nothing by default.
+  func finishRun() async
 }
 
 extension SessionConnector {
   public func release(_ session: any RemoteSession, failed: Bool) async {
     await session.close()
   }
+
+  public func finishRun() async {}
 }
 
 /// Runs one operation on many hosts with bounded parallelism and per-host isolation.
@@ -85,6 +91,7 @@ public struct FleetRunner: Sendable {
         }
       }
     }
+    await connector.finishRun()
     return hosts.compactMap { results[$0.id] }
   }
 

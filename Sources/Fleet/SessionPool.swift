@@ -37,7 +37,11 @@ public final class SessionPool: SessionConnector {
     await session.close()
   }
 
-  /// Closes every session (idempotent).
+  /// Keeps what the sessions share (bastion connections) for the next round: ``closeAll()``
+  /// releases it.
+  public func finishRun() async {}
+
+  /// Closes every session, then what they shared (idempotent).
   public func closeAll() async {
     let all = sessions.withLock { open -> [any RemoteSession] in
       defer { open = [:] }
@@ -46,5 +50,6 @@ public final class SessionPool: SessionConnector {
     await withTaskGroup(of: Void.self) { group in
       for session in all { group.addTask { await session.close() } }
     }
+    await base.finishRun()
   }
 }

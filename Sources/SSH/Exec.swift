@@ -90,33 +90,52 @@ extension SSHConnection {
       let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
       defer { buffer.deallocate() }
       let base = buffer.baseAddress?.assumingMemoryBound(to: CChar.self)
+      // The call (0 write, 1 EOF, 2 + stream read) that returned EAGAIN with a packet half
+      // sent: libssh2 refuses any other packet (LIBSSH2_ERROR_BAD_USE, a failed window
+      // adjustment) until that same call is repeated and the packet is out.
+      var halfSent: Int?
+      func settle(_ call: Int, _ rc: Int) -> Int {
+        let stillSending =
+          rc == Int(LIBSSH2_ERROR_EAGAIN)
+          && libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0
+        if stillSending {
+          halfSent = call
+        } else if halfSent == call {
+          halfSent = nil
+        }
+        return rc
+      }
 
       while true {
         var progress = false
         if !eofSent {
           if inputOffset < input.count {
-            let written = input.withUnsafeBytes { bytes in
-              libssh2_channel_write_ex(
-                ch, 0, bytes.baseAddress?.advanced(by: inputOffset).assumingMemoryBound(to: CChar.self),
-                bytes.count - inputOffset)
+            if halfSent == nil || halfSent == 0 {
+              let written = settle(
+                0,
+                input.withUnsafeBytes { bytes in
+                  libssh2_channel_write_ex(
+                    ch, 0, bytes.baseAddress?.advanced(by: inputOffset).assumingMemoryBound(to: CChar.self),
+                    bytes.count - inputOffset)
+                })
+              if written > 0 {
+                inputOffset += written
+                progress = true
+              } else if written < 0 && written != Int(LIBSSH2_ERROR_EAGAIN) {
+                eofSent = true  // the command closed its stdin or exited; stop feeding it
+              }
+              // 0: the remote window is full (libssh2 says so with 0 when it read a packet
+              // meanwhile, EAGAIN otherwise); a window adjustment will come.
             }
-            if written > 0 {
-              inputOffset += written
-              progress = true
-            } else if written < 0 && written != Int(LIBSSH2_ERROR_EAGAIN) {
-              eofSent = true  // the command closed its stdin or exited; stop feeding it
-            }
-            // 0: the remote window is full (libssh2 says so with 0 when it read a packet
-            // meanwhile, EAGAIN otherwise); a window adjustment will come.
-          } else {
-            let rc = libssh2_channel_send_eof(ch)
-            if rc != LIBSSH2_ERROR_EAGAIN { eofSent = true }
+          } else if halfSent == nil || halfSent == 1 {
+            let rc = settle(1, Int(libssh2_channel_send_eof(ch)))
+            if rc != Int(LIBSSH2_ERROR_EAGAIN) { eofSent = true }
           }
         }
         // > "a return value of zero (0) can in fact be a legitimate value and only signals that
         // > no payload data was read" (libssh2_channel_read_ex.md): EOF is libssh2_channel_eof.
-        for stream: Int32 in [0, 1] {
-          let count = libssh2_channel_read_ex(ch, stream, base, capacity)
+        for stream: Int32 in [0, 1] where halfSent == nil || halfSent == 2 + Int(stream) {
+          let count = settle(2 + Int(stream), libssh2_channel_read_ex(ch, stream, base, capacity))
           if count > 0 {
             if stream == 0 {
               stdout.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))

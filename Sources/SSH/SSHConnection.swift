@@ -40,13 +40,8 @@ public actor SSHConnection: RemoteSession {
   /// The host key's type (`ssh-ed25519`, `ecdsa-sha2-nistp256`, …).
   public internal(set) var hostKeyType = ""
 
-  /// When connected through a bastion: the bastion and the tunnel's pump.
-  var bastion: SSHConnection?
-  var tunnelPump: Task<Void, Never>?
-  /// On a bastion: the direct-tcpip channel and the local end of the socketpair it serves.
-  var tunnelChannel: ChannelHandle?
-  var tunnelLocalFD: Int32 = -1
-  nonisolated let tunnelStop = WakePipe()
+  /// When connected through a bastion: this connection's channel of the shared bastion.
+  var tunnel: BastionTunnel?
 
   /// How long cleanup (channel close, disconnect) may wait after an error or cancellation.
   static let cleanupTimeout: Duration = .seconds(2)
@@ -65,38 +60,28 @@ public actor SSHConnection: RemoteSession {
 
   /// Connects, verifies the host key against `known_hosts` and authenticates.
   ///
-  /// With `target.proxyJump`, each bastion is connected first (verified and authenticated the
-  /// same way) and the next hop is reached through a direct-tcpip channel.
+  /// With `target.proxyJump`, the next hop is reached through a direct-tcpip channel of the
+  /// last bastion, whose connection is shared through ``SSHOptions/bastions`` with every other
+  /// target behind the same chain (one bastion login per run); each bastion is verified and
+  /// authenticated like any host.
   /// - Throws: ``RemoteError`` (`.unreachable`, `.timeout`, `.hostKey`, `.authentication`,
   ///   `.protocolError`, `.cancelled`).
   public static func connect(_ target: SSHTarget, options: SSHOptions, logger: Logger) async throws -> SSHConnection {
     let start = ContinuousClock.now
-    var bastion: SSHConnection?
-    var localFD: Int32?
+    var tunnel: BastionTunnel?
     if let lastHop = target.proxyJump.last {
       var hop = lastHop
       hop.proxyJump = Array(target.proxyJump.dropLast())
-      let jump: SSHConnection
-      do {
-        jump = try await SSHConnection.connect(hop, options: options, logger: logger)
-      } catch let error as RemoteError {
-        // Report the failure against the host the caller asked for, naming the bastion.
-        throw RemoteError(
-          host: target.host, operation: error.operation, kind: error.kind,
-          message: "via bastion \(hop.host) (\(hop.hostname):\(hop.port)): \(error.message)")
-      }
-      do {
-        localFD = try await jump.openTunnel(to: target.hostname, port: target.port, for: target.host)
-      } catch {
-        await jump.close()
-        throw error
-      }
-      bastion = jump
+      // Without a pool of the run, one for this connection alone: its bastions close with it.
+      var hopOptions = options
+      let pool = options.bastions ?? BastionPool(closesIdleBastions: true)
+      hopOptions.bastions = pool
+      tunnel = try await pool.openTunnel(through: hop, to: target, options: hopOptions, logger: logger)
     }
     let connection = SSHConnection(target: target, options: options, logger: logger)
-    if let bastion { await connection.attach(bastion: bastion) }
+    if let tunnel { await connection.attach(tunnel) }
     do {
-      try await connection.start(tunnelFD: localFD, since: start)
+      try await connection.start(tunnelFD: tunnel?.fd, since: start)
     } catch {
       await connection.close()
       throw error
@@ -123,7 +108,9 @@ public actor SSHConnection: RemoteSession {
       do {
         return try body(token)
       } catch let interruption as WaitInterruption {
-        throw mapInterruption(interruption, operation: operation)
+        throw throughBastion(mapInterruption(interruption, operation: operation))
+      } catch let error as RemoteError {
+        throw throughBastion(error)
       }
     } onCancel: {
       wake.fire(token)
@@ -149,9 +136,15 @@ public actor SSHConnection: RemoteSession {
     }
   }
 
-  func attach(bastion: SSHConnection) {
-    self.bastion = bastion
-    tunnelPump = Task { await bastion.runTunnelPump() }
+  func attach(_ tunnel: BastionTunnel) {
+    self.tunnel = tunnel
+  }
+
+  /// `error` on a connection whose bastion connection broke, told as that: the node's own
+  /// session only saw its tunnel end.
+  func throughBastion(_ error: RemoteError) -> RemoteError {
+    guard let tunnel, let reason = tunnel.lostReason, error.kind != .cancelled else { return error }
+    return tunnel.bastion.lostError(for: host, reason: reason, operation: error.operation)
   }
 
   /// TCP connect (or take the tunnel's socket), handshake, host-key check, authentication.
@@ -308,7 +301,11 @@ public actor SSHConnection: RemoteSession {
     let budget = interval * options.keepaliveCountMax
     while true {
       var secondsToNext: Int32 = 0
-      _ = libssh2_keepalive_send(raw, &secondsToNext)  // a send failure surfaces in the next libssh2 call
+      // Not while a packet is half sent: libssh2 would refuse the keepalive, or, half sent
+      // itself, make it the packet every other call is refused for (LIBSSH2_ERROR_BAD_USE).
+      if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+        _ = libssh2_keepalive_send(raw, &secondsToNext)  // a send failure surfaces in the next libssh2 call
+      }
       let now = ContinuousClock.now
       let silence = now - quietSince
       if silence >= budget { throw .connectionLost(silence) }
@@ -352,20 +349,15 @@ public actor SSHConnection: RemoteSession {
 
   // MARK: Close
 
-  /// Closes SFTP, says goodbye to the server, frees the session, then the bastion. Idempotent.
+  /// Closes SFTP, says goodbye to the server, frees the session, then gives the bastion back.
+  /// Idempotent.
   public func close() async {
     guard !closed else { return }
     closed = true
     closeBlocking()
-    if let pump = tunnelPump {
-      // Our side of the socketpair is closed: the bastion's pump sees EOF and stops; the stop
-      // pipe makes sure it does even if the bastion channel is stuck.
-      if let bastion { bastion.tunnelStop.wake() }
-      await pump.value
-    }
-    if let bastion { await bastion.close() }
-    bastion = nil
-    tunnelPump = nil
+    // Our side of the socketpair is closed: the bastion's loop sees EOF and frees the channel.
+    if let tunnel { await tunnel.release() }
+    tunnel = nil
   }
 
   func closeBlocking() {

@@ -96,6 +96,9 @@ public struct SSHOptions: Sendable {
   public var agentSocket: String?
   /// Passphrase for encrypted key files (`SVCTRACE_KEY_PASSPHRASE` by default); never shown.
   public var keyPassphrase: String?
+  /// The shared bastion connections of the run: every target behind the same ProxyJump chain
+  /// goes through one connection to its bastion. `nil`: each connection has its own.
+  public var bastions: BastionPool?
 
   /// Creates options with `ssh`-like defaults taken from the environment.
   public init(

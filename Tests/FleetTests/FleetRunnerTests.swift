@@ -36,7 +36,35 @@ private func hosts(_ count: Int) -> [FleetHost] {
   (1...count).map { FleetHost(id: HostID("node\($0)"), address: "192.0.2.\($0)", user: "root") }
 }
 
+/// Records, for each `finishRun()`, how many operations had not finished yet.
+private final class FinishCountingConnector: SessionConnector {
+  let state = Mutex((finishes: [Int](), running: 0))
+
+  func connect(_ host: FleetHost) async throws -> any RemoteSession {
+    state.withLock { $0.running += 1 }
+    return ScriptedSession(host: host.id) { _, _ in CommandResult(exitStatus: 0) }
+  }
+
+  func done() { state.withLock { $0.running -= 1 } }
+
+  func finishRun() async { state.withLock { $0.finishes.append($0.running) } }
+}
+
 @Suite struct FleetRunnerTests {
+  @Test func finishRunIsCalledOnceAfterEveryHost() async {
+    // Given a connector that shares something between hosts (the SSH one: bastion connections),
+    let connector = FinishCountingConnector()
+    let results: [HostResult<Int>] = await FleetRunner(forks: 3, serial: 4).run(hosts(10), connector: connector) {
+      _, _ in
+      try await Task.sleep(for: .milliseconds(5))
+      connector.done()
+      return HostOutcome(payload: 1)
+    }
+    // then it hears once, at the end, when no host is still at work.
+    #expect(results.count == 10)
+    #expect(connector.state.withLock { $0.finishes } == [0])
+  }
+
   @Test func runsEveryHostWithinTheForkLimit() async {
     // Given 12 hosts and 3 forks, when each operation takes a little while,
     let connector = FakeConnector()

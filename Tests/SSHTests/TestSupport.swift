@@ -84,10 +84,12 @@ final class TestSSHD: Sendable {
     self.keys = keys
   }
 
-  /// Starts sshd; `hostKeyTypes` selects which host keys it offers (first is preferred by ssh).
-  static func start(hostKeyTypes: [String] = ["ed25519"], passwordAuthentication: Bool = true, extraConfig: String = "")
-    async throws -> TestSSHD
-  {
+  /// Starts sshd; `hostKeyTypes` selects which host keys it offers (first is preferred by ssh);
+  /// `maxStartups` is its limit of concurrent unauthenticated connections (sshd's own syntax).
+  static func start(
+    hostKeyTypes: [String] = ["ed25519"], passwordAuthentication: Bool = true, maxStartups: String = "100:30:200",
+    extraConfig: String = ""
+  ) async throws -> TestSSHD {
     let dir = try makeTempDir("sshd")
     try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
     var hostKeyLines = ""
@@ -111,7 +113,7 @@ final class TestSSHD: Sendable {
         KbdInteractiveAuthentication \(passwordAuthentication ? "no" : "yes")
         UsePAM yes
         AllowTcpForwarding yes
-        MaxStartups 100:30:200
+        MaxStartups \(maxStartups)
         MaxSessions 100
         LogLevel DEBUG1
         Subsystem sftp internal-sftp
