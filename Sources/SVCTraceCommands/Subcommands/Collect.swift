@@ -134,7 +134,10 @@ extension SVCTrace {
         while !stop.isRequested, !Task.isCancelled {
           round += 1
           let began = ContinuousClock.now
-          last = await runner.run(hosts, connector: pool) { session, host in
+          // Progress on a terminal for the first round (it may carry a backlog); a line per round after.
+          var roundRunner = runner
+          if round > 1 { roundRunner.progress = nil }
+          last = await roundRunner.run(hosts, connector: pool) { session, host in
             try await CollectOperation.run(
               session: session, host: host, store: store, logPath: logPath, snapshotHost: nil, schedule: schedule,
               forks: runner.forks, totals: nil)

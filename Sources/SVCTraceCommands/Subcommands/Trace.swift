@@ -209,7 +209,10 @@ extension SVCTrace {
       let schedule = snapshotHost.map { SnapshotSchedule(host: $0) }
       /// One collect of the fleet; failures go to standard error once per host and message.
       @Sendable func collectRound(snapshot: Bool, failing: inout [HostID: String]) async {
-        let results = await runner.run(hosts, connector: pool) { session, host in
+        // Progress on a terminal only while catching up: later rounds would redraw it every second.
+        var roundRunner = runner
+        if !snapshot { roundRunner.progress = nil }
+        let results = await roundRunner.run(hosts, connector: pool) { session, host in
           try await CollectOperation.run(
             session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshot ? snapshotHost : nil,
             schedule: snapshot ? nil : schedule, forks: runner.forks, totals: nil)
