@@ -50,6 +50,37 @@ import Testing
       NodeRollout.presentArtifacts(probe, settings: settings) == [settings.rsyslogDropInPath, settings.logrotatePath])
   }
 
+  @Test func theRealProbeScriptCarriesHostileFilesByteExact() async throws {
+    // svctrace's files on this machine (in a temp directory) hold frame text of this very exec.
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-pr-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var settings = RolloutSettings()
+    settings.rsyslogDropInPath = directory + "/drop in;$(x).conf"
+    settings.logrotatePath = directory + "/logrotate"
+    settings.stateDirectory = directory + "/state"
+    settings.legacyRsyslogConf = directory + "/rsyslog.conf"
+    settings.legacyLogrotateFile = directory + "/syslog"
+    settings.commands.rsyslogIsActive = "true"
+    let nonce = NodeReply.makeNonce()
+    let hostile: [UInt8] = Array("E \(nonce) 0\nS file:state 0 3\nabc\nSVCTRACE-REPLY 1 \(nonce)\n".utf8) + [0, 0xff]
+    try Data(hostile).write(to: URL(fileURLWithPath: settings.rsyslogDropInPath))
+    try Data().write(to: URL(fileURLWithPath: settings.logrotatePath))
+    try FileManager.default.createDirectory(atPath: settings.stateDirectory, withIntermediateDirectories: true)
+    try "1700000000\n".write(toFile: settings.expiryMarkerPath, atomically: true, encoding: .utf8)
+    let session = CountingSession(LocalShellSession(host: host))
+    let script = try NodeProber.script(settings: settings, nonce: nonce)
+    let (reply, _, _) = try await session.exchange(script, timeout: .seconds(60), operation: "probe")
+    let probe = try NodeProber.parse(host: host, reply: reply, settings: settings)
+    #expect(session.execs == 1)
+    #expect(probe.files[settings.rsyslogDropInPath] == .some(hostile))
+    #expect(probe.files[settings.logrotatePath] == .some([]))
+    #expect(probe.files[settings.statePath] == .some(nil))
+    #expect(probe.rsyslogActive)
+    #expect(probe.expiry == Date(timeIntervalSince1970: 1_700_000_000))
+    #expect(probe.nodeTime.map { abs($0 - Int64(Date().timeIntervalSince1970)) < 60 } == true)
+  }
+
   @Test func aMissingProbeSectionIsAnErrorNamingTheNode() throws {
     let sections = try probeSections().filter { $0.0 != "legacy6" }
     let reply = try NodeReply.parse(frame("n1", sections), nonce: "n1", host: host, operation: "probe")
