@@ -193,7 +193,7 @@ let package = Package(
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest", "SVCTraceTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

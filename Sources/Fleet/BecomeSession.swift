@@ -6,7 +6,15 @@ import Synchronization
 /// Commands run as `sudo -n -u USER -- /bin/sh -c CMD` when sudo needs no password, or as
 /// `sudo -k -S -p '' -u USER -- /bin/sh -c CMD` with the password written first on standard
 /// input (sudo reads exactly one line, the rest reaches the command). The password never appears
-/// on a command line. Which form applies is probed once, on first use.
+/// on a command line.
+///
+/// Which form applies is learned from the first command itself, at no extra round trip: it goes
+/// out wrapped in a node-side choice (already the become user: no sudo; else `sudo -n`; with a
+/// password, `sudo -n` when a `sudo -n true` succeeds — the password line is then read off
+/// standard input by the shell —, else the password form). The shell that sudo starts first
+/// writes `svctrace-become MODE` on standard error (removed from the result) and then runs `CMD`:
+/// when that line is missing, sudo refused, and its reason becomes a ``RemoteError`` of kind
+/// `.become`. Later commands use the learned form directly.
 ///
 /// `CMD` is already a shell command (its own values quoted by whoever built it); it is quoted here
 /// once more, as a whole, because the login shell parses the sudo line before `/bin/sh -c` parses
@@ -20,11 +28,14 @@ public final class BecomeSession: RemoteSession {
   public let config: BecomeConfig
   private let mode = Mutex<SudoMode?>(nil)
 
-  private enum SudoMode: Sendable {
+  private enum SudoMode: String, Sendable {
     case direct  // already the become user: no sudo at all
-    case noPassword
+    case noPassword = "sudo"
     case password
   }
+
+  /// The line the wrapper shell writes on standard error before it runs the command.
+  static let marker = "svctrace-become"
 
   public init(base: any RemoteSession, config: BecomeConfig) {
     self.base = base
@@ -33,38 +44,11 @@ public final class BecomeSession: RemoteSession {
 
   public var host: HostID { base.host }
 
-  /// Checks that privilege escalation works, so the recap can say "become failed" up front.
+  /// Checks that privilege escalation works (one exec of `true` unless a command already ran).
   /// - Throws: ``RemoteError`` of kind `.become` naming the reason sudo gave.
   public func probe() async throws {
-    _ = try await sudoMode()
-  }
-
-  private func sudoMode() async throws -> SudoMode {
-    if let known = mode.withLock({ $0 }) { return known }
-    try checkConfig()
-    let whoami = try await base.run("id -un", stdin: nil, timeout: .seconds(30))
-    let detected: SudoMode
-    if whoami.succeeded, whoami.stdoutText.trimmingTrailingNewlines() == config.user {
-      detected = .direct
-    } else {
-      let target = try ShellQuote.quote(config.user)
-      let probe = try await base.run("sudo -n -u \(target) -- /bin/sh -c 'id -u'", stdin: nil, timeout: .seconds(30))
-      if probe.succeeded {
-        detected = .noPassword
-      } else if let password = config.password {
-        let withPassword = try await base.run(
-          "sudo -k -S -p '' -u \(target) -- /bin/sh -c 'id -u'", stdin: Array((password + "\n").utf8),
-          timeout: .seconds(30))
-        guard withPassword.succeeded else {
-          throw becomeError(withPassword, passwordGiven: true)
-        }
-        detected = .password
-      } else {
-        throw becomeError(probe, passwordGiven: false)
-      }
-    }
-    mode.withLock { $0 = detected }
-    return detected
+    guard config.enabled, mode.withLock({ $0 }) == nil else { return }
+    _ = try await run("true", stdin: nil, timeout: .seconds(30))
   }
 
   /// Refuses a become user that is not a user name and a password that sudo would not read as
@@ -109,8 +93,7 @@ public final class BecomeSession: RemoteSession {
       return try await base.run(line, stdin: input, timeout: timeout, limits: limits)
     }
     guard config.enabled else { return try await pass(command, stdin) }
-    let sudoMode = try await sudoMode()
-    if sudoMode == .direct { return try await pass(command, stdin) }
+    try checkConfig()
     let target: String
     let quoted: String
     do {
@@ -120,11 +103,60 @@ public final class BecomeSession: RemoteSession {
       throw RemoteError(
         host: host, operation: "run a command as \(config.user)", kind: .become, message: error.description)
     }
-    if sudoMode == .noPassword {
-      return try await pass("sudo -n -u \(target) -- /bin/sh -c \(quoted)", stdin)
+    let secret = config.password.map { Array(($0 + "\n").utf8) }
+    switch mode.withLock({ $0 }) {
+    case .direct?: return try await pass(command, stdin)
+    case .noPassword?: return try await pass("sudo -n -u \(target) -- /bin/sh -c \(quoted)", stdin)
+    case .password?:
+      return try await pass("sudo -k -S -p '' -u \(target) -- /bin/sh -c \(quoted)", (secret ?? []) + (stdin ?? []))
+    case nil:
+      let line = Self.firstLine(target: target, quotedCommand: quoted, password: secret != nil)
+      let input: [UInt8]? = secret.map { $0 + (stdin ?? []) } ?? stdin
+      var result = try await pass(line, input)
+      guard let (learned, stderr) = Self.stripMarker(result.stderr) else {
+        throw becomeError(result, passwordGiven: secret != nil)
+      }
+      mode.withLock { $0 = learned }
+      result.stderr = stderr
+      return result
     }
-    let secret = Array(((config.password ?? "") + "\n").utf8)
-    return try await pass("sudo -k -S -p '' -u \(target) -- /bin/sh -c \(quoted)", secret + (stdin ?? []))
+  }
+
+  /// The first command's line: the node picks the form (see the type's comment); the shell that
+  /// runs the command first writes `svctrace-become MODE` on standard error.
+  private static func firstLine(target: String, quotedCommand: String, password: Bool) -> String {
+    let wrapper = "svct_w='printf \"%s %s\\n\" \(marker) \"$1\" >&2; exec /bin/sh -c \"$2\"'"
+    let run = "/bin/sh -c \"$svct_w\" sh"
+    // With a password the shell reads the password line itself when sudo will not.
+    let dropPassword = password ? "IFS= read -r svct_p; " : ""
+    var parts = [
+      "svct_c=\(quotedCommand)", wrapper,
+      "if [ \"$(id -un 2>/dev/null)\" = \(target) ]; then \(dropPassword)exec \(run) direct \"$svct_c\"; fi",
+    ]
+    if password {
+      parts.append(
+        "if sudo -n -u \(target) -- true </dev/null >/dev/null 2>&1; then "
+          + "\(dropPassword)exec sudo -n -u \(target) -- \(run) sudo \"$svct_c\"; fi")
+      parts.append("exec sudo -k -S -p '' -u \(target) -- \(run) password \"$svct_c\"")
+    } else {
+      parts.append("exec sudo -n -u \(target) -- \(run) sudo \"$svct_c\"")
+    }
+    return parts.joined(separator: "; ")
+  }
+
+  /// The mode the wrapper's marker line names and stderr without that line; `nil` when there is
+  /// no marker (sudo refused before the shell ran).
+  private static func stripMarker(_ stderr: [UInt8]) -> (SudoMode, [UInt8])? {
+    var start = 0
+    while start < stderr.count {
+      let end = stderr[start...].firstIndex(of: 10) ?? stderr.count
+      let line = String(decoding: stderr[start..<end], as: UTF8.self)
+      if line.hasPrefix(marker + " "), let mode = SudoMode(rawValue: String(line.dropFirst(marker.count + 1))) {
+        return (mode, Array(stderr[..<start]) + Array(stderr[min(end + 1, stderr.count)...]))
+      }
+      start = end + 1
+    }
+    return nil
   }
 
   public func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {

@@ -26,14 +26,9 @@ public struct SSHConnector: SessionConnector {
   public func connect(_ host: FleetHost) async throws -> any RemoteSession {
     let connection = try await SSHConnection.connect(Self.target(host), options: options, logger: logger)
     guard host.become.enabled else { return connection }
-    let session = BecomeSession(base: connection, config: host.become)
-    do {
-      try await session.probe()
-    } catch {
-      await connection.close()
-      throw error
-    }
-    return session
+    // No probe here: the first command learns how to become (and reports sudo's refusal), so
+    // that privilege escalation costs no extra round trip.
+    return BecomeSession(base: connection, config: host.become)
   }
 
   /// The SSH module's view of a fleet host.

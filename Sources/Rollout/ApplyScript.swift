@@ -12,7 +12,8 @@ public import SVCTraceCore
 ///   (`base64 -d`, coreutils), so they arrive byte-exact whatever they contain;
 /// - runs detached from the SSH channel (`setsid`, standard streams on the node-side log
 ///   `/tmp/svctrace-apply.NONCE/log`) and ignores HUP, PIPE and INT, so the channel's death cannot stop it;
-///   only the final framed reply is printed (the directory keeps `result` and `log` for a day, so that a
+///   only the final framed reply is printed, and the directory is removed once the reply was written
+///   out whole (when the channel died first, `result` and `log` stay, for a day at most, so that a
 ///   controller interrupted while waiting can still collect the reply);
 /// - before the first change backs up what it touches (each location's `*-save` mangle section,
 ///   `table inet svctrace`, the files with `cp -p`: contents, modes and owners), writes the journal
@@ -120,15 +121,15 @@ public enum ApplyScript {
   }
 
   static func collectBody(dir: String, waitTenths: Int) -> String {
-    // The bootstrap keeps `result` and `log` (a later `collect` may still need the reply); a collect removes
-    // the directory; the next run removes directories older than a day.
+    // The directory goes once its reply was written out whole (`cat` succeeded): on the normal path the
+    // bootstrap removes it, so no cleanup exec is needed. When the channel died first (the controller was
+    // interrupted), `cat` fails on the broken pipe and `result` stays for `collect`, which removes the
+    // directory after printing it; the next run removes directories older than a day.
     [
       "t=\(dir); i=0",
       "while [ ! -f \"$t/result\" ] && [ $i -lt \(waitTenths) ]; do sleep 0.1; i=$((i+1)); done",
       "if [ -f \"$t/result\" ]; then",
-      "  cat \"$t/result\"",
-      waitTenths == 0
-        ? "  rm -f \"$t/script\" \"$t/steps\" \"$t/out\" \"$t/undo\" \"$t/nft\"" : "  rm -rf \"$t\"",
+      "  cat \"$t/result\" && rm -rf \"$t\"",
       "  exit 0",
       "fi",
     ].joined(separator: "\n")
@@ -525,55 +526,85 @@ public enum ApplyScript {
 // MARK: Remove
 
 extension ApplyScript {
-  /// Wraps the removal script so that it survives the controller's death: detached, HUP/PIPE ignored,
-  /// output on a node-side log, and a journal (`STATE/remove.pending`, a copy of the removal script)
-  /// that the next probe runs to finish a removal that was killed.
-  ///
-  /// Reply: `SVCTRACE-REMOVE v1 NONCE`, `status N DETAIL`, `end NONCE`.
-  public static func renderRemove(removeScript: String, settings: RolloutSettings, nonce: String)
+  /// Section names of the remove reply (after `before/` and `after/` probe sections).
+  static let removeSection = "remove"
+  static let legacySection = "legacy"
+  static let purgeSection = "purge"
+  /// A section's status when an earlier step failed and it did not run.
+  static let skippedStatus: Int32 = 125
+
+  /// The whole of `svctrace remove` as ONE node-side script, run detached through the bootstrap like
+  /// the apply script, whose result is a ``NodeReply`` (nonce `nonce`):
+  /// - the probe prelude (recovery of an interrupted apply or remove), then the probe's sections as
+  ///   `before/NAME` (what was present, the old script's leftovers);
+  /// - `remove`: writes the journal `STATE/remove.pending` (the removal script, with the node's
+  ///   `state.json` baked in, so that the next probe can finish a killed removal), runs it; body =
+  ///   its output, status = its exit status;
+  /// - `legacy` (with `legacy`): the old script's leftovers; prints `rsyslog-conf-changed` when
+  ///   rsyslog.conf was edited, then validates and restarts rsyslog (status 1 removal, 2 validation,
+  ///   3 restart failed);
+  /// - `purge` (with `purgeLogs`): prints `1` when log files were deleted, else `0`;
+  /// - `after/NAME`: the sections ``NodeRollout/presentArtifacts(_:settings:)`` reads, after.
+  /// A step after a failed one does not run (status ``skippedStatus``).
+  public static func renderRemove(settings: RolloutSettings, purgeLogs: Bool, legacy: Bool, nonce: String)
     throws(ShellQuoteError) -> String
   {
     let pending = try q(removeJournalPath(settings))
-    return try [
+    var reply = NodeReply.Script(nonce: nonce)
+    try reply.prelude(probePrelude(settings: settings))
+    reply.prelude(NodeProber.haveFunction)
+    // `$1` is the run's directory: a failed step leaves `failed` there, and later steps skip.
+    reply.prelude("svct_T=$1")
+    let skip = "[ -e \"$svct_T/failed\" ] && exit \(skippedStatus)"
+    try NodeProber.addSections(to: &reply, settings: settings, prefix: "before/")
+    let removal = try NodeScripts.removeScript(settings: settings, objects: .fromNodeState)
+    try reply.section(
+      removeSection,
+      [
+        "mkdir -p \(q(settings.stateDirectory)) 2>&1 || { touch \"$svct_T/failed\"; exit 1; }",
+        NodeScripts.stateVariable(settings: settings),
+        "{ echo \"svct_pid=$$\"; echo \"svct_st='$svct_st'\"; " + heredoc(Array(removal.utf8))
+          + "\n} > \(q(removeJournalPath(settings) + ".tmp")) 2>&1 "
+          + "&& mv -f \(q(removeJournalPath(settings) + ".tmp")) \(pending) || { touch \"$svct_T/failed\"; exit 1; }",
+        "/bin/sh \(pending) 2>&1; s=$?",
+        "rm -f \(pending); rmdir \(q(settings.stateDirectory)) 2>/dev/null",
+        "[ $s -eq 0 ] || touch \"$svct_T/failed\"",
+        "exit $s",
+      ].joined(separator: "\n"))
+    if legacy {
+      try reply.section(
+        legacySection,
+        [
+          skip,
+          "svct_o=$( ( \(NodeScripts.removeLegacy(settings: settings)) ) 2>&1 ) || "
+            + "{ printf '%s\\n' \"$svct_o\"; touch \"$svct_T/failed\"; exit 1; }",
+          "case \"$svct_o\" in *rsyslog-conf-changed*) ;; *) exit 0 ;; esac",
+          "echo rsyslog-conf-changed",
+          "svct_o=$( ( \(settings.commands.rsyslogValidate) ) 2>&1 ) || "
+            + "{ printf '%s\\n' \"$svct_o\"; touch \"$svct_T/failed\"; exit 2; }",
+          "svct_o=$( ( \(settings.commands.rsyslogRestart) ) 2>&1 ) || "
+            + "{ printf '%s\\n' \"$svct_o\"; touch \"$svct_T/failed\"; exit 3; }",
+          "exit 0",
+        ].joined(separator: "\n"))
+    }
+    if purgeLogs {
+      let log = try q(settings.logPath)
+      reply.section(
+        purgeSection,
+        skip + "\nfound=0; for f in \(log) \(log).[0-9]* \(log).[0-9]*.gz; do "
+          + "[ -e \"$f\" ] && { rm -f \"$f\"; found=1; }; done; echo $found")
+    }
+    for (name, body) in try NodeProber.presenceSections(settings: settings) { reply.section("after/" + name, body) }
+    return [
       "#!/bin/sh",
       "# svctrace remove \(version): rendered by the controller, run detached on the node.",
       "trap '' HUP PIPE INT",
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
       "T=$1",
-      recovery(settings: settings),
-      "svct_recover",
-      "finish() {",
-      "  { echo \"SVCTRACE-REMOVE \(version) \(nonce)\"; echo \"status $1 $(tail -n 3 \"$T/out\" 2>/dev/null | tr -c '[:print:]' ' ' | cut -c1-300)\"; echo \"end \(nonce)\"; } > \"$T/result.tmp\"",
-      "  mv -f \"$T/result.tmp\" \"$T/result\"",
-      "  exit 0",
-      "}",
-      "mkdir -p \(q(settings.stateDirectory)) > \"$T/out\" 2>&1 || finish 1",
-      "{ echo \"svct_pid=$$\"; " + heredoc(Array(removeScript.utf8))
-        + "\n} > \(q(removeJournalPath(settings) + ".tmp")) 2> \"$T/out\" "
-        + "&& mv -f \(q(removeJournalPath(settings) + ".tmp")) \(pending) || finish 1",
-      "/bin/sh \(pending) > \"$T/out\" 2>&1; s=$?",
-      "cat \"$T/out\"",
-      "rm -f \(pending); rmdir \(q(settings.stateDirectory)) 2>/dev/null",
-      "finish $s",
+      heredoc(Array(reply.text.utf8), then: "> \"$T/reply\""),
+      "/bin/sh \"$T/reply\" \"$T\" > \"$T/result.tmp\" 2>> \"$T/log\"",
+      "mv -f \"$T/result.tmp\" \"$T/result\"",
     ].joined(separator: "\n") + "\n"
-  }
-
-  /// Parses the remove wrapper's reply: the removal script's exit status and the tail of its output.
-  /// - Throws: ``RolloutError`` of kind `.unexpectedOutput` naming the node.
-  public static func parseRemove(_ output: String, nonce: String, host: HostID) throws(RolloutError) -> (
-    status: Int, detail: String
-  ) {
-    let lines = output.split(separator: "\n").map(String.init)
-    guard lines.count == 3, lines[0] == "SVCTRACE-REMOVE \(version) \(nonce)", lines[2] == "end \(nonce)",
-      lines[1].hasPrefix("status "),
-      let status = Int(lines[1].dropFirst(7).prefix { $0 != " " })
-    else {
-      throw RolloutError(
-        host: host, operation: "read the remove script's reply", kind: .unexpectedOutput,
-        reason: "garbled reply: \(String(output.prefix(120)).debugDescription)")
-    }
-    let detail = lines[1].dropFirst(7).drop { $0 != " " }.trimmingCharacters(in: .whitespaces)
-    return (status, detail)
   }
 }
 
@@ -585,7 +616,7 @@ extension NodeRollout {
   /// caller's cancellation, with its own deadline; `nil` when no reply could be had.
   static func runNodeScript(
     _ script: String, nonce: String, session: any RemoteSession, settings: RolloutSettings
-  ) async throws(ShellQuoteError) -> (output: String?, error: String?) {
+  ) async throws(ShellQuoteError) -> (output: [UInt8]?, error: String?) {
     let bytes = Array(script.utf8)
     do {
       let result = try await session.run(
@@ -593,9 +624,8 @@ extension NodeRollout {
       if result.exitStatus == 97 {
         return (nil, "the script did not arrive whole; nothing was run (\(result.failureSummary))")
       }
-      // The reply is read: its directory can go (best effort; the next run removes day-old ones anyway).
-      _ = try? await session.run("rm -rf /tmp/svctrace-apply." + nonce, stdin: nil, timeout: .seconds(30))
-      return (result.stdoutText, nil)
+      // No cleanup exec: the bootstrap removed the directory once the reply was out.
+      return (result.stdout, nil)
     } catch {
       let first = (error as? RemoteError)?.message ?? "\(error)"
       // Shielded from the caller's cancellation: a detached task, bounded by its own timeout.
@@ -604,7 +634,7 @@ extension NodeRollout {
         try? await session.run(collect, stdin: nil, timeout: .seconds(120))
       }.value
       if let collected, collected.exitStatus == 0, !collected.stdout.isEmpty {
-        return (collected.stdoutText, nil)
+        return (collected.stdout, nil)
       }
       return (
         nil,
@@ -621,7 +651,7 @@ extension NodeRollout {
     let host = plan.host
     let nonce = ApplyScript.makeNonce()
     let rendered: ApplyScript.Rendered
-    let output: String?
+    let output: [UInt8]?
     let lost: String?
     do {
       rendered = try ApplyScript.render(plan, nonce: nonce, failAt: failAt)
@@ -643,7 +673,8 @@ extension NodeRollout {
     }
     let reply: ApplyScript.Reply
     do {
-      reply = try ApplyScript.parse(output, nonce: nonce, stepCount: rendered.steps.count, host: host)
+      reply = try ApplyScript.parse(
+        String(decoding: output, as: UTF8.self), nonce: nonce, stepCount: rendered.steps.count, host: host)
     } catch {
       return NodeChangeReport(
         host: host, changed: false, failure: error,
@@ -691,22 +722,5 @@ extension NodeRollout {
       steps.append(StepResult(name: "roll back", outcome: .failed, detail: parts.joined(separator: "; ")))
     }
     return NodeChangeReport(host: host, changed: false, failure: reported, steps: steps)
-  }
-
-  /// Runs the removal script through the detached wrapper; throws when it failed or its reply is garbled.
-  static func removeOnNode(_ removeScript: String, session: any RemoteSession, settings: RolloutSettings) async throws {
-    let nonce = ApplyScript.makeNonce()
-    let script = try ApplyScript.renderRemove(removeScript: removeScript, settings: settings, nonce: nonce)
-    let (output, lost) = try await runNodeScript(script, nonce: nonce, session: session, settings: settings)
-    guard let output else {
-      throw RolloutError(
-        host: session.host, operation: "remove svctrace", kind: .commandFailed, reason: lost ?? "no reply")
-    }
-    let (status, detail) = try ApplyScript.parseRemove(output, nonce: nonce, host: session.host)
-    guard status == 0 else {
-      throw RolloutError(
-        host: session.host, operation: "remove svctrace", kind: .commandFailed,
-        reason: "exit status \(status)" + (detail.isEmpty ? "" : ": " + detail))
-    }
   }
 }

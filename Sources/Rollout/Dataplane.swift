@@ -155,76 +155,164 @@ public struct NodeProbe: Sendable {
 
 /// Probing and dataplane detection.
 public enum NodeProber {
-  /// The one shell script that gathers a node's facts (read-only, except that it first rolls back an
-  /// interrupted apply's journal or finishes an interrupted remove: ``ApplyScript/recovery(settings:)``).
+  /// The probe's sections, each a name and a shell body (read-only). `file:*` sections are added by
+  /// ``addSections(to:settings:prefix:)`` from the settings' paths.
   ///
   /// `iptables-legacy-save` runs without `-t`: asking legacy for a table would create it
   /// (the iptables-wrappers rule).
-  public static func script(settings: RolloutSettings) throws(ShellQuoteError) -> String {
-    var lines = try [
-      // First, finish recovering an apply or remove whose script was killed (changes only svctrace's own state).
-      ApplyScript.probePrelude(settings: settings),
-      "S() { printf '\\n@@svctrace:%s@@\\n' \"$1\"; }",
-      "have() { command -v \"$1\" >/dev/null 2>&1; }",
-      "S nft-mangle4; have iptables-nft-save && iptables-nft-save -t mangle 2>/dev/null",
-      "S nft-mangle6; have ip6tables-nft-save && ip6tables-nft-save -t mangle 2>/dev/null",
-      "S nft-nat4; have iptables-nft-save && iptables-nft-save -t nat 2>/dev/null",
-      "S nft-nat6; have ip6tables-nft-save && ip6tables-nft-save -t nat 2>/dev/null",
-      "S legacy4; have iptables-legacy-save && iptables-legacy-save 2>/dev/null",
-      "S legacy6; have ip6tables-legacy-save && ip6tables-legacy-save 2>/dev/null",
-      "S kp4; have nft && nft list table ip kube-proxy 2>/dev/null",
-      "S kp6; have nft && nft list table ip6 kube-proxy 2>/dev/null",
-      "S svct; have nft && nft list table inet svctrace 2>/dev/null",
-      "S nftmangle4; have nft && nft list table ip mangle 2>/dev/null",
-      "S nftmangle6; have nft && nft list table ip6 mangle 2>/dev/null",
-      "S ipvs; ip link show kube-ipvs0 >/dev/null 2>&1 && echo kube-ipvs0",
-      "S cilium; ip link show cilium_host >/dev/null 2>&1 && echo 'interface cilium_host'; "
-        + "ls /sys/fs/bpf/tc/globals 2>/dev/null | grep -m3 '^cilium_' | sed 's/^/bpf map /'; "
-        + "[ -e /var/run/cilium/cilium.sock ] && echo 'socket /var/run/cilium/cilium.sock'; "
-        + "grep -rls 'kube-proxy-replacement' /etc/cilium 2>/dev/null | head -1 | sed 's/^/config /'; true",
-      "S facts; [ -d /run/systemd/system ] && [ -S /run/systemd/private ] && echo systemd; have at && echo at; "
-        + "[ -x /usr/lib/rsyslog/rsyslog-rotate ] && echo rsyslog-rotate; date +%s | sed 's/^/time /'",
-      "S rsyslog; \(settings.commands.rsyslogIsActive) >/dev/null 2>&1 && echo active",
+  static func sections(settings: RolloutSettings) throws(ShellQuoteError) -> [(name: String, body: String)] {
+    var sections: [(name: String, body: String)] = [
+      ("nft-mangle4", "have iptables-nft-save && iptables-nft-save -t mangle 2>/dev/null"),
+      ("nft-mangle6", "have ip6tables-nft-save && ip6tables-nft-save -t mangle 2>/dev/null"),
+      ("nft-nat4", "have iptables-nft-save && iptables-nft-save -t nat 2>/dev/null"),
+      ("nft-nat6", "have ip6tables-nft-save && ip6tables-nft-save -t nat 2>/dev/null"),
+      ("legacy4", "have iptables-legacy-save && iptables-legacy-save 2>/dev/null"),
+      ("legacy6", "have ip6tables-legacy-save && ip6tables-legacy-save 2>/dev/null"),
+      ("kp4", "have nft && nft list table ip kube-proxy 2>/dev/null"),
+      ("kp6", "have nft && nft list table ip6 kube-proxy 2>/dev/null"),
+      ("svct", "have nft && nft list table inet svctrace 2>/dev/null"),
+      ("nftmangle4", "have nft && nft list table ip mangle 2>/dev/null"),
+      ("nftmangle6", "have nft && nft list table ip6 mangle 2>/dev/null"),
+      ("ipvs", "ip link show kube-ipvs0 >/dev/null 2>&1 && echo kube-ipvs0"),
+      (
+        "cilium",
+        "ip link show cilium_host >/dev/null 2>&1 && echo 'interface cilium_host'; "
+          + "ls /sys/fs/bpf/tc/globals 2>/dev/null | grep -m3 '^cilium_' | sed 's/^/bpf map /'; "
+          + "[ -e /var/run/cilium/cilium.sock ] && echo 'socket /var/run/cilium/cilium.sock'; "
+          + "grep -rls 'kube-proxy-replacement' /etc/cilium 2>/dev/null | head -1 | sed 's/^/config /'; true"
+      ),
+      (
+        "facts",
+        "[ -d /run/systemd/system ] && [ -S /run/systemd/private ] && echo systemd; have at && echo at; "
+          + "[ -x /usr/lib/rsyslog/rsyslog-rotate ] && echo rsyslog-rotate; date +%s | sed 's/^/time /'"
+      ),
+      ("rsyslog", "\(settings.commands.rsyslogIsActive) >/dev/null 2>&1 && echo active"),
     ]
-    for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
+    for (name, path) in fileSections(settings) {
       let quoted = try ShellQuote.quote(path)
-      try lines.append(
-        "S \(ShellQuote.quote("file:" + path)); if [ -f \(quoted) ]; then echo present; base64 -w0 < \(quoted); fi")
+      // Status 3: absent. Otherwise the body is the file's bytes, exactly.
+      sections.append((name, "[ -f \(quoted) ] || exit 3; cat \(quoted)"))
     }
-    lines += try [
-      "S legacy-conf; grep -n '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(ShellQuote.quote(settings.legacyRsyslogConf)) 2>/dev/null",
-      "S legacy-rotate; grep -n '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(ShellQuote.quote(settings.legacyLogrotateFile)) 2>/dev/null",
-      "S expiry; cat \(ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null",
-      "S end; true",
+    sections += try [
+      (
+        "legacy-conf",
+        "grep -n '^[[:space:]]*kern\\.\\*.*/var/log/iptables' \(ShellQuote.quote(settings.legacyRsyslogConf)) 2>/dev/null"
+      ),
+      (
+        "legacy-rotate",
+        "grep -n '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(ShellQuote.quote(settings.legacyLogrotateFile)) 2>/dev/null"
+      ),
+      ("expiry", "cat \(ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null"),
     ]
-    return lines.joined(separator: "\n")
+    return sections
   }
 
-  /// Runs the probe script on the node and parses its output.
-  /// - Throws: ``RemoteError`` when the session fails; never for an unsupported dataplane
-  ///   (that is reported in ``NodeProbe/dataplane``).
-  public static func probe(_ session: any RemoteSession, settings: RolloutSettings) async throws -> NodeProbe {
-    let result = try await session.run(script(settings: settings), stdin: nil, timeout: .seconds(60))
-    return parse(host: session.host, output: result.stdoutText, settings: settings)
-  }
-
-  /// Parses the probe output (pure; unit-tested).
-  public static func parse(host: HostID, output: String, settings: RolloutSettings) -> NodeProbe {
-    var sections: [String: String] = [:]
-    for chunk in output.components(separatedBy: "\n@@svctrace:").dropFirst() {
-      guard let end = chunk.range(of: "@@\n") ?? chunk.range(of: "@@") else { continue }
-      sections[String(chunk[chunk.startIndex..<end.lowerBound])] = String(chunk[end.upperBound...])
+  /// The sections ``NodeRollout/presentArtifacts(_:settings:)`` needs, and no more: the mangle
+  /// tables (legacy's cut to `*mangle`, without asking for it by name), `table inet svctrace`, the
+  /// expiry marker, and whether each file exists (status 3: absent; no contents).
+  static func presenceSections(settings: RolloutSettings) throws(ShellQuoteError) -> [(name: String, body: String)] {
+    let mangleOnly = " | sed -n '/^\\*mangle/,/^COMMIT/p'"
+    var sections: [(name: String, body: String)] = [
+      ("nft-mangle4", "have iptables-nft-save && iptables-nft-save -t mangle 2>/dev/null"),
+      ("nft-mangle6", "have ip6tables-nft-save && ip6tables-nft-save -t mangle 2>/dev/null"),
+      ("legacy4", "have iptables-legacy-save && iptables-legacy-save 2>/dev/null" + mangleOnly),
+      ("legacy6", "have ip6tables-legacy-save && ip6tables-legacy-save 2>/dev/null" + mangleOnly),
+      ("svct", "have nft && nft list table inet svctrace 2>/dev/null"),
+      ("expiry", "cat \(try ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null"),
+    ]
+    for (name, path) in fileSections(settings) {
+      sections.append((name, "[ -f \(try ShellQuote.quote(path)) ] || exit 3"))
     }
+    return sections
+  }
+
+  /// The section names of svctrace's node files, with their paths.
+  static func fileSections(_ settings: RolloutSettings) -> [(name: String, path: String)] {
+    [
+      ("file:dropin", settings.rsyslogDropInPath), ("file:logrotate", settings.logrotatePath),
+      ("file:state", settings.statePath), ("file:remove", settings.removeScriptPath),
+    ]
+  }
+
+  /// Shell function `have CMD` the probe's sections use: `true` when `CMD` is installed.
+  static let haveFunction = "have() { command -v \"$1\" >/dev/null 2>&1; }"
+
+  /// Appends the probe's sections (names prefixed with `prefix`) to a reply script. The caller puts
+  /// ``ApplyScript/probePrelude(settings:)`` and ``haveFunction`` in the script's prelude first.
+  public static func addSections(to script: inout NodeReply.Script, settings: RolloutSettings, prefix: String = "")
+    throws(ShellQuoteError)
+  {
+    for (name, body) in try sections(settings: settings) { script.section(prefix + name, body) }
+  }
+
+  /// The reply script of a probe: first the recovery of an interrupted apply or remove
+  /// (``ApplyScript/probePrelude(settings:)``, which changes only svctrace's own state), then the
+  /// read-only sections that gather the node's facts.
+  public static func script(settings: RolloutSettings, nonce: String = NodeReply.makeNonce())
+    throws(ShellQuoteError) -> NodeReply.Script
+  {
+    var script = NodeReply.Script(nonce: nonce)
+    try script.prelude(ApplyScript.probePrelude(settings: settings))
+    script.prelude(haveFunction)
+    try addSections(to: &script, settings: settings)
+    return script
+  }
+
+  /// Runs the probe script on the node (one exec) and parses its reply strictly.
+  /// - Throws: ``RemoteError`` when the session fails or the reply is garbled (`.protocolError`,
+  ///   naming the node); never for an unsupported dataplane (that is reported in
+  ///   ``NodeProbe/dataplane``).
+  public static func probe(_ session: any RemoteSession, settings: RolloutSettings) async throws -> NodeProbe {
+    let script: NodeReply.Script
+    do {
+      script = try Self.script(settings: settings)
+    } catch {
+      throw RemoteError(host: session.host, operation: "probe", kind: .commandFailed, message: error.description)
+    }
+    let (reply, _, _) = try await session.exchange(script, timeout: .seconds(120), operation: "probe")
+    return try parse(host: session.host, reply: reply, settings: settings)
+  }
+
+  /// Reads a probe from a reply (pure; unit-tested). Every probe section (named `prefix` + name)
+  /// must be there.
+  /// - Throws: ``RemoteError`` of kind `.protocolError` naming the node when a section is missing.
+  public static func parse(host: HostID, reply: NodeReply, settings: RolloutSettings, prefix: String = "")
+    throws(RemoteError) -> NodeProbe
+  {
+    try parse(host: host, reply: reply, settings: settings, prefix: prefix, presenceOnly: false)
+  }
+
+  /// Same, for either the probe's sections or (`presenceOnly`) ``presenceSections(settings:)``.
+  static func parse(
+    host: HostID, reply: NodeReply, settings: RolloutSettings, prefix: String, presenceOnly: Bool
+  ) throws(RemoteError) -> NodeProbe {
+    var sections: [String: String] = [:]
     var files: [String: [UInt8]?] = [:]
-    for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath] {
-      let body = sections["file:" + path] ?? ""
-      if body.hasPrefix("present") {
-        let encoded = body.dropFirst("present".count).trimmingCharacters(in: .whitespacesAndNewlines)
-        files[path] = Data(base64Encoded: encoded).map { [UInt8]($0) } ?? []
+    let names: [String]
+    do {
+      names = try (presenceOnly ? presenceSections(settings: settings) : Self.sections(settings: settings)).map(\.name)
+    } catch {
+      throw RemoteError(host: host, operation: "probe", kind: .commandFailed, message: error.description)
+    }
+    let fileNames = Dictionary(uniqueKeysWithValues: fileSections(settings).map { ($0.name, $0.path) })
+    for name in names {
+      guard let section = reply.section(prefix + name) else {
+        throw RemoteError(
+          host: host, operation: "probe", kind: .protocolError,
+          message: "the node's reply is garbled: no section \(prefix + name)")
+      }
+      if let path = fileNames[name] {
+        files[path] = section.status == 3 ? .some(nil) : section.body
       } else {
-        files[path] = .some(nil)
+        sections[name] = section.text
       }
     }
+    return make(host: host, sections: sections, files: files)
+  }
+
+  /// A probe from section texts (missing sections are empty, missing files absent): for tests and
+  /// the parser.
+  public static func make(host: HostID, sections: [String: String], files: [String: [UInt8]?] = [:]) -> NodeProbe {
     let facts = Set((sections["facts"] ?? "").split(separator: "\n").map(String.init))
     let nodeTime = facts.first { $0.hasPrefix("time ") }.flatMap { Int64($0.dropFirst(5)) }
     var probe = NodeProbe(

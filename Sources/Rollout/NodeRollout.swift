@@ -283,68 +283,110 @@ public enum NodeRollout {
   /// Removes exactly what svctrace added (rules in any backend, chains, nft objects recorded at install,
   /// `table inet svctrace`, drop-in, logrotate file, expiry, state) and restarts rsyslog if the drop-in
   /// existed. Log files stay unless `purgeLogs`. `legacy` also removes the old script's rules and config lines.
+  ///
+  /// One exec: a detached node-side script (``ApplyScript/renderRemove(settings:purgeLogs:legacy:nonce:)``)
+  /// reports what was present, removes, and reports what is still there, in one ``NodeReply``.
   public static func remove(
     _ session: any RemoteSession, settings: RolloutSettings, purgeLogs: Bool = false, legacy: Bool = false
   ) async -> NodeChangeReport {
     let host = session.host
     var steps: [StepResult] = []
     do {
-      let before = try await NodeProber.probe(session, settings: settings)
-      var state: NodeState?
-      if let bytes = before.files[settings.statePath] ?? nil {
-        state = try? JSONDecoder().decode(NodeState.self, from: Data(bytes))
+      let nonce = NodeReply.makeNonce()
+      let script = try ApplyScript.renderRemove(
+        settings: settings, purgeLogs: purgeLogs, legacy: legacy, nonce: nonce)
+      let (output, lost) = try await runNodeScript(script, nonce: nonce, session: session, settings: settings)
+      guard let output else {
+        throw RolloutError(host: host, operation: "remove svctrace", kind: .commandFailed, reason: lost ?? "no reply")
       }
-      let present = presentArtifacts(before, settings: settings)
-      var changed = false
-      if !present.isEmpty {
-        try await removeOnNode(
-          NodeScripts.removeScript(settings: settings, state: state), session: session, settings: settings)
-        changed = true
-        steps.append(StepResult(name: "remove", outcome: .changed, detail: present.joined(separator: ", ")))
-      }
-      if legacy {
-        let result = try await session.run(
-          NodeScripts.removeLegacy(settings: settings), stdin: nil, timeout: .seconds(120))
-        guard result.succeeded else {
-          throw RolloutError(
-            host: host, operation: "remove old script leftovers", kind: .commandFailed,
-            reason: result.failureSummary)
-        }
-        let hadLegacy = !before.legacyConfigLines.isEmpty || !legacyRules(before).isEmpty
-        if hadLegacy {
-          changed = true
-          steps.append(StepResult(name: "remove old script leftovers", outcome: .changed))
-        }
-        if result.stdoutText.contains("rsyslog-conf-changed") {
-          try await session.check(
-            settings.commands.rsyslogValidate, timeout: .seconds(60), operation: "validate rsyslog config")
-          try await session.check(settings.commands.rsyslogRestart, timeout: .seconds(60), operation: "restart rsyslog")
-          steps.append(StepResult(name: "restart rsyslog", outcome: .changed))
-        }
-      }
-      if purgeLogs {
-        let log = try ShellQuote.quote(settings.logPath)
-        let result = try await session.run(
-          "found=0; for f in \(log) \(log).[0-9]* \(log).[0-9]*.gz; do [ -e \"$f\" ] && { rm -f \"$f\"; found=1; }; done; echo $found"
-        )
-        if result.stdoutText.hasPrefix("1") {
-          changed = true
-          steps.append(StepResult(name: "purge logs", outcome: .changed))
-        }
-      }
-      let after = try await NodeProber.probe(session, settings: settings)
-      let left = presentArtifacts(after, settings: settings)
-      if !left.isEmpty {
-        throw RolloutError(
-          host: host, operation: "remove svctrace", kind: .commandFailed,
-          reason: "still present after removal: " + left.joined(separator: ", "))
-      }
-      return NodeChangeReport(host: host, changed: changed, failure: nil, steps: steps)
+      let reply = try NodeReply.parse(output, nonce: nonce, host: host, operation: "remove svctrace")
+      return try removeReport(
+        reply: reply, host: host, settings: settings, purgeLogs: purgeLogs, legacy: legacy, steps: &steps)
     } catch {
       let failure = asRolloutError(error, host: host, operation: "remove svctrace")
       steps.append(StepResult(name: failure.operation, outcome: .failed, detail: failure.reason))
       return NodeChangeReport(host: host, changed: true, failure: failure, steps: steps)
     }
+  }
+
+  /// What a remove reply says (pure): the steps that changed something, or the first failure.
+  static func removeReport(
+    reply: NodeReply, host: HostID, settings: RolloutSettings, purgeLogs: Bool, legacy: Bool,
+    steps: inout [StepResult]
+  ) throws -> NodeChangeReport {
+    func section(_ name: String) throws(RemoteError) -> NodeReply.Section {
+      guard let section = reply.section(name) else {
+        throw RemoteError(
+          host: host, operation: "remove svctrace", kind: .protocolError,
+          message: "the node's reply is garbled: no section \(name)")
+      }
+      return section
+    }
+    /// The last lines of a step's output, on one line.
+    func detail(_ section: NodeReply.Section) -> String {
+      let lines = section.text.split(whereSeparator: \.isNewline).suffix(3).joined(separator: " ")
+      let printable = String(lines.map { ($0.asciiValue.map { $0 >= 32 && $0 < 127 } ?? false) ? $0 : " " })
+      return String(printable.trimmingCharacters(in: .whitespaces).prefix(300))
+    }
+    let before = try NodeProber.parse(host: host, reply: reply, settings: settings, prefix: "before/")
+    let present = presentArtifacts(before, settings: settings)
+    var changed = false
+    let removal = try section(ApplyScript.removeSection)
+    guard removal.status == 0 else {
+      let text = detail(removal)
+      throw RolloutError(
+        host: host, operation: "remove svctrace", kind: .commandFailed,
+        reason: "exit status \(removal.status)" + (text.isEmpty ? "" : ": " + text))
+    }
+    if !present.isEmpty {
+      changed = true
+      steps.append(StepResult(name: "remove", outcome: .changed, detail: present.joined(separator: ", ")))
+    }
+    if legacy {
+      let result = try section(ApplyScript.legacySection)
+      let text = detail(result)
+      switch result.status {
+      case 0: break
+      case 2:
+        throw RolloutError(
+          host: host, operation: "validate rsyslog config", kind: .commandFailed,
+          reason: "failed" + (text.isEmpty ? "" : ": " + text))
+      case 3:
+        throw RolloutError(
+          host: host, operation: "restart rsyslog", kind: .commandFailed,
+          reason: "failed" + (text.isEmpty ? "" : ": " + text))
+      default:
+        throw RolloutError(
+          host: host, operation: "remove old script leftovers", kind: .commandFailed,
+          reason: "exit status \(result.status)" + (text.isEmpty ? "" : ": " + text))
+      }
+      if !before.legacyConfigLines.isEmpty || !legacyRules(before).isEmpty {
+        changed = true
+        steps.append(StepResult(name: "remove old script leftovers", outcome: .changed))
+      }
+      if result.text.contains("rsyslog-conf-changed") {
+        steps.append(StepResult(name: "restart rsyslog", outcome: .changed))
+      }
+    }
+    if purgeLogs {
+      let purge = try section(ApplyScript.purgeSection)
+      guard purge.status == 0 else {
+        throw RolloutError(
+          host: host, operation: "purge logs", kind: .commandFailed, reason: "exit status \(purge.status)")
+      }
+      if purge.text.hasPrefix("1") {
+        changed = true
+        steps.append(StepResult(name: "purge logs", outcome: .changed))
+      }
+    }
+    let after = try NodeProber.parse(host: host, reply: reply, settings: settings, prefix: "after/", presenceOnly: true)
+    let left = presentArtifacts(after, settings: settings)
+    if !left.isEmpty {
+      throw RolloutError(
+        host: host, operation: "remove svctrace", kind: .commandFailed,
+        reason: "still present after removal: " + left.joined(separator: ", "))
+    }
+    return NodeChangeReport(host: host, changed: changed, failure: nil, steps: steps)
   }
 
   /// svctrace artifacts present on a node, one short description each.

@@ -46,6 +46,25 @@ public enum NodeScripts {
   /// deletes `table inet svctrace`; removes the drop-in (restarting rsyslog) and the logrotate file;
   /// cancels the expiry; removes its own state. Log files are left alone.
   public static func removeScript(settings: RolloutSettings, state: NodeState?) throws(ShellQuoteError) -> String {
+    try removeScript(settings: settings, objects: .recorded(state))
+  }
+
+  /// Where the removal script learns which iptables-nft base chains and tables install created.
+  enum CreatedObjects {
+    /// Known when the script is rendered (`remove.sh`, written at install).
+    case recorded(NodeState?)
+    /// Read on the node, when the script runs, from `$svct_st`: the node's `state.json` with
+    /// blanks removed (``stateVariable(settings:)``). Families and chains come from a fixed
+    /// vocabulary, so a `grep` per candidate decides; no JSON parser is needed on the node.
+    case fromNodeState
+  }
+
+  /// A shell line that sets `svct_st` to the node's `state.json` without blanks and single quotes.
+  static func stateVariable(settings: RolloutSettings) throws(ShellQuoteError) -> String {
+    try "svct_st=$(tr -d ' \\t\\r\\n' < \(ShellQuote.quote(settings.statePath)) 2>/dev/null | sed \"s/'//g\")"
+  }
+
+  static func removeScript(settings: RolloutSettings, objects: CreatedObjects) throws(ShellQuoteError) -> String {
     let q = ShellQuote.quote
     var lines = [
       "#!/bin/sh",
@@ -62,7 +81,25 @@ public enum NodeScripts {
       "if command -v nft >/dev/null 2>&1; then",
       "  nft list table inet svctrace >/dev/null 2>&1 && { nft delete table inet svctrace || status=1; }",
     ]
-    if let state {
+    switch objects {
+    case .fromNodeState:
+      for family in ["ip", "ip6"] {
+        for chain in ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"] {
+          lines.append(
+            "  printf '%s' \"$svct_st\" | grep -q '\"createdBaseChains\":{.*\"\(family)\":\\[[^]]*\"\(chain)\"' && "
+              + "[ \"$(nft list chain \(family) mangle \(chain) 2>/dev/null | wc -l)\" -eq 5 ] && "
+              + "nft delete chain \(family) mangle \(chain)")
+        }
+      }
+      for family in ["ip", "ip6"] {
+        lines.append(
+          "  printf '%s' \"$svct_st\" | grep -q '\"createdTables\":\\[[^]]*\"\(family)\"' && "
+            + "nft list table \(family) mangle >/dev/null 2>&1 && "
+            + "[ \"$(nft list table \(family) mangle | grep -c 'chain ')\" -eq 0 ] && nft delete table \(family) mangle"
+        )
+      }
+    case .recorded(nil): break
+    case .recorded(let state?):
       for family in state.createdBaseChains.keys.sorted() {
         for chain in state.createdBaseChains[family] ?? [] {
           try lines.append(

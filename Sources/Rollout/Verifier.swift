@@ -53,31 +53,145 @@ public enum Verifier {
   /// The check groups, in report order.
   public static let groups = ["access", "dataplane", "rsyslog", "logrotate", "disk", "clock", "expiry", "canary"]
 
-  /// Runs every check on one node. Never throws: a failing command becomes a failing check.
+  /// Runs every check on one node in ONE exec (two with a canary whose Service must first be
+  /// learned from the node's rules): the probe, `rsyslogd -N1`, the log file's metadata,
+  /// `logrotate -d`, the disk figures and an NTP-style clock sample all come back in one
+  /// ``NodeReply``; the checks are pure functions of it (``checks(reply:probe:settings:options:clock:canary:)``).
+  /// Never throws: a failing command becomes a failing check, a failed or garbled exchange the
+  /// failing check `access/probe`.
   public static func check(
     _ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions, becomeNote: String
   ) async -> [CheckResult] {
-    var results = [CheckResult(group: "access", name: "login", status: .pass, evidence: becomeNote)]
-    let probe: NodeProbe
-    do {
-      probe = try await NodeProber.probe(session, settings: settings)
-    } catch {
-      results.append(
+    let results = [CheckResult(group: "access", name: "login", status: .pass, evidence: becomeNote)]
+    func probeFailed(_ error: any Error) -> [CheckResult] {
+      // Privilege escalation is learned on the first command: its refusal surfaces here.
+      if let remote = error as? RemoteError, remote.kind == .become {
+        return results + [
+          CheckResult(
+            group: "access", name: "become", status: .fail, evidence: "\(error)",
+            fix: "Fix sudo for the login user, or give the become password (-K).")
+        ]
+      }
+      return results + [
         CheckResult(
           group: "access", name: "probe", status: .fail, evidence: "\(error)",
-          fix: "Check the node with `svctrace ping`."))
-      return results
+          fix: "Check the node with `svctrace ping`.")
+      ]
     }
-    results += dataplaneChecks(probe, settings: settings)
-    results += await rsyslogChecks(session, probe: probe, settings: settings, options: options)
-    results += await logrotateChecks(session, probe: probe, settings: settings)
-    results += await diskChecks(session, settings: settings, options: options)
-    results += await clockChecks(session, options: options)
+    // With --canary-service the canary rides in the same script; otherwise its target comes from
+    // the probe, and it takes a second exec.
+    var canary: CanaryPlan?
+    var canaryResult: CheckResult?
+    if options.canary && options.canaryService != nil {
+      switch canaryPlan(options: options, probe: nil, settings: settings) {
+      case .run(let plan): canary = plan
+      case .result(let result): canaryResult = result
+      }
+    }
+    let probe: NodeProbe
+    var checks: [CheckResult]
+    do {
+      let script = try Self.script(settings: settings, canary: canary)
+      let (reply, sent, received) = try await session.exchange(
+        script, timeout: .seconds(180) + options.canaryWait, operation: "verify")
+      probe = try NodeProber.parse(host: session.host, reply: reply, settings: settings)
+      checks = try Self.checks(
+        reply: reply, probe: probe, settings: settings, options: options,
+        clock: ClockOffset(reply: reply, sentMicros: sent, receivedMicros: received), canary: canary)
+    } catch {
+      return probeFailed(error)
+    }
+    if options.canary && canary == nil && canaryResult == nil {
+      switch canaryPlan(options: options, probe: probe, settings: settings) {
+      case .result(let result): canaryResult = result
+      case .run(let plan):
+        do {
+          var script = NodeReply.Script()
+          script.section("canary", try canaryBody(plan, settings: settings))
+          let (reply, _, _) = try await session.exchange(
+            script, timeout: .seconds(60) + options.canaryWait, operation: "verify (canary)")
+          canaryResult = canaryCheck(plan, section: reply.section("canary"), settings: settings)
+        } catch {
+          canaryResult = CheckResult(
+            group: "canary", name: "pipeline", status: .fail, evidence: "\(error)",
+            fix: "Check the node with `svctrace ping`.")
+        }
+      }
+    }
+    if let canaryResult { checks.append(canaryResult) }
+    return results + checks
+  }
+
+  /// The names of the sections ``script(settings:canary:)`` adds after the probe's.
+  static let validateSection = "rsyslog-validate"
+  static let logStatSection = "log-stat"
+  static let logrotateSection = "logrotate-debug"
+  static let diskSection = "disk"
+  static let canarySection = "canary"
+
+  /// The one script of `verify`: the probe prelude (recovery of an interrupted apply), the clock's
+  /// start, the probe's sections, `rsyslogd -N1`, the log file's metadata, `logrotate -d`, the disk
+  /// figures, the canary when its target is known, the clock's end.
+  public static func script(settings: RolloutSettings, canary: CanaryPlan?, nonce: String = NodeReply.makeNonce())
+    throws(ShellQuoteError) -> NodeReply.Script
+  {
+    var script = NodeReply.Script(nonce: nonce)
+    try script.prelude(ApplyScript.probePrelude(settings: settings))
+    script.prelude(NodeProber.haveFunction)
+    script.clockSection(ClockOffset.startSection)
+    try NodeProber.addSections(to: &script, settings: settings)
+    // stderr is the evidence: it becomes the section's body, stdout is dropped.
+    script.section(validateSection, "( \(settings.commands.rsyslogValidate) ) 2>&1 >/dev/null")
+    if let log = try? ShellQuote.quote(settings.logPath),
+      let directory = try? ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
+    {
+      script.section(
+        logStatSection, "if [ -e \(log) ]; then stat -c '%U %a %s %Y' \(log); date +%s; else echo absent; fi")
+      // Free bytes; bytes of the log and its rotations; the oldest line's age gives the rate.
+      script.section(
+        diskSection,
+        """
+        df -Pk \(directory) | awk 'NR==2 {print $4 * 1024, $5}'; \
+        cat \(log) \(log).[0-9]* 2>/dev/null | wc -c; \
+        head -c 32 \(log).1 2>/dev/null || head -c 32 \(log) 2>/dev/null; echo; date +%s
+        """)
+    }
+    let rotate = try ShellQuote.quote(settings.logrotatePath)
+    script.section(
+      logrotateSection, "[ -f \(rotate) ] || exit 0\n( \(settings.commands.logrotateDebug) \(rotate) ) 2>&1 >/dev/null")
+    if let canary { try script.section(canarySection, canaryBody(canary, settings: settings)) }
+    script.clockSection(ClockOffset.endSection)
+    return script
+  }
+
+  /// Every check but `access/login` from a verify reply (pure).
+  /// - Throws: ``RemoteError`` of kind `.protocolError` naming the node when a section the script
+  ///   sends is missing.
+  public static func checks(
+    reply: NodeReply, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions, clock: ClockOffset?,
+    canary: CanaryPlan?
+  ) throws(RemoteError) -> [CheckResult] {
+    var required = [validateSection, logrotateSection]
+    if (try? ShellQuote.quote(settings.logPath)) != nil { required += [logStatSection, diskSection] }
+    if canary != nil { required.append(canarySection) }
+    for name in required where reply.section(name) == nil {
+      throw RemoteError(
+        host: probe.host, operation: "verify", kind: .protocolError,
+        message: "the node's reply is garbled: no section \(name)")
+    }
+    var results = dataplaneChecks(probe, settings: settings)
+    results += rsyslogChecks(probe: probe, reply: reply, settings: settings, options: options)
+    results += logrotateChecks(probe: probe, reply: reply, settings: settings)
+    results += diskChecks(reply.section(diskSection), settings: settings, options: options)
+    results += clockChecks(clock, options: options)
     results += expiryChecks(probe)
-    if options.canary {
-      results.append(await canary(session, probe: probe, settings: settings, options: options))
-    }
+    if let canary { results.append(canaryCheck(canary, section: reply.section(canarySection), settings: settings)) }
     return results
+  }
+
+  /// `exit status N: last line of stderr` for a section whose body is a command's stderr.
+  static func failureSummary(_ section: NodeReply.Section) -> String {
+    CommandResult(exitStatus: section.status, stderr: section.body).failureSummary
   }
 
   // MARK: Dataplane
@@ -174,8 +288,8 @@ public enum Verifier {
   // MARK: rsyslog
 
   static func rsyslogChecks(
-    _ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions
-  ) async -> [CheckResult] {
+    probe: NodeProbe, reply: NodeReply, settings: RolloutSettings, options: VerifyOptions
+  ) -> [CheckResult] {
     var results: [CheckResult] = []
     results.append(
       probe.rsyslogActive
@@ -206,20 +320,19 @@ public enum Verifier {
           group: "rsyslog", name: "drop-in", status: .pass,
           evidence: "\(settings.rsyslogDropInPath) is as install writes it"))
     }
-    if let validate = try? await session.run(settings.commands.rsyslogValidate, stdin: nil, timeout: .seconds(60)) {
+    if let validate = reply.section(validateSection) {
       results.append(
-        validate.succeeded
+        validate.status == 0
           ? CheckResult(group: "rsyslog", name: "config", status: .pass, evidence: "rsyslogd -N1: valid")
           : CheckResult(
-            group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + validate.failureSummary,
+            group: "rsyslog", name: "config", status: .fail, evidence: "rsyslogd -N1: " + failureSummary(validate),
             fix: "Fix the rsyslog configuration it names."))
     }
-    guard let log = try? ShellQuote.quote(settings.logPath) else {
+    guard (try? ShellQuote.quote(settings.logPath)) != nil else {
       return results + [unquotable(group: "rsyslog", name: "log file", value: settings.logPath)]
     }
-    let script = "if [ -e \(log) ]; then stat -c '%U %a %s %Y' \(log); date +%s; else echo absent; fi"
-    if let stat = try? await session.run(script, stdin: nil, timeout: .seconds(30)), stat.succeeded {
-      let fields = stat.stdoutText.split(whereSeparator: \.isWhitespace).map(String.init)
+    if let stat = reply.section(logStatSection), stat.status == 0 {
+      let fields = stat.text.split(whereSeparator: \.isWhitespace).map(String.init)
       if fields.first == "absent" {
         results.append(
           CheckResult(
@@ -250,9 +363,7 @@ public enum Verifier {
 
   // MARK: logrotate
 
-  static func logrotateChecks(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings) async
-    -> [CheckResult]
-  {
+  static func logrotateChecks(probe: NodeProbe, reply: NodeReply, settings: RolloutSettings) -> [CheckResult] {
     let path = settings.logrotatePath
     guard let current = probe.files[path] ?? nil else {
       return [
@@ -274,16 +385,14 @@ public enum Verifier {
           evidence: "\(path) does not name \(settings.logPath) (first line: \(firstLine))",
           fix: "Run `svctrace install` to rewrite it."))
     }
-    if let debug = try? await session.run(
-      settings.commands.logrotateDebug + " " + ShellQuote.quote(path), stdin: nil, timeout: .seconds(60))
-    {
-      let errors = debug.stderrText.split(separator: "\n").filter { $0.lowercased().contains("error") }
+    if let debug = reply.section(logrotateSection) {
+      let errors = debug.text.split(separator: "\n").filter { $0.lowercased().contains("error") }
       results.append(
-        debug.succeeded && errors.isEmpty
+        debug.status == 0 && errors.isEmpty
           ? CheckResult(group: "logrotate", name: "valid", status: .pass, evidence: "logrotate -d: no errors")
           : CheckResult(
             group: "logrotate", name: "valid", status: .fail,
-            evidence: "logrotate -d: " + (errors.first.map(String.init) ?? debug.failureSummary),
+            evidence: "logrotate -d: " + (errors.first.map(String.init) ?? failureSummary(debug)),
             fix: "Fix the error logrotate reports."))
     }
     return results
@@ -299,22 +408,16 @@ public enum Verifier {
 
   // MARK: Disk
 
-  static func diskChecks(_ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions) async
+  static func diskChecks(_ section: NodeReply.Section?, settings: RolloutSettings, options: VerifyOptions)
     -> [CheckResult]
   {
-    guard let log = try? ShellQuote.quote(settings.logPath),
-      let directory = try? ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)
+    guard (try? ShellQuote.quote(settings.logPath)) != nil,
+      (try? ShellQuote.quote((settings.logPath as NSString).deletingLastPathComponent)) != nil
     else { return [unquotable(group: "disk", name: "log volume", value: settings.logPath)] }
-    // Free bytes; bytes of the log and its rotations; the oldest line's age gives the rate.
-    let script = """
-      df -Pk \(directory) | awk 'NR==2 {print $4 * 1024, $5}'; \
-      cat \(log) \(log).[0-9]* 2>/dev/null | wc -c; \
-      head -c 32 \(log).1 2>/dev/null || head -c 32 \(log) 2>/dev/null; echo; date +%s
-      """
-    guard let result = try? await session.run(script, stdin: nil, timeout: .seconds(30)), result.succeeded else {
+    guard let section, section.status == 0 else {
       return [CheckResult(group: "disk", name: "free", status: .warn, evidence: "could not read free space")]
     }
-    let lines = result.stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    let lines = section.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     let dfFields = lines.first?.split(separator: " ") ?? []
     guard let free = dfFields.first.flatMap({ Double($0) }) else {
       return [
@@ -344,8 +447,8 @@ public enum Verifier {
 
   // MARK: Clock
 
-  static func clockChecks(_ session: any RemoteSession, options: VerifyOptions) async -> [CheckResult] {
-    guard let clock = try? await ClockOffset.measure(session, rounds: 3) else {
+  static func clockChecks(_ clock: ClockOffset?, options: VerifyOptions) -> [CheckResult] {
+    guard let clock else {
       return [CheckResult(group: "clock", name: "offset", status: .warn, evidence: "could not read the node's clock")]
     }
     let evidence = String(
@@ -391,50 +494,85 @@ public enum Verifier {
 
   // MARK: Canary
 
-  /// Opens a TCP connection from the node to a Service and waits for its PRE and POST lines.
-  static func canary(_ session: any RemoteSession, probe: NodeProbe, settings: RolloutSettings, options: VerifyOptions)
-    async -> CheckResult
-  {
+  /// What the canary does: connect to `target` from `sourcePort`, then look for both lines.
+  public struct CanaryPlan: Sendable, Equatable {
+    /// `VIP:PORT` as given or learned.
+    public var target: String
+    public var ip: String
+    public var port: String
+    public var sourcePort: Int
+    /// How long the node polls the log for the lines.
+    public var wait: Duration
+  }
+
+  /// The canary to run, or its result when it cannot run (no target, an unquotable value).
+  enum CanaryDecision {
+    case run(CanaryPlan)
+    case result(CheckResult)
+  }
+
+  /// Picks the canary's target: `--canary-service`, else a TCP IPv4 ClusterIP from the probe.
+  static func canaryPlan(options: VerifyOptions, probe: NodeProbe?, settings: RolloutSettings) -> CanaryDecision {
     var target = options.canaryService
-    if target == nil, case .success(let dataplane) = probe.dataplane {
+    if target == nil, let probe, case .success(let dataplane) = probe.dataplane {
       target = dataplane.services.first { $0.isClusterIP && $0.address.proto == .tcp && $0.address.family == .ipv4 }
         .map { "\($0.address.addressText):\($0.address.port)" }
     }
     guard let target, let colon = target.lastIndex(of: ":") else {
-      return CheckResult(
-        group: "canary", name: "pipeline", status: .warn, evidence: "no TCP Service address to probe",
-        fix: "Give one with --canary-service VIP:PORT.")
+      return .result(
+        CheckResult(
+          group: "canary", name: "pipeline", status: .warn, evidence: "no TCP Service address to probe",
+          fix: "Give one with --canary-service VIP:PORT."))
     }
     let ip = String(target[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     let port = String(target[target.index(after: colon)...])
-    let sourcePort = Int.random(in: 20_000...29_999)
-    guard let log = try? ShellQuote.quote(settings.logPath), let quotedIP = try? ShellQuote.quote(ip),
-      let quotedPort = try? ShellQuote.quote(port)
-    else { return unquotable(group: "canary", name: "pipeline", value: settings.logPath + " " + target) }
-    let connect = """
-      if command -v python3 >/dev/null 2>&1; then \
-      python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.settimeout(3); s.bind(("", int(sys.argv[3]))); s.connect((sys.argv[1], int(sys.argv[2]))); s.close()' \(quotedIP) \(quotedPort) \(sourcePort) 2>&1; \
-      elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 --local-port \(sourcePort) http://\(quotedIP):\(quotedPort)/ 2>&1; \
-      else nc -w 3 -p \(sourcePort) \(quotedIP) \(quotedPort) </dev/null 2>&1; fi; true
+    guard (try? ShellQuote.quote(settings.logPath)) != nil, (try? ShellQuote.quote(ip)) != nil,
+      (try? ShellQuote.quote(port)) != nil
+    else { return .result(unquotable(group: "canary", name: "pipeline", value: settings.logPath + " " + target)) }
+    return .run(
+      CanaryPlan(
+        target: target, ip: ip, port: port, sourcePort: Int.random(in: 20_000...29_999), wait: options.canaryWait))
+  }
+
+  /// The canary's node-side body: open a TCP connection to the Service from a chosen source port,
+  /// then poll the log (bounded: `wait`, every 0.3 s) for its PRE and POST lines; prints
+  /// `pre N` and `post M`.
+  static func canaryBody(_ plan: CanaryPlan, settings: RolloutSettings) throws(ShellQuoteError) -> String {
+    let log = try ShellQuote.quote(settings.logPath)
+    let quotedIP = try ShellQuote.quote(plan.ip)
+    let quotedPort = try ShellQuote.quote(plan.port)
+    let sourcePort = plan.sourcePort
+    let wait = plan.wait
+    let millis = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
+    let rounds = max(1, (millis + 299) / 300)
+    return """
+      { if command -v python3 >/dev/null 2>&1; then \
+      python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.settimeout(3); s.bind(("", int(sys.argv[3]))); s.connect((sys.argv[1], int(sys.argv[2]))); s.close()' \(quotedIP) \(quotedPort) \(sourcePort); \
+      elif command -v curl >/dev/null 2>&1; then curl -s -o /dev/null -m 3 --local-port \(sourcePort) http://\(quotedIP):\(quotedPort)/; \
+      else nc -w 3 -p \(sourcePort) \(quotedIP) \(quotedPort) </dev/null; fi; } >/dev/null 2>&1
+      i=0
+      while :; do
+        pre=$(grep -c 'SVCT:PRE .* SPT=\(sourcePort) ' \(log) 2>/dev/null)
+        post=$(grep -c 'SVCT:POST .* SPT=\(sourcePort) ' \(log) 2>/dev/null)
+        [ "${pre:-0}" -gt 0 ] && [ "${post:-0}" -gt 0 ] && break
+        [ $i -ge \(rounds) ] && break
+        sleep 0.3; i=$((i+1))
+      done
+      echo "pre ${pre:-0}"; echo "post ${post:-0}"
       """
-    _ = try? await session.run(connect, stdin: nil, timeout: .seconds(15))
-    let clock = ContinuousClock()
-    let deadline = clock.now + options.canaryWait
+  }
+
+  /// The canary's verdict from its section (pure).
+  static func canaryCheck(_ plan: CanaryPlan, section: NodeReply.Section?, settings: RolloutSettings) -> CheckResult {
     var pre = 0
     var post = 0
-    repeat {
-      let count =
-        "grep -c 'SVCT:PRE .* SPT=\(sourcePort) ' \(log) 2>/dev/null; grep -c 'SVCT:POST .* SPT=\(sourcePort) ' \(log) 2>/dev/null; true"
-      if let result = try? await session.run(count, stdin: nil, timeout: .seconds(15)) {
-        let numbers = result.stdoutText.split(separator: "\n").compactMap { Int($0) }
-        pre = numbers.first ?? 0
-        post = numbers.count > 1 ? numbers[1] : 0
-      }
-      if pre > 0 && post > 0 { break }
-      try? await Task.sleep(for: .milliseconds(300))
-    } while clock.now < deadline
+    for line in (section?.text ?? "").split(separator: "\n") {
+      let words = line.split(separator: " ")
+      guard words.count == 2, let value = Int(words[1]) else { continue }
+      if words[0] == "pre" { pre = value } else if words[0] == "post" { post = value }
+    }
     let evidence =
-      "connection to \(target) from source port \(sourcePort): \(pre) PRE and \(post) POST lines in \(settings.logPath)"
+      "connection to \(plan.target) from source port \(plan.sourcePort): \(pre) PRE and \(post) POST lines in \(settings.logPath)"
     if pre > 0 && post > 0 {
       return CheckResult(group: "canary", name: "pipeline", status: .pass, evidence: evidence)
     }

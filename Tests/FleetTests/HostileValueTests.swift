@@ -83,11 +83,12 @@ import Testing
   }
 
   @Test func commandIsQuotedOnceForTheInnerShell() async throws {
-    let base = ScriptedSession(host: HostID("n1")) { command, _ in
-      if command == "id -un" { return CommandResult(exitStatus: 0, stdout: Array("deploy\n".utf8)) }
-      return CommandResult(exitStatus: 0)
+    // The first command learns the mode (the wrapper shell's marker on stderr); later ones use it.
+    let base = ScriptedSession(host: HostID("n1")) { _, _ in
+      CommandResult(exitStatus: 0, stderr: Array("svctrace-become sudo\n".utf8))
     }
     let session = BecomeSession(base: base, config: BecomeConfig(enabled: true, user: "root"))
+    _ = try await session.run("true", stdin: nil, timeout: nil)
     _ = try await session.run("printf %s 'a'\\''b'", stdin: nil, timeout: nil)
     #expect(base.commands.last == #"sudo -n -u root -- /bin/sh -c 'printf %s '\''a'\''\'\'''\''b'\'''"#)
   }

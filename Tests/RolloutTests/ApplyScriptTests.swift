@@ -86,8 +86,11 @@ struct ApplyScriptTests {
         try await Task.sleep(for: .milliseconds(100))
         let progress = (try? String(contentsOfFile: ApplyScript.progressPath(settings), encoding: .utf8)) ?? ""
         if progress.contains("started rsyslog-validate") {
-          pid = try await shell("pgrep -f 'svctrace-apply\\.[0-9a-f]*/script' | head -1").stdoutText
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+          // This node's script, by the pid its journal records (other tests and other runs on this
+          // machine may have apply scripts of their own running).
+          let journal = (try? String(contentsOfFile: ApplyScript.journalPath(settings), encoding: .utf8)) ?? ""
+          pid = journal.split(separator: "\n").first.map { String($0.dropFirst("svct_pid=".count)) } ?? ""
+          if pid.isEmpty || !pid.allSatisfy(\.isNumber) { pid = "" }
         }
       }
       try #require(!pid.isEmpty, "the apply script never reached the validate step")
@@ -107,7 +110,8 @@ struct ApplyScriptTests {
 }
 
 /// A session like the SSH one around Ctrl-C: the apply script's channel breaks once the script has started
-/// (the script goes on, as on a node), and nothing runs in a cancelled task.
+/// (the script goes on, as on a node, and its bootstrap's standard output is a broken pipe, as under an
+/// sshd whose channel closed), and nothing runs in a cancelled task.
 final class InterruptedSession: RemoteSession {
   let base: LocalNetnsSession
   var host: HostID { base.host }
@@ -119,7 +123,9 @@ final class InterruptedSession: RemoteSession {
     }
     if stdin != nil && command.contains("/tmp/svctrace-apply.") {
       let base = self.base
-      Task.detached { _ = try? await base.run(command, stdin: stdin, timeout: timeout) }
+      // `head -c 0` exits at once: whatever the bootstrap prints meets a closed pipe.
+      let broken = "{\n\(command)\n} | head -c 0"
+      Task.detached { _ = try? await base.run(broken, stdin: stdin, timeout: timeout) }
       try await Task.sleep(for: .seconds(2))
       throw RemoteError(host: host, operation: "run", kind: .protocolError, message: "channel closed")
     }

@@ -37,8 +37,7 @@ import Testing
   }
 
   static func probe(_ sections: [String: String]) -> NodeProbe {
-    let text = sections.map { "\n@@svctrace:\($0.key)@@\n\($0.value)" }.joined() + "\n@@svctrace:end@@\n"
-    return NodeProber.parse(host: HostID("n1"), output: text, settings: RolloutSettings())
+    NodeProber.make(host: HostID("n1"), sections: sections)
   }
 
   /// The `-A` lines of `chain` in the dump's `*nat` table (the `*filter` table has KUBE-SERVICES too).

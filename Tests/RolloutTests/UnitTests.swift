@@ -201,8 +201,7 @@ import Testing
 
 @Suite struct DetectionTests {
   static func probe(_ sections: [String: String]) -> NodeProbe {
-    let text = sections.map { "\n@@svctrace:\($0.key)@@\n\($0.value)" }.joined() + "\n@@svctrace:end@@\n"
-    return NodeProber.parse(host: HostID("n1"), output: text, settings: RolloutSettings())
+    NodeProber.make(host: HostID("n1"), sections: sections)
   }
 
   @Test func ciliumReplacementIsRefused() {

@@ -52,20 +52,41 @@ struct NodeFacts: Codable, Sendable {
       + "logrotate \(logrotate ? "yes" : "MISSING") · clock \(sign)\(Output.decimal(clockOffsetMs))±\(Output.decimal(clockBoundMs)) ms · as \(user)"
   }
 
-  /// One round trip for the facts, then a few for the clock.
+  /// The facts section's script.
+  static let factsScript = """
+    . /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"; echo "kernel=$(uname -r)"; \
+    echo "iptables=$(iptables -V 2>/dev/null | head -n1)"; \
+    if command -v rsyslogd >/dev/null 2>&1; then echo rsyslog=yes; else echo rsyslog=no; fi; \
+    if command -v logrotate >/dev/null 2>&1; then echo logrotate=yes; else echo logrotate=no; fi; \
+    echo "user=$(id -un)"
+    """
+
+  /// The reply script of `ping`: the clock's start, the facts, the clock's end.
+  static func script(nonce: String = NodeReply.makeNonce()) -> NodeReply.Script {
+    var script = NodeReply.Script(nonce: nonce)
+    script.clockSection(ClockOffset.startSection)
+    script.section("facts", factsScript)
+    script.clockSection(ClockOffset.endSection)
+    return script
+  }
+
+  /// One round trip: the facts and an NTP-style clock sample in one ``NodeReply``.
   static func gather(_ session: any RemoteSession, become: BecomeConfig) async throws -> NodeFacts {
-    let script = """
-      . /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"; echo "kernel=$(uname -r)"; \
-      echo "iptables=$(iptables -V 2>/dev/null | head -n1)"; \
-      if command -v rsyslogd >/dev/null 2>&1; then echo rsyslog=yes; else echo rsyslog=no; fi; \
-      if command -v logrotate >/dev/null 2>&1; then echo logrotate=yes; else echo logrotate=no; fi; \
-      echo "user=$(id -un)"; echo "clock=$(date +%s%N)"
-      """
-    let before = ClockOffset.wallClockMicros()
-    let result = try await session.check(script, operation: "gather facts")
-    let after = ClockOffset.wallClockMicros()
+    let (reply, sent, received) = try await session.exchange(script(), timeout: nil, operation: "gather facts")
+    return try facts(reply: reply, host: session.host, sentMicros: sent, receivedMicros: received)
+  }
+
+  /// The facts from a ping reply (pure).
+  static func facts(reply: NodeReply, host: HostID, sentMicros: Int64, receivedMicros: Int64) throws(RemoteError)
+    -> NodeFacts
+  {
+    guard let section = reply.section("facts") else {
+      throw RemoteError(
+        host: host, operation: "gather facts", kind: .protocolError,
+        message: "the node's reply is garbled: no section facts")
+    }
     var facts: [String: String] = [:]
-    for line in result.stdoutText.split(separator: "\n") {
+    for line in section.text.split(separator: "\n") {
       guard let equals = line.firstIndex(of: "=") else { continue }
       facts[String(line[..<equals])] = String(line[line.index(after: equals)...])
     }
@@ -73,14 +94,12 @@ struct NodeFacts: Codable, Sendable {
     let backend =
       iptables.contains("nf_tables")
       ? "nf_tables" : iptables.contains("legacy") ? "legacy" : iptables.isEmpty ? "none" : "unknown"
-    // The facts run doubles as the clock sample: one round trip per host, like `ssh host cmd`.
-    // (collect takes several samples and keeps the tightest; ping reports this one with its bound.)
-    guard let nanos = facts["clock"].flatMap({ Int64($0) }) else {
+    // The same exchange is the clock sample: one round trip per host, like `ssh host cmd`.
+    guard let clock = ClockOffset(reply: reply, sentMicros: sentMicros, receivedMicros: receivedMicros) else {
       throw RemoteError(
-        host: session.host, operation: "read the clock", kind: .commandFailed,
+        host: host, operation: "read the clock", kind: .commandFailed,
         message: "`date +%s%N` printed nothing usable")
     }
-    let clock = ClockOffset(remoteNanos: nanos, localBeforeMicros: before, localAfterMicros: after)
     return NodeFacts(
       os: facts["os"] ?? "unknown", kernel: facts["kernel"] ?? "unknown",
       iptables: iptables.isEmpty ? "not installed" : iptables,

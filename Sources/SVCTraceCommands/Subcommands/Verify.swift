@@ -83,7 +83,7 @@ extension SVCTrace {
             let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
             let note =
               host.become.enabled
-              ? "logged in as \(host.user), become \(host.become.user) works" : "logged in as \(host.user)"
+              ? "logged in as \(host.user), become \(host.become.user)" : "logged in as \(host.user)"
             let checks = await Verifier.check(session, settings: settings, options: checkOptions, becomeNote: note)
             return HostOutcome<[CheckResult]>(payload: checks)
           }
