@@ -242,7 +242,14 @@ public enum NodeProber {
   public static func addSections(to script: inout NodeReply.Script, settings: RolloutSettings, prefix: String = "")
     throws(ShellQuoteError)
   {
-    for (name, body) in try sections(settings: settings) { script.section(prefix + name, body) }
+    for (name, body) in try sections(settings: settings) {
+      // svctrace's own files travel byte for byte; the rest is command output (text).
+      if name.hasPrefix("file:") {
+        script.binarySection(prefix + name, body)
+      } else {
+        script.section(prefix + name, body)
+      }
+    }
   }
 
   /// The reply script of a probe: first the recovery of an interrupted apply or remove

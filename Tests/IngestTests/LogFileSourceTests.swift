@@ -3,7 +3,6 @@ import Ingest
 import SVCTraceCore
 import SVCTraceTestSupport
 import StoreTestSupport
-import Synchronization
 import Testing
 
 @testable import Logs
@@ -584,33 +583,12 @@ final class RacingSession: RemoteSession, @unchecked Sendable {
   func close() async {}
 }
 
-/// A session that counts the commands it runs (one exec = one round trip to the node).
-final class ExecCountingSession: RemoteSession {
-  let base: LocalShellSession
-  private let count = Mutex(0)
-  init(_ base: LocalShellSession) { self.base = base }
-  var execs: Int { count.withLock { $0 } }
-  var host: HostID { base.host }
-  func run(_ command: String, stdin: [UInt8]?, timeout: Duration?) async throws -> CommandResult {
-    count.withLock { $0 += 1 }
-    return try await base.run(command, stdin: stdin, timeout: timeout)
-  }
-  func readFile(_ path: String, offset: UInt64, maxLength: Int?) async throws -> [UInt8] {
-    try await ShellFiles.readFile(self, path, offset: offset, maxLength: maxLength)
-  }
-  func writeFile(_ path: String, contents: [UInt8], mode: UInt32) async throws {
-    try await ShellFiles.writeFile(self, path, contents: contents, mode: mode)
-  }
-  func stat(_ path: String) async throws -> RemoteFileStat? { try await ShellFiles.stat(self, path) }
-  func close() async {}
-}
-
 /// One collect of a node costs one exchange in the common cases (issue: fleet scale).
 @Suite("LogFileSource round trips")
 struct LogFileSourceRoundTripTests {
   let directory: TempDirectory
   let store: TraceStore
-  let session = ExecCountingSession(LocalShellSession(host: HostID("node-test")))
+  let session = CountingSession(LocalShellSession(host: HostID("node-test")))
   var log: FakeLog
 
   init() throws {
