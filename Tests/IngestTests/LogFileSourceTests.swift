@@ -621,6 +621,14 @@ struct LogFileSourceRoundTripTests {
     written += try log.append(2)
     let (rotated, rotatedExecs) = try await collect()
     #expect(rotated.lines == 5 && rotatedExecs == 1, "rest of .1 and the new live file in one exchange")
+    // Rotated while nothing was new: the cursor rests at the end of .1 (the live file is empty)…
+    try await log.rotateCreate()
+    let (rested, restedExecs) = try await collect()
+    #expect(rested.lines == 0 && restedExecs == 1)
+    // …and the next collect reads the new live file from its start in the same exchange.
+    written += try log.append(4)
+    let (resumed, resumedExecs) = try await collect()
+    #expect(resumed.lines == 4 && resumedExecs == 1)
     // Large enough to be compressed on the node, still one exchange.
     written += try log.append(3000)
     let (large, largeExecs) = try await collect(threshold: 4096)
@@ -635,6 +643,6 @@ struct LogFileSourceRoundTripTests {
     let source = LogFileSource(session: session, path: log.path)
     let quiet = try await source.exchange(after: cursor, maxBytes: 1 << 20)
     #expect(quiet.files.map(\.name) == [log.path] && quiet.reads.isEmpty)
-    #expect(try await source.listFiles().map(\.name) == [log.path, log.path + ".1"])
+    #expect(try await source.listFiles().map(\.name) == [log.path, log.path + ".1", log.path + ".2.gz"])
   }
 }

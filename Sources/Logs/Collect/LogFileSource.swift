@@ -433,6 +433,10 @@ public struct LogFileSource: CaptureSource {
       script.binarySection("read", "[ -n \"$hit\" ] && svct_read \"$hit\" \"$co\"")
       script.binarySection(
         "read-live", "[ -n \"$hit\" ] && [ \"$hit\" != \"$p\" ] && [ -f \"$p\" ] && svct_read \"$p\" 0")
+    } else if let cursor, cursor.isComplete {
+      // The cursor rests at the end of a rotated file (the live file was empty last time): what
+      // comes next is, as a rule, the live file from its start.
+      script.binarySection("read-live", "[ -f \"$p\" ] && svct_read \"$p\" 0")
     }
     script.clockSection(ClockOffset.endSection)
     let operation = "collect \(path)"
