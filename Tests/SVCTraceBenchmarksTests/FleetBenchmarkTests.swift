@@ -139,6 +139,19 @@ struct FleetBenchmarkTests {
     // A connection with two records is ambiguous, not right.
     let twice = GroundTruth.compare(truth: [clusterIP], records: [records[0], records[0]], nodeIPs: nodeIPs)
     #expect(twice.right == 0 && twice.missingCount == 1)
+    // Unless their times tell them apart: a later run reused the client ip:port 18 s later.
+    var timed = clusterIP
+    timed["time"] = "2026-12-07T13:55:04.351074Z"
+    var early = records[0]
+    early["time"] = "2026-12-07T13:55:04.041646Z"
+    var late = records[0]
+    late["time"] = "2026-12-07T13:55:22.273530Z"
+    late["pod_ip"] = "10.244.16.10"
+    let reused = GroundTruth.compare(truth: [timed], records: [late, early], nodeIPs: nodeIPs)
+    #expect(reused.passes, "\(reused.missing) \(reused.wrong)")
+    early["time"] = "2026-12-07T13:55:03.9Z"
+    late["time"] = "2026-12-07T13:55:05.0Z"
+    #expect(GroundTruth.compare(truth: [timed], records: [late, early], nodeIPs: nodeIPs).missingCount == 1)
     #expect(GroundTruth.compare(truth: [clusterIP], records: records, nodeIPs: nodeIPs).passes)
   }
 
