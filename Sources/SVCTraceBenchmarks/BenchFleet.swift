@@ -56,6 +56,12 @@ struct BenchFleet: AsyncParsableCommand {
   @Option(help: "Hairpin self-landings (each tries until the pod lands on itself; 0: none).")
   var hairpin = 2
 
+  @Option(
+    help: ArgumentHelp(
+      "The traffic generator's per-connection timeout (its --timeout; a loaded 100-node lab needs more than 3 s).",
+      valueName: "seconds"))
+  var trafficTimeout: Double = 10
+
   @Option(help: "New connections made while `trace --follow` runs (0: skip the latency measurement).")
   var followConnections = 250
 
@@ -90,6 +96,9 @@ struct BenchFleet: AsyncParsableCommand {
   func validate() throws {
     guard (1...10_000).contains(nodes) else { throw ValidationError("--nodes takes 1 to 10000.") }
     guard (1...20_000).contains(trafficCount) else { throw ValidationError("--traffic-count takes 1 to 20000.") }
+    guard trafficTimeout > 0, trafficTimeout <= 120 else {
+      throw ValidationError("--traffic-timeout must be between 0 and 120 seconds.")
+    }
     guard (0...5_000).contains(burst) else { throw ValidationError("--burst takes 0 to 5000.") }
     guard (0...100).contains(hairpin) else { throw ValidationError("--hairpin takes 0 to 100.") }
     guard (0...100_000).contains(followConnections) else {
@@ -287,6 +296,7 @@ struct BenchFleet: AsyncParsableCommand {
       "traffic", "--kinds", kinds.joined(separator: ","), "--count", String(count), "--check", "--out", out,
     ]
     if kinds.contains("burst") { arguments += ["--burst", String(burst)] }
+    arguments += ["--timeout", String(trafficTimeout)]
     let result = try await Self.runTool(lab, arguments)
     if result.status != 0 {
       notes.append(
@@ -337,7 +347,7 @@ struct BenchFleet: AsyncParsableCommand {
             lab,
             [
               "traffic", "--kinds", Self.kinds.joined(separator: ","), "--count", String(perKind), "--check", "--out",
-              truthFile,
+              truthFile, "--timeout", String(trafficTimeout),
             ])
           truthText = (try? String(contentsOfFile: truthFile, encoding: .utf8)) ?? ""
           let keys = Set(

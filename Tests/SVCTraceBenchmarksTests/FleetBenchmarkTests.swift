@@ -23,6 +23,7 @@ struct FleetBenchmarkTests {
       ["fleet", "--follow-interval", "0.1"] + inventory,
       ["fleet", "--follow-wait", "0"] + inventory,
       ["fleet", "--traffic-count", "0"] + inventory,
+      ["fleet", "--traffic-timeout", "0"] + inventory,
       ["fleet", "--burst", "-1"] + inventory,
       ["fleet", "--follow-connections", "-5"] + inventory,
     ]
