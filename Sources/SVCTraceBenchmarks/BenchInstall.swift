@@ -298,19 +298,9 @@ struct BenchInstall: AsyncParsableCommand {
 
   /// Writes per host what svctrace would install (from its renderer) as the playbook's fixtures.
   private func writeFixtures(_ context: FleetContext, to directory: String) async throws {
-    let results = await context.runner.run(context.hosts, connector: context.connector) { session, host in
-      let settings = try RolloutSettings(variables: host.vars)
-      let plan = try await NodeRollout.plan(session, settings: settings)
-      return HostOutcome(payload: try Fixture(plan: plan))
-    }
+    let fixtures = try await Fixture.render(context)
     try? FileManager.default.removeItem(atPath: directory)
-    for result in results {
-      guard let fixture = result.payload else {
-        throw BenchmarkFailure(
-          "Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
-      }
-      try fixture.write(to: directory + "/" + result.host.name)
-    }
+    for (host, fixture) in fixtures { try fixture.write(to: directory + "/" + host) }
   }
 
   /// Hosts that a playbook run reported `changed=N` (N > 0) for in its PLAY RECAP.

@@ -16,13 +16,16 @@ public struct SVCTraceBench: AsyncParsableCommand {
       Examples (LAB=/var/lib/svctrace-lab, the testbed's state directory):
         svctrace-bench ping -i $LAB/inventory.ini --known-hosts $LAB/known_hosts
         svctrace-bench install -i $LAB/inventory-sudo.ini --known-hosts $LAB/known_hosts
+        svctrace-bench fleet -i $LAB/inventory.ini --known-hosts $LAB/known_hosts   # testbed/lab up 100
         svctrace-bench ingest --lines 2000000
         svctrace-bench trace --records 10000000
 
       Exit status: 0 success, 1 a run or a check failed, 2 usage error.
       """,
     version: "0.1.0",
-    subcommands: [BenchPing.self, BenchInstall.self, BenchIngest.self, BenchTrace.self, RunMeasured.self])
+    subcommands: [
+      BenchPing.self, BenchInstall.self, BenchFleet.self, BenchIngest.self, BenchTrace.self, RunMeasured.self,
+    ])
 
   public init() {}
 }

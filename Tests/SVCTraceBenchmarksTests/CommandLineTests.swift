@@ -13,9 +13,9 @@ struct CommandLineTests {
     #expect(throws: (any Error).self) { try SVCTrace.parseAsRoot(["bench", "ingest"]) }
   }
 
-  @Test func benchListsItsFourBenchmarks() throws {
+  @Test func benchListsItsBenchmarks() throws {
     let help = SVCTraceBench.helpMessage(columns: 200)
-    for name in ["ping", "install", "ingest", "trace"] { #expect(help.contains("  \(name) ")) }
+    for name in ["ping", "install", "fleet", "ingest", "trace"] { #expect(help.contains("  \(name) ")) }
     #expect(!help.contains("run-measured"), "the helper is hidden")
     _ = try SVCTraceBench.parseAsRoot(["ingest", "--lines", "20000", "--runs", "1"])
     _ = try SVCTraceBench.parseAsRoot(["trace", "--records", "20000", "--json"])

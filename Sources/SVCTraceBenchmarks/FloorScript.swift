@@ -1,0 +1,113 @@
+import Fleet
+import Foundation
+import Rollout
+import SVCTraceCommands
+import SVCTraceCore
+
+/// The OpenSSH shell-script floor of `bench fleet`: one POSIX `sh` script per node, sent with
+/// `ssh node sh -s < script`, making the edits `svctrace install` makes, the way the Ansible
+/// playbook (bench/ansible/install.yml) makes them but in one round trip: detect the dataplane and
+/// refuse a mismatch, write the state directory, `state.json`, `remove.sh`, load the rules
+/// (iptables: one `iptables-restore --noflush` of svctrace's chains, `-D` of old jumps, the rules
+/// and jumps; nftables mode: `nft -f` of `table inet svctrace` when missing), write the rsyslog
+/// drop-in after `rsyslogd -N1 -f` validated it, validate the whole configuration and restart
+/// rsyslog, write the logrotate entry and check it with `logrotate -d`.
+extension Fixture {
+  /// A fixture from its variables and files (the playbook's `vars.json` and file names).
+  init(vars: [String: any Sendable], files: [String: [UInt8]]) {
+    self.vars = vars
+    self.files = files
+  }
+
+  /// The script for this node. The file contents travel base64-encoded in here-documents.
+  /// - Throws: ``BenchmarkFailure`` when a variable the script needs is missing.
+  func shellScript() throws -> String {
+    func string(_ name: String) throws -> String {
+      guard let value = vars[name] as? String, !value.isEmpty else {
+        throw BenchmarkFailure("fixture variable \(name) is missing")
+      }
+      return value
+    }
+    let backend = try string("svct_backend")
+    let stateDirectory = try string("svct_state_dir")
+    let dropIn = try string("svct_dropin")
+    let logrotate = try string("svct_logrotate")
+    let chains = vars["svct_iptables_chains"] as? [String] ?? []
+    func quote(_ value: String) throws -> String { try ShellQuote.quote(value) }
+    let quotedBackend = try quote(backend)
+    let quotedState = try quote(stateDirectory)
+    var script = """
+      set -eu
+      umask 022
+      if nft list table ip kube-proxy >/dev/null 2>&1 || nft list table ip6 kube-proxy >/dev/null 2>&1; then
+        backend=nftables
+      else
+        legacy=$( (iptables-legacy-save; ip6tables-legacy-save) 2>/dev/null | grep -c -e '^-A KUBE-' -e '^:KUBE-' || true)
+        nft=$( (iptables-nft-save; ip6tables-nft-save) 2>/dev/null | grep -c -e '^-A KUBE-' -e '^:KUBE-' || true)
+        if [ "$legacy" -gt "$nft" ]; then backend=iptables-legacy; else backend=iptables-nft; fi
+      fi
+      [ "$backend" = \(quotedBackend) ] || { echo "detected $backend, rendered for \(backend)" >&2; exit 1; }
+      mkdir -p \(quotedState)
+      chmod 0755 \(quotedState)
+
+      """
+    /// Writes `bytes` to `path` through a temporary file and a rename.
+    func write(_ name: String, to path: String, mode: String, validate: String? = nil) throws {
+      let temporary = try quote(path + ".svct-floor")
+      let destination = try quote(path)
+      script += "base64 -d > \(temporary) <<'SVCT_EOF'\n"
+      script += Data(files[name] ?? []).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+      script += "\nSVCT_EOF\nchmod \(mode) \(temporary)\n"
+      if let validate { script += "\(validate) \(temporary) >/dev/null\n" }
+      script += "mv -f \(temporary) \(destination)\n"
+    }
+    try write("state.json", to: stateDirectory + "/state.json", mode: "0644")
+    try write("remove.sh", to: stateDirectory + "/remove.sh", mode: "0755")
+    if backend == "nftables" {
+      script += "nft list table inet svctrace >/dev/null 2>&1 || base64 -d <<'SVCT_EOF' | nft -f -\n"
+      script += Data(files["svctrace.nft"] ?? []).base64EncodedString(options: [
+        .lineLength76Characters, .endLineWithLineFeed,
+      ])
+      script += "\nSVCT_EOF\n"
+    } else {
+      let tool = backend == "iptables-legacy" ? "iptables-legacy" : "iptables-nft"
+      let jumps = "'^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)'"
+      script += "{\n  echo '*mangle'\n"
+      for chain in chains {
+        let line = try quote(":\(chain) - [0:0]")
+        script += "  echo \(line)\n"
+      }
+      script += "  \(tool)-save -t mangle | { grep -E -e \(jumps) || true; } | sed 's/^-A /-D /'\n"
+      script += "  base64 -d <<'SVCT_EOF'\n"
+      script += Data(files["mangle.rules"] ?? []).base64EncodedString(options: [
+        .lineLength76Characters, .endLineWithLineFeed,
+      ])
+      script += "\nSVCT_EOF\n  echo\n  echo COMMIT\n} | \(tool)-restore --noflush\n"
+    }
+    try write("rsyslog.conf", to: dropIn, mode: "0644", validate: "rsyslogd -N1 -f")
+    script += "rsyslogd -N1 >/dev/null 2>&1\nsystemctl restart rsyslog\nsystemctl is-active --quiet rsyslog\n"
+    try write("logrotate", to: logrotate, mode: "0644")
+    let quotedLogrotate = try quote(logrotate)
+    script += "logrotate -d \(quotedLogrotate) >/dev/null 2>&1\n"
+    return script
+  }
+}
+
+extension Fixture {
+  /// Plans an install on every host of `context` (read-only) and takes each node's fixture out of it.
+  /// - Throws: ``BenchmarkFailure`` naming a host whose plan failed.
+  static func render(_ context: FleetContext) async throws -> [(host: String, fixture: Fixture)] {
+    let results = await context.runner.run(context.hosts, connector: context.connector) { session, host in
+      let settings = try RolloutSettings(variables: host.vars)
+      let plan = try await NodeRollout.plan(session, settings: settings)
+      return HostOutcome(payload: try Fixture(plan: plan))
+    }
+    return try results.map { result in
+      guard let fixture = result.payload else {
+        throw BenchmarkFailure(
+          "Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
+      }
+      return (result.host.name, fixture)
+    }
+  }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import Foundation
+import SVCTraceCommands
+import Testing
+
+@testable import SVCTraceBenchmarks
+
+/// The pure pieces of `svctrace-bench fleet`: its arguments, ratios, goals, percentiles, the
+/// table, the ground-truth comparison and the shell-script floor.
+@Suite("Fleet benchmark")
+struct FleetBenchmarkTests {
+  let inventory = ["-i", "/nonexistent/inventory.ini"]
+
+  @Test func argumentsAreValidated() throws {
+    let good = try SVCTraceBench.parseAsRoot(["fleet"] + inventory) as? BenchFleet
+    #expect(good?.nodes == 100)
+    #expect(good?.fleet.forks == 20)
+    #expect(good?.floorNodes == 20)
+    let bad: [[String]] = [
+      ["fleet"],  // no inventory
+      ["fleet", "--nodes", "0"] + inventory,
+      ["fleet", "--nodes", "10", "--floor-nodes", "11"] + inventory,
+      ["fleet", "--follow-interval", "0.1"] + inventory,
+      ["fleet", "--follow-wait", "0"] + inventory,
+      ["fleet", "--traffic-count", "0"] + inventory,
+      ["fleet", "--traffic-timeout", "0"] + inventory,
+      ["fleet", "--burst", "-1"] + inventory,
+      ["fleet", "--follow-connections", "-5"] + inventory,
+    ]
+    for arguments in bad {
+      #expect(throws: (any Error).self, "\(arguments)") { try SVCTraceBench.parseAsRoot(arguments) }
+    }
+    _ = try SVCTraceBench.parseAsRoot(
+      ["fleet", "--nodes", "20", "--floor-nodes", "0", "--follow-connections", "0"] + inventory)
+  }
+
+  @Test func countPerKindAndLimit() {
+    #expect(BenchFleet.countPerKind(250) == 50)
+    #expect(BenchFleet.countPerKind(201) == 41)
+    #expect(BenchFleet.countPerKind(1) == 1)
+    #expect(BenchFleet.limit(first: 2, of: ["node1", "node2", "node3"]) == "node1:node2")
+    #expect(BenchFleet.limit(first: 3, of: ["node1", "node2", "node3"]) == nil)
+  }
+
+  @Test func nearestRankPercentiles() {
+    let values = (1...20).map(Double.init)
+    #expect(Percentile.nearestRank(values, 50) == 10)
+    #expect(Percentile.nearestRank(values, 95) == 19)
+    #expect(Percentile.nearestRank(values, 100) == 20)
+    #expect(Percentile.nearestRank([4], 95) == 4)
+    #expect(Percentile.nearestRank([], 50) == nil)
+    let latency = FollowLatency(delays: [3, 1, 2, 0.5], connections: 5, interval: 1, peakRSSKiB: 0)
+    #expect(latency.p50 == 1 && latency.p95 == 3 && latency.max == 3)
+    #expect(latency.neverPrinted == 1)
+    #expect(!latency.passes, "one connection was never printed")
+    #expect(FollowLatency(delays: [0.5, 2.9], connections: 2, interval: 1, peakRSSKiB: 0).passes)
+    #expect(!FollowLatency(delays: [0.5, 3.1], connections: 2, interval: 1, peakRSSKiB: 0).passes)
+  }
+
+  private func step(_ name: String, _ seconds: Double, goal: Double?, status: Int32 = 0, rss: Int = 50_000)
+    -> FleetStep
+  {
+    FleetStep(
+      name: name, seconds: seconds, status: status, peakRSSKiB: rss, goal: goal.map { FleetGoal(maxRatio: $0) },
+      memoryGoalApplies: true, log: "/dev/null")
+  }
+
+  @Test func ratiosGoalsAndTable() {
+    var report = FleetReport(
+      nodes: 100, forks: 20, trafficConnections: 1000, baseline: step("ssh NODE true", 10, goal: nil),
+      steps: [
+        step("svctrace ping", 8, goal: 0.8), step("svctrace verify", 16, goal: 1.5),
+        step("svctrace remove", 5, goal: 1.5, status: 1), step("svctrace install (again)", 12, goal: nil, rss: 300_000),
+      ])
+    #expect(report.ratio(report.steps[0]) == 0.8)
+    #expect(report.verdict(report.steps[0]) == "≤ 0.800× PASS", "the goal's edge passes")
+    #expect(report.verdict(report.steps[1]) == "≤ 1.500× MISS")
+    #expect(report.verdict(report.steps[2]) == "≤ 1.500× MISS (exit 1)", "a failed step misses whatever its time")
+    #expect(report.verdict(report.steps[3]) == "—")
+    #expect(report.memoryVerdict(report.steps[0]) == "PASS")
+    #expect(report.memoryVerdict(report.steps[3]) == "MISS", "300,000 KiB is over 200 MB")
+    report.floor = FloorComparison(
+      nodes: 20, svctrace: step("svctrace install", 14.5, goal: nil), shellScripts: step("scripts", 3.25, goal: nil),
+      notVerified: [])
+    #expect(!report.floor!.passes)
+    let text = report.render()
+    let lines = text.split(separator: "\n").map(String.init)
+    #expect(lines.contains { $0.contains("svctrace ping") && $0.contains("0.800×") && $0.contains("0.080 s") })
+    #expect(lines.contains { $0.contains("svctrace verify") && $0.contains("1.600×") && $0.contains("MISS") })
+    #expect(text.contains("ratio svctrace/scripts 4.462×; goal ≤ 2.000×: MISS"))
+    // Columns line up: in every row of the main table the time column starts at the same place.
+    let rows = lines.filter { $0.hasPrefix("  svctrace ") || $0.hasPrefix("  ssh NODE true") }.prefix(5)
+    let starts = Set(rows.map { Self.secondColumn($0) })
+    #expect(rows.count == 5 && starts.count == 1, "\(rows)")
+  }
+
+  /// Where the second column of a table row starts: after the first run of two or more spaces
+  /// past the indentation.
+  static func secondColumn(_ line: String) -> Int {
+    let characters = Array(line)
+    var index = 2
+    while index + 1 < characters.count, !(characters[index] == " " && characters[index + 1] == " ") { index += 1 }
+    while index < characters.count, characters[index] == " " { index += 1 }
+    return index
+  }
+
+  @Test func groundTruthComparison() {
+    let nodeIPs = ["node1": "10.250.0.11", "node2": "10.250.0.12"]
+    let clusterIP: [String: Any] = [
+      "kind": "pod-clusterip", "proto": "tcp", "client_ip": "10.244.1.10", "client_port": 40000,
+      "service_ip": "10.96.0.10", "service_port": 80, "dnat_node": "node1", "pod_ip": "10.244.2.10", "pod_port": 8080,
+    ]
+    let nodePort: [String: Any] = [
+      "kind": "nodeport", "proto": "tcp", "client_ip": "10.250.0.250", "client_port": 40001,
+      "service_ip": "10.96.0.12", "service_port": 80, "dnat_node": "node2", "pod_ip": "10.244.1.10", "pod_port": 8080,
+    ]
+    let udp: [String: Any] = [
+      "kind": "udp", "proto": "udp", "client_ip": "10.244.2.11", "client_port": 40002,
+      "service_ip": "10.96.0.53", "service_port": 53, "dnat_node": "node2", "pod_ip": "10.244.1.11", "pod_port": 8080,
+    ]
+    let lost: [String: Any] = [
+      "kind": "host-clusterip", "proto": "tcp", "client_ip": "10.250.0.11", "client_port": 40003,
+      "service_ip": "10.96.0.10", "service_port": 80, "dnat_node": "node1", "pod_ip": "10.244.1.10", "pod_port": 8080,
+    ]
+    let records: [[String: Any]] = [
+      [
+        "proto": "tcp", "client_ip": "10.244.1.10", "client_port": 40000, "service_ip": "10.96.0.10",
+        "service_port": 80, "pod_ip": "10.244.2.10", "pod_port": 8080, "node": "node1",
+      ],
+      // NodePort: the service address is the node's own IP and the node port.
+      [
+        "proto": "tcp", "client_ip": "10.250.0.250", "client_port": 40001, "service_ip": "10.250.0.12",
+        "service_port": 30080, "pod_ip": "10.244.1.10", "pod_port": 8080, "node": "node2",
+      ],
+      // Wrong pod and node.
+      [
+        "proto": "udp", "client_ip": "10.244.2.11", "client_port": 40002, "service_ip": "10.96.0.53",
+        "service_port": 53, "pod_ip": "10.244.2.11", "pod_port": 8080, "node": "node1",
+      ],
+    ]
+    let result = GroundTruth.compare(truth: [clusterIP, nodePort, udp, lost], records: records, nodeIPs: nodeIPs)
+    #expect(result.connections == 4 && result.right == 2)
+    #expect(result.missingCount == 1 && result.missing.first?.hasPrefix("host-clusterip tcp|10.250.0.11:40003") == true)
+    #expect(result.wrongCount == 1 && result.wrong.first?.contains("pod_ip 10.244.2.11") == true)
+    #expect(result.wrong.first?.contains("node node1 instead of node2") == true)
+    #expect(result.kinds == ["pod-clusterip": 1, "nodeport": 1, "udp": 1, "host-clusterip": 1])
+    #expect(!result.passes)
+    // A connection with two records is ambiguous, not right.
+    let twice = GroundTruth.compare(truth: [clusterIP], records: [records[0], records[0]], nodeIPs: nodeIPs)
+    #expect(twice.right == 0 && twice.missingCount == 1)
+    // Unless their times tell them apart: a later run reused the client ip:port 18 s later.
+    var timed = clusterIP
+    timed["time"] = "2026-12-07T13:55:04.351074Z"
+    var early = records[0]
+    early["time"] = "2026-12-07T13:55:04.041646Z"
+    var late = records[0]
+    late["time"] = "2026-12-07T13:55:22.273530Z"
+    late["pod_ip"] = "10.244.16.10"
+    let reused = GroundTruth.compare(truth: [timed], records: [late, early], nodeIPs: nodeIPs)
+    #expect(reused.passes, "\(reused.missing) \(reused.wrong)")
+    early["time"] = "2026-12-07T13:55:03.9Z"
+    late["time"] = "2026-12-07T13:55:05.0Z"
+    #expect(GroundTruth.compare(truth: [timed], records: [late, early], nodeIPs: nodeIPs).missingCount == 1)
+    #expect(GroundTruth.compare(truth: [clusterIP], records: records, nodeIPs: nodeIPs).passes)
+  }
+
+  @Test func trafficTimestamps() throws {
+    let base = try #require(GroundTruth.epochSeconds("2026-11-27T13:00:00Z"))
+    #expect(base == 1_795_784_400)
+    #expect(GroundTruth.epochSeconds("2026-11-27T13:00:00.123456Z") == base + 0.123456)
+    #expect(GroundTruth.epochSeconds("2026-11-27T13:00:01.5Z") == base + 1.5)
+    for bad in [
+      "", "2026-11-27T13:00:00", "2026-11-27T13:00:00.Z", "2026-13-27T13:00:00Z", "2026-11-27 13:00:00Z",
+      "x026-11-27T13:00:00Z",
+    ] {
+      #expect(GroundTruth.epochSeconds(bad) == nil, "\(bad)")
+    }
+    let lines = try GroundTruth.objects(jsonLines: "{\"a\":1}\n\n{\"b\":2}\n")
+    #expect(lines.count == 2)
+    #expect(throws: BenchmarkFailure.self) { try GroundTruth.objects(jsonLines: "{\"a\":1}\nnot json\n") }
+  }
+
+  @Test func floorScriptMakesTheSameEditsInOneShellScript() throws {
+    var fixture = Fixture(vars: [:], files: [:])
+    fixture.vars = [
+      "svct_backend": "iptables-legacy", "svct_state_dir": "/var/lib/svctrace",
+      "svct_dropin": "/etc/rsyslog.d/10-svctrace.conf", "svct_logrotate": "/etc/logrotate.d/svctrace",
+      "svct_iptables_chains": ["SVCT-PRE", "SVCT-OUT"],
+    ]
+    fixture.files = [
+      "state.json": Array("{}\n".utf8), "remove.sh": Array("#!/bin/sh\n".utf8), "rsyslog.conf": Array("x\n".utf8),
+      "logrotate": Array("y\n".utf8), "mangle.rules": Array("-A SVCT-PRE -j LOG\n-I PREROUTING 1 -j SVCT-PRE".utf8),
+    ]
+    let script = try fixture.shellScript()
+    #expect(script.contains("[ \"$backend\" = iptables-legacy ]"))
+    #expect(script.contains("echo ':SVCT-PRE - [0:0]'") && script.contains("echo ':SVCT-OUT - [0:0]'"))
+    #expect(script.contains("iptables-legacy-save -t mangle") && script.contains("| iptables-legacy-restore --noflush"))
+    #expect(script.contains(Data("-A SVCT-PRE -j LOG\n-I PREROUTING 1 -j SVCT-PRE".utf8).base64EncodedString()))
+    #expect(script.contains("rsyslogd -N1 -f /etc/rsyslog.d/10-svctrace.conf.svct-floor"))
+    #expect(script.contains("systemctl restart rsyslog"))
+    #expect(script.contains("mv -f /var/lib/svctrace/remove.sh.svct-floor /var/lib/svctrace/remove.sh"))
+    #expect(!script.contains("nft -f"))
+
+    fixture.vars["svct_backend"] = "nftables"
+    fixture.files["svctrace.nft"] = Array("table inet svctrace {}\n".utf8)
+    let nft = try fixture.shellScript()
+    #expect(nft.contains("nft list table inet svctrace >/dev/null 2>&1 || base64 -d <<'SVCT_EOF' | nft -f -"))
+    #expect(!nft.contains("iptables-legacy-restore"))
+
+    fixture.vars["svct_state_dir"] = nil
+    #expect(throws: BenchmarkFailure.self) { try fixture.shellScript() }
+  }
+}
