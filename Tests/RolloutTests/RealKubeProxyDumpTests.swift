@@ -20,6 +20,7 @@ import Testing
     Dump(file: "iptables-danwinship-01b3ac1-TestLoadBalancer.txt", family: .ipv4),
     Dump(file: "iptables-danwinship-01b3ac1-TestClusterIPEndpointsMore.txt", family: .ipv4),
     Dump(file: "iptables-tnqn-8d903e3-TestHealthCheckNodePortE2E.txt", family: .ipv4),
+    Dump(file: "iptables-danwinship-01b3ac1-TestOverallIPTablesRulesWithMultipleServices.txt", family: .ipv4),
   ]
 
   /// One nftables fixture: kube-proxy's transaction for one family, verbatim (`Fixtures/kube-proxy/*.nft`),
@@ -172,6 +173,30 @@ import Testing
     #expect(dataplane.nodePorts.allSatisfy { $0.family == dump.family })
   }
 
+  /// A dual-stack node: kube-proxy's IPv4 and IPv6 rules side by side (iptables and ip6tables, or
+  /// `table ip` and `table ip6 kube-proxy`) make one scope with both families.
+  @Test func dualStackNodesLearnBothFamilies() throws {
+    let v4 = try Self.load(Self.dumps[6].file)
+    let v6 = try Self.load(Self.dumps[2].file)
+    let iptables = try Self.probe(["nft-nat4": v4, "nft-nat6": v6]).dataplane.get()
+    #expect(iptables.families == [.ipv4, .ipv6])
+    #expect(
+      Set(iptables.services.map { "\($0.address) \($0.isClusterIP ? "clusterIP" : "external")" })
+        == Self.expectedServices(v4).union(Self.expectedServices(v6)))
+    #expect(Set(iptables.nodePorts.map(\.family)) == [.ipv4, .ipv6])
+
+    let nft4 = try Self.load(Self.nftDumps[0].file)
+    let nft6 = try Self.load(Self.nftDumps[2].file)
+    let nft = try Self.probe([
+      "kp4": Self.load("listed/" + Self.nftDumps[0].file), "kp6": Self.load("listed/" + Self.nftDumps[2].file),
+    ]).dataplane.get()
+    #expect(nft.families == [.ipv4, .ipv6])
+    #expect(
+      Set(nft.services.map { "\($0.address) \($0.isClusterIP ? "clusterIP" : "external")" })
+        == Self.expectedNFTServices(nft4).union(Self.expectedNFTServices(nft6)))
+    #expect(Set(nft.nodePorts.map(\.family)) == [.ipv4, .ipv6])
+  }
+
   /// kube-proxy's userspace mode (a real 2015 `iptables-save v1.4.21`, CentOS 7's iptables): nothing to
   /// trace, and the refusal says why instead of "is kube-proxy running?".
   @Test(arguments: ["legacy4", "nft-nat4"])
@@ -226,6 +251,13 @@ import Testing
     #expect(try Self.expectedServices(Self.load(Self.dumps[4].file)) == ["172.30.0.41:80/sctp clusterIP"])
     #expect(try Self.expectedServices(Self.load(Self.dumps[5].file)) == ["172.20.1.1:0/tcp clusterIP"])
     #expect(try Self.expectedNodePorts(Self.load(Self.dumps[5].file)) == ["30010/tcp"])
+    #expect(
+      try Self.expectedServices(Self.load(Self.dumps[6].file)) == [
+        "172.30.0.41:80/tcp clusterIP", "172.30.0.42:80/tcp clusterIP", "192.168.99.22:80/tcp external",
+        "1.2.3.4:80/tcp external", "172.30.0.43:80/tcp clusterIP", "172.30.0.44:80/tcp clusterIP",
+        "192.168.99.33:80/tcp external", "172.30.0.45:80/tcp clusterIP", "5.6.7.8:80/tcp external",
+      ])
+    #expect(try Self.expectedNodePorts(Self.load(Self.dumps[6].file)) == ["3001/tcp", "3002/tcp", "3003/tcp"])
     let overall = try Self.load(Self.nftDumps[0].file)
     #expect(
       Self.expectedNFTServices(overall) == [
