@@ -434,9 +434,9 @@ public enum NodeProber {
   /// load-balancer IP (`false`), or is not a Service jump (`nil`).
   ///
   /// kube-proxy's comment decides when it has one (`"ns/svc:port cluster IP"`, `"… external IP"`,
-  /// `"… loadbalancer IP"`): before v1.20 externalIP rules jump straight to `KUBE-SVC-*`. Otherwise the
-  /// target does: `KUBE-SVC-`/`KUBE-SVL-` for ClusterIPs; `KUBE-EXT-` (v1.24+), `KUBE-XLB-`
-  /// (externalTrafficPolicy Local before v1.24) and `KUBE-FW-` (load-balancer IPs) for the others.
+  /// `"… loadbalancer IP"`): in older releases externalIP rules jump straight to `KUBE-SVC-*`. Otherwise
+  /// the target does: `KUBE-SVC-`/`KUBE-SVL-` for ClusterIPs; `KUBE-EXT-` (v1.24+), `KUBE-XLB-`
+  /// (externalTrafficPolicy Local before `KUBE-EXT-`) and `KUBE-FW-` (load-balancer IPs) for the others.
   static func serviceKind(target: String, comment: String?) -> Bool? {
     let isServiceJump = ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-XLB-", "KUBE-FW-"].contains {
       target.hasPrefix($0)

@@ -212,8 +212,8 @@ import Testing
   }
 
   /// Rule shapes of kube-proxy releases whose tests kept no full dump (written from those releases'
-  /// proxier.go, not copied): v1.10–v1.19 externalIPs jump straight to `KUBE-SVC-*` (only the comment
-  /// tells them from the ClusterIP); v1.20–v1.23 externalIPs and load-balancer IPs of an
+  /// proxier.go, not copied): in the v1.1x era externalIPs jump straight to `KUBE-SVC-*` (only the comment
+  /// tells them from the ClusterIP); before `KUBE-EXT-*` (v1.24) externalIPs and load-balancer IPs of an
   /// externalTrafficPolicy Local Service jump to `KUBE-XLB-*`; a negated `! -d` is no Service address.
   @Test func olderReleaseRuleShapes() {
     let save = """
