@@ -389,6 +389,16 @@ public enum NodeProber {
       backend = .iptablesLegacy
       evidence.append(":KUBE-SERVICES in iptables-legacy nat (no hint chain)")
     } else {
+      let portals = [IPFamily.ipv4, .ipv6].flatMap { family in
+        [Dataplane.Backend.iptablesNFT, .iptablesLegacy].map { probe.nat($0, family).chains }
+      }.contains { $0.contains("KUBE-PORTALS-CONTAINER") || $0.contains("KUBE-PORTALS-HOST") }
+      if portals {
+        return fail(
+          .unsupportedDataplane,
+          "kube-proxy runs in userspace mode (:KUBE-PORTALS-CONTAINER/:KUBE-PORTALS-HOST in nat): it accepts "
+            + "each Service connection itself and opens a new one to the pod, so no packet is translated for "
+            + "LOG rules to see; switch kube-proxy to iptables mode (--proxy-mode=iptables)")
+      }
       let cilium = (sections["cilium"] ?? "").split(separator: "\n").map(String.init)
       if !cilium.isEmpty {
         return fail(
@@ -420,7 +430,26 @@ public enum NodeProber {
         evidence: evidence))
   }
 
-  /// Learns Service addresses (`KUBE-SERVICES -d VIP -p P --dport N -j KUBE-SVC/SVL/EXT/FW-…`) and
+  /// Whether a `KUBE-SERVICES` rule jumping to `target` forwards a ClusterIP (`true`), an externalIP or
+  /// load-balancer IP (`false`), or is not a Service jump (`nil`).
+  ///
+  /// kube-proxy's comment decides when it has one (`"ns/svc:port cluster IP"`, `"… external IP"`,
+  /// `"… loadbalancer IP"`): in older releases externalIP rules jump straight to `KUBE-SVC-*`. Otherwise
+  /// the target does: `KUBE-SVC-`/`KUBE-SVL-` for ClusterIPs; `KUBE-EXT-` (v1.24+), `KUBE-XLB-`
+  /// (externalTrafficPolicy Local before `KUBE-EXT-`) and `KUBE-FW-` (load-balancer IPs) for the others.
+  static func serviceKind(target: String, comment: String?) -> Bool? {
+    let isServiceJump = ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-XLB-", "KUBE-FW-"].contains {
+      target.hasPrefix($0)
+    }
+    guard isServiceJump else { return nil }
+    if let comment {
+      if comment.hasSuffix(" cluster IP") { return true }
+      if comment.hasSuffix(" external IP") || comment.hasSuffix(" loadbalancer IP") { return false }
+    }
+    return target.hasPrefix("KUBE-SVC-") || target.hasPrefix("KUBE-SVL-")
+  }
+
+  /// Learns Service addresses (`KUBE-SERVICES -d VIP -p P --dport N -j KUBE-SVC/SVL/EXT/XLB/FW-…`) and
   /// NodePorts (`KUBE-NODEPORTS -p P --dport N`) from a nat table.
   public static func learnFromNat(_ nat: IptablesSave.Table, family: IPFamily)
     -> (services: [LearnedService], nodePorts: [LearnedNodePort])
@@ -434,15 +463,18 @@ public enum NodeProber {
         var proto: IPProtocol?
         var port: UInt16?
         var target: String?
+        var comment: String?
         var index = 0
         while index < words.count {
           let word = words[index]
           let next = index + 1 < words.count ? words[index + 1] : nil
           switch word {
-          case "-d": destination = next
+          // `! -d X` matches every destination but X: not a Service address.
+          case "-d": destination = index > 0 && words[index - 1] == "!" ? nil : next
           case "-p": proto = next.flatMap { IPProtocol(serviceName: $0) }
           case "--dport": port = next.flatMap(UInt16.init)
           case "-j", "-g": target = next
+          case "--comment": comment = next
           default: break
           }
           index += 1
@@ -452,8 +484,7 @@ public enum NodeProber {
           guard let destination, let cidr = try? CIDR(parsing: destination), cidr.isHost, cidr.family == family else {
             continue
           }
-          let clusterIP = target.hasPrefix("KUBE-SVC-") || target.hasPrefix("KUBE-SVL-")
-          guard clusterIP || target.hasPrefix("KUBE-EXT-") || target.hasPrefix("KUBE-FW-") else { continue }
+          guard let clusterIP = serviceKind(target: target, comment: comment) else { continue }
           services.insert(
             LearnedService(
               address: ServiceAddress(address: cidr.address, port: port, proto: proto), isClusterIP: clusterIP))

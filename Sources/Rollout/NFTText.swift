@@ -21,8 +21,24 @@ public enum NFTText {
     return result
   }
 
-  /// The elements of the set or map `name` (`set NAME {` / `map NAME {`) in a listing.
+  /// The elements of the set or map `name`: the `elements = { … }` of its `set NAME {` / `map NAME {`
+  /// block in an `nft list` listing, and the `add element FAMILY TABLE NAME { … }` statements of an
+  /// nft transaction (the form kube-proxy sends and its unit tests expect). Element comments
+  /// (`1.2.3.4 . tcp . 80 comment "ns/svc:p" : goto …`) are dropped.
   public static func elements(of name: String, in listing: String) -> [String] {
+    var items = listedElements(of: name, in: listing)
+    for rawLine in listing.split(separator: "\n") {
+      let words = rawLine.split(whereSeparator: \.isWhitespace)
+      guard words.count >= 6, words[0] == "add", words[1] == "element", words[4] == name, words[5] == "{",
+        let open = rawLine.firstIndex(of: "{"), let close = rawLine.lastIndex(of: "}"), open < close
+      else { continue }
+      items += rawLine[rawLine.index(after: open)..<close].split(separator: ",").map(String.init)
+    }
+    return items.map { dropComment($0).split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+      .filter { !$0.isEmpty }
+  }
+
+  private static func listedElements(of name: String, in listing: String) -> [String] {
     let starts = ["map \(name) {", "set \(name) {"]
     guard let start = starts.compactMap({ listing.range(of: $0) }).first,
       let open = listing[start.upperBound...].range(of: "elements = {")
@@ -31,24 +47,32 @@ public enum NFTText {
     guard let close = body.firstIndex(of: "}") else { return [] }
     // A block without elements ends before "elements = {" is reached: check it is ours.
     if let blockEnd = listing[start.upperBound...].firstIndex(of: "}"), blockEnd < open.lowerBound { return [] }
-    return body[body.startIndex..<close].split(separator: ",").map {
-      $0.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-    }.filter { !$0.isEmpty }
+    return body[body.startIndex..<close].split(separator: ",").map(String.init)
   }
 
-  /// Service addresses (`service-ips` map) and NodePorts (`service-nodeports` map) of kube-proxy's nft table.
+  /// An element without its `comment "…"`.
+  private static func dropComment(_ element: String) -> String {
+    guard let range = element.range(of: " comment \"") else { return element }
+    let rest = element[range.upperBound...]
+    guard let end = rest.firstIndex(of: "\"") else { return String(element[..<range.lowerBound]) }
+    return String(element[..<range.lowerBound] + rest[rest.index(after: end)...])
+  }
+
+  /// Service addresses (`service-ips` map) and NodePorts (`service-nodeports` map) of kube-proxy's nft
+  /// table, from `nft list table ip[6] kube-proxy` (or kube-proxy's transaction, see
+  /// ``elements(of:in:)``). A Service address is a ClusterIP when its verdict goes to a `service-` chain;
+  /// `external-` (externalIPs, load-balancer IPs) and `firewall-` chains mark the others.
   public static func kubeProxyServices(_ listing: String, family: IPFamily)
     -> (services: [LearnedService], nodePorts: [LearnedNodePort])
   {
     var services = Set<LearnedService>()
     for element in elements(of: "service-ips", in: listing) {
-      // "10.96.0.10 . udp . 53 : goto service-…"
-      let verdict = element.split(separator: " ").last.map(String.init) ?? ""
-      // IPv6 addresses contain ':' — split the verdict off at " : " instead.
-      let key = element.components(separatedBy: " : ").first ?? element
-      let keyWords = key.split(separator: " ").filter { $0 != "." }.map(String.init)
-      guard keyWords.count == 3, let address = ServiceAddress.address(keyWords[0]),
-        let proto = IPProtocol(serviceName: keyWords[1]), let port = UInt16(keyWords[2])
+      // "10.96.0.10 . udp . 53 : goto service-…"; IPv6 addresses contain ':', so split at " : ".
+      let parts = element.components(separatedBy: " : ")
+      let verdict = parts.count == 2 ? parts[1].split(separator: " ").last.map(String.init) ?? "" : ""
+      let keyWords = parts[0].split(separator: " ").filter { $0 != "." }.map(String.init)
+      guard parts.count == 2, keyWords.count == 3, let address = ServiceAddress.address(keyWords[0]),
+        address.family == family, let proto = IPProtocol(serviceName: keyWords[1]), let port = UInt16(keyWords[2])
       else { continue }
       services.insert(
         LearnedService(
