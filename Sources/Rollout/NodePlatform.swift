@@ -154,7 +154,7 @@ public struct RsyslogInputs: Sendable, Hashable {
 ///   takes any input (``anyInput``); the drop-in is what it always was.
 /// - RHEL/CentOS/Rocky 8+ read the kernel from journald through `imjournal`, whose default limit
 ///   (20,000 messages per 10 minutes) drops lines of a busy node silently, and comment `imklog`
-///   out. The drop-in then loads `imklog` itself with its rate limit off (``ownImklog``), writes
+///   out. The drop-in then loads `imklog` itself, whose rate limit is off by default (``ownImklog``), writes
 ///   svctrace's lines only when they come from imklog, drops the copy of each line that journald
 ///   hands to imjournal, and drops imklog's other kernel messages (they still reach
 ///   `/var/log/messages` through imjournal, as before). imklog reads `/proc/kmsg`, which nothing

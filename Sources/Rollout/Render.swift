@@ -292,7 +292,7 @@ public enum Renderer {
   /// ``KernelLineSource/anyInput`` (no imjournal: Debian-style nodes) the text is the historical
   /// drop-in, byte for byte. Otherwise only that input's copy is written, the copies from every
   /// other input (imjournal) are dropped, and with ``KernelLineSource/ownImklog`` the drop-in loads
-  /// imklog (``imklogLoad``, rate limit off) and drops imklog's other kernel messages, which reach
+  /// imklog (``imklogLoad``, whose rate limit is off by default) and drops imklog's other kernel messages, which reach
   /// the node's usual files through imjournal as before.
   public static func rsyslogDropIn(
     logPath: String, rotateSize: String, logrotatePath: String, source: KernelLineSource = .anyInput
@@ -327,7 +327,7 @@ public enum Renderer {
     case .ownImklog:
       text += """
         # This node's rsyslog reads the kernel from journald through imjournal, whose rate limit drops
-        # lines of a busy node: svctrace's lines are read through imklog (loaded here, rate limit off)
+        # lines of a busy node: svctrace's lines are read through imklog (loaded here; no rate limit)
         # and taken from imklog only; journald's copies (imjournal) are dropped, and so are imklog's
         # other kernel messages, which imjournal delivers as before.
         \(imklogLoad)
@@ -346,10 +346,12 @@ public enum Renderer {
     return text
   }
 
-  /// The module statement of a drop-in that reads the kernel itself (``KernelLineSource/ownImklog``):
-  /// imklog with its rate limit off (`ratelimitinterval` 0, also its default), so no svctrace line
-  /// is dropped by rsyslog's input.
-  public static let imklogLoad = "module(load=\"imklog\" ratelimitinterval=\"0\")"
+  /// The module statement of a drop-in that reads the kernel itself (``KernelLineSource/ownImklog``).
+  ///
+  /// No parameter: imklog's rate limit is off by default (`RatelimitInterval` 0 since rsyslog
+  /// 8.35, where the parameter appeared; no limit before), and naming the parameter would make
+  /// older rsyslogs (CentOS 7's 8.24) refuse the configuration.
+  public static let imklogLoad = "module(load=\"imklog\")"
 
   /// A logrotate size (`200M`, `500k`, `1G`, `1048576`) in bytes, as logrotate reads it
   /// (k, M, G are powers of 1024); `nil` when it is not one.

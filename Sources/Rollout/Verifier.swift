@@ -373,6 +373,14 @@ public enum Verifier {
     if !inputs.evidence.isEmpty {
       evidence += "\n" + inputs.evidence.prefix(4).map { "  " + $0 }.joined(separator: "\n")
     }
+    let platform = probe.platform
+    if !platform.osID.isEmpty || platform.selinux != .absent || platform.firewalld {
+      var facts: [String] = []
+      if !platform.osID.isEmpty { facts.append(platform.osID + (platform.isRHELFamily ? " (RHEL family)" : "")) }
+      if platform.selinux != .absent { facts.append("SELinux \(platform.selinux.rawValue)") }
+      if platform.firewalld { facts.append("firewalld present (svctrace leaves its table alone)") }
+      evidence += "\nnode: " + facts.joined(separator: ", ")
+    }
     guard inputs.loads("imjournal") else {
       let via =
         inputs.kernelModule.map { "kernel messages arrive through \($0), once, without a rate limit" }

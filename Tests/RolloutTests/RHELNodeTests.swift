@@ -298,8 +298,10 @@ import Testing
     #expect(warn.evidence.contains("a busy node loses lines silently"))
     #expect(warn.fix?.contains("svctrace install") == true)
     let after = NodeProber.make(
-      host: HostID("n1"), sections: ["rsyslog-conf": conf], files: [settings.rsyslogDropInPath: Array(desired.utf8)])
+      host: HostID("n1"), sections: ["rsyslog-conf": conf, "platform": "id=rocky\nselinux=Enforcing\n"],
+      files: [settings.rsyslogDropInPath: Array(desired.utf8)])
     let pass = Verifier.kernelInputCheck(probe: after, desiredDropIn: desired, settings: settings)
+    #expect(pass.evidence.contains("node: rocky (RHEL family), SELinux enforcing"))
     #expect(pass.status == .pass)
     #expect(pass.evidence.contains("loads imklog and takes its lines from imklog only"))
     let debian = NodeProber.make(
