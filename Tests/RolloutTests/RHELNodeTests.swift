@@ -480,3 +480,91 @@ struct FirewalldCoexistenceTests {
     }
   }
 }
+
+/// A journald node in miniature: a real `systemd-journald` (volatile storage, `ReadKMsg=no`) and a
+/// real rsyslogd reading it through `imjournal`, in a private mount namespace (root only; the
+/// journal sockets and directories are tmpfs there, so this machine's journal is not touched).
+/// Kernel messages cannot be fed to journald in a test: the line is logged through the journal's
+/// native socket with `SYSLOG_FACILITY=0` (kern) and the tag `kernel`, which is how imjournal sees
+/// a kernel line; a loopback UDP input named `imklog` stands in for imklog.
+@Suite(
+  .serialized,
+  .enabled(
+    if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journald")
+      && FileManager.default.isExecutableFile(atPath: "/usr/sbin/rsyslogd")
+      && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")
+      && FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/rsyslog/imjournal.so"),
+    "needs root, systemd-journald, rsyslogd with imjournal, unshare"))
+struct JournaldNodeTests {
+  static let script = """
+    set -e
+    D=$1; KP=$2
+    for d in /run/systemd/journal /run/log /var/log/journal; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+    printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\n' > $D/journald.conf
+    mount --bind $D/journald.conf /etc/systemd/journald.conf
+    /lib/systemd/systemd-journald > $D/journald.out 2>&1 &
+    jpid=$!
+    i=0; while [ ! -S /run/systemd/journal/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+    /usr/sbin/rsyslogd -n -f $D/rsyslog.conf -i $D/rsyslogd.pid > $D/rsyslogd.out 2>&1 &
+    rpid=$!
+    python3 - $D $KP <<'PY'
+    import socket, sys, time
+    D, port = sys.argv[1], int(sys.argv[2])
+    j = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    def jsend(text):
+        j.sendto(("MESSAGE=%s\\nSYSLOG_FACILITY=0\\nPRIORITY=6\\nSYSLOG_IDENTIFIER=kernel\\n" % text).encode(),
+                 "/run/systemd/journal/socket")
+    def usend(text): u.sendto(("<6>kernel: " + text).encode(), ("127.0.0.1", port))
+    def has(name, text):
+        try: return text in open(D + "/" + name).read()
+        except OSError: return False
+    for _ in range(200):
+        usend("SVCT:READY"); time.sleep(0.05)
+        if has("iptables.log", "SVCT:READY"): break
+    jsend("SVCT:PRE IN=eth0 SRC=10.0.0.1 SPT=1111"); jsend("journal line")
+    usend("SVCT:PRE IN=eth0 SRC=10.0.0.1 SPT=1111")
+    jsend("journal end")
+    for _ in range(200):
+        if has("messages", "journal end") and has("iptables.log", "SVCT:PRE IN=eth0"): break
+        time.sleep(0.05)
+    PY
+    kill $rpid; wait $rpid || true
+    kill $jpid; wait $jpid || true
+    """
+
+  @Test(arguments: [KernelLineSource.input("imklog"), .ownImklog])
+  func imjournalsCopyIsDroppedAndTheKernelInputsWrittenOnce(source: KernelLineSource) async throws {
+    let directory = NSTemporaryDirectory() + "svctrace-journald-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory + "/rsyslog.d", withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let port = Int.random(in: 45_000...49_999)
+    try """
+    global(workDirectory="\(directory)")
+    module(load="imjournal" StateFile="imjournal.state")
+    module(load="imudp")
+    input(type="imudp" address="127.0.0.1" port="\(port)" name="imklog")
+    include(file="\(directory)/rsyslog.d/*.conf")
+    *.* action(type="omfile" file="\(directory)/messages" template="RSYSLOG_TraditionalFileFormat")
+
+    """.write(toFile: directory + "/rsyslog.conf", atomically: true, encoding: .utf8)
+    try Renderer.rsyslogDropIn(
+      logPath: directory + "/iptables.log", rotateSize: "1M", logrotatePath: directory + "/logrotate", source: source
+    ).replacingOccurrences(of: Renderer.imklogLoad, with: "")
+      .write(toFile: directory + "/rsyslog.d/10-svctrace.conf", atomically: true, encoding: .utf8)
+    try Self.script.write(toFile: directory + "/node.sh", atomically: true, encoding: .utf8)
+    let run = try await LocalProcess.run(
+      [
+        "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", directory + "/node.sh", directory,
+        String(port),
+      ])
+    #expect(run.exitStatus == 0, "\(run.stderrText)")
+    let ours = (try? String(contentsOfFile: directory + "/iptables.log", encoding: .utf8)) ?? ""
+    let messages = (try? String(contentsOfFile: directory + "/messages", encoding: .utf8)) ?? ""
+    // journald delivered through imjournal: its own start message and the plain lines arrived.
+    #expect(messages.contains("journal line") && messages.contains("journal end"), "\(messages)")
+    // The SVCT line came through both inputs: written once (imklog's copy), imjournal's dropped.
+    #expect(ours.components(separatedBy: "SVCT:PRE IN=eth0").count - 1 == 1, "\(ours)")
+    #expect(!messages.contains("SVCT:"), "\(messages)")
+  }
+}
