@@ -248,6 +248,10 @@ public enum ApplyScript {
       }
       undo.append("fi")
     }
+    let logContext = try logContextCommands(plan)
+    if !logContext.undo.isEmpty {
+      undo += ["if started log-context; then"] + logContext.undo.map { "  " + $0 } + ["fi"]
+    }
     if plan.restartRsyslog && plan.probe.rsyslogActive {
       undo.append("if started rsyslog-restart; then \(settings.commands.rsyslogRestart) || rc=1; fi")
     }
@@ -327,6 +331,12 @@ public enum ApplyScript {
         Step(
           name: "write \(dropIn.path)", operation: "write \(dropIn.path)", kind: .file,
           key: "file-\(fileIndex(dropIn.path) ?? 0)", commands: writeCommands(dropIn)))
+    }
+    if !logContext.apply.isEmpty {
+      steps.append(
+        Step(
+          name: "SELinux context of \(settings.logPath)", operation: "label the log file (restorecon)", kind: .file,
+          key: "log-context", commands: logContext.apply))
     }
     if plan.restartRsyslog {
       steps.append(
@@ -452,6 +462,38 @@ public enum ApplyScript {
       script.joined(separator: "\n").replacingOccurrences(
         of: "|| fail prepare", with: "|| fail \(steps.firstIndex { $0.key == "expiry" } ?? 0)") + "\n"
     return Rendered(script: text, steps: steps, nonce: nonce)
+  }
+
+  /// Where SELinux is enforcing (``NodePlatform/selinux``): the step that gives svctrace's log file
+  /// (and its directory, when the step creates it) the context the policy names for its path, and
+  /// that step's undo. Empty elsewhere: nothing is rendered.
+  ///
+  /// The step creates the directory and an empty file (mode 0640) when they do not exist yet, so
+  /// that rsyslog, restarted next, opens a file that is already labelled; then, when `restorecon`
+  /// is installed, records the file's current context and runs `restorecon` on the file (and on
+  /// the directory it created). The undo puts the recorded context back (`chcon`) and removes
+  /// what the step created while it is still empty.
+  static func logContextCommands(_ plan: NodePlan) throws(ShellQuoteError) -> (apply: [String], undo: [String]) {
+    guard plan.probe.platform.selinux == .enforcing else { return ([], []) }
+    let log = try q(plan.settings.logPath)
+    let directory = try q((plan.settings.logPath as NSString).deletingLastPathComponent)
+    let apply = [
+      "if [ ! -d \(directory) ]; then mkdir -p \(directory) && : > \"$B/logdir.created\"; fi",
+      "if [ ! -e \(log) ]; then ( umask 027; : > \(log) ) && : > \"$B/log.created\"; fi",
+      // One command: each entry of a step is checked on its own.
+      [
+        "if command -v restorecon >/dev/null 2>&1; then",
+        "  stat -c %C \(log) > \"$B/log.context\" 2>/dev/null || rm -f \"$B/log.context\"",
+        "  restorecon \(log) && { [ ! -f \"$B/logdir.created\" ] || restorecon \(directory); }",
+        "fi",
+      ].joined(separator: "\n"),
+    ]
+    let undo = [
+      "if [ -f \"$B/log.created\" ]; then [ -s \(log) ] || rm -f \(log) || rc=1",
+      "elif [ -s \"$B/log.context\" ]; then chcon \"$(cat \"$B/log.context\")\" \(log) || rc=1; fi",
+      "if [ -f \"$B/logdir.created\" ]; then rmdir \(directory) 2>/dev/null; fi",
+    ]
+    return (apply, undo)
   }
 
   // MARK: Reply

@@ -100,6 +100,10 @@ public struct NodeProbe: Sendable {
   public var rsyslogActive: Bool
   /// The node's clock at probe time (seconds since the epoch), when printed.
   public var nodeTime: Int64?
+  /// rsyslog's input modules (section `rsyslog-conf`; svctrace's drop-in excluded).
+  public var rsyslogInputs = RsyslogInputs()
+  /// OS family, SELinux, firewalld (section `platform`).
+  public var platform = NodePlatform()
 
   /// The mangle table of `family` in `backend` (parsed `iptables-save -t mangle`).
   public func mangle(_ backend: Dataplane.Backend, _ family: IPFamily) -> IptablesSave.Table {
@@ -187,6 +191,14 @@ public enum NodeProber {
           + "[ -x /usr/lib/rsyslog/rsyslog-rotate ] && echo rsyslog-rotate; date +%s | sed 's/^/time /'"
       ),
       ("rsyslog", "\(settings.commands.rsyslogIsActive) >/dev/null 2>&1 && echo active"),
+      try rsyslogConfSection(settings),
+      (
+        "platform",
+        "[ -r /etc/os-release ] && sed -n 's/^ID=/id=/p; s/^ID_LIKE=/like=/p' /etc/os-release; "
+          + "have getenforce && echo \"selinux=$(getenforce 2>/dev/null)\"; "
+          + "{ systemctl is-active --quiet firewalld 2>/dev/null || { have nft && nft list table inet firewalld >/dev/null 2>&1; }; } "
+          + "&& echo firewalld; have restorecon && echo restorecon; true"
+      ),
     ]
     for (name, path) in fileSections(settings) {
       let quoted = try ShellQuote.quote(path)
@@ -224,6 +236,21 @@ public enum NodeProber {
       sections.append((name, "[ -f \(try ShellQuote.quote(path)) ] || exit 3"))
     }
     return sections
+  }
+
+  /// The `rsyslog-conf` section: the text of rsyslog's main configuration (the
+  /// ``RolloutSettings/legacyRsyslogConf`` path) and of every `*.conf` beside svctrace's drop-in,
+  /// each after a line `==> PATH`, svctrace's own drop-in excluded (it may load imklog itself; the
+  /// plan must see the node's configuration, not svctrace's answer to it). Read by ``RsyslogInputs``.
+  static func rsyslogConfSection(_ settings: RolloutSettings) throws(ShellQuoteError) -> (name: String, body: String) {
+    let directory = (settings.rsyslogDropInPath as NSString).deletingLastPathComponent
+    let conf = try ShellQuote.quote(settings.legacyRsyslogConf)
+    let dropIn = try ShellQuote.quote(settings.rsyslogDropInPath)
+    return (
+      "rsyslog-conf",
+      "for f in \(conf) \(try ShellQuote.quote(directory))/*.conf; do [ \"$f\" = \(dropIn) ] && continue; "
+        + "[ -f \"$f\" ] || continue; echo \"==> $f\"; cat \"$f\" 2>/dev/null; echo; done; true"
+    )
   }
 
   /// The section names of svctrace's node files, with their paths.
@@ -328,6 +355,8 @@ public enum NodeProber {
       sections: sections, files: files, hasSystemd: facts.contains("systemd"), hasAt: facts.contains("at"),
       hasRsyslogRotate: facts.contains("rsyslog-rotate"),
       rsyslogActive: (sections["rsyslog"] ?? "").contains("active"), nodeTime: nodeTime)
+    probe.rsyslogInputs = RsyslogInputs(parsing: sections["rsyslog-conf"] ?? "")
+    probe.platform = NodePlatform(parsing: sections["platform"] ?? "")
     probe.dataplane = detect(probe)
     return probe
   }

@@ -196,10 +196,7 @@ public enum NodeRollout {
         desired: Array(removeScript.utf8), mode: 0o755),
       FileChange(
         path: settings.rsyslogDropInPath, current: current(settings.rsyslogDropInPath),
-        desired: Array(
-          Renderer.rsyslogDropIn(
-            logPath: settings.logPath, rotateSize: settings.rotateSize, logrotatePath: settings.logrotatePath
-          ).utf8), mode: 0o644),
+        desired: Array(desiredDropIn(probe: probe, settings: settings).utf8), mode: 0o644),
       FileChange(
         path: settings.logrotatePath, current: current(settings.logrotatePath),
         desired: Array(
@@ -214,6 +211,14 @@ public enum NodeRollout {
       nftDesired: nftDesired, nftCurrent: nftCurrent, files: files, ruleChanges: ruleChanges,
       restartRsyslog: dropInChanges || !probe.rsyslogActive,
       expirySeconds: settings.captureDuration.map { $0.components.seconds }, nodeState: nodeState)
+  }
+
+  /// The drop-in this node needs: its text depends on the kernel input the node's rsyslog has
+  /// (``RsyslogInputs/lineSource``); Debian-style nodes (no imjournal) get the historical text.
+  public static func desiredDropIn(probe: NodeProbe, settings: RolloutSettings) -> String {
+    Renderer.rsyslogDropIn(
+      logPath: settings.logPath, rotateSize: settings.rotateSize, logrotatePath: settings.logrotatePath,
+      source: probe.rsyslogInputs.lineSource)
   }
 
   /// Keeps the record of a previous install (what existed before it); otherwise records what is missing now.

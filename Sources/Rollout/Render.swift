@@ -287,22 +287,71 @@ public enum Renderer {
   /// limit is one byte above `maxsize` so that logrotate, which rotates files *larger* than
   /// `maxsize`, always rotates when called. Should rotation fail, rsyslog drops the size limit and
   /// the daily run still applies.
-  public static func rsyslogDropIn(logPath: String, rotateSize: String, logrotatePath: String) -> String {
+  ///
+  /// `source` says which input svctrace's lines must come from (``KernelLineSource``): with
+  /// ``KernelLineSource/anyInput`` (no imjournal: Debian-style nodes) the text is the historical
+  /// drop-in, byte for byte. Otherwise only that input's copy is written, the copies from every
+  /// other input (imjournal) are dropped, and with ``KernelLineSource/ownImklog`` the drop-in loads
+  /// imklog (``imklogLoad``, whose rate limit is off by default) and drops imklog's other kernel messages, which reach
+  /// the node's usual files through imjournal as before.
+  public static func rsyslogDropIn(
+    logPath: String, rotateSize: String, logrotatePath: String, source: KernelLineSource = .anyInput
+  ) -> String {
     let limit = (logrotateBytes(rotateSize) ?? 200 << 20) + 1
-    return """
+    let header = """
       # Managed by svctrace (svctrace install); do not edit — verify reports changes and install rewrites them.
       # Kernel LOG lines of svctrace's rules (prefixes SVCT:PRE / SVCT:POST) go to \(logPath) only.
       # Past \(rotateSize) the file is rotated at once by logrotate (\(logrotatePath)), not only daily.
-      template(name="SvcTrace" type="string"
-        string="%timegenerated:::date-rfc3339% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")
-      if ($syslogfacility-text == "kern") and ($msg contains "\(LogPrefix.filter)") then {
-        action(type="omfile" file="\(logPath)" template="SvcTrace"
-          rotation.sizeLimit="\(limit)" rotation.sizeLimitCommand="/usr/sbin/logrotate \(logrotatePath)")
-        stop
-      }
 
       """
+    let template = """
+      template(name="SvcTrace" type="string"
+        string="%timegenerated:::date-rfc3339% %HOSTNAME% %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n")
+
+      """
+    let filter = "if ($syslogfacility-text == \"kern\") and ($msg contains \"\(LogPrefix.filter)\") then {\n"
+    let action = """
+      action(type="omfile" file="\(logPath)" template="SvcTrace"
+        rotation.sizeLimit="\(limit)" rotation.sizeLimitCommand="/usr/sbin/logrotate \(logrotatePath)")
+
+      """
+    func indented(_ text: String, _ prefix: String) -> String {
+      text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : prefix + $0 }
+        .joined(separator: "\n")
+    }
+    guard let input = source.inputName else {
+      return header + template + filter + indented(action, "  ") + "  stop\n}\n"
+    }
+    var text = header
+    switch source {
+    case .ownImklog:
+      text += """
+        # This node's rsyslog reads the kernel from journald through imjournal, whose rate limit drops
+        # lines of a busy node: svctrace's lines are read through imklog (loaded here; no rate limit)
+        # and taken from imklog only; journald's copies (imjournal) are dropped, and so are imklog's
+        # other kernel messages, which imjournal delivers as before.
+        \(imklogLoad)
+
+        """
+    default:
+      text += """
+        # This node's rsyslog reads kernel messages twice (\(input) and imjournal): svctrace's lines
+        # are taken from \(input) only (no rate limit); their copies from other inputs are dropped.
+
+        """
+    }
+    text += template + filter
+    text += "  if ($inputname == \"\(input)\") then {\n" + indented(action, "    ") + "  }\n  stop\n}\n"
+    if source == .ownImklog { text += "if ($inputname == \"imklog\") then stop\n" }
+    return text
   }
+
+  /// The module statement of a drop-in that reads the kernel itself (``KernelLineSource/ownImklog``).
+  ///
+  /// No parameter: imklog's rate limit is off by default (`RatelimitInterval` 0 since rsyslog
+  /// 8.35, where the parameter appeared; no limit before), and naming the parameter would make
+  /// older rsyslogs (CentOS 7's 8.24) refuse the configuration.
+  public static let imklogLoad = "module(load=\"imklog\")"
 
   /// A logrotate size (`200M`, `500k`, `1G`, `1048576`) in bytes, as logrotate reads it
   /// (k, M, G are powers of 1024); `nil` when it is not one.

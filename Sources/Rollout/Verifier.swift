@@ -297,8 +297,7 @@ public enum Verifier {
         : CheckResult(
           group: "rsyslog", name: "running", status: .fail, evidence: "rsyslog is not running",
           fix: "Start it: `systemctl start rsyslog` (then check `systemctl status rsyslog`)."))
-    let desired = Renderer.rsyslogDropIn(
-      logPath: settings.logPath, rotateSize: settings.rotateSize, logrotatePath: settings.logrotatePath)
+    let desired = NodeRollout.desiredDropIn(probe: probe, settings: settings)
     switch probe.files[settings.rsyslogDropInPath] ?? nil {
     case nil:
       results.append(
@@ -320,6 +319,7 @@ public enum Verifier {
           group: "rsyslog", name: "drop-in", status: .pass,
           evidence: "\(settings.rsyslogDropInPath) is as install writes it"))
     }
+    results.append(kernelInputCheck(probe: probe, desiredDropIn: desired, settings: settings))
     if let validate = reply.section(validateSection) {
       results.append(
         validate.status == 0
@@ -359,6 +359,69 @@ public enum Verifier {
       }
     }
     return results
+  }
+
+  /// `rsyslog/kernel input`: which input brings kernel messages to rsyslog, and whether svctrace's
+  /// lines can be rate-limited (imjournal) or doubled (imjournal beside imklog/imkmsg) with the
+  /// drop-in the node has. Warns when imjournal is loaded and the node's drop-in does not take
+  /// svctrace's lines from one kernel input only (an install from before this check, an edit).
+  static func kernelInputCheck(probe: NodeProbe, desiredDropIn: String, settings: RolloutSettings) -> CheckResult {
+    let inputs = probe.rsyslogInputs
+    let loaded =
+      inputs.loaded.isEmpty ? "none of imjournal, imklog, imkmsg, imuxsock" : inputs.loaded.joined(separator: ", ")
+    var evidence = "rsyslog loads \(loaded)"
+    if !inputs.evidence.isEmpty {
+      evidence += "\n" + inputs.evidence.prefix(4).map { "  " + $0 }.joined(separator: "\n")
+    }
+    let platform = probe.platform
+    if !platform.osID.isEmpty || platform.selinux != .absent || platform.firewalld {
+      var facts: [String] = []
+      if !platform.osID.isEmpty { facts.append(platform.osID + (platform.isRHELFamily ? " (RHEL family)" : "")) }
+      if platform.selinux != .absent { facts.append("SELinux \(platform.selinux.rawValue)") }
+      if platform.firewalld { facts.append("firewalld present (svctrace leaves its table alone)") }
+      evidence += "\nnode: " + facts.joined(separator: ", ")
+    }
+    guard inputs.loads("imjournal") else {
+      let via =
+        inputs.kernelModule.map { "kernel messages arrive through \($0), once, without a rate limit" }
+        ?? "no kernel input module (imklog, imkmsg) is loaded: kernel lines must reach rsyslog another way (a relay); `--canary` checks"
+      return CheckResult(group: "rsyslog", name: "kernel input", status: .pass, evidence: evidence + "\n" + via)
+    }
+    evidence += "\nimjournal's rate limit: " + inputs.imjournalLimitText
+    let current = (probe.files[settings.rsyslogDropInPath] ?? nil).map { String(decoding: $0, as: UTF8.self) }
+    guard let input = inputs.lineSource.inputName else {
+      return CheckResult(group: "rsyslog", name: "kernel input", status: .pass, evidence: evidence)
+    }
+    let how =
+      inputs.lineSource == .ownImklog
+      ? "svctrace's drop-in loads imklog and takes its lines from imklog only"
+      : "svctrace's drop-in takes its lines from \(input) only"
+    let handles =
+      current.map {
+        $0.contains("($inputname == \"\(input)\")")
+          && (inputs.lineSource != .ownImklog || $0.contains(Renderer.imklogLoad))
+      } ?? false
+    if current == desiredDropIn || handles {
+      return CheckResult(
+        group: "rsyslog", name: "kernel input", status: .pass,
+        evidence: evidence + "\n\(how) (not rate-limited); their copies through imjournal are dropped")
+    }
+    var risks: [String] = []
+    if inputs.imjournalLimited {
+      risks.append(
+        "svctrace's lines pass imjournal's rate limit (\(inputs.imjournalLimitText)): a busy node loses lines silently")
+    }
+    if let module = inputs.kernelModule {
+      risks.append("they also arrive through \(module): lines can be written twice")
+    }
+    if risks.isEmpty { risks.append("the drop-in does not select one kernel input") }
+    return CheckResult(
+      group: "rsyslog", name: "kernel input", status: .warn,
+      evidence: evidence + "\n"
+        + (current == nil ? "svctrace's drop-in is missing; " : "svctrace's drop-in does not handle imjournal; ")
+        + risks.joined(separator: "; "),
+      fix: "Run `svctrace install`: its drop-in then \(how.replacingOccurrences(of: "svctrace's drop-in ", with: "")))."
+    )
   }
 
   // MARK: logrotate
