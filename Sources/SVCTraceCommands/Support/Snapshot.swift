@@ -9,10 +9,10 @@ enum Snapshot {
   static let command = "kubectl get services,endpointslices,pods -A -o json"
 
   /// Runs kubectl on a control-plane node and stores the result.
-  static func take(session: any RemoteSession, store: TraceStore) async throws -> String {
+  static func take(session: any RemoteSession, store: any TraceStoring) async throws -> String {
     let taken = ClockOffset.wallClockMicros()
     let result = try await session.check(command, timeout: .seconds(120), operation: "snapshot names with kubectl")
-    let summary = try store.ingestSnapshot(
+    let summary = try await store.ingestSnapshot(
       json: Data(result.stdout), takenAtMicros: taken, source: "kubectl@\(session.host)")
     return "snapshot: \(summary.services) services, \(summary.pods) pods, \(summary.endpoints) endpoints"
   }
@@ -27,7 +27,7 @@ enum LocalSnapshot {
   ///
   /// kubectl's standard error goes to svctrace's, as before.
   /// - Throws: ``CommandFailure`` when kubectl cannot run, fails, or writes more than ``outputLimit`` bytes.
-  static func take(store: TraceStore, kubeconfig: String) async throws {
+  static func take(store: any TraceStoring, kubeconfig: String) async throws {
     let operation = "snapshot names with the local kubectl"
     let taken = ClockOffset.wallClockMicros()
     let result: ExecutionResult<[UInt8], SequenceOutput, FileDescriptorOutput>
@@ -56,7 +56,7 @@ enum LocalSnapshot {
     case .exited(let status): throw CommandFailure(operation: operation, reason: "exit status \(status)")
     case .signaled(let signal): throw CommandFailure(operation: operation, reason: "killed by signal \(signal)")
     }
-    try store.ingestSnapshot(
+    try await store.ingestSnapshot(
       json: Data(result.closureResult), takenAtMicros: taken, source: "kubectl --kubeconfig \(kubeconfig)")
   }
 }
