@@ -1,6 +1,6 @@
-package import Foundation
+import Foundation
 import GRDB
-package import Logs
+import Logs
 package import SVCTraceCore
 
 /// Serves a ``TraceQuery`` from connection blocks: picks the candidate blocks with SQL over

@@ -1,5 +1,5 @@
-package import Foundation
-package import Logs
+import Foundation
+import Logs
 package import SVCTraceCore
 
 /// One connection as stored in a connection block (see ``ConnectionBlock``).
