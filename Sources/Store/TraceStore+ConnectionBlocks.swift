@@ -1,7 +1,7 @@
 package import Foundation
 import GRDB
 import GRDBSQLite
-package import Logs
+import Logs
 package import SVCTraceCore
 
 /// Kinds of `block_keys` rows: which value of a block's connections the key is.

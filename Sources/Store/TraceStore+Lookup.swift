@@ -1,7 +1,7 @@
-package import Foundation
+import Foundation
 import GRDB
-package import Logs
-package import SVCTraceCore
+import Logs
+import SVCTraceCore
 
 extension TraceStore {
   /// Connections matching `query`, oldest first, with names resolved at each connection's time.

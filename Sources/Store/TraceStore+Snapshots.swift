@@ -1,7 +1,7 @@
 public import Foundation
 import GRDB
-package import Logs
-package import SVCTraceCore
+import Logs
+import SVCTraceCore
 
 /// What one snapshot changed in the name tables.
 public struct SnapshotSummary: Sendable, Equatable, Codable {

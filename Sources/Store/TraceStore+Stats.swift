@@ -1,6 +1,6 @@
 package import Foundation
 import GRDB
-package import Logs
+import Logs
 public import SVCTraceCore
 
 /// Which Service `svctrace stats` is about.

@@ -183,3 +183,76 @@ struct PostgresStoreTests {
     }
   }
 }
+
+/// `svctrace store copy`: SQLite → PostgreSQL → SQLite gives the same connections, names and
+/// lines, and copying again copies nothing.
+@Suite("Store copy")
+struct StoreCopyTests {
+  let t1: Int64 = 1_780_000_000_000_000
+  let ms: Int64 = 1000
+
+  /// What a store answers, apart from its ids.
+  func contents(_ store: any TraceStoring) async throws -> [String] {
+    var out: [String] = []
+    for record in try await store.connections(matching: TraceQuery()) {
+      let lines = try await store.explain(record).map { "\($0.stage) \($0.outcome) \($0.raw)" }
+      out.append(
+        "\(record.timeMicros) \(record.node) \(record.client):\(record.clientPort) \(record.pod):\(record.podPort) \(record.method) \(record.serviceName ?? "-") \(record.podName ?? "-") \(lines)"
+      )
+    }
+    out += try await store.collectStatus().map { "\($0.node) \($0.source) \($0.lines) \($0.connections) \($0.pending)" }
+    return out
+  }
+
+  @Test func aCopyThereAndBackKeepsEverythingAndTwiceCopiesNothing() async throws {
+    let directory = try TempDirectory()
+    let sqlite = try TraceStore(path: directory.file("a.sqlite"), replayParser: { _ in FakeParser() })
+    try sqlite.ingestSnapshot(json: try fixture("snapshot-1.json"), takenAtMicros: t1, source: "fixture-1")
+    // 70 batches of node1 (more than a page), a re-DNAT across batches, a pending line, node2.
+    for index in 0..<70 {
+      let port = UInt16(20000 + index)
+      try await sqlite.commit(
+        batch(
+          [
+            fakeLine(t1 + Int64(index) * ms, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(index + 1)),
+            fakeLine(t1 + Int64(index) * ms + 1, .post, "10.244.1.5", port, "10.244.1.7", 8080, id: UInt32(index + 1)),
+          ], offset: UInt64(index) * 1000))
+    }
+    try await sqlite.commit(
+      batch(
+        [
+          fakeLine(t1 + 100 * ms, .pre, "10.244.1.5", 20000, "10.96.0.10", 80, id: 9999),
+          fakeLine(t1 + 100 * ms + 3, .post, "10.244.1.5", 20000, "10.244.2.8", 8080, id: 9999),
+          fakeLine(t1 + 101 * ms, .pre, "10.244.1.6", 1, "10.96.0.10", 80, id: 5),
+        ], offset: 900_000))
+    try await sqlite.commit(
+      batch([fakeLine(t1, .post, "10.244.1.9", 3, "10.244.1.7", 8080, id: 3)], node: "node2", offset: 5))
+    let expected = try await contents(sqlite)
+    #expect(expected.count > 70)
+
+    let url = try await TestPostgres.makeDatabase()
+    let postgres = try await PostgresTraceStore.open(
+      try PostgresStoreLocation(url: url), password: nil, replayParser: { _ in FakeParser() })
+    let there = try await StoreCopier.copy(from: sqlite, to: postgres, parser: { _ in FakeParser() })
+    #expect(there.copiedSources == 2 && there.batches == 72 && there.snapshots == 1 && there.conflictingSources.isEmpty)
+    #expect(try await contents(postgres) == expected)
+    let again = try await StoreCopier.copy(from: sqlite, to: postgres, parser: { _ in FakeParser() })
+    #expect(again.copiedSources == 0 && again.upToDateSources == 2 && again.batches == 0 && again.snapshots == 0)
+    #expect(try await contents(postgres) == expected)
+
+    let back = try TraceStore(path: directory.file("b.sqlite"), replayParser: { _ in FakeParser() })
+    let returned = try await StoreCopier.copy(from: postgres, to: back, parser: { _ in FakeParser() })
+    #expect(returned.batches == 72)
+    #expect(try await contents(back) == expected)
+    // Cursors came along: a collect continues where the original left off.
+    #expect(
+      try await back.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log").cursor
+        == (try sqlite.cursor(node: HostID("node1"), source: "file:/var/log/iptables.log")))
+
+    // A destination that collected the node itself is left alone.
+    let other = try TraceStore(path: directory.file("c.sqlite"), replayParser: { _ in FakeParser() })
+    try await other.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 1, "10.96.0.10", 80, id: 1)], offset: 77))
+    let conflict = try await StoreCopier.copy(from: sqlite, to: other, parser: { _ in FakeParser() })
+    #expect(conflict.conflictingSources.count == 1 && conflict.copiedSources == 1)
+  }
+}
