@@ -140,7 +140,7 @@ let package = Package(
     .target(
       name: "SVCTraceBenchmarks",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "LogGeneration",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "PostgresStore", "LogGeneration",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "SystemPackage", package: "swift-system"),
