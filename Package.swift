@@ -222,7 +222,10 @@ let package = Package(
     ),
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store", "SVCTraceTestSupport"],
+      dependencies: [
+        "SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store", "SVCTraceTestSupport",
+        "StoreTestSupport",
+      ],
       swiftSettings: swiftSettings
     ),
   ]

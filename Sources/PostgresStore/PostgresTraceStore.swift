@@ -164,11 +164,16 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
       defer { Task { try? await connection.close() } }
       return try await connection.withTransaction(logger: logger) { connection in
         try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger)
-        try await connection.query(
-          """
-          CREATE TABLE IF NOT EXISTS svctrace_migrations (
-            id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
-          """, logger: logger)
+        // Only when missing: a reader role may not create (CREATE … IF NOT EXISTS still checks).
+        let exists =
+          try await connection.query("SELECT to_regclass('svctrace_migrations') IS NOT NULL", logger: logger)
+          .decode(Bool.self).array().first ?? false
+        if !exists {
+          try await connection.query(
+            """
+            CREATE TABLE svctrace_migrations (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+            """, logger: logger)
+        }
         var applied: [String] = []
         for try await id in try await connection.query("SELECT id FROM svctrace_migrations ORDER BY id", logger: logger)
           .decode(String.self)

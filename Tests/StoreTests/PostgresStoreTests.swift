@@ -256,3 +256,37 @@ struct StoreCopyTests {
     #expect(conflict.conflictingSources.count == 1 && conflict.copiedSources == 1)
   }
 }
+
+/// The README's roles: a reader role reads a team store and cannot write to it.
+@Suite("PostgreSQL roles")
+struct PostgresRoleTests {
+  @Test func aReaderRoleTracesButCannotCommit() async throws {
+    let url = try await TestPostgres.makeDatabase()
+    let owner = try await PostgresTraceStore.open(
+      try PostgresStoreLocation(url: url), password: nil, replayParser: { _ in FakeParser() })
+    let t1: Int64 = 1_780_000_000_000_000
+    try await owner.commit(
+      batch([
+        fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t1 + 1, .post, "10.244.1.5", 40000, "10.244.1.7", 8080, id: 1),
+      ]))
+    let reader = "reader_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12)
+    try await TestPostgres.psql(
+      url,
+      """
+      CREATE ROLE \(reader) LOGIN; GRANT USAGE ON SCHEMA public TO \(reader);
+      GRANT SELECT ON ALL TABLES IN SCHEMA public TO \(reader)
+      """)
+    let readerURL = url.replacingOccurrences(of: "postgres://svctrace@", with: "postgres://\(reader)@")
+    let store = try await PostgresTraceStore.open(
+      try PostgresStoreLocation(url: readerURL), password: nil, replayParser: { _ in FakeParser() })
+    let records = try await store.connections(matching: TraceQuery())
+    #expect(records.count == 1)
+    #expect(try await store.explain(records[0]).count == 2)
+    #expect(try await store.collectStatus().count == 1)
+    let refused = await #expect(throws: StoreError.self) {
+      try await store.commit(batch([fakeLine(t1 + 5, .pre, "10.244.1.6", 1, "10.96.0.10", 80, id: 2)], offset: 9))
+    }
+    #expect(refused?.cause == .postgres(sqlState: "42501"))
+  }
+}
