@@ -127,7 +127,7 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
       if let inner = error.closureError ?? error.beginError ?? error.commitError {
         return storeError(operation, inner)
       }
-      return StoreError(operation: "\(operation) in \(location)", message: "the transaction failed")
+      return StoreError(operation: "\(operation) (\(location))", message: "the transaction failed")
     // Not the database's (a test's injected fault, a decoding error of svctrace's own): as it is.
     default: return error
     }
@@ -146,7 +146,7 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
     } else {
       message = "\(error.code)"
     }
-    return StoreError(operation: "\(operation) in \(location)", cause: .postgres(sqlState: state), message: message)
+    return StoreError(operation: "\(operation) (\(location))", cause: .postgres(sqlState: state), message: message)
   }
 
   // MARK: Schema

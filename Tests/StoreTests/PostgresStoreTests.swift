@@ -111,14 +111,19 @@ struct PostgresStoreTests {
         fakeLine(t1 + Int64(index) + 1, .post, "10.244.1.5", port, "10.244.1.7", 8080, id: UInt32(index + 1)))
     }
     let collected = batch(lines)
+    // Both read the same start and prepare the same bytes before either commits.
+    var prepared: [(PostgresTraceStore, PreparedBatch)] = []
+    for store in [first, second] {
+      let start = try await store.ingestStart(node: node, source: collected.sourceID)
+      var base: IngestBase? = start.base
+      prepared.append(
+        (store, store.prepare(collected, after: start.cursor, base: &base, storesState: true, staging: nil)))
+    }
     let results = await withTaskGroup(of: Result<CommitResult, any Error>.self) { group in
-      for store in [first, second] {
+      for (store, batch) in prepared {
         group.addTask {
           do {
-            let start = try await store.ingestStart(node: node, source: collected.sourceID)
-            var base: IngestBase? = start.base
-            let prepared = store.prepare(collected, after: start.cursor, base: &base, storesState: true, staging: nil)
-            return .success(try await store.commit(prepared))
+            return .success(try await store.commit(batch))
           } catch {
             return .failure(error)
           }
