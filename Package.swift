@@ -22,6 +22,8 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     // MARK: C boundary
@@ -89,6 +91,16 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    /** The TraceStoring seam on PostgreSQL (postgres-nio): the team store several collectors and readers share. */
+    .target(
+      name: "PostgresStore",
+      dependencies: [
+        "Logs", "Store", "SVCTraceCore", .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
     /** The ingest pipeline: pull a capture source, parse, correlate ahead, commit to the store. */
     .target(
       name: "Ingest",
@@ -102,7 +114,7 @@ let package = Package(
     .target(
       name: "SVCTraceCommands",
       dependencies: [
-        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store", "Ingest",
+        "SVCTraceCore", "SSH", "Inventory", "Fleet", "Rollout", "Logs", "Store", "PostgresStore", "Ingest",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Subprocess", package: "swift-subprocess"),
@@ -128,7 +140,7 @@ let package = Package(
     .target(
       name: "SVCTraceBenchmarks",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "LogGeneration",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Rollout", "Logs", "Store", "PostgresStore", "LogGeneration",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Subprocess", package: "swift-subprocess"),
         .product(name: "SystemPackage", package: "swift-system"),
@@ -181,7 +193,9 @@ let package = Package(
       swiftSettings: swiftSettings),
     .testTarget(
       name: "StoreTests",
-      dependencies: ["SVCTraceTestSupport", "StoreTestSupport", "Store", "Ingest", "Logs", "LogGeneration"],
+      dependencies: [
+        "SVCTraceTestSupport", "StoreTestSupport", "Store", "PostgresStore", "Ingest", "Logs", "LogGeneration",
+      ],
       resources: [.copy("Fixtures")],
       swiftSettings: swiftSettings),
     .testTarget(
@@ -208,7 +222,10 @@ let package = Package(
     ),
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store", "SVCTraceTestSupport"],
+      dependencies: [
+        "SVCTraceCore", "Inventory", "SSH", "Fleet", "Rollout", "Logs", "Store", "SVCTraceTestSupport",
+        "StoreTestSupport",
+      ],
       swiftSettings: swiftSettings
     ),
   ]

@@ -4,6 +4,7 @@ import Foundation
 import Ingest
 import LogGeneration
 import Logs
+import PostgresStore
 import SVCTraceCommands
 import SVCTraceCore
 import Store
@@ -42,6 +43,12 @@ struct BenchIngest: AsyncParsableCommand {
   @Option(
     help: "Runs of each leg; the fastest run of each is compared (the machine's speed varies from second to second).")
   var runs = 3
+
+  @Option(
+    help: ArgumentHelp(
+      "Also ingest into a team store: a postgres:// URL of a database the benchmark may wipe (every svctrace table in it is dropped before each run). Measures one collector and two collectors on disjoint halves of the nodes.",
+      valueName: "url"))
+  var store: String?
 
   @Flag(help: "Keep the generated files and the store (their directory is printed).")
   var keep = false
@@ -118,6 +125,50 @@ struct BenchIngest: AsyncParsableCommand {
     ]
     let width = rows.map(\.0.count).max() ?? 0
     print(rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n"))
+    if let store {
+      try await postgres(store, directory: directory, sqlite: storeFigures, rate: rate, fixed: fixed)
+    }
+  }
+
+  /// The team-store legs: every node into PostgreSQL by one collector (against the SQLite
+  /// figure), then half the nodes by one collector and both halves by two collectors at once
+  /// (two store connections, as two machines would have).
+  private func postgres(
+    _ url: String, directory: String, sqlite: StoreFigures, rate: (Double) -> String,
+    fixed: (Double, Int) -> String
+  ) async throws {
+    let all = Array(0..<nodes)
+    let halves = [all.filter { $0 % 2 == 0 }, all.filter { $0 % 2 == 1 }]
+    var whole: [StoreFigures] = []
+    var one: [StoreFigures] = []
+    var two: [StoreFigures] = []
+    for run in 1...runs {
+      Terminal.writeError("ingesting into PostgreSQL (run \(run) of \(runs))…\n")
+      let store = try await openBenchmarkStore(url)
+      try await store.wipeForBenchmark()
+      whole.append(try await ingest(into: [(store, all)], directory: directory))
+      if nodes >= 2 {
+        try await store.wipeForBenchmark()
+        one.append(try await ingest(into: [(store, halves[0])], directory: directory))
+        try await store.wipeForBenchmark()
+        let second = try await openBenchmarkStore(url)
+        two.append(try await ingest(into: [(store, halves[0]), (second, halves[1])], directory: directory))
+      }
+    }
+    guard let best = whole.min(by: { $0.seconds < $1.seconds }) else { return }
+    func lines(_ figures: StoreFigures) -> Double { Double(figures.lines) / max(figures.seconds, 1e-9) }
+    print("bench ingest, PostgreSQL team store (\(PostgresStoreLocation.masked(url)))")
+    print(
+      "parse + store    \(fixed(best.seconds, 3)) s wall, \(rate(lines(best))) lines/s, \(best.connections) connections"
+        + IngestFigures.runs(whole.map(\.seconds)))
+    print(
+      "vs SQLite        \(fixed(lines(best) / max(lines(sqlite), 1e-9), 2))× the SQLite store's lines/s (goal ≥ 0.5×)")
+    if let single = one.min(by: { $0.seconds < $1.seconds }), let double = two.min(by: { $0.seconds < $1.seconds }) {
+      print(
+        "one collector    \(rate(lines(single))) lines/s (\(halves[0].count) nodes); two collectors at once \(rate(lines(double))) lines/s (\(nodes) nodes)"
+      )
+      print("scaling          \(fixed(lines(double) / max(lines(single), 1e-9), 2))× one collector (goal ≥ 1.6×)")
+    }
   }
 
   private struct StoreFigures {
@@ -135,27 +186,7 @@ struct BenchIngest: AsyncParsableCommand {
   /// concurrently (as `collect` does across the fleet).
   private func ingest(storePath: String, directory: String) async throws -> StoreFigures {
     let store = try TraceStore(path: storePath)
-    let sources = (0..<nodes).map { index in
-      LocalFileSource(
-        node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
-    }
-    let clock = ContinuousClock()
-    let cpuStart = ResourceUsage.processCPUSeconds()
-    let start = clock.now
-    let reference = ClockOffset.wallClockMicros()
-    let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
-      for source in sources {
-        group.addTask {
-          try await Ingestor(store: store).collect(
-            from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
-        }
-      }
-      var all: [CollectSummary] = []
-      for try await summary in group { all.append(summary) }
-      return all
-    }
-    let seconds = (clock.now - start).seconds
-    let cpuSeconds = ResourceUsage.processCPUSeconds() - cpuStart
+    var figures = try await ingest(into: [(store, Array(0..<nodes))], directory: directory)
     // The database, its WAL and the raw segment files beside it.
     let segments = ((try? FileManager.default.contentsOfDirectory(atPath: storePath + ".raw")) ?? []).map {
       ".raw/" + $0
@@ -165,10 +196,40 @@ struct BenchIngest: AsyncParsableCommand {
       let attributes = try? FileManager.default.attributesOfItem(atPath: storePath + suffix)
       size += (attributes?[.size] as? NSNumber)?.intValue ?? 0
     }
+    figures.storeBytes = size
+    return figures
+  }
+
+  /// Ingests the node files `nodes` of each collector into its store, every node of every
+  /// collector concurrently. The store size is left 0.
+  private func ingest(into collectors: [(store: any TraceStoring, nodes: [Int])], directory: String) async throws
+    -> StoreFigures
+  {
+    let clock = ContinuousClock()
+    let cpuStart = ResourceUsage.processCPUSeconds()
+    let start = clock.now
+    let reference = ClockOffset.wallClockMicros()
+    let summaries = try await withThrowingTaskGroup(of: CollectSummary.self) { group in
+      for (store, nodes) in collectors {
+        for index in nodes {
+          let source = LocalFileSource(
+            node: HostID(LogGenerator.nodeName(index)), path: directory + "/" + LogGenerator.nodeName(index) + ".log")
+          group.addTask {
+            try await Ingestor(store: store).collect(
+              from: source, makeParser: { PacketLineParser(referenceMicros: reference) }, clock: .zero)
+          }
+        }
+      }
+      var all: [CollectSummary] = []
+      for try await summary in group { all.append(summary) }
+      return all
+    }
+    let seconds = (clock.now - start).seconds
+    let cpuSeconds = ResourceUsage.processCPUSeconds() - cpuStart
     return StoreFigures(
       seconds: seconds, cpuSeconds: cpuSeconds, lines: summaries.reduce(0) { $0 + $1.lines },
       skipped: summaries.reduce(0) { $0 + $1.skipped },
-      connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: size,
+      connections: summaries.reduce(0) { $0 + $1.connections }, storeBytes: 0,
       rssAfterKiB: ResourceUsage.currentRSSKiB())
   }
 }

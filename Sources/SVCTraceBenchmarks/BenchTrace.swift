@@ -34,6 +34,12 @@ struct BenchTrace: AsyncParsableCommand {
     help: ArgumentHelp("Where to build the store (must not exist). Default: a temporary directory.", valueName: "file"))
   var path: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "Also time the same lookups on a team store: a postgres:// URL of a database the benchmark may wipe (every svctrace table in it is dropped first).",
+      valueName: "url"))
+  var store: String?
+
   @Flag(help: "Keep the store afterwards.")
   var keep = false
 
@@ -73,11 +79,30 @@ struct BenchTrace: AsyncParsableCommand {
     }
     Terminal.writeError("building a store of \(records) connection records at \(storePath)…\n")
     let figures = try TraceBenchmark.run(records: records, path: storePath, queries: queries)
+    var postgres: BenchmarkFigures?
+    if let store {
+      Terminal.writeError("loading the same \(records) records into \(store)…\n")
+      postgres = try await PostgresTraceBenchmark.run(
+        records: records, store: try await openBenchmarkStore(store), queries: queries)
+    }
     if json {
-      print(try Output.json(figures))
+      if let postgres {
+        print(try Output.json(["sqlite": figures, "postgres": postgres]))
+      } else {
+        print(try Output.json(figures))
+      }
     } else {
       print("bench trace")
       print(figures.report())
+      if let postgres {
+        print("bench trace, PostgreSQL team store")
+        print(postgres.report().split(separator: "\n").dropLast().joined(separator: "\n"))
+        let clientMet = postgres.clientLookup.p99Millis < 20
+        let serviceMet = postgres.serviceLookup.p99Millis < 50
+        print(
+          "goal: client ip:port p99 < 20 ms: \(clientMet ? "met" : "NOT met"); service last 10 min p99 < 50 ms: \(serviceMet ? "met" : "NOT met")"
+        )
+      }
     }
   }
 }

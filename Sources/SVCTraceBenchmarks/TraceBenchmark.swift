@@ -86,48 +86,10 @@ public enum TraceBenchmark {
     }
     let store = try TraceStore(path: path)
     let end = wallClock()
-    let span: Int64 = 7 * 86_400 * 1_000_000
-    var random = SplitMix64(seed: 0x5EED)
-    var clientSamples: [(IPAddress, UInt16)] = []
-    var serviceSamples: [(IPAddress, UInt16)] = []
-
-    // Bulk generation: connections in time order, spread over the nodes; each node's become a
-    // block every `blockSize` connections, as a collect's batches would.
     let generateStart = ContinuousClock.now
-    var pending = [[TraceStore.GeneratedConnection]](repeating: [], count: 21)
-    let chunk = 500_000
-    var produced = 0
-    while produced < records {
-      let count = min(chunk, records - produced)
-      let last = produced + count == records
-      var blocks: [(node: String, connections: [TraceStore.GeneratedConnection])] = []
-      for i in produced..<(produced + count) {
-        let time = end - span + Int64(i) * span / Int64(max(records, 1))
-        let client = IPAddress(ipv4: 0x0AF4_0000 | UInt32(truncatingIfNeeded: random.next() & 0xFFFF))
-        let clientPort = UInt16(32768 + random.next() % 28000)
-        let serviceNumber = UInt32(random.next() % 500)
-        let service = IPAddress(ipv4: 0x0A60_0000 | serviceNumber)
-        let servicePort: UInt16 = serviceNumber % 3 == 0 ? 443 : 80
-        let endpoints = 3 + serviceNumber % 8
-        let pod = IPAddress(ipv4: 0x0A80_0000 | serviceNumber << 4 | UInt32(random.next() % UInt64(endpoints)))
-        let node = Int(1 + random.next() % 20)
-        pending[node].append(
-          TraceStore.GeneratedConnection(
-            timeMicros: time, proto: 6, client: client, clientPort: clientPort, service: service,
-            servicePort: servicePort, pod: pod, podPort: 8080))
-        if pending[node].count >= blockSize {
-          blocks.append(("node\(node)", pending[node]))
-          pending[node].removeAll(keepingCapacity: true)
-        }
-        if i % max(1, records / queries) == 0 { clientSamples.append((client, clientPort)) }
-        if serviceSamples.count < queries, i % 7 == 0 { serviceSamples.append((service, servicePort)) }
-      }
-      if last {
-        for node in pending.indices where !pending[node].isEmpty { blocks.append(("node\(node)", pending[node])) }
-      }
-      try store.bulkLoad(blocks)
-      produced += count
-    }
+    var generator = RecordGenerator(records: records, queries: queries, blockSize: blockSize, end: end)
+    while let blocks = generator.nextChunk() { try store.bulkLoad(blocks) }
+    let (clientSamples, serviceSamples) = (generator.clientSamples, generator.serviceSamples)
     let generateSeconds = (ContinuousClock.now - generateStart).seconds
     let indexStart = ContinuousClock.now
     try store.analyze()
@@ -188,4 +150,62 @@ public struct TraceBenchmarkError: Error, CustomStringConvertible, Sendable {
   public var message: String
   /// "Unable to create the benchmark store <path>: <message>".
   public var description: String { "Unable to create the benchmark store \(path): \(message)" }
+}
+
+/// The generated connection records of `svctrace-bench trace` (the same for every store): in
+/// time order over the last 7 days, spread over 20 nodes, each node's cut into blocks of
+/// `blockSize` connections as a collect's batches would be; and the lookups to time.
+struct RecordGenerator {
+  let records: Int
+  let queries: Int
+  let blockSize: Int
+  let end: Int64
+  let span: Int64 = 7 * 86_400 * 1_000_000
+  private var random = SplitMix64(seed: 0x5EED)
+  private var pending = [[TraceStore.GeneratedConnection]](repeating: [], count: 21)
+  private var produced = 0
+  private(set) var clientSamples: [(IPAddress, UInt16)] = []
+  private(set) var serviceSamples: [(IPAddress, UInt16)] = []
+
+  init(records: Int, queries: Int, blockSize: Int, end: Int64) {
+    self.records = records
+    self.queries = queries
+    self.blockSize = blockSize
+    self.end = end
+  }
+
+  /// The blocks of the next (up to) 500 000 records; `nil` when all are out.
+  mutating func nextChunk() -> [(node: String, connections: [TraceStore.GeneratedConnection])]? {
+    guard produced < records else { return nil }
+    let chunk = 500_000
+    let count = min(chunk, records - produced)
+    let last = produced + count == records
+    var blocks: [(node: String, connections: [TraceStore.GeneratedConnection])] = []
+    for i in produced..<(produced + count) {
+      let time = end - span + Int64(i) * span / Int64(max(records, 1))
+      let client = IPAddress(ipv4: 0x0AF4_0000 | UInt32(truncatingIfNeeded: random.next() & 0xFFFF))
+      let clientPort = UInt16(32768 + random.next() % 28000)
+      let serviceNumber = UInt32(random.next() % 500)
+      let service = IPAddress(ipv4: 0x0A60_0000 | serviceNumber)
+      let servicePort: UInt16 = serviceNumber % 3 == 0 ? 443 : 80
+      let endpoints = 3 + serviceNumber % 8
+      let pod = IPAddress(ipv4: 0x0A80_0000 | serviceNumber << 4 | UInt32(random.next() % UInt64(endpoints)))
+      let node = Int(1 + random.next() % 20)
+      pending[node].append(
+        TraceStore.GeneratedConnection(
+          timeMicros: time, proto: 6, client: client, clientPort: clientPort, service: service,
+          servicePort: servicePort, pod: pod, podPort: 8080))
+      if pending[node].count >= blockSize {
+        blocks.append(("node\(node)", pending[node]))
+        pending[node].removeAll(keepingCapacity: true)
+      }
+      if i % max(1, records / queries) == 0 { clientSamples.append((client, clientPort)) }
+      if serviceSamples.count < queries, i % 7 == 0 { serviceSamples.append((service, servicePort)) }
+    }
+    if last {
+      for node in pending.indices where !pending[node].isEmpty { blocks.append(("node\(node)", pending[node])) }
+    }
+    produced += count
+    return blocks
+  }
 }

@@ -33,6 +33,7 @@ public struct SVCTrace: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       Ping.self, Exec.self, Install.self, Remove.self, Verify.self, Collect.self, Trace.self, Stats.self, Prune.self,
+      StoreCommand.self,
     ]
   )
 

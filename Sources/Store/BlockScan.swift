@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import Logs
-import SVCTraceCore
+package import SVCTraceCore
 
 /// Serves a ``TraceQuery`` from connection blocks: picks the candidate blocks with SQL over
 /// `connection_blocks` (time, node, id range) and `block_keys` (client, service, pod), skips
@@ -143,8 +143,79 @@ struct BlockScan {
     arguments = StatementArguments(values)
   }
 
+  /// The matching connections, oldest first by (time, id), at most `query.limit`; names are not
+  /// resolved.
+  mutating func run(_ db: Database) throws -> [ConnectionRecord] {
+    if matchesNothing { return [] }
+    if let limit = query.limit, limit <= 0 { return [] }
+    let nodes = Dictionary(
+      try Row.fetchAll(db, sql: "SELECT id, name FROM nodes").map { ($0[0] as Int64, $0[1] as String) },
+      uniquingKeysWith: { first, _ in first })
+    let blocks = try Row.fetchAll(db, sql: sql, arguments: arguments).map {
+      (id: $0[0] as Int64, node: $0[1] as Int64, minTime: $0[2] as Int64)
+    }
+    candidates = blocks.count
+    let clientHash = query.client.flatMap { client in query.clientPort.map { ClientBloom.hash(client, $0) } }
+    var probe = BloomProbe(db)
+    defer { probe.close() }
+    let matcher = ConnectionMatcher(query: query, serviceAlternatives: serviceAlternatives, podAddresses: podAddresses)
+    var found: [(id: Int64, node: Int64, entry: StoredConnection)] = []
+    func order(
+      _ a: (id: Int64, node: Int64, entry: StoredConnection), _ b: (id: Int64, node: Int64, entry: StoredConnection)
+    )
+      -> Bool
+    { (a.entry.timeMicros, a.id) < (b.entry.timeMicros, b.id) }
+    for block in blocks {
+      if let limit = query.limit, found.count >= limit {
+        found.sort(by: order)
+        found.removeLast(found.count - limit)
+        // Blocks come in min_time order: one starting after the limit-th record cannot displace it.
+        if block.minTime > found[limit - 1].entry.timeMicros { break }
+      }
+      if let clientHash, !(try probe.mayContain(clientHash, block: block.id)) { continue }
+      decoded += 1
+      let columns = try TraceStore.connectionColumns(block.id, db)
+      guard let filter = matcher.filter(for: columns) else { continue }
+      for i in 0..<columns.count {
+        let id = TraceStore.connectionID(block: block.id, slot: columns.slots[i])
+        if matcher.matches(columns, i, id: id, filter) { found.append((id, block.node, columns.entry(i))) }
+      }
+    }
+    found.sort(by: order)
+    if let limit = query.limit, found.count > limit { found.removeLast(found.count - limit) }
+    return found.map { item in
+      ConnectionMatcher.record(item.entry, id: item.id, node: HostID(nodes[item.node] ?? "node \(item.node)"))
+    }
+  }
+}
+
+/// The pure part of a lookup: a ``TraceQuery`` with its names resolved to addresses, tested
+/// against the decoded columns of one connection block (shared by the stores' scans).
+package struct ConnectionMatcher {
+  package let query: TraceQuery
+  /// A Service name's addresses: `nil` address = any (NodePort).
+  package let serviceAlternatives: [(ip: IPAddress?, port: UInt16)]?
+  package let podAddresses: Set<IPAddress>?
+
+  package init(
+    query: TraceQuery, serviceAlternatives: [(ip: IPAddress?, port: UInt16)]?, podAddresses: Set<IPAddress>?
+  ) {
+    self.query = query
+    self.serviceAlternatives = serviceAlternatives
+    self.podAddresses = podAddresses
+  }
+
+  /// The record of a stored connection, its names not resolved.
+  package static func record(_ entry: StoredConnection, id: Int64, node: HostID) -> ConnectionRecord {
+    ConnectionRecord(
+      id: id, timeMicros: entry.timeMicros, node: node, proto: entry.proto, client: entry.client,
+      clientPort: entry.clientPort, service: entry.service, servicePort: entry.servicePort, pod: entry.pod,
+      podPort: entry.podPort, method: MatchMethod(rawValue: entry.method) ?? .sourcePortWindow, preLineID: entry.preID,
+      postLineID: entry.postID, serviceName: nil, podName: nil, podNode: nil, podServices: [])
+  }
+
   /// The query's filters resolved against one block's address dictionary.
-  private struct BlockFilter {
+  package struct BlockFilter {
     var client: UInt32?
     var service: UInt32?
     /// Service name alternatives: dictionary index (nil = any address) and port.
@@ -153,7 +224,7 @@ struct BlockScan {
   }
 
   /// `nil` when no connection of a block with these `columns` can match.
-  private func filter(for columns: ConnectionBlock.Columns) -> BlockFilter? {
+  package func filter(for columns: ConnectionBlock.Columns) -> BlockFilter? {
     var filter = BlockFilter()
     if let client = query.client {
       guard let index = columns.index(of: client) else { return nil }
@@ -180,7 +251,7 @@ struct BlockScan {
   }
 
   /// Whether entry `i` of `columns` (with id `id`) passes every filter of the query.
-  private func matches(_ columns: ConnectionBlock.Columns, _ i: Int, id: Int64, _ filter: BlockFilter) -> Bool {
+  package func matches(_ columns: ConnectionBlock.Columns, _ i: Int, id: Int64, _ filter: BlockFilter) -> Bool {
     if let client = filter.client, columns.clients[i] != client { return false }
     if let port = query.clientPort, columns.clientPorts[i] != port { return false }
     if let service = filter.service, columns.services[i] != service { return false }
@@ -200,53 +271,4 @@ struct BlockScan {
     return true
   }
 
-  /// The matching connections, oldest first by (time, id), at most `query.limit`; names are not
-  /// resolved.
-  mutating func run(_ db: Database) throws -> [ConnectionRecord] {
-    if matchesNothing { return [] }
-    if let limit = query.limit, limit <= 0 { return [] }
-    let nodes = Dictionary(
-      try Row.fetchAll(db, sql: "SELECT id, name FROM nodes").map { ($0[0] as Int64, $0[1] as String) },
-      uniquingKeysWith: { first, _ in first })
-    let blocks = try Row.fetchAll(db, sql: sql, arguments: arguments).map {
-      (id: $0[0] as Int64, node: $0[1] as Int64, minTime: $0[2] as Int64)
-    }
-    candidates = blocks.count
-    let clientHash = query.client.flatMap { client in query.clientPort.map { ClientBloom.hash(client, $0) } }
-    var probe = BloomProbe(db)
-    defer { probe.close() }
-    var found: [(id: Int64, node: Int64, entry: StoredConnection)] = []
-    func order(
-      _ a: (id: Int64, node: Int64, entry: StoredConnection), _ b: (id: Int64, node: Int64, entry: StoredConnection)
-    )
-      -> Bool
-    { (a.entry.timeMicros, a.id) < (b.entry.timeMicros, b.id) }
-    for block in blocks {
-      if let limit = query.limit, found.count >= limit {
-        found.sort(by: order)
-        found.removeLast(found.count - limit)
-        // Blocks come in min_time order: one starting after the limit-th record cannot displace it.
-        if block.minTime > found[limit - 1].entry.timeMicros { break }
-      }
-      if let clientHash, !(try probe.mayContain(clientHash, block: block.id)) { continue }
-      decoded += 1
-      let columns = try TraceStore.connectionColumns(block.id, db)
-      guard let filter = filter(for: columns) else { continue }
-      for i in 0..<columns.count {
-        let id = TraceStore.connectionID(block: block.id, slot: columns.slots[i])
-        if matches(columns, i, id: id, filter) { found.append((id, block.node, columns.entry(i))) }
-      }
-    }
-    found.sort(by: order)
-    if let limit = query.limit, found.count > limit { found.removeLast(found.count - limit) }
-    return found.map { item in
-      let entry = item.entry
-      return ConnectionRecord(
-        id: item.id, timeMicros: entry.timeMicros, node: HostID(nodes[item.node] ?? "node \(item.node)"),
-        proto: entry.proto, client: entry.client, clientPort: entry.clientPort, service: entry.service,
-        servicePort: entry.servicePort, pod: entry.pod, podPort: entry.podPort,
-        method: MatchMethod(rawValue: entry.method) ?? .sourcePortWindow, preLineID: entry.preID,
-        postLineID: entry.postID, serviceName: nil, podName: nil, podNode: nil, podServices: [])
-    }
-  }
 }

@@ -1,5 +1,5 @@
-import Logs
-import SVCTraceCore
+package import Logs
+package import SVCTraceCore
 
 /// A blocked Bloom filter over the (client ip, client port) pairs of one connection block, the
 /// `client_bloom` column of `connection_block_data`: serves `trace --client IP:PORT` without
@@ -8,34 +8,34 @@ import SVCTraceCore
 /// The filter is a sequence of 64-byte lines; a key sets ``probes`` bits inside the one line its
 /// hash picks, so a lookup reads 64 bytes of the blob (incremental blob I/O), never the whole
 /// filter. Sized at ``bitsPerKey`` bits per key (false positives ≈ 0.1 %); no false negatives.
-struct ClientBloom: Equatable {
-  static let lineBytes = 64
-  static let bitsPerKey = 16
-  static let probes = 7
+package struct ClientBloom: Equatable {
+  package static let lineBytes = 64
+  package static let bitsPerKey = 16
+  package static let probes = 7
 
-  private(set) var bytes: [UInt8]
+  package private(set) var bytes: [UInt8]
 
   /// An empty filter sized for `capacity` keys.
-  init(capacity: Int) {
+  package init(capacity: Int) {
     let lines = max(1, (max(capacity, 1) * Self.bitsPerKey + Self.lineBytes * 8 - 1) / (Self.lineBytes * 8))
     bytes = [UInt8](repeating: 0, count: lines * Self.lineBytes)
   }
 
   /// A filter over the stored bytes (length a multiple of ``lineBytes``).
-  init?(bytes: [UInt8]) {
+  package init?(bytes: [UInt8]) {
     guard !bytes.isEmpty, bytes.count % Self.lineBytes == 0 else { return nil }
     self.bytes = bytes
   }
 
   /// The filter of `entries`' client pairs.
-  init(entries: [StoredConnection]) {
+  package init(entries: [StoredConnection]) {
     self.init(capacity: entries.count)
     for entry in entries { insert(Self.hash(entry.client, entry.clientPort)) }
   }
 
-  var lineCount: Int { bytes.count / Self.lineBytes }
+  package var lineCount: Int { bytes.count / Self.lineBytes }
 
-  mutating func insert(_ hash: UInt64) {
+  package mutating func insert(_ hash: UInt64) {
     let base = Self.line(of: hash, lines: lineCount) * Self.lineBytes
     var bits = Self.mix(hash)
     for _ in 0..<Self.probes {
@@ -45,18 +45,18 @@ struct ClientBloom: Equatable {
     }
   }
 
-  func mayContain(_ hash: UInt64) -> Bool {
+  package func mayContain(_ hash: UInt64) -> Bool {
     let start = Self.line(of: hash, lines: lineCount) * Self.lineBytes
     return Self.lineMayContain(hash, Array(bytes[start..<(start + Self.lineBytes)]))
   }
 
   /// Which line of a filter of `lines` lines `hash` lives in.
-  static func line(of hash: UInt64, lines: Int) -> Int {
+  package static func line(of hash: UInt64, lines: Int) -> Int {
     Int(((hash >> 32) &* UInt64(lines)) >> 32)
   }
 
   /// Whether the 64-byte `line` (the one ``line(of:lines:)`` picks) has every bit of `hash`.
-  static func lineMayContain(_ hash: UInt64, _ line: [UInt8]) -> Bool {
+  package static func lineMayContain(_ hash: UInt64, _ line: [UInt8]) -> Bool {
     guard line.count == lineBytes else { return true }
     var bits = mix(hash)
     for _ in 0..<probes {
@@ -68,12 +68,12 @@ struct ClientBloom: Equatable {
   }
 
   /// The key hash of a client address and port.
-  static func hash(_ client: IPAddress, _ port: UInt16) -> UInt64 {
+  package static func hash(_ client: IPAddress, _ port: UInt16) -> UInt64 {
     mix(mix(client.high ^ 0x6A09_E667_F3BC_C908) ^ client.low ^ UInt64(port) << 48 ^ UInt64(port))
   }
 
   /// SplitMix64's finalizer.
-  static func mix(_ value: UInt64) -> UInt64 {
+  package static func mix(_ value: UInt64) -> UInt64 {
     var z = value &+ 0x9E37_79B9_7F4A_7C15
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

@@ -1,23 +1,23 @@
 import Foundation
 import Logs
-import SVCTraceCore
+package import SVCTraceCore
 
 /// One connection as stored in a connection block (see ``ConnectionBlock``).
-struct StoredConnection: Equatable, Sendable {
+package struct StoredConnection: Equatable, Sendable {
   /// Position in its block: the connection id is `block id << 24 | slot`.
-  var slot: UInt32
-  var timeMicros: Int64
-  var proto: UInt8
-  var client: IPAddress
-  var clientPort: UInt16
-  var service: IPAddress
-  var servicePort: UInt16
-  var pod: IPAddress
-  var podPort: UInt16
+  package var slot: UInt32
+  package var timeMicros: Int64
+  package var proto: UInt8
+  package var client: IPAddress
+  package var clientPort: UInt16
+  package var service: IPAddress
+  package var servicePort: UInt16
+  package var pod: IPAddress
+  package var podPort: UInt16
   /// ``MatchMethod`` raw value.
-  var method: UInt8
-  var preID: Int64?
-  var postID: Int64?
+  package var method: UInt8
+  package var preID: Int64?
+  package var postID: Int64?
 }
 
 /// The columnar encoding of a block of connections (the `data` column of
@@ -42,18 +42,18 @@ struct StoredConnection: Equatable, Sendable {
 /// Entries are in slot order; blocks written by a commit hold them in time order too, so the
 /// time deltas are small and non-negative. A block of 30 k connections takes ≈ 15 bytes per
 /// connection (addresses repeat, ports and ids are deltas) and decodes in about a millisecond.
-enum ConnectionBlock {
-  static let version: UInt8 = 1
+package enum ConnectionBlock {
+  package static let version: UInt8 = 1
   /// The most entries one block holds (slots must fit in 24 bits; smaller keeps decoding cheap).
-  static let maxEntries = 1 << 16
+  package static let maxEntries = 1 << 16
 
   /// Encodes `entries` (sorted by slot, slots distinct).
-  static func encode(_ entries: [StoredConnection]) -> [UInt8] {
+  package static func encode(_ entries: [StoredConnection]) -> [UInt8] {
     encode(entries, AddressColumns(entries))
   }
 
   /// ``encode(_:)`` with the address columns already built.
-  static func encode(_ entries: [StoredConnection], _ columns: AddressColumns) -> [UInt8] {
+  package static func encode(_ entries: [StoredConnection], _ columns: AddressColumns) -> [UInt8] {
     let addresses = columns.dictionary.addresses
     // Every field's worst case: a varint of 64 bits is 10 bytes, an address 17.
     let bound = 32 + entries.count * 64 + addresses.count * 17
@@ -111,13 +111,13 @@ enum ConnectionBlock {
 
   /// The distinct addresses of a block's connections, numbered in order of first appearance
   /// (client, service, pod of each connection), and each connection's three indices.
-  struct AddressColumns {
-    var dictionary = AddressDictionary()
-    var clients: [UInt32] = []
-    var services: [UInt32] = []
-    var pods: [UInt32] = []
+  package struct AddressColumns {
+    package var dictionary = AddressDictionary()
+    package var clients: [UInt32] = []
+    package var services: [UInt32] = []
+    package var pods: [UInt32] = []
 
-    init(_ entries: [StoredConnection]) {
+    package init(_ entries: [StoredConnection]) {
       clients.reserveCapacity(entries.count)
       services.reserveCapacity(entries.count)
       pods.reserveCapacity(entries.count)
@@ -130,7 +130,7 @@ enum ConnectionBlock {
 
     /// The block's distinct `block_keys` values (clients, service address:ports, service
     /// ports, pods), in key order.
-    func keys(_ entries: [StoredConnection]) -> [TraceStore.BlockKey] {
+    package func keys(_ entries: [StoredConnection]) -> [TraceStore.BlockKey] {
       let addresses = dictionary.addresses
       var isClient = [Bool](repeating: false, count: addresses.count)
       var isPod = [Bool](repeating: false, count: addresses.count)
@@ -162,13 +162,13 @@ enum ConnectionBlock {
   /// Dense indices for distinct addresses (or any two-word values): open addressing with
   /// linear probing (the encoder asks three times per connection; a `Dictionary` hashes each
   /// time with SipHash).
-  struct AddressDictionary {
+  package struct AddressDictionary {
     private(set) var addresses: [IPAddress] = []
     /// Index + 1 into `addresses`, 0 for an empty slot; a power of two long.
     private var slots = [UInt32](repeating: 0, count: 64)
 
     /// The index of `address`, adding it on first sight.
-    mutating func index(_ address: IPAddress) -> UInt32 {
+    package mutating func index(_ address: IPAddress) -> UInt32 {
       let mask = slots.count - 1
       var slot = Self.hash(address) & mask
       while true {
@@ -202,37 +202,37 @@ enum ConnectionBlock {
   /// Decodes a block written by ``encode(_:)``.
   ///
   /// - Throws: ``StoreError`` when the bytes are truncated or malformed.
-  static func decode(_ bytes: [UInt8]) throws -> [StoredConnection] {
+  package static func decode(_ bytes: [UInt8]) throws -> [StoredConnection] {
     let columns = try bytes.withUnsafeBytes { try Columns(decoding: $0) }
     return (0..<columns.count).map { columns.entry($0) }
   }
 
   /// A decoded block kept column by column (what lookups filter on before building the few
   /// connections that match): addresses are indices into ``addresses``.
-  struct Columns {
-    var count = 0
-    var slots: [UInt32] = []
-    var times: [Int64] = []
-    var protos: [UInt8] = []
-    var addresses: [IPAddress] = []
-    var clients: [UInt32] = []
-    var clientPorts: [UInt16] = []
-    var services: [UInt32] = []
-    var servicePorts: [UInt16] = []
-    var pods: [UInt32] = []
-    var podPorts: [UInt16] = []
-    var methods: [UInt8] = []
+  package struct Columns {
+    package var count = 0
+    package var slots: [UInt32] = []
+    package var times: [Int64] = []
+    package var protos: [UInt8] = []
+    package var addresses: [IPAddress] = []
+    package var clients: [UInt32] = []
+    package var clientPorts: [UInt16] = []
+    package var services: [UInt32] = []
+    package var servicePorts: [UInt16] = []
+    package var pods: [UInt32] = []
+    package var podPorts: [UInt16] = []
+    package var methods: [UInt8] = []
     /// Line id + 1, 0 for none.
-    var pres: [Int64] = []
-    var posts: [Int64] = []
+    package var pres: [Int64] = []
+    package var posts: [Int64] = []
 
     /// No connections.
-    init() {}
+    package init() {}
 
     /// Decodes the bytes of ``ConnectionBlock/encode(_:)``.
     ///
     /// - Throws: ``StoreError`` when the bytes are truncated or malformed.
-    init(decoding raw: UnsafeRawBufferPointer) throws {
+    package init(decoding raw: UnsafeRawBufferPointer) throws {
       var reader = Reader(raw)
       guard try reader.byte() == version else { throw reader.failure("unknown block version") }
       let count = Int(try reader.varint())
@@ -304,7 +304,7 @@ enum ConnectionBlock {
     }
 
     /// Entry `i` as a ``StoredConnection``.
-    func entry(_ i: Int) -> StoredConnection {
+    package func entry(_ i: Int) -> StoredConnection {
       StoredConnection(
         slot: slots[i], timeMicros: times[i], proto: protos[i], client: addresses[Int(clients[i])],
         clientPort: clientPorts[i], service: addresses[Int(services[i])], servicePort: servicePorts[i],
@@ -313,33 +313,35 @@ enum ConnectionBlock {
     }
 
     /// The dictionary index of `address`, `nil` when no connection of the block has it.
-    func index(of address: IPAddress) -> UInt32? {
+    package func index(of address: IPAddress) -> UInt32? {
       addresses.firstIndex(of: address).map { UInt32($0) }
     }
   }
 
   // MARK: Primitives
 
-  static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+  package static func unzigzag(_ value: UInt64) -> Int64 {
+    Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1)
+  }
 
   /// A bounds-checked cursor over the encoded bytes.
-  struct Reader {
-    let raw: UnsafeRawBufferPointer
-    var position = 0
+  package struct Reader {
+    package let raw: UnsafeRawBufferPointer
+    package var position = 0
 
-    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
+    package init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
 
-    func failure(_ message: String) -> StoreError {
+    package func failure(_ message: String) -> StoreError {
       StoreError(operation: "decode a connection block", message: "\(message) at byte \(position) of \(raw.count)")
     }
 
-    mutating func byte() throws -> UInt8 {
+    package mutating func byte() throws -> UInt8 {
       guard position < raw.count else { throw failure("truncated") }
       defer { position += 1 }
       return raw[position]
     }
 
-    mutating func varint() throws -> UInt64 {
+    package mutating func varint() throws -> UInt64 {
       var result: UInt64 = 0
       var shift: UInt64 = 0
       while position < raw.count {
@@ -353,12 +355,12 @@ enum ConnectionBlock {
       throw failure("truncated")
     }
 
-    mutating func bigEndian<T: FixedWidthInteger>(_: T.Type) throws -> T {
+    package mutating func bigEndian<T: FixedWidthInteger>(_: T.Type) throws -> T {
       T(bigEndian: try fixed(T.self))
     }
 
     /// The next `T`'s bytes as stored (no byte order conversion).
-    mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
+    package mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
       let size = MemoryLayout<T>.size
       guard position + size <= raw.count else { throw failure("truncated") }
       defer { position += size }
@@ -366,7 +368,7 @@ enum ConnectionBlock {
     }
 
     /// The next `count` bytes.
-    mutating func bytes(_ count: Int) throws -> [UInt8] {
+    package mutating func bytes(_ count: Int) throws -> [UInt8] {
       guard count >= 0, position + count <= raw.count else { throw failure("truncated") }
       defer { position += count }
       return Array(raw[position..<(position + count)])
@@ -376,20 +378,20 @@ enum ConnectionBlock {
 
 /// A block of connections encoded ahead of its transaction: everything its rows hold but the
 /// block id, which the insert assigns.
-struct PreparedConnectionBlock: Sendable {
-  var count: Int
-  var minTime: Int64
-  var maxTime: Int64
+package struct PreparedConnectionBlock: Sendable {
+  package var count: Int
+  package var minTime: Int64
+  package var maxTime: Int64
   /// The ``ClientBloom`` bytes.
-  var bloom: [UInt8]
+  package var bloom: [UInt8]
   /// The ``ConnectionBlock`` encoding.
-  var data: [UInt8]
+  package var data: [UInt8]
   /// Its distinct `block_keys` values, in key order.
-  var keys: [TraceStore.BlockKey]
+  package var keys: [TraceStore.BlockKey]
 
   /// `connections` (in the order they get ids) cut into blocks of at most
   /// ``ConnectionBlock/maxEntries``, slots numbered from 0 in each.
-  static func blocks(of connections: [StoredConnection]) -> [PreparedConnectionBlock] {
+  package static func blocks(of connections: [StoredConnection]) -> [PreparedConnectionBlock] {
     stride(from: 0, to: connections.count, by: ConnectionBlock.maxEntries).map { start in
       var entries = Array(connections[start..<min(connections.count, start + ConnectionBlock.maxEntries)])
       for index in entries.indices { entries[index].slot = UInt32(index) }

@@ -121,7 +121,7 @@ public struct StoredLine: Sendable, Equatable, Codable {
   public var raw: String
 
   /// A line from its stored codes (stage 1 pre, 2 post; outcome as ``ObservationOutcome``).
-  init(id: Int64, node: String, timeMicros: Int64, stage: Int, outcome: Int, raw: String) {
+  package init(id: Int64, node: String, timeMicros: Int64, stage: Int, outcome: Int, raw: String) {
     self.id = id
     self.node = node
     self.timeMicros = timeMicros

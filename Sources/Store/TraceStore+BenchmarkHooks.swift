@@ -9,7 +9,7 @@ package import SVCTraceCore
 extension TraceStore {
   /// A generated connection, stored as given by ``bulkLoad(_:)``.
   package struct GeneratedConnection: Sendable {
-    var entry: StoredConnection
+    package var entry: StoredConnection
 
     /// A connection matched by IP ID, without lines behind it.
     package init(

@@ -16,7 +16,7 @@ import Synchronization
 public final class CollectClaim: Sendable {
   private let onRelease: Mutex<(@Sendable () -> Void)?>
 
-  init(onRelease: @escaping @Sendable () -> Void) {
+  package init(onRelease: @escaping @Sendable () -> Void) {
     self.onRelease = Mutex(onRelease)
   }
 

@@ -11,6 +11,14 @@ public struct CommitSummary: Sendable, Equatable, Codable {
   public var skipped: Int
   public var connections: Int
   public var correlation: CorrelationStats
+
+  package init(batchID: Int64, lines: Int, skipped: Int, connections: Int, correlation: CorrelationStats) {
+    self.batchID = batchID
+    self.lines = lines
+    self.skipped = skipped
+    self.connections = connections
+    self.correlation = correlation
+  }
 }
 
 /// What ``TraceStoring/prune(olderThan:)`` removed.
@@ -20,6 +28,8 @@ public struct PruneSummary: Sendable, Equatable, Codable {
   public var batches = 0
   public var snapshots = 0
   public var names = 0
+
+  package init() {}
 }
 
 extension TraceStore: FaultInjectableStore {
@@ -114,7 +124,7 @@ extension TraceStore: FaultInjectableStore {
   /// Correlates `batch` (its lines numbered from `firstID`) on from `state`, which becomes the
   /// state after it, and prepares what its commit writes: the connection blocks, and the
   /// state encoded when `storesState`.
-  static func correlate(
+  package static func correlate(
     _ batch: CollectedBatch, firstID: Int64, state: inout CorrelatorState, settings: CorrelationSettings,
     storesState: Bool
   ) -> CorrelatedBatch {
@@ -134,13 +144,19 @@ extension TraceStore: FaultInjectableStore {
   }
 
   /// A node's `correlation_state` row.
-  struct StoredCorrelation {
+  package struct StoredCorrelation {
     /// The encoded state; `nil` without a row.
-    var state: [UInt8]?
+    package var state: [UInt8]?
     /// The batch the state follows (0: before the first); `nil` without a row.
-    var stateBatch: Int64?
+    package var stateBatch: Int64?
     /// The node's newest batch; `nil` without a row.
-    var lastBatch: Int64?
+    package var lastBatch: Int64?
+
+    package init(state: [UInt8]? = nil, stateBatch: Int64? = nil, lastBatch: Int64? = nil) {
+      self.state = state
+      self.stateBatch = stateBatch
+      self.lastBatch = lastBatch
+    }
 
     static func fetch(_ nodeID: Int64, _ db: Database) throws -> StoredCorrelation {
       guard
@@ -152,7 +168,7 @@ extension TraceStore: FaultInjectableStore {
     }
 
     /// The batches after the state, when there are any.
-    var batchesToReplay: ClosedRange<Int64>? {
+    package var batchesToReplay: ClosedRange<Int64>? {
       guard let stateBatch, let lastBatch, stateBatch < lastBatch else { return nil }
       return (stateBatch + 1)...lastBatch
     }
@@ -200,29 +216,42 @@ extension TraceStore: FaultInjectableStore {
             try Self.segments(raw).read(
               segment: segment, offset: block[5], length: count == 0 ? 0 : Int(Self.uint32(ends, at: count - 1)))
           } ?? [UInt8](block[3] as Data)
-        var start = 0
-        for entry in 0..<count {
-          let end = Int(Self.uint32(ends, at: entry))
-          let line = text.withUnsafeBufferPointer { bytes in
-            let range = CollectedBatch.lineRange(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
-            return parser.parse(UnsafeBufferPointer(rebasing: bytes[range]))
-          }
-          guard var line else {
-            throw StoreError(
-              operation: "replay line \(first + Int64(entry)) of \(node) to rebuild its correlator state",
-              message: "the stored line no longer parses")
-          }
-          // The time as stored (the parser's year inference may differ today).
-          line.timeMicros = times.withUnsafeBytes {
-            Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self))
-          }
-          observations.append(Observation(id: first + Int64(entry), line: line, clockOffsetMicros: offset))
-          start = end
-        }
+        try Self.replayObservations(
+          node: node, first: first, times: times, ends: ends, text: text, clockOffsetMicros: offset,
+          parser: &parser, into: &observations)
       }
       _ = correlator.correlate(observations)
     }
     return correlator.state
+  }
+
+  /// The observations of one stored line block being replayed (its lines parsed again with
+  /// `parser`, at their stored times), appended to `observations`.
+  ///
+  /// - Throws: ``StoreError`` when a stored line no longer parses.
+  package static func replayObservations(
+    node: HostID, first: Int64, times: [UInt8], ends: [UInt8], text: [UInt8], clockOffsetMicros offset: Int64,
+    parser: inout any LineParsing, into observations: inout [Observation]
+  ) throws {
+    var start = 0
+    for entry in 0..<(ends.count / 4) {
+      let end = Int(Self.uint32(ends, at: entry))
+      let line = text.withUnsafeBufferPointer { bytes in
+        let range = CollectedBatch.lineRange(in: UnsafeRawBufferPointer(bytes), from: start, to: end)
+        return parser.parse(UnsafeBufferPointer(rebasing: bytes[range]))
+      }
+      guard var line else {
+        throw StoreError(
+          operation: "replay line \(first + Int64(entry)) of \(node) to rebuild its correlator state",
+          message: "the stored line no longer parses")
+      }
+      // The time as stored (the parser's year inference may differ today).
+      line.timeMicros = times.withUnsafeBytes {
+        Int64(littleEndian: $0.loadUnaligned(fromByteOffset: entry * 8, as: Int64.self))
+      }
+      observations.append(Observation(id: first + Int64(entry), line: line, clockOffsetMicros: offset))
+      start = end
+    }
   }
 
   /// A batch's new connections as stored, in time order (the order of their ids), stable: those
@@ -449,11 +478,7 @@ extension TraceStore: FaultInjectableStore {
         sql: "INSERT INTO line_raw (first_id, segment, offset) VALUES (?, ?, ?)",
         arguments: [firstID, raw.segment, raw.offset])
     }
-    var flags = batch.lineStages.map { $0 << 4 }
-    for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
-      let index = Int(id - firstID)
-      flags[index] = flags[index] & 0xF0 | result.rawValue
-    }
+    let flags = lineFlags(batch, firstID: firstID, outcomes: outcomes)
     // Little-endian columns: the arrays as they are in memory on little-endian machines.
     let times = Int64(1).littleEndian == 1 ? batch.lineTimes : batch.lineTimes.map { $0.littleEndian }
     let ends = UInt32(1).littleEndian == 1 ? batch.lineEnds : batch.lineEnds.map { $0.littleEndian }
@@ -484,6 +509,19 @@ extension TraceStore: FaultInjectableStore {
         }
       }
     }
+  }
+
+  /// The `flags` column of a batch's line block: per line, stage << 4 | the outcome the
+  /// correlator gave it (the last one reported wins).
+  package static func lineFlags(
+    _ batch: CollectedBatch, firstID: Int64, outcomes: [(id: Int64, outcome: ObservationOutcome)]
+  ) -> [UInt8] {
+    var flags = batch.lineStages.map { $0 << 4 }
+    for (id, result) in outcomes where id >= firstID && id - firstID < Int64(flags.count) {
+      let index = Int(id - firstID)
+      flags[index] = flags[index] & 0xF0 | result.rawValue
+    }
+    return flags
   }
 
   /// Records the outcome of lines stored by earlier batches (pending pre lines that matched or

@@ -1,11 +1,11 @@
-import Foundation
+package import Foundation
 import GRDB
 import GRDBSQLite
 import Logs
-import SVCTraceCore
+package import SVCTraceCore
 
 /// Kinds of `block_keys` rows: which value of a block's connections the key is.
-enum BlockKeyKind: Int {
+package enum BlockKeyKind: Int {
   /// A client address (16 bytes).
   case client = 1
   /// A service address and port (16 + 2 bytes big-endian): a range of it serves "any port".
@@ -18,10 +18,10 @@ enum BlockKeyKind: Int {
 
 extension TraceStore {
   /// The id of slot `slot` of block `block`.
-  static func connectionID(block: Int64, slot: UInt32) -> Int64 { block << 24 | Int64(slot) }
+  package static func connectionID(block: Int64, slot: UInt32) -> Int64 { block << 24 | Int64(slot) }
 
   /// The `block_keys` key of a service address and port.
-  static func serviceKey(_ ip: IPAddress, _ port: UInt16) -> Data {
+  package static func serviceKey(_ ip: IPAddress, _ port: UInt16) -> Data {
     var key = ip.blob
     key.append(UInt8(port >> 8))
     key.append(UInt8(port & 0xFF))
@@ -29,7 +29,7 @@ extension TraceStore {
   }
 
   /// The `block_keys` key of a port.
-  static func portKey(_ port: UInt16) -> Data { Data([UInt8(port >> 8), UInt8(port & 0xFF)]) }
+  package static func portKey(_ port: UInt16) -> Data { Data([UInt8(port >> 8), UInt8(port & 0xFF)]) }
 
   /// Stores `connections` (in the order they should get ids; sorted by time within each block)
   /// as blocks of `nodeID`, at most ``ConnectionBlock/maxEntries`` each. Returns the block ids.
@@ -87,18 +87,18 @@ extension TraceStore {
   }
 
   /// A distinct key value of a block.
-  struct BlockKey: Hashable, Comparable, Sendable {
-    var kind: BlockKeyKind
-    var address: IPAddress
-    var port: UInt16
+  package struct BlockKey: Hashable, Comparable, Sendable {
+    package var kind: BlockKeyKind
+    package var address: IPAddress
+    package var port: UInt16
 
     /// The order of the keys' bytes in `block_keys` (per kind: address big-endian, then port).
-    static func < (left: BlockKey, right: BlockKey) -> Bool {
+    package static func < (left: BlockKey, right: BlockKey) -> Bool {
       (left.kind.rawValue, left.address.high, left.address.low, left.port)
         < (right.kind.rawValue, right.address.high, right.address.low, right.port)
     }
 
-    var bytes: Data {
+    package var bytes: Data {
       switch kind {
       case .client, .pod: address.blob
       case .service: TraceStore.serviceKey(address, port)

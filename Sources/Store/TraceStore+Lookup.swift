@@ -128,12 +128,12 @@ extension TraceStore {
   }
 
   /// The little-endian UInt32 at `index` of `bytes`.
-  static func uint32(_ bytes: [UInt8], at index: Int) -> UInt32 {
+  package static func uint32(_ bytes: [UInt8], at index: Int) -> UInt32 {
     bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)) }
   }
 
   /// Splits `namespace/name`.
-  static func splitName(_ text: String, what: String) throws -> (String, String) {
+  package static func splitName(_ text: String, what: String) throws -> (String, String) {
     let parts = text.split(separator: "/", omittingEmptySubsequences: false)
     guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
       throw StoreError(operation: "look up \(what) '\(text)'", message: "expected NAMESPACE/NAME")
@@ -143,17 +143,23 @@ extension TraceStore {
 }
 
 /// A name-table row with its validity interval.
-struct NameRow {
-  var values: [String]
-  var validFrom: Int64
-  var validTo: Int64?
+package struct NameRow {
+  package var values: [String]
+  package var validFrom: Int64
+  package var validTo: Int64?
 
-  func isValid(at time: Int64) -> Bool {
+  package init(values: [String], validFrom: Int64, validTo: Int64?) {
+    self.values = values
+    self.validFrom = validFrom
+    self.validTo = validTo
+  }
+
+  package func isValid(at time: Int64) -> Bool {
     validFrom <= time && (validTo.map { time < $0 } ?? true)
   }
 
   /// Distance from `time` to the validity interval (0 inside).
-  func distance(to time: Int64) -> Int64 {
+  package func distance(to time: Int64) -> Int64 {
     if time < validFrom { return validFrom - time }
     if let end = validTo, time >= end { return time - end + 1 }
     return 0
@@ -162,7 +168,7 @@ struct NameRow {
 
 /// Picks the rows valid at `time`; if none, those of the interval nearest to it (a connection
 /// older than the first snapshot resolves with the first snapshot).
-func rows(_ rows: [NameRow], at time: Int64) -> [NameRow] {
+package func rows(_ rows: [NameRow], at time: Int64) -> [NameRow] {
   let valid = rows.filter { $0.isValid(at: time) }
   if !valid.isEmpty || rows.isEmpty { return valid }
   let nearest = rows.map { $0.distance(to: time) }.min() ?? 0
@@ -170,23 +176,36 @@ func rows(_ rows: [NameRow], at time: Int64) -> [NameRow] {
 }
 
 /// Resolves addresses to names through the snapshot tables, caching rows per address.
-struct NameResolver {
+package struct NameResolver {
   private var serviceCache: [String: [NameRow]] = [:]
   private var endpointCache: [Data: [NameRow]] = [:]
   private var podCache: [Data: [NameRow]] = [:]
 
   /// Fills the name fields of `record` as of its time.
   mutating func resolve(_ record: inout ConnectionRecord, _ db: Database) throws {
-    let time = record.timeMicros
-    record.serviceName = try serviceName(record.service, record.servicePort, record.proto, time, db)
+    let services = try serviceRows(record.service, record.servicePort, record.proto, db)
     let endpoints = try endpointRows(record.pod, db)
+    let pod = record.pod
+    try Self.resolve(&record, services: services, endpoints: endpoints) { try podRows(pod, db) }
+  }
+
+  /// Fills the name fields of `record` as of its time from the name rows of its addresses:
+  /// `services` (values: `namespace/name`, "1" for its exact address or "0" for a NodePort row),
+  /// `endpoints` of its pod address (values: service, port, proto, pod, node) and, read only when
+  /// no endpoint row names the pod, `pods` (values: pod, node, hostNetwork).
+  package static func resolve(
+    _ record: inout ConnectionRecord, services: [NameRow], endpoints: [NameRow], pods: () throws -> [NameRow]
+  ) rethrows {
+    let time = record.timeMicros
+    let candidates = rows(services, at: time)
+    record.serviceName = (candidates.first { $0.values[1] == "1" } ?? candidates.first)?.values[0]
     let atTime = rows(endpoints, at: time)
     // values: service, port, proto, pod, node
     if let exact = atTime.first(where: { $0.values[1] == String(record.podPort) }) {
       record.podName = exact.values[3]
       record.podNode = exact.values[4]
     } else {
-      let pods = rows(try podRows(record.pod, db), at: time)
+      let pods = rows(try pods(), at: time)
       // values: pod, node, hostNetwork
       if let pod = pods.first(where: { $0.values[2] == "0" }) ?? pods.first {
         record.podName = pod.values[0]
@@ -197,9 +216,8 @@ struct NameResolver {
     record.podServices = Array(Set(services)).sorted()
   }
 
-  private mutating func serviceName(_ ip: IPAddress, _ port: UInt16, _ proto: UInt8, _ time: Int64, _ db: Database)
-    throws
-    -> String?
+  private mutating func serviceRows(_ ip: IPAddress, _ port: UInt16, _ proto: UInt8, _ db: Database) throws
+    -> [NameRow]
   {
     let key = "\(ip)|\(port)|\(proto)"
     if serviceCache[key] == nil {
@@ -214,8 +232,7 @@ struct NameResolver {
         return NameRow(values: [row[0], exact ? "1" : "0"], validFrom: row[2], validTo: row[3])
       }
     }
-    let candidates = rows(serviceCache[key] ?? [], at: time)
-    return (candidates.first { $0.values[1] == "1" } ?? candidates.first)?.values[0]
+    return serviceCache[key] ?? []
   }
 
   private mutating func endpointRows(_ ip: IPAddress, _ db: Database) throws -> [NameRow] {

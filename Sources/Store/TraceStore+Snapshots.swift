@@ -13,6 +13,8 @@ public struct SnapshotSummary: Sendable, Equatable, Codable {
   /// Name rows opened and closed by it.
   public var opened = 0
   public var closed = 0
+
+  package init(snapshotID: Int64) { self.snapshotID = snapshotID }
 }
 
 extension TraceStore {
@@ -32,6 +34,35 @@ extension TraceStore {
   ///   the newest stored one, or the database fails.
   @discardableResult
   public func ingestSnapshot(json: Data, takenAtMicros: Int64, source: String) throws -> SnapshotSummary {
+    let (entries, trimmed) = try Self.readSnapshot(json: json, source: source)
+    return try writing("store the cluster snapshot from \(source)") { db in
+      if let newest = try Int64.fetchOne(db, sql: "SELECT MAX(taken_at) FROM snapshots"), newest > takenAtMicros {
+        throw SnapshotEntries.olderThanNewest(source: source, newest: newest)
+      }
+      try db.execute(
+        sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, ?, ?)",
+        arguments: [takenAtMicros, source, String(decoding: trimmed, as: UTF8.self)])
+      var summary = SnapshotSummary(snapshotID: db.lastInsertedRowID)
+      summary.services = entries.services.count
+      summary.pods = entries.pods.count
+      summary.endpoints = entries.endpoints.count
+      try Self.apply(
+        entries.services, table: "service_names", columns: SnapshotEntries.serviceColumns, at: takenAtMicros, db,
+        summary: &summary)
+      try Self.apply(
+        entries.pods, table: "pod_names", columns: SnapshotEntries.podColumns, at: takenAtMicros, db,
+        summary: &summary)
+      try Self.apply(
+        entries.endpoints, table: "endpoint_names", columns: SnapshotEntries.endpointColumns, at: takenAtMicros, db,
+        summary: &summary)
+      return summary
+    }
+  }
+
+  /// A snapshot's name-table rows and its JSON as stored (trimmed to the fields svctrace reads).
+  ///
+  /// - Throws: ``StoreError`` for JSON that is not a Kubernetes List.
+  package static func readSnapshot(json: Data, source: String) throws -> (SnapshotEntries, Data) {
     let list: KubeList
     do {
       list = try JSONDecoder().decode(KubeList.self, from: json)
@@ -49,31 +80,7 @@ extension TraceStore {
     } catch {
       throw StoreError(operation: "store the cluster snapshot from \(source)", message: "cannot encode it (\(error))")
     }
-    return try writing("store the cluster snapshot from \(source)") { db in
-      if let newest = try Int64.fetchOne(db, sql: "SELECT MAX(taken_at) FROM snapshots"), newest > takenAtMicros {
-        throw StoreError(
-          operation: "ingest the cluster snapshot from \(source)",
-          message: "it is older than the newest stored snapshot (\(TimeFormat.rfc3339(micros: newest)))")
-      }
-      try db.execute(
-        sql: "INSERT INTO snapshots (taken_at, source, json) VALUES (?, ?, ?)",
-        arguments: [takenAtMicros, source, String(decoding: trimmed, as: UTF8.self)])
-      var summary = SnapshotSummary(snapshotID: db.lastInsertedRowID)
-      summary.services = entries.services.count
-      summary.pods = entries.pods.count
-      summary.endpoints = entries.endpoints.count
-      try Self.apply(
-        entries.services, table: "service_names", columns: ["ip", "port", "proto", "namespace", "name"],
-        at: takenAtMicros, db, summary: &summary)
-      try Self.apply(
-        entries.pods, table: "pod_names", columns: ["ip", "namespace", "name", "node", "host_network"],
-        at: takenAtMicros, db, summary: &summary)
-      try Self.apply(
-        entries.endpoints, table: "endpoint_names",
-        columns: ["service_namespace", "service_name", "ip", "port", "proto", "pod_namespace", "pod_name", "node"],
-        at: takenAtMicros, db, summary: &summary)
-      return summary
-    }
+    return (entries, trimmed)
   }
 
   /// Closes open rows missing from `entries` and opens rows for new entries.
@@ -106,10 +113,56 @@ extension TraceStore {
 }
 
 /// The name-table rows one snapshot implies, as column values in table order.
-struct SnapshotEntries {
+package struct SnapshotEntries {
   var services: Set<[DatabaseValue]> = []
   var pods: Set<[DatabaseValue]> = []
   var endpoints: Set<[DatabaseValue]> = []
+
+  /// The columns of the rows of each name table, in the order of their values.
+  package static let serviceColumns = ["ip", "port", "proto", "namespace", "name"]
+  package static let podColumns = ["ip", "namespace", "name", "node", "host_network"]
+  package static let endpointColumns = [
+    "service_namespace", "service_name", "ip", "port", "proto", "pod_namespace", "pod_name", "node",
+  ]
+
+  /// A value of a name-table row, apart from the database library.
+  package enum Value: Hashable, Sendable {
+    case integer(Int64)
+    case text(String)
+    case blob(Data)
+  }
+
+  /// The rows of `service_names`, `pod_names` and `endpoint_names` (keys: those table names).
+  package var tables: [(table: String, columns: [String], rows: Set<[Value]>)] {
+    func plain(_ rows: Set<[DatabaseValue]>) -> Set<[Value]> {
+      Set(
+        rows.map { row in
+          row.map { value -> Value in
+            switch value.storage {
+            case .int64(let number): .integer(number)
+            case .string(let text): .text(text)
+            case .blob(let data): .blob(data)
+            case .double(let number): .integer(Int64(number))
+            case .null: .text("")
+            }
+          }
+        })
+    }
+    return [
+      ("service_names", Self.serviceColumns, plain(services)), ("pod_names", Self.podColumns, plain(pods)),
+      ("endpoint_names", Self.endpointColumns, plain(endpoints)),
+    ]
+  }
+
+  /// Entries present in the snapshot: service addresses, pod addresses, endpoints.
+  package var counts: (services: Int, pods: Int, endpoints: Int) { (services.count, pods.count, endpoints.count) }
+
+  /// The error for a snapshot older than the newest stored one.
+  package static func olderThanNewest(source: String, newest: Int64) -> StoreError {
+    StoreError(
+      operation: "ingest the cluster snapshot from \(source)",
+      message: "it is older than the newest stored snapshot (\(TimeFormat.rfc3339(micros: newest)))")
+  }
 
   init(_ list: KubeList) {
     for item in list.items {
@@ -171,13 +224,13 @@ private func values(_ values: any DatabaseValueConvertible...) -> [DatabaseValue
 
 // MARK: Kubernetes JSON (only the fields svctrace reads, and so stores)
 
-struct KubeList: Codable {
+package struct KubeList: Codable {
   var apiVersion: String?
   var kind: String?
-  var items: [KubeObject]
+  package var items: [KubeObject]
 
   /// The list as stored: only the fields svctrace reads, keys sorted.
-  func encoded() throws -> Data {
+  package func encoded() throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     return try encoder.encode(self)
@@ -189,7 +242,7 @@ struct KubeList: Codable {
   }
 }
 
-struct KubeObject: Codable {
+package struct KubeObject: Codable {
   var kind: String?
   var metadata: Metadata
   var spec: Spec?

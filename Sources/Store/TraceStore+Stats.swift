@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 import GRDB
 import Logs
 public import SVCTraceCore
@@ -53,26 +53,97 @@ extension TraceStore {
   public func stats(service: ServiceSelector, sinceMicros: Int64? = nil, untilMicros: Int64? = nil) throws
     -> ServiceStats
   {
-    var query = TraceQuery(sinceMicros: sinceMicros, untilMicros: untilMicros)
-    var names: Set<String> = []
-    var label: String
-    switch service {
-    case .address(let ip, let port):
-      query.service = ip
-      query.servicePort = port
-      label = port.map { "\(Self.endpointText(ip, $0))" } ?? ip.description
-    case .name(let name):
-      query.serviceName = name
-      names.insert(name)
-      label = name
-    }
-    let records = try connections(matching: query)
-    if names.isEmpty {
-      names = Set(records.compactMap(\.serviceName))
-      if names.count == 1, let only = names.first { label = only }
-    }
+    let plan = ServiceStats.Plan(service, sinceMicros: sinceMicros, untilMicros: untilMicros)
+    let records = try connections(matching: plan.query)
+    let (label, names) = plan.names(records)
     let intervals = try endpointIntervals(services: names)
+    return ServiceStats(
+      label: label, records: records, intervals: intervals, sinceMicros: sinceMicros, untilMicros: untilMicros)
+  }
 
+  /// `ip:port`, bracketing IPv6.
+  package static func endpointText(_ ip: IPAddress, _ port: UInt16) -> String {
+    ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+  }
+
+  private func endpointIntervals(services: Set<String>) throws -> [ServiceStats.EndpointInterval] {
+    try reading("compute the stats of a Service") { db in
+      var intervals: [ServiceStats.EndpointInterval] = []
+      for service in services {
+        let (namespace, name) = try Self.splitName(service, what: "Service")
+        for row in try Row.fetchAll(
+          db,
+          sql: """
+            SELECT ip, port, pod_namespace || '/' || pod_name, pod_name, node, valid_from, valid_to
+            FROM endpoint_names WHERE service_namespace = ? AND service_name = ?
+            """, arguments: [namespace, name])
+        {
+          if let interval = ServiceStats.EndpointInterval(
+            ip: row[0], port: row[1], pod: row[2], podName: row[3], node: row[4], validFrom: row[5], validTo: row[6])
+          {
+            intervals.append(interval)
+          }
+        }
+      }
+      return intervals
+    }
+  }
+}
+
+extension ServiceStats {
+  /// The lookup behind the stats of one Service (shared by the stores).
+  package struct Plan {
+    package var query: TraceQuery
+    package var label: String
+    package var names: Set<String>
+
+    package init(_ service: ServiceSelector, sinceMicros: Int64?, untilMicros: Int64?) {
+      query = TraceQuery(sinceMicros: sinceMicros, untilMicros: untilMicros)
+      names = []
+      switch service {
+      case .address(let ip, let port):
+        query.service = ip
+        query.servicePort = port
+        label = port.map { "\(TraceStore.endpointText(ip, $0))" } ?? ip.description
+      case .name(let name):
+        query.serviceName = name
+        names.insert(name)
+        label = name
+      }
+    }
+
+    /// The label and the Service names whose endpoints count, once `records` are known.
+    package func names(_ records: [ConnectionRecord]) -> (label: String, names: Set<String>) {
+      guard names.isEmpty else { return (label, names) }
+      let found = Set(records.compactMap(\.serviceName))
+      if found.count == 1, let only = found.first { return (only, found) }
+      return (label, found)
+    }
+  }
+
+  /// One `endpoint_names` row of the Service: an endpoint and when it was ready.
+  package struct EndpointInterval {
+    var endpoint: String
+    var pod: String?
+    var node: String?
+    var row: NameRow
+
+    /// The row's columns: `ip` (16 bytes; `nil` for another length), `port`, `pod`
+    /// (`namespace/name`), `podName`, `node`, validity.
+    package init?(ip: Data, port: Int, pod: String, podName: String, node: String, validFrom: Int64, validTo: Int64?) {
+      guard let address = IPAddress(blob: ip) else { return nil }
+      endpoint = TraceStore.endpointText(address, UInt16(clamping: port))
+      self.pod = podName.isEmpty ? nil : pod
+      self.node = node.isEmpty ? nil : node
+      row = NameRow(values: [], validFrom: validFrom, validTo: validTo)
+    }
+  }
+
+  /// The stats of the Service's `records` (names resolved) against its endpoints' `intervals`.
+  package init(
+    label: String, records: [ConnectionRecord], intervals: [EndpointInterval], sinceMicros: Int64?,
+    untilMicros: Int64?
+  ) {
     struct Entry {
       var pod: String?
       var node: String?
@@ -87,7 +158,7 @@ extension TraceStore {
     }
     var expectedTotal = 0.0
     for record in records {
-      let key = Self.endpointText(record.pod, record.podPort)
+      let key = TraceStore.endpointText(record.pod, record.podPort)
       entries[key, default: Entry(pod: record.podName, node: record.podNode)].count += 1
       // Endpoints ready then; a connection older than the first snapshot (or in a gap) uses the
       // nearest snapshot, as name resolution does.
@@ -124,47 +195,8 @@ extension TraceStore {
           expectedShare: expectedShare))
     }
     endpoints.sort { ($0.connections, $1.endpoint) > ($1.connections, $0.endpoint) }
-    return ServiceStats(
+    self.init(
       service: label, connections: total, endpoints: endpoints, skew: skew, chiSquare: chiSquare,
       degreesOfFreedom: max(0, endpoints.count - 1))
-  }
-
-  /// `ip:port`, bracketing IPv6.
-  static func endpointText(_ ip: IPAddress, _ port: UInt16) -> String {
-    ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
-  }
-
-  private struct EndpointInterval {
-    var endpoint: String
-    var pod: String?
-    var node: String?
-    var row: NameRow
-  }
-
-  private func endpointIntervals(services: Set<String>) throws -> [EndpointInterval] {
-    try reading("compute the stats of a Service") { db in
-      var intervals: [EndpointInterval] = []
-      for service in services {
-        let (namespace, name) = try Self.splitName(service, what: "Service")
-        for row in try Row.fetchAll(
-          db,
-          sql: """
-            SELECT ip, port, pod_namespace || '/' || pod_name, pod_name, node, valid_from, valid_to
-            FROM endpoint_names WHERE service_namespace = ? AND service_name = ?
-            """, arguments: [namespace, name])
-        {
-          let blob: Data = row[0]
-          let port: Int = row[1]
-          guard let ip = IPAddress(blob: blob) else { continue }
-          let podName: String = row[3]
-          let node: String = row[4]
-          intervals.append(
-            EndpointInterval(
-              endpoint: Self.endpointText(ip, UInt16(clamping: port)), pod: podName.isEmpty ? nil : row[2],
-              node: node.isEmpty ? nil : node, row: NameRow(values: [], validFrom: row[5], validTo: row[6])))
-        }
-      }
-      return intervals
-    }
   }
 }

@@ -18,6 +18,23 @@ public struct CollectStatus: Sendable, Equatable, Codable, FetchableRecord {
   /// The clock offset and bound measured by the last batch, µs.
   public var clockOffset: Int64?
   public var clockBound: Int64?
+
+  package init(
+    node: String, source: String, kind: String, lastCollectedAt: Int64?, batches: Int, lines: Int, skipped: Int,
+    connections: Int, pending: Int, clockOffset: Int64?, clockBound: Int64?
+  ) {
+    self.node = node
+    self.source = source
+    self.kind = kind
+    self.lastCollectedAt = lastCollectedAt
+    self.batches = batches
+    self.lines = lines
+    self.skipped = skipped
+    self.connections = connections
+    self.pending = pending
+    self.clockOffset = clockOffset
+    self.clockBound = clockBound
+  }
 }
 
 extension TraceStore {

@@ -1,7 +1,7 @@
-import Foundation
+package import Foundation
 public import GRDB
 public import Logs
-import SVCTraceCore
+package import SVCTraceCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -370,7 +370,7 @@ public final class TraceStore: TraceStoring {
 
 extension IPAddress {
   /// The 16-byte network-order form stored in the database.
-  var blob: Data {
+  package var blob: Data {
     var bytes = Data(count: 16)
     bytes.withUnsafeMutableBytes { raw in
       raw.storeBytes(of: high.bigEndian, toByteOffset: 0, as: UInt64.self)
@@ -380,7 +380,7 @@ extension IPAddress {
   }
 
   /// Reads the 16-byte form back; `nil` for any other length.
-  init?(blob: Data) {
+  package init?(blob: Data) {
     guard blob.count == 16 else { return nil }
     var high: UInt64 = 0
     var low: UInt64 = 0
@@ -391,7 +391,7 @@ extension IPAddress {
   }
 
   /// `::`, the wildcard address of NodePort rows.
-  static let any = IPAddress(high: 0, low: 0)
+  package static let any = IPAddress(high: 0, low: 0)
 }
 
 /// A store failure: the operation ("open the store /x", "commit a batch of node1"), its cause
@@ -401,6 +401,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible, Equatable {
   public enum Cause: Sendable, Equatable {
     /// SQLite refused: its primary and extended result codes, as GRDB reported them.
     case sqlite(code: Int32, extendedCode: Int32)
+    /// PostgreSQL refused (the team store): its SQLSTATE, or `""` when the connection failed
+    /// before the server answered.
+    case postgres(sqlState: String)
     /// A system call failed with this `errno`.
     case system(errno: Int32)
     /// The store was migrated by a newer svctrace: the schema changes this build does not know.

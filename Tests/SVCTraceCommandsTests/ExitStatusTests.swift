@@ -25,12 +25,12 @@ import Testing
     #expect(error.map(Main.exitStatus(for:)) == 2)
   }
 
-  @Test func runtimeFailuresExit1() throws {
+  @Test func runtimeFailuresExit1() async throws {
     #expect(Main.exitStatus(for: CommandFailure(operation: "write the report to x", reason: "disk full")) == 1)
     #expect(Main.exitStatus(for: ExitCode.failure) == 1)
     // A store that is not there is a runtime failure, not a usage error.
     let options = try StoreOptions.parse(["--store", "/nonexistent/svctrace-\(UUID().uuidString).sqlite"])
-    let error = #expect(throws: StoreError.self) { _ = try options.openExisting() }
+    let error = await #expect(throws: StoreError.self) { _ = try await options.openExisting() }
     #expect(error.map(Main.exitStatus(for:)) == 1)
   }
 

@@ -38,7 +38,7 @@ struct ReportedConnectionTests {
 
   @Test(arguments: StoreFactory.all)
   func theyAreStoredAsTheyCameAndTraced(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     let source = ConnectionEventSource(events: (0..<5).map(event))
     let clock = ClockOffset(offsetMicros: 250, boundMicros: 10)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PostgresStore
 import SVCTraceCore
 import StoreTestSupport
 import Testing
@@ -10,7 +11,7 @@ import Testing
 /// A store implementation under test, made fresh for each test.
 struct StoreFactory: Sendable, CustomTestStringConvertible {
   var name: String
-  var open: @Sendable (_ directory: TempDirectory, _ correlation: CorrelationSettings) throws -> any TraceStoring
+  var open: @Sendable (_ directory: TempDirectory, _ correlation: CorrelationSettings) async throws -> any TraceStoring
 
   var testDescription: String { name }
 
@@ -23,12 +24,18 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
       try TraceStore(
         path: directory.file("store.sqlite"), correlation: correlation, replayParser: { _ in FakeParser() })
     },
+    // A database of its own on the test server (TestPostgres): fails, never skips, without one.
+    StoreFactory(name: "PostgreSQL") { _, correlation in
+      try await PostgresTraceStore.open(
+        try PostgresStoreLocation(url: try await TestPostgres.makeDatabase()), password: nil, correlation: correlation,
+        replayParser: { _ in FakeParser() })
+    },
   ]
 
   /// A new, empty store (parsing replayed lines with ``FakeParser``).
-  func make(correlation: CorrelationSettings = CorrelationSettings()) throws -> StoreUnderTest {
+  func make(correlation: CorrelationSettings = CorrelationSettings()) async throws -> StoreUnderTest {
     let directory = try TempDirectory()
-    return StoreUnderTest(store: try open(directory, correlation), directory: directory)
+    return StoreUnderTest(store: try await open(directory, correlation), directory: directory)
   }
 }
 
@@ -74,7 +81,7 @@ struct StoreBehaviourTests {
 
   @Test(arguments: StoreFactory.all)
   func theCursorMovesOnlyWithItsBatch(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     #expect(try await store.ingestStart(node: HostID("node1"), source: source).cursor == nil)
     let first = batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)])
@@ -86,7 +93,7 @@ struct StoreBehaviourTests {
 
   @Test(arguments: StoreFactory.all)
   func aCommitWhoseCursorMovedIsRefusedAndStoresNothing(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     let node = HostID("node1")
     // Two collects start from the same (no) cursor and pull the same bytes.
@@ -128,7 +135,7 @@ struct StoreBehaviourTests {
 
   @Test(arguments: StoreFactory.all)
   func aNodeIsClaimedByOneCollectAtATime(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     let claim = try #require(try await store.claimCollect(node: HostID("node1")))
     #expect(try await store.claimCollect(node: HostID("node1")) == nil)
@@ -143,7 +150,7 @@ struct StoreBehaviourTests {
 
   @Test(arguments: StoreFactory.all)
   func stateNotStoredWithABatchIsReplayedForTheNextCollect(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     // A collect that correlated the pre line ahead and stopped before storing its state.
     let start = try await store.ingestStart(node: HostID("node1"), source: source)
@@ -174,7 +181,7 @@ struct StoreBehaviourTests {
   @Test(arguments: StoreFactory.all) func commitStoresLinesConnectionsBatchAndCursorTogether(_ factory: StoreFactory)
     async throws
   {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     let summary = try await store.commit(
       batch(
@@ -200,7 +207,7 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all) func collectStatusSummarizesEachNodeSource(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     try await store.commit(
       batch(
@@ -218,7 +225,7 @@ struct StoreBehaviourTests {
   @Test(arguments: StoreFactory.all) func failedCommitLeavesDataStateAndCursorUnchanged(_ factory: StoreFactory)
     async throws
   {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     try await store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)]))
     let cursorBefore = try await store.ingestStart(node: HostID("node1"), source: "file:/var/log/iptables.log").cursor
@@ -241,7 +248,7 @@ struct StoreBehaviourTests {
   @Test(arguments: StoreFactory.all) func explainReadsOneLineOfABlockAndLaterOutcomesPatchIt(_ factory: StoreFactory)
     async throws
   {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     // A block whose last line stays pending, then the batch that decides it.
     var lines: [String] = []
@@ -273,7 +280,7 @@ struct StoreBehaviourTests {
 
   @Test(arguments: StoreFactory.all) func pendingPreJoinsPostOfALaterBatchPerNode(_ factory: StoreFactory) async throws
   {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     try await store.commit(batch([fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)], node: "node1"))
     // The same key on another node is another connection: it must not join node1's pre line.
@@ -290,7 +297,7 @@ struct StoreBehaviourTests {
   @Test(arguments: StoreFactory.all) func aRetryDNATedAgainInALaterBatchMovesTheStoredConnection(
     _ factory: StoreFactory
   ) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     try await store.commit(
       batch([
@@ -368,9 +375,9 @@ struct StoreBehaviourTests {
   {
     let secret = Array("hunter2".utf8)
     #expect(try withPasswords(fixture("snapshot-1.json")).contains(secret))
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject, snapshot: withPasswords)
-    let plainSubject = try factory.make()
+    let plainSubject = try await factory.make()
     let plain = try await populated(plainSubject)
     // Names resolve as with the plain snapshots.
     let describe = { (records: [ConnectionRecord]) in
@@ -382,8 +389,12 @@ struct StoreBehaviourTests {
     #expect(resolved == describe(try await plain.connections(matching: TraceQuery())))
     #expect(resolved.contains { $0.contains("default/web-5d9f-bbbbb") })
     // The stored snapshots hold no password, and still read as a Kubernetes List.
-    let stored = try #require(store as? TraceStore)
-    let snapshots = try await stored.dbWriter.read { db in try String.fetchAll(db, sql: "SELECT json FROM snapshots") }
+    let snapshots: [String]
+    if let stored = store as? TraceStore {
+      snapshots = try await stored.dbWriter.read { db in try String.fetchAll(db, sql: "SELECT json FROM snapshots") }
+    } else {
+      snapshots = try await #require(store as? PostgresTraceStore).snapshotJSON()
+    }
     #expect(snapshots.count == 2)
     for json in snapshots {
       #expect(!json.contains("hunter2") && !json.contains("PASSWORD") && !json.contains("containers"))
@@ -403,7 +414,7 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all) func namesResolveByTimeIncludingAMovedIP(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject)
     let moved = try await store.connections(matching: TraceQuery(pod: IPAddress("10.244.2.8")))
     #expect(moved.count == 2)
@@ -440,7 +451,7 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all) func lookupsFilterAndOrder(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject)
     let all = try await store.connections(matching: TraceQuery())
     #expect(all.count == 12)
@@ -464,7 +475,7 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all) func recordsEncodeToTheDocumentedJSON(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject)
     let admin = try await store.connections(matching: TraceQuery(service: IPAddress("10.96.0.20")))
     let encoder = JSONEncoder()
@@ -483,7 +494,7 @@ struct StoreBehaviourTests {
   @Test(arguments: StoreFactory.all) func statsCompareSharesWithEndpointsKnownAtEachTime(_ factory: StoreFactory)
     async throws
   {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject)
     let stats = try await store.stats(
       service: .address(IPAddress("10.96.0.10")!, port: 80), sinceMicros: t1, untilMicros: nil)
@@ -507,7 +518,7 @@ struct StoreBehaviourTests {
     _ factory: StoreFactory
   ) async throws {
     // The usual first run: traffic, then a collect whose snapshot is newer than every connection.
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = try await populated(subject)
     let early = try await store.stats(
       service: .address(IPAddress("10.96.0.10")!, port: 80), sinceMicros: nil, untilMicros: t1)
@@ -518,7 +529,7 @@ struct StoreBehaviourTests {
   }
 
   @Test(arguments: StoreFactory.all) func snapshotsRejectGarbageAndOutOfOrder(_ factory: StoreFactory) async throws {
-    let subject = try factory.make()
+    let subject = try await factory.make()
     let store = subject.store
     await #expect(throws: StoreError.self) {
       try await store.ingestSnapshot(json: Data("{\"kind\": \"Pod\"".utf8), takenAtMicros: t1, source: "bad")
@@ -538,7 +549,7 @@ struct StoreBehaviourTests {
     _ factory: StoreFactory
   ) async throws {
     // Long expiry so that an old pre line stays pending.
-    let subject = try factory.make(correlation: CorrelationSettings(pendingExpiryMicros: 24 * 3_600_000_000))
+    let subject = try await factory.make(correlation: CorrelationSettings(pendingExpiryMicros: 24 * 3_600_000_000))
     let store = try await populated(subject)
     try await store.commit(batch([fakeLine(t1 - 120_000 * ms, .pre, "10.244.5.6", 1234, "10.96.0.10", 80, id: 1)]))
     let before = try await store.connections(matching: TraceQuery()).count

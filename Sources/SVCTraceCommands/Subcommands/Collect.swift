@@ -43,6 +43,7 @@ extension SVCTrace {
 
     @OptionGroup var fleet: FleetOptions
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var shardOptions: ShardOptions
     @OptionGroup var output: OutputOptions
 
     @Option(
@@ -95,12 +96,12 @@ extension SVCTrace {
 
     func run() async throws {
       MallocTuning.forBulkIngest()
-      let store = try storeOptions.open()
+      let store = try await storeOptions.open()
       if !fromFiles.isEmpty {
         try await collectFiles(store)
         return
       }
-      let context = try FleetContext.make(fleet, label: "collect")
+      let context = try shardOptions.apply(to: FleetContext.make(fleet, label: "collect"))
       let snapshotHost = CollectOperation.snapshotHost(
         context.hosts, kubectlHost: kubectlHost, kubeconfig: kubeconfig, noSnapshot: noSnapshot)
       if let kubeconfig, !noSnapshot {
@@ -122,7 +123,7 @@ extension SVCTrace {
 
     /// `--every`: rounds over kept connections until a stop is requested; one line per round.
     private func collectEvery(
-      _ period: Duration, context: FleetContext, store: TraceStore, snapshotHost: String?
+      _ period: Duration, context: FleetContext, store: any TraceStoring, snapshotHost: String?
     ) async throws {
       let pool = SessionPool(context.connector)
       let schedule = snapshotHost.map { SnapshotSchedule(host: $0, interval: Swift.max(.seconds(30), period)) }
@@ -164,7 +165,7 @@ extension SVCTrace {
     /// Ingests the `--from-file` specs: nodes concurrently (at most `--forks` at once), each
     /// node's files one after the other in the order given (they share the node's correlator
     /// state). Reports in the order given.
-    private func collectFiles(_ store: TraceStore) async throws {
+    private func collectFiles(_ store: any TraceStoring) async throws {
       var byNode: [(node: HostID, files: [(index: Int, path: String)])] = []
       for (index, spec) in fromFiles.enumerated() {
         let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)

@@ -33,9 +33,9 @@ extension SVCTrace {
     }
 
     func run() async throws {
-      let store = try storeOptions.openExisting()
+      let store = try await storeOptions.openExisting()
       let cutoff = try TraceArguments.time(olderThan, nowMicros: ClockOffset.wallClockMicros())
-      let summary = try store.prune(olderThan: cutoff)
+      let summary = try await store.prune(olderThan: cutoff)
       if json {
         print(
           try Output.json(

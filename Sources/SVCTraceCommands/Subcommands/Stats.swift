@@ -68,9 +68,9 @@ extension SVCTrace {
     }
 
     func run() async throws {
-      let store = try storeOptions.openExisting()
+      let store = try await storeOptions.openExisting()
       let (low, high) = try bounds(nowMicros: ClockOffset.wallClockMicros())
-      let stats = try store.stats(service: try selector(), sinceMicros: low, untilMicros: high)
+      let stats = try await store.stats(service: try selector(), sinceMicros: low, untilMicros: high)
       let period = StatsReport.period(since: low, until: high)
       let text: String
       switch format {

@@ -180,12 +180,12 @@ extension SVCTrace {
         try await runFollow(query: query, printer: printer)
         return
       }
-      let store = try storeOptions.openExisting()
+      let store = try await storeOptions.openExisting()
       query.limit = maxConnections + 1
-      var records = try store.connections(matching: query)
+      var records = try await store.connections(matching: query)
       let cut = records.count > maxConnections
       if cut { records.removeLast(records.count - maxConnections) }
-      try printer.print(records, store: store, final: true)
+      try await printer.print(records, store: store, final: true)
       if cut {
         Terminal.writeError(
           "Showing the first \(maxConnections) connections; more matched. Narrow the filters or raise --max.\n")
@@ -197,7 +197,7 @@ extension SVCTrace {
     }
 
     private func runFollow(query: TraceQuery, printer initial: TracePrinter) async throws {
-      let store = try storeOptions.open()
+      let store = try await storeOptions.open()
       let context = try FleetContext.make(fleet, label: "trace --follow")
       let snapshotHost = CollectOperation.snapshotHost(
         context.hosts, kubectlHost: nil, kubeconfig: nil, noSnapshot: false)
@@ -231,7 +231,7 @@ extension SVCTrace {
       var failingAtStart: [HostID: String] = [:]
       await collectRound(snapshot: true, failing: &failingAtStart)
       var backlog = query
-      let startID = try store.latestConnectionID() ?? 0
+      let startID = try await store.latestConnectionID() ?? 0
       Terminal.writeError(
         "Following: new connections are printed as they are collected (every \(Output.decimal(interval)) s; Ctrl-C stops).\n"
       )
@@ -239,12 +239,12 @@ extension SVCTrace {
       var printer = initial
       if since != nil || around != nil {
         backlog.limit = maxConnections + 1
-        var records = try store.connections(matching: backlog).filter { $0.id <= startID }
+        var records = try await store.connections(matching: backlog).filter { $0.id <= startID }
         if records.count > maxConnections {
           records.removeLast(records.count - maxConnections)
           Terminal.writeError("Showing the first \(maxConnections) stored connections; more matched.\n")
         }
-        try printer.print(records, store: store, final: false)
+        try await printer.print(records, store: store, final: false)
         printed += records.count
       }
       let deadline = try followFor.map { ContinuousClock.now + .microseconds(try TraceArguments.duration($0)) }
@@ -270,8 +270,8 @@ extension SVCTrace {
             await collectRound(snapshot: false, failing: &failing)
             var next = query
             next.afterID = lastID
-            let records = try store.connections(matching: next)
-            try printer.print(records, store: store, final: false)
+            let records = try await store.connections(matching: next)
+            try await printer.print(records, store: store, final: false)
             count += records.count
             lastID = records.map(\.id).reduce(lastID, max)
           }
@@ -374,8 +374,11 @@ struct TracePrinter: Sendable {
   }
 
   /// Prints `records`; `final` means nothing follows (a JSON array is closed).
-  mutating func print(_ records: [ConnectionRecord], store: TraceStore, final: Bool) throws {
-    let explained = try records.map { ExplainedRecord(record: $0, lines: explain ? try store.explain($0) : nil) }
+  mutating func print(_ records: [ConnectionRecord], store: any TraceStoring, final: Bool) async throws {
+    var explained: [ExplainedRecord] = []
+    for record in records {
+      explained.append(ExplainedRecord(record: record, lines: explain ? try await store.explain(record) : nil))
+    }
     switch format {
     case .table: printTable(explained)
     case .csv:

@@ -16,7 +16,7 @@ enum CollectOperation {
   ///   - forks: how many hosts collect at once (sizes each pull, see ``pullBytes(forks:)``).
   /// - Throws: `RemoteError`, ``CaptureError``, ``StoreError``, `CancellationError`.
   static func run(
-    session: any RemoteSession, host: FleetHost, store: TraceStore, logPath: String?, snapshotHost: String?,
+    session: any RemoteSession, host: FleetHost, store: any TraceStoring, logPath: String?, snapshotHost: String?,
     schedule: SnapshotSchedule? = nil, forks: Int, totals: CollectTotals?
   ) async throws -> HostOutcome<CollectReport> {
     let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath

@@ -14,7 +14,7 @@ enum Snapshot {
   /// objects only when they changed (kubectl's multi-kind list carries no list resourceVersion,
   /// so identical output means no Service, EndpointSlice or Pod changed).
   /// - Returns: the report line and the digest of what the node saw.
-  static func take(session: any RemoteSession, store: TraceStore, unlessDigest: String? = nil) async throws
+  static func take(session: any RemoteSession, store: any TraceStoring, unlessDigest: String? = nil) async throws
     -> (message: String, digest: String?)
   {
     let operation = "snapshot names with kubectl"
@@ -42,7 +42,7 @@ enum Snapshot {
     if json.body.isEmpty, digest != nil, digest == unlessDigest {
       return ("names unchanged", digest)
     }
-    let summary = try store.ingestSnapshot(
+    let summary = try await store.ingestSnapshot(
       json: Data(json.body), takenAtMicros: taken, source: "kubectl@\(session.host)")
     return ("snapshot: \(summary.services) services, \(summary.pods) pods, \(summary.endpoints) endpoints", digest)
   }
@@ -82,7 +82,7 @@ enum LocalSnapshot {
   ///
   /// kubectl's standard error goes to svctrace's, as before.
   /// - Throws: ``CommandFailure`` when kubectl cannot run, fails, or writes more than ``outputLimit`` bytes.
-  static func take(store: TraceStore, kubeconfig: String) async throws {
+  static func take(store: any TraceStoring, kubeconfig: String) async throws {
     let operation = "snapshot names with the local kubectl"
     let taken = ClockOffset.wallClockMicros()
     let result: ExecutionResult<[UInt8], SequenceOutput, FileDescriptorOutput>
@@ -111,7 +111,7 @@ enum LocalSnapshot {
     case .exited(let status): throw CommandFailure(operation: operation, reason: "exit status \(status)")
     case .signaled(let signal): throw CommandFailure(operation: operation, reason: "killed by signal \(signal)")
     }
-    try store.ingestSnapshot(
+    try await store.ingestSnapshot(
       json: Data(result.closureResult), takenAtMicros: taken, source: "kubectl --kubeconfig \(kubeconfig)")
   }
 }
