@@ -598,7 +598,14 @@ extension ApplyScript {
     // `$1` is the run's directory: a failed step leaves `failed` there, and later steps skip.
     reply.prelude("svct_T=$1")
     let skip = "[ -e \"$svct_T/failed\" ] && exit \(skippedStatus)"
-    try NodeProber.addSections(to: &reply, settings: settings, prefix: "before/")
+    // What is there before: presence only (svctrace's mangle rules, its nft table, files, expiry),
+    // not kube-proxy's nat rules — on a large cluster those are megabytes — unless the old
+    // script's nat LOG rules are being removed too (`--legacy`).
+    if legacy {
+      try NodeProber.addSections(to: &reply, settings: settings, prefix: "before/")
+    } else {
+      for (name, body) in try NodeProber.presenceSections(settings: settings) { reply.section("before/" + name, body) }
+    }
     let removal = try NodeScripts.removeScript(settings: settings, objects: .fromNodeState)
     try reply.section(
       removeSection,

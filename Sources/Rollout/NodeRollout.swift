@@ -333,7 +333,8 @@ public enum NodeRollout {
       let printable = String(lines.map { ($0.asciiValue.map { $0 >= 32 && $0 < 127 } ?? false) ? $0 : " " })
       return String(printable.trimmingCharacters(in: .whitespaces).prefix(300))
     }
-    let before = try NodeProber.parse(host: host, reply: reply, settings: settings, prefix: "before/")
+    let before = try NodeProber.parse(
+      host: host, reply: reply, settings: settings, prefix: "before/", presenceOnly: !legacy)
     let present = presentArtifacts(before, settings: settings)
     var changed = false
     let removal = try section(ApplyScript.removeSection)
