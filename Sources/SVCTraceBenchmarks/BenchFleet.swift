@@ -385,15 +385,21 @@ struct BenchFleet: AsyncParsableCommand {
       selected.contains($0["dnat_node"] as? String ?? "")
     }
     let arrivals = lines.arrivals
+    let logged = lines.logged
     var delays: [Double] = []
+    var afterLog: [Double] = []
     for connection in truth {
       guard let arrived = arrivals[GroundTruth.key(connection)],
         let made = GroundTruth.epochSeconds(connection["time"] as? String ?? "")
       else { continue }
       delays.append(arrived - made)
+      if let time = logged[GroundTruth.key(connection)] { afterLog.append(arrived - time) }
     }
-    let latency = FollowLatency(
+    var latency = FollowLatency(
       delays: delays, connections: truth.count, interval: followInterval, peakRSSKiB: value.peakKiB)
+    let sortedAfterLog = afterLog.sorted()
+    latency.afterLogP50 = Percentile.nearestRank(sortedAfterLog, 50)
+    latency.afterLogP95 = Percentile.nearestRank(sortedAfterLog, 95)
     progress(" \(latency.printed) of \(latency.connections) printed\n")
     return latency
   }
@@ -546,6 +552,8 @@ final class FollowLines: Sendable {
     var pending: [UInt8] = []
     /// Connection key → wall-clock seconds when its line arrived (the first time).
     var arrivals: [String: Double] = [:]
+    /// Connection key → the record's own time (when the node's log got its line), seconds.
+    var logged: [String: Double] = [:]
     var errors: [UInt8] = []
     var outputClosed = false
   }
@@ -553,6 +561,7 @@ final class FollowLines: Sendable {
 
   var keys: Set<String> { value.withLock { Set($0.arrivals.keys) } }
   var arrivals: [String: Double] { value.withLock { $0.arrivals } }
+  var logged: [String: Double] { value.withLock { $0.logged } }
   var isClosed: Bool { value.withLock { $0.outputClosed } }
   var errorText: String { value.withLock { String(decoding: $0.errors, as: UTF8.self) } }
   /// `true` once `trace --follow` said it caught up ("Following: …" on standard error).
@@ -571,11 +580,16 @@ final class FollowLines: Sendable {
         }
         return complete
       }
-      let keys = lines.compactMap { line in
-        (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).map(GroundTruth.key)
+      let records = lines.compactMap { line -> (String, Double?)? in
+        (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).map {
+          (GroundTruth.key($0), GroundTruth.epochSeconds($0["time"] as? String ?? ""))
+        }
       }
       value.withLock { value in
-        for key in keys where value.arrivals[key] == nil { value.arrivals[key] = now }
+        for (key, time) in records where value.arrivals[key] == nil {
+          value.arrivals[key] = now
+          value.logged[key] = time
+        }
       }
     }
     value.withLock { $0.outputClosed = true }

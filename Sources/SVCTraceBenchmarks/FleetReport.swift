@@ -40,6 +40,11 @@ struct FollowLatency: Codable, Sendable {
   /// Peak RSS of the `trace --follow` process (VmHWM), KiB; 0 when unknown.
   var peakRSSKiB: Int
   var goalSeconds: Double = 3
+  /// The same delays measured from the record's own time — when the node's log got the line
+  /// (rsyslog's receive time, clock-corrected) — instead of when the traffic made the
+  /// connection: svctrace's share, without the node's kernel-to-file delay.
+  var afterLogP50: Double?
+  var afterLogP95: Double?
 
   /// Builds the summary from the delays of the printed connections and the number made.
   init(delays: [Double], connections: Int, interval: Double, peakRSSKiB: Int) {
@@ -165,6 +170,11 @@ struct FleetReport: Codable, Sendable {
       text += "\(follow.neverPrinted) never printed"
       if follow.peakRSSKiB > 0 { text += ", peak RSS \(megabytes(follow.peakRSSKiB))" }
       text += "; goal p95 ≤ \(Output.decimal(follow.goalSeconds)) s: " + (follow.passes ? "PASS" : "MISS") + "\n"
+      if let p50 = follow.afterLogP50, let p95 = follow.afterLogP95 {
+        text +=
+          "  from the line's own logged time (the node's kernel → log file delay left out): "
+          + "p50 \(Output.decimal(p50)) s, p95 \(Output.decimal(p95)) s\n"
+      }
     }
     if let floor {
       text += "\ninstall on \(floor.nodes) nodes vs. one OpenSSH shell script per node (xargs -P \(forks)):\n"
