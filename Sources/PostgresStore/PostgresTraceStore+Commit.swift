@@ -181,12 +181,23 @@ extension PostgresTraceStore {
   package func commit(_ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?) async throws
     -> CommitResult
   {
+    try await commit(prepared, faultInjection: faultInjection, beforeCommit: nil)
+  }
+
+  /// ``commit(_:faultInjection:)`` with a second test hook, awaited inside the transaction after
+  /// everything is written, just before it commits (a test holds a commit open with it).
+  package func commit(
+    _ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?,
+    beforeCommit: (@Sendable () async -> Void)?
+  ) async throws -> CommitResult {
     let batch = prepared.batch
     return try await run("commit a batch of \(batch.node)") {
       let (firstID, aheadIDs) = try await claimLineIDs(for: prepared)
       let (summary, correlatedHere) = try await client.withTransaction(logger: logger) { connection in
-        try await commitBody(
+        let result = try await commitBody(
           prepared, firstID: firstID, aheadIDs: aheadIDs, faultInjection: faultInjection, connection)
+        await beforeCommit?()
+        return result
       }
       return CommitResult(summary: summary, reCorrelated: prepared.ahead != nil && correlatedHere)
     }
@@ -275,10 +286,6 @@ extension PostgresTraceStore {
     }
     // Earlier batches' pending lines decided now.
     try await updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
-    try await insertConnectionBlocks(correlated.blocks, nodeID: nodeID, batchID: batchID, db)
-    for change in output.redispatches {
-      try await applyRedispatch(change, nodeID: nodeID, db)
-    }
     if let encoded = correlated.encodedState {
       try await db.rows(
         """
@@ -300,6 +307,14 @@ extension PostgresTraceStore {
         VALUES (\(nodeID), \(CorrelatorState().encoded().buffer), 0, \(batchID))
         """, logger
       ).array()
+    }
+    // New connection ids become visible in id order (see `connectionOrderLockKey`).
+    if !correlated.blocks.isEmpty {
+      try await db.rows("SELECT pg_advisory_xact_lock(\(Self.connectionOrderLockKey))", logger).array()
+    }
+    try await insertConnectionBlocks(correlated.blocks, nodeID: nodeID, batchID: batchID, db)
+    for change in output.redispatches {
+      try await applyRedispatch(change, nodeID: nodeID, db)
     }
     try faultInjection?()
     try await db.rows(

@@ -309,6 +309,21 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
     return Int64(bitPattern: hash)
   }
 
+  /// The advisory lock (transaction level) a commit takes just before it inserts connection
+  /// blocks, held until it commits: new connection ids become visible in id order.
+  ///
+  /// Connection ids are block ids (a sequence) shifted left by 24 bits, plus a slot. Without
+  /// the lock two commits could take ids 11 and 12 and commit 12 first: `trace --follow`, which
+  /// asks for connections after the newest id it printed, would see 12 and then never ask for
+  /// 11. With it, a commit takes its block ids only after every earlier taker has committed or
+  /// rolled back, so a reader that sees an id has seen (or will never see) every lower one.
+  /// Only the tail of a commit is serialised (inserting its blocks and their keys, re-DNAT
+  /// rewrites, the cursor, the commit itself); commits without connections do not take it.
+  /// Chosen over a reader-side horizon (`pg_snapshot_xmin`) because block ids say nothing about
+  /// which transaction took them, and over re-reading a trailing window because no window is
+  /// safe against a transaction held open for long.
+  static let connectionOrderLockKey: Int64 = stableKey("svctrace connection order")
+
   /// The advisory lock a collect's claim on `node` holds (session level).
   static func claimKey(_ node: HostID) -> Int64 { stableKey("svctrace claim " + node.name) }
   /// The advisory lock a commit of `node` holds (transaction level).

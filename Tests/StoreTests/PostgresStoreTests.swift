@@ -2,6 +2,7 @@ import Foundation
 import PostgresStore
 import SVCTraceCore
 import StoreTestSupport
+import Synchronization
 import Testing
 
 @testable import Logs
@@ -142,6 +143,63 @@ struct PostgresStoreTests {
     #expect(try await first.connections(matching: TraceQuery()).count == 200)
     #expect(try await second.lines(ids: Array(1...1000)).count == 400)
     #expect(try await first.collectStatus().map(\.batches) == [1])
+  }
+
+  /// `trace --follow` asks for the connections after the newest id it printed: a commit that
+  /// took a lower id but commits later must not slip behind it.
+  @Test func aFollowingReaderNeverSkipsAConnectionOfALaterCommit() async throws {
+    let url = try await TestPostgres.makeDatabase()
+    let first = try await open(url)
+    let second = try await open(url)
+    func connection(_ node: String, _ port: UInt16) -> CollectedBatch {
+      batch(
+        [
+          fakeLine(t1, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(port)),
+          fakeLine(t1 + 1, .post, "10.244.1.5", port, "10.244.1.7", 8080, id: UInt32(port)),
+        ], node: node)
+    }
+    try await first.commit(PreparedBatch(connection("node0", 40000)))
+    let startID = try #require(try await first.latestConnectionID())
+
+    // The first commit takes its connection id and stays open until released.
+    let (reached, reachedContinuation) = AsyncStream.makeStream(of: Void.self)
+    let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+    let held = Task {
+      try await first.commit(
+        PreparedBatch(connection("node1", 40001)), faultInjection: nil,
+        beforeCommit: {
+          reachedContinuation.yield()
+          for await _ in release { break }
+        })
+    }
+    for await _ in reached { break }
+    // The second commit, of another node, runs meanwhile: it either commits or waits.
+    let done = Mutex(false)
+    let later = Task {
+      defer { done.withLock { $0 = true } }
+      return try await second.commit(PreparedBatch(connection("node2", 40002)))
+    }
+    while !done.withLock({ $0 }) {
+      let waiting = try await TestPostgres.query(
+        url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+      if waiting != "0" { break }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+
+    // A follow round now, and one after both committed.
+    var lastID = startID
+    var followed: [ConnectionRecord] = []
+    for round in 0..<2 {
+      if round == 1 {
+        releaseContinuation.yield()
+        _ = try await held.value
+        _ = try await later.value
+      }
+      let records = try await second.connections(matching: TraceQuery(afterID: lastID))
+      followed += records
+      lastID = records.map(\.id).reduce(lastID, max)
+    }
+    #expect(followed.map(\.node.name).sorted() == ["node1", "node2"])
   }
 
   @Test func writersOfDifferentNodesCommitSideBySideWithDistinctLineIDs() async throws {
