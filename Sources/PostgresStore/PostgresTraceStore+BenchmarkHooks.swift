@@ -58,4 +58,19 @@ extension PostgresTraceStore {
       return (Int(blocks), bytes)
     }
   }
+
+  /// The ids of the first `limit` stored lines, in id order (ids are not dense: each collect
+  /// run takes a range of its own).
+  package func storedLineIDs(limit: Int) async throws -> [Int64] {
+    try await run("read the stored line ids") {
+      var ids: [Int64] = []
+      for (first, count) in try await client.query(
+        "SELECT first_id, count FROM line_blocks ORDER BY first_id", logger: logger
+      ).decode((Int64, Int64).self).array() {
+        ids += (first..<first + count).prefix(limit - ids.count)
+        if ids.count >= limit { break }
+      }
+      return ids
+    }
+  }
 }

@@ -140,8 +140,11 @@ struct PostgresStoreTests {
     }
     #expect(results.count { if case .success = $0 { true } else { false } } == 1)
     #expect(refused.map(\.cause) == [.cursorMoved])
-    #expect(try await first.connections(matching: TraceQuery()).count == 200)
-    #expect(try await second.lines(ids: Array(1...1000)).count == 400)
+    let records = try await first.connections(matching: TraceQuery())
+    #expect(records.count == 200)
+    #expect(
+      try await second.lines(ids: records.flatMap { [$0.preLineID, $0.postLineID].compactMap { $0 } }).count == 400)
+    #expect(try await first.storedLineIDs(limit: 1000).count == 400)
     #expect(try await first.collectStatus().map(\.batches) == [1])
   }
 
@@ -205,9 +208,11 @@ struct PostgresStoreTests {
   @Test func writersOfDifferentNodesCommitSideBySideWithDistinctLineIDs() async throws {
     let url = try await TestPostgres.makeDatabase()
     let stores = [try await open(url), try await open(url)]
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    // Each store correlates ahead with ids of its own: no commit has to correlate again.
+    let reCorrelated = try await withThrowingTaskGroup(of: Int.self) { group in
       for (index, store) in stores.enumerated() {
         group.addTask {
+          var reCorrelated = 0
           let node = "node\(index + 1)"
           var start = try await store.ingestStart(node: HostID(node), source: source)
           var base: IngestBase? = start.base
@@ -226,14 +231,19 @@ struct PostgresStoreTests {
               staging: nil)
             prepared.expectedLastBatch = last
             let committed = try await store.commit(prepared)
-            if committed.reCorrelated { base = nil }
+            if committed.reCorrelated {
+              base = nil
+              reCorrelated += 1
+            }
             last = committed.summary.batchID
             start.cursor = prepared.batch.cursor
           }
+          return reCorrelated
         }
       }
-      try await group.waitForAll()
+      return try await group.reduce(0, +)
     }
+    #expect(reCorrelated == 0)
     let records = try await stores[0].connections(matching: TraceQuery())
     #expect(records.count == 20)
     let ids = records.flatMap { [$0.preLineID, $0.postLineID].compactMap { $0 } }
@@ -244,6 +254,34 @@ struct PostgresStoreTests {
       let lines = try await stores[0].explain(record)
       #expect(lines.map(\.node) == [record.node.name, record.node.name])
     }
+  }
+}
+
+extension PostgresStoreTests {
+  /// A batch prepared ahead whose node another store connection committed meanwhile (another
+  /// source of it) is correlated again with fresh ids, above the other's.
+  @Test func aBatchOvertakenByAnotherCollectOfItsNodeTakesFreshIDs() async throws {
+    let url = try await TestPostgres.makeDatabase()
+    let first = try await open(url)
+    let second = try await open(url)
+    let node = HostID("node1")
+    let mineLine = fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)
+    let theirLine = fakeLine(t1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)
+    let start = try await first.ingestStart(node: node, source: "file:/a")
+    var base: IngestBase? = start.base
+    let mine = first.prepare(
+      batch([mineLine], source: "file:/a"),
+      after: start.cursor, base: &base, storesState: true, staging: nil)
+    let other = try await second.ingestStart(node: node, source: "file:/b")
+    var otherBase: IngestBase? = other.base
+    let theirs = second.prepare(
+      batch([theirLine], source: "file:/b"),
+      after: other.cursor, base: &otherBase, storesState: true, staging: nil)
+    #expect(try await second.commit(theirs).reCorrelated == false)
+    #expect(try await first.commit(mine).reCorrelated == true)
+    let ids = try await first.storedLineIDs(limit: 10)
+    let lines = try await first.lines(ids: ids)
+    #expect(lines.map(\.raw) == [theirLine, mineLine])
   }
 }
 
