@@ -2,6 +2,7 @@ import Logs
 import PostgresNIO
 import SVCTraceCore
 package import Store
+import Synchronization
 
 /// Entry points for `svctrace-bench` (package access: not part of the store's API).
 extension PostgresTraceStore {
@@ -32,8 +33,10 @@ extension PostgresTraceStore {
   }
 
   /// Drops every table of the store's schema (the benchmarks start each run from an empty
-  /// database they were given for the purpose), then creates it again.
+  /// database they were given for the purpose), then creates it again. The line ids this store
+  /// reserved go too (the counter starts again).
   package func wipeForBenchmark() async throws {
+    reservedLineIDs.withLock { $0 = [:] }
     try await run("wipe the benchmark store") {
       for table in [
         "block_keys", "connection_blocks", "line_ids", "line_blocks", "correlation_state", "batches", "cursors",
