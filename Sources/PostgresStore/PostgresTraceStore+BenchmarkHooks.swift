@@ -2,6 +2,7 @@ import Logs
 import PostgresNIO
 import SVCTraceCore
 package import Store
+import Synchronization
 
 /// Entry points for `svctrace-bench` (package access: not part of the store's API).
 extension PostgresTraceStore {
@@ -32,8 +33,10 @@ extension PostgresTraceStore {
   }
 
   /// Drops every table of the store's schema (the benchmarks start each run from an empty
-  /// database they were given for the purpose), then creates it again.
+  /// database they were given for the purpose), then creates it again. The line ids this store
+  /// reserved go too (the counter starts again).
   package func wipeForBenchmark() async throws {
+    reservedLineIDs.withLock { $0 = [:] }
     try await run("wipe the benchmark store") {
       for table in [
         "block_keys", "connection_blocks", "line_ids", "line_blocks", "correlation_state", "batches", "cursors",
@@ -56,6 +59,21 @@ extension PostgresTraceStore {
         try await client.query("SELECT pg_database_size(current_database())", logger: logger).decode(Int64.self)
         .array().first ?? 0
       return (Int(blocks), bytes)
+    }
+  }
+
+  /// The ids of the first `limit` stored lines, in id order (ids are not dense: each collect
+  /// run takes a range of its own).
+  package func storedLineIDs(limit: Int) async throws -> [Int64] {
+    try await run("read the stored line ids") {
+      var ids: [Int64] = []
+      for (first, count) in try await client.query(
+        "SELECT first_id, count FROM line_blocks ORDER BY first_id", logger: logger
+      ).decode((Int64, Int64).self).array() {
+        ids += (first..<first + count).prefix(limit - ids.count)
+        if ids.count >= limit { break }
+      }
+      return ids
     }
   }
 }

@@ -41,7 +41,7 @@ extension PostgresTraceStore {
   ///
   /// - Throws: ``StoreError`` (a replayed line no longer parses, a database failure).
   public func ingestStart(node: HostID, source: String) async throws -> IngestStart {
-    try await run("read where \(node) \(source) continues") {
+    let start = try await run("read where \(node) \(source) continues") {
       try await client.withTransaction(logger: logger) { connection in
         try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
         let cursor = try await Self.cursor(connection, node: node, source: source, logger)
@@ -58,6 +58,11 @@ extension PostgresTraceStore {
             lineFloor: floor))
       }
     }
+    // After the snapshot: a range reserved now lies above every line of the node it saw.
+    try await run("reserve line ids for \(node)") {
+      try await reserveLineIDs(for: node, lastBatch: start.base.lastBatch)
+    }
+    return start
   }
 
   /// The committed cursor of `node`'s `source`, `nil` before its first collect.
@@ -150,18 +155,23 @@ extension PostgresTraceStore {
   public func makeStaging() -> BatchStaging? { nil }
 
   /// Prepares `batch`, pulled after `start`, for ``commit(_:)`` on the caller's task: when
-  /// `base` is given it is correlated against it (line ids reserved above its floor, claimed in
-  /// the database by the commit) and `base` moves on to the state after it.
+  /// `base` is given it is correlated against it, with line ids of the node's range that this
+  /// store reserved in the database (see ``reserveLineIDs(for:lastBatch:)``), and `base` moves
+  /// on to the state after it. Should the range have no room left, `base` becomes `nil`: this
+  /// batch and the rest of the run are correlated in their commits.
   public func prepare(
     _ batch: CollectedBatch, after start: SourceCursor?, base: inout IngestBase?, storesState: Bool,
     staging: BatchStaging?
   ) -> PreparedBatch {
     var ahead: CorrelatedBatch?
     if var current = base {
-      ahead = TraceStore.correlate(
-        batch, firstID: lineIDs.reserve(batch.lines.count, floor: current.lineFloor),
-        state: &current.correlation.state, settings: correlation, storesState: storesState)
-      base = current
+      if let first = takeReservedLineIDs(batch.lines.count, node: batch.node) {
+        ahead = TraceStore.correlate(
+          batch, firstID: first, state: &current.correlation.state, settings: correlation, storesState: storesState)
+        base = current
+      } else {
+        base = nil
+      }
     }
     return PreparedBatch(
       batch: batch, precondition: .continues(from: start), ahead: ahead,
@@ -181,44 +191,51 @@ extension PostgresTraceStore {
   package func commit(_ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?) async throws
     -> CommitResult
   {
-    let batch = prepared.batch
-    return try await run("commit a batch of \(batch.node)") {
-      let (firstID, aheadIDs) = try await claimLineIDs(for: prepared)
-      let (summary, correlatedHere) = try await client.withTransaction(logger: logger) { connection in
-        try await commitBody(
-          prepared, firstID: firstID, aheadIDs: aheadIDs, faultInjection: faultInjection, connection)
-      }
-      return CommitResult(summary: summary, reCorrelated: prepared.ahead != nil && correlatedHere)
-    }
+    try await commit(prepared, faultInjection: faultInjection, beforeCommit: nil)
   }
 
-  /// Claims the line ids of a batch in the counter, in a statement of its own: the ids the
-  /// correlation ahead used when no other commit took them meanwhile (`aheadIDs`), else fresh
-  /// ones. Returns the first.
-  private func claimLineIDs(for prepared: PreparedBatch) async throws -> (Int64, Bool) {
-    let count = Int64(prepared.batch.lines.count)
-    guard count > 0 else { return (prepared.ahead?.firstID ?? 0, true) }
-    if let ahead = prepared.ahead {
-      let end = ahead.firstID + count
-      let claimed = try await client.query(
-        "UPDATE line_ids SET next = \(end) WHERE next <= \(ahead.firstID) RETURNING next", logger: logger
-      ).decode(Int64.self).array()
-      if !claimed.isEmpty { return (ahead.firstID, true) }
+  /// ``commit(_:faultInjection:)`` with a second test hook, awaited inside the transaction after
+  /// everything is written, just before it commits (a test holds a commit open with it).
+  package func commit(
+    _ prepared: PreparedBatch, faultInjection: (@Sendable () throws -> Void)?,
+    beforeCommit: (@Sendable () async -> Void)?
+  ) async throws -> CommitResult {
+    let batch = prepared.batch
+    let count = Int64(batch.lines.count)
+    return try await run("commit a batch of \(batch.node)") {
+      func attempt(firstID: Int64, mayUseAhead: Bool) async throws -> (CommitSummary, Bool) {
+        try await client.withTransaction(logger: logger) { connection in
+          let result = try await commitBody(
+            prepared, firstID: firstID, mayUseAhead: mayUseAhead, faultInjection: faultInjection, connection)
+          await beforeCommit?()
+          return result
+        }
+      }
+      // Ids prepared ahead are the store's own (a reserved range): nothing to claim. A batch
+      // correlated in its commit takes fresh ids, above every stored one.
+      let mayUseAhead = prepared.ahead != nil && aheadStateHolds(node: batch.node, after: prepared.expectedLastBatch)
+      var result: (summary: CommitSummary, correlatedHere: Bool)
+      do {
+        result = try await attempt(
+          firstID: mayUseAhead ? prepared.ahead?.firstID ?? 0 : try await claimFreshLineIDs(count),
+          mayUseAhead: mayUseAhead)
+      } catch let error as PostgresTransactionError where error.closureError is NeedsFreshLineIDs {
+        result = try await attempt(firstID: try await claimFreshLineIDs(count), mayUseAhead: false)
+      }
+      await committed(
+        node: batch.node, batchID: result.summary.batchID, usedAhead: prepared.ahead != nil && !result.correlatedHere,
+        hadAhead: prepared.ahead != nil)
+      return CommitResult(summary: result.summary, reCorrelated: prepared.ahead != nil && result.correlatedHere)
     }
-    let first =
-      try await client.query(
-        "UPDATE line_ids SET next = next + \(count) RETURNING next - \(count)", logger: logger
-      ).decode(Int64.self).array().first ?? 1
-    // Batches this process correlates ahead from now on start above the ids taken.
-    _ = lineIDs.reserve(0, floor: first + count)
-    return (first, false)
   }
 
   /// The body of a batch commit, inside the caller's transaction (see `TraceStore`'s): the
   /// node's commit lock, the cursor's compare-and-swap, the correlation ahead used when the
-  /// node's newest batch is still the one it assumed (else the batch correlated here), the rows.
+  /// node's newest batch is still the one it assumed (else the batch correlated here, with
+  /// `claimedFirst` when those are fresh ids — `mayUseAhead` false —, or ``NeedsFreshLineIDs``
+  /// thrown so that the caller claims some), the rows.
   private func commitBody(
-    _ prepared: PreparedBatch, firstID claimedFirst: Int64, aheadIDs: Bool,
+    _ prepared: PreparedBatch, firstID claimedFirst: Int64, mayUseAhead: Bool,
     faultInjection: (@Sendable () throws -> Void)?, _ db: PostgresConnection
   ) async throws -> (CommitSummary, Bool) {
     let batch = prepared.batch
@@ -235,9 +252,11 @@ extension PostgresTraceStore {
     let stored = try await Self.storedCorrelation(db, nodeID: nodeID, logger)
     let correlated: CorrelatedBatch
     var correlatedHere = false
-    if let ahead = prepared.ahead, aheadIDs, stored.lastBatch == prepared.expectedLastBatch {
+    if let ahead = prepared.ahead, mayUseAhead, stored.lastBatch == prepared.expectedLastBatch {
       correlated = ahead
     } else {
+      // The ids of the reserved range may lie below what another collect stored meanwhile.
+      if mayUseAhead, !batch.lines.isEmpty { throw NeedsFreshLineIDs() }
       var state = try await currentState(db, node: batch.node, nodeID: nodeID, stored)
       correlated = TraceStore.correlate(
         batch, firstID: claimedFirst, state: &state, settings: correlation, storesState: true)
@@ -275,10 +294,6 @@ extension PostgresTraceStore {
     }
     // Earlier batches' pending lines decided now.
     try await updateOutcomes(output.outcomes.filter { $0.id < firstID }, db)
-    try await insertConnectionBlocks(correlated.blocks, nodeID: nodeID, batchID: batchID, db)
-    for change in output.redispatches {
-      try await applyRedispatch(change, nodeID: nodeID, db)
-    }
     if let encoded = correlated.encodedState {
       try await db.rows(
         """
@@ -300,6 +315,14 @@ extension PostgresTraceStore {
         VALUES (\(nodeID), \(CorrelatorState().encoded().buffer), 0, \(batchID))
         """, logger
       ).array()
+    }
+    // New connection ids become visible in id order (see `connectionOrderLockKey`).
+    if !correlated.blocks.isEmpty {
+      try await db.rows("SELECT pg_advisory_xact_lock(\(Self.connectionOrderLockKey))", logger).array()
+    }
+    try await insertConnectionBlocks(correlated.blocks, nodeID: nodeID, batchID: batchID, db)
+    for change in output.redispatches {
+      try await applyRedispatch(change, nodeID: nodeID, db)
     }
     try faultInjection?()
     try await db.rows(

@@ -20,8 +20,12 @@ import Synchronization
 ///   self-contained;
 /// - a commit takes a transaction-level advisory lock on its node (commits of one node queue,
 ///   commits of different nodes run side by side) and then compares and swaps the cursor;
-/// - line ids are handed out by a counter row (`line_ids`), claimed in a statement of its own
-///   before the commit's transaction; a commit that fails leaves the ids it claimed unused;
+/// - line ids are handed out by a counter row (`line_ids`): each store connection reserves a
+///   range of them per node (one `UPDATE … RETURNING` per run and per four million lines), so
+///   that collectors in several processes never correlate ahead with the same ids; a batch
+///   correlated in its commit claims fresh ids in a statement of its own; ids of a failed
+///   commit or of the rest of a range stay unused;
+/// - new connection ids become visible in id order (see ``connectionOrderLockKey``);
 /// - ``claimCollect(node:)`` is a session-level advisory lock held by a connection of its own for
 ///   as long as the claim lives (the server drops it when the collector dies).
 ///
@@ -36,8 +40,8 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
   private let runTask: Task<Void, Never>
   /// How the claim connections connect (the pool's settings).
   let connectionConfiguration: PostgresConnection.Configuration
-  /// Line ids for batches correlated ahead of their commit.
-  let lineIDs = LineIDAllocator()
+  /// Line ids reserved in the database, per node, for batches correlated ahead of their commit.
+  let reservedLineIDs = Mutex<[HostID: NodeLineIDs]>([:])
   let logger: Logger
   /// Claims released but whose connection may still hold the lock, per node.
   let releasing = Mutex<[String: Task<Void, Never>]>([:])
@@ -308,6 +312,21 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
     }
     return Int64(bitPattern: hash)
   }
+
+  /// The advisory lock (transaction level) a commit takes just before it inserts connection
+  /// blocks, held until it commits: new connection ids become visible in id order.
+  ///
+  /// Connection ids are block ids (a sequence) shifted left by 24 bits, plus a slot. Without
+  /// the lock two commits could take ids 11 and 12 and commit 12 first: `trace --follow`, which
+  /// asks for connections after the newest id it printed, would see 12 and then never ask for
+  /// 11. With it, a commit takes its block ids only after every earlier taker has committed or
+  /// rolled back, so a reader that sees an id has seen (or will never see) every lower one.
+  /// Only the tail of a commit is serialised (inserting its blocks and their keys, re-DNAT
+  /// rewrites, the cursor, the commit itself); commits without connections do not take it.
+  /// Chosen over a reader-side horizon (`pg_snapshot_xmin`) because block ids say nothing about
+  /// which transaction took them, and over re-reading a trailing window because no window is
+  /// safe against a transaction held open for long.
+  static let connectionOrderLockKey: Int64 = stableKey("svctrace connection order")
 
   /// The advisory lock a collect's claim on `node` holds (session level).
   static func claimKey(_ node: HostID) -> Int64 { stableKey("svctrace claim " + node.name) }

@@ -2,6 +2,7 @@ import Foundation
 import PostgresStore
 import SVCTraceCore
 import StoreTestSupport
+import Synchronization
 import Testing
 
 @testable import Logs
@@ -139,17 +140,79 @@ struct PostgresStoreTests {
     }
     #expect(results.count { if case .success = $0 { true } else { false } } == 1)
     #expect(refused.map(\.cause) == [.cursorMoved])
-    #expect(try await first.connections(matching: TraceQuery()).count == 200)
-    #expect(try await second.lines(ids: Array(1...1000)).count == 400)
+    let records = try await first.connections(matching: TraceQuery())
+    #expect(records.count == 200)
+    #expect(
+      try await second.lines(ids: records.flatMap { [$0.preLineID, $0.postLineID].compactMap { $0 } }).count == 400)
+    #expect(try await first.storedLineIDs(limit: 1000).count == 400)
     #expect(try await first.collectStatus().map(\.batches) == [1])
+  }
+
+  /// `trace --follow` asks for the connections after the newest id it printed: a commit that
+  /// took a lower id but commits later must not slip behind it.
+  @Test func aFollowingReaderNeverSkipsAConnectionOfALaterCommit() async throws {
+    let url = try await TestPostgres.makeDatabase()
+    let first = try await open(url)
+    let second = try await open(url)
+    func connection(_ node: String, _ port: UInt16) -> CollectedBatch {
+      batch(
+        [
+          fakeLine(t1, .pre, "10.244.1.5", port, "10.96.0.10", 80, id: UInt32(port)),
+          fakeLine(t1 + 1, .post, "10.244.1.5", port, "10.244.1.7", 8080, id: UInt32(port)),
+        ], node: node)
+    }
+    try await first.commit(PreparedBatch(connection("node0", 40000)))
+    let startID = try #require(try await first.latestConnectionID())
+
+    // The first commit takes its connection id and stays open until released.
+    let (reached, reachedContinuation) = AsyncStream.makeStream(of: Void.self)
+    let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+    let held = Task {
+      try await first.commit(
+        PreparedBatch(connection("node1", 40001)), faultInjection: nil,
+        beforeCommit: {
+          reachedContinuation.yield()
+          for await _ in release { break }
+        })
+    }
+    for await _ in reached { break }
+    // The second commit, of another node, runs meanwhile: it either commits or waits.
+    let done = Mutex(false)
+    let later = Task {
+      defer { done.withLock { $0 = true } }
+      return try await second.commit(PreparedBatch(connection("node2", 40002)))
+    }
+    while !done.withLock({ $0 }) {
+      let waiting = try await TestPostgres.query(
+        url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+      if waiting != "0" { break }
+      try await Task.sleep(for: .milliseconds(10))
+    }
+
+    // A follow round now, and one after both committed.
+    var lastID = startID
+    var followed: [ConnectionRecord] = []
+    for round in 0..<2 {
+      if round == 1 {
+        releaseContinuation.yield()
+        _ = try await held.value
+        _ = try await later.value
+      }
+      let records = try await second.connections(matching: TraceQuery(afterID: lastID))
+      followed += records
+      lastID = records.map(\.id).reduce(lastID, max)
+    }
+    #expect(followed.map(\.node.name).sorted() == ["node1", "node2"])
   }
 
   @Test func writersOfDifferentNodesCommitSideBySideWithDistinctLineIDs() async throws {
     let url = try await TestPostgres.makeDatabase()
     let stores = [try await open(url), try await open(url)]
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    // Each store correlates ahead with ids of its own: no commit has to correlate again.
+    let reCorrelated = try await withThrowingTaskGroup(of: Int.self) { group in
       for (index, store) in stores.enumerated() {
         group.addTask {
+          var reCorrelated = 0
           let node = "node\(index + 1)"
           var start = try await store.ingestStart(node: HostID(node), source: source)
           var base: IngestBase? = start.base
@@ -168,14 +231,19 @@ struct PostgresStoreTests {
               staging: nil)
             prepared.expectedLastBatch = last
             let committed = try await store.commit(prepared)
-            if committed.reCorrelated { base = nil }
+            if committed.reCorrelated {
+              base = nil
+              reCorrelated += 1
+            }
             last = committed.summary.batchID
             start.cursor = prepared.batch.cursor
           }
+          return reCorrelated
         }
       }
-      try await group.waitForAll()
+      return try await group.reduce(0, +)
     }
+    #expect(reCorrelated == 0)
     let records = try await stores[0].connections(matching: TraceQuery())
     #expect(records.count == 20)
     let ids = records.flatMap { [$0.preLineID, $0.postLineID].compactMap { $0 } }
@@ -186,6 +254,34 @@ struct PostgresStoreTests {
       let lines = try await stores[0].explain(record)
       #expect(lines.map(\.node) == [record.node.name, record.node.name])
     }
+  }
+}
+
+extension PostgresStoreTests {
+  /// A batch prepared ahead whose node another store connection committed meanwhile (another
+  /// source of it) is correlated again with fresh ids, above the other's.
+  @Test func aBatchOvertakenByAnotherCollectOfItsNodeTakesFreshIDs() async throws {
+    let url = try await TestPostgres.makeDatabase()
+    let first = try await open(url)
+    let second = try await open(url)
+    let node = HostID("node1")
+    let mineLine = fakeLine(t1, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 1)
+    let theirLine = fakeLine(t1, .pre, "10.244.1.6", 40001, "10.96.0.10", 80, id: 2)
+    let start = try await first.ingestStart(node: node, source: "file:/a")
+    var base: IngestBase? = start.base
+    let mine = first.prepare(
+      batch([mineLine], source: "file:/a"),
+      after: start.cursor, base: &base, storesState: true, staging: nil)
+    let other = try await second.ingestStart(node: node, source: "file:/b")
+    var otherBase: IngestBase? = other.base
+    let theirs = second.prepare(
+      batch([theirLine], source: "file:/b"),
+      after: other.cursor, base: &otherBase, storesState: true, staging: nil)
+    #expect(try await second.commit(theirs).reCorrelated == false)
+    #expect(try await first.commit(mine).reCorrelated == true)
+    let ids = try await first.storedLineIDs(limit: 10)
+    let lines = try await first.lines(ids: ids)
+    #expect(lines.map(\.raw) == [theirLine, mineLine])
   }
 }
 
