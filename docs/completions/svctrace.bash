@@ -173,13 +173,13 @@ _svctrace() {
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    ping|exec|install|remove|verify|collect|trace|stats|prune|help)
+    ping|exec|install|remove|verify|collect|trace|stats|prune|store|help)
         # Offer subcommand argument completions
         "_svctrace_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect trace stats prune help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'ping exec install remove verify collect trace stats prune store help' -- "${cur}"))
         ;;
     esac
 }
@@ -474,7 +474,7 @@ _svctrace_collect() {
     repeating_flags=()
     non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --json --no-snapshot --version -h --help)
     repeating_options=(-i --inventory --known-hosts --private-key --from-file)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --store --log-path --kubectl-host --kubeconfig)
+    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --store --shard --log-path --kubectl-host --kubeconfig --every)
     __svctrace_offer_flags_options 0
 
     # Offer option value completions
@@ -515,6 +515,9 @@ _svctrace_collect() {
     '--store')
         return
         ;;
+    '--shard')
+        return
+        ;;
     '--log-path')
         return
         ;;
@@ -525,6 +528,9 @@ _svctrace_collect() {
         return
         ;;
     '--kubeconfig')
+        return
+        ;;
+    '--every')
         return
         ;;
     esac
@@ -665,6 +671,47 @@ _svctrace_prune() {
         return
         ;;
     '--store')
+        return
+        ;;
+    esac
+}
+
+_svctrace_store() {
+    repeating_flags=()
+    non_repeating_flags=(--version -h --help)
+    repeating_options=()
+    non_repeating_options=()
+    __svctrace_offer_flags_options 0
+
+    # Offer subcommand / subcommand argument completions
+    local -r subcommand="${unparsed_words[0]}"
+    unset 'unparsed_words[0]'
+    unparsed_words=("${unparsed_words[@]}")
+    case "${subcommand}" in
+    copy)
+        # Offer subcommand argument completions
+        "_svctrace_store_${subcommand}"
+        ;;
+    *)
+        # Offer subcommand completions
+        COMPREPLY+=($(compgen -W 'copy' -- "${cur}"))
+        ;;
+    esac
+}
+
+_svctrace_store_copy() {
+    repeating_flags=()
+    non_repeating_flags=(--json --version -h --help)
+    repeating_options=()
+    non_repeating_options=(--from --to)
+    __svctrace_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--from')
+        return
+        ;;
+    '--to')
         return
         ;;
     esac
