@@ -124,7 +124,9 @@ struct BoundsTests {
       let waited = ContinuousClock.now - start
       #expect(error?.kind == .connectionLost)
       #expect(error?.message.contains("keepalives") == true)
-      #expect(waited >= .seconds(3) && waited < .seconds(20), "detected after \(waited)")
+      // Detected by the keepalives (the message says so), not left hanging for the command's
+      // 100-s timeout. (No lower bound: when the last answer came depends on the machine's load.)
+      #expect(waited < .seconds(60), "detected after \(waited)")
       await connection.close()
     } cleanup: {
       // Only the processes this test stopped or started, by id.
