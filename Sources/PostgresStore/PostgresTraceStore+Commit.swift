@@ -475,16 +475,7 @@ extension PostgresTraceStore {
     ).decode((Int64, ByteBuffer).self).array()
     for (block, bloom) in blocks where ClientBloom(bytes: bloom.bytes)?.mayContain(hash) ?? true {
       let old = try await Self.connectionBlock(block, db, logger)
-      var entries = old
-      guard
-        let index = entries.firstIndex(where: {
-          $0.preID == change.preID && $0.client == change.client && $0.clientPort == change.clientPort
-        })
-      else { continue }
-      entries[index].pod = change.pod
-      entries[index].podPort = change.podPort
-      entries[index].postID = change.postID
-      entries[index].method = MatchMethod.reDNAT.rawValue
+      guard let entries = change.applied(to: old) else { continue }
       try await rewriteConnectionBlock(block, old: old, entries: entries, db)
       return true
     }

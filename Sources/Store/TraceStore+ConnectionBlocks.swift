@@ -172,16 +172,7 @@ extension TraceStore {
         """, arguments: [nodeID, BlockKeyKind.client.rawValue, change.client.blob])
     for block in blocks where try probe.mayContain(hash, block: block) {
       let old = try connectionBlock(block, db)
-      var entries = old
-      guard
-        let index = entries.firstIndex(where: {
-          $0.preID == change.preID && $0.client == change.client && $0.clientPort == change.clientPort
-        })
-      else { continue }
-      entries[index].pod = change.pod
-      entries[index].podPort = change.podPort
-      entries[index].postID = change.postID
-      entries[index].method = MatchMethod.reDNAT.rawValue
+      guard let entries = change.applied(to: old) else { continue }
       probe.close()  // the handle would expire with the row it reads
       try rewriteConnectionBlock(block, old: old, entries: entries, db)
       return true
@@ -252,5 +243,21 @@ struct BloomProbe {
     let result = ClientBloom.lineMayContain(hash, bytes)
     if result { passed += 1 }
     return result
+  }
+}
+
+extension Redispatch {
+  /// `entries` (one connection block) with the connection this change re-DNATed sent to its new
+  /// pod, or `nil` when the block does not hold that connection. Both stores rewrite blocks with it.
+  package func applied(to entries: [StoredConnection]) -> [StoredConnection]? {
+    guard
+      let index = entries.firstIndex(where: { $0.preID == preID && $0.client == client && $0.clientPort == clientPort })
+    else { return nil }
+    var changed = entries
+    changed[index].pod = pod
+    changed[index].podPort = podPort
+    changed[index].postID = postID
+    changed[index].method = MatchMethod.reDNAT.rawValue
+    return changed
   }
 }
