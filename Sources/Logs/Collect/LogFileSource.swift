@@ -386,10 +386,10 @@ public struct LogFileSource: CaptureSource {
     let quoted = try ShellQuote.quote(path)
     var script = NodeReply.Script()
     // The cursor's inode, offset and first bytes (hex); digits only, nothing to quote.
-    let resumable = cursor.map { !$0.isFresh && !$0.isComplete && !$0.fingerprint.isEmpty } ?? false
+    let resumeAt = cursor.flatMap { !$0.isFresh && !$0.isComplete && !$0.fingerprint.isEmpty ? $0 : nil }
+    let resumable = resumeAt != nil
     let (inode, offset, fingerprint) =
-      resumable && cursor != nil
-      ? (String(cursor!.inode), String(cursor!.offset), Self.hex(cursor!.fingerprint)) : ("", "0", "")
+      resumeAt.map { (String($0.inode), String($0.offset), Self.hex($0.fingerprint)) } ?? ("", "0", "")
     script.prelude(
       """
       p=\(quoted); m=\(maxBytes); th=\(compressionThreshold); ci=\(inode); co=\(offset); cf=\(fingerprint)
