@@ -12,6 +12,8 @@ public struct CollectSummary: Sendable, Equatable {
   public var lines = 0
   public var skipped = 0
   public var connections = 0
+  /// Of ``connections``: pre lines kept without a pod (no post line came, `MatchMethod.podUnknown`).
+  public var podUnknown = 0
   public var events: [CaptureEvent] = []
   /// Pending pre lines the correlator dropped (their key held too many newer ones, see
   /// `CorrelationSettings.maxPendingPerKey`).
@@ -115,6 +117,7 @@ public struct Ingestor: Sendable {
           summary.lines += batch.lineCount
           summary.skipped += batch.skippedCount
           summary.connections += committed.summary.connections
+          summary.podUnknown += committed.summary.correlation.podUnknown
           summary.droppedPending += committed.summary.correlation.dropped
           if committed.reCorrelated { base = nil }
           progress?(summary)

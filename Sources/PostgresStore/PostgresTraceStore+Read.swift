@@ -197,7 +197,7 @@ extension PostgresTraceStore {
   func resolveNames(_ records: inout [ConnectionRecord], _ db: PostgresConnection) async throws {
     guard !records.isEmpty else { return }
     let serviceIPs = Set(records.map(\.service)).union([IPAddress.any]).map { $0.blob.buffer }
-    let podIPs = Set(records.map(\.pod)).map { $0.blob.buffer }
+    let podIPs = Set(records.compactMap(\.pod)).map { $0.blob.buffer }
     struct ServiceKey: Hashable {
       var ip: Data
       var port: Int64
@@ -243,7 +243,7 @@ extension PostgresTraceStore {
         }
       }
       let rows = named(ip, exact: true) + (ip == any ? [] : named(any, exact: false))
-      let pod = record.pod.blob
+      let pod = record.pod?.blob ?? Data()
       NameResolver.resolve(&records[index], services: rows, endpoints: endpoints[pod] ?? []) { pods[pod] ?? [] }
     }
   }

@@ -581,7 +581,10 @@ final class FollowLines: Sendable {
         return complete
       }
       let records = lines.compactMap { line -> (String, Double?)? in
-        (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).map {
+        // A pre line without a post line (pod unknown) is not the arrival of a connection.
+        (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).flatMap {
+          $0["method"] as? String == "pod-unknown" ? nil : $0
+        }.map {
           (GroundTruth.key($0), GroundTruth.epochSeconds($0["time"] as? String ?? ""))
         }
       }

@@ -292,7 +292,11 @@ enum GroundTruth {
     show: Int = 10
   ) -> Correctness {
     var byClient: [String: [[String: Any]]] = [:]
-    for record in records { byClient[key(record), default: []].append(record) }
+    // A pre-DNAT line without a post-DNAT line (method `pod-unknown`, no pod) answers no
+    // ground-truth connection: the generator's truth holds only connections a pod answered.
+    for record in records where record["method"] as? String != "pod-unknown" {
+      byClient[key(record), default: []].append(record)
+    }
     var missing: [String] = []
     var wrong: [String] = []
     var kinds: [String: Int] = [:]

@@ -209,8 +209,9 @@ package struct ConnectionMatcher {
   package static func record(_ entry: StoredConnection, id: Int64, node: HostID) -> ConnectionRecord {
     ConnectionRecord(
       id: id, timeMicros: entry.timeMicros, node: node, proto: entry.proto, client: entry.client,
-      clientPort: entry.clientPort, service: entry.service, servicePort: entry.servicePort, pod: entry.pod,
-      podPort: entry.podPort, method: MatchMethod(rawValue: entry.method) ?? .sourcePortWindow, preLineID: entry.preID,
+      clientPort: entry.clientPort, service: entry.service, servicePort: entry.servicePort,
+      pod: entry.hasPod ? entry.pod : nil, podPort: entry.hasPod ? entry.podPort : nil,
+      method: MatchMethod(rawValue: entry.method) ?? .sourcePortWindow, preLineID: entry.preID,
       postLineID: entry.postID, serviceName: nil, podName: nil, podNode: nil, podServices: [])
   }
 
@@ -263,7 +264,11 @@ package struct ConnectionMatcher {
         return false
       }
     }
-    if let pods = filter.pods, !pods.contains(columns.pods[i]) { return false }
+    if let pods = filter.pods,
+      !pods.contains(columns.pods[i]) || columns.methods[i] == MatchMethod.podUnknown.rawValue
+    {
+      return false
+    }
     if let proto = query.proto, columns.protos[i] != proto { return false }
     if let since = query.sinceMicros, columns.times[i] < since { return false }
     if let until = query.untilMicros, columns.times[i] >= until { return false }

@@ -12,10 +12,18 @@ package struct StoredConnection: Equatable, Sendable {
   package var clientPort: UInt16
   package var service: IPAddress
   package var servicePort: UInt16
+  /// The endpoint; ``noPod`` and port 0 when ``method`` is ``MatchMethod/podUnknown``.
   package var pod: IPAddress
   package var podPort: UInt16
   /// ``MatchMethod`` raw value.
   package var method: UInt8
+
+  /// What the pod column holds for a connection without a pod (the unspecified address `::`;
+  /// the method, not the address, says there is no pod).
+  package static let noPod = IPAddress(high: 0, low: 0)
+
+  /// Whether the connection has a pod (its method is not ``MatchMethod/podUnknown``).
+  package var hasPod: Bool { method != MatchMethod.podUnknown.rawValue }
   package var preID: Int64?
   package var postID: Int64?
 }
@@ -35,7 +43,9 @@ package struct StoredConnection: Equatable, Sendable {
 ///     varint[] client address index     u16[] client port
 ///     varint[] service address index    varint[] service port
 ///     varint[] pod address index        varint[] pod port
-///     u8[]     methods
+///     u8[]     methods (a ``MatchMethod/podUnknown`` entry has no pod: its pod index points at
+///              ``StoredConnection/noPod``, its pod port is 0, it has no post line id and no
+///              `pod` block key)
 ///     zigzag[] pre line id + 1 (0 = none) minus the previous entry's
 ///     zigzag[] post line id + 1 (0 = none) minus the same entry's pre value
 ///
@@ -139,7 +149,7 @@ package enum ConnectionBlock {
       var services = AddressDictionary()
       for index in entries.indices {
         isClient[Int(clients[index])] = true
-        isPod[Int(pods[index])] = true
+        if entries[index].hasPod { isPod[Int(pods[index])] = true }
         ports[Int(entries[index].servicePort)] = true
         _ = services.index(IPAddress(high: UInt64(self.services[index]), low: UInt64(entries[index].servicePort)))
       }

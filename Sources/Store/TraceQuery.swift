@@ -50,8 +50,9 @@ public struct TraceQuery: Sendable, Equatable {
 /// One correlated connection as `svctrace trace` shows it, with names resolved at its time.
 ///
 /// Encodes to the JSON of issue 7: `time` (RFC 3339, µs, UTC), `node`, `proto`, `client_ip`,
-/// `client_port`, `service_ip`, `service_port`, `pod_ip`, `pod_port`, plus `service`, `pod`,
-/// `pod_node`, `pod_services` when known, and `method`.
+/// `client_port`, `service_ip`, `service_port`, `pod_ip`, `pod_port` (both `null` when the pod
+/// is unknown, method `pod-unknown`), plus `service`, `pod`, `pod_node`, `pod_services` when
+/// known, and `method`.
 public struct ConnectionRecord: Sendable, Equatable, Encodable {
   public var id: Int64
   public var timeMicros: Int64
@@ -61,8 +62,10 @@ public struct ConnectionRecord: Sendable, Equatable, Encodable {
   public var clientPort: UInt16
   public var service: IPAddress
   public var servicePort: UInt16
-  public var pod: IPAddress
-  public var podPort: UInt16
+  /// The endpoint after DNAT; `nil` when no post-DNAT line was logged
+  /// (``MatchMethod/podUnknown``).
+  public var pod: IPAddress?
+  public var podPort: UInt16?
   public var method: MatchMethod
   public var preLineID: Int64?
   public var postLineID: Int64?
@@ -98,8 +101,13 @@ public struct ConnectionRecord: Sendable, Equatable, Encodable {
     try container.encode(clientPort, forKey: .clientPort)
     try container.encode(service.description, forKey: .serviceIP)
     try container.encode(servicePort, forKey: .servicePort)
-    try container.encode(pod.description, forKey: .podIP)
-    try container.encode(podPort, forKey: .podPort)
+    if let pod, let podPort {
+      try container.encode(pod.description, forKey: .podIP)
+      try container.encode(podPort, forKey: .podPort)
+    } else {
+      try container.encodeNil(forKey: .podIP)
+      try container.encodeNil(forKey: .podPort)
+    }
     try container.encodeIfPresent(serviceName, forKey: .service)
     try container.encodeIfPresent(podName, forKey: .pod)
     try container.encodeIfPresent(podNode, forKey: .podNode)

@@ -287,7 +287,8 @@ extension TraceStore: FaultInjectableStore {
         return StoredConnection(
           slot: 0, timeMicros: connection.timeMicros, proto: connection.proto, client: connection.client,
           clientPort: connection.clientPort, service: connection.service, servicePort: connection.servicePort,
-          pod: connection.pod, podPort: connection.podPort, method: connection.method.rawValue,
+          pod: connection.pod ?? StoredConnection.noPod, podPort: connection.podPort ?? 0,
+          method: connection.method.rawValue,
           preID: connection.preID, postID: connection.postID)
       }
     }

@@ -184,8 +184,11 @@ package struct NameResolver {
   /// Fills the name fields of `record` as of its time.
   mutating func resolve(_ record: inout ConnectionRecord, _ db: Database) throws {
     let services = try serviceRows(record.service, record.servicePort, record.proto, db)
-    let endpoints = try endpointRows(record.pod, db)
-    let pod = record.pod
+    guard let pod = record.pod else {
+      try Self.resolve(&record, services: services, endpoints: []) { [] }
+      return
+    }
+    let endpoints = try endpointRows(pod, db)
     try Self.resolve(&record, services: services, endpoints: endpoints) { try podRows(pod, db) }
   }
 
@@ -200,8 +203,9 @@ package struct NameResolver {
     let candidates = rows(services, at: time)
     record.serviceName = (candidates.first { $0.values[1] == "1" } ?? candidates.first)?.values[0]
     let atTime = rows(endpoints, at: time)
+    guard record.pod != nil else { return }
     // values: service, port, proto, pod, node
-    if let exact = atTime.first(where: { $0.values[1] == String(record.podPort) }) {
+    if let exact = atTime.first(where: { $0.values[1] == record.podPort.map(String.init) }) {
       record.podName = exact.values[3]
       record.podNode = exact.values[4]
     } else {

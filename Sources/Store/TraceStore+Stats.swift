@@ -25,7 +25,11 @@ public enum ServiceSelector: Sendable, Equatable {
 public struct ServiceStats: Sendable, Equatable, Codable {
   /// The Service (`namespace/name`, or the address when no snapshot names it).
   public var service: String
+  /// Connections with a known pod (the ones spread over ``endpoints``).
   public var connections: Int
+  /// Connections of the Service whose pod is unknown (a pre-DNAT line without a post-DNAT
+  /// line, ``MatchMethod/podUnknown``): counted apart, in no endpoint's share.
+  public var podUnknown: Int
   public var endpoints: [EndpointStats]
   public var skew: Double
   public var chiSquare: Double
@@ -157,8 +161,10 @@ extension ServiceStats {
       entries[interval.endpoint, default: Entry(pod: interval.pod, node: interval.node)].pod = interval.pod
     }
     var expectedTotal = 0.0
+    let unknown = records.filter { $0.pod == nil }.count
+    let records = records.filter { $0.pod != nil }
     for record in records {
-      let key = TraceStore.endpointText(record.pod, record.podPort)
+      let key = TraceStore.endpointText(record.pod ?? StoredConnection.noPod, record.podPort ?? 0)
       entries[key, default: Entry(pod: record.podName, node: record.podNode)].count += 1
       // Endpoints ready then; a connection older than the first snapshot (or in a gap) uses the
       // nearest snapshot, as name resolution does.
@@ -196,7 +202,7 @@ extension ServiceStats {
     }
     endpoints.sort { ($0.connections, $1.endpoint) > ($1.connections, $0.endpoint) }
     self.init(
-      service: label, connections: total, endpoints: endpoints, skew: skew, chiSquare: chiSquare,
+      service: label, connections: total, podUnknown: unknown, endpoints: endpoints, skew: skew, chiSquare: chiSquare,
       degreesOfFreedom: max(0, endpoints.count - 1))
   }
 }

@@ -114,6 +114,8 @@ struct PostgresEndToEndTests {
     var byClient: [String: [[String: Any]]] = [:]
     for line in all.stdout.split(separator: "\n") {
       let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      // A pre line without a post line (pod unknown) is no ground-truth connection.
+      if record["method"] as? String == "pod-unknown" { continue }
       byClient[key(record), default: []].append(record)
     }
     var wrong: [String] = []

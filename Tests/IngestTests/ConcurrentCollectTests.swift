@@ -97,7 +97,7 @@ struct ConcurrentCollectTests {
   /// The connections as a trace shows them (ids aside: they depend on how lines were batched).
   func traced(_ store: TraceStore) throws -> [String] {
     try store.connections(matching: TraceQuery()).map {
-      "\($0.timeMicros) \($0.client):\($0.clientPort) \($0.service):\($0.servicePort) \($0.pod):\($0.podPort) \($0.method)"
+      "\($0.timeMicros) \($0.client):\($0.clientPort) \($0.service):\($0.servicePort) \($0.pod.map { "\($0)" } ?? "-"):\($0.podPort.map { "\($0)" } ?? "-") \($0.method)"
     }.sorted()
   }
 

@@ -70,7 +70,7 @@ struct StateReplayTests {
   /// What two stores must agree on: every record and every line's outcome.
   func contents(_ store: TraceStore) throws -> [String] {
     try store.connections(matching: TraceQuery()).map {
-      "\($0.timeMicros) \($0.clientPort) \($0.pod) \($0.method) \($0.preLineID ?? 0) \($0.postLineID ?? 0)"
+      "\($0.timeMicros) \($0.clientPort) \($0.pod.map { "\($0)" } ?? "-") \($0.method) \($0.preLineID ?? 0) \($0.postLineID ?? 0)"
     } + store.storedLines().map { "\($0.id) \($0.outcome)" }
   }
 

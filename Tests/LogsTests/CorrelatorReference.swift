@@ -208,6 +208,12 @@ struct ReferenceCorrelator {
       for old in list where old.lastSeenMicros < pendingLimit {
         output.outcomes.append((old.id, .expired))
         output.stats.expired += 1
+        output.connections.append(
+          Connection(
+            timeMicros: old.timeMicros.subtractingSaturating(old.clockOffsetMicros), node: node, proto: key.proto,
+            client: key.source, clientPort: key.sourcePort, service: old.destination,
+            servicePort: old.destinationPort, pod: nil, podPort: nil, method: .podUnknown, preID: old.id, postID: nil))
+        output.stats.podUnknown += 1
       }
       state.pending[key] = kept.isEmpty ? nil : kept
     }

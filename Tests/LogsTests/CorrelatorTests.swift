@@ -32,7 +32,7 @@ struct CorrelatorTests {
 
   func summary(_ connections: [Connection]) -> [String] {
     connections.map {
-      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort) \($0.method)"
+      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod.map { "\($0)" } ?? "?"):\($0.podPort.map { "\($0)" } ?? "?") \($0.method)"
     }
   }
 
@@ -255,6 +255,71 @@ struct CorrelatorTests {
     #expect(correlator.state.pendingIDs == [2])
   }
 
+  @Test func anExpiredPreLineBecomesAConnectionWithoutAPod() throws {
+    // Given a pre line (clock offset 250 µs) whose post line never comes,
+    var feed = Feed()
+    feed.add(base, .pre, "10.250.0.7", 40000, "10.96.0.10", 80, id: 5, offset: 250)
+    feed.add(base + 121_000 * ms, .pre, "10.250.0.8", 40001, "10.96.0.10", 80, id: 6)
+    var correlator = Correlator(node: node)
+    let first = correlator.correlate(feed.observations.prefix(1))
+    // it waits while the node's log is younger than the expiry bound,
+    #expect(first.connections.isEmpty && first.stats.pending == 1)
+    // and once a later line passes the bound it is kept as "client → Service, pod unknown".
+    let output = correlator.correlate(feed.observations.suffix(1))
+    #expect(summary(output.connections) == ["10.250.0.7:40000>10.96.0.10:80>?:? pod-unknown"])
+    let connection = try #require(output.connections.first)
+    #expect(connection.pod == nil && connection.podPort == nil && connection.postID == nil)
+    #expect(connection.preID == 1 && connection.node == node && connection.proto == 6)
+    #expect(connection.timeMicros == base - 250, "time corrected by the pre line's clock offset")
+    #expect(output.stats.expired == 1 && output.stats.podUnknown == 1 && output.stats.connections == 0)
+    #expect(output.outcomes.contains { $0.id == 1 && $0.outcome == .expired })
+    #expect(correlator.state.pendingIDs == [2])
+  }
+
+  @Test func aPostLineThatArrivesLateInTheWindowJoinsAndLeavesNoPodUnknownRecord() {
+    // The pre line ends one batch; its post line (inside the 2 s window) starts the next, then
+    // the log runs far past the expiry bound.
+    var feed = Feed()
+    feed.add(base, .pre, "10.250.0.7", 40000, "10.96.0.10", 80, id: 5)
+    var correlator = Correlator(node: node)
+    let first = correlator.correlate(feed.take())
+    feed.add(base + 1_900 * ms, .post, "10.250.0.7", 40000, "10.244.2.7", 8080, id: 5)
+    let second = correlator.correlate(feed.take())
+    feed.add(base + 600_000 * ms, .pre, "10.250.0.9", 40002, "10.96.0.10", 80, id: 9)
+    let third = correlator.correlate(feed.take())
+    let all = first.connections + second.connections + third.connections
+    #expect(summary(all) == ["10.250.0.7:40000>10.96.0.10:80>10.244.2.7:8080 exact-id"])
+    #expect(third.stats.podUnknown == 0 && third.stats.expired == 0)
+  }
+
+  @Test func aPostLineAfterItsPreLineExpiredIsAnOrphanNotASecondRecord() {
+    // A post line that shows up only after its pre line expired (a clock step on the node put
+    // it far out of order) cannot join any more: one record, pod unknown, and an orphan.
+    var feed = Feed()
+    feed.add(base, .pre, "10.250.0.7", 40000, "10.96.0.10", 80, id: 5)
+    feed.add(base + 130_000 * ms, .pre, "10.250.0.8", 40001, "10.96.0.10", 80, id: 6)
+    var correlator = Correlator(node: node)
+    let first = correlator.correlate(feed.take())
+    feed.add(base + 1_000 * ms, .post, "10.250.0.7", 40000, "10.244.2.7", 8080, id: 5)
+    let second = correlator.correlate(feed.take())
+    #expect(summary(first.connections + second.connections) == ["10.250.0.7:40000>10.96.0.10:80>?:? pod-unknown"])
+    #expect(second.stats.orphans == 1)
+  }
+
+  @Test func retransmissionsOfAPreLineWithoutPostLineMakeOneRecord() {
+    // A SYN retried 1 s, 3 s and 7 s later, never DNATed (a drop before the post hook): one
+    // pod-unknown record, the retries folded into it.
+    var feed = Feed()
+    for (index, delay) in [0, 1_000, 3_000, 7_000].enumerated() {
+      feed.add(base + Int64(delay) * ms, .pre, "10.250.0.7", 40000, "10.96.0.10", 80, id: UInt32(5 + index))
+    }
+    feed.add(base + 300_000 * ms, .pre, "10.250.0.8", 40001, "10.96.0.10", 80, id: 50)
+    var correlator = Correlator(node: node)
+    let output = correlator.correlate(feed.observations)
+    #expect(summary(output.connections) == ["10.250.0.7:40000>10.96.0.10:80>?:? pod-unknown"])
+    #expect(output.stats.duplicates == 3)
+  }
+
   @Test func stateEncodingRoundTripsAndRejectsGarbage() throws {
     var feed = Feed()
     feed.add(base, .pre, "10.244.1.5", 40000, "10.96.0.10", 80, id: 5)
@@ -289,7 +354,7 @@ struct CorrelatorTests {
     var correlator = Correlator(node: node)
     let output = correlator.correlate(feed.observations)
     let got = output.connections.map {
-      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod):\($0.podPort)"
+      "\($0.client):\($0.clientPort)>\($0.service):\($0.servicePort)>\($0.pod.map { "\($0)" } ?? "?"):\($0.podPort.map { "\($0)" } ?? "?")"
     }
     #expect(got.sorted() == expected.sorted())
     #expect(output.stats.orphans == 0 && output.stats.duplicates == 0)

@@ -27,6 +27,20 @@ struct ParserEdgeTests {
     #expect(january.timeMicros == Support.micros(2027, 1, 1, 0, 0, 0))
   }
 
+  @Test("a log spanning October to February, its reference its last write: every line in its own year")
+  func logSpanningMonths() throws {
+    // `collect --from-file` takes the file's modification time as the reference.
+    var parser = PacketLineParser(referenceMicros: Support.micros(2027, 2, 10, 8, 0, 0))
+    let stamps = ["Oct 14 03:00:00", "Nov 30 23:59:59", "Dec 31 23:59:59", "Jan  1 00:00:00", "Feb 10 07:59:00"]
+    let times = try stamps.map { try #require(Support.parse($0 + Support.body, parser: &parser)).timeMicros }
+    #expect(
+      times == [
+        Support.micros(2026, 10, 14, 3, 0, 0), Support.micros(2026, 11, 30, 23, 59, 59),
+        Support.micros(2026, 12, 31, 23, 59, 59), Support.micros(2027, 1, 1, 0, 0, 0),
+        Support.micros(2027, 2, 10, 7, 59, 0),
+      ])
+  }
+
   @Test("a traditional line dated after reference + 1 day belongs to the previous year")
   func futureLineIsLastYear() throws {
     let reference = Support.micros(2026, 3, 1, 12, 0, 0)
@@ -100,6 +114,10 @@ struct ParserEdgeTests {
     #expect(classify("SVCT:PREX ") == nil)
     #expect(classify("-----domeos-pre-----") == "legacy/pre")
     #expect(classify("----domeos prerouting ") == "legacy/pre")
+    // The old script's manual, copied literally: its own spelling, glued to IN=.
+    #expect(classify("----domeos pretrouting-----") == "legacy/pre")
+    #expect(classify("----domeos output-----") == "legacy/pre")
+    #expect(classify("----domeos postrouting-----") == "legacy/post")
     #expect(classify("----DomeOS-OUTPUT----") == "legacy/pre")
     #expect(classify("----domeos-post-----") == "legacy/post")
     #expect(classify("----domeos POSTROUTING ") == "legacy/post")

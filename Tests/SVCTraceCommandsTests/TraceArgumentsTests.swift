@@ -175,7 +175,7 @@ import Testing
   @Test func statsHTMLEscapesNamesAndHasOneRowPerEndpoint() throws {
     // ServiceStats has no public initializer: build it the way `stats --format json` prints it.
     let json = """
-      {"service": "ns/<script>", "connections": 3, "skew": 1, "chiSquare": 3, "degreesOfFreedom": 1,
+      {"service": "ns/<script>", "connections": 3, "podUnknown": 0, "skew": 1, "chiSquare": 3, "degreesOfFreedom": 1,
        "endpoints": [
          {"endpoint": "10.244.1.5:80", "pod": "ns/a&b", "node": "node1", "connections": 3, "share": 1, "expectedShare": 0.5},
          {"endpoint": "10.244.2.5:80", "pod": "ns/c", "node": "node2", "connections": 0, "share": 0, "expectedShare": 0.5}]}
@@ -191,6 +191,17 @@ import Testing
       stats, period: "all", terminal: .init(stdoutIsTTY: false, stderrIsTTY: false, color: false))
     #expect(table.contains("No traffic: 10.244.2.5:80 ns/c@node2"))
     #expect(!table.contains("\u{1B}["))
+  }
+
+  @Test func utcOffsetsOfTraditionalTimestamps() {
+    #expect(TraceArguments.utcOffset("+08:00") == Int32(8 * 3600))
+    #expect(TraceArguments.utcOffset("-05:30") == Int32(-(5 * 3600 + 30 * 60)))
+    #expect(TraceArguments.utcOffset("+0800") == Int32(8 * 3600))
+    #expect(TraceArguments.utcOffset("+09") == Int32(9 * 3600))
+    #expect(TraceArguments.utcOffset("Z") == 0 && TraceArguments.utcOffset("utc") == 0)
+    for bad in ["08:00", "+8:00", "+08:60", "+15:00", "+08:0", "+0:800", "+08::00", "", "+", "+٠٨:٠٠"] {
+      #expect(TraceArguments.utcOffset(bad) == nil, "\(bad)")
+    }
   }
 
   @Test func barsUseEighthBlocks() {

@@ -298,7 +298,7 @@ struct StoreCopyTests {
     for record in try await store.connections(matching: TraceQuery()) {
       let lines = try await store.explain(record).map { "\($0.stage) \($0.outcome) \($0.raw)" }
       out.append(
-        "\(record.timeMicros) \(record.node) \(record.client):\(record.clientPort) \(record.pod):\(record.podPort) \(record.method) \(record.serviceName ?? "-") \(record.podName ?? "-") \(lines)"
+        "\(record.timeMicros) \(record.node) \(record.client):\(record.clientPort) \(record.pod.map { "\($0)" } ?? "-"):\(record.podPort.map { "\($0)" } ?? "-") \(record.method) \(record.serviceName ?? "-") \(record.podName ?? "-") \(lines)"
       )
     }
     out += try await store.collectStatus().map { "\($0.node) \($0.source) \($0.lines) \($0.connections) \($0.pending)" }

@@ -317,6 +317,50 @@ struct StoreBehaviourTests {
     #expect(records.map(\.postLineID) == [4])
   }
 
+  @Test(arguments: StoreFactory.all) func aPreLineWithoutPostLineIsStoredWithoutAPodAndFoundByClientAndService(
+    _ factory: StoreFactory
+  ) async throws {
+    let subject = try await factory.make()
+    let store = subject.store
+    // A client whose packet was never DNATed (no post line) beside one that was.
+    try await store.commit(
+      batch([
+        fakeLine(t1, .pre, "10.250.0.7", 40000, "10.96.0.10", 80, id: 1),
+        fakeLine(t1 + 10 * ms, .pre, "10.244.1.5", 40001, "10.96.0.10", 80, id: 2),
+        fakeLine(t1 + 10 * ms + 1, .post, "10.244.1.5", 40001, "10.244.1.7", 8080, id: 2),
+      ]))
+    // Within the expiry bound the pre line waits for its post line.
+    #expect(try await store.connections(matching: TraceQuery()).map(\.method) == [.exactID])
+    // Once the node's log runs past the bound it is kept, pod unknown.
+    try await store.commit(
+      batch([fakeLine(t1 + 200_000 * ms, .pre, "10.244.1.6", 40002, "10.96.0.11", 80, id: 3)], offset: 1))
+    let byClient = try await store.connections(matching: TraceQuery(client: IPAddress("10.250.0.7"), clientPort: 40000))
+    let record = try #require(byClient.first)
+    #expect(byClient.count == 1)
+    #expect(record.method == .podUnknown && record.pod == nil && record.podPort == nil)
+    #expect(record.service == IPAddress("10.96.0.10") && record.servicePort == 80 && record.timeMicros == t1)
+    #expect(record.preLineID != nil && record.postLineID == nil)
+    #expect(record.podName == nil && record.podServices.isEmpty)
+    let explained = try await store.explain(record)
+    #expect(explained.map(\.stage) == ["pre"] && explained.map(\.outcome) == ["expired"])
+    // In JSON: the pod is null, the method says why.
+    let json = try #require(
+      try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any])
+    #expect(json["pod_ip"] is NSNull && json["pod_port"] is NSNull && json["method"] as? String == "pod-unknown")
+    // By Service: both connections; by pod: never (not even the placeholder address).
+    let byService = try await store.connections(matching: TraceQuery(service: IPAddress("10.96.0.10"), servicePort: 80))
+    #expect(byService.map(\.method) == [.podUnknown, .exactID])
+    #expect(try await store.connections(matching: TraceQuery(pod: IPAddress("10.244.1.7"))).map(\.method) == [.exactID])
+    #expect(try await store.connections(matching: TraceQuery(pod: IPAddress("::"))).isEmpty)
+    #expect(try await store.connections(matching: TraceQuery(pod: IPAddress("0.0.0.0"))).isEmpty)
+    // Stats count it apart, in no endpoint's share.
+    let stats = try await store.stats(
+      service: .address(IPAddress("10.96.0.10")!, port: 80), sinceMicros: nil, untilMicros: nil)
+    #expect(stats.connections == 1 && stats.podUnknown == 1)
+    #expect(stats.endpoints.map(\.endpoint) == ["10.244.1.7:8080"] && stats.endpoints[0].share == 1)
+    #expect(try await store.collectStatus()[0].pending == 1)
+  }
+
   /// A store with both fixture snapshots and a set of connections around them.
   func populated(_ subject: StoreUnderTest, snapshot: (Data) throws -> Data = { $0 }) async throws
     -> any TraceStoring

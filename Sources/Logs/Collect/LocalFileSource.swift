@@ -19,6 +19,20 @@ public struct LocalFileSource: CaptureSource {
 
   public var sourceID: String { "local:" + path }
 
+  /// The reference time for the years of traditional (`Mmm dd hh:mm:ss`) timestamps in the file:
+  /// its modification time (when its last line was written, for a log copied with its times or
+  /// rotated in place), never later than `nowMicros`; `nowMicros` when the file cannot be read.
+  /// A log that ended months ago then gets the years it was written in, as long as it spans
+  /// less than a year.
+  public func yearReferenceMicros(nowMicros: Int64) -> Int64 {
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+      let modified = attributes[.modificationDate] as? Date
+    else { return nowMicros }
+    let micros = modified.timeIntervalSince1970 * 1_000_000
+    guard micros.isFinite, micros > 0, micros < Double(nowMicros) else { return nowMicros }
+    return Int64(micros)
+  }
+
   public func pull(after stored: SourceCursor?, maxBytes: Int) async throws -> SourceChunk {
     let cursor = stored.flatMap(FileCursor.init)
     if let stored, cursor == nil {

@@ -9,7 +9,10 @@ public import SVCTraceCore
 /// within ``CorrelationSettings/retransmitWindowMicros`` of the connection's previous line is
 /// folded into the first; so is a post line arriving after its connection was emitted. Unmatched
 /// pre lines stay pending across calls (``state`` is persisted by the caller) until they expire,
-/// at most ``CorrelationSettings/maxPendingPerKey`` per key (the oldest beyond are dropped).
+/// at most ``CorrelationSettings/maxPendingPerKey`` per key (the oldest beyond are dropped). An
+/// expired pre line becomes a connection without a pod (``MatchMethod/podUnknown``): the client
+/// reached the Service, its post line never came. A pre line is either joined or expired, never
+/// both, so one connection never yields two records; a dropped line yields none.
 public struct Correlator: Sendable {
   /// The node whose lines this correlator joins.
   public let node: HostID
@@ -342,6 +345,16 @@ public struct Correlator: Sendable {
         if pre.lastSeenMicros < pendingLimit {
           output.outcomes.append((pre.id, .expired))
           output.stats.expired += 1
+          // Kept as a connection whose pod is unknown. Its post line cannot still join: it would
+          // have to lie within the window of the pre line, and the watermark is the expiry
+          // bound (far more than the window) past it.
+          output.connections.append(
+            Connection(
+              timeMicros: pre.timeMicros.subtractingSaturating(pre.clockOffsetMicros), node: node, proto: entry.proto,
+              client: IPAddress(high: entry.sourceHigh, low: entry.sourceLow), clientPort: entry.sourcePort,
+              service: pre.destination, servicePort: pre.destinationPort, pod: nil, podPort: nil, method: .podUnknown,
+              preID: pre.id, postID: nil))
+          output.stats.podUnknown += 1
           state.unlinkPending(index, previous: previous, in: slot)
         } else {
           newMin = min(newMin, pre.lastSeenMicros)

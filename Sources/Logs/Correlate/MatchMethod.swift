@@ -16,9 +16,17 @@ public enum MatchMethod: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
   /// Not joined from lines: the capture source reported the connection whole, both tuples
   /// (a conntrack event).
   case reportedBySource = 5
+  /// Not joined: a pre-DNAT line whose post-DNAT line never came within the expiry bound
+  /// (``CorrelationSettings/pendingExpiryMicros``). The client reached the Service, but which
+  /// pod (if any) got the packet is unknown: the packet was dropped before DNAT completed
+  /// (kube-proxy's drop for `externalTrafficPolicy: Local` on a node without a local endpoint,
+  /// `loadBalancerSourceRanges`), the post line was lost, or the node never logged post lines
+  /// (the old DomeOS script's postrouting rule is refused by iptables as its manual gives it).
+  /// The record has no pod and no post line.
+  case podUnknown = 6
 
   /// The name shown in output and stored in JSON: `exact-id`, `sport-window`, `retransmit-dedup`,
-  /// `re-dnat`, `source`.
+  /// `re-dnat`, `source`, `pod-unknown`.
   public var description: String {
     switch self {
     case .exactID: "exact-id"
@@ -26,6 +34,7 @@ public enum MatchMethod: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
     case .retransmitDedup: "retransmit-dedup"
     case .reDNAT: "re-dnat"
     case .reportedBySource: "source"
+    case .podUnknown: "pod-unknown"
     }
   }
 

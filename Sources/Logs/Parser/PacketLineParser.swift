@@ -14,8 +14,9 @@ import SVCTraceCore
 /// - svctrace: a prefix starting with `SVCT:PRE` or `SVCT:POST` (followed by a non-alphanumeric
 ///   byte or `IN=`) → ``PacketLine/Origin/svctrace``.
 /// - legacy: any other prefix containing `domeos` (any case) → ``PacketLine/Origin/legacy``. The
-///   prefix is split into words at every non-alphanumeric byte; a word `pre`, `prerouting` or
-///   `output` means ``PacketLine/Stage/pre``, a word `post` or `postrouting` means
+///   prefix is split into words at every non-alphanumeric byte; a word `pre`, `prerouting`,
+///   `pretrouting` (the script's manual spells it so: `----domeos pretrouting-----`) or `output`
+///   means ``PacketLine/Stage/pre``, a word `post` or `postrouting` means
 ///   ``PacketLine/Stage/post`` (case-insensitive). A prefix with words of both kinds, or of
 ///   neither, is skipped.
 /// - anything else (other firewalls' prefixes, no prefix) is skipped.
@@ -386,6 +387,7 @@ public struct PacketLineParser: LineParsing, Sendable {
       while i < end, ByteScan.isAlphanumeric(p[i]) { i &+= 1 }
       if i > wordStart {
         if ByteScan.equalsLowercase(p, wordStart, i, "pre") || ByteScan.equalsLowercase(p, wordStart, i, "prerouting")
+          || ByteScan.equalsLowercase(p, wordStart, i, "pretrouting")
           || ByteScan.equalsLowercase(p, wordStart, i, "output")
         {
           sawPre = true

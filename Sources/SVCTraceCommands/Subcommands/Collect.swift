@@ -27,6 +27,14 @@ extension SVCTrace {
           svctrace collect --from-file node07=/tmp/iptables.log.2.gz
           svctrace collect -i hosts.ini --kubeconfig ~/.kube/config
 
+        --from-file also reads the old DomeOS script's logs (its ----domeos… prefixes among other \
+        kernel messages). Traditional syslog timestamps (Dec 31 23:58:10) carry no year and no \
+        zone: the zone is --log-utc-offset (default UTC); the year counts back from the file's \
+        modification time (its last line; copy files with their times, or touch them): the first \
+        line takes that year unless it would lie more than a day after it, then the previous \
+        year; later lines move to the next year when the month goes backwards (Dec → Jan). A \
+        pre-DNAT line without a post-DNAT line is kept as a connection whose pod is unknown.
+
         With --every, collects again and again, keeping one SSH connection per node open: a round \
         that finds nothing new costs one exchange per node. Each round prints one line (a JSON \
         object per line with --json); the name snapshot is re-checked at most every 30 s and \
@@ -59,6 +67,13 @@ extension SVCTrace {
     var fromFiles: [String] = []
 
     @Option(
+      name: .customLong("log-utc-offset"),
+      help: ArgumentHelp(
+        "With --from-file: the zone of traditional syslog timestamps (Mmm dd hh:mm:ss, written in the node's local time), e.g. +08:00. Default: UTC.",
+        valueName: "±hh:mm"))
+    var logUTCOffset: String?
+
+    @Option(
       help: ArgumentHelp(
         "Host that runs kubectl for name snapshots. Default: the first selected host of kube_control_plane.",
         valueName: "host"))
@@ -83,6 +98,12 @@ extension SVCTrace {
       }
       for spec in fromFiles where !spec.contains("=") {
         throw ValidationError("--from-file takes NODE=PATH, got '\(spec)'.")
+      }
+      if let logUTCOffset {
+        guard !fromFiles.isEmpty else { throw ValidationError("--log-utc-offset goes with --from-file.") }
+        guard TraceArguments.utcOffset(logUTCOffset) != nil else {
+          throw ValidationError("--log-utc-offset takes ±HH:MM (e.g. +08:00, -05:30) or Z, got '\(logUTCOffset)'.")
+        }
       }
       if let every {
         guard let micros = try? TraceArguments.duration(every), micros >= 1_000_000 else {
@@ -189,10 +210,13 @@ extension SVCTrace {
           var results: [(Int, HostResult<CollectReport>)] = []
           for (index, path) in node.files {
             do {
-              let now = ClockOffset.wallClockMicros()
+              // Years of traditional timestamps count back from the file's last write.
+              let source = LocalFileSource(node: node.node, path: path)
+              let reference = source.yearReferenceMicros(nowMicros: ClockOffset.wallClockMicros())
+              let zone = logUTCOffset.flatMap(TraceArguments.utcOffset) ?? 0
               let summary = try await Ingestor(store: store).collect(
-                from: LocalFileSource(node: node.node, path: path),
-                makeParser: { PacketLineParser(referenceMicros: now) },
+                from: source,
+                makeParser: { PacketLineParser(referenceMicros: reference, utcOffsetSeconds: zone) },
                 clock: .zero, maxBytes: pullBytes)
               let report = CollectReport(summary, clock: .zero, path: path)
               results.append(
@@ -253,6 +277,8 @@ struct CollectReport: Codable, Sendable {
   var lines: Int
   var skipped: Int
   var connections: Int
+  /// Of ``connections``: pre lines without a post line, pod unknown (absent when none).
+  var podUnknown: Int?
   var clockOffsetMs: Double
   var clockBoundMs: Double
   var events: [String]
@@ -269,6 +295,7 @@ struct CollectReport: Codable, Sendable {
     lines = summary.lines
     skipped = summary.skipped
     connections = summary.connections
+    podUnknown = summary.podUnknown > 0 ? summary.podUnknown : nil
     clockOffsetMs = Double(clock.offsetMicros) / 1000
     clockBoundMs = Double(clock.boundMicros) / 1000
     events = summary.events.map(\.description)
@@ -281,13 +308,15 @@ struct CollectReport: Codable, Sendable {
   private var node = ""
 
   private enum CodingKeys: String, CodingKey {
-    case path, bytes, transferredBytes, lines, skipped, connections, clockOffsetMs, clockBoundMs, events, snapshot,
+    case path, bytes, transferredBytes, lines, skipped, connections, podUnknown, clockOffsetMs, clockBoundMs, events,
+      snapshot,
       droppedPending, otherCollect
   }
 
   var line: String {
     var text =
       "\(lines) lines (\(Bytes.format(bytes)), \(Bytes.format(transferredBytes)) on the wire), \(connections) connections"
+    if let podUnknown { text += " (\(podUnknown) pod unknown: no post-DNAT line)" }
     if skipped > 0 { text += ", \(skipped) skipped" }
     if let droppedPending { text += ", \(droppedPending) pending pre lines dropped (too many on one source port)" }
     text +=

@@ -17,7 +17,9 @@ extension SVCTrace {
         among the endpoints that got traffic. Skew is the largest |share − expected| / expected \
         (0 = perfectly even); chi-square with endpoints − 1 degrees of freedom tells skew from \
         noise (above about twice the degrees of freedom is unusual). Endpoints known to the \
-        snapshots that got no connection are listed.
+        snapshots that got no connection are listed. Connections whose pod is unknown (a \
+        pre-DNAT line without a post-DNAT line) are counted apart ("pod unknown", podUnknown \
+        in JSON), in no endpoint's share.
 
         Examples:
           svctrace stats --service default/web
@@ -93,7 +95,7 @@ extension SVCTrace {
       } else {
         print(text, terminator: "")
       }
-      if stats.connections == 0 {
+      if stats.connections + stats.podUnknown == 0 {
         Terminal.writeError("No connection to \(stats.service) in the period.\n")
         throw ExitCode.failure
       }
@@ -156,6 +158,9 @@ enum StatsReport {
         + String(repeating: " ", count: countWidth - count.count) + count + "  "
         + percent(endpoint.share).padding(toLength: 6) + "  expected " + percent(endpoint.expectedShare) + "\n"
     }
+    if stats.podUnknown > 0 {
+      out += "pod unknown  \(stats.podUnknown) (a pre-DNAT line without a post-DNAT line: not in the shares)\n"
+    }
     out += String(
       format: "skew %.2f (max |share − expected| / expected), chi-square %.1f with %d degrees of freedom\n",
       stats.skew, stats.chiSquare, stats.degreesOfFreedom)
@@ -201,6 +206,7 @@ enum StatsReport {
       <h1>svctrace stats: \(stats.service.htmlEscaped)</h1>
       <p class="summary"><span id="connections">\(stats.connections) connections</span>\
       <span>\(period.htmlEscaped)</span>\
+      \(stats.podUnknown > 0 ? "<span id=\"pod-unknown\">\(stats.podUnknown) pod unknown</span>" : "")\
       <span id="skew">skew \(String(format: "%.2f", stats.skew))</span>\
       <span>chi-square \(String(format: "%.1f", stats.chiSquare)) (\(stats.degreesOfFreedom) degrees of freedom)</span></p>
       <table><thead><tr><th>endpoint</th><th>pod</th><th>node</th><th>connections</th><th>share</th>\

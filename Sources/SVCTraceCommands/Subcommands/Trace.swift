@@ -23,6 +23,16 @@ extension SVCTrace {
         pod_services when names are known, method (how the pre- and post-DNAT lines were \
         joined). --explain adds the raw log lines behind each record (an "explain" array in JSON).
 
+        A pre-DNAT line that no post-DNAT line followed within 2 minutes is kept as a record \
+        whose pod is unknown: "pod unknown" in the table, pod_ip and pod_port null in JSON \
+        (empty in CSV), method pod-unknown. The packet was dropped before DNAT (e.g. \
+        externalTrafficPolicy: Local on a node without a local endpoint, \
+        loadBalancerSourceRanges), its post line was lost, or the node logs no post lines (the \
+        old DomeOS script's logs often hold only pre-DNAT lines). --pod never matches them.
+
+        No default time window: without --since/--until/--around every stored connection is \
+        searched (months of imported logs too), oldest first, at most --max.
+
         --follow collects the fleet (-i INVENTORY, as `collect`) every --interval seconds and \
         prints new matching connections as they arrive, until Ctrl-C or --for elapses. It first \
         catches up with what the nodes logged so far (and snapshots names); only connections \
@@ -351,7 +361,8 @@ struct TracePrinter: Sendable {
     [
       TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, IPProtocol(record.proto).name,
       record.client.description, String(record.clientPort), record.service.description, String(record.servicePort),
-      record.pod.description, String(record.podPort), record.serviceName ?? "", record.podName ?? "",
+      record.pod?.description ?? "", record.podPort.map(String.init) ?? "", record.serviceName ?? "",
+      record.podName ?? "",
       record.podNode ?? "", record.method.description,
     ].map(TraceArguments.csvField).joined(separator: ",")
   }
@@ -361,12 +372,18 @@ struct TracePrinter: Sendable {
     ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
   }
 
+  /// The POD cell of a record without a pod (``MatchMethod/podUnknown``).
+  static let podUnknownText = "pod unknown (no post-DNAT line: dropped, or the line was lost)"
+
   /// The table cells of one record.
   static func cells(_ record: ConnectionRecord) -> [String] {
     var service = endpoint(record.service, record.servicePort)
     if let name = record.serviceName { service += " (\(name))" }
-    var pod = endpoint(record.pod, record.podPort)
-    if let name = record.podName { pod += " (\(name)\(record.podNode.map { "@" + $0 } ?? ""))" }
+    var pod = podUnknownText
+    if let ip = record.pod, let port = record.podPort {
+      pod = endpoint(ip, port)
+      if let name = record.podName { pod += " (\(name)\(record.podNode.map { "@" + $0 } ?? ""))" }
+    }
     return [
       TimeFormat.rfc3339(micros: record.timeMicros), record.node.name, IPProtocol(record.proto).name,
       endpoint(record.client, record.clientPort), service, pod,

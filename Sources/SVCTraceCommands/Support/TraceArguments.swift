@@ -4,6 +4,23 @@ import SVCTraceCore
 
 /// Parsing of the time, duration and address arguments of `trace`, `stats` and `prune`.
 enum TraceArguments {
+  /// A zone offset `±HH:MM`, `±HHMM`, `±HH` or `Z`/`UTC`, in seconds east of UTC (at most 14 h);
+  /// `nil` when the text is none of these.
+  static func utcOffset(_ text: String) -> Int32? {
+    if ["z", "utc"].contains(text.lowercased()) { return 0 }
+    let bytes = Array(text.utf8)
+    guard let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") else { return nil }
+    var rest = Array(bytes.dropFirst())
+    if rest.count == 5, rest[2] == UInt8(ascii: ":") { rest.remove(at: 2) }
+    guard rest.count == 2 || rest.count == 4, rest.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+    else { return nil }
+    let digits = rest.map { Int32($0 - UInt8(ascii: "0")) }
+    let hours = digits[0] * 10 + digits[1]
+    let minutes = rest.count == 4 ? digits[2] * 10 + digits[3] : 0
+    guard minutes < 60, hours * 60 + minutes <= 14 * 60 else { return nil }
+    return (sign == UInt8(ascii: "-") ? -1 : 1) * (hours * 3600 + minutes * 60)
+  }
+
   /// A duration like `500ms`, `30s`, `10m`, `2h`, `7d`, `1w` (or a bare number of seconds), in µs.
   /// - Throws: ``ValidationError`` naming the text and the accepted forms.
   static func duration(_ text: String) throws -> Int64 {
