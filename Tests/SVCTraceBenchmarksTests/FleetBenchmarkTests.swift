@@ -162,6 +162,14 @@ struct FleetBenchmarkTests {
     late["time"] = "2026-12-07T13:55:05.0Z"
     #expect(GroundTruth.compare(truth: [timed], records: [late, early], nodeIPs: nodeIPs).missingCount == 1)
     #expect(GroundTruth.compare(truth: [clusterIP], records: records, nodeIPs: nodeIPs).passes)
+    // A pre line of the same client without a post line (method pod-unknown, no pod) answers
+    // nothing: it neither makes the connection ambiguous nor stands in for a missing one.
+    var podUnknown = records[0]
+    podUnknown["method"] = "pod-unknown"
+    podUnknown["pod_ip"] = NSNull()
+    podUnknown["pod_port"] = NSNull()
+    #expect(GroundTruth.compare(truth: [clusterIP], records: [records[0], podUnknown], nodeIPs: nodeIPs).passes)
+    #expect(GroundTruth.compare(truth: [clusterIP], records: [podUnknown], nodeIPs: nodeIPs).missingCount == 1)
   }
 
   @Test func trafficTimestamps() throws {
