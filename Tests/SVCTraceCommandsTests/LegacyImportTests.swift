@@ -79,6 +79,14 @@ import Testing
     #expect(output.exitStatus == 0 && output.stdoutText.contains("\"service_ip\":\"10.16.0.6\""))
     #expect(output.stdoutText.contains("\"service_port\":443"), "\(output.stdoutText)")
 
+    // A habitual --since hides the imported data: the note says how much, and what to do.
+    let recent = try await svctrace(["trace", "--service", "10.16.0.5:80", "--since", "24h", "--store", store])
+    #expect(recent.exitStatus == 1)
+    #expect(
+      recent.stderrText.contains("2 older connections match: use an earlier --since"), "\(recent.stderrText)")
+    let none = try await svctrace(["trace", "--client", "10.9.9.9", "--since", "24h", "--store", store])
+    #expect(none.exitStatus == 1 && none.stderrText == "No connection matched.\n", "\(none.stderrText)")
+
     // stats counts them apart from the endpoints' shares, and exits 0.
     let stats = try await svctrace(["stats", "--service", "10.16.0.5:80", "--store", store, "--format", "json"])
     #expect(stats.exitStatus == 0, "\(stats.stderrText)")

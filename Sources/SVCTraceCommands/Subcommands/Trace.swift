@@ -31,7 +31,8 @@ extension SVCTrace {
         old DomeOS script's logs often hold only pre-DNAT lines). --pod never matches them.
 
         No default time window: without --since/--until/--around every stored connection is \
-        searched (months of imported logs too), oldest first, at most --max.
+        searched (months of imported logs too), oldest first, at most --max. When --since finds \
+        nothing, the note on standard error says how many older connections match.
 
         --follow collects the fleet (-i INVENTORY, as `collect`) every --interval seconds and \
         prints new matching connections as they arrive, until Ctrl-C or --for elapses. It first \
@@ -201,9 +202,30 @@ extension SVCTrace {
           "Showing the first \(maxConnections) connections; more matched. Narrow the filters or raise --max.\n")
       }
       if records.isEmpty {
-        Terminal.writeError("No connection matched.\n")
+        Terminal.writeError(
+          around == nil ? try await Self.noMatchMessage(query, store: store) : "No connection matched.\n")
         throw ExitCode.failure
       }
+    }
+
+    /// The most older records counted for the note of ``noMatchMessage(_:store:)``.
+    static let olderCountLimit = 1000
+
+    /// "No connection matched.", and when `--since` left older records out, how
+    /// many (at most ``olderCountLimit``, a bounded lookup) and what to do: imported logs are
+    /// often older than the window one types out of habit.
+    static func noMatchMessage(_ query: TraceQuery, store: any TraceStoring) async throws -> String {
+      guard let since = query.sinceMicros else { return "No connection matched.\n" }
+      var older = query
+      older.sinceMicros = nil
+      older.untilMicros = since
+      older.limit = olderCountLimit + 1
+      let count = try await store.connections(matching: older).count
+      guard count > 0 else { return "No connection matched.\n" }
+      let number = count > olderCountLimit ? "More than \(olderCountLimit)" : String(count)
+      let noun = count == 1 ? "connection matches" : "connections match"
+      return "No connection matched since \(TimeFormat.rfc3339(micros: since)); \(number) older \(noun): "
+        + "use an earlier --since (or none: trace has no default window).\n"
     }
 
     private func runFollow(query: TraceQuery, printer initial: TracePrinter) async throws {
