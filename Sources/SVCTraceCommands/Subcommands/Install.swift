@@ -75,20 +75,67 @@ extension SVCTrace {
       let overrides = cliSettings
       let (check, diff, json) = (self.check, self.diff, output.json)
       let terminal = context.terminal
-      try await runFleet(context, json: json, command: "install") { session, host in
-        let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let plan = try await NodeRollout.plan(session, settings: settings)
-        if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
-        var report = InstallReport(plan: plan, includeDiff: diff)
-        if check {
-          return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
+      // Two fan-outs over one kept session per node: every node is probed first (one exec each), the
+      // cluster's Service CIDRs are resolved from all the replies (a worker knows none itself), then
+      // each node is planned from its probe and applied (one more exec where something changes).
+      let pool = SessionPool(context.connector)
+      let (hosts, runner) = (context.hosts, context.runner)
+      do {
+        let results = try await withInterruptCancellation { () -> [HostResult<InstallReport>] in
+          var probeRunner = runner
+          probeRunner.serial = nil
+          probeRunner.maxFailPercent = nil
+          let probed = await probeRunner.run(hosts, connector: pool) { session, host in
+            let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
+            return HostOutcome(changed: false, payload: try await NodeProber.probe(session, settings: settings))
+          }
+          var found: [HostID: NodeProbe] = [:]
+          var failures: [HostID: HostResult<NodeProbe>] = [:]
+          for result in probed {
+            if let probe = result.payload { found[result.host] = probe } else { failures[result.host] = result }
+          }
+          let probes = found
+          let resolution = NodeRollout.resolveClusterScope(hosts.compactMap { probes[$0.id] })
+          let probedHosts = hosts.filter { probes[$0.id] != nil }
+          var results = await runner.run(probedHosts, connector: pool) { session, host in
+            guard let probe = probes[host.id] else { throw CancellationError() }
+            var settings = try RolloutSettings(variables: host.vars, overrides: overrides)
+            if settings.serviceCIDRs == nil {
+              switch resolution {
+              case .success(let cidrs): settings.clusterServiceCIDRs = cidrs
+              case .failure(let conflict):
+                throw RolloutError(
+                  host: host.id, operation: "choose the Service CIDR", kind: .unexpectedOutput,
+                  reason: conflict.description)
+              }
+            }
+            let plan = try NodeRollout.plan(probe: probe, settings: settings)
+            if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
+            var report = InstallReport(plan: plan, includeDiff: diff)
+            if check {
+              return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
+            }
+            let applied = await NodeRollout.apply(plan, session: session)
+            report.steps = applied.steps.map {
+              "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")"
+            }
+            if let failure = applied.failure { throw failure }
+            return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
+          }
+          await pool.closeAll()
+          for host in hosts where probes[host.id] == nil {
+            if let failed = failures[host.id] {
+              results.append(
+                HostResult(host: host.id, status: failed.status, message: failed.message, seconds: failed.seconds))
+            }
+          }
+          let order = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.id, $0) })
+          return results.sorted { (order[$0.host] ?? 0) < (order[$1.host] ?? 0) }
         }
-        let applied = await NodeRollout.apply(plan, session: session)
-        report.steps = applied.steps.map {
-          "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")"
-        }
-        if let failure = applied.failure { throw failure }
-        return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
+        try Output.finish(results, json: json, terminal: terminal, command: "install")
+      } catch let interrupted as InterruptedExit<[HostResult<InstallReport>]> {
+        await pool.closeAll()
+        try Output.finish(interrupted.value, json: json, terminal: terminal, command: "install", interrupted: true)
       }
     }
   }
@@ -146,6 +193,8 @@ struct InstallReport: Codable, Sendable {
   var mode: String
   var backend: String
   var services: Int
+  /// Where the scope's Service CIDRs came from (`service CIDR 10.96.0.0/12 from ServiceCIDR objects (node1)`).
+  var scope: String
   var changes: [String]
   var steps: [String] = []
   var diff: String?
@@ -154,12 +203,13 @@ struct InstallReport: Codable, Sendable {
     mode = plan.dataplane.mode.rawValue
     backend = plan.dataplane.backend.rawValue
     services = plan.dataplane.services.count
+    scope = plan.scopeSource.summary
     changes = plan.summary
     diff = includeDiff ? plan.diffText : nil
   }
 
   func line(checkOnly: Bool) -> String {
-    let dataplane = "kube-proxy \(mode) on \(backend), \(services) services"
+    let dataplane = "kube-proxy \(mode) on \(backend), \(services) services; \(scope)"
     if changes.isEmpty { return "\(dataplane); up to date" }
     return "\(dataplane); \(checkOnly ? "would change: " : "changed: ")" + changes.joined(separator: ", ")
   }
