@@ -486,8 +486,14 @@ public enum ApplyScript {
     script += [
       "# Success: the journal goes first (the commit point), then the backups.",
       "rm -f \"$J\"; rm -rf \"$B\" \"$P\"",
-      "finish",
     ]
+    if case .start = plan.refreshAction {
+      // The refresh's first round, now that the journal is gone and the lock released: the status
+      // file exists and the refresh-owned rules are filled when install returns.
+      try script.append(
+        "exec 9>&-; /bin/sh \(q(settings.refreshScriptPath)) </dev/null >/dev/null 2>&1 || true")
+    }
+    script.append("finish")
     // `fail prepare` would name a step index; map it to the expiry step index for the reply.
     let text =
       script.joined(separator: "\n").replacingOccurrences(

@@ -313,6 +313,11 @@ public enum Verifier {
             evidence: "the refresh (\(settings.refreshScriptPath), every \(interval) s) is not running"
               + (status.error.isEmpty ? "" : "; its last error: \(status.error)"),
             fix: "Run `svctrace install` to start it again."))
+      } else if status.lastRun == nil {
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "refresh", status: .pass,
+            evidence: "the refresh runs (\(status.running ?? "")) every \(interval) s; its first round is due"))
       } else if let age, age <= Int64(3 * interval + 10) {
         results.append(
           CheckResult(

@@ -78,6 +78,10 @@ struct RefreshNetfilterTests {
       let report = await NodeRollout.install(session, settings: settings)
       #expect(report.failure == nil, "\(String(describing: report.failure))")
       #expect(report.steps.contains { $0.name == "start the refresh" && $0.outcome == .changed })
+      // Its first round ran as install finished.
+      let first = RefreshStatus(
+        parsing: (try? String(contentsOfFile: settings.refreshStatusPath, encoding: .utf8)) ?? "")
+      #expect(first.lastOK != nil && first.error.isEmpty, "\(first)")
       try await scratch.check("ip -n \(scratch.podB) route add 10.112.0.0/16 via 10.244.2.1")
 
       // Nothing is run after this point but kube-proxy's own change and the refresh on the node.

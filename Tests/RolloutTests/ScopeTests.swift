@@ -1,5 +1,6 @@
 import Foundation
 import SVCTraceCore
+import SVCTraceTestSupport
 import Testing
 
 @testable import Rollout
@@ -40,6 +41,34 @@ import Testing
     // The older alpha-era ruleset has no such chain: no answer, not a wrong one.
     let alpha = try RealKubeProxyDumpTests.load("listed/nft-knftables-0087e9e-TestFakeParseDump.nft")
     #expect(ServiceCIDRFacts.parseClusterIPsCheck(alpha).isEmpty)
+  }
+
+  /// The real probe script on this machine reads the API server's manifest (a kubeadm static-pod
+  /// manifest, in a temp directory) into the `svc-cidr-apiserver` section.
+  @Test func theProbeReadsTheAPIServerManifest() async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-sc-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var settings = RolloutSettings()
+    settings.rsyslogDropInPath = directory + "/10-svctrace.conf"
+    settings.logrotatePath = directory + "/logrotate"
+    settings.stateDirectory = directory + "/state"
+    settings.legacyRsyslogConf = directory + "/rsyslog.conf"
+    settings.legacyLogrotateFile = directory + "/syslog"
+    settings.apiServerManifestPath = directory + "/kube-apiserver.yaml"
+    try """
+    spec:
+      containers:
+      - command:
+        - kube-apiserver
+        - --secure-port=6443
+        - --service-cluster-ip-range=10.96.0.0/12,fd00:10:96::/108
+        - --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    """.write(toFile: settings.apiServerManifestPath, atomically: true, encoding: .utf8)
+    let session = LocalShellSession(host: HostID("cp1"))
+    let probe = try await NodeProber.probe(session, settings: settings)
+    #expect(probe.serviceCIDRFacts.apiServer == (try Self.cidrs("10.96.0.0/12,fd00:10:96::/108")))
+    #expect(probe.sections["svc-cidr-apiserver"]?.hasPrefix("manifest 10.96.0.0/12,fd00:10:96::/108") == true)
   }
 
   @Test func strongestSourceWinsAndWorkersFollow() throws {
