@@ -75,63 +75,17 @@ extension SVCTrace {
       let overrides = cliSettings
       let (check, diff, json) = (self.check, self.diff, output.json)
       let terminal = context.terminal
-      // Two fan-outs over one kept session per node: every node is probed first (one exec each), the
-      // cluster's Service CIDRs are resolved from all the replies (a worker knows none itself), then
-      // each node is planned from its probe and applied (one more exec where something changes).
       let pool = SessionPool(context.connector)
       let (hosts, runner) = (context.hosts, context.runner)
+      let printDiff: (@Sendable (HostID, String) -> Void)? =
+        diff && !json ? { @Sendable host, text in RolloutOutput.printDiff(host, text, terminal: terminal) } : nil
       do {
-        let results = try await withInterruptCancellation { () -> [HostResult<InstallReport>] in
-          var probeRunner = runner
-          probeRunner.serial = nil
-          probeRunner.maxFailPercent = nil
-          let probed = await probeRunner.run(hosts, connector: pool) { session, host in
-            let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-            return HostOutcome(changed: false, payload: try await NodeProber.probe(session, settings: settings))
-          }
-          var found: [HostID: NodeProbe] = [:]
-          var failures: [HostID: HostResult<NodeProbe>] = [:]
-          for result in probed {
-            if let probe = result.payload { found[result.host] = probe } else { failures[result.host] = result }
-          }
-          let probes = found
-          let resolution = NodeRollout.resolveClusterScope(hosts.compactMap { probes[$0.id] })
-          let probedHosts = hosts.filter { probes[$0.id] != nil }
-          var results = await runner.run(probedHosts, connector: pool) { session, host in
-            guard let probe = probes[host.id] else { throw CancellationError() }
-            var settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-            if settings.serviceCIDRs == nil {
-              switch resolution {
-              case .success(let cidrs): settings.clusterServiceCIDRs = cidrs
-              case .failure(let conflict):
-                throw RolloutError(
-                  host: host.id, operation: "choose the Service CIDR", kind: .unexpectedOutput,
-                  reason: conflict.description)
-              }
-            }
-            let plan = try NodeRollout.plan(probe: probe, settings: settings)
-            if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
-            var report = InstallReport(plan: plan, includeDiff: diff)
-            if check {
-              return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
-            }
-            let applied = await NodeRollout.apply(plan, session: session)
-            report.steps = applied.steps.map {
-              "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")"
-            }
-            if let failure = applied.failure { throw failure }
-            return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
-          }
-          await pool.closeAll()
-          for host in hosts where probes[host.id] == nil {
-            if let failed = failures[host.id] {
-              results.append(
-                HostResult(host: host.id, status: failed.status, message: failed.message, seconds: failed.seconds))
-            }
-          }
-          let order = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.id, $0) })
-          return results.sorted { (order[$0.host] ?? 0) < (order[$1.host] ?? 0) }
+        let results = try await withInterruptCancellation {
+          await InstallOperation.run(
+            hosts: hosts, runner: runner, connector: pool, overrides: overrides, check: check, includeDiff: diff,
+            printDiff: printDiff)
         }
+        await pool.closeAll()
         try Output.finish(results, json: json, terminal: terminal, command: "install")
       } catch let interrupted as InterruptedExit<[HostResult<InstallReport>]> {
         await pool.closeAll()
