@@ -303,7 +303,9 @@ public enum Verifier {
     let interval = settings.refreshInterval
     let status = probe.refresh
     var refreshNote = ""
-    if let interval {
+    // Nothing installed (no state file): the rules and files checks already say so.
+    let isInstalled = (probe.files[settings.statePath] ?? nil) != nil
+    if let interval, isInstalled {
       let age = probe.nodeTime.flatMap { now in status.lastOK.map { now - $0 } }
       if status.running == nil {
         refreshNote = "the refresh is not running"

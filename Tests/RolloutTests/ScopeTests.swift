@@ -244,10 +244,12 @@ import Testing
       with:
         "-A KUBE-SERVICES -d 10.96.7.7/32 -p tcp -m comment --comment \"ns/new:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-BBBB\nCOMMIT"
     )
-    let probe = Self.probe([
-      "nft-mangle4": mangle, "nft-nat4": nat, "facts": "time 1000\n",
-      "refresh": "last-run 995\nlast-ok 995\naddresses 2\nerror \nrunning loop\n",
-    ])
+    let state = [settings.statePath: Optional(Array("{}".utf8))]
+    let probe = Self.probe(
+      [
+        "nft-mangle4": mangle, "nft-nat4": nat, "facts": "time 1000\n",
+        "refresh": "last-run 995\nlast-ok 995\naddresses 2\nerror \nrunning loop\n",
+      ], files: state)
     let checks = Verifier.scopeChecks(probe, dataplane: try probe.dataplane.get(), settings: settings)
     let scope = try #require(checks.first { $0.name == "scope" })
     #expect(scope.status == .fail)
@@ -257,10 +259,17 @@ import Testing
     #expect(refresh.status == .pass)
     #expect(refresh.evidence.contains("last good round 5 s ago"))
 
-    let stopped = Self.probe(["nft-mangle4": mangle, "facts": "time 1000\n", "refresh": "error nft: boom\n"])
+    let stopped = Self.probe(
+      ["nft-mangle4": mangle, "facts": "time 1000\n", "refresh": "error nft: boom\n"], files: state)
     let stoppedChecks = Verifier.scopeChecks(stopped, dataplane: try stopped.dataplane.get(), settings: settings)
     #expect(stoppedChecks.first { $0.name == "refresh" }?.status == .fail)
     #expect(stoppedChecks.first { $0.name == "scope" }?.status == .pass)
+    // Not installed at all: no refresh check (the rules and files checks say it).
+    let bare = Self.probe(["facts": "time 1000\n"])
+    #expect(
+      !Verifier.scopeChecks(bare, dataplane: try bare.dataplane.get(), settings: settings).contains {
+        $0.name == "refresh"
+      })
   }
 }
 
