@@ -156,12 +156,14 @@ public enum RefreshScript {
         "  cur=$(printf '%s\\n' \"$mangle\" | sed -n 's/^-A \(preChain) -d \\([^/ ]*\\)\\/[0-9]* -p tcp .*/\\1/p' | sort -u)",
         "  total=$((total + $(printf '%s\\n' \"$new\" | grep -c .)))",
         "  [ \"$new\" = \"$cur\" ] && return 0",
+        "  # Wait (5 s at most) for the xtables lock kube-proxy takes, where this iptables knows -w.",
+        "  w=''; \"$b-restore\" --help 2>&1 | grep -q -- '--wait' && w='-w 5'",
         "  out=$( { echo '*mangle'; echo ':\(preChain) - [0:0]'; echo ':\(postChain) - [0:0]'",
         "    for a in $new; do for p in tcp udp sctp; do",
         "      echo \"-A \(preChain) -d $a/$len -p $p -m comment --comment \(svctraceComment) -g SVCT-LOG-PRE\"",
         "      echo \"-A \(postChain) -p $p -m conntrack --ctorigdst $a -m comment --comment \(svctraceComment) -g SVCT-LOG-POST\"",
         "    done; done",
-        "    echo COMMIT; } | \"$b-restore\" --noflush 2>&1) || { err=\"$b-restore: $(printf '%s' \"$out\" | tail -n 1)\"; return 1; }",
+        "    echo COMMIT; } | \"$b-restore\" $w --noflush 2>&1) || { err=\"$b-restore: $(printf '%s' \"$out\" | tail -n 1)\"; return 1; }",
         "}",
       ]
       for family in families {

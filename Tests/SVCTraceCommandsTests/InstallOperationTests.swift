@@ -40,7 +40,7 @@ import Testing
         var out = Array("SVCTRACE-REPLY 1 \(nonce)\n".utf8)
         for name in names {
           let body = Array((sections[name] ?? "").utf8)
-          let status = name.hasPrefix("file:") ? 3 : (body.isEmpty ? 1 : 0)
+          let status = name.hasPrefix("file:") && body.isEmpty ? 3 : (body.isEmpty ? 1 : 0)
           out += Array("S \(name) \(status) \(body.count)\n".utf8) + body + [10]
         }
         out += Array("E \(nonce) \(names.count)\n".utf8)
@@ -93,6 +93,19 @@ import Testing
       overrides: [RolloutSettings.Key.serviceCIDR: "10.96.0.0/12"], check: true, includeDiff: false, printDiff: nil)
     #expect(given.allSatisfy { $0.status == .changed })
     #expect(given.first?.payload?.scope.contains("from --service-cidr") == true)
+  }
+
+  /// `install --limit w1`: the worker alone knows no CIDR; it keeps the one its last install recorded.
+  @Test func aWorkerAloneKeepsItsRecordedCIDR() async throws {
+    let recorded = NodeState(
+      backend: "iptables-nft", createdBaseChains: [:], createdTables: [],
+      scope: ServiceCIDRs(source: .apiServer, cidrs: [try CIDR("10.96.0.0/12")], nodes: ["cp1"]))
+    let state = String(decoding: try JSONEncoder().encode(recorded), as: UTF8.self)
+    let results = await InstallOperation.run(
+      hosts: Self.hosts(["w1"]), runner: FleetRunner(), connector: FakeConnector(extras: ["w1": ["file:state": state]]),
+      overrides: [:], check: true, includeDiff: false, printDiff: nil)
+    #expect(
+      results.first?.payload?.scope == "service CIDR 10.96.0.0/12 from kube-apiserver --service-cluster-ip-range (cp1)")
   }
 
   @Test func nothingFoundFallsBackToLearnedHostsAndSaysSo() async throws {

@@ -7,7 +7,8 @@ import SVCTraceCore
 /// 1. Every node is probed (one exec each, read-only), without `--serial` batches.
 /// 2. The cluster's Service CIDRs are resolved from all the replies
 ///    (``NodeRollout/resolveClusterScope(_:)``): a worker knows none itself, the control plane does.
-///    Nodes that disagree make every node that needs the answer fail, naming them.
+///    Nodes that disagree make every node that needs the answer fail, naming them. When none of
+///    these nodes knows one, each node keeps the scope its last install recorded in `state.json`.
 /// 3. Each probed node is planned from its own probe with that answer and, unless `check`, applied
 ///    (one more exec where something changes), in `--serial` batches.
 ///
@@ -42,6 +43,9 @@ enum InstallOperation {
       var settings = try RolloutSettings(variables: host.vars, overrides: overrides)
       if settings.serviceCIDRs == nil {
         switch resolution {
+        // Nothing found among these nodes (`--limit node2`, a worker): the node's own probe and
+        // the scope its last install recorded decide (NodeRollout.scopeCIDRs).
+        case .success(let cidrs) where cidrs.source == .learnedHosts: break
         case .success(let cidrs): settings.clusterServiceCIDRs = cidrs
         case .failure(let conflict):
           throw RolloutError(
