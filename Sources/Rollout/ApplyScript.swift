@@ -194,21 +194,18 @@ public enum ApplyScript {
       "rc=0; differs=''",
       clearFunction,
     ]
+    // First: a refresh started (or stopped) by this run must not rewrite rules being restored. One
+    // that ran before is started again at the end, once its script and the rules are back.
+    var restartRefresh: String?
     if let action = plan.refreshAction {
-      // First: a refresh started (or stopped) by this run must not rewrite rules being restored.
-      undo += try ["if started refresh; then", "  ( \(RefreshScript.stop(settings: settings)) )"]
-      if case .start = action, plan.probe.refresh.running != nil,
-        let interval = plan.settings.refreshInterval
-      {
-        let method = NodeRollout.refreshMethod(settings.refreshMethod, probe: plan.probe)
-        undo.append("  ( \(try RefreshScript.start(settings: settings, method: method, interval: interval)) ) || rc=1")
-      } else if case .stop = action, let running = plan.probe.refresh.running {
+      undo += try ["if started refresh; then", "  ( \(RefreshScript.stop(settings: settings)) )", "fi"]
+      if let running = plan.probe.refresh.running {
         let method: RefreshMethod = running == "systemd" ? .systemd : .loop
-        undo.append(
-          "  ( \(try RefreshScript.start(settings: settings, method: method, interval: settings.refreshInterval ?? 15)) ) || rc=1"
-        )
+        var interval = settings.refreshInterval ?? 15
+        if case .start(_, let started) = action { interval = started }
+        restartRefresh = try
+          "if started refresh; then ( \(RefreshScript.start(settings: settings, method: method, interval: interval)) ) || rc=1; fi"
       }
-      undo.append("fi")
     }
     if plan.expirySeconds != nil {
       undo += try [
@@ -271,6 +268,7 @@ public enum ApplyScript {
     if plan.restartRsyslog && plan.probe.rsyslogActive {
       undo.append("if started rsyslog-restart; then \(settings.commands.rsyslogRestart) || rc=1; fi")
     }
+    if let restartRefresh { undo.append(restartRefresh) }
     // Compare with the backups: "as before" only when every touched thing matches.
     for (index, target) in touchedIptables.enumerated() {
       guard let binary = target.backend.binary(target.family) else { continue }

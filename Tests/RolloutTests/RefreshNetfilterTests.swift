@@ -165,4 +165,36 @@ struct RefreshNetfilterTests {
       await scratch.tearDown()
     }
   }
+
+  /// A reinstall that changes the refresh (another interval) and then fails puts the running
+  /// refresh back: its old script, running again.
+  @Test func aFailedReinstallRestoresTheRunningRefresh() async throws {
+    let scratch = try await ScratchNode.make(id: 37, kind: .iptablesNFT)
+    try await withCleanup {
+      let session = scratch.session()
+      var settings = scratch.settings()
+      settings.refreshInterval = 1
+      #expect(await NodeRollout.install(session, settings: settings).failure == nil)
+      let script = try String(contentsOfFile: settings.refreshScriptPath, encoding: .utf8)
+
+      var changed = settings
+      changed.refreshInterval = 2
+      let plan = try await NodeRollout.plan(session, settings: changed)
+      guard case .start(_, 2)? = plan.refreshAction else {
+        Issue.record("no refresh restart planned: \(String(describing: plan.refreshAction))")
+        return
+      }
+      let steps = try ApplyScript.render(plan, nonce: "0").steps
+      let report = await NodeRollout.applyOnNode(plan, session: session, failAt: steps.count - 1)
+      #expect(report.failure != nil)
+      #expect(report.steps.contains { $0.outcome == .rolledBack }, "\(report.steps)")
+      #expect(try String(contentsOfFile: settings.refreshScriptPath, encoding: .utf8) == script)
+      let probe = try await NodeProber.probe(session, settings: settings)
+      #expect(probe.refresh.running == "loop")
+      #expect(try NodeRollout.plan(probe: probe, settings: settings).hasChanges == false)
+      #expect(await NodeRollout.remove(session, settings: settings).failure == nil)
+    } cleanup: {
+      await scratch.tearDown()
+    }
+  }
 }
