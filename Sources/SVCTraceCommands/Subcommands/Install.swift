@@ -20,7 +20,14 @@ extension SVCTrace {
             hostNetwork traffic are all recorded;
           • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only
             those, to the log file;
-          • /etc/logrotate.d/svctrace rotating that file.
+          • /etc/logrotate.d/svctrace rotating that file;
+          • /var/lib/svctrace/refresh.sh, run every 15 s (--refresh) by a
+            systemd timer or a detached loop, adding new load-balancer and
+            external IPs (every new Service address without a Service CIDR)
+            to the rules, with no command run.
+        The Service CIDR is learned from all nodes before any is changed: ServiceCIDR \
+        objects, else kube-apiserver's --service-cluster-ip-range, else kube-proxy's \
+        cluster-ips-check chain (--service-cidr overrides; nodes that disagree fail).
         Idempotent: a second run changes nothing; a drifted node is repaired. If any step fails, the \
         node is put back exactly as it was and reported failed; the other nodes carry on.
 
