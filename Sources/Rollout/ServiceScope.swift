@@ -185,7 +185,8 @@ public struct ServiceCIDRConflict: Error, Sendable, Hashable, CustomStringConver
 public enum ServiceCIDRResolver {
   /// The strongest source any node has wins: ServiceCIDR objects, then the API server's flag, then
   /// kube-proxy's `cluster-ips-check` chain. Nodes without that source (workers, usually) take the
-  /// answer of the nodes that have it; nodes that have it and disagree are a conflict. Nothing found
+  /// answer of the nodes that have it; nodes that disagree are a conflict at an authoritative source
+  /// (ServiceCIDR objects, the API server's flag); kube-proxy's differing views are joined. Nothing found
   /// anywhere: ``ServiceCIDRSource/learnedHosts`` with no CIDR.
   public static func resolve(_ facts: [(host: HostID, facts: ServiceCIDRFacts)]) -> Result<
     ServiceCIDRs, ServiceCIDRConflict
@@ -199,6 +200,11 @@ public enum ServiceCIDRResolver {
       guard !answers.isEmpty else { continue }
       let sorted = answers.map { (cidrs: $0.key, nodes: $0.value.sorted()) }.sorted {
         $0.nodes.lexicographicallyPrecedes($1.nodes)
+      }
+      if sorted.count > 1 && !source.isAuthoritative {
+        // kube-proxy's views differ (a node with only one family's table): their union is logged.
+        let union = ServiceCIDRFacts.unique(sorted.flatMap(\.cidrs))
+        return .success(ServiceCIDRs(source: source, cidrs: union, nodes: sorted.flatMap(\.nodes).sorted()))
       }
       if sorted.count > 1 { return .failure(ServiceCIDRConflict(source: source, answers: sorted)) }
       return .success(ServiceCIDRs(source: source, cidrs: sorted[0].cidrs, nodes: sorted[0].nodes))

@@ -114,6 +114,14 @@ import Testing
     #expect(conflict.description.contains("cp2 say 10.0.0.0/16"))
     #expect(conflict.description.contains("cp1, cp3 say 10.96.0.0/12"))
     #expect(conflict.description.contains("--service-cidr"))
+    // kube-proxy is not authoritative: a node with only its IPv4 table and a dual-stack one are joined.
+    let joined = try ServiceCIDRResolver.resolve([
+      (HostID("w1"), ServiceCIDRFacts(kubeProxy: try Self.cidrs("10.96.0.0/12"))),
+      (HostID("w2"), ServiceCIDRFacts(kubeProxy: try Self.cidrs("10.96.0.0/12,fd00::/108"))),
+    ]).get()
+    #expect(joined.source == .kubeProxy)
+    #expect(joined.cidrs == (try Self.cidrs("10.96.0.0/12,fd00::/108")))
+    #expect(joined.nodes == ["w1", "w2"])
   }
 
   // MARK: The plan
