@@ -50,9 +50,8 @@ public struct ServiceCIDRs: Sendable, Hashable, Codable {
   /// `service CIDR 10.96.0.0/12 from ServiceCIDR objects (node1)`, or what happens without one.
   public var summary: String {
     guard source != .learnedHosts else {
-      return "no Service CIDR found (no ServiceCIDR objects, no kube-apiserver flag, no kube-proxy cluster-ips-check "
-        + "chain on any node): the scope is the Service addresses kube-proxy had at install, kept current by the "
-        + "refresh; pass --service-cidr to cover every ClusterIP at once"
+      return "no Service CIDR found (scope: the Service addresses kube-proxy forwards, kept current by the refresh; "
+        + "--service-cidr covers every ClusterIP)"
     }
     let list = cidrs.map(\.description).joined(separator: ", ")
     let shown = nodes.count > 3 ? nodes.prefix(3).joined(separator: ", ") + ", …" : nodes.joined(separator: ", ")
