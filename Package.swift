@@ -207,7 +207,7 @@ let package = Package(
     .testTarget(
       name: "SVCTraceCommandsTests",
       dependencies: [
-        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest", "SVCTraceTestSupport",
+        "SVCTraceCommands", "SVCTraceCore", "Fleet", "Logs", "Store", "Ingest", "Rollout", "SVCTraceTestSupport",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings

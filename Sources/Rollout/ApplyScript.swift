@@ -194,6 +194,19 @@ public enum ApplyScript {
       "rc=0; differs=''",
       clearFunction,
     ]
+    // First: a refresh started (or stopped) by this run must not rewrite rules being restored. One
+    // that ran before is started again at the end, once its script and the rules are back.
+    var restartRefresh: String?
+    if let action = plan.refreshAction {
+      undo += try ["if started refresh; then", "  ( \(RefreshScript.stop(settings: settings)) )", "fi"]
+      if let running = plan.probe.refresh.running {
+        let method: RefreshMethod = running == "systemd" ? .systemd : .loop
+        var interval = settings.refreshInterval ?? 15
+        if case .start(_, let started) = action { interval = started }
+        restartRefresh = try
+          "if started refresh; then ( \(RefreshScript.start(settings: settings, method: method, interval: interval)) ) || rc=1; fi"
+      }
+    }
     if plan.expirySeconds != nil {
       undo += try [
         "if started expiry-armed; then",
@@ -255,6 +268,7 @@ public enum ApplyScript {
     if plan.restartRsyslog && plan.probe.rsyslogActive {
       undo.append("if started rsyslog-restart; then \(settings.commands.rsyslogRestart) || rc=1; fi")
     }
+    if let restartRefresh { undo.append(restartRefresh) }
     // Compare with the backups: "as before" only when every touched thing matches.
     for (index, target) in touchedIptables.enumerated() {
       guard let binary = target.backend.binary(target.family) else { continue }
@@ -278,7 +292,7 @@ public enum ApplyScript {
     undo += [
       "rm -f \"$J\"",
       "rm -rf \"$B\" \"$P\"",
-      "[ \"$created_dir\" = 1 ] && { rmdir \"$D\" 2>/dev/null; [ -e \"$D\" ] && differs=\"$differs state-directory\"; }",
+      "[ \"$created_dir\" = 1 ] && { rm -f \"$D/lock\"; rmdir \"$D\" 2>/dev/null; [ -e \"$D\" ] && differs=\"$differs state-directory\"; }",
       "if [ -z \"$differs\" ]; then echo 'check same rules, nft table and files compared with the backups'; else echo \"check differs$differs\"; fi",
       "exit $rc",
     ]
@@ -296,7 +310,8 @@ public enum ApplyScript {
         "mv -f \(temp) \(path)",
       ]
     }
-    for file in changedFiles where file.path == settings.statePath || file.path == settings.removeScriptPath {
+    for file in changedFiles
+    where [settings.statePath, settings.removeScriptPath, settings.refreshScriptPath].contains(file.path) {
       try steps.append(
         Step(
           name: "write \(file.path)", operation: "write \(file.path)", kind: .file,
@@ -325,6 +340,18 @@ public enum ApplyScript {
       steps.append(
         Step(
           name: "nft table inet svctrace", operation: operation, kind: .commandFailed, key: "nft", commands: [command]))
+    }
+    if let action = plan.refreshAction {
+      let command: String
+      switch action {
+      case .start(let method, let interval):
+        command = try "( \(RefreshScript.start(settings: settings, method: method, interval: interval)) )"
+      case .stop:
+        command = try "( \(RefreshScript.stop(settings: settings)) )"
+      }
+      let name = if case .stop = action { "stop the refresh" } else { "start the refresh" }
+      steps.append(
+        Step(name: name, operation: name, kind: .commandFailed, key: "refresh", commands: [command]))
     }
     if let dropIn = changedFiles.first(where: { $0.path == settings.rsyslogDropInPath }) {
       try steps.append(
@@ -408,8 +435,10 @@ public enum ApplyScript {
       "# A journal left by an earlier, interrupted run is rolled back first.",
       "svct_recover",
       // Preparation: state directory, backups, journal. Failures here change nothing lasting.
-      "pfail() { rm -rf \"$B\" \"$P\" \"$J.tmp\"; [ \"$created_dir\" = 1 ] && rmdir \"$D\" 2>/dev/null; emit \"prepare failed $(detail)\"; finish; }",
+      "pfail() { rm -rf \"$B\" \"$P\" \"$J.tmp\"; [ \"$created_dir\" = 1 ] && { rm -f \"$D/lock\"; rmdir \"$D\" 2>/dev/null; }; emit \"prepare failed $(detail)\"; finish; }",
       "created_dir=0; [ -d \"$D\" ] || { mkdir -p \"$D\" > \"$T/out\" 2>&1 && created_dir=1 || pfail; }",
+      "# The node lock: a refresh round (refresh.sh) never runs while this script changes rules.",
+      "if command -v flock >/dev/null 2>&1 && exec 9>>\"$D/lock\"; then flock -w 60 9; fi",
       "{ rm -rf \"$B\" && mkdir \"$B\" && : > \"$P\"; } > \"$T/out\" 2>&1 || pfail",
     ]
     for (index, file) in changedFiles.enumerated() {
@@ -455,8 +484,14 @@ public enum ApplyScript {
     script += [
       "# Success: the journal goes first (the commit point), then the backups.",
       "rm -f \"$J\"; rm -rf \"$B\" \"$P\"",
-      "finish",
     ]
+    if case .start = plan.refreshAction {
+      // The refresh's first round, now that the journal is gone and the lock released: the status
+      // file exists and the refresh-owned rules are filled when install returns.
+      try script.append(
+        "exec 9>&-; /bin/sh \(q(settings.refreshScriptPath)) </dev/null >/dev/null 2>&1 || true")
+    }
+    script.append("finish")
     // `fail prepare` would name a step index; map it to the expiry step index for the reply.
     let text =
       script.joined(separator: "\n").replacingOccurrences(

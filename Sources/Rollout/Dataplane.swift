@@ -104,6 +104,19 @@ public struct NodeProbe: Sendable {
   public var rsyslogInputs = RsyslogInputs()
   /// OS family, SELinux, firewalld (section `platform`).
   public var platform = NodePlatform()
+  /// What this node says about the cluster's Service CIDRs (sections `svc-cidr-objects`,
+  /// `svc-cidr-apiserver`, and kube-proxy's `cluster-ips-check` chain in `kp4`/`kp6`).
+  public var serviceCIDRFacts = ServiceCIDRFacts()
+  /// The node-side refresh (section `refresh`).
+  public var refresh = RefreshStatus()
+
+  /// The scope source a previous install recorded in `state.json`, when there is one.
+  public func recordedScope(_ settings: RolloutSettings) -> ServiceCIDRs? {
+    guard let bytes = files[settings.statePath] ?? nil, !bytes.isEmpty,
+      let state = try? JSONDecoder().decode(NodeState.self, from: Data(bytes))
+    else { return nil }
+    return state.scope
+  }
 
   /// The mangle table of `family` in `backend` (parsed `iptables-save -t mangle`).
   public func mangle(_ backend: Dataplane.Backend, _ family: IPFamily) -> IptablesSave.Table {
@@ -215,8 +228,29 @@ public enum NodeProber {
         "grep -n '^[[:space:]]*/var/log/iptables[[:space:]]*$' \(ShellQuote.quote(settings.legacyLogrotateFile)) 2>/dev/null"
       ),
       ("expiry", "cat \(ShellQuote.quote(settings.expiryMarkerPath)) 2>/dev/null"),
+      (
+        "svc-cidr-objects",
+        "have kubectl || exit 0; command -v timeout >/dev/null 2>&1 && t='timeout 10' || t=; "
+          + "[ -n \"${KUBECONFIG:-}\" ] || { [ -r /etc/kubernetes/admin.conf ] && export KUBECONFIG=/etc/kubernetes/admin.conf; }; "
+          + "$t kubectl get servicecidrs -o json 2>/dev/null"
+      ),
+      try apiServerSection(settings),
+      ("refresh", try RefreshScript.probeBody(settings: settings)),
     ]
     return sections
+  }
+
+  /// The `svc-cidr-apiserver` section: `manifest RANGE` from the API server's static-pod manifest and
+  /// `process RANGE` from a running `kube-apiserver`'s command line (`/proc/PID/comm` read with the
+  /// shell's `read`: no process per entry).
+  static func apiServerSection(_ settings: RolloutSettings) throws(ShellQuoteError) -> (name: String, body: String) {
+    let manifest = try ShellQuote.quote(settings.apiServerManifestPath)
+    return (
+      "svc-cidr-apiserver",
+      "[ -r \(manifest) ] && sed -n 's/.*--service-cluster-ip-range=\\([^\" ]*\\).*/manifest \\1/p' \(manifest) | head -n 1; "
+        + "for c in /proc/[0-9]*/comm; do read -r n < \"$c\" 2>/dev/null || continue; [ \"$n\" = kube-apiserver ] || continue; "
+        + "tr '\\000' '\\n' < \"${c%/comm}/cmdline\" | sed -n 's/^--service-cluster-ip-range=/process /p' | head -n 1; break; done; true"
+    )
   }
 
   /// The sections ``NodeRollout/presentArtifacts(_:settings:)`` needs, and no more: the mangle
@@ -258,6 +292,7 @@ public enum NodeProber {
     [
       ("file:dropin", settings.rsyslogDropInPath), ("file:logrotate", settings.logrotatePath),
       ("file:state", settings.statePath), ("file:remove", settings.removeScriptPath),
+      ("file:refresh", settings.refreshScriptPath),
     ]
   }
 
@@ -357,6 +392,8 @@ public enum NodeProber {
       rsyslogActive: (sections["rsyslog"] ?? "").contains("active"), nodeTime: nodeTime)
     probe.rsyslogInputs = RsyslogInputs(parsing: sections["rsyslog-conf"] ?? "")
     probe.platform = NodePlatform(parsing: sections["platform"] ?? "")
+    probe.serviceCIDRFacts = ServiceCIDRFacts(sections: sections)
+    probe.refresh = RefreshStatus(parsing: sections["refresh"] ?? "")
     probe.dataplane = detect(probe)
     return probe
   }

@@ -55,10 +55,23 @@ public struct NodePlan: Sendable {
   public var expirySeconds: Int64?
   /// The state recorded on the node.
   public var nodeState: NodeState
+  /// Where the scope's Service CIDRs came from (or that none was found).
+  public var scopeSource: ServiceCIDRs
+  /// Start (or restart) or stop the node-side refresh; `nil` when it is as it should be.
+  public var refreshAction: RefreshAction?
+
+  /// What apply does with the node-side refresh (``RefreshScript``).
+  public enum RefreshAction: Sendable, Hashable {
+    /// Stop any refresh, start one with this method every `interval` seconds.
+    case start(method: RefreshMethod, interval: Int)
+    /// Stop it (the refresh was turned off, or the scope is narrowed to `--services`).
+    case stop
+  }
 
   /// `true` when applying would change anything.
   public var hasChanges: Bool {
     !ruleChanges.isEmpty || files.contains(where: \.changes) || restartRsyslog || expirySeconds != nil
+      || refreshAction != nil
   }
 
   /// Human-readable summary lines (`rules: +3 -1 in iptables-nft mangle IPv4`, `file changed: …`).
@@ -69,6 +82,11 @@ public struct NodePlan: Sendable {
     }
     if restartRsyslog { lines.append("restart rsyslog") }
     if let seconds = expirySeconds { lines.append("schedule expiry in \(seconds)s") }
+    switch refreshAction {
+    case .start(let method, let interval)?: lines.append("start the refresh (\(method.rawValue), every \(interval) s)")
+    case .stop?: lines.append("stop the refresh")
+    case nil: break
+    }
     return lines
   }
 
@@ -143,16 +161,26 @@ public enum NodeRollout {
   /// - Throws: ``RolloutError`` when the dataplane cannot be traced.
   public static func plan(probe: NodeProbe, settings: RolloutSettings) throws(RolloutError) -> NodePlan {
     let dataplane = try probe.dataplane.get()
-    let scope = TraceScope.make(settings: settings, dataplane: dataplane)
+    let scopeSource = scopeCIDRs(probe: probe, settings: settings)
+    var effective = settings
+    if effective.serviceCIDRs == nil && !scopeSource.cidrs.isEmpty { effective.serviceCIDRs = scopeSource.cidrs }
+    let scope = TraceScope.make(settings: effective, dataplane: dataplane)
+    let refresh = settings.refreshInterval != nil && scope.services.isEmpty
 
     // iptables: the chosen backend gets the rendered rules; svctrace rules in the other backend are removed.
     var targets: [IptablesTarget] = []
     for backend in [Dataplane.Backend.iptablesNFT, .iptablesLegacy] {
       for family in IPFamily.allCases {
         let current = IptablesRuleState(table: probe.mangle(backend, family))
-        let desired =
+        var desired =
           backend == dataplane.backend
-          ? Renderer.iptablesRules(scope: scope, family: family, maxRate: settings.maxRate) : IptablesRuleState()
+          ? Renderer.iptablesRules(scope: scope, family: family, maxRate: settings.maxRate, refresh: refresh)
+          : IptablesRuleState()
+        // The refresh-owned chains keep what the refresh put there: install neither empties nor reports them.
+        for chain in [RefreshScript.preChain, RefreshScript.postChain]
+        where desired.chains.contains(chain) && current.chains.contains(chain) {
+          desired.rules[chain] = current.rules[chain] ?? []
+        }
         if current.isEmpty && desired.isEmpty { continue }
         targets.append(IptablesTarget(backend: backend, family: family, current: current, desired: desired))
       }
@@ -166,8 +194,14 @@ public enum NodeRollout {
           removed: edits.compactMap { if case .removed(let line) = $0 { line } else { nil } },
           added: edits.compactMap { if case .added(let line) = $0 { line } else { nil } }))
     }
-    let nftDesired = dataplane.backend == .nftables ? Renderer.nftTable(scope: scope, maxRate: settings.maxRate) : nil
     let nftCurrent = probe.svctraceTable
+    var extras: [IPFamily: [String]] = [:]
+    for family in IPFamily.allCases {
+      extras[family] = NFTText.elements(of: RefreshScript.nftSet(family), in: nftCurrent ?? "")
+    }
+    let nftDesired =
+      dataplane.backend == .nftables
+      ? Renderer.nftTable(scope: scope, maxRate: settings.maxRate, refresh: refresh, extras: extras) : nil
     if NFTText.normalize(nftCurrent ?? "") != NFTText.normalize(nftDesired ?? "") {
       let edits = LineDiff.edits(NFTText.normalize(nftCurrent ?? ""), NFTText.normalize(nftDesired ?? ""))
       ruleChanges.append(
@@ -177,14 +211,21 @@ public enum NodeRollout {
           added: edits.compactMap { if case .added(let line) = $0 { line } else { nil } }))
     }
 
-    let nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope, settings: settings)
+    var nodeState = makeNodeState(probe: probe, dataplane: dataplane, scope: scope, settings: settings)
+    nodeState.scope = scopeSource
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let stateBytes = ((try? encoder.encode(nodeState)).map { [UInt8]($0) } ?? []) + [10]
     func current(_ path: String) -> [UInt8]? { probe.files[path] ?? nil }
     let removeScript: String
+    let refreshScript: String?
     do {
       removeScript = try NodeScripts.removeScript(settings: settings, state: nodeState)
+      refreshScript =
+        refresh
+        ? try RefreshScript.render(
+          settings: settings, backend: dataplane.backend, families: scope.families,
+          includeClusterIPs: effective.serviceCIDRs == nil) : nil
     } catch {
       throw RolloutError(host: probe.host, operation: "plan", kind: .unexpectedOutput, reason: error.description)
     }
@@ -194,6 +235,9 @@ public enum NodeRollout {
       FileChange(
         path: settings.removeScriptPath, current: current(settings.removeScriptPath),
         desired: Array(removeScript.utf8), mode: 0o755),
+      FileChange(
+        path: settings.refreshScriptPath, current: current(settings.refreshScriptPath),
+        desired: refreshScript.map { Array($0.utf8) }, mode: 0o755),
       FileChange(
         path: settings.rsyslogDropInPath, current: current(settings.rsyslogDropInPath),
         desired: Array(desiredDropIn(probe: probe, settings: settings).utf8), mode: 0o644),
@@ -206,11 +250,51 @@ public enum NodeRollout {
           ).utf8), mode: 0o644),
     ]
     let dropInChanges = files.contains { $0.path == settings.rsyslogDropInPath && $0.changes }
+    var refreshAction: NodePlan.RefreshAction?
+    if refresh, let interval = settings.refreshInterval {
+      let scriptChanges = files.contains { $0.path == settings.refreshScriptPath && $0.changes }
+      if scriptChanges || probe.refresh.running == nil {
+        refreshAction = .start(method: refreshMethod(settings.refreshMethod, probe: probe), interval: interval)
+      }
+    } else if probe.refresh.running != nil {
+      refreshAction = .stop
+    }
     return NodePlan(
       host: probe.host, settings: settings, probe: probe, dataplane: dataplane, scope: scope, iptables: targets,
       nftDesired: nftDesired, nftCurrent: nftCurrent, files: files, ruleChanges: ruleChanges,
       restartRsyslog: dropInChanges || !probe.rsyslogActive,
-      expirySeconds: settings.captureDuration.map { $0.components.seconds }, nodeState: nodeState)
+      expirySeconds: settings.captureDuration.map { $0.components.seconds }, nodeState: nodeState,
+      scopeSource: scopeSource, refreshAction: refreshAction)
+  }
+
+  /// The Service CIDRs the node's scope is built on: the user's (`--service-cidr`), else the fleet's
+  /// resolution (``RolloutSettings/clusterServiceCIDRs``), else the stronger of what this node's own
+  /// probe finds and what the last install recorded in `state.json` (a worker knows no CIDR itself:
+  /// `verify` and a single-node install use the recorded one), else none (learned hosts).
+  public static func scopeCIDRs(probe: NodeProbe, settings: RolloutSettings) -> ServiceCIDRs {
+    if let given = settings.serviceCIDRs { return ServiceCIDRs(source: .settings, cidrs: given) }
+    if let cluster = settings.clusterServiceCIDRs { return cluster }
+    let own: ServiceCIDRs
+    switch ServiceCIDRResolver.resolve([(probe.host, probe.serviceCIDRFacts)]) {
+    case .success(let resolved): own = resolved
+    case .failure: own = ServiceCIDRs(source: .learnedHosts, cidrs: [])
+    }
+    if let recorded = probe.recordedScope(settings), recorded.source != .settings, recorded.source < own.source {
+      return recorded
+    }
+    return own
+  }
+
+  /// The cluster's Service CIDRs from every probed node (``ServiceCIDRResolver``): what `install` sets as
+  /// ``RolloutSettings/clusterServiceCIDRs`` before planning each node.
+  public static func resolveClusterScope(_ probes: [NodeProbe]) -> Result<ServiceCIDRs, ServiceCIDRConflict> {
+    ServiceCIDRResolver.resolve(probes.map { ($0.host, $0.serviceCIDRFacts) })
+  }
+
+  /// Picks the refresh mechanism the node offers.
+  static func refreshMethod(_ requested: RefreshMethod, probe: NodeProbe) -> RefreshMethod {
+    guard requested == .automatic else { return requested }
+    return probe.hasSystemd ? .systemd : .loop
   }
 
   /// The drop-in this node needs: its text depends on the kernel input the node's rsyslog has
@@ -404,7 +488,10 @@ public enum NodeRollout {
       }
     }
     if probe.svctraceTable != nil { found.append("nft table inet svctrace") }
-    for path in [settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath]
+    for path in [
+      settings.rsyslogDropInPath, settings.logrotatePath, settings.statePath, settings.removeScriptPath,
+      settings.refreshScriptPath,
+    ]
     where (probe.files[path] ?? nil) != nil {
       found.append(path)
     }

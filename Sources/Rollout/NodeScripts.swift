@@ -9,11 +9,16 @@ public struct NodeState: Codable, Sendable, Hashable {
   public var createdBaseChains: [String: [String]]
   /// iptables-nft `mangle` tables (`ip`, `ip6`) that did not exist before install.
   public var createdTables: [String]
+  /// Where the trace scope's Service CIDRs came from at the last install (absent in older files).
+  public var scope: ServiceCIDRs?
 
-  public init(backend: String, createdBaseChains: [String: [String]], createdTables: [String]) {
+  public init(
+    backend: String, createdBaseChains: [String: [String]], createdTables: [String], scope: ServiceCIDRs? = nil
+  ) {
     self.backend = backend
     self.createdBaseChains = createdBaseChains
     self.createdTables = createdTables
+    self.scope = scope
   }
 }
 
@@ -66,13 +71,15 @@ public enum NodeScripts {
 
   static func removeScript(settings: RolloutSettings, objects: CreatedObjects) throws(ShellQuoteError) -> String {
     let q = ShellQuote.quote
-    var lines = [
+    var lines = try [
       "#!/bin/sh",
       "# Managed by svctrace: removes everything `svctrace install` added on this node.",
       "# Run by `svctrace remove` and by the capture expiry. Log files are kept.",
       "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH",
       "status=0",
       clearFunction,
+      "# The refresh first: it must not rewrite rules while they are removed.",
+      try RefreshScript.stop(settings: settings),
       "svct_ipt() { svct_clear \"$1\" \"$2\" || status=1; }",
       "svct_ipt iptables-nft-save iptables-nft-restore",
       "svct_ipt ip6tables-nft-save ip6tables-nft-restore",
@@ -123,6 +130,7 @@ public enum NodeScripts {
       "rm -f \(q(settings.logrotatePath)) || status=1",
       cancelExpiry(settings: settings, guarded: true),
       "rm -f \(q(settings.expiryMarkerPath)) \(q(settings.expiryPidPath)) \(q(settings.expiryAtJobPath)) \(q(settings.statePath)) \(q(settings.removeScriptPath))",
+      "rm -f \(q(settings.refreshScriptPath)) \(q(settings.refreshStatusPath)) \(q(settings.refreshStatusPath + ".tmp")) \(q(settings.refreshPidPath)) \(q(settings.lockPath))",
       "rmdir \(q(settings.stateDirectory)) 2>/dev/null",
       "exit $status",
     ]
@@ -183,7 +191,7 @@ public enum NodeScripts {
       lines.append(starter)
       lines.append(
         "SVCTRACE_EXPIRY=1 $s nohup sh -c 'sleep \"$1\"; exec /bin/sh \"$2\"' svctrace-expiry \"$svct_s\" \(remove) "
-          + "</dev/null >/dev/null 2>&1 &")
+          + "</dev/null >/dev/null 2>&1 9>&- &")
       try lines.append("echo $! > \(q(settings.expiryPidPath)) || exit 1")
     }
     try lines.append("echo \"$expiry\" > \(q(settings.expiryMarkerPath)) || exit 1")

@@ -166,7 +166,12 @@ public enum Renderer {
   /// - `SVCT-POST` (jumped from POSTROUTING, and from INPUT except `lo`, for NEW *and* DNAT) sees the
   ///   endpoint after DNAT and before SNAT; `--ctorigdst`/`--ctorigdstport` keep it to Service traffic.
   /// - Scope rules `-g` (goto) a one-rule log chain, so a packet is logged at most once per direction.
-  public static func iptablesRules(scope: TraceScope, family: IPFamily, maxRate: RateLimit?) -> IptablesRuleState {
+  /// - With `refresh`, `SVCT-PRE`/`SVCT-POST` end with a jump to the refresh-owned chains
+  ///   (``RefreshScript/preChain``, ``RefreshScript/postChain``), created empty here and filled by the
+  ///   node-side refresh; their rules `-g` the same log chains.
+  public static func iptablesRules(
+    scope: TraceScope, family: IPFamily, maxRate: RateLimit?, refresh: Bool = false
+  ) -> IptablesRuleState {
     var state = IptablesRuleState()
     guard scope.families.contains(family) else { return state }
     let limit = maxRate.map { " -m limit --limit \($0.iptablesText)" } ?? ""
@@ -197,7 +202,16 @@ public enum Renderer {
       }
     }
     state.chains = ["SVCT-LOG-POST", "SVCT-LOG-PRE", "SVCT-POST", "SVCT-PRE"]
-    state.rules = ["SVCT-LOG-PRE": [logPre], "SVCT-LOG-POST": [logPost], "SVCT-PRE": pre, "SVCT-POST": post]
+    state.rules = ["SVCT-LOG-PRE": [logPre], "SVCT-LOG-POST": [logPost]]
+    if refresh {
+      pre.append("\(tag) -j \(RefreshScript.preChain)")
+      post.append("\(tag) -j \(RefreshScript.postChain)")
+      state.chains = (state.chains + [RefreshScript.preChain, RefreshScript.postChain]).sorted()
+      state.rules[RefreshScript.preChain] = []
+      state.rules[RefreshScript.postChain] = []
+    }
+    state.rules["SVCT-PRE"] = pre
+    state.rules["SVCT-POST"] = post
     let new = "-m conntrack --ctstate NEW"
     let newDNAT = "-m conntrack --ctstate NEW -m conntrack --ctstate DNAT"
     state.jumps = [
@@ -213,7 +227,11 @@ public enum Renderer {
   ///
   /// Priorities: −160 on prerouting/output (before kube-proxy's filter chains at −110 and DNAT at −100),
   /// 90 on postrouting/input (after DNAT, before SNAT at 100). kube-proxy's table is never touched.
-  public static func nftTable(scope: TraceScope, maxRate: RateLimit?) -> String {
+  /// With `refresh`, each family gets the refresh-owned set `extra4`/`extra6` (elements `extras`,
+  /// which the node-side refresh keeps current) and one pre and one post rule on it.
+  public static func nftTable(
+    scope: TraceScope, maxRate: RateLimit?, refresh: Bool = false, extras: [IPFamily: [String]] = [:]
+  ) -> String {
     let limit = maxRate.map { "limit rate \($0.nftText) " } ?? ""
     let logPre = "\(limit)counter log prefix \"\(LogPrefix.pre)\" level info accept"
     let logPost = "\(limit)counter log prefix \"\(LogPrefix.post)\" level info accept"
@@ -245,6 +263,16 @@ public enum Renderer {
             "meta l4proto \(service.proto.name) ct original \(selector) daddr \(service.addressText) "
               + "ct original proto-dst \(service.port) \(logPost)")
         }
+      }
+      if refresh {
+        let set = RefreshScript.nftSet(family)
+        out += ["\tset \(set) {", "\t\ttype \(type)"]
+        if let elements = extras[family], !elements.isEmpty {
+          out.append("\t\telements = { " + elements.joined(separator: ", ") + " }")
+        }
+        out += ["\t}", ""]
+        pre.append("\(selector) daddr @\(set) meta l4proto { tcp, udp, sctp } \(logPre)")
+        post.append("ct original \(selector) daddr @\(set) \(logPost)")
       }
     }
     if let range = scope.nodePorts {

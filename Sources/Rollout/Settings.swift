@@ -150,8 +150,16 @@ public struct NodeCommands: Sendable, Hashable {
 public struct RolloutSettings: Sendable, Hashable {
   /// File rsyslog writes svctrace's lines to.
   public var logPath: String = "/var/log/iptables.log"
-  /// Service networks; `nil` = learn the Service addresses from kube-proxy's rules.
+  /// Service networks given by the user; `nil` = learn them (``clusterServiceCIDRs``, else the node's
+  /// own probe, else the Service addresses kube-proxy's rules hold).
   public var serviceCIDRs: [CIDR]?
+  /// The cluster's Service CIDRs resolved from every node's probe (``ServiceCIDRResolver``), set by
+  /// `install` between its probe and plan fan-outs; `nil` = resolve from the node's own probe.
+  public var clusterServiceCIDRs: ServiceCIDRs?
+  /// Seconds between two rounds of the node-side refresh (``RefreshScript``); `nil` = no refresh.
+  public var refreshInterval: Int? = 15
+  /// How the refresh is run.
+  public var refreshMethod: RefreshMethod = .automatic
   /// NodePort range logged on local destinations.
   public var nodePortRange: PortRange = .kubernetesDefault
   /// When not empty, only these Service addresses are logged.
@@ -176,6 +184,8 @@ public struct RolloutSettings: Sendable, Hashable {
   public var commands: NodeCommands = .standard
   /// The main rsyslog config the old script edited (`remove --legacy`, verify leftovers).
   public var legacyRsyslogConf: String = "/etc/rsyslog.conf"
+  /// The API server's static-pod manifest, read for `--service-cluster-ip-range` (tests move it).
+  public var apiServerManifestPath: String = "/etc/kubernetes/manifests/kube-apiserver.yaml"
   /// The logrotate file the old script edited (`remove --legacy`, verify leftovers).
   public var legacyLogrotateFile: String = "/etc/logrotate.d/syslog"
 
@@ -195,10 +205,12 @@ public struct RolloutSettings: Sendable, Hashable {
     public static let rotateSize = "svctrace_rotate_size"
     public static let rotateCount = "svctrace_rotate_count"
     public static let captureFor = "svctrace_for"
+    /// `off`, or the refresh interval (`15s`, `1m`; 1 s … 10 min).
+    public static let refresh = "svctrace_refresh"
     /// Every key, for "unknown variable" hints.
     public static let all = [
       logPath, serviceCIDR, nodePortRange, maxRate, services, rsyslogDropIn, logrotatePath, stateDirectory,
-      rotateSize, rotateCount, captureFor,
+      rotateSize, rotateCount, captureFor, refresh,
     ]
   }
 
@@ -261,6 +273,9 @@ public struct RolloutSettings: Sendable, Hashable {
       }
       rotateCount = count
     }
+    if let text = value(Key.refresh) {
+      refreshInterval = try Self.parseRefresh(text.trimmingCharacters(in: .whitespaces))
+    }
     if let text = value(Key.captureFor) {
       captureDuration = try Self.parseDuration(text.trimmingCharacters(in: .whitespaces), key: Key.captureFor)
     }
@@ -308,6 +323,26 @@ public struct RolloutSettings: Sendable, Hashable {
     return .seconds(seconds)
   }
 
+  /// Parses `off` (no refresh) or an interval such as `15s`, `1m` (1 s … 10 min) into seconds.
+  /// - Throws: ``SettingsError`` for anything else.
+  public static func parseRefresh(_ text: String) throws(SettingsError) -> Int? {
+    let bad = SettingsError(
+      key: Key.refresh, value: text, reason: "expected off or an interval like 15s or 1m (1s…10m)")
+    if ["off", "no", "false", "0"].contains(text.lowercased()) { return nil }
+    var digits = text
+    var unit = 1
+    if text.hasSuffix("s") {
+      digits = String(text.dropLast())
+    } else if text.hasSuffix("m") {
+      digits = String(text.dropLast())
+      unit = 60
+    }
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits.prefix(6)),
+      digits.count <= 6, (1...600).contains(value * unit)
+    else { throw bad }
+    return value * unit
+  }
+
   private static func list(_ text: String) -> [String] {
     text.split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init).filter { !$0.isEmpty }
   }
@@ -325,6 +360,14 @@ public struct RolloutSettings: Sendable, Hashable {
   public var expiryMarkerPath: String { stateDirectory + "/expiry" }
   /// Node path of the detached sleeper's pid file.
   public var expiryPidPath: String { stateDirectory + "/expiry.pid" }
+  /// Node path of the refresh script (``RefreshScript``).
+  public var refreshScriptPath: String { stateDirectory + "/refresh.sh" }
+  /// Node path of the refresh's status file (``RefreshStatus``).
+  public var refreshStatusPath: String { stateDirectory + "/refresh.status" }
+  /// Node path of the refresh loop's pid file.
+  public var refreshPidPath: String { stateDirectory + "/refresh.pid" }
+  /// Node path of the lock the apply script holds and each refresh round takes (`flock`).
+  public var lockPath: String { stateDirectory + "/lock" }
   /// Node path of the `at` job number file.
   public var expiryAtJobPath: String { stateDirectory + "/expiry.atjob" }
 }

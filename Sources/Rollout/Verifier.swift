@@ -240,6 +240,7 @@ public enum Verifier {
     } catch {
       results.append(CheckResult(group: "dataplane", name: "rules", status: .fail, evidence: "\(error)"))
     }
+    results += scopeChecks(probe, dataplane: dataplane, settings: settings)
     // Position and duplicates: svctrace's jump must be the first rule of each hooked chain, once.
     if dataplane.backend != .nftables {
       for family in dataplane.families {
@@ -281,6 +282,85 @@ public enum Verifier {
           fix:
             "Run `svctrace remove --legacy` (then `svctrace install`): its rules miss pod traffic and its logrotate line names the wrong file."
         ))
+    }
+    return results
+  }
+
+  // MARK: Scope
+
+  /// Where the scope came from; whether it still covers every Service address kube-proxy forwards
+  /// (`scope stale: N Service addresses not logged`); whether the node-side refresh runs and is fresh.
+  static func scopeChecks(_ probe: NodeProbe, dataplane: Dataplane, settings: RolloutSettings) -> [CheckResult] {
+    let source = probe.recordedScope(settings) ?? NodeRollout.scopeCIDRs(probe: probe, settings: settings)
+    var results: [CheckResult] = []
+    guard settings.services.isEmpty else {
+      results.append(
+        CheckResult(
+          group: "dataplane", name: "scope", status: .pass,
+          evidence: "narrowed to \(settings.services.count) Service addresses (--services)"))
+      return results
+    }
+    let interval = settings.refreshInterval
+    let status = probe.refresh
+    var refreshNote = ""
+    // Nothing installed (no state file): the rules and files checks already say so.
+    let isInstalled = (probe.files[settings.statePath] ?? nil) != nil
+    if let interval, isInstalled {
+      let age = probe.nodeTime.flatMap { now in status.lastOK.map { now - $0 } }
+      if status.running == nil {
+        refreshNote = "the refresh is not running"
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "refresh", status: .fail,
+            evidence: "the refresh (\(settings.refreshScriptPath), every \(interval) s) is not running"
+              + (status.error.isEmpty ? "" : "; its last error: \(status.error)"),
+            fix: "Run `svctrace install` to start it again."))
+      } else if status.lastRun == nil {
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "refresh", status: .pass,
+            evidence: "the refresh runs (\(status.running ?? "")) every \(interval) s; its first round is due"))
+      } else if let age, age <= Int64(3 * interval + 10) {
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "refresh", status: .pass,
+            evidence: "the refresh runs (\(status.running ?? "")) every \(interval) s; last good round \(age) s ago, "
+              + "\(status.addresses ?? 0) Service addresses"))
+      } else {
+        refreshNote =
+          status.error.isEmpty ? "the refresh has not succeeded lately" : "the refresh fails: \(status.error)"
+        results.append(
+          CheckResult(
+            group: "dataplane", name: "refresh", status: .warn,
+            evidence: "the refresh runs (\(status.running ?? "")) but its last good round was "
+              + (age.map { "\($0) s ago" } ?? "never") + (status.error.isEmpty ? "" : "; last error: \(status.error)"),
+            fix: status.error.isEmpty
+              ? "See \(settings.refreshStatusPath); run `sh \(settings.refreshScriptPath)` by hand to see it fail."
+              : "Fix what the error names; the refresh retries every \(interval) s."))
+      }
+    }
+    let installed = ScopeCoverage.installed(probe, backend: dataplane.backend)
+    guard !installed.isEmpty else {
+      results.insert(CheckResult(group: "dataplane", name: "scope", status: .pass, evidence: source.summary), at: 0)
+      return results
+    }
+    let coverage = ScopeCoverage(services: dataplane.services, covered: installed)
+    if coverage.missing.isEmpty {
+      results.insert(
+        CheckResult(
+          group: "dataplane", name: "scope", status: .pass,
+          evidence: source.summary + "; all \(Set(dataplane.services.map(\.address.address)).count) Service "
+            + "addresses kube-proxy forwards are logged"), at: 0)
+    } else {
+      let examples = coverage.missing.prefix(3).map(\.description).joined(separator: ", ")
+      results.insert(
+        CheckResult(
+          group: "dataplane", name: "scope", status: .fail,
+          evidence: "scope stale: \(coverage.missing.count) Service addresses not logged (e.g. \(examples)); "
+            + source.summary,
+          fix: refreshNote.isEmpty
+            ? "Run `svctrace install` (with a Service CIDR, --service-cidr, new ClusterIPs are covered at once)."
+            : "\(refreshNote.prefix(1).uppercased() + refreshNote.dropFirst()); run `svctrace install`."), at: 0)
     }
     return results
   }

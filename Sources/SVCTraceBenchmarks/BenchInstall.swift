@@ -357,6 +357,12 @@ struct Fixture: Sendable {
       "svct_dropin": settings.rsyslogDropInPath,
       "svct_logrotate": settings.logrotatePath,
     ]
+    // The scope's refresh: its script, and the command that (re)starts it as svctrace's apply does.
+    vars["svct_refresh_start"] = ""
+    if case .start(let method, let interval)? = plan.refreshAction {
+      files["refresh.sh"] = desired(settings.refreshScriptPath)
+      vars["svct_refresh_start"] = try RefreshScript.start(settings: settings, method: method, interval: interval)
+    }
     if plan.scope.families.contains(.ipv6) && plan.dataplane.backend != .nftables {
       throw BenchmarkFailure(
         "\(plan.host): the benchmark playbook covers IPv4 iptables rules only; this node has IPv6 service rules.")

@@ -11,7 +11,8 @@ import SVCTraceCore
 /// (iptables: one `iptables-restore --noflush` of svctrace's chains, `-D` of old jumps, the rules
 /// and jumps; nftables mode: `nft -f` of `table inet svctrace` when missing), write the rsyslog
 /// drop-in after `rsyslogd -N1 -f` validated it, validate the whole configuration and restart
-/// rsyslog, write the logrotate entry and check it with `logrotate -d`.
+/// rsyslog, write the logrotate entry and check it with `logrotate -d`, write and start the scope's
+/// refresh (`refresh.sh`) and run its first round.
 extension Fixture {
   /// A fixture from its variables and files (the playbook's `vars.json` and file names).
   init(vars: [String: any Sendable], files: [String: [UInt8]]) {
@@ -63,6 +64,7 @@ extension Fixture {
     }
     try write("state.json", to: stateDirectory + "/state.json", mode: "0644")
     try write("remove.sh", to: stateDirectory + "/remove.sh", mode: "0755")
+    let refreshStart = vars["svct_refresh_start"] as? String ?? ""
     if backend == "nftables" {
       script += "nft list table inet svctrace >/dev/null 2>&1 || base64 -d <<'SVCT_EOF' | nft -f -\n"
       script += Data(files["svctrace.nft"] ?? []).base64EncodedString(options: [
@@ -89,6 +91,12 @@ extension Fixture {
     try write("logrotate", to: logrotate, mode: "0644")
     let quotedLogrotate = try quote(logrotate)
     script += "logrotate -d \(quotedLogrotate) >/dev/null 2>&1\n"
+    if !refreshStart.isEmpty {
+      // The scope's refresh, as svctrace's apply leaves it: its script, started, one round run.
+      try write("refresh.sh", to: stateDirectory + "/refresh.sh", mode: "0755")
+      script += "( set +eu\n\(refreshStart)\n) </dev/null >/dev/null 2>&1\n"
+      script += "/bin/sh \(try quote(stateDirectory + "/refresh.sh")) </dev/null >/dev/null 2>&1 || true\n"
+    }
     return script
   }
 }

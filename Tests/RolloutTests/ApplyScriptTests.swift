@@ -99,10 +99,18 @@ struct ApplyScriptTests {
       #expect(FileManager.default.fileExists(atPath: ApplyScript.journalPath(settings)))
       #expect(try await state(scratch) != before)
 
-      // The next probe rolls the journal back.
+      // The refresh was started before the validate step; the kill left it running.
+      #expect(plan.refreshAction != nil)
+      let refreshes =
+        "for p in /proc/[0-9]*; do grep -q 'svctrace-refres[h]' $p/cmdline 2>/dev/null && "
+        + "grep -qF \(try ShellQuote.quote(settings.refreshScriptPath)) $p/cmdline 2>/dev/null && echo $p; done; true"
+      #expect(!(try await shell(refreshes).stdoutText.isEmpty), "the refresh was not running before the rollback")
+
+      // The next probe rolls the journal back, the refresh included.
       _ = try await NodeProber.probe(session, settings: settings)
       let after = try await state(scratch)
       #expect(after == before, "\(LineDiff.unified(old: before, new: after, oldName: "before", newName: "after"))")
+      #expect(try await shell(refreshes).stdoutText.isEmpty, "a refresh still runs after the rollback")
     } cleanup: {
       await scratch.tearDown()
     }

@@ -11,7 +11,9 @@ struct RolloutOptions: ParsableArguments {
 
   @Option(
     help: ArgumentHelp(
-      "Service network(s), comma-separated (svctrace_service_cidr). Default: learn Service addresses from kube-proxy's rules.",
+      "Service network(s), comma-separated (svctrace_service_cidr). Default: learned from ServiceCIDR objects, "
+        + "else kube-apiserver's --service-cluster-ip-range, else kube-proxy's cluster-ips-check chain, "
+        + "else the Service addresses kube-proxy's rules hold.",
       valueName: "cidr"))
   var serviceCIDR: String?
 
@@ -27,6 +29,13 @@ struct RolloutOptions: ParsableArguments {
       "Volume guard: at most N lines per second/minute per rule, e.g. 200/s (svctrace_max_rate).", valueName: "rate"))
   var maxRate: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "How often the node-side refresh adds new load-balancer and external IPs (every Service address without a "
+        + "Service CIDR) to the rules, e.g. 15s or 1m; off for none (svctrace_refresh). Default: 15s.",
+      valueName: "interval|off"))
+  var refresh: String?
+
   /// The command-line values as settings overrides (keys as the inventory variables).
   var overrides: [String: String] {
     var values: [String: String] = [:]
@@ -35,6 +44,7 @@ struct RolloutOptions: ParsableArguments {
     values[RolloutSettings.Key.nodePortRange] = nodePortRange
     values[RolloutSettings.Key.services] = services
     values[RolloutSettings.Key.maxRate] = maxRate
+    values[RolloutSettings.Key.refresh] = refresh
     return values
   }
 

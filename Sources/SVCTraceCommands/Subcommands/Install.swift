@@ -20,7 +20,14 @@ extension SVCTrace {
             hostNetwork traffic are all recorded;
           • /etc/rsyslog.d/10-svctrace.conf sending those lines, and only
             those, to the log file;
-          • /etc/logrotate.d/svctrace rotating that file.
+          • /etc/logrotate.d/svctrace rotating that file;
+          • /var/lib/svctrace/refresh.sh, run every 15 s (--refresh) by a
+            systemd timer or a detached loop, adding new load-balancer and
+            external IPs (every new Service address without a Service CIDR)
+            to the rules, with no command run.
+        The Service CIDR is learned from all nodes before any is changed: ServiceCIDR \
+        objects, else kube-apiserver's --service-cluster-ip-range, else kube-proxy's \
+        cluster-ips-check chain (--service-cidr overrides; nodes that disagree fail).
         Idempotent: a second run changes nothing; a drifted node is repaired. If any step fails, the \
         node is put back exactly as it was and reported failed; the other nodes carry on.
 
@@ -75,20 +82,21 @@ extension SVCTrace {
       let overrides = cliSettings
       let (check, diff, json) = (self.check, self.diff, output.json)
       let terminal = context.terminal
-      try await runFleet(context, json: json, command: "install") { session, host in
-        let settings = try RolloutSettings(variables: host.vars, overrides: overrides)
-        let plan = try await NodeRollout.plan(session, settings: settings)
-        if diff && !json { RolloutOutput.printDiff(host.id, plan.diffText, terminal: terminal) }
-        var report = InstallReport(plan: plan, includeDiff: diff)
-        if check {
-          return HostOutcome(changed: plan.hasChanges, message: report.line(checkOnly: true), payload: report)
+      let pool = SessionPool(context.connector)
+      let (hosts, runner) = (context.hosts, context.runner)
+      let printDiff: (@Sendable (HostID, String) -> Void)? =
+        diff && !json ? { @Sendable host, text in RolloutOutput.printDiff(host, text, terminal: terminal) } : nil
+      do {
+        let results = try await withInterruptCancellation {
+          await InstallOperation.run(
+            hosts: hosts, runner: runner, connector: pool, overrides: overrides, check: check, includeDiff: diff,
+            printDiff: printDiff)
         }
-        let applied = await NodeRollout.apply(plan, session: session)
-        report.steps = applied.steps.map {
-          "\($0.name): \($0.outcome.rawValue)\($0.detail.isEmpty ? "" : " (\($0.detail))")"
-        }
-        if let failure = applied.failure { throw failure }
-        return HostOutcome(changed: applied.changed, message: report.line(checkOnly: false), payload: report)
+        await pool.closeAll()
+        try Output.finish(results, json: json, terminal: terminal, command: "install")
+      } catch let interrupted as InterruptedExit<[HostResult<InstallReport>]> {
+        await pool.closeAll()
+        try Output.finish(interrupted.value, json: json, terminal: terminal, command: "install", interrupted: true)
       }
     }
   }
@@ -146,6 +154,8 @@ struct InstallReport: Codable, Sendable {
   var mode: String
   var backend: String
   var services: Int
+  /// Where the scope's Service CIDRs came from (`service CIDR 10.96.0.0/12 from ServiceCIDR objects (node1)`).
+  var scope: String
   var changes: [String]
   var steps: [String] = []
   var diff: String?
@@ -154,12 +164,13 @@ struct InstallReport: Codable, Sendable {
     mode = plan.dataplane.mode.rawValue
     backend = plan.dataplane.backend.rawValue
     services = plan.dataplane.services.count
+    scope = plan.scopeSource.summary
     changes = plan.summary
     diff = includeDiff ? plan.diffText : nil
   }
 
   func line(checkOnly: Bool) -> String {
-    let dataplane = "kube-proxy \(mode) on \(backend), \(services) services"
+    let dataplane = "kube-proxy \(mode) on \(backend), \(services) services; \(scope)"
     if changes.isEmpty { return "\(dataplane); up to date" }
     return "\(dataplane); \(checkOnly ? "would change: " : "changed: ")" + changes.joined(separator: ", ")
   }

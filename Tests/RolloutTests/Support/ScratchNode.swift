@@ -107,6 +107,9 @@ final class ScratchNode: @unchecked Sendable {
     settings.legacyRsyslogConf = base + "/rsyslog.conf"
     settings.legacyLogrotateFile = base + "/logrotate.d/syslog"
     settings.expiryMethod = .sleeper
+    // The refresh runs inside this node's namespace: a loop started by the apply script, never a
+    // systemd timer (which would run in the machine's own namespace).
+    settings.refreshMethod = .loop
     settings.commands = NodeCommands(
       rsyslogValidate: validate, rsyslogRestart: restart, rsyslogIsActive: "true", logrotateDebug: "true")
     return settings
@@ -175,10 +178,12 @@ final class ScratchNode: @unchecked Sendable {
     }
     for pid in pids { kill(pid, SIGTERM) }
     pids.removeAll()
-    if let pid = try? String(contentsOfFile: directory.path + "/state/expiry.pid", encoding: .utf8)
-      .trimmingCharacters(in: .whitespacesAndNewlines), let value = Int32(pid)
-    {
-      kill(-value, SIGTERM)
+    for name in ["expiry.pid", "refresh.pid"] {
+      if let pid = try? String(contentsOfFile: directory.path + "/state/" + name, encoding: .utf8)
+        .trimmingCharacters(in: .whitespacesAndNewlines), let value = Int32(pid)
+      {
+        kill(-value, SIGTERM)
+      }
     }
     await destroyNamespaces()
     try? FileManager.default.removeItem(at: directory)
