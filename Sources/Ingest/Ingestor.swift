@@ -23,6 +23,17 @@ public struct CollectSummary: Sendable, Equatable {
   /// The node's clock offset the batches were stored with: the tightest sample of the run
   /// (each exchange with the node carries one), else the one the caller gave.
   public var clock: ClockOffset?
+  /// Whether the source read the LOG rules' counters (see ``LossLedger``).
+  public var countersRead = false
+  /// Collect intervals the run settled, with the lines lost in each (quiet ones left out).
+  public var lossIntervals: [LossInterval] = []
+  /// Packets counted whose lines are not judged yet (they may still be on their way).
+  public var unsettledPackets: Int64 = 0
+  /// Why the loss accounting began anew in this run (rules rewritten, reboot), if it did.
+  public var lossEpoch: String?
+
+  /// Lines lost in the intervals the run settled.
+  public var linesLost: Int64 { lossIntervals.reduce(0) { $0 + $1.lost } }
 
   public init(node: HostID) { self.node = node }
 }
@@ -30,6 +41,14 @@ public struct CollectSummary: Sendable, Equatable {
 /// The ingest pipeline: pulls a capture source, parses each chunk, correlates it ahead of its
 /// commit and hands the prepared batches to the store, one commit in flight at a time.
 public struct Ingestor: Sendable {
+  /// Events after which lines are missing from what was read (the loss accounting starts anew).
+  static func losesLines(_ event: CaptureEvent) -> Bool {
+    switch event {
+    case .cursorFileLost, .truncated: true
+    case .followedRotation, .started: false
+    }
+  }
+
   public let store: any TraceStoring
   /// Whether a run claims its node first (``TraceStoring/claimCollect(node:)``) and skips it
   /// while another collect holds it. Without, two runs of one node both pull, and the cursor's
@@ -90,6 +109,9 @@ public struct Ingestor: Sendable {
     let start = try await store.ingestStart(node: source.node, source: source.sourceID)
     var cursor = start.cursor
     var parser = makeParser()
+    // The loss accounting: the lines of each pull, then the counters read after them.
+    var ledger = try await store.lossLedger(node: source.node) ?? LossLedger()
+    ledger.resume(lastBatch: start.base.lastBatch)
     var idlePulls = 0
     // Each batch is correlated here, right after it is parsed, against the state the node's
     // previous batch left: the database writer, shared by every node, only writes. One commit
@@ -105,8 +127,9 @@ public struct Ingestor: Sendable {
     // The batches' raw text goes to segments this collect holds alone, written and flushed on
     // the writer's queue while the batch is correlated and the previous one commits.
     let staging = store.makeStaging()
+    let collected: CollectSummary
     do {
-      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitResult).self) { group in
+      collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitResult).self) { group in
         func account(_ batch: CollectedBatch, _ committed: CommitResult) {
           lastBatch = committed.summary.batchID
           summary.batches += 1
@@ -118,6 +141,15 @@ public struct Ingestor: Sendable {
           summary.droppedPending += committed.summary.correlation.dropped
           if committed.reCorrelated { base = nil }
           progress?(summary)
+        }
+        func judge(_ chunk: SourceChunk) {
+          guard let sample = chunk.counters else { return }
+          summary.countersRead = true
+          let update = ledger.add(
+            sample, caughtUp: chunk.isCaughtUp, clock: chunk.clock ?? summary.clock ?? .zero, node: source.node,
+            nowMicros: ClockOffset.wallClockMicros())
+          summary.lossIntervals += update.intervals
+          if let reason = update.newEpoch { summary.lossEpoch = reason }
         }
         var inFlight = false
         while true {
@@ -135,8 +167,10 @@ public struct Ingestor: Sendable {
           summary.events += chunk.events
           if let sample = chunk.clock { sampled = sampled.map { $0.tighter(sample) } ?? sample }
           summary.clock = sampled ?? given
+          if chunk.events.contains(where: Self.losesLines) { ledger.breakEpoch() }
           let isEmpty = chunk.data.isEmpty && chunk.connections.isEmpty
           if isEmpty, chunk.cursor == cursor {
+            judge(chunk)
             break
           }
           // A source that keeps moving without data or restarts twice is confused: stop rather
@@ -150,6 +184,8 @@ public struct Ingestor: Sendable {
           }
           let batch = CollectedBatch(
             chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: summary.clock ?? .zero)
+          ledger.add(lines: batch.lines)
+          judge(chunk)
           // The state is stored with the run's last batch and every `stateInterval`th: a
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1
@@ -173,7 +209,6 @@ public struct Ingestor: Sendable {
         return summary
       }
       await staging?.close()
-      return collected
     } catch let error as StoreError where error.cause == .cursorMoved {
       // Another collect of the node committed past this run's cursor: it has the node. The
       // batches committed so far stay; the refused one stored nothing.
@@ -185,5 +220,13 @@ public struct Ingestor: Sendable {
       await staging?.close()
       throw error
     }
+    // The ledger, saved with the node's newest batch: the next collect resumes it.
+    var done = collected
+    if done.countersRead {
+      ledger.lastBatch = lastBatch
+      done.unsettledPackets = ledger.unsettledPackets
+      try await store.recordLoss(node: source.node, ledger: ledger, intervals: done.lossIntervals)
+    }
+    return done
   }
 }
