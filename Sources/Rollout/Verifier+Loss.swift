@@ -79,32 +79,36 @@ extension Verifier {
     let windows = loss.windows.prefix(5).map {
       "\($0.lost) of \($0.packets) between \(TimeFormat.rfc3339(micros: $0.fromMicros)) and \(TimeFormat.rfc3339(micros: $0.untilMicros))"
     }
-    var text = "\(loss.lost) lines lost \(since): " + windows.joined(separator: "; ")
-    if loss.windows.count > 5 { text += "; … (\(loss.windows.count) intervals)" }
+    var detail = windows.joined(separator: "\n")
+    if loss.windows.count > 5 { detail += "\n… (\(loss.windows.count) intervals)" }
     let notes = (evidence?.text ?? "").split(separator: "\n").map(String.init)
     let rateNotes = notes.filter { $0.hasPrefix("rsyslog: ") }
     let kernelNotes = notes.filter { $0.hasPrefix("kernel: ") }
-    let (cause, fix): (String, String)
+    // The cause on the first line (the table shows an evidence's first line), its evidence after.
+    let cause: String
+    var shown: [String] = []
+    let fix: String
     if let full = diskFull(disk) {
-      cause = "disk full: \(full)"
+      cause = "disk full (\(full))"
       fix = "Free space on the log's filesystem; lower the logrotate size cap or narrow the capture (--services)."
     } else if !rsyslogActive || loss.windows.contains(where: { !$0.rsyslogRunning }) {
-      cause = "rsyslog was not running (lines reach the file only through it; the kernel keeps few)"
+      cause = "rsyslog was not running (the kernel keeps few lines for it)"
       fix = "Start rsyslog and keep it running (`systemctl enable --now rsyslog`)."
     } else if !rateNotes.isEmpty {
-      cause = "rsyslog rate limiting:\n" + rateNotes.joined(separator: "\n")
+      cause = "rsyslog rate limiting"
+      shown = rateNotes
       fix =
         "Run `svctrace install` (its drop-in reads kernel lines through imklog, without a rate limit), or lift the input's rate limit."
     } else {
       cause =
-        "kernel ring buffer overrun: the LOG rules counted more packets than reached the file while rsyslog was running"
-        + (kernelNotes.isEmpty
-          ? " (a burst faster than rsyslog reads the kernel log)" : ":\n" + kernelNotes.joined(separator: "\n"))
+        "kernel ring buffer overrun (the LOG rules counted more packets than reached the file while rsyslog was running"
+        + (kernelNotes.isEmpty ? "; a burst faster than rsyslog reads the kernel log)" : ")")
+      shown = kernelNotes
       fix =
         "Raise the kernel's log buffer (log_buf_len=4M on the kernel command line) or cap the rate (`svctrace install --max-rate`)."
     }
-    return CheckResult(
-      group: "loss", name: "lines", status: .fail, evidence: text + "\nlikely cause: " + cause, fix: fix)
+    let text = "\(loss.lost) lines lost \(since); likely cause: \(cause)\n" + ([detail] + shown).joined(separator: "\n")
+    return CheckResult(group: "loss", name: "lines", status: .fail, evidence: text, fix: fix)
   }
 
   /// The disk section's use when the filesystem is full (≥ 99 % or under 1 MiB free), else `nil`.
