@@ -38,7 +38,7 @@ public struct LogFileSource: CaptureSource {
   public var compressionThreshold: Int
   /// Per-command timeout.
   public var timeout: Duration?
-  /// The shell of a `counters` section (``RuleCounterSample/script(stateDirectory:)``) run in
+  /// The shell of a `counters` section (``RuleCounterSample/script``) run in
   /// each exchange after the log's bytes, or `nil` for none: the LOG rules' counters for the
   /// loss accounting, at no extra exec.
   public var countersScript: String?

@@ -38,7 +38,7 @@ public struct LossInterval: Sendable, Equatable, Codable {
 /// each pull and the LOG rules' counters read after them (``RuleCounterSample``).
 ///
 /// **Epochs.** Counters restart when svctrace's rules are rewritten or the node reboots. An
-/// epoch starts at a sample and lasts while the boot id and the install generation stay, every
+/// epoch starts at a sample and lasts while the boot id (and ``RuleCounterSample/generation``) stay, every
 /// counter it knows is still there and none went down, and no line escaped the accounting (a
 /// collect interrupted before it saved the ledger, a rotated file lost): anything else starts a
 /// new epoch at that sample, and the interval across the break is not judged (no negative or
@@ -272,7 +272,7 @@ public struct LossLedger: Sendable, Equatable, Codable {
   /// Why `sample` cannot continue `epoch`, or `nil`.
   static func breakReason(_ epoch: Epoch, _ sample: RuleCounterSample) -> String? {
     if sample.bootID != epoch.bootID { return "the node rebooted" }
-    if sample.generation != epoch.generation { return "svctrace's rules were rewritten (install)" }
+    if sample.generation != epoch.generation { return "svctrace's rules were rewritten" }
     if sample.uptimeMicros < epoch.latest.uptimeMicros { return "the node's uptime went back" }
     for (key, value) in epoch.counters {
       guard let now = sample.counters[key] else { return "a log rule went away (rules rewritten)" }

@@ -14,8 +14,9 @@ public struct RuleCounterSample: Sendable, Equatable, Codable {
   /// `/proc/sys/kernel/random/boot_id`: another value means the node rebooted (counters and
   /// kernel timestamps restarted).
   public var bootID: String
-  /// The mtime and size of svctrace's `state.json` (written by every install that changes the
-  /// node), or `""`: another value means the rules may have been rewritten (counters reset).
+  /// What identifies the rules besides their keys (`gen` line; empty today: svctrace's own
+  /// state file is rewritten by more than rule changes, so it would break epochs needlessly).
+  /// Another value starts a new epoch.
   public var generation: String
   /// Packets per rule, keyed by where the rule is: `iptables-nft:SVCT-LOG-PRE:1` (backend,
   /// chain, position among the chain's log rules), `nft:<table handle>:<rule handle>`.
@@ -53,37 +54,31 @@ public struct RuleCounterSample: Sendable, Equatable, Codable {
   public static let sectionName = "counters"
 
   /// The shell fragment of the `counters` section (read-only; about 5 ms on a node). Prints
-  /// `boot ID`, `gen STAMP`, `C KEY PACKETS` per counted rule, `U KEY` per uncounted one,
-  /// `rsyslog yes|no`, then `up SECONDS` (after the counters) and `now NANOS`.
+  /// `boot ID`, `C KEY PACKETS` per counted rule, `U KEY` per uncounted one, `rsyslog yes|no`,
+  /// then `up SECONDS` (after the counters) and `now NANOS`. (A `gen STAMP` line, when a later
+  /// svctrace prints one, is ``generation``.)
   ///
   /// Legacy tables are read only when loaded (`/proc/net/ip*_tables_names`, so that reading
   /// creates nothing); `iptables-nft-save -t mangle` and `nft list table` read what exists.
-  ///
-  /// - Parameter stateDirectory: svctrace's state directory on the node (checked by the caller
-  ///   with `RemoteValue`), whose `state.json` dates the last rule change.
-  public static func script(stateDirectory: String) throws -> String {
-    let state = try ShellQuote.quote(stateDirectory + "/state.json")
-    return """
-      have() { command -v "$1" >/dev/null 2>&1; }
-      read b < /proc/sys/kernel/random/boot_id; echo "boot ${b:--}"
-      g=$(stat -c '%Y.%s' \(state) 2>/dev/null); echo "gen ${g:--}"
-      svct_c() { awk -v t="$1" '/-j LOG/ && /--log-prefix "?SVCT:/ && /^\\[[0-9]+:[0-9]+\\] -A / {
-          c = $1; gsub(/[^0-9:]/, "", c); split(c, v, ":"); n[$3]++; print "C " t ":" $3 ":" n[$3] " " v[1] }'; }
-      for t in iptables ip6tables; do
-        have $t-nft-save && $t-nft-save -c -t mangle 2>/dev/null | svct_c $t-nft
-        case $t in iptables) f=/proc/net/ip_tables_names ;; *) f=/proc/net/ip6_tables_names ;; esac
-        have $t-legacy-save && grep -qx mangle $f 2>/dev/null && $t-legacy-save -c -t mangle 2>/dev/null | svct_c $t-legacy
-      done
-      have nft && nft -a list table inet svctrace 2>/dev/null | awk '
-        /^table / { th = $NF }
-        /log prefix "SVCT:/ { p = ""; h = ""
-          for (i = 1; i < NF; i++) { if ($i == "packets") p = $(i + 1); if ($i == "handle") h = $(i + 1) }
-          if (p == "") print "U nft:" th ":" h; else print "C nft:" th ":" h " " p }'
-      if pidof rsyslogd >/dev/null 2>&1 || pgrep -x rsyslogd >/dev/null 2>&1; then echo "rsyslog yes"; else echo "rsyslog no"; fi
-      read u _ < /proc/uptime; echo "up $u"
-      echo "now $(date +%s%N)"
-      """
-  }
+  public static let script = """
+    have() { command -v "$1" >/dev/null 2>&1; }
+    read b < /proc/sys/kernel/random/boot_id; echo "boot ${b:--}"
+    svct_c() { awk -v t="$1" '/-j LOG/ && /--log-prefix "?SVCT:/ && /^\\[[0-9]+:[0-9]+\\] -A / {
+        c = $1; gsub(/[^0-9:]/, "", c); split(c, v, ":"); n[$3]++; print "C " t ":" $3 ":" n[$3] " " v[1] }'; }
+    for t in iptables ip6tables; do
+      have $t-nft-save && $t-nft-save -c -t mangle 2>/dev/null | svct_c $t-nft
+      case $t in iptables) f=/proc/net/ip_tables_names ;; *) f=/proc/net/ip6_tables_names ;; esac
+      have $t-legacy-save && grep -qx mangle $f 2>/dev/null && $t-legacy-save -c -t mangle 2>/dev/null | svct_c $t-legacy
+    done
+    have nft && nft -a list table inet svctrace 2>/dev/null | awk '
+      /^table / { th = $NF }
+      /log prefix "SVCT:/ { p = ""; h = ""
+        for (i = 1; i < NF; i++) { if ($i == "packets") p = $(i + 1); if ($i == "handle") h = $(i + 1) }
+        if (p == "") print "U nft:" th ":" h; else print "C nft:" th ":" h " " p }'
+    if pidof rsyslogd >/dev/null 2>&1 || pgrep -x rsyslogd >/dev/null 2>&1; then echo "rsyslog yes"; else echo "rsyslog no"; fi
+    read u _ < /proc/uptime; echo "up $u"
+    echo "now $(date +%s%N)"
+    """
 
   /// Parses the `counters` section; `nil` when it lacks the boot id, the uptime or the time
   /// (a node without `/proc`, a `date` without `%N`): no sample, no loss accounting.

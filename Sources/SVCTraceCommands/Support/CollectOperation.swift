@@ -22,9 +22,7 @@ enum CollectOperation {
     let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
     var source = LogFileSource(session: session, path: path)
     // The LOG rules' counters ride in the same exchange (the loss accounting).
-    let stateDirectory = host.vars["svctrace_state_dir"] ?? "/var/lib/svctrace"
-    _ = try RemoteValue.path(stateDirectory, variable: "svctrace_state_dir")
-    source.countersScript = try RuleCounterSample.script(stateDirectory: stateDirectory)
+    source.countersScript = RuleCounterSample.script
     let now = ClockOffset.wallClockMicros()
     let summary = try await Ingestor(store: store).collect(
       from: source, makeParser: { PacketLineParser(referenceMicros: now) },
