@@ -235,6 +235,12 @@ extension SVCTrace {
           } else if !result.status.isFailure {
             failing[result.host] = nil
           }
+          // Lines lost while following: connections in those intervals may never be printed.
+          for loss in result.payload?.losses ?? [] {
+            Terminal.writeError(
+              "Note: \(loss.lost) lines were lost on \(result.host) between \(loss.from) and \(loss.until); "
+                + "connections there may be missing (see `svctrace verify`).\n")
+          }
         }
       }
       // Catch up first (with the name snapshot): what the nodes logged before now is backlog,
