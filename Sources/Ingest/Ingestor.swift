@@ -72,6 +72,11 @@ public struct Ingestor: Sendable {
   /// data it covers, and the next run resumes there (replaying the batches committed after the
   /// node's last stored correlator state).
   ///
+  /// A source that reads the LOG rules' counters (``SourceChunk/counters``) feeds them, after
+  /// each pull's lines, to the node's ``LossLedger``; the intervals it settles come back in
+  /// ``CollectSummary/lossIntervals`` and are stored, with the ledger, when the run ends (a run
+  /// that fails saves no ledger, and the next one starts a new epoch).
+  ///
   /// Two collects of one source at once (two processes) store nothing twice: a run first claims
   /// its node and returns at once (``CollectSummary/yieldedToOtherCollect``) while another
   /// holds it; and each commit requires the cursor its batch was pulled after, the run whose
