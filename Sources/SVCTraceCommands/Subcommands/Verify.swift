@@ -96,9 +96,20 @@ extension SVCTrace {
               host.become.enabled
               ? "logged in as \(host.user), become \(host.become.user)" : "logged in as \(host.user)"
             var loss: LostLines?
-            if let store { loss = try await Self.lostLines(host.id, store: store) }
-            let checks = await Verifier.check(
+            var unchecked: CheckResult?
+            if let store {
+              do {
+                loss = try await Self.lostLines(host.id, store: store)
+              } catch {
+                // A store this user may only read (a team store's reader role): the rest still runs.
+                unchecked = CheckResult(
+                  group: "loss", name: "lines", status: .warn, evidence: "not checked: \(error)",
+                  fix: "Run verify with a store it may write (it records each check), or collect's figures.")
+              }
+            }
+            var checks = await Verifier.check(
               session, settings: settings, options: checkOptions, becomeNote: note, loss: loss)
+            if let unchecked { checks.append(unchecked) }
             return HostOutcome<[CheckResult]>(payload: checks)
           }
         }
