@@ -104,7 +104,9 @@ extension SVCTrace {
                 // A store this user may only read (a team store's reader role): the rest still runs.
                 unchecked = CheckResult(
                   group: "loss", name: "lines", status: .warn, evidence: "not checked: \(error)",
-                  fix: "Give verify a store it may write (it records each check); `svctrace collect` prints the losses too.")
+                  fix:
+                    "Give verify a store it may write (it records each check); `svctrace collect` prints the losses too."
+                )
               }
             }
             var checks = await Verifier.check(
