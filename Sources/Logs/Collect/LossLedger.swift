@@ -149,15 +149,18 @@ public struct LossLedger: Sendable, Equatable, Codable {
     guard var epoch else { return }
     for line in lines where line.origin == .svctrace {
       if let stamp = line.kernelMicros {
-        // Before the epoch (in flight at its start), or of an earlier boot (received before).
-        guard stamp > epoch.startUptimeMicros, line.timeMicros >= epoch.startWallMicros - 1_000_000 else { continue }
+        // Stamped before the epoch: in flight at its start, not its packet.
+        guard stamp > epoch.startUptimeMicros else { continue }
         epoch.lines += 1
-        epoch.newestStamp = max(epoch.newestStamp, stamp)
+        // Only a line received in this epoch shows how far the file caught up (one of an earlier
+        // boot, read late, carries that boot's stamps). Counting such a line errs towards less
+        // loss, never more.
+        if line.timeMicros >= epoch.startWallMicros - 1_000_000 { epoch.newestStamp = max(epoch.newestStamp, stamp) }
         for index in epoch.pending.indices where stamp <= epoch.pending[index].uptimeMicros {
           epoch.pending[index].linesAtOrBefore += 1
         }
       } else {
-        guard line.timeMicros >= epoch.startWallMicros - 1_000_000 else { continue }
+        // Some may have been in flight at the epoch's start: counted, they err towards less loss.
         epoch.lines += 1
         epoch.unstampedLines += 1
       }
