@@ -186,7 +186,7 @@ let package = Package(
     .testTarget(
       name: "FleetTests", dependencies: ["Fleet", "SVCTraceCore", "SVCTraceTestSupport"], swiftSettings: swiftSettings),
     .testTarget(
-      name: "RolloutTests", dependencies: ["Rollout", "SVCTraceCore", "SVCTraceTestSupport"],
+      name: "RolloutTests", dependencies: ["Rollout", "Logs", "SVCTraceCore", "SVCTraceTestSupport"],
       resources: [.copy("Fixtures")], swiftSettings: swiftSettings),
     .testTarget(
       name: "LogsTests", dependencies: ["Logs", "LogGeneration", "SVCTraceCore"], resources: [.copy("Fixtures")],

@@ -25,6 +25,17 @@ public struct CollectSummary: Sendable, Equatable {
   /// The node's clock offset the batches were stored with: the tightest sample of the run
   /// (each exchange with the node carries one), else the one the caller gave.
   public var clock: ClockOffset?
+  /// Whether the source read the LOG rules' counters (see ``LossLedger``).
+  public var countersRead = false
+  /// Collect intervals the run settled, with the lines lost in each (quiet ones left out).
+  public var lossIntervals: [LossInterval] = []
+  /// Packets counted whose lines are not judged yet (they may still be on their way).
+  public var unsettledPackets: Int64 = 0
+  /// Why the loss accounting began anew in this run (rules rewritten, reboot), if it did.
+  public var lossEpoch: String?
+
+  /// Lines lost in the intervals the run settled.
+  public var linesLost: Int64 { lossIntervals.reduce(0) { $0 + $1.lost } }
 
   public init(node: HostID) { self.node = node }
 }
@@ -32,6 +43,14 @@ public struct CollectSummary: Sendable, Equatable {
 /// The ingest pipeline: pulls a capture source, parses each chunk, correlates it ahead of its
 /// commit and hands the prepared batches to the store, one commit in flight at a time.
 public struct Ingestor: Sendable {
+  /// Events after which lines are missing from what was read (the loss accounting starts anew).
+  static func losesLines(_ event: CaptureEvent) -> Bool {
+    switch event {
+    case .cursorFileLost, .truncated: true
+    case .followedRotation, .started: false
+    }
+  }
+
   public let store: any TraceStoring
   /// Whether a run claims its node first (``TraceStoring/claimCollect(node:)``) and skips it
   /// while another collect holds it. Without, two runs of one node both pull, and the cursor's
@@ -54,6 +73,11 @@ public struct Ingestor: Sendable {
   /// Interrupting it (error, cancellation, kill) loses nothing: the cursor only moves with the
   /// data it covers, and the next run resumes there (replaying the batches committed after the
   /// node's last stored correlator state).
+  ///
+  /// A source that reads the LOG rules' counters (``SourceChunk/counters``) feeds them, after
+  /// each pull's lines, to the node's ``LossLedger``; the intervals it settles come back in
+  /// ``CollectSummary/lossIntervals`` and are stored, with the ledger, when the run ends (a run
+  /// that fails saves no ledger, and the next one starts a new epoch).
   ///
   /// Two collects of one source at once (two processes) store nothing twice: a run first claims
   /// its node and returns at once (``CollectSummary/yieldedToOtherCollect``) while another
@@ -92,6 +116,9 @@ public struct Ingestor: Sendable {
     let start = try await store.ingestStart(node: source.node, source: source.sourceID)
     var cursor = start.cursor
     var parser = makeParser()
+    // The loss accounting: the lines of each pull, then the counters read after them.
+    var ledger = try await store.lossLedger(node: source.node) ?? LossLedger()
+    ledger.resume(lastBatch: start.base.lastBatch)
     var idlePulls = 0
     // Each batch is correlated here, right after it is parsed, against the state the node's
     // previous batch left: the database writer, shared by every node, only writes. One commit
@@ -107,8 +134,9 @@ public struct Ingestor: Sendable {
     // The batches' raw text goes to segments this collect holds alone, written and flushed on
     // the writer's queue while the batch is correlated and the previous one commits.
     let staging = store.makeStaging()
+    let collected: CollectSummary
     do {
-      let collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitResult).self) { group in
+      collected = try await withThrowingTaskGroup(of: (CollectedBatch, CommitResult).self) { group in
         func account(_ batch: CollectedBatch, _ committed: CommitResult) {
           lastBatch = committed.summary.batchID
           summary.batches += 1
@@ -121,6 +149,15 @@ public struct Ingestor: Sendable {
           summary.droppedPending += committed.summary.correlation.dropped
           if committed.reCorrelated { base = nil }
           progress?(summary)
+        }
+        func judge(_ chunk: SourceChunk) {
+          guard let sample = chunk.counters else { return }
+          summary.countersRead = true
+          let update = ledger.add(
+            sample, caughtUp: chunk.isCaughtUp, clock: chunk.clock ?? summary.clock ?? .zero, node: source.node,
+            nowMicros: ClockOffset.wallClockMicros())
+          summary.lossIntervals += update.intervals
+          if let reason = update.newEpoch { summary.lossEpoch = reason }
         }
         var inFlight = false
         while true {
@@ -138,8 +175,10 @@ public struct Ingestor: Sendable {
           summary.events += chunk.events
           if let sample = chunk.clock { sampled = sampled.map { $0.tighter(sample) } ?? sample }
           summary.clock = sampled ?? given
+          if chunk.events.contains(where: Self.losesLines) { ledger.breakEpoch() }
           let isEmpty = chunk.data.isEmpty && chunk.connections.isEmpty
           if isEmpty, chunk.cursor == cursor {
+            judge(chunk)
             break
           }
           // A source that keeps moving without data or restarts twice is confused: stop rather
@@ -153,6 +192,8 @@ public struct Ingestor: Sendable {
           }
           let batch = CollectedBatch(
             chunk: chunk, node: source.node, sourceID: source.sourceID, parser: &parser, clock: summary.clock ?? .zero)
+          ledger.add(lines: batch.lines)
+          judge(chunk)
           // The state is stored with the run's last batch and every `stateInterval`th: a
           // collect interrupted in between is continued by replaying the few batches since.
           batchesInRun += 1
@@ -176,7 +217,6 @@ public struct Ingestor: Sendable {
         return summary
       }
       await staging?.close()
-      return collected
     } catch let error as StoreError where error.cause == .cursorMoved {
       // Another collect of the node committed past this run's cursor: it has the node. The
       // batches committed so far stay; the refused one stored nothing.
@@ -188,5 +228,13 @@ public struct Ingestor: Sendable {
       await staging?.close()
       throw error
     }
+    // The ledger, saved with the node's newest batch: the next collect resumes it.
+    var done = collected
+    if done.countersRead {
+      ledger.lastBatch = lastBatch
+      done.unsettledPackets = ledger.unsettledPackets
+      try await store.recordLoss(node: source.node, ledger: ledger, intervals: done.lossIntervals)
+    }
+    return done
   }
 }

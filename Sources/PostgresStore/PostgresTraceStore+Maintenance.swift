@@ -194,6 +194,7 @@ extension PostgresTraceStore {
             SELECT COUNT(*) FROM gone
             """, db)
         }
+        try await db.rows("DELETE FROM loss_intervals WHERE until_time < \(cutoffMicros)", logger).array()
         return summary
       }
     }

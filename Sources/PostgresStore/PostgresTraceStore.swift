@@ -48,7 +48,7 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
   private let connectionIDs = Atomic<Int>(1)
 
   /// The schema migrations this svctrace knows, in order (see ``migrate()``).
-  static let migrations = ["v1"]
+  static let migrations = ["v1", "line-loss"]
 
   /// Connects to the store at `location` and migrates it (creating the schema in an empty
   /// database).
@@ -191,6 +191,13 @@ public final class PostgresTraceStore: TraceStoring, FaultInjectableStore {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
           }
           try await connection.query("INSERT INTO svctrace_migrations (id) VALUES ('v1')", logger: logger)
+        }
+        if !applied.contains("line-loss") {
+          for statement in Self.lossSchema {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+          }
+          try await connection.query(
+            "INSERT INTO svctrace_migrations (id) VALUES ('line-loss')", logger: logger)
         }
         return []
       }

@@ -51,7 +51,9 @@ public struct VerifyOptions: Sendable {
 /// unchanged, positioned to fire — and does the pipeline packet → kernel log → file work?
 public enum Verifier {
   /// The check groups, in report order.
-  public static let groups = ["access", "dataplane", "rsyslog", "logrotate", "disk", "clock", "expiry", "canary"]
+  public static let groups = [
+    "access", "dataplane", "rsyslog", "logrotate", "disk", "loss", "clock", "expiry", "canary",
+  ]
 
   /// Runs every check on one node in ONE exec (two with a canary whose Service must first be
   /// learned from the node's rules): the probe, `rsyslogd -N1`, the log file's metadata,
@@ -59,8 +61,12 @@ public enum Verifier {
   /// ``NodeReply``; the checks are pure functions of it (``checks(reply:probe:settings:options:clock:canary:)``).
   /// Never throws: a failing command becomes a failing check, a failed or garbled exchange the
   /// failing check `access/probe`.
+  ///
+  /// - Parameter loss: the node's lost lines since the last check, from the store (`nil`: no
+  ///   store, no `loss` check); the script then also gathers the evidence of a cause.
   public static func check(
-    _ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions, becomeNote: String
+    _ session: any RemoteSession, settings: RolloutSettings, options: VerifyOptions, becomeNote: String,
+    loss: LostLines? = nil
   ) async -> [CheckResult] {
     let results = [CheckResult(group: "access", name: "login", status: .pass, evidence: becomeNote)]
     func probeFailed(_ error: any Error) -> [CheckResult] {
@@ -91,13 +97,19 @@ public enum Verifier {
     let probe: NodeProbe
     var checks: [CheckResult]
     do {
-      let script = try Self.script(settings: settings, canary: canary)
+      let script = try Self.script(settings: settings, canary: canary, lossEvidence: loss != nil)
       let (reply, sent, received) = try await session.exchange(
         script, timeout: .seconds(180) + options.canaryWait, operation: "verify")
       probe = try NodeProber.parse(host: session.host, reply: reply, settings: settings)
       checks = try Self.checks(
         reply: reply, probe: probe, settings: settings, options: options,
         clock: ClockOffset(reply: reply, sentMicros: sent, receivedMicros: received), canary: canary)
+      if let loss {
+        checks.append(
+          lossCheck(
+            loss, evidence: reply.section(lossEvidenceSection), disk: reply.section(diskSection),
+            rsyslogActive: probe.rsyslogActive))
+      }
     } catch {
       return probeFailed(error)
     }
@@ -132,9 +144,9 @@ public enum Verifier {
   /// The one script of `verify`: the probe prelude (recovery of an interrupted apply), the clock's
   /// start, the probe's sections, `rsyslogd -N1`, the log file's metadata, `logrotate -d`, the disk
   /// figures, the canary when its target is known, the clock's end.
-  public static func script(settings: RolloutSettings, canary: CanaryPlan?, nonce: String = NodeReply.makeNonce())
-    throws(ShellQuoteError) -> NodeReply.Script
-  {
+  public static func script(
+    settings: RolloutSettings, canary: CanaryPlan?, lossEvidence: Bool = false, nonce: String = NodeReply.makeNonce()
+  ) throws(ShellQuoteError) -> NodeReply.Script {
     var script = NodeReply.Script(nonce: nonce)
     try script.prelude(ApplyScript.probePrelude(settings: settings))
     script.prelude(NodeProber.haveFunction)
@@ -159,6 +171,7 @@ public enum Verifier {
     let rotate = try ShellQuote.quote(settings.logrotatePath)
     script.section(
       logrotateSection, "[ -f \(rotate) ] || exit 0\n( \(settings.commands.logrotateDebug) \(rotate) ) 2>&1 >/dev/null")
+    if lossEvidence { script.section(lossEvidenceSection, lossEvidenceScript) }
     if let canary { try script.section(canarySection, canaryBody(canary, settings: settings)) }
     script.clockSection(ClockOffset.endSection)
     return script

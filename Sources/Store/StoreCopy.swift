@@ -13,6 +13,8 @@ public struct StoreCopySummary: Sendable, Equatable, Codable {
   public var lines = 0
   public var connections = 0
   public var snapshots = 0
+  /// Settled loss intervals (``LossInterval``) the destination did not have.
+  public var lossIntervals = 0
 
   public init() {}
 }
@@ -20,7 +22,8 @@ public struct StoreCopySummary: Sendable, Equatable, Codable {
 /// Copies a whole store into another (`svctrace store copy`, SQLite ⇄ PostgreSQL), idempotently:
 /// each node source goes over batch by batch, committed in the destination as a collect commits
 /// (correlated there again, so the connections come out the same); snapshots newer than the
-/// destination's newest follow.
+/// destination's newest follow, and the settled loss intervals the destination lacks (each
+/// node's loss ledger stays the destination's own: a collect into it starts a new epoch).
 ///
 /// Every batch but a source's last carries a copy cursor (the source's kind, state
 /// `svctrace-copy:` and the batch's id in the origin); the last carries the source's own cursor.
@@ -106,6 +109,20 @@ package enum StoreCopier {
       try await destination.ingestSnapshot(
         json: Data(snapshot.json.utf8), takenAtMicros: snapshot.takenAtMicros, source: snapshot.source)
       summary.snapshots += 1
+      progress(summary)
+    }
+    func key(_ interval: LossInterval) -> String {
+      "\(interval.node) \(interval.fromMicros) \(interval.untilMicros) \(interval.recordedAtMicros)"
+    }
+    let present = Set(try await destination.lossIntervals(sinceMicros: nil, untilMicros: nil).map(key))
+    let missing = try await origin.lossIntervals(sinceMicros: nil, untilMicros: nil).filter {
+      !present.contains(key($0))
+    }
+    for (node, intervals) in Dictionary(grouping: missing, by: \.node).sorted(by: { $0.key < $1.key }) {
+      let host = HostID(node)
+      let ledger = try await destination.lossLedger(node: host) ?? LossLedger()
+      try await destination.recordLoss(node: host, ledger: ledger, intervals: intervals)
+      summary.lossIntervals += intervals.count
       progress(summary)
     }
     return summary

@@ -633,6 +633,7 @@ extension TraceStore: FaultInjectableStore {
           sql: "DELETE FROM \(table) WHERE valid_to IS NOT NULL AND valid_to < ?", arguments: [cutoffMicros])
         summary.names += db.changesCount
       }
+      try db.execute(sql: "DELETE FROM loss_intervals WHERE until_time < ?", arguments: [cutoffMicros])
       return summary
     }
   }

@@ -163,7 +163,7 @@ public final class TraceStore: TraceStoring {
 
   // MARK: Schema
 
-  /// The schema, as one migration per released change (none yet beyond the first). A
+  /// The schema, as one migration per released change (`line-loss`: the loss accounting). A
   /// migration, once released, never changes: later changes are new migrations.
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
@@ -338,6 +338,7 @@ public final class TraceStore: TraceStoring {
           CREATE INDEX endpoint_names_by_service ON endpoint_names(service_namespace, service_name);
           """)
     }
+    migrator.registerMigration("line-loss") { db in try db.execute(sql: lossSchema) }
     return migrator
   }
 

@@ -62,6 +62,19 @@ public protocol TraceStoring: Sendable {
   /// Each node source's cursor and totals.
   func collectStatus() async throws -> [CollectStatus]
 
+  // MARK: Lost lines
+
+  /// `node`'s loss accounting as the last collect left it (`nil`: none yet).
+  func lossLedger(node: HostID) async throws -> LossLedger?
+  /// Stores `node`'s ledger and the intervals it settled, in one transaction.
+  func recordLoss(node: HostID, ledger: LossLedger, intervals: [LossInterval]) async throws
+  /// Every node's settled intervals that overlap [`sinceMicros`, `untilMicros`] (`nil`: open),
+  /// by node, oldest first.
+  func lossIntervals(sinceMicros: Int64?, untilMicros: Int64?) async throws -> [LossInterval]
+  /// `node`'s intervals with lines lost recorded since its previous check, and marks this one
+  /// (at `atMicros`, this workstation's clock): `verify` fails a node once per loss.
+  func checkLoss(node: HostID, atMicros: Int64) async throws -> LossCheck
+
   // MARK: Names and retention
 
   /// Stores a cluster snapshot and the name rows derived from it.

@@ -68,7 +68,7 @@ struct PostgresStoreTests {
   @Test func aStoreMigratedByANewerSvctraceIsRefused() async throws {
     let url = try await TestPostgres.makeDatabase()
     let store = try await open(url)
-    #expect(try await store.appliedMigrations() == ["v1"])
+    #expect(try await store.appliedMigrations() == ["line-loss", "v1"])
     // Opening again is a no-op.
     _ = try await open(url)
     try await TestPostgres.psql(url, "INSERT INTO svctrace_migrations (id) VALUES ('v9-from-the-future')")
@@ -328,6 +328,16 @@ struct StoreCopyTests {
         ], offset: 900_000))
     try await sqlite.commit(
       batch([fakeLine(t1, .post, "10.244.1.9", 3, "10.244.1.7", 8080, id: 3)], node: "node2", offset: 5))
+    // Two settled loss intervals of node1.
+    let losses = [
+      LossInterval(
+        node: "node1", fromMicros: t1, untilMicros: t1 + 30_000_000, packets: 140, lines: 103, lost: 37,
+        recordedAtMicros: t1 + 31_000_000),
+      LossInterval(
+        node: "node1", fromMicros: t1 + 30_000_000, untilMicros: t1 + 60_000_000, packets: 5, lines: 5, lost: 0,
+        recordedAtMicros: t1 + 61_000_000),
+    ]
+    try await sqlite.recordLoss(node: HostID("node1"), ledger: LossLedger(), intervals: losses)
     let expected = try await contents(sqlite)
     #expect(expected.count > 70)
 
@@ -337,13 +347,17 @@ struct StoreCopyTests {
     let there = try await StoreCopier.copy(from: sqlite, to: postgres, parser: { _ in FakeParser() })
     #expect(there.copiedSources == 2 && there.batches == 72 && there.snapshots == 1 && there.conflictingSources.isEmpty)
     #expect(try await contents(postgres) == expected)
+    #expect(there.lossIntervals == 2)
+    #expect(try await postgres.lossIntervals(sinceMicros: nil, untilMicros: nil) == losses)
     let again = try await StoreCopier.copy(from: sqlite, to: postgres, parser: { _ in FakeParser() })
-    #expect(again.copiedSources == 0 && again.upToDateSources == 2 && again.batches == 0 && again.snapshots == 0)
+    #expect(
+      again.copiedSources == 0 && again.upToDateSources == 2 && again.batches == 0 && again.snapshots == 0
+        && again.lossIntervals == 0)
     #expect(try await contents(postgres) == expected)
 
     let back = try TraceStore(path: directory.file("b.sqlite"), replayParser: { _ in FakeParser() })
     let returned = try await StoreCopier.copy(from: postgres, to: back, parser: { _ in FakeParser() })
-    #expect(returned.batches == 72)
+    #expect(returned.batches == 72 && returned.lossIntervals == 2)
     #expect(try await contents(back) == expected)
     // Cursors came along: a collect continues where the original left off.
     #expect(

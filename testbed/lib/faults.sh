@@ -10,6 +10,7 @@ usage: lab fault NODE KIND
   rsyslogd-readonly | rsyslogd-writable
   rsyslog-stop | rsyslog-start
   rsyslog-break | rsyslog-unbreak
+  kmsg-slow | kmsg-fast          (the kernel-log relay reads ~1000 records/s: bursts overrun the ring)
   clock-skew SECONDS            (0 removes the skew)
 EOF
   exit 2
@@ -80,6 +81,8 @@ fault() {
     rsyslog-start) nx "$i" systemctl start rsyslog ;;
     rsyslog-break) : >"$d/run/svtlab/rsyslog.broken" ;;
     rsyslog-unbreak) rm -f "$d/run/svtlab/rsyslog.broken" ;;
+    kmsg-slow) : >"$d/run/svtlab/kmsg-relay.slow" ;;
+    kmsg-fast) rm -f "$d/run/svtlab/kmsg-relay.slow" ;;
     clock-skew)
       local s=${3:-}
       [[ $s =~ ^[+-]?[0-9]+(\.[0-9]+)?$ ]] || die "clock-skew needs SECONDS (e.g. 30, -2.5, 0)"

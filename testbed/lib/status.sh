@@ -28,6 +28,7 @@ node_status_fields() {
   [[ -f $d/sudoers.saved/90-svtlab && ! -f $d/sudoers.d/90-svtlab ]] && faults+=(sudo-removed)
   [[ -e $d/run/svtlab/rsyslog.broken ]] && faults+=(rsyslog-broken)
   [[ -e $d/run/svtlab/clock-skew ]] && faults+=("clock-skew=$(cat "$d/run/svtlab/clock-skew")")
+  [[ -e $d/run/svtlab/kmsg-relay.slow ]] && faults+=(kmsg-slow)
   if [[ $h == up ]] && nx "$i" findmnt -n -o OPTIONS /etc/rsyslog.d 2>/dev/null | grep -qE '(^|,)ro(,|$)'; then
     faults+=(rsyslog.d-readonly)
   fi

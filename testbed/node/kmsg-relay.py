@@ -22,6 +22,11 @@ relay instead:
 While rsyslogd is down (stopped, restarting) records are queued in memory
 (bounded) and delivered once its socket answers again, like /proc/kmsg keeps
 unread records for imklog.
+
+Fault ``kmsg-slow`` (``lab fault NODE kmsg-slow``, file /run/svtlab/kmsg-relay.slow):
+the relay reads at most about 1000 records a second, as a reader on a busy node
+does, so that a burst of packet lines reliably overruns the ring buffer
+(``kmsg-fast`` removes it). Checked every half second.
 """
 
 import argparse
@@ -36,6 +41,7 @@ import time
 
 IFACE_RE = re.compile(rb"(?:^| )IN=(\S*) OUT=(\S*)")
 SRC_RE = re.compile(rb" SRC=(\S+)")
+SLOW_FILE = "/run/svtlab/kmsg-relay.slow"
 DST_RE = re.compile(rb" DST=(\S+)")
 MONTHS = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
           b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"]
@@ -72,6 +78,16 @@ class Relay:
         self.prefix = args.prefix
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.settimeout(2.0)
+        self.slow_checked = 0.0
+        self.slow_on = False
+
+    def slow(self):
+        """Whether the kmsg-slow fault is set (looked up at most every 0.5 s)."""
+        now = time.monotonic()
+        if now - self.slow_checked >= 0.5:
+            self.slow_checked = now
+            self.slow_on = os.path.exists(SLOW_FILE)
+        return self.slow_on
 
     def mine(self, text):
         m = IFACE_RE.search(text)
@@ -141,6 +157,8 @@ class Relay:
                 if not rec:
                     break
                 self.handle(rec)
+                if self.slow():
+                    time.sleep(0.001)
             self.flush()
 
     def handle(self, rec):

@@ -88,6 +88,9 @@ public struct SourceChunk: Sendable {
   /// The node's clock offset, sampled in the same exchange as the data (`nil`: the source took
   /// no sample, e.g. a local file).
   public var clock: ClockOffset?
+  /// The LOG rules' counters, read in the same exchange after ``data`` (`nil`: not read, or
+  /// the source has none). See ``LossLedger``.
+  public var counters: RuleCounterSample?
 
   public init(
     data: [UInt8], connections: [FinishedConnection] = [], cursor: SourceCursor, isCaughtUp: Bool,

@@ -38,6 +38,10 @@ public struct LogFileSource: CaptureSource {
   public var compressionThreshold: Int
   /// Per-command timeout.
   public var timeout: Duration?
+  /// The shell of a `counters` section (``RuleCounterSample/script``) run in
+  /// each exchange after the log's bytes, or `nil` for none: the LOG rules' counters for the
+  /// loss accounting, at no extra exec.
+  public var countersScript: String?
   /// The unused part of the last exchange, for the next pull (see ``ReadAheadBox``).
   private let readAhead = ReadAheadBox()
 
@@ -134,9 +138,12 @@ public struct LogFileSource: CaptureSource {
         var chunk = try await pull(
           after: position, files: exchange.files, maxBytes: limit, reads: exchange.reads, used: &used)
         chunk.clock = exchange.clock
+        chunk.counters = exchange.counters
         if !chunk.isCaughtUp {
           var rest = exchange
           rest.reads = exchange.reads.enumerated().filter { !used.contains($0.offset) }.map(\.element)
+          // The sample goes with this pull: the next one, reusing the bytes, has none.
+          rest.counters = nil
           readAhead.keep(rest, after: chunk.cursor)
         }
         return chunk
@@ -344,6 +351,8 @@ public struct LogFileSource: CaptureSource {
     var files: [Candidate]
     var clock: ClockOffset?
     var reads: [ReadAhead]
+    /// The LOG rules' counters, read after the bytes (with ``countersScript``).
+    var counters: RuleCounterSample? = nil
   }
 
   /// Bytes of one plain file read in the exchange, from `offset` (at most the pull's size).
@@ -438,6 +447,10 @@ public struct LogFileSource: CaptureSource {
       // comes next is, as a rule, the live file from its start.
       script.binarySection("read-live", "[ -f \"$p\" ] && svct_read \"$p\" 0")
     }
+    if let countersScript {
+      // After the reads: every line read was logged before the counters were read.
+      script.section(RuleCounterSample.sectionName, countersScript)
+    }
     script.clockSection(ClockOffset.endSection)
     let operation = "collect \(path)"
     let (reply, sent, received) = try await session.exchange(script, timeout: timeout, operation: operation)
@@ -452,7 +465,8 @@ public struct LogFileSource: CaptureSource {
     }
     return Exchange(
       files: try Self.parseListing(listing.text, path: path, host: node),
-      clock: ClockOffset(reply: reply, sentMicros: sent, receivedMicros: received), reads: reads)
+      clock: ClockOffset(reply: reply, sentMicros: sent, receivedMicros: received), reads: reads,
+      counters: reply.section(RuleCounterSample.sectionName).flatMap { RuleCounterSample.parse($0.text) })
   }
 
   /// Parses a read section: `R inode offset P|Z name\n` and the bytes (gzip when `Z`).

@@ -135,7 +135,7 @@ extension SVCTrace {
         return
       }
       let totals = CollectTotals(progress: context.runner.progress)
-      try await runFleet(context, json: output.json, command: "collect") { session, host in
+      try await runFleet(context, json: output.json, command: "collect", summary: LossSummary.make) { session, host in
         try await CollectOperation.run(
           session: session, host: host, store: store, logPath: logPath, snapshotHost: snapshotHost,
           forks: context.runner.forks, totals: totals)
@@ -250,6 +250,8 @@ struct RoundLine: Encodable {
   var lines: Int
   var connections: Int
   var transferredBytes: Int
+  /// Lines lost on all nodes in the intervals the round settled.
+  var linesLost: Int64
 
   init(round: Int, results: [HostResult<CollectReport>], seconds: Double) {
     self.round = round
@@ -260,12 +262,24 @@ struct RoundLine: Encodable {
     lines = results.compactMap(\.payload).reduce(0) { $0 + $1.lines }
     connections = results.compactMap(\.payload).reduce(0) { $0 + $1.connections }
     transferredBytes = results.compactMap(\.payload).reduce(0) { $0 + $1.transferredBytes }
+    linesLost = results.compactMap(\.payload).reduce(0) { $0 + ($1.linesLost ?? 0) }
+    lossy = results.compactMap { result in
+      result.payload.flatMap { ($0.linesLost ?? 0) > 0 ? "\($0.linesLost ?? 0) on \(result.host.name)" : nil }
+    }
+  }
+
+  /// "37 on node3" per node that lost lines (in the text only).
+  private var lossy: [String] = []
+
+  private enum CodingKeys: String, CodingKey {
+    case round, time, seconds, hosts, failed, lines, connections, transferredBytes, linesLost
   }
 
   var text: String {
     "\(time) round \(round): \(hosts - failed)/\(hosts) nodes in \(Output.decimal(seconds)) s, \(lines) lines, "
       + "\(connections) connections, \(Bytes.format(transferredBytes)) on the wire"
       + (failed > 0 ? ", \(failed) FAILED" : "")
+      + (linesLost > 0 ? ", \(linesLost) LINES LOST (\(lossy.joined(separator: ", ")))" : "")
   }
 }
 
@@ -287,6 +301,17 @@ struct CollectReport: Codable, Sendable {
   var droppedPending: Int?
   /// Stopped because another collect of the node was collecting it (absent when not).
   var otherCollect: Bool?
+  /// Lines lost in the collect intervals this run settled (absent when the LOG rules'
+  /// counters could not be read: no loss accounting).
+  var linesLost: Int64?
+  /// Packets the LOG rules counted in those intervals.
+  var packetsCounted: Int64?
+  /// The settled intervals that lost lines.
+  var losses: [LossReport]?
+  /// Packets counted whose lines are not judged yet (settled by a later collect).
+  var unsettledPackets: Int64?
+  /// Why the loss accounting began anew (rules rewritten, reboot).
+  var lossRestarted: String?
 
   init(_ summary: CollectSummary, clock: ClockOffset, path: String) {
     self.path = path
@@ -302,6 +327,14 @@ struct CollectReport: Codable, Sendable {
     droppedPending = summary.droppedPending > 0 ? summary.droppedPending : nil
     otherCollect = summary.yieldedToOtherCollect ? true : nil
     node = summary.node.name
+    if summary.countersRead {
+      linesLost = summary.linesLost
+      packetsCounted = summary.lossIntervals.reduce(0) { $0 + $1.packets }
+      let lossy = summary.lossIntervals.filter { $0.lost > 0 }.map(LossReport.init)
+      losses = lossy.isEmpty ? nil : lossy
+      unsettledPackets = summary.unsettledPackets > 0 ? summary.unsettledPackets : nil
+      lossRestarted = summary.lossEpoch
+    }
   }
 
   /// The node, for the message of ``otherCollect``.
@@ -309,8 +342,7 @@ struct CollectReport: Codable, Sendable {
 
   private enum CodingKeys: String, CodingKey {
     case path, bytes, transferredBytes, lines, skipped, connections, podUnknown, clockOffsetMs, clockBoundMs, events,
-      snapshot,
-      droppedPending, otherCollect
+      snapshot, droppedPending, otherCollect, linesLost, packetsCounted, losses, unsettledPackets, lossRestarted
   }
 
   var line: String {
@@ -319,12 +351,64 @@ struct CollectReport: Codable, Sendable {
     if let podUnknown { text += " (\(podUnknown) pod unknown: no post-DNAT line)" }
     if skipped > 0 { text += ", \(skipped) skipped" }
     if let droppedPending { text += ", \(droppedPending) pending pre lines dropped (too many on one source port)" }
+    if let linesLost {
+      if linesLost > 0 {
+        text += ", \(linesLost) LINES LOST (\(packetsCounted ?? 0) packets logged, "
+        text += (losses ?? []).map(\.window).joined(separator: ", ") + ")"
+      } else {
+        text += ", 0 lines lost"
+      }
+      if let unsettledPackets { text += " (\(unsettledPackets) packets' lines not judged yet)" }
+      if let lossRestarted { text += "; loss accounting restarted: \(lossRestarted)" }
+    }
     text +=
       ", clock \(clockOffsetMs >= 0 ? "+" : "")\(Output.decimal(clockOffsetMs))±\(Output.decimal(clockBoundMs)) ms"
     if !events.isEmpty { text += "; " + events.joined(separator: "; ") }
     if let snapshot { text += "; " + snapshot }
     if otherCollect == true { text += "; another collect is collecting node \(node): stopped here" }
     return text
+  }
+}
+
+/// One collect interval that lost lines, in `collect`'s report.
+struct LossReport: Codable, Sendable {
+  var from: String
+  var until: String
+  var packets: Int64
+  var lines: Int64
+  var lost: Int64
+
+  init(_ interval: LossInterval) {
+    from = TimeFormat.rfc3339(micros: interval.fromMicros)
+    until = TimeFormat.rfc3339(micros: interval.untilMicros)
+    packets = interval.packets
+    lines = interval.lines
+    lost = interval.lost
+  }
+
+  var window: String { "\(lost) between \(from) and \(until)" }
+}
+
+/// `collect`'s closing line: the lines lost per node, or that none were.
+enum LossSummary {
+  static func make(_ results: [HostResult<CollectReport>]) -> FleetSummary? {
+    let reports = results.compactMap { result in result.payload.map { (result.host.name, $0) } }
+    let accounted = reports.filter { $0.1.linesLost != nil }
+    guard !reports.isEmpty else { return nil }
+    let lossy = accounted.filter { ($0.1.linesLost ?? 0) > 0 }
+    let total = lossy.reduce(Int64(0)) { $0 + ($1.1.linesLost ?? 0) }
+    let unaccounted = reports.count - accounted.count
+    let blind = unaccounted > 0 ? "; \(unaccounted) node(s) without loss accounting (LOG rule counters unreadable)" : ""
+    if lossy.isEmpty {
+      return FleetSummary(
+        text: "lines lost: none on \(accounted.count) node(s)\(blind)", alarming: unaccounted > 0,
+        linesLost: accounted.isEmpty ? nil : 0)
+    }
+    let perNode = lossy.map { "\($0.1.linesLost ?? 0) on \($0.0)" }.joined(separator: ", ")
+    return FleetSummary(
+      text: "LINES LOST: \(total) (\(perNode)): traces of those intervals are incomplete; "
+        + "`svctrace verify` names the likely cause\(blind)",
+      alarming: true, linesLost: total)
   }
 }
 

@@ -72,7 +72,7 @@ extension SVCTrace.StoreCommand {
         print(try Output.json(StoreCopyDocument(from: from, to: to, copied: summary)))
       } else {
         print(
-          "Copied \(from) to \(to): \(summary.copiedSources) node sources (\(summary.batches) batches, \(summary.lines) lines, \(summary.connections) connections), \(summary.snapshots) snapshots; \(summary.upToDateSources) already there."
+          "Copied \(from) to \(to): \(summary.copiedSources) node sources (\(summary.batches) batches, \(summary.lines) lines, \(summary.connections) connections), \(summary.snapshots) snapshots, \(summary.lossIntervals) loss intervals; \(summary.upToDateSources) already there."
         )
         for conflict in summary.conflictingSources {
           Terminal.writeError("\(conflict): the destination has other data for it; not copied.\n")

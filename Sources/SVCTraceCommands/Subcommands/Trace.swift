@@ -201,9 +201,23 @@ extension SVCTrace {
         Terminal.writeError(
           "Showing the first \(maxConnections) connections; more matched. Narrow the filters or raise --max.\n")
       }
+      // Lines lost in the searched window: a missing connection may be among them.
+      let losses = LossNote.make(
+        try await store.lossIntervals(sinceMicros: query.sinceMicros, untilMicros: query.untilMicros),
+        node: query.node)
+      if let losses {
+        if format == .json || format == .jsonl {
+          Terminal.writeError(try Output.jsonLine(losses.document(found: !records.isEmpty)))
+        } else {
+          Terminal.writeError(losses.text(found: !records.isEmpty) + "\n")
+        }
+      }
       if records.isEmpty {
-        Terminal.writeError(
-          around == nil ? try await Self.noMatchMessage(query, store: store) : "No connection matched.\n")
+        if losses == nil {
+          Terminal.writeError(
+            around == nil ? try await Self.noMatchMessage(query, store: store) : "No connection matched.
+")
+        }
         throw ExitCode.failure
       }
     }
@@ -255,6 +269,12 @@ extension SVCTrace {
             failing[result.host] = result.message ?? ""
           } else if !result.status.isFailure {
             failing[result.host] = nil
+          }
+          // Lines lost while following: connections in those intervals may never be printed.
+          for loss in result.payload?.losses ?? [] {
+            Terminal.writeError(
+              "Note: \(loss.lost) lines were lost on \(result.host) between \(loss.from) and \(loss.until); "
+                + "connections there may be missing (see `svctrace verify`).\n")
           }
         }
       }
@@ -476,4 +496,53 @@ struct TracePrinter: Sendable {
       }
     }
   }
+}
+
+/// What `trace` says of lines lost in the window it searched, per node.
+struct LossNote {
+  struct Node: Encodable {
+    var node: String
+    var lost: Int64
+    var from: String
+    var until: String
+  }
+
+  var nodes: [Node]
+
+  /// `nil` when no node lost a line in the window (or on `node`, when given).
+  static func make(_ intervals: [LossInterval], node: HostID?) -> LossNote? {
+    var byNode: [String: (lost: Int64, from: Int64, until: Int64)] = [:]
+    for interval in intervals where interval.lost > 0 && (node == nil || node?.name == interval.node) {
+      let old = byNode[interval.node] ?? (0, interval.fromMicros, interval.untilMicros)
+      byNode[interval.node] = (
+        old.lost + interval.lost, min(old.from, interval.fromMicros), max(old.until, interval.untilMicros)
+      )
+    }
+    guard !byNode.isEmpty else { return nil }
+    return LossNote(
+      nodes: byNode.sorted { $0.key < $1.key }.map {
+        Node(
+          node: $0.key, lost: $0.value.lost, from: TimeFormat.rfc3339(micros: $0.value.from),
+          until: TimeFormat.rfc3339(micros: $0.value.until))
+      })
+  }
+
+  private var phrases: String {
+    nodes.map { "\($0.lost) lines were lost on \($0.node) between \($0.from) and \($0.until)" }
+      .joined(separator: "; ")
+  }
+
+  func text(found: Bool) -> String {
+    found
+      ? "Note: in the window searched, \(phrases); connections there may be missing (see `svctrace verify`)."
+      : "No record; \(phrases) (the connection may be among them; see `svctrace verify`)."
+  }
+
+  struct Document: Encodable {
+    var note: String
+    var linesLost: [Node]
+  }
+
+  /// The note as one JSON object (standard error, beside a JSON result on standard output).
+  func document(found: Bool) -> Document { Document(note: text(found: found), linesLost: nodes) }
 }

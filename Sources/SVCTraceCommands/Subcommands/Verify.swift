@@ -1,8 +1,10 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import Logs
 import Rollout
 import SVCTraceCore
+import Store
 
 extension SVCTrace {
   /// `svctrace verify`: is every node still recording, with the evidence.
@@ -19,6 +21,10 @@ extension SVCTrace {
                      the log file's owner and freshness
           logrotate  entry present, valid (logrotate -d), naming the file
           disk       free space and hours until full at the growth rate
+          loss       lines lost since the last verify (collect's count: the LOG
+                     rules' packet counters against the lines in the file), with
+                     the likely cause: disk full, rsyslog stopped, rsyslog rate
+                     limiting, kernel ring buffer overrun (when the store exists)
           clock      node clock offset to this workstation, with its bound
           expiry     time left on a time-boxed capture (install --for)
           canary     with --canary: a real connection from each node to a
@@ -40,6 +46,7 @@ extension SVCTrace {
 
     @OptionGroup var fleet: FleetOptions
     @OptionGroup var rollout: RolloutOptions
+    @OptionGroup var storeOptions: StoreOptions
 
     @Option(help: "Output format: table, json, junit or html.")
     var format: Format = .table
@@ -75,6 +82,10 @@ extension SVCTrace {
       options.minHoursUntilFull = minHoursUntilFull
       let checkOptions = options
       let overrides = rollout.overrides
+      // The loss check reads the store collect writes; without one there is nothing to check.
+      let store: (any TraceStoring)? =
+        storeOptions.isPostgres || FileManager.default.fileExists(atPath: storeOptions.path)
+        ? try await storeOptions.open() : nil
       let results: [HostResult<[CheckResult]>]
       var interrupted = false
       do {
@@ -84,7 +95,23 @@ extension SVCTrace {
             let note =
               host.become.enabled
               ? "logged in as \(host.user), become \(host.become.user)" : "logged in as \(host.user)"
-            let checks = await Verifier.check(session, settings: settings, options: checkOptions, becomeNote: note)
+            var loss: LostLines?
+            var unchecked: CheckResult?
+            if let store {
+              do {
+                loss = try await Self.lostLines(host.id, store: store)
+              } catch {
+                // A store this user may only read (a team store's reader role): the rest still runs.
+                unchecked = CheckResult(
+                  group: "loss", name: "lines", status: .warn, evidence: "not checked: \(error)",
+                  fix:
+                    "Give verify a store it may write (it records each check); `svctrace collect` prints the losses too."
+                )
+              }
+            }
+            var checks = await Verifier.check(
+              session, settings: settings, options: checkOptions, becomeNote: note, loss: loss)
+            if let unchecked { checks.append(unchecked) }
             return HostOutcome<[CheckResult]>(payload: checks)
           }
         }
@@ -103,7 +130,7 @@ extension SVCTrace {
               evidence: result.message ?? result.status.rawValue, fix: Self.accessFix(result.message ?? ""))
           ])
       }
-      let groups = Verifier.groups.filter { $0 != "canary" || canary }
+      let groups = Verifier.groups.filter { ($0 != "canary" || canary) && ($0 != "loss" || store != nil) }
       let report = FleetReport(generatedAt: Date(), groups: groups, nodes: nodes)
       let text: String
       switch format {
@@ -131,6 +158,17 @@ extension SVCTrace {
       }
       if interrupted { throw ExitCode(130) }
       if report.nodes.contains(where: { $0.status == .fail }) { throw ExitCode.failure }
+    }
+
+    /// The node's lost lines since its last check, marking this check in the store.
+    static func lostLines(_ node: HostID, store: any TraceStoring) async throws -> LostLines {
+      let check = try await store.checkLoss(node: node, atMicros: ClockOffset.wallClockMicros())
+      return LostLines(
+        windows: check.intervals.map {
+          LostLines.Window(
+            fromMicros: $0.fromMicros, untilMicros: $0.untilMicros, packets: $0.packets, lost: $0.lost,
+            rsyslogRunning: $0.rsyslogRunning)
+        }, accounted: check.accounted, previousCheckMicros: check.previousCheckMicros)
     }
 
     static func accessFix(_ message: String) -> String {

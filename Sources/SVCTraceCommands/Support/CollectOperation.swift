@@ -20,7 +20,9 @@ enum CollectOperation {
     schedule: SnapshotSchedule? = nil, forks: Int, totals: CollectTotals?
   ) async throws -> HostOutcome<CollectReport> {
     let path = logPath ?? host.vars["svctrace_log_path"] ?? LogFileSource.defaultPath
-    let source = LogFileSource(session: session, path: path)
+    var source = LogFileSource(session: session, path: path)
+    // The LOG rules' counters ride in the same exchange (the loss accounting).
+    source.countersScript = RuleCounterSample.script
     let now = ClockOffset.wallClockMicros()
     let summary = try await Ingestor(store: store).collect(
       from: source, makeParser: { PacketLineParser(referenceMicros: now) },
