@@ -215,8 +215,7 @@ extension SVCTrace {
       if records.isEmpty {
         if losses == nil {
           Terminal.writeError(
-            around == nil ? try await Self.noMatchMessage(query, store: store) : "No connection matched.
-")
+            around == nil ? try await Self.noMatchMessage(query, store: store) : "No connection matched.\n")
         }
         throw ExitCode.failure
       }
