@@ -51,7 +51,13 @@ nodes do no Service DNAT at all (render warns about it on stderr unless --quiet)
 that is only correct on a node whose built-in chains are empty (a fresh or flushed node),
 because `iptables-restore --noflush` appends to built-in chains.
 
-Other commands: `apply` (see above; `--dry-run` prints the commands it would run).
+Other commands: `apply` (see above; `--dry-run` prints the commands it would run; a sync deletes
+the per-Service chains and affinity sets of Services no longer rendered), `announce` (the node
+answering for each load-balancer / external IP), `service-add` / `service-rm` / `service-list`
+(the lab's `$LAB/services-added.json`, read together with services.json by every command).
+Service kinds: ClusterIP, NodePort, LoadBalancer (ingress IPs, loadBalancerSourceRanges),
+externalIPs, externalTrafficPolicy / internalTrafficPolicy Local, sessionAffinity ClientIP,
+several named ports (targetPort by a pod's port name), TCP / UDP / SCTP; IPv4 only.
 Rendering is deterministic: services in services.json order, endpoints in cluster.json pod order.
 """
 

@@ -23,6 +23,12 @@ hairpin (pod -> its own app's Service until it lands on itself; the misses are e
 pod-clusterip lines, they are real connections too), hostnetwork (node/pod -> the hostNetwork
 endpoint's Service), burst (B >= 200 TCP connections from every pod and node, all opened at the
 same moment and held open together; their lines carry kind pod-clusterip / host-clusterip).
+Service kinds (`--kinds service-kinds`; testbed/README.md "Service kinds"): lb, lb-ranges,
+lb-local, externalip (ext -> load-balancer / external IP via its announcing node), nodeport-local
+(ext -> node:nodePort of an eTP-Local Service, source kept), itp-local, affinity (4 per client,
+one pod per client), multiport; for these, service_ip/service_port are the address the client
+dialled and cluster_ip/svc_port the Service's; expected drops drop-lb-ranges and drop-etp-local go
+to --drops-out (nothing may answer). `--kinds` default: the first seven kinds; `all`: every kind.
 --count N is per kind (hairpin: N self-landings). Client ports are unique per namespace within a
 run. Lines go to --out (or stdout); failures to stderr. `--check` verifies every line (endpoint,
 hairpin, source address as kube-proxy's masquerade rules predict) and prints `N passed, M failed`;
