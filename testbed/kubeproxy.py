@@ -564,7 +564,7 @@ def render_iptables(cluster, node, services, with_jumps=False, stale=()):
         for ep in pol["reachable"]:
             sep = ipt_sep_chain(svc, ep)
             nat_chains.append(sep)
-            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -s {ep["ip"]}/32 -j KUBE-MARK-MASQ')
+            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -s {ep["ip"]} -j KUBE-MARK-MASQ')
             aff = f" -m recent --name {sep} --set" if svc.get("sessionAffinity") == "ClientIP" else ""
             svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)}{aff} {match} '
                                    f'-j DNAT --to-destination {ep["ip"]}:{ep["port"]}')
@@ -794,7 +794,7 @@ def render_nftables(cluster, node, services, stale=()):
         if not pol["has"]:
             continue
         if pol["has_internal"]:
-            out.append(f'add rule {T} {internal_chain} ip daddr {svc["clusterIP"]} {proto} dport {port} '
+            out.append(f'add rule {T} {internal_chain} ip daddr {svc["clusterIP"]} '
                        f'ip saddr != {cluster_cidr} jump mark-for-masquerade')
         if pol["ext"]:
             if not pol["etp_local"]:
@@ -996,6 +996,125 @@ def cmd_service_rm(args, cluster):
     return 0
 
 
+FIXTURES = os.path.join(os.path.dirname(HERE), "Tests", "RolloutTests", "Fixtures", "kube-proxy")
+
+
+def _upstream_model(affinity_svc5):
+    """The Services of upstream's TestOverall{IPTables,NFTables}Rules (WithMultipleServices): node
+    192.168.0.2, cluster CIDR 10.0.0.0/8, every endpoint on another node."""
+    cluster = {"clusterCIDR": "10.0.0.0/8", "serviceCIDR": "172.30.0.0/16",
+               "nodes": [{"name": "node", "ip": "192.168.0.2"}], "pods": []}
+
+    def ep_pods(*last):
+        for i in last:
+            name = f"ep-{i}"
+            if not any(p["name"] == name for p in cluster["pods"]):
+                cluster["pods"].append({"name": name, "app": "x", "node": "other", "ip": f"10.180.0.{i}",
+                                        "port": 80, "netns": "-"})
+        return [f"ep-{i}" for i in last]
+
+    def svc(n, typ, eps, **kw):
+        v = {"namespace": f"ns{n}", "name": f"svc{n}", "type": typ, "clusterIP": f"172.30.0.4{n}",
+             "protocol": "TCP", "port": 80, "targetPort": 80, "portName": "p80", "endpointPods": eps,
+             "externalIPs": [], "loadBalancerIPs": [], "loadBalancerSourceRanges": [],
+             "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster", "sessionAffinity": "None",
+             "sessionAffinityTimeout": 10800}
+        v.update(kw)
+        return v
+    services = [
+        svc(1, "ClusterIP", ep_pods(1)),
+        svc(2, "LoadBalancer", ep_pods(2), nodePort=3001, externalIPs=["192.168.99.22"], loadBalancerIPs=["1.2.3.4"],
+            externalTrafficPolicy="Local", healthCheckNodePort=30000),
+        svc(3, "NodePort", ep_pods(3), nodePort=3003),
+        svc(4, "ClusterIP", ep_pods(4, 5), externalIPs=["192.168.99.33"]),
+        svc(5, "LoadBalancer", ep_pods(3), nodePort=3002, loadBalancerIPs=["5.6.7.8"],
+            loadBalancerSourceRanges=["203.0.113.0/25"],
+            sessionAffinity="ClientIP" if affinity_svc5 else "None"),
+        svc(6, "ClusterIP", []),
+    ]
+    for v in services:
+        for p in cluster["pods"]:
+            if p["name"] in v["endpointPods"]:
+                p["app"] = "x"
+    return cluster, services
+
+
+def cmd_check_upstream():
+    """Renders upstream's own test Services with this emulation and compares, rule for rule, with
+    the committed upstream dumps; prints the differences and returns 1 when there are any.
+
+    Compared: iptables — every nat / filter rule of the per-Service chains and of KUBE-SERVICES,
+    KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL (`MASQUERADE --random-fully`
+    read as upstream's fake `MASQUERADE`); nftables — every rule and element that names a
+    Service (`service-`, `external-`, `endpoint-`, `firewall-`, `affinity-` chains and sets, the
+    `cluster-ips`, `service-ips`, `service-nodeports`, `firewall-ips`, `no-endpoint-*` elements).
+    The base chains differ by era (the fixture's `filter-prerouting-pre-dnat`, `nodeport-ips`)."""
+    failures = 0
+    cluster, services = _upstream_model(affinity_svc5=False)
+    node = cluster["nodes"][0]
+    mine = render_iptables(cluster, node, service_ports_flat(services))
+    ipt_chains = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL", "KUBE-SVC-",
+                  "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+
+    def ipt_lines(text):
+        return {ln.replace(" --random-fully", "") for ln in text.splitlines()
+                if ln.startswith("-A ") and ln.split()[1].startswith(ipt_chains)}
+    with open(os.path.join(FIXTURES, "iptables-danwinship-01b3ac1-TestOverallIPTablesRulesWithMultipleServices.txt")) as f:
+        theirs = ipt_lines(f.read())
+    failures += _report("iptables", theirs, ipt_lines(mine))
+    # TestOnlyLocalNodePorts: a NodePort with externalTrafficPolicy Local and one local endpoint
+    # (KUBE-SVL-); upstream limits KUBE-NODEPORTS to the node's address (nodePortAddresses), the
+    # emulation to local addresses (`--dst-type LOCAL`), so that one rule is left out.
+    local = {"clusterCIDR": "10.0.0.0/8", "serviceCIDR": "172.30.0.0/16",
+             "nodes": [{"name": "node", "ip": "192.168.0.2"}],
+             "pods": [{"name": "a", "app": "x", "node": "other", "ip": "10.180.0.1", "port": 80, "netns": "-"},
+                      {"name": "b", "app": "x", "node": "node", "ip": "10.180.2.1", "port": 80, "netns": "-"}]}
+    svc1 = {"namespace": "ns1", "name": "svc1", "type": "NodePort", "clusterIP": "172.30.0.41", "protocol": "TCP",
+            "port": 80, "targetPort": 80, "portName": "p80", "nodePort": 3001, "selector": {"app": "x"},
+            "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Cluster", "sessionAffinity": "None"}
+    with open(os.path.join(FIXTURES, "iptables-danwinship-01b3ac1-TestOnlyLocalNodePorts.txt")) as f:
+        theirs = {ln for ln in ipt_lines(f.read()) if "-j KUBE-NODEPORTS" not in ln}
+    mine = {ln for ln in ipt_lines(render_iptables(local, local["nodes"][0], [svc1])) if "-j KUBE-NODEPORTS" not in ln}
+    failures += _report("iptables eTP Local", theirs, mine)
+    cluster, services = _upstream_model(affinity_svc5=True)
+    mine = render_nftables(cluster, cluster["nodes"][0], service_ports_flat(services))
+    keys = ("service-", "external-", "endpoint-", "firewall-", "affinity-", "local-")
+    elem_maps = (" cluster-ips ", " service-ips ", " service-nodeports ", " firewall-ips ", " no-endpoint-services ",
+                 " no-endpoint-nodeports ")
+
+    def nft_lines(text):
+        out = set()
+        for ln in text.splitlines():
+            w = ln.split()
+            if len(w) < 5 or w[0] != "add":
+                continue
+            if w[1] in ("rule", "chain", "set") and w[4].startswith(keys) and not (w[1] == "set" and w[4] == "cluster-ips"):
+                out.add(ln)
+            elif w[1] == "element" and any(m in ln for m in elem_maps):
+                out.add(ln)
+        return out
+    with open(os.path.join(FIXTURES, "nft-k8s-030880a-TestOverallNFTablesRules.nft")) as f:
+        theirs = nft_lines(f.read())
+    failures += _report("nftables", theirs, nft_lines(mine))
+    return 1 if failures else 0
+
+
+def service_ports_flat(services):
+    """Service dicts already in the flat per-port form (upstream's test model): pass through."""
+    return services
+
+
+def _report(what, theirs, mine):
+    missing, extra = sorted(theirs - mine), sorted(mine - theirs)
+    print(f"{what}: {len(theirs & mine)} of {len(theirs)} upstream rules rendered identically, "
+          f"{len(missing)} missing, {len(extra)} extra")
+    for ln in missing:
+        print(f"  upstream only: {ln}")
+    for ln in extra:
+        print(f"  emulation only: {ln}")
+    return 1 if missing or extra else 0
+
+
 def main(argv=None):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head` ends us quietly
     ap = argparse.ArgumentParser(description="kube-proxy rule emulation for the svctrace testbed (test fixture)")
@@ -1052,7 +1171,10 @@ def main(argv=None):
     p = sub.add_parser("service-list", help="one line per Service port kube-proxy renders")
     p.add_argument("--cluster", required=True)
     p.add_argument("--services", default=DEFAULT_SERVICES)
+    sub.add_parser("check-upstream", help="render upstream's test Services and compare with the committed dumps")
     args = ap.parse_args(argv)
+    if args.cmd == "check-upstream":
+        return cmd_check_upstream()
     if args.cmd == "service-list":
         try:
             for sp in load_services(args.services, args.cluster):
