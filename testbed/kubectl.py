@@ -2,6 +2,9 @@
 """A tiny `kubectl get ... -o json` for the svctrace testbed (a TEST FIXTURE, not kubectl).
 
     kubectl.py [--cluster FILE] [--services FILE] get services,endpointslices,pods -A -o json
+    kubectl.py get servicecidrs -o json
+
+Services: services.json plus the lab's $LAB/services-added.json (`testbed/lab service add`).
 
 Prints a Kubernetes `List` with realistic v1 Service, discovery.k8s.io/v1 EndpointSlice and v1 Pod
 objects built from the testbed's cluster.json and services.json, items grouped in the order the
@@ -11,7 +14,8 @@ resource types were asked for (like kubectl). Output is deterministic for the sa
 Defaults: --cluster $SVCTRACE_LAB_CLUSTER, else $SVCTRACE_LAB/cluster.json, else
 /var/lib/svctrace-lab/cluster.json; --services $SVCTRACE_LAB_SERVICES, else services.json next
 to this script. Resource names accepted: services|service|svc, endpointslices|endpointslice|
-endpointslices.discovery.k8s.io, pods|pod|po. Flags: -A/--all-namespaces, -n/--namespace NS,
+endpointslices.discovery.k8s.io, pods|pod|po, servicecidrs|servicecidr (the cluster-scoped
+default ServiceCIDR "kubernetes"; asked alone, printed as a networking.k8s.io/v1 ServiceCIDRList). Flags: -A/--all-namespaces, -n/--namespace NS,
 -o/--output json (the only format). Installed as `kubectl` on a control-plane node by `lab`.
 """
 
@@ -35,6 +39,8 @@ ALIASES = {
     "endpointslices": "endpointslices", "endpointslice": "endpointslices",
     "endpointslices.discovery.k8s.io": "endpointslices",
     "pods": "pods", "pod": "pods", "po": "pods",
+    "servicecidrs": "servicecidrs", "servicecidr": "servicecidrs",
+    "servicecidrs.networking.k8s.io": "servicecidrs",
 }
 POD_NAMESPACE = "default"
 
@@ -57,48 +63,99 @@ def _meta(kind, ns, name, created, labels=None, **extra):
 
 
 def service_obj(svc, created):
-    port = {"port": svc["port"], "protocol": svc["protocol"], "targetPort": svc["targetPort"]}
-    if svc.get("portName"):
-        port["name"] = svc["portName"]
+    """A v1 Service from one services.json object (all its ports)."""
+    ports = []
+    for p in svc["ports"]:
+        port = {"port": p["port"], "protocol": p["protocol"], "targetPort": p["targetPort"]}
+        if p.get("name"):
+            port["name"] = p["name"]
+        if svc["type"] in ("NodePort", "LoadBalancer"):
+            port["nodePort"] = p["nodePort"]
+        ports.append(port)
     spec = {"clusterIP": svc["clusterIP"], "clusterIPs": [svc["clusterIP"]],
-            "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
-            "ports": [port], "selector": dict(svc["selector"]), "sessionAffinity": "None", "type": svc["type"]}
-    if svc["type"] == "NodePort":
-        port["nodePort"] = svc["nodePort"]
-        spec["externalTrafficPolicy"] = "Cluster"
+            "internalTrafficPolicy": svc.get("internalTrafficPolicy", "Cluster"), "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack", "ports": ports, "sessionAffinity": svc.get("sessionAffinity", "None"),
+            "type": svc["type"]}
+    if "selector" in svc and "endpointPods" not in svc:
+        spec["selector"] = dict(svc["selector"])
+    if svc.get("sessionAffinity") == "ClientIP":
+        spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": svc.get("sessionAffinityTimeout", 10800)}}
+    if svc.get("externalIPs"):
+        spec["externalIPs"] = list(svc["externalIPs"])
+    if svc["type"] in ("NodePort", "LoadBalancer"):
+        spec["externalTrafficPolicy"] = svc.get("externalTrafficPolicy", "Cluster")
+    if svc["type"] == "LoadBalancer":
+        spec["allocateLoadBalancerNodePorts"] = True
+        if svc.get("loadBalancerSourceRanges"):
+            spec["loadBalancerSourceRanges"] = list(svc["loadBalancerSourceRanges"])
+        if svc.get("healthCheckNodePort"):
+            spec["healthCheckNodePort"] = svc["healthCheckNodePort"]
+    status = {"loadBalancer": {}}
+    if svc.get("loadBalancerIPs"):
+        status["loadBalancer"]["ingress"] = [{"ip": ip, "ipMode": "VIP"} for ip in svc["loadBalancerIPs"]]
+    labels = dict(svc.get("selector") or {"app": svc["name"]})
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": _meta("Service", svc["namespace"], svc["name"], created, labels=dict(svc["selector"])),
-            "spec": spec, "status": {"loadBalancer": {}}}
+            "metadata": _meta("Service", svc["namespace"], svc["name"], created, labels=labels),
+            "spec": spec, "status": status}
 
 
 def endpointslice_obj(cluster, svc, created):
+    """The Service's EndpointSlice (endpoint-slice controller's, or a hand-made one for a
+    selector-less Service with endpointPods)."""
     ns, name = svc["namespace"], svc["name"]
     suffix = hashlib.sha256(f"{ns}/{name}".encode()).hexdigest()[:5]
     slice_name = f"{name}-{suffix}"
-    eps = []
-    for ep in kubeproxy.endpoints(cluster, svc):
-        eps.append({"addresses": [ep["ip"]],
-                    "conditions": {"ready": True, "serving": True, "terminating": False},
-                    "nodeName": ep["node"],
-                    "targetRef": {"kind": "Pod", "name": ep["pod"], "namespace": POD_NAMESPACE,
-                                  "uid": _uid("Pod", POD_NAMESPACE, ep["pod"])}})
-    port = {"name": svc.get("portName", ""), "port": svc["targetPort"], "protocol": svc["protocol"]}
+    eps, seen, ports = [], set(), []
+    for sp in kubeproxy.service_ports([svc]):
+        resolved = kubeproxy.endpoints(cluster, sp)
+        ports.append({"name": sp.get("portName", ""), "port": resolved[0]["port"] if resolved else sp["targetPort"],
+                      "protocol": sp["protocol"]})
+        for ep in resolved:
+            if ep["pod"] in seen:
+                continue
+            seen.add(ep["pod"])
+            eps.append({"addresses": [ep["ip"]],
+                        "conditions": {"ready": True, "serving": True, "terminating": False},
+                        "nodeName": ep["node"],
+                        "targetRef": {"kind": "Pod", "name": ep["pod"], "namespace": POD_NAMESPACE,
+                                      "uid": _uid("Pod", POD_NAMESPACE, ep["pod"])}})
+    manual = "endpointPods" in svc
     meta = _meta("EndpointSlice", ns, slice_name, created,
-                 labels={"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                 labels={"endpointslice.kubernetes.io/managed-by":
+                         "svtlab.svctrace.dev/manual" if manual else "endpointslice-controller.k8s.io",
                          "kubernetes.io/service-name": name},
-                 generateName=f"{name}-",
-                 ownerReferences=[{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
-                                   "kind": "Service", "name": name, "uid": _uid("Service", ns, name)}])
+                 generateName=f"{name}-")
+    if not manual:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
+                                    "kind": "Service", "name": name, "uid": _uid("Service", ns, name)}]
     return {"addressType": "IPv4", "apiVersion": "discovery.k8s.io/v1", "endpoints": eps,
-            "kind": "EndpointSlice", "metadata": meta, "ports": [port]}
+            "kind": "EndpointSlice", "metadata": meta, "ports": ports}
+
+
+def servicecidr_obj(cluster, created):
+    """The cluster's default ServiceCIDR (networking.k8s.io/v1), named "kubernetes" as kube-apiserver makes it."""
+    cidrs = [cluster["serviceCIDR"]]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+            "metadata": {"creationTimestamp": created, "name": "kubernetes",
+                         "resourceVersion": _rv("ServiceCIDR", "", "kubernetes"),
+                         "uid": _uid("ServiceCIDR", "", "kubernetes")},
+            "spec": {"cidrs": cidrs},
+            "status": {"conditions": [{"lastTransitionTime": created, "message": "Kubernetes Service CIDR is ready",
+                                       "reason": "", "status": "True", "type": "Ready"}]}}
+
+
+def _container_ports(pod):
+    named = pod.get("namedPorts") or {}
+    if not named:
+        return [{"containerPort": pod["port"], "protocol": "TCP"}, {"containerPort": pod["port"], "protocol": "UDP"}]
+    return [{"containerPort": port, "name": n, "protocol": "UDP" if n == "dns" else "TCP"} for n, port in named.items()]
 
 
 def pod_obj(cluster, pod, created):
     node = kubeproxy.node_by_name(cluster, pod["node"])
     host_net = bool(pod.get("hostNetwork", False))
     spec = {"containers": [{"name": "server", "image": "svctrace-testbed/podserver:local",
-                            "ports": [{"containerPort": pod["port"], "protocol": "TCP"},
-                                      {"containerPort": pod["port"], "protocol": "UDP"}]}],
+                            "ports": _container_ports(pod)}],
             "nodeName": pod["node"]}
     if host_net:
         spec["hostNetwork"] = True
@@ -177,7 +234,7 @@ def main(argv=None):
             kinds.append(k)
     try:
         cluster = kubeproxy.load_cluster(cluster_path)
-        services = kubeproxy.load_services(services_path)
+        services = kubeproxy.load_service_objects(services_path, cluster_path)
     except kubeproxy.ConfigError as e:
         sys.stderr.write(f"error: {e}\n")
         return 1
@@ -189,11 +246,16 @@ def main(argv=None):
             items += [service_obj(s, created) for s in services]
         elif k == "endpointslices":
             items += [endpointslice_obj(cluster, s, created) for s in services]
+        elif k == "servicecidrs":
+            items.append(servicecidr_obj(cluster, created))
         else:
             items += [pod_obj(cluster, p, created) for p in cluster["pods"]]
     if not all_ns:
-        items = [o for o in items if o["metadata"]["namespace"] == namespace]
+        # ServiceCIDRs are cluster-scoped: no namespace, listed whatever -n says.
+        items = [o for o in items if o["metadata"].get("namespace", namespace) == namespace]
     doc = {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+    if kinds == ["servicecidrs"]:
+        doc["apiVersion"], doc["kind"] = "networking.k8s.io/v1", "ServiceCIDRList"
     sys.stdout.write(json.dumps(doc, indent=4) + "\n")
     return 0
 

@@ -51,7 +51,13 @@ nodes do no Service DNAT at all (render warns about it on stderr unless --quiet)
 that is only correct on a node whose built-in chains are empty (a fresh or flushed node),
 because `iptables-restore --noflush` appends to built-in chains.
 
-Other commands: `apply` (see above; `--dry-run` prints the commands it would run).
+Other commands: `apply` (see above; `--dry-run` prints the commands it would run; a sync deletes
+the per-Service chains and affinity sets of Services no longer rendered), `announce` (the node
+answering for each load-balancer / external IP), `service-add` / `service-rm` / `service-list`
+(the lab's `$LAB/services-added.json`, read together with services.json by every command).
+Service kinds: ClusterIP, NodePort, LoadBalancer (ingress IPs, loadBalancerSourceRanges),
+externalIPs, externalTrafficPolicy / internalTrafficPolicy Local, sessionAffinity ClientIP,
+several named ports (targetPort by a pod's port name), TCP / UDP / SCTP; IPv4 only.
 Rendering is deterministic: services in services.json order, endpoints in cluster.json pod order.
 """
 
@@ -61,6 +67,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -156,39 +163,144 @@ def load_cluster(path):
     return c
 
 
-def load_services(path):
-    """Reads and validates services.json: {"services": [ {...}, ... ]}."""
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+PORT_KEYS = ("name", "protocol", "port", "targetPort", "nodePort")
+
+
+def _port_value(val, where, key):
+    if isinstance(val, bool) or not isinstance(val, (int, str)):
+        raise ConfigError(f"{where}: {key} must be an integer or a port name")
+    if isinstance(val, int) and not 0 < val < 65536:
+        raise ConfigError(f"{where}: {key} {val} out of range")
+    return val
+
+
+def validate_service(v, where):
+    """Checks one Service object of services.json (see testbed/README.md, "Services") and fills defaults."""
+    _require(v, "namespace", str, where)
+    _require(v, "name", str, where)
+    typ = _require(v, "type", str, where)
+    if typ not in SERVICE_TYPES:
+        raise ConfigError(f"{where}: type '{typ}' is not ClusterIP, NodePort or LoadBalancer")
+    _ip(_require(v, "clusterIP", str, where), where)
+    if "ports" in v:
+        ports = _require(v, "ports", list, where)
+        if not ports:
+            raise ConfigError(f"{where}: 'ports' is empty")
+        if len(ports) > 1 and any(not p.get("name") for p in ports):
+            raise ConfigError(f"{where}: every port of a multi-port Service needs a name")
+    else:
+        ports = [{"name": v.get("portName", ""), **{k: v[k] for k in PORT_KEYS[1:] if k in v}}]
+    for j, p in enumerate(ports):
+        pw = f"{where}: port {j}"
+        proto = p.get("protocol", "TCP")
+        if proto not in ("TCP", "UDP", "SCTP"):
+            raise ConfigError(f"{pw}: protocol '{proto}' is not TCP, UDP or SCTP")
+        p["protocol"] = proto
+        port = _require(p, "port", int, pw)
+        if not 0 < port < 65536:
+            raise ConfigError(f"{pw}: port {port} out of range")
+        _port_value(p.get("targetPort", port), pw, "targetPort")
+        p.setdefault("targetPort", port)
+        if typ in ("NodePort", "LoadBalancer"):
+            np_ = _require(p, "nodePort", int, pw)
+            if not 30000 <= np_ <= 32767:
+                raise ConfigError(f"{pw}: nodePort {np_} outside 30000-32767")
+    v["ports"] = ports
+    for key in ("externalIPs", "loadBalancerIPs"):
+        for ip in v.setdefault(key, []):
+            _ip(ip, f"{where}: {key}")
+    if v["loadBalancerIPs"] and typ != "LoadBalancer":
+        raise ConfigError(f"{where}: loadBalancerIPs on a {typ} Service")
+    for c in v.setdefault("loadBalancerSourceRanges", []):
+        _cidr(c, f"{where}: loadBalancerSourceRanges")
+    for key in ("externalTrafficPolicy", "internalTrafficPolicy"):
+        if v.setdefault(key, "Cluster") not in ("Cluster", "Local"):
+            raise ConfigError(f"{where}: {key} must be Cluster or Local")
+    if v["externalTrafficPolicy"] == "Local" and typ == "ClusterIP":
+        raise ConfigError(f"{where}: externalTrafficPolicy Local needs type NodePort or LoadBalancer")
+    if v.setdefault("sessionAffinity", "None") not in ("None", "ClientIP"):
+        raise ConfigError(f"{where}: sessionAffinity must be None or ClientIP")
+    v.setdefault("sessionAffinityTimeout", 10800)
+    if v["externalTrafficPolicy"] == "Local" and typ == "LoadBalancer":
+        _require(v, "healthCheckNodePort", int, where)
+    if "endpointPods" in v:
+        if not isinstance(v["endpointPods"], list) or not all(isinstance(x, str) for x in v["endpointPods"]):
+            raise ConfigError(f"{where}: endpointPods must be a list of pod names")
+    else:
+        sel = _require(v, "selector", dict, where)
+        if not isinstance(sel.get("app"), str):
+            raise ConfigError(f"{where}: selector must be {{\"app\": NAME}}")
+    return v
+
+
+def added_services_path(cluster_path):
+    """The lab-private file of Services added after `up` (`lab service add`): next to cluster.json."""
+    return os.path.join(os.path.dirname(os.path.abspath(cluster_path)), "services-added.json")
+
+
+def load_service_objects(path, cluster_path=None):
+    """Services of services.json (plus, with cluster_path, the lab's services-added.json), validated."""
     s = _load_json(path, "services file")
     svcs = s.get("services") if isinstance(s, dict) else None
     if not isinstance(svcs, list) or not svcs:
         raise ConfigError(f"services file {path}: expected {{\"services\": [ ... ]}} with at least one service")
-    seen = set()
-    for i, v in enumerate(svcs):
-        where = f"{path}: services[{i}]"
-        ns = _require(v, "namespace", str, where)
-        name = _require(v, "name", str, where)
-        if (ns, name) in seen:
-            raise ConfigError(f"{where}: duplicate service {ns}/{name}")
-        seen.add((ns, name))
-        typ = _require(v, "type", str, where)
-        if typ not in ("ClusterIP", "NodePort"):
-            raise ConfigError(f"{where}: type '{typ}' is not ClusterIP or NodePort")
-        _ip(_require(v, "clusterIP", str, where), where)
-        proto = _require(v, "protocol", str, where)
-        if proto not in ("TCP", "UDP", "SCTP"):
-            raise ConfigError(f"{where}: protocol '{proto}' is not TCP, UDP or SCTP")
-        for key in ("port", "targetPort"):
-            port = _require(v, key, int, where)
-            if not 0 < port < 65536:
-                raise ConfigError(f"{where}: {key} {port} out of range")
-        if typ == "NodePort":
-            np_ = _require(v, "nodePort", int, where)
-            if not 30000 <= np_ <= 32767:
-                raise ConfigError(f"{where}: nodePort {np_} outside 30000-32767")
-        sel = _require(v, "selector", dict, where)
-        if not isinstance(sel.get("app"), str):
-            raise ConfigError(f"{where}: selector must be {{\"app\": NAME}}")
-    return svcs
+    sources = [(path, svcs)]
+    if cluster_path:
+        extra = added_services_path(cluster_path)
+        if os.path.exists(extra):
+            e = _load_json(extra, "added services file")
+            sources.append((extra, e.get("services", []) if isinstance(e, dict) else []))
+    out, seen, ips = [], set(), {}
+    for src, lst in sources:
+        for i, v in enumerate(lst):
+            where = f"{src}: services[{i}]"
+            validate_service(v, where)
+            key = (v["namespace"], v["name"])
+            if key in seen:
+                raise ConfigError(f"{where}: duplicate service {v['namespace']}/{v['name']}")
+            seen.add(key)
+            if v["clusterIP"] in ips:
+                raise ConfigError(f"{where}: clusterIP {v['clusterIP']} already used by {ips[v['clusterIP']]}")
+            ips[v["clusterIP"]] = f"{v['namespace']}/{v['name']}"
+            out.append(v)
+    return out
+
+
+def service_ports(objs):
+    """One flat dict per Service port (kube-proxy's ServicePort): the Service's fields plus the
+    port's protocol, port, targetPort, nodePort and portName."""
+    out = []
+    for v in objs:
+        for p in v["ports"]:
+            sp = {k: val for k, val in v.items() if k != "ports"}
+            sp.update({"protocol": p["protocol"], "port": p["port"], "targetPort": p["targetPort"],
+                       "portName": p.get("name", "")})
+            if "nodePort" in p:
+                sp["nodePort"] = p["nodePort"]
+            else:
+                sp.pop("nodePort", None)
+            out.append(sp)
+    return out
+
+
+def load_services(path, cluster_path=None):
+    """Service ports of services.json (+ the lab's added Services when cluster_path is given)."""
+    return service_ports(load_service_objects(path, cluster_path))
+
+
+def announcements(cluster, services):
+    """{ip: node} for every load-balancer and external IP: the node that answers for it on the
+    lab bridge (MetalLB L2 style). services.json's "announce" maps an IP to a node number,
+    taken modulo the number of nodes; unlisted IPs go to node1."""
+    nodes = cluster["nodes"]
+    out = {}
+    for svc in services:
+        ann = svc.get("announce", {})
+        for ip in svc.get("loadBalancerIPs", []) + svc.get("externalIPs", []):
+            k = int(ann.get(ip, 1))
+            out[ip] = nodes[(k - 1) % len(nodes)]["name"]
+    return out
 
 
 def node_by_name(cluster, name):
@@ -199,14 +311,45 @@ def node_by_name(cluster, name):
                       + ", ".join(n["name"] for n in cluster["nodes"]) + ")")
 
 
+def _target_port(pod, svc):
+    tp = svc["targetPort"]
+    if isinstance(tp, int):
+        return tp
+    return (pod.get("namedPorts") or {}).get(tp)
+
+
 def endpoints(cluster, svc):
-    """The service's endpoints: pods whose app matches, in cluster.json pod order."""
+    """The service port's endpoints: pods whose app matches (or the Service's endpointPods, a
+    selector-less Service with a hand-made EndpointSlice), in cluster.json pod order; a named
+    targetPort resolves through the pod's namedPorts (pods without that name are left out)."""
     out = []
+    wanted = svc.get("endpointPods")
     for p in cluster["pods"]:
-        if p["app"] == svc["selector"]["app"]:
-            out.append({"pod": p["name"], "ip": p["ip"], "port": svc["targetPort"], "node": p["node"],
-                        "hostNetwork": bool(p.get("hostNetwork", False))})
+        if wanted is not None:
+            if p["name"] not in wanted:
+                continue
+        elif p["app"] != svc["selector"]["app"]:
+            continue
+        port = _target_port(p, svc)
+        if port is None:
+            continue
+        out.append({"pod": p["name"], "ip": p["ip"], "port": port, "node": p["node"],
+                    "hostNetwork": bool(p.get("hostNetwork", False))})
     return out
+
+
+def externally_accessible(svc):
+    return svc["type"] in ("NodePort", "LoadBalancer") or bool(svc.get("externalIPs"))
+
+
+def is_plain(svc):
+    """A Service port of the lab's original kinds (ClusterIP / NodePort eTP Cluster, one numeric
+    port, selector, no external addresses, policies or affinity): the old traffic kinds use only these."""
+    return (svc["type"] in ("ClusterIP", "NodePort") and not svc.get("externalIPs")
+            and svc.get("externalTrafficPolicy", "Cluster") == "Cluster"
+            and svc.get("internalTrafficPolicy", "Cluster") == "Cluster"
+            and svc.get("sessionAffinity", "None") == "None" and isinstance(svc["targetPort"], int)
+            and "endpointPods" not in svc and not svc.get("portName"))
 
 
 def svc_port_name(svc):
@@ -270,8 +413,39 @@ def jump_rule_args(jump):
     return args + ["-j", dst]
 
 
-def render_iptables(cluster, node, services, with_jumps=False):
-    """iptables-restore input of kube-proxy's iptables proxier for one node."""
+def _policy(cluster, node, svc):
+    """kube-proxy's endpoint categorisation for one service port on one node (proxier.go of the
+    v1.26 era): which chains are used and whether internal / external traffic has endpoints."""
+    eps = endpoints(cluster, svc)
+    local = [e for e in eps if e["node"] == node["name"]]
+    ext = externally_accessible(svc)
+    itp_local = svc.get("internalTrafficPolicy") == "Local"
+    etp_local = ext and svc.get("externalTrafficPolicy") == "Local"
+    uses_cluster = not itp_local or (ext and not etp_local)
+    uses_local = itp_local or (ext and etp_local)
+    cluster_eps = eps if uses_cluster else []
+    local_eps = local if uses_local else []
+    reachable = [e for e in eps if e in cluster_eps or e in local_eps]
+    return {
+        "eps": eps, "reachable": reachable, "cluster_eps": cluster_eps, "local_eps": local_eps,
+        "has": bool(eps), "ext": ext, "itp_local": itp_local, "etp_local": etp_local,
+        "has_internal": bool(local) if itp_local else bool(eps),
+        "has_external": bool(local) if etp_local else bool(eps),
+        "uses_cluster_chain": bool(cluster_eps), "uses_local_chain": bool(local_eps),
+        "uses_fw": bool(eps) and bool(svc.get("loadBalancerIPs")) and bool(svc.get("loadBalancerSourceRanges")),
+    }
+
+
+def render_iptables(cluster, node, services, with_jumps=False, stale=()):
+    """iptables-restore input of kube-proxy's iptables proxier for one node.
+
+    Follows the v1.26-era proxier (Tests/RolloutTests/Fixtures/kube-proxy/
+    iptables-danwinship-01b3ac1-TestOverallIPTablesRulesWithMultipleServices.txt): KUBE-SVC-
+    (cluster policy), KUBE-SVL- (local policy), KUBE-EXT- (external destinations), KUBE-FW-
+    (loadBalancerSourceRanges), KUBE-SEP- (endpoints, `recent` for ClientIP affinity), and the
+    filter table's REJECT / DROP rules for Services without (local) endpoints. `stale`: KUBE-*
+    per-Service chains that exist on the node but are no longer rendered (flushed and deleted).
+    """
     cluster_cidr = cluster["clusterCIDR"]
     nat_chains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
     nat_rules = [
@@ -280,42 +454,128 @@ def render_iptables(cluster, node, services, with_jumps=False):
         '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
         f"-A KUBE-MARK-MASQ -j MARK --or-mark {MASQ_MARK}",
     ]
+    filter_rules = []
     svc_chain_rules = []
     for svc in services:
-        eps = endpoints(cluster, svc)
+        pol = _policy(cluster, node, svc)
         name = svc_port_name(svc)
         proto = svc["protocol"].lower()
         h = ipt_chain_hash(svc)
-        svc_chain, ext_chain = "KUBE-SVC-" + h, "KUBE-EXT-" + h
-        if not eps:
-            continue  # (kube-proxy would REJECT in filter KUBE-SERVICES; none of ours are empty)
-        nat_chains.append(svc_chain)
-        nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" -m {proto} -p {proto} '
-                         f'-d {svc["clusterIP"]} --dport {svc["port"]} -j {svc_chain}')
-        if svc["type"] == "NodePort":
+        svc_chain, svl_chain, ext_chain, fw_chain = ("KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h,
+                                                     "KUBE-FW-" + h)
+        internal_chain = svl_chain if pol["itp_local"] else svc_chain
+        external_policy = svl_chain if pol["etp_local"] else svc_chain
+        lb_chain = fw_chain if pol["uses_fw"] else ext_chain
+        match = f'-m {proto} -p {proto}'
+        if not pol["has"]:
+            int_target, int_comment = "REJECT", f'"{name} has no endpoints"'
+            ext_target, ext_comment = "REJECT", int_comment
+        else:
+            int_target, int_comment = "DROP", f'"{name} has no local endpoints"'
+            ext_target, ext_comment = "DROP", int_comment
+        cip = f'-d {svc["clusterIP"]} --dport {svc["port"]}'
+        # Capture the clusterIP.
+        if pol["has_internal"]:
+            nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} cluster IP" {match} {cip} -j {internal_chain}')
+        else:
+            filter_rules.append(f'-A KUBE-SERVICES -m comment --comment {int_comment} {match} {cip} -j {int_target}')
+        # Capture externalIPs.
+        for ip in svc.get("externalIPs", []):
+            if pol["has"]:
+                nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} external IP" {match} '
+                                 f'-d {ip} --dport {svc["port"]} -j {ext_chain}')
+            if not pol["has_external"]:
+                filter_rules.append(f'-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} {match} '
+                                    f'-d {ip} --dport {svc["port"]} -j {ext_target}')
+        # Capture load-balancer ingress.
+        for ip in svc.get("loadBalancerIPs", []):
+            if pol["has"]:
+                nat_rules.append(f'-A KUBE-SERVICES -m comment --comment "{name} loadbalancer IP" {match} '
+                                 f'-d {ip} --dport {svc["port"]} -j {lb_chain}')
+            if pol["uses_fw"]:
+                filter_rules.append(f'-A KUBE-PROXY-FIREWALL -m comment --comment "{name} traffic not accepted by '
+                                    f'{fw_chain}" {match} -d {ip} --dport {svc["port"]} -j DROP')
+        if not pol["has_external"]:
+            for ip in svc.get("loadBalancerIPs", []):
+                filter_rules.append(f'-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} {match} '
+                                    f'-d {ip} --dport {svc["port"]} -j {ext_target}')
+        # Capture nodeports.
+        if svc.get("nodePort"):
+            if pol["has"]:
+                nat_rules.append(f'-A KUBE-NODEPORTS -m comment --comment {_q(name)} {match} '
+                                 f'--dport {svc["nodePort"]} -j {ext_chain}')
+            if not pol["has_external"]:
+                filter_rules.append(f'-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_comment} -m addrtype '
+                                    f'--dst-type LOCAL {match} --dport {svc["nodePort"]} -j {ext_target}')
+        if svc.get("healthCheckNodePort") and svc.get("externalTrafficPolicy") == "Local":
+            filter_rules.append(f'-A KUBE-NODEPORTS -m comment --comment "{name} health check node port" '
+                                f'-m tcp -p tcp --dport {svc["healthCheckNodePort"]} -j ACCEPT')
+        if not pol["has"]:
+            continue
+        # Internal traffic: masquerade off-cluster sources (the cluster CIDR is the local detector).
+        if pol["has_internal"]:
+            svc_chain_rules.append(f'-A {internal_chain} -m comment --comment "{name} cluster IP" {match} {cip} '
+                                   f'! -s {cluster_cidr} -j KUBE-MARK-MASQ')
+        # External destinations.
+        if pol["ext"]:
             nat_chains.append(ext_chain)
-            svc_chain_rules.append(f'-A KUBE-EXT-{h} -m comment --comment "masquerade traffic for {name} external destinations" -j KUBE-MARK-MASQ')
-            svc_chain_rules.append(f"-A KUBE-EXT-{h} -j {svc_chain}")
-            nat_rules.append(f'-A KUBE-NODEPORTS -m comment --comment {_q(name)} -m {proto} -p {proto} '
-                             f'--dport {svc["nodePort"]} -j {ext_chain}')
-        svc_chain_rules.append(f'-A {svc_chain} -m comment --comment "{name} cluster IP" -m {proto} -p {proto} '
-                               f'-d {svc["clusterIP"]} --dport {svc["port"]} ! -s {cluster_cidr} -j KUBE-MARK-MASQ')
-        n = len(eps)
-        for i, ep in enumerate(eps):
-            sep = ipt_sep_chain(svc, ep)
-            stat = ""
-            if i < n - 1:
-                stat = f" -m statistic --mode random --probability {1.0 / (n - i):0.10f}"
-            svc_chain_rules.append(f'-A {svc_chain} -m comment --comment "{name} -> {ep["ip"]}:{ep["port"]}"{stat} -j {sep}')
-        for ep in eps:
+            if not pol["etp_local"]:
+                svc_chain_rules.append(f'-A {ext_chain} -m comment --comment "masquerade traffic for {name} '
+                                       f'external destinations" -j KUBE-MARK-MASQ')
+            else:
+                svc_chain_rules.append(f'-A {ext_chain} -m comment --comment "pod traffic for {name} external '
+                                       f'destinations" -s {cluster_cidr} -j {svc_chain}')
+                svc_chain_rules.append(f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {name} '
+                                       f'external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ')
+                svc_chain_rules.append(f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {name} '
+                                       f'external destinations" -m addrtype --src-type LOCAL -j {svc_chain}')
+            if pol["has_external"]:
+                svc_chain_rules.append(f"-A {ext_chain} -j {external_policy}")
+        # Firewall (loadBalancerSourceRanges).
+        if pol["uses_fw"]:
+            nat_chains.append(fw_chain)
+            allow_node = False
+            for src in svc["loadBalancerSourceRanges"]:
+                svc_chain_rules.append(f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP" -s {src} -j {ext_chain}')
+                if ipaddress.IPv4Address(node["ip"]) in ipaddress.IPv4Network(src):
+                    allow_node = True
+            if allow_node:
+                for ip in svc["loadBalancerIPs"]:
+                    svc_chain_rules.append(f'-A {fw_chain} -m comment --comment "{name} loadbalancer IP" -s {ip} -j {ext_chain}')
+        # Cluster / local policy chains -> endpoints.
+        for chain, eps, used in ((svc_chain, pol["cluster_eps"], pol["uses_cluster_chain"]),
+                                 (svl_chain, pol["local_eps"], pol["uses_local_chain"])):
+            if not used:
+                continue
+            nat_chains.append(chain)
+            if svc.get("sessionAffinity") == "ClientIP":
+                for ep in eps:
+                    sep = ipt_sep_chain(svc, ep)
+                    svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {ep["ip"]}:{ep["port"]}" '
+                                           f'-m recent --name {sep} --rcheck --seconds {svc["sessionAffinityTimeout"]} '
+                                           f'--reap -j {sep}')
+            n = len(eps)
+            for i, ep in enumerate(eps):
+                sep = ipt_sep_chain(svc, ep)
+                stat = ""
+                if i < n - 1:
+                    stat = f" -m statistic --mode random --probability {1.0 / (n - i):0.10f}"
+                svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {ep["ip"]}:{ep["port"]}"{stat} -j {sep}')
+        for ep in pol["reachable"]:
             sep = ipt_sep_chain(svc, ep)
             nat_chains.append(sep)
-            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -s {ep["ip"]}/32 -j KUBE-MARK-MASQ')
-            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -m {proto} -p {proto} '
+            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -s {ep["ip"]} -j KUBE-MARK-MASQ')
+            aff = f" -m recent --name {sep} --set" if svc.get("sessionAffinity") == "ClientIP" else ""
+            svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)}{aff} {match} '
                                    f'-j DNAT --to-destination {ep["ip"]}:{ep["port"]}')
+    # Stale per-Service chains (Services removed since the last sync): flushed, then deleted.
+    rendered = set(nat_chains)
+    stale = [c for c in stale if c not in rendered]
+    nat_chains.extend(stale)
     nat_rules.extend(svc_chain_rules)
     nat_rules.append('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be '
                      'the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')
+    nat_rules.extend(f"-X {c}" for c in stale)
 
     out = []
     out.append("# kube-proxy (testbed emulation) node=%s proxyMode=iptables backend=%s" % (node["name"], node.get("backend", "nft")))
@@ -330,6 +590,7 @@ def render_iptables(cluster, node, services, with_jumps=False):
         out.append(f":{ch} - [0:0]")
     out.append('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
                '! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
+    out.extend(filter_rules)
     out.append("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP")
     out.append(f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT')
     out.append('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack '
@@ -391,6 +652,11 @@ def nft_endpoint_chain(svc, ep):
         f'{svc["namespace"]}/{svc["name"]}/{proto}/{svc.get("portName", "")}__{ep["ip"]}/{ep["port"]}')
 
 
+def nft_affinity_set(svc, ep):
+    """Session-affinity set of one endpoint: the endpoint chain's name with "affinity-"."""
+    return "affinity-" + nft_endpoint_chain(svc, ep)[len("endpoint-"):]
+
+
 NFT_BASE_CHAINS = [
     ("filter-prerouting", "filter", "prerouting", -110),
     ("filter-input", "filter", "input", -110),
@@ -417,7 +683,7 @@ NFT_JUMP_CHAINS = [
 ]
 
 
-def render_nftables(cluster, node, services):
+def render_nftables(cluster, node, services, stale=()):
     """The nft transaction of a kube-proxy nftables-mode full sync (table ip kube-proxy)."""
     T = "ip kube-proxy"
     out = [f"# kube-proxy (testbed emulation) node={node['name']} proxyMode=nftables",
@@ -473,36 +739,107 @@ def render_nftables(cluster, node, services):
         out.append(f"flush map {T} {m}")
 
     cluster_cidr = cluster["clusterCIDR"]
+    rendered = set(created)
     for svc in services:
-        eps = endpoints(cluster, svc)
+        pol = _policy(cluster, node, svc)
+        name = svc_port_name(svc)
         proto = svc["protocol"].lower()
         base = nft_chain_base(svc)
-        svc_chain, ext_chain = "service-" + base, "external-" + base
-        out.append(f"# {svc['namespace']}/{svc['name']}")
+        svc_chain, local_chain, ext_chain, fw_chain = ("service-" + base, "local-" + base, "external-" + base,
+                                                       "firewall-" + base)
+        internal_chain = local_chain if pol["itp_local"] else svc_chain
+        external_policy = local_chain if pol["etp_local"] else svc_chain
+        affinity = svc.get("sessionAffinity") == "ClientIP"
+        port = svc["port"]
+        out.append(f"# {svc['namespace']}/{svc['name']}" + (f" port {svc['portName']}" if svc.get("portName") else ""))
         out.append(f'add element {T} cluster-ips {{ {svc["clusterIP"]} }}')
-        if not eps:
-            out.append(f'add element {T} no-endpoint-services {{ {svc["clusterIP"]} . {proto} . {svc["port"]} '
-                       f'comment "{svc_port_name(svc)}" : goto reject-chain }}')
-            continue
-        for ep in eps:
+        int_verdict = "drop" if pol["has"] else "goto reject-chain"
+        # Chains first (nft needs a chain declared before a rule or element refers to it).
+        for ep in pol["reachable"]:
             ensure(nft_endpoint_chain(svc, ep))
-        ensure(svc_chain)
-        if svc["type"] == "NodePort":
+            if affinity:
+                out.append(f"add set {T} {nft_affinity_set(svc, ep)} {{ type ipv4_addr ; flags dynamic,timeout ; "
+                           f"timeout {svc['sessionAffinityTimeout']}s ; }}")
+        if pol["uses_cluster_chain"]:
+            ensure(svc_chain)
+        if pol["uses_local_chain"]:
+            ensure(local_chain)
+        if pol["has"] and pol["ext"]:
             ensure(ext_chain)
-        out.append(f'add element {T} service-ips {{ {svc["clusterIP"]} . {proto} . {svc["port"]} : goto {svc_chain} }}')
-        if svc["type"] == "NodePort":
-            out.append(f'add element {T} service-nodeports {{ {proto} . {svc["nodePort"]} : goto {ext_chain} }}')
-        out.append(f'add rule {T} {svc_chain} ip daddr {svc["clusterIP"]} {proto} dport {svc["port"]} '
-                   f'ip saddr != {cluster_cidr} jump mark-for-masquerade')
-        if svc["type"] == "NodePort":
-            out.append(f"add rule {T} {ext_chain} jump mark-for-masquerade")
-            out.append(f"add rule {T} {ext_chain} goto {svc_chain}")
-        vm = " , ".join(f"{i} : goto {nft_endpoint_chain(svc, ep)}" for i, ep in enumerate(eps))
-        out.append(f"add rule {T} {svc_chain} numgen random mod {len(eps)} vmap {{ {vm} }}")
-        for ep in eps:
+        if pol["uses_fw"]:
+            ensure(fw_chain)
+        # ClusterIP.
+        if pol["has_internal"]:
+            out.append(f'add element {T} service-ips {{ {svc["clusterIP"]} . {proto} . {port} : goto {internal_chain} }}')
+        else:
+            out.append(f'add element {T} no-endpoint-services {{ {svc["clusterIP"]} . {proto} . {port} '
+                       f'comment "{name}" : {int_verdict} }}')
+        # externalIPs and load-balancer IPs.
+        for ip in svc.get("externalIPs", []) + svc.get("loadBalancerIPs", []):
+            if pol["has"]:
+                out.append(f'add element {T} service-ips {{ {ip} . {proto} . {port} : goto {ext_chain} }}')
+            if not pol["has_external"]:
+                out.append(f'add element {T} no-endpoint-services {{ {ip} . {proto} . {port} comment "{name}" : '
+                           f'{int_verdict} }}')
+        if pol["uses_fw"]:
+            for ip in svc["loadBalancerIPs"]:
+                out.append(f'add element {T} firewall-ips {{ {ip} . {proto} . {port} : goto {fw_chain} }}')
+        # NodePort.
+        if svc.get("nodePort"):
+            if pol["has"]:
+                out.append(f'add element {T} service-nodeports {{ {proto} . {svc["nodePort"]} : goto {ext_chain} }}')
+            if not pol["has_external"]:
+                out.append(f'add element {T} no-endpoint-nodeports {{ {proto} . {svc["nodePort"]} comment "{name}" : '
+                           f'{int_verdict} }}')
+        if not pol["has"]:
+            continue
+        if pol["has_internal"]:
+            out.append(f'add rule {T} {internal_chain} ip daddr {svc["clusterIP"]} '
+                       f'ip saddr != {cluster_cidr} jump mark-for-masquerade')
+        if pol["ext"]:
+            if not pol["etp_local"]:
+                out.append(f"add rule {T} {ext_chain} jump mark-for-masquerade")
+            else:
+                out.append(f'add rule {T} {ext_chain} ip saddr {cluster_cidr} goto {svc_chain} '
+                           f'comment "short-circuit pod traffic"')
+                out.append(f'add rule {T} {ext_chain} fib saddr type local jump mark-for-masquerade '
+                           f'comment "masquerade local traffic"')
+                out.append(f'add rule {T} {ext_chain} fib saddr type local goto {svc_chain} '
+                           f'comment "short-circuit local traffic"')
+            if pol["has_external"]:
+                out.append(f"add rule {T} {ext_chain} goto {external_policy}")
+        if pol["uses_fw"]:
+            sources = list(svc["loadBalancerSourceRanges"])
+            if any(ipaddress.IPv4Address(node["ip"]) in ipaddress.IPv4Network(c) for c in sources):
+                sources += svc["loadBalancerIPs"]
+            out.append(f"add rule {T} {fw_chain} ip saddr != {{ {', '.join(sources)} }} drop")
+        for chain, eps, used in ((svc_chain, pol["cluster_eps"], pol["uses_cluster_chain"]),
+                                 (local_chain, pol["local_eps"], pol["uses_local_chain"])):
+            if not used:
+                continue
+            if affinity:
+                for ep in eps:
+                    out.append(f"add rule {T} {chain} ip saddr @{nft_affinity_set(svc, ep)} "
+                               f"goto {nft_endpoint_chain(svc, ep)}")
+            vm = " , ".join(f"{i} : goto {nft_endpoint_chain(svc, ep)}" for i, ep in enumerate(eps))
+            out.append(f"add rule {T} {chain} numgen random mod {len(eps)} vmap {{ {vm} }}")
+        for ep in pol["reachable"]:
             ch = nft_endpoint_chain(svc, ep)
             out.append(f'add rule {T} {ch} ip saddr {ep["ip"]} jump mark-for-masquerade')
+            if affinity:
+                out.append(f"add rule {T} {ch} update @{nft_affinity_set(svc, ep)} {{ ip saddr }}")
             out.append(f'add rule {T} {ch} meta l4proto {proto} dnat to {ep["ip"]}:{ep["port"]}')
+            rendered.add("@" + nft_affinity_set(svc, ep))
+    rendered |= created
+    # Stale per-Service chains and affinity sets (Services removed since the last sync).
+    stale_chains = [c for c in stale if not c.startswith("@") and c not in rendered]
+    for c in stale_chains:
+        out.append(f"flush chain {T} {c}")
+    for c in stale_chains:
+        out.append(f"delete chain {T} {c}")
+    for c in stale:
+        if c.startswith("@") and c not in rendered:
+            out.append(f"delete set {T} {c[1:]}")
     return "\n".join(out) + "\n"
 
 
@@ -510,19 +847,39 @@ def render_nftables(cluster, node, services):
 # Commands
 # ---------------------------------------------------------------------------------------------
 
-def render(cluster, node, services, with_jumps=False):
+def render(cluster, node, services, with_jumps=False, stale=()):
     if node.get("proxyMode", "iptables") == "nftables":
-        return render_nftables(cluster, node, services)
-    return render_iptables(cluster, node, services, with_jumps=with_jumps)
+        return render_nftables(cluster, node, services, stale=stale)
+    return render_iptables(cluster, node, services, with_jumps=with_jumps, stale=stale)
+
+
+PER_SERVICE_IPT = re.compile(r"^:(KUBE-(?:SVC|SVL|EXT|FW|SEP|XLB)-[A-Z0-9]+) ")
+PER_SERVICE_NFT = re.compile(r"^\s*(chain|set) ((?:service|local|external|firewall|endpoint|affinity)-\S+) \{")
+
+
+def existing_per_service(node, ipt, nft):
+    """Per-Service chains (and nft affinity sets, as "@name") kube-proxy's last sync left on this
+    node: a full sync deletes those it no longer renders, as kube-proxy does."""
+    if node.get("proxyMode", "iptables") == "nftables":
+        r = subprocess.run([nft, "list", "table", "ip", "kube-proxy"], capture_output=True, text=True)
+        found = []
+        for line in r.stdout.splitlines() if r.returncode == 0 else []:
+            m = PER_SERVICE_NFT.match(line)
+            if m:
+                found.append(("@" if m.group(1) == "set" else "") + m.group(2))
+        return found
+    r = subprocess.run([ipt + "-save", "-t", "nat"], capture_output=True, text=True)
+    return [m.group(1) for m in map(PER_SERVICE_IPT.match, r.stdout.splitlines()) if m] if r.returncode == 0 else []
 
 
 def cmd_apply(args, cluster, node, services):
     """Does what one kube-proxy full sync does on this node (run inside the node's netns)."""
-    text = render(cluster, node, services)
+    ipt = args.iptables or "iptables"
+    stale = [] if args.dry_run else existing_per_service(node, ipt, args.nft)
+    text = render(cluster, node, services, stale=stale)
     if node.get("proxyMode", "iptables") == "nftables":
         steps = [([args.nft, "-f", "-"], text)]
     else:
-        ipt = args.iptables or "iptables"
         restore = args.iptables_restore or (ipt + "-restore")
         steps = [(["sh", "-ec", "\n".join(ensure_jump_commands(ipt))], None),
                  ([restore, "-w", "--noflush"], text)]
@@ -540,6 +897,222 @@ def cmd_apply(args, cluster, node, services):
                              f"(exit {r.returncode}): {r.stderr.strip() or r.stdout.strip()}\n")
             return 1
     return 0
+
+
+def _write_json_atomic(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _ip_at(value, what):
+    """"IP" or "IP@N" (N = the number of the node that announces it) -> (ip, N or None)."""
+    ip, _, node = value.partition("@")
+    _ip(ip, what)
+    if node and not node.removeprefix("node").isdigit():
+        raise ConfigError(f"{what}: '{value}': expected IP or IP@NODE (e.g. 192.0.2.60@2 or 192.0.2.60@node2)")
+    return ip, int(node.removeprefix("node")) if node else None
+
+
+def cmd_service_add(args, cluster):
+    """Adds one Service to the lab's services-added.json (validated with every other Service)."""
+    cidr = ipaddress.IPv4Network(cluster["serviceCIDR"])
+    cip = _ip(args.cluster_ip, "--cluster-ip")
+    if ipaddress.IPv4Address(cip) not in cidr:
+        raise ConfigError(f"--cluster-ip {cip} is outside the Service CIDR {cidr}")
+    port = {"protocol": args.protocol, "port": args.port,
+            "targetPort": int(args.target_port) if args.target_port.isdigit() else args.target_port}
+    if args.port_name:
+        port["name"] = args.port_name
+    svc = {"namespace": args.namespace, "name": args.name, "type": args.type, "clusterIP": cip, "ports": [port]}
+    if args.type in ("NodePort", "LoadBalancer"):
+        if args.node_port is None:
+            raise ConfigError(f"type {args.type} needs --node-port (30000-32767)")
+        port["nodePort"] = args.node_port
+    if args.endpoints:
+        svc["endpointPods"] = [p for p in args.endpoints.split(",") if p]
+    else:
+        key, _, val = args.selector.partition("=")
+        if key != "app" or not val:
+            raise ConfigError(f"--selector '{args.selector}': expected app=NAME")
+        svc["selector"] = {"app": val}
+    announce = {}
+    for key, values in (("loadBalancerIPs", args.lb_ip), ("externalIPs", args.external_ip)):
+        for value in values:
+            ip, node = _ip_at(value, "--lb-ip" if key == "loadBalancerIPs" else "--external-ip")
+            svc.setdefault(key, []).append(ip)
+            if node:
+                announce[ip] = node
+    if announce:
+        svc["announce"] = announce
+    if args.source_range:
+        svc["loadBalancerSourceRanges"] = args.source_range
+    if args.etp:
+        svc["externalTrafficPolicy"] = args.etp
+    if args.itp:
+        svc["internalTrafficPolicy"] = args.itp
+    if args.affinity:
+        svc["sessionAffinity"] = args.affinity
+    if args.health_check_node_port:
+        svc["healthCheckNodePort"] = args.health_check_node_port
+    path = added_services_path(args.cluster)
+    doc = _load_json(path, "added services file") if os.path.exists(path) else {"services": []}
+    doc.setdefault("services", []).append(svc)
+    # Validate the whole set (duplicates, clusterIP clashes) before writing.
+    tmp = path + ".check"
+    _write_json_atomic(tmp, doc)
+    try:
+        base = _load_json(args.services, "services file")
+        extra = _load_json(tmp, "added services file")
+        for i, v in enumerate(base.get("services", []) + extra["services"]):
+            validate_service(v, f"service {i}")
+        names, ips = set(), set()
+        for v in base.get("services", []) + extra["services"]:
+            if (v["namespace"], v["name"]) in names:
+                raise ConfigError(f"service {v['namespace']}/{v['name']} already exists")
+            if v["clusterIP"] in ips:
+                raise ConfigError(f"clusterIP {v['clusterIP']} is already used")
+            names.add((v["namespace"], v["name"]))
+            ips.add(v["clusterIP"])
+    finally:
+        os.unlink(tmp)
+    _write_json_atomic(path, doc)
+    print(f"added service {args.namespace}/{args.name} ({args.type}, {cip}:{args.port}/{args.protocol})")
+    return 0
+
+
+def cmd_service_rm(args, cluster):
+    path = added_services_path(args.cluster)
+    doc = _load_json(path, "added services file") if os.path.exists(path) else {"services": []}
+    keep = [v for v in doc.get("services", []) if (v.get("namespace"), v.get("name")) != (args.namespace, args.name)]
+    if len(keep) == len(doc.get("services", [])):
+        raise ConfigError(f"service {args.namespace}/{args.name} was not added at runtime "
+                          "(only Services of `lab service add` can be removed)")
+    doc["services"] = keep
+    _write_json_atomic(path, doc)
+    print(f"removed service {args.namespace}/{args.name}")
+    return 0
+
+
+FIXTURES = os.path.join(os.path.dirname(HERE), "Tests", "RolloutTests", "Fixtures", "kube-proxy")
+
+
+def _upstream_model(affinity_svc5):
+    """The Services of upstream's TestOverall{IPTables,NFTables}Rules (WithMultipleServices): node
+    192.168.0.2, cluster CIDR 10.0.0.0/8, every endpoint on another node."""
+    cluster = {"clusterCIDR": "10.0.0.0/8", "serviceCIDR": "172.30.0.0/16",
+               "nodes": [{"name": "node", "ip": "192.168.0.2"}], "pods": []}
+
+    def ep_pods(*last):
+        for i in last:
+            name = f"ep-{i}"
+            if not any(p["name"] == name for p in cluster["pods"]):
+                cluster["pods"].append({"name": name, "app": "x", "node": "other", "ip": f"10.180.0.{i}",
+                                        "port": 80, "netns": "-"})
+        return [f"ep-{i}" for i in last]
+
+    def svc(n, typ, eps, **kw):
+        v = {"namespace": f"ns{n}", "name": f"svc{n}", "type": typ, "clusterIP": f"172.30.0.4{n}",
+             "protocol": "TCP", "port": 80, "targetPort": 80, "portName": "p80", "endpointPods": eps,
+             "externalIPs": [], "loadBalancerIPs": [], "loadBalancerSourceRanges": [],
+             "externalTrafficPolicy": "Cluster", "internalTrafficPolicy": "Cluster", "sessionAffinity": "None",
+             "sessionAffinityTimeout": 10800}
+        v.update(kw)
+        return v
+    services = [
+        svc(1, "ClusterIP", ep_pods(1)),
+        svc(2, "LoadBalancer", ep_pods(2), nodePort=3001, externalIPs=["192.168.99.22"], loadBalancerIPs=["1.2.3.4"],
+            externalTrafficPolicy="Local", healthCheckNodePort=30000),
+        svc(3, "NodePort", ep_pods(3), nodePort=3003),
+        svc(4, "ClusterIP", ep_pods(4, 5), externalIPs=["192.168.99.33"]),
+        svc(5, "LoadBalancer", ep_pods(3), nodePort=3002, loadBalancerIPs=["5.6.7.8"],
+            loadBalancerSourceRanges=["203.0.113.0/25"],
+            sessionAffinity="ClientIP" if affinity_svc5 else "None"),
+        svc(6, "ClusterIP", []),
+    ]
+    for v in services:
+        for p in cluster["pods"]:
+            if p["name"] in v["endpointPods"]:
+                p["app"] = "x"
+    return cluster, services
+
+
+def cmd_check_upstream():
+    """Renders upstream's own test Services with this emulation and compares, rule for rule, with
+    the committed upstream dumps; prints the differences and returns 1 when there are any.
+
+    Compared: iptables — every nat / filter rule of the per-Service chains and of KUBE-SERVICES,
+    KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL (`MASQUERADE --random-fully`
+    read as upstream's fake `MASQUERADE`); nftables — every rule and element that names a
+    Service (`service-`, `external-`, `endpoint-`, `firewall-`, `affinity-` chains and sets, the
+    `cluster-ips`, `service-ips`, `service-nodeports`, `firewall-ips`, `no-endpoint-*` elements).
+    The base chains differ by era (the fixture's `filter-prerouting-pre-dnat`, `nodeport-ips`)."""
+    failures = 0
+    cluster, services = _upstream_model(affinity_svc5=False)
+    node = cluster["nodes"][0]
+    mine = render_iptables(cluster, node, service_ports_flat(services))
+    ipt_chains = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-PROXY-FIREWALL", "KUBE-SVC-",
+                  "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
+
+    def ipt_lines(text):
+        return {ln.replace(" --random-fully", "") for ln in text.splitlines()
+                if ln.startswith("-A ") and ln.split()[1].startswith(ipt_chains)}
+    with open(os.path.join(FIXTURES, "iptables-danwinship-01b3ac1-TestOverallIPTablesRulesWithMultipleServices.txt")) as f:
+        theirs = ipt_lines(f.read())
+    failures += _report("iptables", theirs, ipt_lines(mine))
+    # TestOnlyLocalNodePorts: a NodePort with externalTrafficPolicy Local and one local endpoint
+    # (KUBE-SVL-); upstream limits KUBE-NODEPORTS to the node's address (nodePortAddresses), the
+    # emulation to local addresses (`--dst-type LOCAL`), so that one rule is left out.
+    local = {"clusterCIDR": "10.0.0.0/8", "serviceCIDR": "172.30.0.0/16",
+             "nodes": [{"name": "node", "ip": "192.168.0.2"}],
+             "pods": [{"name": "a", "app": "x", "node": "other", "ip": "10.180.0.1", "port": 80, "netns": "-"},
+                      {"name": "b", "app": "x", "node": "node", "ip": "10.180.2.1", "port": 80, "netns": "-"}]}
+    svc1 = {"namespace": "ns1", "name": "svc1", "type": "NodePort", "clusterIP": "172.30.0.41", "protocol": "TCP",
+            "port": 80, "targetPort": 80, "portName": "p80", "nodePort": 3001, "selector": {"app": "x"},
+            "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Cluster", "sessionAffinity": "None"}
+    with open(os.path.join(FIXTURES, "iptables-danwinship-01b3ac1-TestOnlyLocalNodePorts.txt")) as f:
+        theirs = {ln for ln in ipt_lines(f.read()) if "-j KUBE-NODEPORTS" not in ln}
+    mine = {ln for ln in ipt_lines(render_iptables(local, local["nodes"][0], [svc1])) if "-j KUBE-NODEPORTS" not in ln}
+    failures += _report("iptables eTP Local", theirs, mine)
+    cluster, services = _upstream_model(affinity_svc5=True)
+    mine = render_nftables(cluster, cluster["nodes"][0], service_ports_flat(services))
+    keys = ("service-", "external-", "endpoint-", "firewall-", "affinity-", "local-")
+    elem_maps = (" cluster-ips ", " service-ips ", " service-nodeports ", " firewall-ips ", " no-endpoint-services ",
+                 " no-endpoint-nodeports ")
+
+    def nft_lines(text):
+        out = set()
+        for ln in text.splitlines():
+            w = ln.split()
+            if len(w) < 5 or w[0] != "add":
+                continue
+            if w[1] in ("rule", "chain", "set") and w[4].startswith(keys) and not (w[1] == "set" and w[4] == "cluster-ips"):
+                out.add(ln)
+            elif w[1] == "element" and any(m in ln for m in elem_maps):
+                out.add(ln)
+        return out
+    with open(os.path.join(FIXTURES, "nft-k8s-030880a-TestOverallNFTablesRules.nft")) as f:
+        theirs = nft_lines(f.read())
+    failures += _report("nftables", theirs, nft_lines(mine))
+    return 1 if failures else 0
+
+
+def service_ports_flat(services):
+    """Service dicts already in the flat per-port form (upstream's test model): pass through."""
+    return services
+
+
+def _report(what, theirs, mine):
+    missing, extra = sorted(theirs - mine), sorted(mine - theirs)
+    print(f"{what}: {len(theirs & mine)} of {len(theirs)} upstream rules rendered identically, "
+          f"{len(missing)} missing, {len(extra)} extra")
+    for ln in missing:
+        print(f"  upstream only: {ln}")
+    for ln in extra:
+        print(f"  emulation only: {ln}")
+    return 1 if missing or extra else 0
 
 
 def main(argv=None):
@@ -567,10 +1140,70 @@ def main(argv=None):
     p.add_argument("--iptables-restore", default=None, help="restore binary (default: <iptables>-restore)")
     p.add_argument("--nft", default="nft")
     p.add_argument("--dry-run", action="store_true")
+    p = sub.add_parser("announce", help="print 'IP NODE_IP' for every load-balancer and external IP")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--services", default=DEFAULT_SERVICES)
+    p = sub.add_parser("service-add", help="add a Service to the lab's services-added.json")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--services", default=DEFAULT_SERVICES)
+    p.add_argument("name")
+    p.add_argument("--namespace", default="default")
+    p.add_argument("--type", default="ClusterIP", choices=SERVICE_TYPES)
+    p.add_argument("--cluster-ip", required=True)
+    p.add_argument("--protocol", default="TCP", choices=("TCP", "UDP", "SCTP"))
+    p.add_argument("--port", type=int, default=80)
+    p.add_argument("--target-port", default="8080", help="number or a pod's port name (http, metrics, dns)")
+    p.add_argument("--port-name", default="")
+    p.add_argument("--node-port", type=int)
+    p.add_argument("--selector", default="app=web")
+    p.add_argument("--endpoints", help="comma list of pod names: a selector-less Service with these endpoints")
+    p.add_argument("--lb-ip", action="append", default=[], help="IP[@N]: load-balancer ingress, announced by node N")
+    p.add_argument("--external-ip", action="append", default=[], help="IP[@N]: externalIP, routed via node N")
+    p.add_argument("--source-range", action="append", default=[], help="loadBalancerSourceRanges CIDR")
+    p.add_argument("--etp", choices=("Cluster", "Local"))
+    p.add_argument("--itp", choices=("Cluster", "Local"))
+    p.add_argument("--affinity", choices=("None", "ClientIP"))
+    p.add_argument("--health-check-node-port", type=int)
+    p = sub.add_parser("service-rm", help="remove a Service added with service-add")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("name")
+    p.add_argument("--namespace", default="default")
+    p = sub.add_parser("service-list", help="one line per Service port kube-proxy renders")
+    p.add_argument("--cluster", required=True)
+    p.add_argument("--services", default=DEFAULT_SERVICES)
+    sub.add_parser("check-upstream", help="render upstream's test Services and compare with the committed dumps")
     args = ap.parse_args(argv)
+    if args.cmd == "check-upstream":
+        return cmd_check_upstream()
+    if args.cmd == "service-list":
+        try:
+            for sp in load_services(args.services, args.cluster):
+                extra = " ".join(sp.get("loadBalancerIPs", []) + sp.get("externalIPs", []))
+                np_ = f":{sp['nodePort']}" if sp.get("nodePort") else ""
+                print(f"{svc_port_name(sp):<28} {sp['type']:<12} {sp['clusterIP']}:{sp['port']}/{sp['protocol']}"
+                      f"{np_} {extra}".rstrip())
+            return 0
+        except ConfigError as e:
+            sys.stderr.write(f"kubeproxy service-list: {e}\n")
+            return 2
+    if args.cmd in ("announce", "service-add", "service-rm"):
+        try:
+            cluster = load_cluster(args.cluster)
+            if args.cmd == "service-add":
+                return cmd_service_add(args, cluster)
+            if args.cmd == "service-rm":
+                return cmd_service_rm(args, cluster)
+            services = load_services(args.services, args.cluster)
+            nodes = {n["name"]: n["ip"] for n in cluster["nodes"]}
+            for ip, node in sorted(announcements(cluster, services).items()):
+                print(ip, nodes[node])
+            return 0
+        except ConfigError as e:
+            sys.stderr.write(f"kubeproxy {args.cmd}: {e}\n")
+            return 2
     try:
         cluster = load_cluster(args.cluster)
-        services = load_services(args.services)
+        services = load_services(args.services, args.cluster)
         node = node_by_name(cluster, args.node)
     except ConfigError as e:
         sys.stderr.write(f"kubeproxy {args.cmd}: {e}\n")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pod server of the svctrace testbed (a TEST FIXTURE).
 
-`python3 podserver.py --name NAME --port P` listens on 0.0.0.0:P for TCP and UDP and answers
+`python3 podserver.py --name NAME --port P [--extra-port Q]` listens on 0.0.0.0:P (and :Q) for TCP and UDP and answers
 every TCP connection with one JSON line, then closes it, and every UDP datagram with the same
 JSON as a datagram:
 
@@ -79,31 +79,45 @@ def _udp_loop(sock, name, port):
             pass
 
 
+def _listen(bind, port):
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((bind, port))
+    tcp.listen(4096)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    udp.bind((bind, port))
+    return tcp, udp
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="testbed pod server (TCP+UDP JSON echo of addresses)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--extra-port", type=int, action="append", default=[],
+                    help="also serve this port (a second named container port), TCP and UDP")
     ap.add_argument("--bind", default="0.0.0.0")
     args = ap.parse_args(argv)
-    if not 0 < args.port < 65536:
-        sys.stderr.write(f"podserver: port {args.port} out of range\n")
-        return 2
+    ports = [args.port] + args.extra_port
+    for port in ports:
+        if not 0 < port < 65536:
+            sys.stderr.write(f"podserver: port {port} out of range\n")
+            return 2
+    socks = []
+    for port in ports:
+        try:
+            socks.append((port,) + _listen(args.bind, port))
+        except OSError as e:
+            sys.stderr.write(f"podserver {args.name}: cannot listen on {args.bind}:{port}: {e.strerror}\n")
+            return 1
+    for port, tcp, udp in socks:
+        threading.Thread(target=_udp_loop, args=(udp, args.name, port), daemon=True).start()
+    for _port, tcp, _udp in socks[1:]:
+        threading.Thread(target=_tcp_loop, args=(tcp, args.name), daemon=True).start()
     try:
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((args.bind, args.port))
-        tcp.listen(4096)
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        udp.bind((args.bind, args.port))
-    except OSError as e:
-        sys.stderr.write(f"podserver {args.name}: cannot listen on {args.bind}:{args.port}: {e.strerror}\n")
-        return 1
-    threading.Thread(target=_udp_loop, args=(udp, args.name, args.port), daemon=True).start()
-    try:
-        _tcp_loop(tcp, args.name)
+        _tcp_loop(socks[0][1], args.name)
     except KeyboardInterrupt:
         pass
     return 0

@@ -23,6 +23,12 @@ hairpin (pod -> its own app's Service until it lands on itself; the misses are e
 pod-clusterip lines, they are real connections too), hostnetwork (node/pod -> the hostNetwork
 endpoint's Service), burst (B >= 200 TCP connections from every pod and node, all opened at the
 same moment and held open together; their lines carry kind pod-clusterip / host-clusterip).
+Service kinds (`--kinds service-kinds`; testbed/README.md "Service kinds"): lb, lb-ranges,
+lb-local, externalip (ext -> load-balancer / external IP via its announcing node), nodeport-local
+(ext -> node:nodePort of an eTP-Local Service, source kept), itp-local, affinity (4 per client,
+one pod per client), multiport; for these, service_ip/service_port are the address the client
+dialled and cluster_ip/svc_port the Service's; expected drops drop-lb-ranges and drop-etp-local go
+to --drops-out (nothing may answer). `--kinds` default: the first seven kinds; `all`: every kind.
 --count N is per kind (hairpin: N self-landings). Client ports are unique per namespace within a
 run. Lines go to --out (or stdout); failures to stderr. `--check` verifies every line (endpoint,
 hairpin, source address as kube-proxy's masquerade rules predict) and prints `N passed, M failed`;
@@ -48,7 +54,19 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import kubeproxy  # noqa: E402  (same directory; model loading is shared)
 
-ALL_KINDS = ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork", "burst"]
+DEFAULT_KINDS = ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork", "burst"]
+# The Service kinds beyond ClusterIP / NodePort (eTP Cluster): `--kinds service-kinds` selects them.
+SERVICE_KINDS = ["lb", "lb-ranges", "lb-local", "nodeport-local", "externalip", "itp-local", "affinity",
+                 "multiport"]
+# Connections kube-proxy must DROP: recorded as expected drops (--drops-out), never as connections.
+DROP_KINDS = ["drop-lb-ranges", "drop-etp-local"]
+ALL_KINDS = DEFAULT_KINDS + SERVICE_KINDS + DROP_KINDS
+KIND_GROUPS = {"default": DEFAULT_KINDS, "service-kinds": SERVICE_KINDS + DROP_KINDS, "all": ALL_KINDS}
+# Kinds whose Service keeps the client's source (externalTrafficPolicy Local).
+SOURCE_KEPT_KINDS = {"lb-local", "nodeport-local"}
+# Kinds that must land on an endpoint of the node the connection entered.
+NODE_LOCAL_KINDS = {"lb-local", "nodeport-local", "itp-local"}
+AFFINITY_REPEATS = 4
 CLONE_NEWNET = 0x40000000
 PORT_LO, PORT_HI = 20000, 60999
 HAIRPIN_ATTEMPTS = 40
@@ -115,6 +133,8 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
     never wait for a thread that gave up: barrier = all bound, barrier2 = all connected (held open).
     """
     proto = job["proto"]
+    if job.get("expect") == "drop":
+        return _one_drop(job, pool, timeout)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     passed = [False, False]
 
@@ -165,11 +185,43 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
             "pod_port": reply["port"], "seen_client_ip": reply["client_ip"],
             "seen_client_port": reply["client_port"],
         }
+        for key in ("cluster_ip", "svc_port"):
+            if key in job:
+                rec[key] = job[key]
         return rec, None
     except (OSError, ValueError, KeyError, TypeError) as e:
         sync(0, barrier)
         sync(1, barrier2)
         return None, f"{job['kind']} {job['client_ns']} -> {job['dst_ip']}:{job['dst_port']}/{proto}: {e}"
+    finally:
+        sock.close()
+
+
+def _one_drop(job, pool, timeout):
+    """A connection kube-proxy must drop: (drop record, None) when nothing answered within the
+    timeout, (None, error) when it was answered or refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(min(timeout, job.get("drop_timeout", 1.5)))
+        _bind(sock, pool)
+        local = sock.getsockname()
+        t = _now()
+        what = f"{job['kind']} {job['client_ns']} {local[0]}:{local[1]} -> {job['dst_ip']}:{job['dst_port']}"
+        try:
+            sock.connect((job["dst_ip"], job["dst_port"]))
+        except socket.timeout:
+            rec = {"time": t, "kind": job["kind"], "client_ns": job["client_ns"],
+                   "client_ip": job.get("client_ip", local[0]),
+                   "client_port": local[1], "proto": job["proto"], "service": job["service"],
+                   "service_ip": job["service_ip"], "service_port": job["service_port"],
+                   "dnat_node": job["dnat_node"], "outcome": "dropped", "why": job.get("why", "")}
+            return rec, None
+        except OSError as e:
+            return None, f"{what}: expected a silent drop, got {e}"
+        reply = sock.recv(4096).decode(errors="replace").strip()
+        return None, f"{what}: expected a drop, answered: {reply[:120]}"
+    except OSError as e:
+        return None, f"{job['kind']} {job['client_ns']} -> {job['dst_ip']}:{job['dst_port']}: {e}"
     finally:
         sock.close()
 
@@ -215,7 +267,10 @@ def worker_main():
             emit({"error": f"{job['kind']} {job['client_ns']}: deadline reached"})
             return
         rec, err = _one(job, pool, timeout, barrier, barrier2)
-        emit(rec if rec else {"error": err})
+        if rec and rec.get("outcome") == "dropped":
+            emit({"dropped": rec})
+        else:
+            emit(rec if rec else {"error": err})
 
     if spec.get("burst"):
         # Rendezvous: every thread binds its socket and waits at `gate` (n threads + this one);
@@ -280,8 +335,9 @@ class Plan:
         return [s for s in self.services if pred(s)]
 
     def job(self, kind, client, svc, dst_ip=None, dst_port=None, dnat_node=None, **extra):
+        name = f'{svc["namespace"]}/{svc["name"]}' + (f':{svc["portName"]}' if svc.get("portName") else "")
         j = {"kind": kind, "client_ns": client["netns"], "proto": svc["protocol"].lower(),
-             "service": f'{svc["namespace"]}/{svc["name"]}', "service_ip": svc["clusterIP"],
+             "service": name, "service_ip": svc["clusterIP"],
              "service_port": svc["port"], "dst_ip": dst_ip or svc["clusterIP"],
              "dst_port": dst_port or svc["port"],
              "dnat_node": dnat_node or client.get("node") or client["name"]}
@@ -290,11 +346,12 @@ class Plan:
 
     def build(self, kinds, count):
         jobs = []
-        tcp_cluster = self._svc(lambda s: s["protocol"] == "TCP" and kubeproxy.endpoints(self.cluster, s)
+        plain = kubeproxy.is_plain
+        tcp_cluster = self._svc(lambda s: plain(s) and s["protocol"] == "TCP" and kubeproxy.endpoints(self.cluster, s)
                                 and not any(e["hostNetwork"] for e in kubeproxy.endpoints(self.cluster, s)))
-        udp = self._svc(lambda s: s["protocol"] == "UDP" and kubeproxy.endpoints(self.cluster, s))
-        hostnet = self._svc(lambda s: any(e["hostNetwork"] for e in kubeproxy.endpoints(self.cluster, s)))
-        nodeports = self._svc(lambda s: s["type"] == "NodePort" and kubeproxy.endpoints(self.cluster, s))
+        udp = self._svc(lambda s: plain(s) and s["protocol"] == "UDP" and kubeproxy.endpoints(self.cluster, s))
+        hostnet = self._svc(lambda s: plain(s) and any(e["hostNetwork"] for e in kubeproxy.endpoints(self.cluster, s)))
+        nodeports = self._svc(lambda s: plain(s) and s["type"] == "NodePort" and kubeproxy.endpoints(self.cluster, s))
         nodes = list(self.nodes.values())
         need = lambda what, lst, kind: lst or sys.exit(f"traffic: kind {kind} needs {what}, none in services/cluster")
         for i in range(count):
@@ -331,10 +388,93 @@ class Plan:
                 # landing on itself has probability 1/n per attempt: (1-1/n)^(10n) < 5e-5
                 attempts = max(HAIRPIN_ATTEMPTS, 10 * len(kubeproxy.endpoints(self.cluster, s)))
                 jobs.append(self.job("hairpin", p, s, until_self=p["name"], max_attempts=attempts))
+        for kind in SERVICE_KINDS + DROP_KINDS:
+            if kind in kinds:
+                cands = self.service_kind_jobs(kind)
+                if not cands:
+                    sys.exit(f"traffic: kind {kind}: no Service / client in services and cluster fits it")
+                if kind == "affinity":
+                    # AFFINITY_REPEATS connections per client in a row, so each client is checked.
+                    per = max(1, count // AFFINITY_REPEATS)
+                    jobs += [cands[(i // AFFINITY_REPEATS) % len(cands)] for i in range(per * AFFINITY_REPEATS)]
+                else:
+                    jobs += [cands[i % len(cands)] for i in range(count)]
         return jobs
 
+    def service_kind_jobs(self, kind):
+        """Every distinct (client, destination) job of one new Service kind, in a fixed order."""
+        ext = self.cluster.get("ext")
+        ext_client = {"netns": ext["netns"], "name": "ext"} if ext else None
+        ann = kubeproxy.announcements(self.cluster, self.services)
+        nodes = list(self.nodes.values())
+        out = []
+
+        def eps(s):
+            return kubeproxy.endpoints(self.cluster, s)
+
+        def local(s, node):
+            return any(e["node"] == node for e in eps(s))
+
+        def addressed(kind_, client, s, ip, port, node, **extra):
+            if extra.get("expect") == "drop":
+                extra["client_ip"] = client.get("ip") or ext["ip"]
+            return self.job(kind_, client, s, dst_ip=ip, dst_port=port, dnat_node=node, service_ip=ip,
+                            service_port=port, cluster_ip=s["clusterIP"], svc_port=s["port"], **extra)
+
+        tcp = [s for s in self.services if s["protocol"] == "TCP" and eps(s)]
+        for s in tcp:
+            etp_local = s.get("externalTrafficPolicy") == "Local"
+            ranges = [ipaddress.IPv4Network(c) for c in s.get("loadBalancerSourceRanges", [])]
+            ext_allowed = ext and (not ranges or any(ipaddress.IPv4Address(ext["ip"]) in c for c in ranges))
+            for ip in s.get("loadBalancerIPs", []):
+                node = ann[ip]
+                if kind == "lb" and ext_client and not etp_local and not ranges:
+                    out.append(addressed(kind, ext_client, s, ip, s["port"], node))
+                if kind == "lb-ranges" and ext_client and ranges and ext_allowed and not etp_local:
+                    out.append(addressed(kind, ext_client, s, ip, s["port"], node))
+                if kind == "lb-local" and ext_client and etp_local and ext_allowed and local(s, node):
+                    out.append(addressed(kind, ext_client, s, ip, s["port"], node))
+                if kind == "drop-etp-local" and ext_client and etp_local and not local(s, node):
+                    out.append(addressed(kind, ext_client, s, ip, s["port"], node, expect="drop",
+                                         why=f"externalTrafficPolicy Local, no endpoint on {node}"))
+                if kind == "drop-lb-ranges" and ranges:
+                    for p in self.pods:
+                        if not any(ipaddress.IPv4Address(p["ip"]) in c for c in ranges):
+                            out.append(addressed(kind, p, s, ip, s["port"], p["node"], expect="drop",
+                                                 why=f"source {p['ip']} not in loadBalancerSourceRanges"))
+            for ip in s.get("externalIPs", []):
+                node = ann[ip]
+                if kind == "externalip" and ext_client and (not etp_local or local(s, node)):
+                    out.append(addressed(kind, ext_client, s, ip, s["port"], node))
+            if s.get("nodePort") and etp_local and ext_client:
+                for n in nodes:
+                    if kind == "nodeport-local" and local(s, n["name"]):
+                        out.append(addressed(kind, ext_client, s, n["ip"], s["nodePort"], n["name"]))
+                    if kind == "drop-etp-local" and not local(s, n["name"]):
+                        out.append(addressed(kind, ext_client, s, n["ip"], s["nodePort"], n["name"], expect="drop",
+                                             why=f"externalTrafficPolicy Local, no endpoint on {n['name']}"))
+            if kind == "itp-local" and s.get("internalTrafficPolicy") == "Local":
+                for c in self.pods + nodes:
+                    node = c.get("node") or c["name"]
+                    if local(s, node):
+                        out.append(self.job(kind, c, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
+            if kind == "affinity" and s.get("sessionAffinity") == "ClientIP":
+                for c in self.pods + nodes:
+                    out.append(self.job(kind, c, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
+        if kind == "multiport":
+            for s in self.services:
+                if s.get("portName") and s["protocol"] in ("TCP", "UDP") and eps(s) and s["type"] == "ClusterIP":
+                    for p in self.pods:
+                        out.append(self.job(kind, p, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
+        if kind == "multiport":
+            # interleave ports so that any --count covers each of them
+            out.sort(key=lambda j: (self.pods.index(next(p for p in self.pods if p["netns"] == j["client_ns"])),
+                                    j["service_port"]))
+        return out
+
     def burst(self, size):
-        tcp_cluster = self._svc(lambda s: s["protocol"] == "TCP" and kubeproxy.endpoints(self.cluster, s)
+        tcp_cluster = self._svc(lambda s: kubeproxy.is_plain(s) and s["protocol"] == "TCP"
+                                and kubeproxy.endpoints(self.cluster, s)
                                 and not any(e["hostNetwork"] for e in kubeproxy.endpoints(self.cluster, s)))
         clients = self.pods + list(self.nodes.values())
         jobs = []
@@ -404,7 +544,7 @@ def run_phase(cluster, jobs, args, port_slices, burst=False):
         t.start()
     for t in threads:
         t.join()
-    records, errors = [], []
+    records, errors, drops = [], [], []
     for ns, (out, err, rc) in results.items():
         for line in out.splitlines():
             try:
@@ -412,7 +552,9 @@ def run_phase(cluster, jobs, args, port_slices, burst=False):
             except ValueError:
                 errors.append(f"{ns}: unparsable worker line: {line[:200]}")
                 continue
-            if "error" in obj:
+            if "dropped" in obj:
+                drops.append(obj["dropped"])
+            elif "error" in obj:
                 errors.append(obj["error"])
             elif "fatal" in obj:
                 errors.append(obj["fatal"])
@@ -420,7 +562,7 @@ def run_phase(cluster, jobs, args, port_slices, burst=False):
                 records.append(obj)
         if rc not in (0, None) or (err and err.strip()):
             errors.append(f"{ns}: worker exit {rc}: {err.strip()[-500:]}")
-    return records, errors
+    return records, errors, drops
 
 
 class PortSlices:
@@ -460,7 +602,10 @@ def check(cluster, services, records, errors):
     """Verifies each ground-truth record; returns (passed, failed, messages)."""
     cidr = ipaddress.IPv4Network(cluster["clusterCIDR"])
     nodes = {n["name"]: n for n in cluster["nodes"]}
-    by_svc = {f'{s["namespace"]}/{s["name"]}': s for s in services}
+    by_svc = {}
+    for s in services:
+        name = f'{s["namespace"]}/{s["name"]}' + (f':{s["portName"]}' if s.get("portName") else "")
+        by_svc.setdefault(name, s)
     pods_by_ns = {p["netns"]: p for p in cluster["pods"] if not p.get("hostNetwork")}
     passed, failed, msgs = 0, 0, []
     remapped = 0
@@ -483,6 +628,11 @@ def check(cluster, services, records, errors):
                 else:
                     masq = (r["kind"] == "nodeport" or ipaddress.IPv4Address(r["client_ip"]) not in cidr
                             or r["client_ip"] == ep["ip"])
+                    if r["kind"] in SOURCE_KEPT_KINDS:
+                        masq = False  # externalTrafficPolicy Local: the client's source is kept
+                    if r["kind"] in NODE_LOCAL_KINDS and ep["node"] != dn["name"]:
+                        why.append(f"{r['kind']}: landed on {r['pod_name']} of {ep['node']}, not on an endpoint "
+                                   f"of {dn['name']} (traffic policy Local)")
                     if not masq:
                         if r["seen_client_ip"] != r["client_ip"]:
                             why.append(f"pod saw {r['seen_client_ip']}:{r['seen_client_port']}, expected the "
@@ -513,6 +663,15 @@ def check(cluster, services, records, errors):
                         f"{r['service']}: " + "; ".join(why))
         else:
             passed += 1
+    # sessionAffinity ClientIP: every connection of one client to one Service lands on one pod.
+    sticky = {}
+    for r in records:
+        if r["kind"] == "affinity":
+            sticky.setdefault((r["client_ns"], r["service"]), set()).add(r["pod_name"])
+    for (ns, svc), pods in sorted(sticky.items()):
+        if len(pods) > 1:
+            failed += 1
+            msgs.append(f"FAIL affinity {ns} -> {svc}: connections landed on {len(pods)} pods ({', '.join(sorted(pods))})")
     for e in errors:
         failed += 1
         msgs.append("FAIL connection: " + e)
@@ -538,14 +697,22 @@ def main(argv=None):
     ap.add_argument("--count", type=int, default=20, help="connections per kind (default 20)")
     ap.add_argument("--burst", type=int, default=240, help="size of the concurrent burst (>= 200; default 240)")
     ap.add_argument("--concurrency", type=int, default=8, help="parallel connections per namespace (default 8)")
-    ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="comma list of: " + ",".join(ALL_KINDS))
+    ap.add_argument("--kinds", default="default",
+                    help="comma list of: " + ",".join(ALL_KINDS) + "; or a group: default (the first "
+                    "seven), service-kinds (the rest), all")
     ap.add_argument("--out", help="write ground-truth JSON lines here (default stdout)")
+    ap.add_argument("--drops-out", help="write the expected drops (connections nothing answered, as "
+                    "kube-proxy's rules demand) here as JSON lines")
     ap.add_argument("--timeout", type=float, default=3.0, help="per-connection timeout in seconds (default 3)")
     ap.add_argument("--max-time", type=float, default=300.0, help="hard time limit per phase in seconds (default 300)")
     ap.add_argument("--check", action="store_true", help="verify the records; exit 1 on any failure")
     ap.add_argument("--seed", type=int, help="random seed for client port order")
     args = ap.parse_args(argv)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    kinds = []
+    for k in (k.strip() for k in args.kinds.split(",") if k.strip()):
+        for kk in KIND_GROUPS.get(k, [k]):
+            if kk not in kinds:
+                kinds.append(kk)
     bad = [k for k in kinds if k not in ALL_KINDS]
     if bad:
         ap.error(f"unknown kind(s) {', '.join(bad)}; choose from {', '.join(ALL_KINDS)}")
@@ -560,7 +727,7 @@ def main(argv=None):
         return 2
     try:
         cluster = kubeproxy.load_cluster(args.cluster)
-        services = kubeproxy.load_services(args.services)
+        services = kubeproxy.load_services(args.services, args.cluster)
     except kubeproxy.ConfigError as e:
         sys.stderr.write(f"traffic: {e}\n")
         return 2
@@ -568,12 +735,17 @@ def main(argv=None):
     plan = Plan(cluster, services)
     slices = PortSlices(rng)
     t0 = time.monotonic()
-    records, errors = run_phase(cluster, plan.build(kinds, args.count), args, slices)
+    records, errors, drops = run_phase(cluster, plan.build(kinds, args.count), args, slices)
     if "burst" in kinds:
-        r2, e2 = run_phase(cluster, plan.burst(args.burst), args, slices, burst=True)
+        r2, e2, _d2 = run_phase(cluster, plan.burst(args.burst), args, slices, burst=True)
         records += r2
         errors += e2
     records.sort(key=lambda r: r["time"])
+    drops.sort(key=lambda r: r["time"])
+    if args.drops_out:
+        with open(args.drops_out, "w", encoding="utf-8") as f:
+            for r in drops:
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
     out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
     try:
         for r in records:
@@ -585,6 +757,11 @@ def main(argv=None):
     for r in records:
         counts[r["kind"]] = counts.get(r["kind"], 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    dropped = {}
+    for r in drops:
+        dropped[r["kind"]] = dropped.get(r["kind"], 0) + 1
+    if drops:
+        summary += "; expected drops: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items()))
     sys.stderr.write(f"traffic: {len(records)} connections ({summary}), {len(errors)} failed, "
                      f"{time.monotonic() - t0:.1f}s\n")
     if not args.check:

@@ -14,13 +14,14 @@ struct InstallKillTests {
   private let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
 
   /// Raw node state, read without a probe (a probe would roll back a journal and hide a half-done node):
-  /// rulesets without counters, every file install touches (and any journal or backup) with hash, mode, owner
-  /// (the refresh's status and pid files only by presence: each round rewrites the status, each start the pid).
+  /// rulesets without counters or affinity-set expiry times (`nft -s`), every file install touches (and any
+  /// journal or backup) with hash, mode, owner (the refresh's status and pid files only by presence: each
+  /// round rewrites the status, each start the pid).
   private func rawState(_ node: String) async throws -> String {
     let script = """
       for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do \
         echo "## $s"; $s 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]/[0:0]/'; done; \
-      echo '## nft'; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
+      echo '## nft'; nft -s list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
       echo '## files'; find /etc/rsyslog.d /etc/logrotate.d /var/lib/svctrace -type f 2>/dev/null | sort \
         | while read -r f; do case "$f" in \
             */refresh.status|*/refresh.pid) echo "present $f" ;; \

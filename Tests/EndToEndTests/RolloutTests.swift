@@ -8,12 +8,13 @@ import Testing
 struct RolloutEndToEndTests {
   private let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
 
-  /// Everything install may touch, normalized: rulesets without counters, svctrace-relevant files hashed.
+  /// Everything install may touch, normalized: rulesets without counters and without the expiry times of
+  /// kube-proxy's session-affinity set elements (`nft -s`: they count down), svctrace-relevant files hashed.
   private func nodeState(_ node: String) async throws -> String {
     let script = """
       for s in iptables-nft-save ip6tables-nft-save iptables-legacy-save ip6tables-legacy-save; do \
         echo "## $s"; $s 2>/dev/null | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]/[0:0]/'; done; \
-      echo '## nft'; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
+      echo '## nft'; nft -s list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
       echo '## files'; find /etc/rsyslog.d /etc/logrotate.d /var/lib/svctrace -type f 2>/dev/null | sort | xargs -r sha256sum; \
       sha256sum /etc/rsyslog.conf; echo "rsyslog $(systemctl is-active rsyslog)"
       """

@@ -70,6 +70,9 @@ node_net_up() {
     # lab has no default route: service IPs are on-link on the uplink, so a
     # packet that kube-proxy does not DNAT dies unanswered on svtlab0.
     echo "route add 10.96.0.0/12 dev n${i}e0"
+    # Load-balancer and external IPs (192.0.2.0/24): likewise on-link, so traffic kube-proxy does
+    # not DNAT (a refused source, no local endpoint) reaches its filter rules and dies there.
+    echo "route add $LB_RANGE dev n${i}e0"
   } | ip -n "$ns" -batch -
 }
 
@@ -91,7 +94,20 @@ link set eth0 up
 route add 10.244.0.0/16 via 10.244.$i.1 dev eth0
 route add 10.96.0.0/12 via 10.244.$i.1 dev eth0
 route add 10.250.0.0/24 via 10.244.$i.1 dev eth0
+route add $LB_RANGE via 10.244.$i.1 dev eth0
 EOF
+}
+
+# sync_ext_routes -> the external client's /32 routes to every load-balancer and external IP via
+# the node that announces it (MetalLB L2 style: one node answers for each address). Tagged
+# `proto 250` so a resync replaces exactly these.
+sync_ext_routes() {
+  local lines ip via
+  lines=$("$PY" "$TB/kubeproxy.py" announce --cluster "$LAB/cluster.json") || die "announce: cannot read the services"
+  ip -n "$EXT_NS" route flush proto 250 2>/dev/null || true
+  while read -r ip via; do
+    [[ -n $ip ]] && echo "route replace $ip/32 via $via dev x0e0 proto 250"
+  done <<<"$lines" | ip -n "$EXT_NS" -batch -
 }
 
 # net_down -> delete every svtlab namespace, link and the bridge this lab creates.

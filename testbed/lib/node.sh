@@ -18,6 +18,7 @@ NODE_MOUNTS=(
   "hosts:/etc/hosts"
   "sbin:/usr/local/sbin"
   "alternatives:/etc/alternatives"
+  "kubernetes:/etc/kubernetes"
 )
 
 # ensure_client_keys -> $LAB/keys/{id_ed25519,id_ed25519_pass,id_ecdsa,id_rsa} (kept across down/up).
@@ -71,7 +72,7 @@ prepare_node_dir() {
   d=$(node_dir "$i")
   ip=$(node_ip "$i")
   rm -rf "$d"
-  mkdir -p "$d"/{etc-ssh,rsyslog.d,logrotate.d,log,lib-logrotate,lib-svctrace,spool-rsyslog,run,sudoers.d,sbin,alternatives}
+  mkdir -p "$d"/{etc-ssh,rsyslog.d,logrotate.d,log,lib-logrotate,lib-svctrace,spool-rsyslog,run,sudoers.d,sbin,alternatives,kubernetes/manifests}
   # /etc/ssh: the host's client files, this node's host keys, sshd_config, authorized keys.
   cp -a /etc/ssh/. "$d/etc-ssh/"
   rm -f "$d"/etc-ssh/ssh_host_*
@@ -131,6 +132,8 @@ prepare_node_dir() {
 exec /usr/bin/python3 $TB/kubectl.py --cluster $LAB/cluster.json "\$@"
 EOF
     chmod 755 "$d/sbin/kubectl"
+    kube_apiserver_manifest "$i" >"$d/kubernetes/manifests/kube-apiserver.yaml"
+    chmod 600 "$d/kubernetes/manifests/kube-apiserver.yaml"
   fi
   # /etc/alternatives: iptables flavour of this node.
   cp -a /etc/alternatives/. "$d/alternatives/"
@@ -143,6 +146,54 @@ EOF
     ln -sfn "/usr/sbin/$t-$v-restore" "$d/alternatives/$t-restore"
     ln -sfn "/usr/sbin/$t-$v-save" "$d/alternatives/$t-save"
   done
+}
+
+# kube_apiserver_manifest I -> the control-plane node's static-pod manifest as kubeadm writes it
+# (the flags svctrace may read: --service-cluster-ip-range, --service-node-port-range).
+kube_apiserver_manifest() {
+  local ip
+  ip=$(node_ip "$1")
+  cat <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  annotations:
+    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: $ip:6443
+  creationTimestamp: null
+  labels:
+    component: kube-apiserver
+    tier: control-plane
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - command:
+    - kube-apiserver
+    - --advertise-address=$ip
+    - --allow-privileged=true
+    - --authorization-mode=Node,RBAC
+    - --client-ca-file=/etc/kubernetes/pki/ca.crt
+    - --enable-admission-plugins=NodeRestriction
+    - --enable-bootstrap-token-auth=true
+    - --etcd-servers=https://127.0.0.1:2379
+    - --kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname
+    - --secure-port=6443
+    - --service-account-issuer=https://kubernetes.default.svc.cluster.local
+    - --service-cluster-ip-range=$SERVICE_CIDR
+    - --service-node-port-range=30000-32767
+    - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt
+    - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key
+    image: registry.k8s.io/kube-apiserver:v1.31.4
+    imagePullPolicy: IfNotPresent
+    name: kube-apiserver
+    resources:
+      requests:
+        cpu: 250m
+  hostNetwork: true
+  priority: 2000001000
+  priorityClassName: system-node-critical
+status: {}
+EOF
 }
 
 # start_holder I -> holder process owning node I's private mount + uts namespaces.
@@ -166,8 +217,9 @@ mount_node() {
   local i=$1 d pid m script
   d=$(node_dir "$i")
   pid=$(holder_pid "$i")
-  # /var/lib/svctrace is svctrace's node-side state; its mount point must exist in the shared root.
-  mkdir -p /var/lib/svctrace
+  # /var/lib/svctrace is svctrace's node-side state; its mount point must exist in the shared root
+  # (as must /etc/kubernetes, node-private: node1's static-pod manifests).
+  mkdir -p /var/lib/svctrace /etc/kubernetes
   script="set -e; hostname node$i; "
   for m in "${NODE_MOUNTS[@]}"; do
     script+="mount --bind '$d/${m%%:*}' '${m#*:}'; "
@@ -251,7 +303,7 @@ start_pods() {
   fi
   for pod in "web-$i" "api-$i"; do
     (cd / && exec setsid ip netns exec "svtlab-n$i-$pod" "$PY" "$TB/podserver.py" --name "$pod" \
-      --port 8080) </dev/null >>"$RUN/pod-$pod.log" 2>&1 &
+      --port 8080 --extra-port 8081) </dev/null >>"$RUN/pod-$pod.log" 2>&1 &
     echo $! >"$RUN/pod-$pod.pid"
   done
   if ((i == 1)); then
