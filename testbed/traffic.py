@@ -705,6 +705,8 @@ def main(argv=None):
                     "kube-proxy's rules demand) here as JSON lines")
     ap.add_argument("--timeout", type=float, default=3.0, help="per-connection timeout in seconds (default 3)")
     ap.add_argument("--max-time", type=float, default=300.0, help="hard time limit per phase in seconds (default 300)")
+    ap.add_argument("--only-services", help="comma list of Service names: the selected kinds aim only at these "
+                    "(e.g. Services added with `lab service add`)")
     ap.add_argument("--check", action="store_true", help="verify the records; exit 1 on any failure")
     ap.add_argument("--seed", type=int, help="random seed for client port order")
     args = ap.parse_args(argv)
@@ -732,7 +734,15 @@ def main(argv=None):
         sys.stderr.write(f"traffic: {e}\n")
         return 2
     rng = random.Random(args.seed)
-    plan = Plan(cluster, services)
+    targets = services
+    if args.only_services:
+        names = [n for n in args.only_services.split(",") if n]
+        unknown = sorted(set(names) - {s["name"] for s in services})
+        if unknown:
+            sys.stderr.write(f"traffic: --only-services: no Service named {', '.join(unknown)}\n")
+            return 2
+        targets = [s for s in services if s["name"] in names]
+    plan = Plan(cluster, targets)
     slices = PortSlices(rng)
     t0 = time.monotonic()
     records, errors, drops = run_phase(cluster, plan.build(kinds, args.count), args, slices)
