@@ -281,7 +281,7 @@ _svctrace_install() {
     repeating_flags=()
     non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --json --check --diff --version -h --help)
     repeating_options=(-i --inventory --known-hosts --private-key)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --log-path --service-cidr --node-port-range --services --max-rate --serial --max-fail-percent --for)
+    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --log-path --service-cidr --node-port-range --services --max-rate --refresh --serial --max-fail-percent --for)
     __svctrace_offer_flags_options 0
 
     # Offer option value completions
@@ -332,6 +332,9 @@ _svctrace_install() {
         return
         ;;
     '--max-rate')
+        return
+        ;;
+    '--refresh')
         return
         ;;
     '--serial')
@@ -398,7 +401,7 @@ _svctrace_verify() {
     repeating_flags=()
     non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --canary --version -h --help)
     repeating_options=(-i --inventory --known-hosts --private-key)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --log-path --service-cidr --node-port-range --services --max-rate --format --output --canary-service --max-clock-offset --min-hours-until-full)
+    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --log-path --service-cidr --node-port-range --services --max-rate --refresh --store --format --output --canary-service --max-clock-offset --min-hours-until-full)
     __svctrace_offer_flags_options 0
 
     # Offer option value completions
@@ -451,6 +454,12 @@ _svctrace_verify() {
     '--max-rate')
         return
         ;;
+    '--refresh')
+        return
+        ;;
+    '--store')
+        return
+        ;;
     '--format')
         __svctrace_add_completions -W 'table'$'\n''json'$'\n''junit'$'\n''html'
         return
@@ -474,7 +483,7 @@ _svctrace_collect() {
     repeating_flags=()
     non_repeating_flags=(--accept-new-host-keys --become --no-become -K --ask-become-pass -k --ask-pass --verbose -v --json --no-snapshot --version -h --help)
     repeating_options=(-i --inventory --known-hosts --private-key --from-file)
-    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --store --shard --log-path --kubectl-host --kubeconfig --every)
+    non_repeating_options=(-l --limit -f --forks --timeout --connect-timeout -F -u --user --jump --become-user --store --shard --log-path --log-utc-offset --kubectl-host --kubeconfig --every)
     __svctrace_offer_flags_options 0
 
     # Offer option value completions
@@ -522,6 +531,9 @@ _svctrace_collect() {
         return
         ;;
     '--from-file')
+        return
+        ;;
+    '--log-utc-offset')
         return
         ;;
     '--kubectl-host')
