@@ -160,6 +160,66 @@ struct ServiceKindsTests {
     print("ServiceKinds: affinity: \(pods.count) clients, each traced to one pod (\(traced) connections)")
   }
 
+  /// A Service created after install (`lab service add`, kube-proxy resynced on every node) is
+  /// traced without a new install when its ClusterIP lies in the Service CIDR the rules cover. Today
+  /// that takes `--service-cidr`; once install learns the CIDR by default (issue 15), the flag is
+  /// redundant and this test should pass without it.
+  @Test func aServiceCreatedAfterInstallIsTracedInTheServiceCIDR() async throws {
+    let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
+    let cluster = try Lab.cluster()
+    try await Lab.svctrace(["remove"] + fleet)
+    let install = try await Lab.svctrace(["install", "--service-cidr", "10.96.0.0/12"] + fleet)
+    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    try await withCleanup {
+      for node in cluster.nodes {
+        try await Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
+      }
+      let added = try await Lab.lab([
+        "service", "add", "late-web", "--cluster-ip", "10.96.1.80", "--port", "8088", "--target-port", "8080",
+      ])
+      try #require(added.status == 0, "service add: \(added.stdout)\(added.stderr)")
+      let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-late-\(UUID())").path
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      defer { try? FileManager.default.removeItem(atPath: directory) }
+      let truthFile = directory + "/truth.jsonl"
+      let traffic = try await Lab.lab([
+        "traffic", "--service", "default/late-web", "--kinds", "pod-clusterip,host-clusterip", "--count", "15",
+        "--check", "--out", truthFile,
+      ])
+      try #require(traffic.status == 0, "traffic: \(traffic.stdout)\(traffic.stderr)")
+      try await Task.sleep(for: .seconds(2))  // rsyslog writes asynchronously
+      let store = directory + "/store.sqlite"
+      let collect = try await Lab.svctrace(["collect", "--store", store] + fleet)
+      try #require(collect.status == 0, "collect: \(collect.stdout)\(collect.stderr)")
+      let all = try await Lab.svctrace(["trace", "--store", store, "--format", "jsonl", "--max", "100000"])
+      var byClient: [String: [[String: Any]]] = [:]
+      for line in all.stdout.split(separator: "\n") {
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        byClient[Self.key(record), default: []].append(record)
+      }
+      let truth = try Self.lines(truthFile)
+      #expect(truth.count == 30, "\(truth.count) connections to the new Service")
+      #expect(truth.allSatisfy { $0["service_ip"] as? String == "10.96.1.80" })
+      var right = 0
+      var problems: [String] = []
+      for connection in truth {
+        let records = byClient[Self.key(connection)] ?? []
+        if records.count != 1 {
+          problems.append("\(Self.key(connection)): \(records.count) records")
+        } else if let problem = Self.mismatch(records[0], connection) {
+          problems.append(problem)
+        } else {
+          right += 1
+        }
+      }
+      print("ServiceKinds: Service created after install: \(right) of \(truth.count) traced right")
+      #expect(problems.isEmpty, "\(problems.count) problems: \(problems.prefix(10))")
+    } cleanup: {
+      _ = try? await Lab.lab(["service", "rm", "late-web"])
+      _ = try? await Lab.svctrace(["remove"] + fleet)
+    }
+  }
+
   @Test func droppedConnectionsAreNeverTracedToAPod() async throws {
     let capture = try await Self.capture()
     for kind in Self.dropKinds {
