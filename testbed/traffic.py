@@ -29,6 +29,7 @@ lb-local, externalip (ext -> load-balancer / external IP via its announcing node
 one pod per client), multiport; for these, service_ip/service_port are the address the client
 dialled and cluster_ip/svc_port the Service's; expected drops drop-lb-ranges and drop-etp-local go
 to --drops-out (nothing may answer). `--kinds` default: the first seven kinds; `all`: every kind.
+--service NS/NAME limits every kind to that Service (e.g. one added with `lab service add`).
 --count N is per kind (hairpin: N self-landings). Client ports are unique per namespace within a
 run. Lines go to --out (or stdout); failures to stderr. `--check` verifies every line (endpoint,
 hairpin, source address as kube-proxy's masquerade rules predict) and prints `N passed, M failed`;
@@ -705,8 +706,9 @@ def main(argv=None):
                     "kube-proxy's rules demand) here as JSON lines")
     ap.add_argument("--timeout", type=float, default=3.0, help="per-connection timeout in seconds (default 3)")
     ap.add_argument("--max-time", type=float, default=300.0, help="hard time limit per phase in seconds (default 300)")
-    ap.add_argument("--only-services", help="comma list of Service names: the selected kinds aim only at these "
-                    "(e.g. Services added with `lab service add`)")
+    ap.add_argument("--service", action="append", default=[], metavar="NS/NAME",
+                    help="only this Service (repeatable), e.g. one added with `lab service add`: every "
+                    "kind then uses it alone")
     ap.add_argument("--check", action="store_true", help="verify the records; exit 1 on any failure")
     ap.add_argument("--seed", type=int, help="random seed for client port order")
     args = ap.parse_args(argv)
@@ -733,16 +735,15 @@ def main(argv=None):
     except kubeproxy.ConfigError as e:
         sys.stderr.write(f"traffic: {e}\n")
         return 2
-    rng = random.Random(args.seed)
-    targets = services
-    if args.only_services:
-        names = [n for n in args.only_services.split(",") if n]
-        unknown = sorted(set(names) - {s["name"] for s in services})
-        if unknown:
-            sys.stderr.write(f"traffic: --only-services: no Service named {', '.join(unknown)}\n")
+    if args.service:
+        wanted = set(args.service)
+        services = [s for s in services if f'{s["namespace"]}/{s["name"]}' in wanted]
+        found = {f'{s["namespace"]}/{s["name"]}' for s in services}
+        if wanted - found:
+            sys.stderr.write(f"traffic: no such Service: {', '.join(sorted(wanted - found))}\n")
             return 2
-        targets = [s for s in services if s["name"] in names]
-    plan = Plan(cluster, targets)
+    rng = random.Random(args.seed)
+    plan = Plan(cluster, services)
     slices = PortSlices(rng)
     t0 = time.monotonic()
     records, errors, drops = run_phase(cluster, plan.build(kinds, args.count), args, slices)

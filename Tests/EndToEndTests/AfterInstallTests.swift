@@ -58,7 +58,8 @@ struct AfterInstallTests {
       defer { try? FileManager.default.removeItem(atPath: directory) }
       let truthFile = directory + "/truth.jsonl"
       let traffic = try await Lab.lab([
-        "traffic", "--kinds", "pod-clusterip,lb", "--only-services", "\(Self.lateClusterIP),\(Self.lateLoadBalancer)",
+        "traffic", "--kinds", "pod-clusterip,lb", "--service", "default/\(Self.lateClusterIP)", "--service",
+        "default/\(Self.lateLoadBalancer)",
         "--count", "30", "--check", "--out", truthFile,
       ])
       try #require(traffic.status == 0, "traffic: \(traffic.stdout)\(traffic.stderr)")
