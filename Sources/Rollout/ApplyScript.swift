@@ -292,7 +292,8 @@ public enum ApplyScript {
     undo += [
       "rm -f \"$J\"",
       "rm -rf \"$B\" \"$P\"",
-      "[ \"$created_dir\" = 1 ] && { rm -f \"$D/lock\"; rmdir \"$D\" 2>/dev/null; [ -e \"$D\" ] && differs=\"$differs state-directory\"; }",
+      "[ \"${created_lock:-0}\" = 1 ] && rm -f \"$D/lock\"",
+      "[ \"$created_dir\" = 1 ] && { rmdir \"$D\" 2>/dev/null; [ -e \"$D\" ] && differs=\"$differs state-directory\"; }",
       "if [ -z \"$differs\" ]; then echo 'check same rules, nft table and files compared with the backups'; else echo \"check differs$differs\"; fi",
       "exit $rc",
     ]
@@ -435,9 +436,12 @@ public enum ApplyScript {
       "# A journal left by an earlier, interrupted run is rolled back first.",
       "svct_recover",
       // Preparation: state directory, backups, journal. Failures here change nothing lasting.
-      "pfail() { rm -rf \"$B\" \"$P\" \"$J.tmp\"; [ \"$created_dir\" = 1 ] && { rm -f \"$D/lock\"; rmdir \"$D\" 2>/dev/null; }; emit \"prepare failed $(detail)\"; finish; }",
+      "pfail() { rm -rf \"$B\" \"$P\" \"$J.tmp\"; [ \"${created_lock:-0}\" = 1 ] && rm -f \"$D/lock\"; "
+        + "[ \"$created_dir\" = 1 ] && rmdir \"$D\" 2>/dev/null; emit \"prepare failed $(detail)\"; finish; }",
       "created_dir=0; [ -d \"$D\" ] || { mkdir -p \"$D\" > \"$T/out\" 2>&1 && created_dir=1 || pfail; }",
       "# The node lock: a refresh round (refresh.sh) never runs while this script changes rules.",
+      "# (A lock file this run creates is removed again by a rollback: a failed install leaves no trace.)",
+      "created_lock=0; [ -e \"$D/lock\" ] || created_lock=1",
       "if command -v flock >/dev/null 2>&1 && exec 9>>\"$D/lock\"; then flock -w 60 9; fi",
       "{ rm -rf \"$B\" && mkdir \"$B\" && : > \"$P\"; } > \"$T/out\" 2>&1 || pfail",
     ]
@@ -461,7 +465,8 @@ public enum ApplyScript {
     }
     let undoText = undo.joined(separator: "\n") + "\n"
     script += [
-      "{ echo \"svct_pid=$$\"; echo \"created_dir=$created_dir\"; " + heredoc(Array(undoText.utf8))
+      "{ echo \"svct_pid=$$\"; echo \"created_dir=$created_dir\"; echo \"created_lock=$created_lock\"; "
+        + heredoc(Array(undoText.utf8))
         + "\n} > \"$J.tmp\" 2> \"$T/out\" && mv -f \"$J.tmp\" \"$J\" || pfail"
     ]
     if let seconds = plan.expirySeconds {
@@ -485,9 +490,12 @@ public enum ApplyScript {
       "# Success: the journal goes first (the commit point), then the backups.",
       "rm -f \"$J\"; rm -rf \"$B\" \"$P\"",
     ]
-    if case .start = plan.refreshAction {
-      // The refresh's first round, now that the journal is gone and the lock released: the status
-      // file exists and the refresh-owned rules are filled when install returns.
+    var refreshes = settings.refreshInterval != nil && settings.services.isEmpty
+    if case .stop = plan.refreshAction { refreshes = false }
+    if refreshes {
+      // A refresh round, now that the journal is gone and the lock released: the status file
+      // exists and the refresh-owned rules are filled when install returns — also when this run
+      // re-created them (after a reboot or a flush) while the refresh was already running.
       try script.append(
         "exec 9>&-; /bin/sh \(q(settings.refreshScriptPath)) </dev/null >/dev/null 2>&1 || true")
     }

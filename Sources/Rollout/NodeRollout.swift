@@ -164,8 +164,11 @@ public enum NodeRollout {
     let scopeSource = scopeCIDRs(probe: probe, settings: settings)
     var effective = settings
     if effective.serviceCIDRs == nil && !scopeSource.cidrs.isEmpty { effective.serviceCIDRs = scopeSource.cidrs }
-    let scope = TraceScope.make(settings: effective, dataplane: dataplane)
-    let refresh = settings.refreshInterval != nil && scope.services.isEmpty
+    let refresh = settings.refreshInterval != nil && settings.services.isEmpty
+    // With the refresh, addresses outside the CIDRs live only in its own chains or sets: the main
+    // rules then depend on no Service, so neither a Service created later nor one deleted makes
+    // `verify` see drift.
+    let scope = TraceScope.make(settings: effective, dataplane: dataplane, learnedHosts: !refresh)
 
     // iptables: the chosen backend gets the rendered rules; svctrace rules in the other backend are removed.
     var targets: [IptablesTarget] = []

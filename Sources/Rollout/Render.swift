@@ -49,7 +49,9 @@ public struct TraceScope: Sendable, Hashable {
   /// `--services` narrows to exactly those addresses. Otherwise the given service CIDRs are used,
   /// plus every learned address outside them (externalIPs, LB IPs); with no CIDR given, every
   /// learned Service address is logged as a host (/32, /128) with the protocols kube-proxy forwards for it.
-  public static func make(settings: RolloutSettings, dataplane: Dataplane) -> TraceScope {
+  /// With `learnedHosts` false (the node-side refresh keeps those addresses in rules of its own,
+  /// ``RefreshScript``), only the CIDRs and the NodePort range are in the scope.
+  public static func make(settings: RolloutSettings, dataplane: Dataplane, learnedHosts: Bool = true) -> TraceScope {
     var scope = TraceScope()
     if !settings.services.isEmpty {
       scope.services = settings.services.sorted()
@@ -62,7 +64,8 @@ public struct TraceScope: Sendable, Hashable {
       byFamily[cidr.family, default: []].append(ScopeNetwork(cidr: cidr, protocols: IPProtocol.serviceProtocols))
     }
     var hosts: [IPAddress: Set<IPProtocol>] = [:]
-    for service in dataplane.services where !given.contains(where: { $0.contains(service.address.address) }) {
+    for service in dataplane.services
+    where learnedHosts && !given.contains(where: { $0.contains(service.address.address) }) {
       hosts[service.address.address, default: []].insert(service.address.proto)
     }
     for (address, protocols) in hosts {

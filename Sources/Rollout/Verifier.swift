@@ -353,7 +353,9 @@ public enum Verifier {
       }
     }
     let installed = ScopeCoverage.installed(probe, backend: dataplane.backend)
-    guard !installed.isEmpty else {
+    // Not installed: the rules check says so. (Installed with nothing in scope yet — no CIDR and
+    // no refresh round so far — is stale, and says so below.)
+    guard isInstalled else {
       results.insert(CheckResult(group: "dataplane", name: "scope", status: .pass, evidence: source.summary), at: 0)
       return results
     }

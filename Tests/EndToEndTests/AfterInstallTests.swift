@@ -46,8 +46,10 @@ struct AfterInstallTests {
       // The refresh on the announcing node must cover the new ingress IP within 60 s.
       var covered = false
       while !covered && ContinuousClock.now - created < .seconds(60) {
-        let status = try await Lab.onNode(Self.announcer, "cat /var/lib/svctrace/refresh.status 2>/dev/null")
-        covered = status.stdout.contains(Self.lateIngress)
+        // svctrace's own rules on the node: the refresh-owned chains (iptables) or set (nftables).
+        let rules = try await Lab.onNode(
+          Self.announcer, "iptables-save -t mangle 2>/dev/null; nft list table inet svctrace 2>/dev/null")
+        covered = rules.stdout.contains(Self.lateIngress)
         if !covered { try await Task.sleep(for: .seconds(1)) }
       }
       print("AfterInstall: \(Self.lateIngress) covered by the refresh after \(ContinuousClock.now - created)")

@@ -146,7 +146,8 @@ import Testing
       source: .apiServer, cidrs: try Self.cidrs("10.96.0.0/12"), nodes: ["cp1"])
     let plan = try NodeRollout.plan(probe: Self.probe(), settings: settings)
     #expect(plan.scopeSource.source == .apiServer)
-    #expect(plan.scope.networks[.ipv4]?.map(\.cidr.description) == ["10.96.0.0/12", "192.0.2.50/32"])
+    // The load-balancer IP outside the CIDR is the refresh's (its own chains), not the main rules'.
+    #expect(plan.scope.networks[.ipv4]?.map(\.cidr.description) == ["10.96.0.0/12"])
     #expect(plan.nodeState.scope?.source == .apiServer)
     let refresh = try #require(plan.files.first { $0.path == settings.refreshScriptPath }?.desired)
     #expect(String(decoding: refresh, as: UTF8.self).contains("want=external"))
@@ -240,7 +241,12 @@ import Testing
     let settings = RolloutSettings()
     let first = try NodeRollout.plan(probe: Self.probe(), settings: settings)
     let target = try #require(first.iptables.first { $0.backend == .iptablesNFT && $0.family == .ipv4 })
-    let mangle = target.desired.restoreFragment(from: IptablesRuleState())
+    // What the refresh's rounds put in its own chain: the addresses kube-proxy forwarded then.
+    var installed = target.desired
+    installed.rules[RefreshScript.preChain] = ["10.96.0.10", "192.0.2.50"].map {
+      "-d \($0)/32 -p tcp -m comment --comment svctrace -g SVCT-LOG-PRE"
+    }
+    let mangle = installed.restoreFragment(from: IptablesRuleState())
       .replacingOccurrences(of: "-I PREROUTING 1", with: "-A PREROUTING")
       .replacingOccurrences(of: "-I INPUT 1", with: "-A INPUT").replacingOccurrences(
         of: "-I OUTPUT 1", with: "-A OUTPUT"
