@@ -70,35 +70,17 @@ struct AfterInstallTests {
       let store = directory + "/store.sqlite"
       let collect = try await Lab.svctrace(["collect", "--store", store] + Self.fleet)
       try #require(collect.status == 0, "collect: \(collect.stdout)\(collect.stderr)")
-      let all = try await Lab.svctrace(["trace", "--store", store, "--format", "jsonl", "--max", "1000000"])
-      var byClient: [String: [[String: Any]]] = [:]
-      for line in all.stdout.split(separator: "\n") {
-        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        guard record["method"] as? String != "pod-unknown" else { continue }
-        byClient[ServiceKindsTests.key(record), default: []].append(record)
-      }
-      let truth = try String(contentsOfFile: truthFile, encoding: .utf8).split(separator: "\n").compactMap {
-        try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-      }
+      let byClient = try await GroundTruth.tracedByClient(store: store)
+      let truth = try GroundTruth.lines(truthFile)
       for kind in ["pod-clusterip", "lb"] {
         let connections = truth.filter { $0["kind"] as? String == kind }
         #expect(connections.count >= 30, "\(kind): only \(connections.count) connections made")
-        var right = 0
-        var problems: [String] = []
-        for connection in connections {
-          let records = byClient[ServiceKindsTests.key(connection)] ?? []
-          guard records.count == 1, let record = records.first else {
-            problems.append("\(ServiceKindsTests.key(connection)): \(records.count) records")
-            continue
-          }
-          if let problem = ServiceKindsTests.mismatch(record, connection) {
-            problems.append(problem)
-          } else {
-            right += 1
-          }
-        }
-        print("AfterInstall: \(kind) to a Service created after install: \(right) of \(connections.count) traced right")
-        #expect(problems.isEmpty, "\(kind): \(problems.count) wrong or missing: \(problems.prefix(8))")
+        let outcome = GroundTruth.compare(connections, with: byClient, mismatch: ServiceKindsTests.mismatch)
+        print(
+          "AfterInstall: \(kind) to a Service created after install: \(outcome.right) of \(connections.count) "
+            + "traced right, \(outcome.missing.count) missing, \(outcome.wrong.count) wrong")
+        #expect(outcome.missing.isEmpty, "\(kind): missing: \(outcome.missing.prefix(8))")
+        #expect(outcome.wrong.isEmpty, "\(kind): wrong: \(outcome.wrong.prefix(8))")
       }
 
       let verify = try await Lab.svctrace(["verify"] + Self.fleet)

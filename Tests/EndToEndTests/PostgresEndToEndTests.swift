@@ -80,10 +80,6 @@ struct PostgresEndToEndTests {
     }
   }
 
-  private static func key(_ object: [String: Any]) -> String {
-    "\(object["proto"] ?? "")|\(object["client_ip"] ?? ""):\(object["client_port"] ?? "")"
-  }
-
   /// What is wrong with `record` as the answer for `connection` (nil when right), as in
   /// TraceEndToEndTests.
   private static func mismatch(_ record: [String: Any], _ connection: [String: Any], _ capture: Capture) -> String? {
@@ -101,7 +97,7 @@ struct PostgresEndToEndTests {
       problems.append("\(field) \(record[field] ?? "nil")")
     }
     if record["node"] as? String != node { problems.append("node \(record["node"] ?? "nil") instead of \(node)") }
-    return problems.isEmpty ? nil : "\(kind) \(key(connection)): " + problems.joined(separator: ", ")
+    return problems.isEmpty ? nil : "\(kind) \(GroundTruth.key(connection)): " + problems.joined(separator: ", ")
   }
 
   /// Checks that every ground-truth connection is stored once in `store` and traced right.
@@ -109,25 +105,9 @@ struct PostgresEndToEndTests {
     async throws
   {
     #expect(capture.truth.count >= 400, "only \(capture.truth.count) ground-truth connections")
-    let all = try await Lab.svctrace(["trace", "--store", store, "--format", "jsonl", "--max", "1000000"])
-    #expect(all.status == 0, "\(label): \(all.stderr)")
-    var byClient: [String: [[String: Any]]] = [:]
-    for line in all.stdout.split(separator: "\n") {
-      let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-      // A pre line without a post line (pod unknown) is no ground-truth connection.
-      if record["method"] as? String == "pod-unknown" { continue }
-      byClient[key(record), default: []].append(record)
-    }
-    var wrong: [String] = []
-    var missing: [String] = []
-    for connection in capture.truth {
-      let records = byClient[key(connection)] ?? []
-      guard records.count == 1 else {
-        missing.append("\(connection["kind"] ?? "?") \(key(connection)): \(records.count) records")
-        continue
-      }
-      if let problem = mismatch(records[0], connection, capture) { wrong.append(problem) }
-    }
+    let byClient = try await GroundTruth.tracedByClient(store: store)
+    let outcome = GroundTruth.compare(capture.truth, with: byClient) { mismatch($0, $1, capture) }
+    let (missing, wrong) = (outcome.missing, outcome.wrong)
     #expect(
       missing.isEmpty, "\(label): \(missing.count) of \(capture.truth.count) missing or twice: \(missing.prefix(10))")
     #expect(wrong.isEmpty, "\(label): \(wrong.count) of \(capture.truth.count) wrong: \(wrong.prefix(10))")

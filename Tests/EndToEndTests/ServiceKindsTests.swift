@@ -32,16 +32,6 @@ struct ServiceKindsTests {
 
   static func capture() async throws -> Capture { try await capturing.value }
 
-  static func key(_ object: [String: Any]) -> String {
-    "\(object["proto"] ?? "")|\(object["client_ip"] ?? ""):\(object["client_port"] ?? "")"
-  }
-
-  private static func lines(_ path: String) throws -> [[String: Any]] {
-    try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").compactMap {
-      try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-    }
-  }
-
   private static func makeCapture() async throws -> Capture {
     let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
     let cluster = try Lab.cluster()
@@ -67,14 +57,10 @@ struct ServiceKindsTests {
       let store = directory + "/store.sqlite"
       let collect = try await Lab.svctrace(["collect", "--store", store, "--json"] + fleet)
       try #require(collect.status == 0, "collect: \(collect.stdout)\(collect.stderr)")
-      let all = try await Lab.svctrace(["trace", "--store", store, "--format", "jsonl", "--max", "1000000"])
-      var byClient: [String: [[String: Any]]] = [:]
-      for line in all.stdout.split(separator: "\n") {
-        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-        byClient[key(record), default: []].append(record)
-      }
+      // Pod-unknown records included: an expected drop must not even have one with a pod.
+      let byClient = try await GroundTruth.tracedByClient(store: store, podUnknown: true)
       return Capture(
-        truth: try lines(truthFile), drops: try lines(dropsFile), byClient: byClient,
+        truth: try GroundTruth.lines(truthFile), drops: try GroundTruth.lines(dropsFile), byClient: byClient,
         backends: Dictionary(uniqueKeysWithValues: cluster.nodes.map { ($0.name, $0.backend) }))
     } cleanup: {
       _ = try? await Lab.svctrace(["remove"] + fleet)
@@ -92,7 +78,7 @@ struct ServiceKindsTests {
     ]
     let wrong = wanted.filter { "\(record[$0.0] ?? "nil")" != $0.1 }
     guard !wrong.isEmpty else { return nil }
-    return "\(connection["kind"] ?? "?") \(key(connection)): "
+    return "\(connection["kind"] ?? "?") \(GroundTruth.key(connection)): "
       + wrong.map { "\($0.0) \(record[$0.0] ?? "nil") (want \($0.1))" }.joined(separator: ", ")
   }
 
@@ -109,10 +95,10 @@ struct ServiceKindsTests {
       for connection in connections {
         let backend = capture.backends[connection["dnat_node"] as? String ?? ""] ?? "?"
         perBackend[backend, default: (0, 0)].all += 1
-        let records = capture.byClient[Self.key(connection)] ?? []
+        let records = capture.byClient[GroundTruth.key(connection)] ?? []
         guard records.count == 1, let record = records.first else {
           missing += 1
-          problems.append("\(kind) \(Self.key(connection)): \(records.count) records")
+          problems.append("\(kind) \(GroundTruth.key(connection)): \(records.count) records")
           continue
         }
         if let problem = Self.mismatch(record, connection) {
@@ -149,7 +135,7 @@ struct ServiceKindsTests {
     var pods: [String: Set<String>] = [:]
     var traced = 0
     for connection in capture.truth where connection["kind"] as? String == "affinity" {
-      guard let record = capture.byClient[Self.key(connection)]?.first else { continue }
+      guard let record = capture.byClient[GroundTruth.key(connection)]?.first else { continue }
       traced += 1
       pods["\(connection["client_ip"] ?? "")", default: []].insert("\(record["pod_ip"] ?? "nil")")
     }
@@ -172,10 +158,10 @@ struct ServiceKindsTests {
       var withPod: [String] = []
       var seen = 0
       for drop in drops {
-        let records = capture.byClient[Self.key(drop)] ?? []
+        let records = capture.byClient[GroundTruth.key(drop)] ?? []
         if !records.isEmpty { seen += 1 }
         for record in records where record["pod_ip"] != nil && !(record["pod_ip"] is NSNull) {
-          withPod.append("\(Self.key(drop)) -> \(record["pod_ip"] ?? "")")
+          withPod.append("\(GroundTruth.key(drop)) -> \(record["pod_ip"] ?? "")")
         }
       }
       print(

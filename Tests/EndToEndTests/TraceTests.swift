@@ -92,10 +92,6 @@ struct TraceEndToEndTests {
   /// A record of a pre line without a post line (method `pod-unknown`, no pod).
   static func isPodUnknown(_ record: [String: Any]) -> Bool { record["method"] as? String == "pod-unknown" }
 
-  private static func key(_ object: [String: Any]) -> String {
-    "\(object["proto"] ?? "")|\(object["client_ip"] ?? ""):\(object["client_port"] ?? "")"
-  }
-
   /// What is wrong with `record` as the answer for ground-truth `connection` (nil when right).
   private static func mismatch(_ record: [String: Any], _ connection: [String: Any], _ capture: Capture) -> String? {
     let kind = connection["kind"] as? String ?? "?"
@@ -116,7 +112,7 @@ struct TraceEndToEndTests {
       problems.append("pod_port \(record["pod_port"] ?? "nil")")
     }
     if record["node"] as? String != node { problems.append("node \(record["node"] ?? "nil") instead of \(node)") }
-    return problems.isEmpty ? nil : "\(kind) \(key(connection)): " + problems.joined(separator: ", ")
+    return problems.isEmpty ? nil : "\(kind) \(GroundTruth.key(connection)): " + problems.joined(separator: ", ")
   }
 
   @Test func everyGroundTruthConnectionTracesToItsServicePodAndNode() async throws {
@@ -130,26 +126,9 @@ struct TraceEndToEndTests {
     #expect(kinds.isSuperset(of: ["host-clusterip", "pod-clusterip", "nodeport", "udp", "hairpin", "hostnetwork"]))
 
     // Every stored connection at once, matched on (proto, client ip:port) here.
-    let all = try await Lab.svctrace(["trace", "--store", capture.store, "--format", "jsonl", "--max", "1000000"])
-    #expect(all.status == 0, "\(all.stderr)")
-    var byClient: [String: [[String: Any]]] = [:]
-    for line in all.stdout.split(separator: "\n") {
-      let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-      // A pre line without a post line (a connection the generator did not complete) is no
-      // answer for a ground-truth connection.
-      if Self.isPodUnknown(record) { continue }
-      byClient[Self.key(record), default: []].append(record)
-    }
-    var wrong: [String] = []
-    var missing: [String] = []
-    for connection in truth {
-      let records = byClient[Self.key(connection)] ?? []
-      guard records.count == 1 else {
-        missing.append("\(connection["kind"] ?? "?") \(Self.key(connection)): \(records.count) records")
-        continue
-      }
-      if let problem = Self.mismatch(records[0], connection, capture) { wrong.append(problem) }
-    }
+    let byClient = try await GroundTruth.tracedByClient(store: capture.store)
+    let outcome = GroundTruth.compare(truth, with: byClient) { Self.mismatch($0, $1, capture) }
+    let (missing, wrong) = (outcome.missing, outcome.wrong)
     #expect(
       missing.isEmpty, "\(missing.count) of \(truth.count) connections missing or ambiguous: \(missing.prefix(10))")
     #expect(wrong.isEmpty, "\(wrong.count) of \(truth.count) connections answered wrongly: \(wrong.prefix(10))")
@@ -305,12 +284,12 @@ struct TraceEndToEndTests {
         try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
       }
       #expect(truth.count == 10)
-      let keys = Set(printed.map(Self.key))
-      let unseen = truth.filter { !keys.contains(Self.key($0)) }.map(Self.key)
+      let keys = Set(printed.map(GroundTruth.key))
+      let unseen = truth.filter { !keys.contains(GroundTruth.key($0)) }.map(GroundTruth.key)
       #expect(unseen.isEmpty, "not printed by --follow: \(unseen)")
       // Only what happened after it started: no connection of the suite's earlier capture.
-      let earlier = Set(try await Self.capture().truth.map(Self.key))
-      #expect(printed.filter { earlier.contains(Self.key($0)) }.isEmpty)
+      let earlier = Set(try await Self.capture().truth.map(GroundTruth.key))
+      #expect(printed.filter { earlier.contains(GroundTruth.key($0)) }.isEmpty)
     } cleanup: {
       _ = try? await Lab.svctrace(["remove"] + fleet)
     }
