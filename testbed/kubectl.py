@@ -72,9 +72,11 @@ def service_obj(svc, created):
         if svc["type"] in ("NodePort", "LoadBalancer"):
             port["nodePort"] = p["nodePort"]
         ports.append(port)
-    spec = {"clusterIP": svc["clusterIP"], "clusterIPs": [svc["clusterIP"]],
-            "internalTrafficPolicy": svc.get("internalTrafficPolicy", "Cluster"), "ipFamilies": ["IPv4"],
-            "ipFamilyPolicy": "SingleStack", "ports": ports, "sessionAffinity": svc.get("sessionAffinity", "None"),
+    dual = len(svc.get("clusterIPs") or []) > 1
+    spec = {"clusterIP": svc["clusterIP"], "clusterIPs": list(svc.get("clusterIPs") or [svc["clusterIP"]]),
+            "internalTrafficPolicy": svc.get("internalTrafficPolicy", "Cluster"),
+            "ipFamilies": ["IPv4", "IPv6"] if dual else ["IPv4"],
+            "ipFamilyPolicy": "PreferDualStack" if dual else "SingleStack", "ports": ports, "sessionAffinity": svc.get("sessionAffinity", "None"),
             "type": svc["type"]}
     if "selector" in svc and "endpointPods" not in svc:
         spec["selector"] = dict(svc["selector"])
@@ -99,11 +101,12 @@ def service_obj(svc, created):
             "spec": spec, "status": status}
 
 
-def endpointslice_obj(cluster, svc, created):
+def endpointslice_obj(cluster, svc, created, family="IPv4"):
     """The Service's EndpointSlice (endpoint-slice controller's, or a hand-made one for a
-    selector-less Service with endpointPods)."""
+    selector-less Service with endpointPods); family "IPv6": a dual-stack Service's second slice
+    (pass kubeproxy.ipv6_view's cluster and Service)."""
     ns, name = svc["namespace"], svc["name"]
-    suffix = hashlib.sha256(f"{ns}/{name}".encode()).hexdigest()[:5]
+    suffix = hashlib.sha256(f"{ns}/{name}".encode() + (b"/IPv6" if family == "IPv6" else b"")).hexdigest()[:5]
     slice_name = f"{name}-{suffix}"
     eps, seen, ports = [], set(), []
     for sp in kubeproxy.service_ports([svc]):
@@ -128,13 +131,13 @@ def endpointslice_obj(cluster, svc, created):
     if not manual:
         meta["ownerReferences"] = [{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
                                     "kind": "Service", "name": name, "uid": _uid("Service", ns, name)}]
-    return {"addressType": "IPv4", "apiVersion": "discovery.k8s.io/v1", "endpoints": eps,
+    return {"addressType": family, "apiVersion": "discovery.k8s.io/v1", "endpoints": eps,
             "kind": "EndpointSlice", "metadata": meta, "ports": ports}
 
 
 def servicecidr_obj(cluster, created):
     """The cluster's default ServiceCIDR (networking.k8s.io/v1), named "kubernetes" as kube-apiserver makes it."""
-    cidrs = [cluster["serviceCIDR"]]
+    cidrs = [cluster["serviceCIDR"]] + ([cluster["serviceCIDRv6"]] if cluster.get("serviceCIDRv6") else [])
     return {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
             "metadata": {"creationTimestamp": created, "name": "kubernetes",
                          "resourceVersion": _rv("ServiceCIDR", "", "kubernetes"),
@@ -246,6 +249,9 @@ def main(argv=None):
             items += [service_obj(s, created) for s in services]
         elif k == "endpointslices":
             items += [endpointslice_obj(cluster, s, created) for s in services]
+            c6, _ = kubeproxy.ipv6_view(cluster, [])
+            items += [endpointslice_obj(c6, dict(s, clusterIP=s["clusterIPs"][1]), created, "IPv6")
+                      for s in services if len(s.get("clusterIPs") or []) > 1]
         elif k == "servicecidrs":
             items.append(servicecidr_obj(cluster, created))
         else:

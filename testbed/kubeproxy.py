@@ -183,6 +183,16 @@ def validate_service(v, where):
     if typ not in SERVICE_TYPES:
         raise ConfigError(f"{where}: type '{typ}' is not ClusterIP, NodePort or LoadBalancer")
     _ip(_require(v, "clusterIP", str, where), where)
+    # Dual-stack (ipFamilies [IPv4, IPv6]): clusterIPs = [clusterIP, an IPv6 address].
+    if "clusterIPs" in v:
+        cips = _require(v, "clusterIPs", list, where)
+        if len(cips) != 2 or cips[0] != v["clusterIP"]:
+            raise ConfigError(f"{where}: clusterIPs must be [clusterIP, IPv6 address]")
+        try:
+            cips[1] = str(ipaddress.IPv6Address(cips[1]))
+        except (ipaddress.AddressValueError, ValueError):
+            raise ConfigError(f"{where}: clusterIPs[1] '{cips[1]}' is not an IPv6 address")
+        v["ipFamilies"] = ["IPv4", "IPv6"]
     if "ports" in v:
         ports = _require(v, "ports", list, where)
         if not ports:
@@ -352,6 +362,32 @@ def is_plain(svc):
             and "endpointPods" not in svc and not svc.get("portName"))
 
 
+def cluster_ipv6(svc):
+    """The Service port's IPv6 ClusterIP (a dual-stack Service), or None."""
+    cips = svc.get("clusterIPs") or []
+    return cips[1] if len(cips) > 1 else None
+
+
+def ipv6_view(cluster, services):
+    """(cluster, services) as kube-proxy's IPv6 proxier sees them (it runs one proxier per family):
+    nodes and pods with their IPv6 addresses (pods without one are left out), the IPv6 cluster and
+    Service CIDRs, and only the dual-stack Service ports, with their IPv6 ClusterIP. Load-balancer
+    and external IPs are IPv4-only in the lab, so the IPv6 view has none."""
+    nodes = [dict(n, ip=n["ipv6"], podCIDR=n.get("podCIDRv6", f'fd00:244:{n.get("index", 0)}::/64'))
+             for n in cluster["nodes"] if n.get("ipv6")]
+    pods = [dict(p, ip=p["ipv6"]) for p in cluster["pods"] if p.get("ipv6")]
+    c6 = dict(cluster, nodes=nodes, pods=pods, clusterCIDR=cluster.get("clusterCIDRv6", "fd00:244::/48"),
+              serviceCIDR=cluster.get("serviceCIDRv6", "fd00:96::/112"))
+    s6 = [dict(s, clusterIP=cluster_ipv6(s), externalIPs=[], loadBalancerIPs=[], loadBalancerSourceRanges=[])
+          for s in services if cluster_ipv6(s)]
+    return c6, s6
+
+
+def host_port(ip, port):
+    """net.JoinHostPort: `[ip]:port` for IPv6."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def svc_port_name(svc):
     """kube-proxy's ServicePortName.String(): ns/name[:portName]."""
     s = f'{svc["namespace"]}/{svc["name"]}'
@@ -374,9 +410,9 @@ def ipt_chain_hash(svc):
 
 
 def ipt_sep_chain(svc, ep):
-    """servicePortEndpointChainName."""
+    """servicePortEndpointChainName (the endpoint as JoinHostPort spells it)."""
     return "KUBE-SEP-" + _b32sha(svc_port_name(svc) + svc["protocol"].lower()
-                                 + f'{ep["ip"]}:{ep["port"]}')[:16]
+                                 + host_port(ep["ip"], ep["port"]))[:16]
 
 
 def _q(comment):
@@ -436,7 +472,7 @@ def _policy(cluster, node, svc):
     }
 
 
-def render_iptables(cluster, node, services, with_jumps=False, stale=()):
+def render_iptables(cluster, node, services, with_jumps=False, stale=(), family=4):
     """iptables-restore input of kube-proxy's iptables proxier for one node.
 
     Follows the v1.26-era proxier (Tests/RolloutTests/Fixtures/kube-proxy/
@@ -445,6 +481,9 @@ def render_iptables(cluster, node, services, with_jumps=False, stale=()):
     (loadBalancerSourceRanges), KUBE-SEP- (endpoints, `recent` for ClientIP affinity), and the
     filter table's REJECT / DROP rules for Services without (local) endpoints. `stale`: KUBE-*
     per-Service chains that exist on the node but are no longer rendered (flushed and deleted).
+    family 6: the ip6tables-restore input of the IPv6 proxier (pass ipv6_view's cluster and
+    services; as in upstream's TestEnableLocalhostNodePortsIPv6: no localnet KUBE-FIREWALL rule,
+    the nodeports jump skips ::1).
     """
     cluster_cidr = cluster["clusterCIDR"]
     nat_chains = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"]
@@ -551,7 +590,7 @@ def render_iptables(cluster, node, services, with_jumps=False, stale=()):
             if svc.get("sessionAffinity") == "ClientIP":
                 for ep in eps:
                     sep = ipt_sep_chain(svc, ep)
-                    svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {ep["ip"]}:{ep["port"]}" '
+                    svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {host_port(ep["ip"], ep["port"])}" '
                                            f'-m recent --name {sep} --rcheck --seconds {svc["sessionAffinityTimeout"]} '
                                            f'--reap -j {sep}')
             n = len(eps)
@@ -560,25 +599,27 @@ def render_iptables(cluster, node, services, with_jumps=False, stale=()):
                 stat = ""
                 if i < n - 1:
                     stat = f" -m statistic --mode random --probability {1.0 / (n - i):0.10f}"
-                svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {ep["ip"]}:{ep["port"]}"{stat} -j {sep}')
+                svc_chain_rules.append(f'-A {chain} -m comment --comment "{name} -> {host_port(ep["ip"], ep["port"])}"{stat} -j {sep}')
         for ep in pol["reachable"]:
             sep = ipt_sep_chain(svc, ep)
             nat_chains.append(sep)
             svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)} -s {ep["ip"]} -j KUBE-MARK-MASQ')
             aff = f" -m recent --name {sep} --set" if svc.get("sessionAffinity") == "ClientIP" else ""
             svc_chain_rules.append(f'-A {sep} -m comment --comment {_q(name)}{aff} {match} '
-                                   f'-j DNAT --to-destination {ep["ip"]}:{ep["port"]}')
+                                   f'-j DNAT --to-destination {host_port(ep["ip"], ep["port"])}')
     # Stale per-Service chains (Services removed since the last sync): flushed, then deleted.
     rendered = set(nat_chains)
     stale = [c for c in stale if c not in rendered]
     nat_chains.extend(stale)
     nat_rules.extend(svc_chain_rules)
     nat_rules.append('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be '
-                     'the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')
+                     'the last rule in this chain" -m addrtype --dst-type LOCAL '
+                     + ("! -d ::1/128 " if family == 6 else "") + '-j KUBE-NODEPORTS')
     nat_rules.extend(f"-X {c}" for c in stale)
 
     out = []
-    out.append("# kube-proxy (testbed emulation) node=%s proxyMode=iptables backend=%s" % (node["name"], node.get("backend", "nft")))
+    out.append("# kube-proxy (testbed emulation) node=%s proxyMode=iptables backend=%s family=IPv%d"
+               % (node["name"], node.get("backend", "nft"), family))
     out.append("*mangle")
     out.append(":KUBE-IPTABLES-HINT - [0:0]")
     out.append(":KUBE-KUBELET-CANARY - [0:0]")
@@ -588,8 +629,9 @@ def render_iptables(cluster, node, services, with_jumps=False, stale=()):
     for ch in ["KUBE-NODEPORTS", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FIREWALL",
                "KUBE-FORWARD", "KUBE-PROXY-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-PROXY-CANARY"]:
         out.append(f":{ch} - [0:0]")
-    out.append('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
-               '! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
+    if family == 4:
+        out.append('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+                   '! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
     out.extend(filter_rules)
     out.append("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP")
     out.append(f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT')
@@ -648,8 +690,9 @@ def nft_chain_base(svc):
 
 def nft_endpoint_chain(svc, ep):
     proto = svc["protocol"].lower()
+    ip = ep["ip"].replace(":", ".")  # IPv6: ':' is not allowed in a chain name
     return "endpoint-" + _hash_and_truncate(
-        f'{svc["namespace"]}/{svc["name"]}/{proto}/{svc.get("portName", "")}__{ep["ip"]}/{ep["port"]}')
+        f'{svc["namespace"]}/{svc["name"]}/{proto}/{svc.get("portName", "")}__{ip}/{ep["port"]}')
 
 
 def nft_affinity_set(svc, ep):
@@ -683,8 +726,12 @@ NFT_JUMP_CHAINS = [
 ]
 
 
-def render_nftables(cluster, node, services, stale=()):
-    """The nft transaction of a kube-proxy nftables-mode full sync (table ip kube-proxy)."""
+def render_nftables(cluster, node, services, stale=(), family=4):
+    """The nft transaction of a kube-proxy nftables-mode full sync (table ip kube-proxy; family 6:
+    table ip6 kube-proxy of the IPv6 proxier, from ipv6_view's cluster and services, shaped like
+    the committed nft6-knftables fixture: `ip6 daddr`/`ip6 saddr`, ipv6_addr sets, `[ip]:port`)."""
+    if family == 6:
+        return _nft_ip6(render_nftables(cluster, node, services, stale=stale, family=4))
     T = "ip kube-proxy"
     out = [f"# kube-proxy (testbed emulation) node={node['name']} proxyMode=nftables",
            f'add table {T} {{ comment "rules for kube-proxy" ; }}']
@@ -828,7 +875,7 @@ def render_nftables(cluster, node, services, stale=()):
             out.append(f'add rule {T} {ch} ip saddr {ep["ip"]} jump mark-for-masquerade')
             if affinity:
                 out.append(f"add rule {T} {ch} update @{nft_affinity_set(svc, ep)} {{ ip saddr }}")
-            out.append(f'add rule {T} {ch} meta l4proto {proto} dnat to {ep["ip"]}:{ep["port"]}')
+            out.append(f'add rule {T} {ch} meta l4proto {proto} dnat to {host_port(ep["ip"], ep["port"])}')
             rendered.add("@" + nft_affinity_set(svc, ep))
     rendered |= created
     # Stale per-Service chains and affinity sets (Services removed since the last sync).
@@ -843,25 +890,42 @@ def render_nftables(cluster, node, services, stale=()):
     return "\n".join(out) + "\n"
 
 
+def _nft_ip6(text):
+    """The IPv4 rendering of an IPv6 view turned into `table ip6 kube-proxy`: only the family
+    words differ (every address in the text is already IPv6)."""
+    text = text.replace("proxyMode=nftables", "proxyMode=nftables family=IPv6")
+    text = text.replace(" ip kube-proxy", " ip6 kube-proxy").replace("ipv4_addr", "ipv6_addr")
+    text = text.replace("ip daddr != 127.0.0.0/8", "ip6 daddr != ::1")
+    return re.sub(r"(?<![\w-])ip (daddr|saddr)\b", r"ip6 \1", text)
+
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------------
 
-def render(cluster, node, services, with_jumps=False, stale=()):
+def render(cluster, node, services, with_jumps=False, stale=(), family=4):
+    """One family's rules for the node; family 6 renders ipv6_view(cluster, services) (None when
+    the node has no IPv6 address or no Service is dual-stack)."""
+    if family == 6:
+        cluster, services = ipv6_view(cluster, services)
+        node = next((n for n in cluster["nodes"] if n["name"] == node["name"]), None)
+        if node is None or not services:
+            return None
     if node.get("proxyMode", "iptables") == "nftables":
-        return render_nftables(cluster, node, services, stale=stale)
-    return render_iptables(cluster, node, services, with_jumps=with_jumps, stale=stale)
+        return render_nftables(cluster, node, services, stale=stale, family=family)
+    return render_iptables(cluster, node, services, with_jumps=with_jumps, stale=stale, family=family)
 
 
 PER_SERVICE_IPT = re.compile(r"^:(KUBE-(?:SVC|SVL|EXT|FW|SEP|XLB)-[A-Z0-9]+) ")
 PER_SERVICE_NFT = re.compile(r"^\s*(chain|set) ((?:service|local|external|firewall|endpoint|affinity)-\S+) \{")
 
 
-def existing_per_service(node, ipt, nft):
+def existing_per_service(node, ipt, nft, family=4):
     """Per-Service chains (and nft affinity sets, as "@name") kube-proxy's last sync left on this
     node: a full sync deletes those it no longer renders, as kube-proxy does."""
     if node.get("proxyMode", "iptables") == "nftables":
-        r = subprocess.run([nft, "list", "table", "ip", "kube-proxy"], capture_output=True, text=True)
+        r = subprocess.run([nft, "list", "table", "ip6" if family == 6 else "ip", "kube-proxy"],
+                           capture_output=True, text=True)
         found = []
         for line in r.stdout.splitlines() if r.returncode == 0 else []:
             m = PER_SERVICE_NFT.match(line)
@@ -873,21 +937,29 @@ def existing_per_service(node, ipt, nft):
 
 
 def cmd_apply(args, cluster, node, services):
-    """Does what one kube-proxy full sync does on this node (run inside the node's netns)."""
-    ipt = args.iptables or "iptables"
-    stale = [] if args.dry_run else existing_per_service(node, ipt, args.nft)
-    text = render(cluster, node, services, stale=stale)
-    if node.get("proxyMode", "iptables") == "nftables":
-        steps = [([args.nft, "-f", "-"], text)]
-    else:
-        restore = args.iptables_restore or (ipt + "-restore")
-        steps = [(["sh", "-ec", "\n".join(ensure_jump_commands(ipt))], None),
-                 ([restore, "-w", "--noflush"], text)]
+    """Does what one kube-proxy full sync does on this node (run inside the node's netns): the
+    IPv4 proxier, then the IPv6 one when the node has an IPv6 address and a Service is dual-stack
+    (ip6tables-restore --noflush with its own built-in jumps, or `table ip6 kube-proxy`)."""
+    steps = []
+    for family in (4, 6):
+        ipt = args.iptables or "iptables"
+        if family == 6:
+            ipt = ipt.replace("iptables", "ip6tables", 1)
+        stale = [] if args.dry_run else existing_per_service(node, ipt, args.nft, family)
+        text = render(cluster, node, services, stale=stale, family=family)
+        if text is None:
+            continue
+        if node.get("proxyMode", "iptables") == "nftables":
+            steps.append(([args.nft, "-f", "-"], text))
+        else:
+            restore = (args.iptables_restore or (ipt + "-restore")) if family == 4 else ipt + "-restore"
+            steps += [(["sh", "-ec", "\n".join(ensure_jump_commands(ipt))], None),
+                      ([restore, "-w", "--noflush"], text)]
     for argv, stdin in steps:
         if args.dry_run:
             print("$ " + " ".join(shlex.quote(a) for a in argv))
             if stdin is not None and argv[0] != "sh":
-                print("  (stdin: %d lines of rules)" % text.count("\n"))
+                print("  (stdin: %d lines of rules)" % stdin.count("\n"))
             if argv[0] == "sh":
                 print(argv[2])
             continue
@@ -1131,6 +1203,8 @@ def main(argv=None):
                    help="also emit the built-in chain jumps as -A lines (only for nodes with empty built-in chains)")
     p.add_argument("--quiet", action="store_true",
                    help="do not remind on stderr that the built-in chain jumps are applied separately")
+    p.add_argument("--family", type=int, choices=(4, 6), default=4,
+                   help="6: the IPv6 proxier's rules (ip6tables-restore input / table ip6 kube-proxy)")
     p = sub.add_parser("ensure-jumps", help="print shell commands that ensure the built-in chain jumps (-C || -I 1)")
     common(p)
     p.add_argument("--iptables", default="iptables", help="iptables binary (default: iptables)")
@@ -1209,7 +1283,11 @@ def main(argv=None):
         sys.stderr.write(f"kubeproxy {args.cmd}: {e}\n")
         return 2
     if args.cmd == "render":
-        sys.stdout.write(render(cluster, node, services, with_jumps=args.with_jumps))
+        text = render(cluster, node, services, with_jumps=args.with_jumps, family=args.family)
+        if text is None:
+            sys.stderr.write(f"kubeproxy render: node {node['name']}: no IPv6 address or no dual-stack Service\n")
+            return 1
+        sys.stdout.write(text)
         if (node.get("proxyMode", "iptables") == "iptables" and not args.with_jumps and not args.quiet):
             sys.stderr.write(f"kubeproxy render: node {node['name']}: the jumps from the built-in chains "
                              "(nat PREROUTING/OUTPUT/POSTROUTING -> KUBE-*) are NOT in this output; apply them "

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Pod server of the svctrace testbed (a TEST FIXTURE).
 
-`python3 podserver.py --name NAME --port P [--extra-port Q]` listens on 0.0.0.0:P (and :Q) for TCP and UDP and answers
+`python3 podserver.py --name NAME --port P [--extra-port Q]` listens on 0.0.0.0:P (and :Q) and,
+when the namespace has IPv6, on [::]:P (and :Q; IPV6_V6ONLY, so IPv4 peers keep their plain
+addresses) for TCP and UDP and answers
 every TCP connection with one JSON line, then closes it, and every UDP datagram with the same
 JSON as a datagram:
 
@@ -9,7 +11,7 @@ JSON as a datagram:
 
 ip/port are the address the client's packet was delivered to (after DNAT), client_ip/port the
 source the pod saw (after any masquerade). UDP replies are sent from the datagram's own
-destination address (IP_PKTINFO), so conntrack un-NATs them. Runs until killed; prints nothing.
+destination address (IP_PKTINFO / IPV6_PKTINFO), so conntrack un-NATs them. Runs until killed; prints nothing.
 """
 
 import argparse
@@ -20,6 +22,8 @@ import sys
 import threading
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 
 
 def _reply(name, local, peer):
@@ -59,36 +63,50 @@ def _tcp_loop(sock, name):
 def _udp_loop(sock, name, port):
     while True:
         try:
-            data, anc, _flags, peer = sock.recvmsg(2048, socket.CMSG_SPACE(12))
+            data, anc, _flags, peer = sock.recvmsg(2048, socket.CMSG_SPACE(20))
         except (InterruptedError, OSError):
             continue
         local_ip = "0.0.0.0"
-        spec = b""
+        spec = None
         for level, typ, payload in anc:
             if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(payload) >= 12:
                 _ifindex, _spec_dst, addr = struct.unpack("i4s4s", payload[:12])
                 local_ip = socket.inet_ntoa(addr)
-                spec = struct.pack("i4s4s", 0, addr, b"\0\0\0\0")
+                spec = (socket.IPPROTO_IP, IP_PKTINFO, struct.pack("i4s4s", 0, addr, b"\0\0\0\0"))
+            elif level == socket.IPPROTO_IPV6 and typ == IPV6_PKTINFO and len(payload) >= 20:
+                addr = payload[:16]
+                local_ip = socket.inet_ntop(socket.AF_INET6, addr)
+                spec = (socket.IPPROTO_IPV6, IPV6_PKTINFO, addr + struct.pack("I", 0))
         msg = _reply(name, (local_ip, port), peer).encode()
         try:
             if spec:
-                sock.sendmsg([msg], [(socket.IPPROTO_IP, IP_PKTINFO, spec)], 0, peer)
+                sock.sendmsg([msg], [spec], 0, peer)
             else:
                 sock.sendto(msg, peer)
         except OSError:
             pass
 
 
-def _listen(bind, port):
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind((bind, port))
-    tcp.listen(4096)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    udp.bind((bind, port))
+def _listen(bind, port, family=socket.AF_INET):
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        for s in (tcp, udp):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        tcp.bind((bind, port))
+        tcp.listen(4096)
+        if family == socket.AF_INET6:
+            udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        else:
+            udp.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        udp.bind((bind, port))
+    except OSError:
+        tcp.close()
+        udp.close()
+        raise
     return tcp, udp
 
 
@@ -112,6 +130,13 @@ def main(argv=None):
         except OSError as e:
             sys.stderr.write(f"podserver {args.name}: cannot listen on {args.bind}:{port}: {e.strerror}\n")
             return 1
+    if args.bind == "0.0.0.0":
+        # IPv6 too (dual-stack Services), when this namespace has it; IPv4-only namespaces skip it.
+        for port in ports:
+            try:
+                socks.append((port,) + _listen("::", port, socket.AF_INET6))
+            except OSError:
+                break
     for port, tcp, udp in socks:
         threading.Thread(target=_udp_loop, args=(udp, args.name, port), daemon=True).start()
     for _port, tcp, _udp in socks[1:]:

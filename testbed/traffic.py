@@ -27,7 +27,9 @@ Service kinds (`--kinds service-kinds`; testbed/README.md "Service kinds"): lb, 
 lb-local, externalip (ext -> load-balancer / external IP via its announcing node), nodeport-local
 (ext -> node:nodePort of an eTP-Local Service, source kept), itp-local, affinity (4 per client,
 one pod per client), multiport; for these, service_ip/service_port are the address the client
-dialled and cluster_ip/svc_port the Service's; expected drops drop-lb-ranges and drop-etp-local go
+dialled and cluster_ip/svc_port the Service's; ipv6 (`--kinds ipv6`, also in `all`): pods and
+nodes -> the IPv6 ClusterIP of every dual-stack Service port (TCP and UDP), ground truth and
+--check as for pod-clusterip / udp, with the IPv6 addresses; expected drops drop-lb-ranges and drop-etp-local go
 to --drops-out (nothing may answer). `--kinds` default: the first seven kinds; `all`: every kind.
 --service NS/NAME limits every kind to that Service (e.g. one added with `lab service add`).
 --count N is per kind (hairpin: N self-landings). Client ports are unique per namespace within a
@@ -61,7 +63,9 @@ SERVICE_KINDS = ["lb", "lb-ranges", "lb-local", "nodeport-local", "externalip", 
                  "multiport"]
 # Connections kube-proxy must DROP: recorded as expected drops (--drops-out), never as connections.
 DROP_KINDS = ["drop-lb-ranges", "drop-etp-local"]
-ALL_KINDS = DEFAULT_KINDS + SERVICE_KINDS + DROP_KINDS
+# Dual-stack Services: pods and nodes -> the IPv6 ClusterIP (kept out of service-kinds: its own suite).
+IPV6_KINDS = ["ipv6"]
+ALL_KINDS = DEFAULT_KINDS + SERVICE_KINDS + DROP_KINDS + IPV6_KINDS
 KIND_GROUPS = {"default": DEFAULT_KINDS, "service-kinds": SERVICE_KINDS + DROP_KINDS, "all": ALL_KINDS}
 # Kinds whose Service keeps the client's source (externalTrafficPolicy Local).
 SOURCE_KEPT_KINDS = {"lb-local", "nodeport-local"}
@@ -104,13 +108,17 @@ class PortPool:
             return self.ports.pop() if self.ports else None
 
 
+def _family(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
 def _bind(sock, pool):
     for _ in range(50):
         port = pool.take()
         if port is None:
             raise OSError("client port pool exhausted")
         try:
-            sock.bind(("0.0.0.0", port))
+            sock.bind(("::" if sock.family == socket.AF_INET6 else "0.0.0.0", port))
             return
         except OSError:
             continue
@@ -136,7 +144,7 @@ def _one(job, pool, timeout, barrier=None, barrier2=None):
     proto = job["proto"]
     if job.get("expect") == "drop":
         return _one_drop(job, pool, timeout)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    sock = socket.socket(_family(job["dst_ip"]), socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     passed = [False, False]
 
     def sync(n, b):
@@ -462,8 +470,21 @@ class Plan:
             if kind == "affinity" and s.get("sessionAffinity") == "ClientIP":
                 for c in self.pods + nodes:
                     out.append(self.job(kind, c, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
+        if kind == "ipv6":
+            c6, s6 = kubeproxy.ipv6_view(self.cluster, self.services)
+            nodes6 = [n for n in c6["nodes"]]
+            pods6 = [p for p in c6["pods"] if not p.get("hostNetwork")]
+            for s in s6:
+                if s["protocol"] in ("TCP", "UDP") and kubeproxy.endpoints(c6, s):
+                    for c in pods6 + nodes6:
+                        out.append(self.job(kind, c, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
+            # interleave Service ports so that any --count covers each of them
+            out.sort(key=lambda j: (j["client_ns"], j["service_port"]))
+            return out
         if kind == "multiport":
             for s in self.services:
+                if kubeproxy.cluster_ipv6(s):
+                    continue  # dual-stack Services are kind ipv6's
                 if s.get("portName") and s["protocol"] in ("TCP", "UDP") and eps(s) and s["type"] == "ClusterIP":
                     for p in self.pods:
                         out.append(self.job(kind, p, s, svc_port=s["port"], cluster_ip=s["clusterIP"]))
@@ -596,22 +617,26 @@ def _gateway(node):
     cidr = node.get("podCIDR")
     if not cidr:
         return None
-    return str(next(ipaddress.IPv4Network(cidr).hosts()))
+    net = ipaddress.ip_network(cidr)
+    return str(net.network_address + 1)
 
 
 def check(cluster, services, records, errors):
-    """Verifies each ground-truth record; returns (passed, failed, messages)."""
-    cidr = ipaddress.IPv4Network(cluster["clusterCIDR"])
-    nodes = {n["name"]: n for n in cluster["nodes"]}
-    by_svc = {}
-    for s in services:
-        name = f'{s["namespace"]}/{s["name"]}' + (f':{s["portName"]}' if s.get("portName") else "")
-        by_svc.setdefault(name, s)
+    """Verifies each ground-truth record; returns (passed, failed, messages). Kind ipv6 is checked
+    against the IPv6 view (kubeproxy.ipv6_view): IPv6 endpoints, node and gateway addresses."""
+    views = {}
+    for fam, (cl, svcs) in ((4, (cluster, services)), (6, kubeproxy.ipv6_view(cluster, services))):
+        by = {}
+        for s in svcs:
+            name = f'{s["namespace"]}/{s["name"]}' + (f':{s["portName"]}' if s.get("portName") else "")
+            by.setdefault(name, s)
+        views[fam] = (cl, ipaddress.ip_network(cl["clusterCIDR"]), {n["name"]: n for n in cl["nodes"]}, by)
     pods_by_ns = {p["netns"]: p for p in cluster["pods"] if not p.get("hostNetwork")}
     passed, failed, msgs = 0, 0, []
     remapped = 0
     for r in records:
         why = []
+        cluster, cidr, nodes, by_svc = views[6 if r["kind"] in IPV6_KINDS else 4]
         svc = by_svc.get(r["service"])
         if svc is None:
             why.append(f"unknown service {r['service']}")
@@ -627,7 +652,7 @@ def check(cluster, services, records, errors):
                 if dn is None:
                     why.append(f"unknown dnat_node {r['dnat_node']}")
                 else:
-                    masq = (r["kind"] == "nodeport" or ipaddress.IPv4Address(r["client_ip"]) not in cidr
+                    masq = (r["kind"] == "nodeport" or ipaddress.ip_address(r["client_ip"]) not in cidr
                             or r["client_ip"] == ep["ip"])
                     if r["kind"] in SOURCE_KEPT_KINDS:
                         masq = False  # externalTrafficPolicy Local: the client's source is kept

@@ -8,6 +8,7 @@ BR_IP=10.250.0.1
 EXT_NS=svtlab-ext
 EXT_IP=10.250.0.250
 LB_RANGE=192.0.2.0/24
+SVC_CIDR6=fd00:96::/112
 SERVICE_CIDR=10.96.0.0/12
 NODE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN=$LAB/run
@@ -30,6 +31,8 @@ node_index() {
 }
 
 node_ip() { echo "10.250.0.$((10 + $1))"; }
+# node_ip6 I -> node I's IPv6 uplink address (dual-stack Services): fd00:250::1<i> style.
+node_ip6() { echo "fd00:250::$((10 + $1))"; }
 node_dir() { echo "$LAB/nodes/node$1"; }
 
 # state_get KEY -> value from $STATEFILE (KEY=VALUE lines).

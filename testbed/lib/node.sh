@@ -179,7 +179,7 @@ spec:
     - --kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname
     - --secure-port=6443
     - --service-account-issuer=https://kubernetes.default.svc.cluster.local
-    - --service-cluster-ip-range=$SERVICE_CIDR
+    - --service-cluster-ip-range=$SERVICE_CIDR,$SVC_CIDR6
     - --service-node-port-range=30000-32767
     - --tls-cert-file=/etc/kubernetes/pki/apiserver.crt
     - --tls-private-key-file=/etc/kubernetes/pki/apiserver.key
@@ -253,7 +253,7 @@ start_relay() {
   local rt=()
   command -v chrt >/dev/null 2>&1 && chrt -f 10 true 2>/dev/null && rt=(chrt -f 10)
   nxd_exec "$i" "${rt[@]}" "$PY" "$TB/node/kmsg-relay.py" --prefix "n$i" --addr "$(node_ip "$i")" \
-    --addr "10.244.$i.1" --socket "$KMSG_SOCKET" --pidfile /run/svtlab/kmsg-relay.pid \
+    --addr "10.244.$i.1" --addr "$(node_ip6 "$i")" --addr "fd00:244:$i::1" --socket "$KMSG_SOCKET" --pidfile /run/svtlab/kmsg-relay.pid \
     </dev/null >>"$d/run/svtlab/kmsg-relay.log" 2>&1 &
   wait_for 5 pidfile_alive "$d/run/svtlab/kmsg-relay.pid" "svtlab-node$i" >/dev/null ||
     die "node$i: kmsg relay did not start (see $d/run/svtlab/kmsg-relay.log)"
@@ -290,8 +290,8 @@ create_node() {
   start_relay "$i"
   start_rsyslog "$i"
   start_sshd "$i"
-  pod_net_up "$i" 0 "web-$i" "10.244.$i.10"
-  pod_net_up "$i" 1 "api-$i" "10.244.$i.11"
+  pod_net_up "$i" 0 "web-$i" "10.244.$i.10" "fd00:244:$i::10"
+  pod_net_up "$i" 1 "api-$i" "10.244.$i.11" "fd00:244:$i::11"
 }
 
 # start_pods I -> pod servers of node I (and the hostNetwork server on node1).

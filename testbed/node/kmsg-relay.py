@@ -32,6 +32,7 @@ does, so that a burst of packet lines reliably overruns the ring buffer
 import argparse
 import collections
 import errno
+import ipaddress
 import os
 import re
 import select
@@ -69,7 +70,9 @@ class Relay:
     def __init__(self, args):
         self.ifre = re.compile(rb"^" + re.escape(args.prefix.encode()) +
                                rb"[a-z]")
+        # IPv6 addresses in both spellings: the kernel's LOG prints them unabbreviated (%pI6).
         self.addrs = {a.encode() for a in args.addr}
+        self.addrs |= {ipaddress.ip_address(a).exploded.encode() for a in args.addr if ":" in a}
         self.sockpath = args.socket
         self.keep_ts = not args.no_kernel_timestamp
         self.queue = collections.deque(maxlen=args.queue)
