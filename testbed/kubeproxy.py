@@ -1115,7 +1115,7 @@ def cmd_check_upstream():
     """Renders upstream's own test Services with this emulation and compares, rule for rule, with
     the committed upstream dumps; prints the differences and returns 1 when there are any.
 
-    Compared: iptables — every nat / filter rule of the per-Service chains and of KUBE-SERVICES,
+    Compared: iptables (IPv4, and the IPv6 proxier's ip6tables) — every nat / filter rule of the per-Service chains and of KUBE-SERVICES,
     KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL (`MASQUERADE --random-fully`
     read as upstream's fake `MASQUERADE`); nftables — every rule and element that names a
     Service (`service-`, `external-`, `endpoint-`, `firewall-`, `affinity-` chains and sets, the
@@ -1148,6 +1148,19 @@ def cmd_check_upstream():
         theirs = {ln for ln in ipt_lines(f.read()) if "-j KUBE-NODEPORTS" not in ln}
     mine = {ln for ln in ipt_lines(render_iptables(local, local["nodes"][0], [svc1])) if "-j KUBE-NODEPORTS" not in ln}
     failures += _report("iptables eTP Local", theirs, mine)
+    # TestEnableLocalhostNodePortsIPv6: the IPv6 proxier (ip6tables): SEP hashes and DNAT of
+    # `[ip]:port`, the nodeports jump without ::1. Upstream's test has no local-traffic detector,
+    # so the emulation's `! -s <cluster CIDR>` / `-s <cluster CIDR>` (pod traffic) rules are left out.
+    local6 = {"clusterCIDR": "fd00:10::/64", "serviceCIDR": "fd00:ab34::/112",
+              "nodes": [{"name": "node", "ip": "fd00:1::2"}],
+              "pods": [{"name": "a", "app": "x", "node": "other", "ip": "ff06::c1", "port": 80, "netns": "-"},
+                       {"name": "b", "app": "x", "node": "node", "ip": "ff06::c2", "port": 80, "netns": "-"}]}
+    svc6 = dict(svc1, clusterIP="fd00:ab34::20", nodePort=30001)
+    with open(os.path.join(FIXTURES, "ip6tables-danwinship-01b3ac1-TestEnableLocalhostNodePortsIPv6.txt")) as f:
+        theirs = ipt_lines(f.read())
+    mine = {ln for ln in ipt_lines(render_iptables(local6, local6["nodes"][0], [svc6], family=6))
+            if " ! -s fd00:10::/64 " not in ln and "pod traffic for" not in ln}
+    failures += _report("ip6tables eTP Local", theirs, mine)
     cluster, services = _upstream_model(affinity_svc5=True)
     mine = render_nftables(cluster, cluster["nodes"][0], service_ports_flat(services))
     keys = ("service-", "external-", "endpoint-", "firewall-", "affinity-", "local-")
