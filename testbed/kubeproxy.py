@@ -1265,7 +1265,8 @@ def main(argv=None):
     if args.cmd == "service-list":
         try:
             for sp in load_services(args.services, args.cluster):
-                extra = " ".join(sp.get("loadBalancerIPs", []) + sp.get("externalIPs", []))
+                extra = " ".join(([f"[{cluster_ipv6(sp)}]:{sp['port']}"] if cluster_ipv6(sp) else [])
+                                 + sp.get("loadBalancerIPs", []) + sp.get("externalIPs", []))
                 np_ = f":{sp['nodePort']}" if sp.get("nodePort") else ""
                 print(f"{svc_port_name(sp):<28} {sp['type']:<12} {sp['clusterIP']}:{sp['port']}/{sp['protocol']}"
                       f"{np_} {extra}".rstrip())
