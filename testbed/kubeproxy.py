@@ -376,7 +376,7 @@ def ipv6_view(cluster, services):
     nodes = [dict(n, ip=n["ipv6"], podCIDR=n.get("podCIDRv6", f'fd00:244:{n.get("index", 0)}::/64'))
              for n in cluster["nodes"] if n.get("ipv6")]
     pods = [dict(p, ip=p["ipv6"]) for p in cluster["pods"] if p.get("ipv6")]
-    c6 = dict(cluster, nodes=nodes, pods=pods, clusterCIDR=cluster.get("clusterCIDRv6", "fd00:244::/48"),
+    c6 = dict(cluster, nodes=nodes, pods=pods, clusterCIDR=cluster.get("clusterCIDRv6", "fd00:244::/32"),
               serviceCIDR=cluster.get("serviceCIDRv6", "fd00:96::/112"))
     s6 = [dict(s, clusterIP=cluster_ipv6(s), externalIPs=[], loadBalancerIPs=[], loadBalancerSourceRanges=[])
           for s in services if cluster_ipv6(s)]

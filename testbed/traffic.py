@@ -397,7 +397,7 @@ class Plan:
                 # landing on itself has probability 1/n per attempt: (1-1/n)^(10n) < 5e-5
                 attempts = max(HAIRPIN_ATTEMPTS, 10 * len(kubeproxy.endpoints(self.cluster, s)))
                 jobs.append(self.job("hairpin", p, s, until_self=p["name"], max_attempts=attempts))
-        for kind in SERVICE_KINDS + DROP_KINDS:
+        for kind in SERVICE_KINDS + DROP_KINDS + IPV6_KINDS:
             if kind in kinds:
                 cands = self.service_kind_jobs(kind)
                 if not cands:

@@ -105,7 +105,7 @@ addr add $pip/24 dev eth0
 addr add $pip6/64 dev eth0 nodad
 link set eth0 up
 route add 10.244.0.0/16 via 10.244.$i.1 dev eth0
-route add fd00:244::/48 via fd00:244:$i::1 dev eth0
+route add fd00:244::/32 via fd00:244:$i::1 dev eth0
 route add $SVC_CIDR6 via fd00:244:$i::1 dev eth0
 route add fd00:250::/64 via fd00:244:$i::1 dev eth0
 route add 10.96.0.0/12 via 10.244.$i.1 dev eth0
