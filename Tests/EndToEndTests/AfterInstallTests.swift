@@ -18,15 +18,9 @@ struct AfterInstallTests {
   static let announcer = "node2"
 
   @Test func servicesCreatedAfterInstallAreTracedWithNoCommandRun() async throws {
-    let cluster = try Lab.cluster()
-    try await Lab.svctrace(["remove"] + Self.fleet)
-    let install = try await Lab.svctrace(["install", "--json"] + Self.fleet)
-    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    let install = try await Lab.installFresh(["--json"])
     #expect(install.stdout.contains("10.96.0.0/12"), "install did not learn the Service CIDR: \(install.stdout)")
     try await withCleanup {
-      for node in cluster.nodes {
-        try await Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
-      }
       // Created after install: nothing of svctrace runs between these and the traffic.
       let added = [
         [

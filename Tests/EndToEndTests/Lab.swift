@@ -49,6 +49,25 @@ struct Lab {
     var nodes: [Node]
   }
 
+  /// The fresh start of a ground-truth suite: `remove`, then `install` (with `flags`) on every
+  /// node, then empty svctrace's log (rotated copies too) and conntrack on every node — a UDP
+  /// 5-tuple still in conntrack is no new connection (no LOG line), so ground truth holds only new
+  /// flows, and earlier runs' client ports cannot collide with this one's.
+  @discardableResult
+  static func installFresh(_ flags: [String] = []) async throws -> Run {
+    let fleet = ["-i", inventory, "--known-hosts", knownHosts]
+    try await svctrace(["remove"] + fleet)
+    let install = try await svctrace(["install"] + flags + fleet)
+    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    for node in try cluster().nodes {
+      try await onNode(
+        node.name,
+        ": > /var/log/iptables.log; rm -f /var/log/iptables.log.* /var/log/iptables.log-*; "
+          + "conntrack -F >/dev/null 2>&1 || true")
+    }
+    return install
+  }
+
   /// Runs the svctrace binary with the lab's inventory and known_hosts.
   @discardableResult
   static func svctrace(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Run {

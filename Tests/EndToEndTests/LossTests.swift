@@ -67,13 +67,8 @@ struct LossEndToEndTests {
 
   @Test func aBurstThatOverrunsTheKernelLogIsCountedWithinOnePercent() async throws {
     let cluster = try Lab.cluster()
-    try await Lab.svctrace(["remove"] + fleet)
-    let install = try await Lab.svctrace(["install"] + fleet)
-    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    try await Lab.installFresh()
     try await withCleanup {
-      for node in cluster.nodes {
-        try await Lab.onNode(node.name, ": > \(log); rm -f \(log).* \(log)-*; conntrack -F >/dev/null 2>&1 || true")
-      }
       let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-loss-e2e-\(UUID())")
       try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
       defer { try? FileManager.default.removeItem(at: directory) }

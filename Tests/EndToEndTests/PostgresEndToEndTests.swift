@@ -31,13 +31,8 @@ struct PostgresEndToEndTests {
   private static func makeCapture() async throws -> Capture {
     let cluster = try Lab.cluster()
     try #require(cluster.nodes.count >= 2, "the lab has \(cluster.nodes.count) nodes; two collectors need two")
-    try await Lab.svctrace(["remove"] + fleet)
-    let install = try await Lab.svctrace(["install"] + fleet)
-    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    try await Lab.installFresh()
     return try await withCleanup {
-      for node in cluster.nodes {
-        try await Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
-      }
       let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
         "svct-pg-e2e-\(UUID().uuidString)"
       ).path

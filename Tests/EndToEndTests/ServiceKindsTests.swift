@@ -35,13 +35,8 @@ struct ServiceKindsTests {
   private static func makeCapture() async throws -> Capture {
     let fleet = ["-i", Lab.inventory, "--known-hosts", Lab.knownHosts]
     let cluster = try Lab.cluster()
-    try await Lab.svctrace(["remove"] + fleet)
-    let install = try await Lab.svctrace(["install"] + fleet)
-    try #require(install.status == 0, "install: \(install.stdout)\(install.stderr)")
+    try await Lab.installFresh()
     return try await withCleanup {
-      for node in cluster.nodes {
-        try await Lab.onNode(node.name, ": > /var/log/iptables.log; conntrack -F >/dev/null 2>&1 || true")
-      }
       let directory = FileManager.default.temporaryDirectory.appendingPathComponent("svct-kinds-\(UUID())").path
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
       defer { try? FileManager.default.removeItem(atPath: directory) }
