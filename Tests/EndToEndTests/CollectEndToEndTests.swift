@@ -86,76 +86,85 @@ struct CollectEndToEndTests {
 
   @Test func dateextRotationsAndACollectRightAfterOneKeepEveryLineOnce() async throws {
     let store = try await prepare()
-    defer { Task { _ = try? await Lab.svctrace(["remove"] + fleet) } }
-    var truth = try await traffic(count: 20)
-    _ = try await collect(store)  // part of round 1 read from the live file
-    truth += try await traffic(count: 20)
-    // Rotated with a dateext name, and collected at once: the live file is still empty.
-    try await rotateDateext("20261207")
-    _ = try await collect(store)
-    truth += try await traffic(count: 20)
-    // A second rotation, the first rotated file compressed meanwhile (delaycompress).
-    try await rotateDateext("20261208")
-    try await forEachNode("gzip -n \(log)-20261207")
-    truth += try await traffic(count: 20)
-    _ = try await collect(store)
-    try await expectExactlyOnce(truth, in: store)
-    // Nothing new: a further collect stores nothing.
-    let again = try await Lab.svctrace(["collect", "--store", store, "--no-snapshot", "--json"] + fleet)
-    #expect(again.status == 0)
-    let counts = try NSRegularExpression(pattern: #""lines" ?: ?([0-9]+)"#)
-      .matches(in: again.stdout, range: NSRange(again.stdout.startIndex..., in: again.stdout))
-      .compactMap { Range($0.range(at: 1), in: again.stdout).flatMap { Int(again.stdout[$0]) } }
-    #expect(counts.count == (try Lab.cluster().nodes.count) && counts.allSatisfy { $0 == 0 }, "\(again.stdout)")
-    try await expectExactlyOnce(truth, in: store)
+    try await withCleanup {
+      var truth = try await traffic(count: 20)
+      _ = try await collect(store)  // part of round 1 read from the live file
+      truth += try await traffic(count: 20)
+      // Rotated with a dateext name, and collected at once: the live file is still empty.
+      try await rotateDateext("20261207")
+      _ = try await collect(store)
+      truth += try await traffic(count: 20)
+      // A second rotation, the first rotated file compressed meanwhile (delaycompress).
+      try await rotateDateext("20261208")
+      try await forEachNode("gzip -n \(log)-20261207")
+      truth += try await traffic(count: 20)
+      _ = try await collect(store)
+      try await expectExactlyOnce(truth, in: store)
+      // Nothing new: a further collect stores nothing.
+      let again = try await Lab.svctrace(["collect", "--store", store, "--no-snapshot", "--json"] + fleet)
+      #expect(again.status == 0)
+      let counts = try NSRegularExpression(pattern: #""lines" ?: ?([0-9]+)"#)
+        .matches(in: again.stdout, range: NSRange(again.stdout.startIndex..., in: again.stdout))
+        .compactMap { Range($0.range(at: 1), in: again.stdout).flatMap { Int(again.stdout[$0]) } }
+      #expect(counts.count == (try Lab.cluster().nodes.count) && counts.allSatisfy { $0 == 0 }, "\(again.stdout)")
+      try await expectExactlyOnce(truth, in: store)
+    } cleanup: {
+      _ = try? await Lab.svctrace(["remove"] + fleet)
+    }
   }
 
   @Test func twoCollectsOfTheSameFleetAtOnceStoreEachLineOnce() async throws {
     let store = try await prepare()
-    defer { Task { _ = try? await Lab.svctrace(["remove"] + fleet) } }
-    var truth: [[String: Any]] = []
-    for round in 0..<3 {
-      truth += try await traffic(count: 20)
-      // Two collectors started together on the same nodes and store (a cron collect beside
-      // `trace --follow`): one collects each node, the other stops there or finds nothing new.
-      async let first = Lab.svctrace(["collect", "--store", store, "--no-snapshot"] + fleet)
-      async let second = Lab.svctrace(["collect", "--store", store, "--no-snapshot"] + fleet)
-      let (a, b) = try await (first, second)
-      #expect(a.status == 0 && b.status == 0, "round \(round): \(a.stdout)\(a.stderr)\(b.stdout)\(b.stderr)")
+    try await withCleanup {
+      var truth: [[String: Any]] = []
+      for round in 0..<3 {
+        truth += try await traffic(count: 20)
+        // Two collectors started together on the same nodes and store (a cron collect beside
+        // `trace --follow`): one collects each node, the other stops there or finds nothing new.
+        async let first = Lab.svctrace(["collect", "--store", store, "--no-snapshot"] + fleet)
+        async let second = Lab.svctrace(["collect", "--store", store, "--no-snapshot"] + fleet)
+        let (a, b) = try await (first, second)
+        #expect(a.status == 0 && b.status == 0, "round \(round): \(a.stdout)\(a.stderr)\(b.stdout)\(b.stderr)")
+      }
+      try await expectExactlyOnce(truth, in: store)
+    } cleanup: {
+      _ = try? await Lab.svctrace(["remove"] + fleet)
     }
-    try await expectExactlyOnce(truth, in: store)
   }
 
   /// Fleet scale (#14): `collect --every` logs in once per node, collects every round over the
   /// kept connections, and stops cleanly on SIGTERM (exit 0) with every line stored once.
   @Test func collectEveryKeepsOneConnectionPerNodeAndStopsCleanly() async throws {
     let store = try await prepare()
-    defer { Task { _ = try? await Lab.svctrace(["remove"] + fleet) } }
-    let nodes = try Lab.cluster().nodes
-    // The lab's sshd logs to /var/log/sshd.log; `Lab.onNode` enters the node without SSH.
-    let logins = "grep -c 'Accepted publickey' /var/log/sshd.log || true"
-    var before: [String: Int] = [:]
-    for node in nodes {
-      before[node.name] = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
+    try await withCleanup {
+      let nodes = try Lab.cluster().nodes
+      // The lab's sshd logs to /var/log/sshd.log; `Lab.onNode` enters the node without SSH.
+      let logins = "grep -c 'Accepted publickey' /var/log/sshd.log || true"
+      var before: [String: Int] = [:]
+      for node in nodes {
+        before[node.name] = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
+      }
+      let every = try await BackgroundProcess.start(
+        [Lab.binary, "collect", "--store", store, "--no-snapshot", "--every", "1s", "--json"] + fleet,
+        collectOutput: true)
+      var truth = try await traffic(count: 20)
+      truth += try await traffic(count: 20)
+      try await Task.sleep(for: .seconds(3))
+      #expect(every.signal(SIGTERM))
+      let result = try await every.wait()
+      #expect(result.exitStatus == 0, "\(result.stdoutText)\(result.stderrText)")
+      let rounds = result.stdoutText.split(separator: "\n").compactMap {
+        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+      }
+      #expect(rounds.count >= 3, "\(result.stdoutText)")
+      #expect(rounds.allSatisfy { ($0["failed"] as? Int) == 0 }, "\(result.stdoutText)")
+      for node in nodes {
+        let after = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
+        #expect(after - before[node.name, default: 0] == 1, "\(node.name): one login for all \(rounds.count) rounds")
+      }
+      try await expectExactlyOnce(truth, in: store)
+    } cleanup: {
+      _ = try? await Lab.svctrace(["remove"] + fleet)
     }
-    let every = try await BackgroundProcess.start(
-      [Lab.binary, "collect", "--store", store, "--no-snapshot", "--every", "1s", "--json"] + fleet,
-      collectOutput: true)
-    var truth = try await traffic(count: 20)
-    truth += try await traffic(count: 20)
-    try await Task.sleep(for: .seconds(3))
-    #expect(every.signal(SIGTERM))
-    let result = try await every.wait()
-    #expect(result.exitStatus == 0, "\(result.stdoutText)\(result.stderrText)")
-    let rounds = result.stdoutText.split(separator: "\n").compactMap {
-      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-    }
-    #expect(rounds.count >= 3, "\(result.stdoutText)")
-    #expect(rounds.allSatisfy { ($0["failed"] as? Int) == 0 }, "\(result.stdoutText)")
-    for node in nodes {
-      let after = Int(try await Lab.onNode(node.name, logins).stdout.filter(\.isNumber)) ?? 0
-      #expect(after - before[node.name, default: 0] == 1, "\(node.name): one login for all \(rounds.count) rounds")
-    }
-    try await expectExactlyOnce(truth, in: store)
   }
 }

@@ -97,7 +97,9 @@ struct RolloutEndToEndTests {
         let pre = lines.filter { $0.contains("SVCT:PRE ") && $0.contains(service.0) && $0.contains(service.1) }
         let post = lines.filter { $0.contains("SVCT:POST ") && $0.contains(pod.0) && $0.contains(pod.1) }
         if pre.count != 1 || post.count != 1 {
-          missing.append("\(kind) \(client)\(clientPort)on \(node): \(pre.count) pre, \(post.count) post lines")
+          // With the lines themselves: a repeated pre line is told from a reused client port by them.
+          missing.append(
+            "\(kind) \(client)\(clientPort)on \(node): \(pre.count) pre, \(post.count) post lines \(lines)")
         }
       }
     } while !missing.isEmpty && Date() < deadline

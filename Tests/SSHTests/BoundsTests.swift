@@ -13,12 +13,11 @@ struct BoundsTests {
     let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
-    let start = ContinuousClock.now
+    // Without the cap, `yes` would run into the 90-s timeout and fail with `.timeout`.
     let error = await remoteError {
       _ = try await connection.run(
         "yes svctrace", stdin: nil, timeout: .seconds(90), limits: OutputLimits(stdout: 1 << 20, stderr: 1 << 20))
     }
-    #expect(ContinuousClock.now - start < .seconds(30))
     #expect(error?.kind == .outputTooLarge)
     #expect(error?.host == HostID("testnode"))
     #expect(error?.operation.contains("yes svctrace") == true)
@@ -32,12 +31,10 @@ struct BoundsTests {
     let server = try await TestSSHD.start()
     defer { server.stop() }
     let connection = try await server.connect()
-    let start = ContinuousClock.now
     let error = await remoteError {
       _ = try await connection.run(
         "yes flood >&2", stdin: nil, timeout: .seconds(90), limits: OutputLimits(stdout: 1 << 20, stderr: 64 << 10))
     }
-    #expect(ContinuousClock.now - start < .seconds(30))
     #expect(error?.kind == .outputTooLarge)
     #expect(error?.message.contains("more than 64 KiB to stderr") == true)
     // Exactly at the cap is fine.
@@ -78,10 +75,9 @@ struct BoundsTests {
     var options = try server.options()
     options.commandTimeout = .seconds(1)
     let connection = try await SSHConnection.connect(server.target(), options: options, logger: testLogger)
-    let start = ContinuousClock.now
+    // Without the 1-s default the command would end normally after 30 s.
     let error = await remoteError { _ = try await connection.run("sleep 30") }
     #expect(error?.kind == .timeout)
-    #expect(ContinuousClock.now - start < .seconds(10))
     await connection.close()
   }
 
@@ -119,14 +115,11 @@ struct BoundsTests {
     try #require(!pids.isEmpty, "no per-connection sshd process found")
     try await withCleanup {
       _ = try await sh("kill -STOP \(pids.joined(separator: " "))")
-      let start = ContinuousClock.now
       let error = await remoteError { _ = try await task.value }
-      let waited = ContinuousClock.now - start
+      // Detected by the keepalives (the message says so), not left hanging for the command's
+      // 100-s timeout (which would be `.timeout`).
       #expect(error?.kind == .connectionLost)
       #expect(error?.message.contains("keepalives") == true)
-      // Detected by the keepalives (the message says so), not left hanging for the command's
-      // 100-s timeout. (No lower bound: when the last answer came depends on the machine's load.)
-      #expect(waited < .seconds(60), "detected after \(waited)")
       await connection.close()
     } cleanup: {
       // Only the processes this test stopped or started, by id.
