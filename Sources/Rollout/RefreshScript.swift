@@ -149,9 +149,29 @@ public enum RefreshScript {
         "svct_fam() {",
         "  if [ \"$1\" = 4 ]; then b=iptables-\(suffix); len=32; else b=ip6tables-\(suffix); len=128; fi",
         "  command -v \"$b-save\" >/dev/null 2>&1 || return 0",
-        "  mangle=$(\"$b-save\" -t mangle 2>&1) || { err=\"$b-save -t mangle: $(printf '%s' \"$mangle\" | tail -n 1)\"; return 1; }",
-        "  printf '%s\\n' \"$mangle\" | grep -q '^:\(preChain) ' || return 0",
-        "  nat=$(\"$b-save\" -t nat 2>&1) || { err=\"$b-save -t nat: $(printf '%s' \"$nat\" | tail -n 1)\"; return 1; }",
+      ]
+      if backend == .iptablesNFT {
+        // iptables-nft lists one chain from a partial cache, where a whole-table save reads every
+        // rule: on a node with 5000 Services, `-S KUBE-SERVICES` takes 0.06 s of CPU, `-save -t nat`
+        // 3.1 s (and `-save -t mangle` 0.3 s), every round. A chain that is not there (or an
+        // error) falls back to the save, which tells the two apart.
+        lines += [
+          "  if mangle=$(\"$b\" -t mangle -S \(preChain) 2>/dev/null); then :; else",
+          "    mangle=$(\"$b-save\" -t mangle 2>&1) || { err=\"$b-save -t mangle: $(printf '%s' \"$mangle\" | tail -n 1)\"; return 1; }",
+          "    printf '%s\\n' \"$mangle\" | grep -q '^:\(preChain) ' || return 0",
+          "  fi",
+          "  if nat=$(\"$b\" -t nat -S KUBE-SERVICES 2>/dev/null); then nat=$(printf '*nat\\n%s' \"$nat\"); else",
+          "    nat=$(\"$b-save\" -t nat 2>&1) || { err=\"$b-save -t nat: $(printf '%s' \"$nat\" | tail -n 1)\"; return 1; }",
+          "  fi",
+        ]
+      } else {
+        lines += [
+          "  mangle=$(\"$b-save\" -t mangle 2>&1) || { err=\"$b-save -t mangle: $(printf '%s' \"$mangle\" | tail -n 1)\"; return 1; }",
+          "  printf '%s\\n' \"$mangle\" | grep -q '^:\(preChain) ' || return 0",
+          "  nat=$(\"$b-save\" -t nat 2>&1) || { err=\"$b-save -t nat: $(printf '%s' \"$nat\" | tail -n 1)\"; return 1; }",
+        ]
+      }
+      lines += [
         "  new=$(printf '%s\\n' \"$nat\" | awk -v want=\"$want\" -v fam=\"$1\" \"$svct_ipt_awk\" | sort -u)",
         "  cur=$(printf '%s\\n' \"$mangle\" | sed -n 's/^-A \(preChain) -d \\([^/ ]*\\)\\/[0-9]* -p tcp .*/\\1/p' | sort -u)",
         "  total=$((total + $(printf '%s\\n' \"$new\" | grep -c .)))",
