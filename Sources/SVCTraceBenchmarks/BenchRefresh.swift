@@ -87,7 +87,7 @@ struct BenchRefresh: AsyncParsableCommand {
   }
 
   /// Runs `body` in a task that SIGINT or SIGTERM cancels (the benchmark then removes its
-  /// namespace and exits 1); a second signal exits at once.
+  /// namespace and fails with exit status 1); a second signal exits at once.
   private static func cancellingOnInterrupt<T: Sendable>(_ body: @escaping @Sendable () async throws -> T)
     async throws -> T
   {
@@ -113,14 +113,21 @@ struct BenchRefresh: AsyncParsableCommand {
       signal(SIGINT, SIG_DFL)
       signal(SIGTERM, SIG_DFL)
     }
-    return try await task.value
+    do {
+      return try await task.value
+    } catch  where seen.count > 0 {
+      throw BenchmarkFailure("Interrupted; the scratch network namespace and state directory were removed.")
+    }
   }
 }
 
 /// How many interrupts arrived (the signal queue counts them).
 private final class InterruptCount: Sendable {
-  private let count = Atomic<Int>(0)
+  private let signals = Atomic<Int>(0)
 
   /// Records an interrupt; returns how many arrived.
-  func increment() -> Int { count.add(1, ordering: .sequentiallyConsistent).newValue }
+  func increment() -> Int { signals.add(1, ordering: .sequentiallyConsistent).newValue }
+
+  /// How many interrupts arrived so far.
+  var count: Int { signals.load(ordering: .sequentiallyConsistent) }
 }

@@ -112,9 +112,9 @@ struct RefreshBenchmarkTests {
     let report = figures.report()
     #expect(report.contains("Service CIDR known (want=external): 250 addresses"))
     #expect(report.contains("baseline/current: 32.7× CPU"))
-    #expect(report.contains(": met (want=external 0.73 %)"))
+    #expect(report.contains(": want=external 0.73 % met"))
     figures.cases.append(RefreshCaseFigures(want: "all", addresses: 5250, baseline: baseline, current: slow))
     #expect(!figures.meetsGoal)
-    #expect(figures.report().contains("NOT met (want=external 0.73 %, want=all 2.00 %)"))
+    #expect(figures.report().contains(": want=external 0.73 % met, want=all 2.00 % NOT met"))
   }
 }
