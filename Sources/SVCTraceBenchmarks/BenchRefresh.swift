@@ -27,8 +27,9 @@ struct BenchRefresh: AsyncParsableCommand {
       alternating which goes first. Each round must exit 0 and write refresh.status without an \
       error and with the expected address count (else exit status 1), and the chains must hold \
       exactly the expected addresses afterwards. Prints the CPU (user+sys of the round's \
-      processes, the ip netns exec that enters the namespace included) per round, median and min, the median wall time, the share of one core at the \
-      15-s refresh interval and the ratio baseline/current.
+      processes, the ip netns exec that enters the namespace included) per round, median and \
+      min, the median wall time, the share of one core at the 15-s refresh interval and the \
+      ratio baseline/current.
 
       Baseline, in the same run: the round as before commit 8ac7e53, which saved whole tables \
       (iptables-nft-save -t mangle and -t nat) every round; it is this build's iptables-legacy \
