@@ -8,8 +8,8 @@ import Foundation
   import Darwin
 #endif
 
-/// What the benchmarks read of their own process: memory (`getrusage`, `/proc/self/statm`) and CPU
-/// time.
+/// What the benchmarks read of their own process and its waited-for children: memory (`getrusage`,
+/// `/proc/self/statm`) and CPU time.
 public enum ResourceUsage {
   /// Current resident set size in KiB, from `/proc/self/statm` (0 where unavailable).
   public static func currentRSSKiB() -> Int {
@@ -33,6 +33,13 @@ public enum ResourceUsage {
   /// User + system CPU seconds of the whole process so far (all threads).
   public static func processCPUSeconds() -> Double {
     usage(of: .process).map(cpuSeconds) ?? 0
+  }
+
+  /// User + system CPU seconds of the child processes waited for so far, their own waited-for
+  /// descendants included (`RUSAGE_CHILDREN`): the difference around one waited-for child is
+  /// what it and its descendants used.
+  public static func childrenCPUSeconds() -> Double {
+    usage(of: .children).map(cpuSeconds) ?? 0
   }
 
   /// CPU seconds of the calling thread, or of the process where per-thread figures are

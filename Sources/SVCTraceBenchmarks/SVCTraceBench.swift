@@ -19,12 +19,14 @@ public struct SVCTraceBench: AsyncParsableCommand {
         svctrace-bench fleet -i $LAB/inventory.ini --known-hosts $LAB/known_hosts   # testbed/lab up 100
         svctrace-bench ingest --lines 2000000
         svctrace-bench trace --records 10000000
+        sudo svctrace-bench refresh --services 5000      # root: a scratch network namespace
 
       Exit status: 0 success, 1 a run or a check failed, 2 usage error.
       """,
     version: "0.1.0",
     subcommands: [
-      BenchPing.self, BenchInstall.self, BenchFleet.self, BenchIngest.self, BenchTrace.self, RunMeasured.self,
+      BenchPing.self, BenchInstall.self, BenchFleet.self, BenchIngest.self, BenchTrace.self, BenchRefresh.self,
+      RunMeasured.self,
     ])
 
   public init() {}

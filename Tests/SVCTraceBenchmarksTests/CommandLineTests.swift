@@ -15,14 +15,18 @@ struct CommandLineTests {
 
   @Test func benchListsItsBenchmarks() throws {
     let help = SVCTraceBench.helpMessage(columns: 200)
-    for name in ["ping", "install", "fleet", "ingest", "trace"] { #expect(help.contains("  \(name) ")) }
+    for name in ["ping", "install", "fleet", "ingest", "trace", "refresh"] { #expect(help.contains("  \(name) ")) }
     #expect(!help.contains("run-measured"), "the helper is hidden")
     _ = try SVCTraceBench.parseAsRoot(["ingest", "--lines", "20000", "--runs", "1"])
     _ = try SVCTraceBench.parseAsRoot(["trace", "--records", "20000", "--json"])
+    _ = try SVCTraceBench.parseAsRoot(["refresh", "--services", "100", "--rounds", "1", "--backend", "iptables-legacy"])
   }
 
   @Test func usageErrorsAreValidationErrors() {
-    for arguments in [["trace", "--records", "10"], ["ingest", "--runs", "0"], ["install", "--rounds", "0"]] {
+    for arguments in [
+      ["trace", "--records", "10"], ["ingest", "--runs", "0"], ["install", "--rounds", "0"],
+      ["refresh", "--services", "0"], ["refresh", "--services", "50001"], ["refresh", "--backend", "nftables"],
+    ] {
       #expect(
         SVCTraceBench.exitCode(for: catchError { try SVCTraceBench.parseAsRoot(arguments) }) == .validationFailure)
     }
