@@ -495,9 +495,10 @@ public enum ApplyScript {
     if refreshes {
       // A refresh round, now that the journal is gone and the lock released: the status file
       // exists and the refresh-owned rules are filled when install returns — also when this run
-      // re-created them (after a reboot or a flush) while the refresh was already running.
+      // re-created them (after a reboot or a flush) while the refresh was already running. It
+      // waits for a round of the loop or timer that holds the lock (else it would skip).
       try script.append(
-        "exec 9>&-; /bin/sh \(q(settings.refreshScriptPath)) </dev/null >/dev/null 2>&1 || true")
+        "exec 9>&-; /bin/sh \(q(settings.refreshScriptPath)) --wait </dev/null >/dev/null 2>&1 || true")
     }
     script.append("finish")
     // `fail prepare` would name a step index; map it to the expiry step index for the reply.

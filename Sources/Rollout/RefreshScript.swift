@@ -11,6 +11,17 @@ public enum RefreshMethod: String, Sendable, Hashable, Codable {
   case loop
 }
 
+/// How a refresh round reads kube-proxy's `KUBE-SERVICES` and svctrace's `SVCT-PRE-X` chains.
+public enum RefreshChainReads: Sendable, Hashable {
+  /// `iptables -t nat -S KUBE-SERVICES` and `-t mangle -S SVCT-PRE-X`, one chain each; a failure
+  /// (the chain is missing, or an old iptables-legacy finds the xtables lock held) falls back to
+  /// the whole-table save, which tells a missing chain from an error.
+  case oneChain
+  /// Whole-table `-save -t mangle` and `-save -t nat` every round: the first version, kept as
+  /// the baseline of `svctrace-bench refresh`.
+  case wholeTables
+}
+
 /// The node-side refresh: a small script (`STATE/refresh.sh`) that svctrace installs and removes,
 /// run every ``RolloutSettings/refreshInterval`` seconds, which keeps ONLY a refresh-owned part of
 /// svctrace's rules current with the Service addresses kube-proxy forwards now:
@@ -24,7 +35,9 @@ public enum RefreshMethod: String, Sendable, Hashable, Codable {
 /// rewritten, so their packet counters keep counting. With a Service CIDR the refresh adds only
 /// load-balancer and external IPs (the CIDR covers ClusterIPs); without one, every Service address.
 /// It skips a round while an install or remove runs (their journals exist, or they hold
-/// `STATE/lock`), and writes `STATE/refresh.status` (``RefreshStatus``) for `verify`.
+/// `STATE/lock`) or another round runs; `refresh.sh --wait` (install's own round) waits for that
+/// round instead, so the status is current when install returns. Each round writes
+/// `STATE/refresh.status` (``RefreshStatus``) for `verify`.
 public enum RefreshScript {
   /// The refresh-owned iptables chains.
   public static let preChain = "SVCT-PRE-X"
@@ -116,9 +129,11 @@ public enum RefreshScript {
     }
     """#
 
-  /// `refresh.sh` for a node: its backend, families and whether ClusterIPs are added (no Service CIDR).
+  /// `refresh.sh` for a node: its backend, families and whether ClusterIPs are added (no Service
+  /// CIDR); `reads` is how an iptables round reads the chains (see ``RefreshChainReads``).
   public static func render(
-    settings: RolloutSettings, backend: Dataplane.Backend, families: [IPFamily], includeClusterIPs: Bool
+    settings: RolloutSettings, backend: Dataplane.Backend, families: [IPFamily], includeClusterIPs: Bool,
+    reads: RefreshChainReads = .oneChain
   ) throws(ShellQuoteError) -> String {
     let dir = try q(settings.stateDirectory)
     var lines = try [
@@ -135,7 +150,11 @@ public enum RefreshScript {
       "# An install or remove runs (or was interrupted and awaits its rollback): leave the rules to it.",
       "[ -e \(q(ApplyScript.journalPath(settings))) ] && exit 0",
       "[ -e \(q(ApplyScript.removeJournalPath(settings))) ] && exit 0",
-      "if command -v flock >/dev/null 2>&1; then exec 9>>\(q(settings.lockPath)) || exit 0; flock -n 9 || exit 0; fi",
+      "# A round already running (the loop's, the timer's): skip; with --wait (install's own round), wait for it.",
+      "if command -v flock >/dev/null 2>&1; then",
+      "  exec 9>>\(q(settings.lockPath)) || exit 0",
+      "  if [ \"${1:-}\" = --wait ]; then flock -w 30 9 || exit 0; else flock -n 9 || exit 0; fi",
+      "fi",
       "svct_ipt_awk=\(q(iptablesAwk))",
       "svct_nft_awk=\(q(nftAwk))",
       "svct_el_awk=\(q(elementsAwk))",
@@ -150,11 +169,10 @@ public enum RefreshScript {
         "  if [ \"$1\" = 4 ]; then b=iptables-\(suffix); len=32; else b=ip6tables-\(suffix); len=128; fi",
         "  command -v \"$b-save\" >/dev/null 2>&1 || return 0",
       ]
-      if backend == .iptablesNFT {
-        // iptables-nft lists one chain from a partial cache, where a whole-table save reads every
-        // rule: on a node with 5000 Services, `-S KUBE-SERVICES` takes 0.06 s of CPU, `-save -t nat`
-        // 3.1 s (and `-save -t mangle` 0.3 s), every round. A chain that is not there (or an
-        // error) falls back to the save, which tells the two apart.
+      if reads == .oneChain {
+        // One chain each instead of whole tables: on a node with 5000 Services iptables-nft lists
+        // `KUBE-SERVICES` from a partial cache in 0.06 s of CPU where `-save -t nat` takes 3.1 s
+        // (`svctrace-bench refresh`); legacy saves faster but the shell and awk still walk every rule.
         lines += [
           "  if mangle=$(\"$b\" -t mangle -S \(preChain) 2>/dev/null); then :; else",
           "    mangle=$(\"$b-save\" -t mangle 2>&1) || { err=\"$b-save -t mangle: $(printf '%s' \"$mangle\" | tail -n 1)\"; return 1; }",

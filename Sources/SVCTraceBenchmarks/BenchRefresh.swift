@@ -31,12 +31,10 @@ struct BenchRefresh: AsyncParsableCommand {
       min, the median wall time, the share of one core at the 15-s refresh interval and the \
       ratio baseline/current.
 
-      Baseline, in the same run: the round as before commit 8ac7e53, which saved whole tables \
-      (iptables-nft-save -t mangle and -t nat) every round; it is this build's iptables-legacy \
-      script with iptables-legacy renamed iptables-nft. With --backend iptables-legacy both rows \
-      run the same, unchanged script (the change was iptables-nft's): they measure legacy's cost, \
-      and their ratio is the noise. Goal: a steady round well under 1 % of a core at 15 s on a \
-      5000-Service node.
+      Baseline, in the same run: the round as it was first, which saved whole tables \
+      (iptables-nft-save or iptables-legacy-save, -t mangle and -t nat) every round; the current \
+      round lists one chain each (-t nat -S KUBE-SERVICES, -t mangle -S SVCT-PRE-X). Goal: with \
+      5000 Services, a steady round under 1 % of one core at the 15-s interval.
 
       Examples:
         sudo svctrace-bench refresh

@@ -72,8 +72,6 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
   public var rounds: Int
   /// The refresh interval the share of a core is taken at.
   public var intervalSeconds: Int
-  /// `true` when the baseline is the current script (iptables-legacy: the change was iptables-nft's).
-  public var sameScript: Bool
   /// What the baseline runs, in words.
   public var baseline: String
   /// What the current script runs, in words.
@@ -83,7 +81,7 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
   public var goalPercentOfCore: Double = 1
 
   public init(
-    backend: String, services: Int, loadBalancerIPs: Int, rounds: Int, intervalSeconds: Int, sameScript: Bool,
+    backend: String, services: Int, loadBalancerIPs: Int, rounds: Int, intervalSeconds: Int,
     baseline: String, current: String, cases: [RefreshCaseFigures]
   ) {
     self.backend = backend
@@ -91,7 +89,6 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
     self.loadBalancerIPs = loadBalancerIPs
     self.rounds = rounds
     self.intervalSeconds = intervalSeconds
-    self.sameScript = sameScript
     self.baseline = baseline
     self.current = current
     self.cases = cases
@@ -130,8 +127,7 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
             + cell(String(format: "%.2f %%", variant.percentOfCore)))
       }
       lines.append(
-        "  baseline/current: " + String(format: "%.1f× CPU, %.1f× wall (medians)", figures.cpuRatio, figures.wallRatio)
-          + (sameScript ? ": the same script twice, so this is the noise" : ""))
+        "  baseline/current: " + String(format: "%.1f× CPU, %.1f× wall (medians)", figures.cpuRatio, figures.wallRatio))
     }
     lines.append("")
     let shares = cases.map {
@@ -139,7 +135,7 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
         + ($0.current.percentOfCore < goalPercentOfCore ? " met" : " NOT met")
     }
     lines.append(
-      "goal: a steady round well under \(Int(goalPercentOfCore)) % of a core at \(intervalSeconds) s on a 5000-Service node"
+      "goal: a steady round under \(Int(goalPercentOfCore)) % of one core at \(intervalSeconds) s on a 5000-Service node"
         + (services == 5000 ? "" : " (this run: \(services))") + ": \(shares.joined(separator: ", "))")
     return lines.joined(separator: "\n")
   }
@@ -151,35 +147,24 @@ public struct RefreshBenchmarkFigures: Sendable, Equatable, Codable {
 public enum RefreshBenchmark {
   /// What the baseline runs on `backend`, in words.
   public static func baselineDescription(_ backend: Dataplane.Backend) -> String {
-    backend == .iptablesNFT
-      ? "refresh.sh as before 8ac7e53: iptables-nft-save -t mangle and -t nat (whole tables) every round "
-        + "(this build's iptables-legacy script with iptables-legacy → iptables-nft, which is that script)"
-      : "the same script as current (8ac7e53 changed the iptables-nft script only): both rows measure "
-        + "iptables-legacy-save -t mangle and -t nat every round"
+    "refresh.sh as before: \(backend.rawValue)-save -t mangle and -t nat (whole tables) every round "
+      + "(this build's script rendered with RefreshChainReads.wholeTables)"
   }
 
   /// What the current script runs on `backend`, in words.
   public static func currentDescription(_ backend: Dataplane.Backend) -> String {
-    backend == .iptablesNFT
-      ? "this build's refresh.sh: iptables-nft -t mangle -S \(RefreshScript.preChain) and -t nat -S KUBE-SERVICES "
-        + "(one chain each, from a partial cache)"
-      : "this build's refresh.sh: iptables-legacy-save -t mangle and -t nat (whole tables)"
+    "this build's refresh.sh: \(backend.rawValue) -t mangle -S \(RefreshScript.preChain) and -t nat -S KUBE-SERVICES "
+      + "(one chain each; on iptables-nft from a partial cache)"
   }
 
-  /// The baseline `refresh.sh` for `backend` (IPv4): on iptables-nft, the script as it was before
-  /// commit 8ac7e53 (whole-table `iptables-nft-save`), which is the iptables-legacy rendering with
-  /// the binaries renamed (8ac7e53 gave iptables-nft its own branch and left the other one as it
-  /// was); on iptables-legacy, the current script.
+  /// The baseline `refresh.sh` for `backend` (IPv4): the round as it was first, whole-table
+  /// saves of mangle and nat (``RefreshChainReads/wholeTables``); everything else is the current script.
   public static func baselineScript(
     settings: RolloutSettings, backend: Dataplane.Backend, includeClusterIPs: Bool
   ) throws(ShellQuoteError) -> String {
-    let legacy = try RefreshScript.render(
-      settings: settings, backend: .iptablesLegacy, families: [.ipv4], includeClusterIPs: includeClusterIPs)
-    guard backend == .iptablesNFT else { return legacy }
-    return
-      legacy
-      .replacingOccurrences(of: "ip6tables-legacy", with: "ip6tables-nft")
-      .replacingOccurrences(of: "iptables-legacy", with: "iptables-nft")
+    try RefreshScript.render(
+      settings: settings, backend: backend, families: [.ipv4], includeClusterIPs: includeClusterIPs,
+      reads: .wholeTables)
   }
 
   /// Addresses a round must keep for `services` Services: the load-balancer IPs, plus every
@@ -310,7 +295,7 @@ public enum RefreshBenchmark {
     return RefreshBenchmarkFigures(
       backend: backend.rawValue, services: services,
       loadBalancerIPs: KubeProxyNatRuleset.loadBalancers(services: services), rounds: rounds,
-      intervalSeconds: interval, sameScript: backend != .iptablesNFT, baseline: baselineDescription(backend),
+      intervalSeconds: interval, baseline: baselineDescription(backend),
       current: currentDescription(backend), cases: cases)
   }
 
