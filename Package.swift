@@ -215,7 +215,7 @@ let package = Package(
     .testTarget(
       name: "SVCTraceBenchmarksTests",
       dependencies: [
-        "SVCTraceBenchmarks", "SVCTraceCommands", "LogGeneration", "Logs", "Store",
+        "SVCTraceBenchmarks", "SVCTraceCommands", "LogGeneration", "Logs", "Store", "Rollout", "SVCTraceCore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: swiftSettings
