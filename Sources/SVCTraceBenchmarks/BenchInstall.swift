@@ -350,6 +350,9 @@ struct Fixture: Sendable {
     }
   }
 
+  /// The refresh-owned iptables chains, whose rules the playbook does not compare.
+  static let refreshChains = [RefreshScript.preChain, RefreshScript.postChain]
+
   /// Takes the desired contents out of an install plan: the files, and on an iptables backend the
   /// mangle rules of both families (the IPv6 ones go to ip6tables).
   /// - Throws: ``ShellQuoteError`` when the refresh's start command cannot be quoted.
@@ -392,12 +395,17 @@ struct Fixture: Sendable {
         body.append("-I \(jump.chain) \(jump.position) \(jump.spec)")
       }
       if plan.nftDesired == nil { files[names.rules] = Array(body.joined(separator: "\n").utf8) }
+      // The compared lines leave out the rules of the refresh-owned chains: the refresh fills them
+      // (load-balancer and external IPs) and svctrace install keeps whatever is there.
       var expected = desired.chains.map { ":\($0) - [0:0]" }
       expected += desired.jumps.map { "-A \($0.chain) \($0.spec)" }
-      for chain in desired.chains { expected += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" } }
+      for chain in desired.chains where !Self.refreshChains.contains(chain) {
+        expected += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" }
+      }
       vars[names.chains] = desired.chains
       vars[names.expected] = expected
     }
+    vars["svct_refresh_chains"] = Self.refreshChains
     self.vars = vars
   }
 

@@ -291,6 +291,7 @@ struct FleetBenchmarkTests {
     #expect(plan.scope.families.contains(.ipv6))
     let fixture = try Fixture(plan: plan)
     #expect(fixture.vars["svct_backend"] as? String == "iptables-nft")
+    #expect(fixture.vars["svct_refresh_chains"] as? [String] == ["SVCT-PRE-X", "SVCT-POST-X"])
 
     for family in IPFamily.allCases {
       let desired = try #require(
@@ -298,8 +299,11 @@ struct FleetBenchmarkTests {
       #expect(!desired.chains.isEmpty && !desired.jumps.isEmpty, "\(family)")
       let names = Fixture.iptablesNames(family)
       #expect(fixture.vars[names.chains] as? [String] == desired.chains)
-      // The compared lines are svctrace's canonical lines, in iptables-save's spelling.
-      let canonical = desired.lines.map {
+      // The compared lines are svctrace's canonical lines, in iptables-save's spelling, without
+      // the rules of the refresh-owned chains.
+      let canonical = desired.lines.filter { line in
+        !Fixture.refreshChains.contains { line.hasPrefix("-A \($0) ") }
+      }.map {
         $0.hasPrefix(":") ? $0 + " - [0:0]" : String($0.prefix { $0 != "#" }).trimmingCharacters(in: .whitespaces)
       }
       #expect((fixture.vars[names.expected] as? [String])?.sorted() == canonical.sorted(), "\(family)")
@@ -320,5 +324,21 @@ struct FleetBenchmarkTests {
     let script = try fixture.shellScript()
     #expect(
       script.contains("| iptables-nft-restore --noflush\n") && script.contains("| ip6tables-nft-restore --noflush\n"))
+
+    // Installed, with a rule the refresh added in SVCT-PRE-X: the playbook does not compare it.
+    var installed = try #require(plan.iptables.first { $0.backend == .iptablesNFT && $0.family == .ipv6 }).desired
+    let added = "-d fd00:1::7/128 -p tcp -m comment --comment svctrace -g SVCT-LOG-PRE"
+    installed.rules["SVCT-PRE-X"] = [added]
+    let mangle6 = installed.restoreFragment(from: IptablesRuleState())
+      .replacingOccurrences(of: #"-I ([A-Z]+) 1 "#, with: "-A $1 ", options: .regularExpression)
+    let again = try Fixture(
+      plan: NodeRollout.plan(
+        probe: NodeProber.make(
+          host: HostID("w1"),
+          sections: ["nft-nat4": nat4, "nft-nat6": nat6, "nft-mangle4": hint, "nft-mangle6": mangle6], files: [:]),
+        settings: settings))
+    let expected6 = try #require(again.vars["svct_ip6tables_expected"] as? [String])
+    #expect(expected6.contains(":SVCT-PRE-X - [0:0]") && !expected6.contains("-A SVCT-PRE-X \(added)"))
+    #expect(expected6.sorted() == (fixture.vars["svct_ip6tables_expected"] as? [String])?.sorted())
   }
 }
