@@ -10,10 +10,10 @@ import SVCTraceCore
 /// refuse a mismatch, write the state directory, `state.json`, `remove.sh`, load the rules
 /// (iptables: one `iptables-restore --noflush` of svctrace's chains, `-D` of old jumps, the rules
 /// and jumps, and the same with `ip6tables-restore` when the node has IPv6 rules; nftables mode:
-/// `nft -f` of `table inet svctrace` when missing), write the rsyslog
-/// drop-in after `rsyslogd -N1 -f` validated it, validate the whole configuration and restart
-/// rsyslog, write the logrotate entry and check it with `logrotate -d`, write and start the scope's
-/// refresh (`refresh.sh`) and run its first round.
+/// `nft -f` of `table inet svctrace` when missing), write the rsyslog drop-in after `rsyslogd -N1
+/// -f` validated it, validate the whole configuration and restart rsyslog, write the logrotate
+/// entry and check it with `logrotate -d`, write and start the scope's refresh (`refresh.sh`) and
+/// run its first round.
 extension Fixture {
   /// A fixture from its variables and files (the playbook's `vars.json` and file names).
   init(vars: [String: any Sendable], files: [String: [UInt8]]) {
