@@ -340,8 +340,22 @@ struct Fixture: Sendable {
   var vars: [String: any Sendable]
   var files: [String: [UInt8]]
 
-  /// Takes the desired contents out of an install plan.
-  /// - Throws: ``BenchmarkFailure`` for a plan the playbook does not cover (IPv6 rules).
+  /// The fixture's names for one family's mangle rules: the restore body's file, the variables
+  /// with svctrace's chains and with the lines the playbook compares (`mangle.rules`,
+  /// `svct_iptables_chains`, `svct_iptables_expected`; `mangle6.rules`, `svct_ip6tables_…` for IPv6).
+  static func iptablesNames(_ family: IPFamily) -> (rules: String, chains: String, expected: String) {
+    switch family {
+    case .ipv4: ("mangle.rules", "svct_iptables_chains", "svct_iptables_expected")
+    case .ipv6: ("mangle6.rules", "svct_ip6tables_chains", "svct_ip6tables_expected")
+    }
+  }
+
+  /// The refresh-owned iptables chains, whose rules the playbook does not compare.
+  static let refreshChains = [RefreshScript.preChain, RefreshScript.postChain]
+
+  /// Takes the desired contents out of an install plan: the files, and on an iptables backend the
+  /// mangle rules of both families (the IPv6 ones go to ip6tables).
+  /// - Throws: ``ShellQuoteError`` when the refresh's start command cannot be quoted.
   init(plan: NodePlan) throws {
     let settings = plan.settings
     func desired(_ path: String) -> [UInt8] { plan.files.first { $0.path == path }?.desired ?? [] }
@@ -363,31 +377,35 @@ struct Fixture: Sendable {
       files["refresh.sh"] = desired(settings.refreshScriptPath)
       vars["svct_refresh_start"] = try RefreshScript.start(settings: settings, method: method, interval: interval)
     }
-    if plan.scope.families.contains(.ipv6) && plan.dataplane.backend != .nftables {
-      throw BenchmarkFailure(
-        "\(plan.host): the benchmark playbook covers IPv4 iptables rules only; this node has IPv6 service rules.")
-    }
     if let table = plan.nftDesired {
       files["svctrace.nft"] = Array(Renderer.nftApplyFile(table: table).utf8)
-      vars["svct_iptables_chains"] = [String]()
-      vars["svct_iptables_expected"] = [String]()
-    } else {
+    }
+    // iptables backends: per family the restore body, the chains and the lines the playbook
+    // compares (none in nftables mode, where no IptablesTarget is for the detected backend).
+    for family in IPFamily.allCases {
       let desired =
-        plan.iptables.first { $0.backend == plan.dataplane.backend && $0.family == .ipv4 }?.desired
+        plan.iptables.first { $0.backend == plan.dataplane.backend && $0.family == family }?.desired
         ?? IptablesRuleState()
-      // The restore body: rules of svctrace's chains, then the jumps (header, chains and -D lines come from the template).
+      let names = Self.iptablesNames(family)
+      // The restore body: rules of svctrace's chains, then the jumps (header, chains and -D lines
+      // come from the template or the floor script).
       var body: [String] = []
       for chain in desired.chains { body += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" } }
       for jump in desired.jumps.sorted(by: { ($0.position, $0.chain) < ($1.position, $1.chain) }) {
         body.append("-I \(jump.chain) \(jump.position) \(jump.spec)")
       }
-      files["mangle.rules"] = Array(body.joined(separator: "\n").utf8)
+      if plan.nftDesired == nil { files[names.rules] = Array(body.joined(separator: "\n").utf8) }
+      // The compared lines leave out the rules of the refresh-owned chains: the refresh fills them
+      // (load-balancer and external IPs) and svctrace install keeps whatever is there.
       var expected = desired.chains.map { ":\($0) - [0:0]" }
       expected += desired.jumps.map { "-A \($0.chain) \($0.spec)" }
-      for chain in desired.chains { expected += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" } }
-      vars["svct_iptables_chains"] = desired.chains
-      vars["svct_iptables_expected"] = expected
+      for chain in desired.chains where !Self.refreshChains.contains(chain) {
+        expected += (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" }
+      }
+      vars[names.chains] = desired.chains
+      vars[names.expected] = expected
     }
+    vars["svct_refresh_chains"] = Self.refreshChains
     self.vars = vars
   }
 

@@ -9,10 +9,11 @@ import SVCTraceCore
 /// playbook (bench/ansible/install.yml) makes them but in one round trip: detect the dataplane and
 /// refuse a mismatch, write the state directory, `state.json`, `remove.sh`, load the rules
 /// (iptables: one `iptables-restore --noflush` of svctrace's chains, `-D` of old jumps, the rules
-/// and jumps; nftables mode: `nft -f` of `table inet svctrace` when missing), write the rsyslog
-/// drop-in after `rsyslogd -N1 -f` validated it, validate the whole configuration and restart
-/// rsyslog, write the logrotate entry and check it with `logrotate -d`, write and start the scope's
-/// refresh (`refresh.sh`) and run its first round.
+/// and jumps, and the same with `ip6tables-restore` when the node has IPv6 rules; nftables mode:
+/// `nft -f` of `table inet svctrace` when missing), write the rsyslog drop-in after `rsyslogd -N1
+/// -f` validated it, validate the whole configuration and restart rsyslog, write the logrotate
+/// entry and check it with `logrotate -d`, write and start the scope's refresh (`refresh.sh`) and
+/// run its first round.
 extension Fixture {
   /// A fixture from its variables and files (the playbook's `vars.json` and file names).
   init(vars: [String: any Sendable], files: [String: [UInt8]]) {
@@ -21,7 +22,7 @@ extension Fixture {
   }
 
   /// The script for this node. The file contents travel base64-encoded in here-documents.
-  /// - Throws: ``BenchmarkFailure`` when a variable the script needs is missing.
+  /// - Throws: ``BenchmarkFailure`` when a variable the script needs is missing or names no backend.
   func shellScript() throws -> String {
     func string(_ name: String) throws -> String {
       guard let value = vars[name] as? String, !value.isEmpty else {
@@ -33,7 +34,6 @@ extension Fixture {
     let stateDirectory = try string("svct_state_dir")
     let dropIn = try string("svct_dropin")
     let logrotate = try string("svct_logrotate")
-    let chains = vars["svct_iptables_chains"] as? [String] ?? []
     func quote(_ value: String) throws -> String { try ShellQuote.quote(value) }
     let quotedBackend = try quote(backend)
     let quotedState = try quote(stateDirectory)
@@ -72,19 +72,26 @@ extension Fixture {
       ])
       script += "\nSVCT_EOF\n"
     } else {
-      let tool = backend == "iptables-legacy" ? "iptables-legacy" : "iptables-nft"
+      // One restore per family: IPv4 always (as the playbook), IPv6 when the node has rules for it.
       let jumps = "'^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*--comment svctrace( |$)'"
-      script += "{\n  echo '*mangle'\n"
-      for chain in chains {
-        let line = try quote(":\(chain) - [0:0]")
-        script += "  echo \(line)\n"
+      for family in IPFamily.allCases {
+        let names = Fixture.iptablesNames(family)
+        let chains = vars[names.chains] as? [String] ?? []
+        let rules = files[names.rules] ?? []
+        guard family == .ipv4 || !chains.isEmpty || !rules.isEmpty else { continue }
+        guard let tool = Dataplane.Backend(rawValue: backend)?.binary(family) else {
+          throw BenchmarkFailure("fixture variable svct_backend is \(backend), not a dataplane backend")
+        }
+        script += "{\n  echo '*mangle'\n"
+        for chain in chains {
+          let line = try quote(":\(chain) - [0:0]")
+          script += "  echo \(line)\n"
+        }
+        script += "  \(tool)-save -t mangle | { grep -E -e \(jumps) || true; } | sed 's/^-A /-D /'\n"
+        script += "  base64 -d <<'SVCT_EOF'\n"
+        script += Data(rules).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+        script += "\nSVCT_EOF\n  echo\n  echo COMMIT\n} | \(tool)-restore --noflush\n"
       }
-      script += "  \(tool)-save -t mangle | { grep -E -e \(jumps) || true; } | sed 's/^-A /-D /'\n"
-      script += "  base64 -d <<'SVCT_EOF'\n"
-      script += Data(files["mangle.rules"] ?? []).base64EncodedString(options: [
-        .lineLength76Characters, .endLineWithLineFeed,
-      ])
-      script += "\nSVCT_EOF\n  echo\n  echo COMMIT\n} | \(tool)-restore --noflush\n"
     }
     try write("rsyslog.conf", to: dropIn, mode: "0644", validate: "rsyslogd -N1 -f")
     script += "rsyslogd -N1 >/dev/null 2>&1\nsystemctl restart rsyslog\nsystemctl is-active --quiet rsyslog\n"
@@ -102,20 +109,43 @@ extension Fixture {
 }
 
 extension Fixture {
-  /// Plans an install on every host of `context` (read-only) and takes each node's fixture out of it.
-  /// - Throws: ``BenchmarkFailure`` naming a host whose plan failed.
+  /// Plans an install on every host of `context` (read-only) the way `svctrace install` does — every
+  /// node probed, the cluster's Service CIDRs resolved from all the probes (a worker knows none
+  /// itself, the control plane does), each node planned from its own probe with that answer — and
+  /// takes each node's fixture out of it.
+  /// - Throws: ``BenchmarkFailure`` naming a host whose probe or plan failed, or the nodes that
+  ///   disagree on the Service CIDRs.
   static func render(_ context: FleetContext) async throws -> [(host: String, fixture: Fixture)] {
-    let results = await context.runner.run(context.hosts, connector: context.connector) { session, host in
+    let probed = await context.runner.run(context.hosts, connector: context.connector) { session, host in
       let settings = try RolloutSettings(variables: host.vars)
-      let plan = try await NodeRollout.plan(session, settings: settings)
-      return HostOutcome(payload: try Fixture(plan: plan))
+      return HostOutcome(payload: try await NodeProber.probe(session, settings: settings))
     }
-    return try results.map { result in
-      guard let fixture = result.payload else {
+    var probes: [HostID: NodeProbe] = [:]
+    for result in probed {
+      guard let probe = result.payload else {
         throw BenchmarkFailure(
           "Cannot render the fixtures for \(result.host): \(result.message ?? result.status.rawValue)")
       }
-      return (result.host.name, fixture)
+      probes[result.host] = probe
+    }
+    let resolution = NodeRollout.resolveClusterScope(context.hosts.compactMap { probes[$0.id] })
+    return try context.hosts.compactMap { host in
+      guard let probe = probes[host.id] else { return nil }
+      var settings = try RolloutSettings(variables: host.vars)
+      if settings.serviceCIDRs == nil {
+        switch resolution {
+        // Nothing found among these nodes: the node's own probe decides, as in svctrace install.
+        case .success(let cidrs) where cidrs.source == .learnedHosts: break
+        case .success(let cidrs): settings.clusterServiceCIDRs = cidrs
+        case .failure(let conflict):
+          throw BenchmarkFailure("Cannot render the fixtures for \(host.id): \(conflict.description)")
+        }
+      }
+      do {
+        return (host.id.name, try Fixture(plan: try NodeRollout.plan(probe: probe, settings: settings)))
+      } catch {
+        throw BenchmarkFailure("Cannot render the fixtures for \(host.id): \(error)")
+      }
     }
   }
 }

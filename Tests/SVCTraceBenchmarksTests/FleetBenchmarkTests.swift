@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Rollout
 import SVCTraceCommands
+import SVCTraceCore
 import Testing
 
 @testable import SVCTraceBenchmarks
@@ -217,5 +219,126 @@ struct FleetBenchmarkTests {
 
     fixture.vars["svct_state_dir"] = nil
     #expect(throws: BenchmarkFailure.self) { try fixture.shellScript() }
+  }
+
+  /// A dual-stack iptables node: the floor script restores the IPv6 rules with the ip6tables tool of
+  /// the same backend, after the IPv4 ones; a node without IPv6 rules gets no ip6tables at all.
+  @Test func floorScriptLoadsTheIPv6RulesWithIp6tables() throws {
+    var fixture = Fixture(vars: [:], files: [:])
+    fixture.vars = [
+      "svct_backend": "iptables-legacy", "svct_state_dir": "/var/lib/svctrace",
+      "svct_dropin": "/etc/rsyslog.d/10-svctrace.conf", "svct_logrotate": "/etc/logrotate.d/svctrace",
+      "svct_iptables_chains": ["SVCT-PRE"], "svct_ip6tables_chains": ["SVCT-PRE", "SVCT-LOG-PRE"],
+    ]
+    let rules6 = "-A SVCT-PRE -d fd00::/108 -j LOG\n-I PREROUTING 1 -j SVCT-PRE"
+    fixture.files = [
+      "state.json": [], "remove.sh": [], "rsyslog.conf": [], "logrotate": [],
+      "mangle.rules": Array("-A SVCT-PRE -d 10.96.0.0/12 -j LOG\n-I PREROUTING 1 -j SVCT-PRE".utf8),
+      "mangle6.rules": Array(rules6.utf8),
+    ]
+    let script = try fixture.shellScript()
+    let v4 = try #require(script.range(of: "| iptables-legacy-restore --noflush\n"))
+    let v6 = try #require(script.range(of: "| ip6tables-legacy-restore --noflush\n"))
+    #expect(v4.upperBound <= v6.lowerBound, "IPv4 first, then IPv6")
+    let block6 = String(script[v4.upperBound..<v6.upperBound])
+    #expect(block6.contains("echo ':SVCT-PRE - [0:0]'") && block6.contains("echo ':SVCT-LOG-PRE - [0:0]'"))
+    #expect(block6.contains("ip6tables-legacy-save -t mangle | { grep -E -e"))
+    #expect(block6.contains("| sed 's/^-A /-D /'"))
+    func base64(_ text: String) -> String {
+      Data(text.utf8).base64EncodedString(options: [.lineLength76Characters, .endLineWithLineFeed])
+    }
+    #expect(block6.contains(base64(rules6)))
+    #expect(!block6.contains("iptables-legacy"), "no IPv4 tool in the IPv6 restore")
+    let rules4 = base64("-A SVCT-PRE -d 10.96.0.0/12 -j LOG\n-I PREROUTING 1 -j SVCT-PRE")
+    #expect(script[..<v4.upperBound].contains(rules4) && !block6.contains(rules4))
+
+    fixture.vars["svct_backend"] = "iptables-nft"
+    #expect(try fixture.shellScript().contains("| ip6tables-nft-restore --noflush\n"))
+
+    fixture.vars["svct_ip6tables_chains"] = [String]()
+    fixture.files["mangle6.rules"] = []
+    let v4Only = try fixture.shellScript()
+    #expect(v4Only.contains("| iptables-nft-restore --noflush\n"))
+    #expect(!v4Only.contains("ip6tables-nft-save -t mangle") && !v4Only.contains("ip6tables-nft-restore"))
+
+    fixture.vars["svct_backend"] = "ipchains"
+    #expect(throws: BenchmarkFailure.self) { try fixture.shellScript() }
+  }
+
+  /// `Fixture(plan:)` on a dual-stack iptables-nft node: both families' chains, restore bodies and
+  /// compared lines are svctrace's own desired rules, the IPv6 ones with the IPv6 Service CIDR.
+  @Test func fixtureCarriesTheIPv6IptablesRules() throws {
+    let nat4 = """
+      *nat
+      :KUBE-SERVICES - [0:0]
+      -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns/a:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-AAAA
+      COMMIT
+      """
+    let nat6 = """
+      *nat
+      :KUBE-SERVICES - [0:0]
+      -A KUBE-SERVICES -d fd00::a/128 -p tcp -m comment --comment "ns/a6:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-BBBB
+      COMMIT
+      """
+    let hint = "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n"
+    let probe = NodeProber.make(
+      host: HostID("w1"),
+      sections: ["nft-nat4": nat4, "nft-nat6": nat6, "nft-mangle4": hint, "nft-mangle6": hint], files: [:])
+    var settings = RolloutSettings()
+    settings.clusterServiceCIDRs = ServiceCIDRs(
+      source: .apiServer, cidrs: [try CIDR("10.96.0.0/12"), try CIDR("fd00::/108")], nodes: ["cp1"])
+    let plan = try NodeRollout.plan(probe: probe, settings: settings)
+    #expect(plan.scope.families.contains(.ipv6))
+    let fixture = try Fixture(plan: plan)
+    #expect(fixture.vars["svct_backend"] as? String == "iptables-nft")
+    #expect(fixture.vars["svct_refresh_chains"] as? [String] == ["SVCT-PRE-X", "SVCT-POST-X"])
+
+    for family in IPFamily.allCases {
+      let desired = try #require(
+        plan.iptables.first { $0.backend == .iptablesNFT && $0.family == family }?.desired, "\(family)")
+      #expect(!desired.chains.isEmpty && !desired.jumps.isEmpty, "\(family)")
+      let names = Fixture.iptablesNames(family)
+      #expect(fixture.vars[names.chains] as? [String] == desired.chains)
+      // The compared lines are svctrace's canonical lines, in iptables-save's spelling, without
+      // the rules of the refresh-owned chains.
+      let canonical = desired.lines.filter { line in
+        !Fixture.refreshChains.contains { line.hasPrefix("-A \($0) ") }
+      }.map {
+        $0.hasPrefix(":") ? $0 + " - [0:0]" : String($0.prefix { $0 != "#" }).trimmingCharacters(in: .whitespaces)
+      }
+      #expect((fixture.vars[names.expected] as? [String])?.sorted() == canonical.sorted(), "\(family)")
+      // The restore body: every rule appended, every jump inserted at its position.
+      let body = String(decoding: try #require(fixture.files[names.rules]), as: UTF8.self)
+        .split(separator: "\n").map(String.init)
+      let rules = desired.chains.flatMap { chain in (desired.rules[chain] ?? []).map { "-A \(chain) \($0)" } }
+      #expect(body.filter { $0.hasPrefix("-A ") } == rules, "\(family)")
+      #expect(
+        Set(body.filter { $0.hasPrefix("-I ") })
+          == Set(desired.jumps.map { "-I \($0.chain) \($0.position) \($0.spec)" }), "\(family)")
+    }
+    let rules4 = String(decoding: fixture.files["mangle.rules"] ?? [], as: UTF8.self)
+    let rules6 = String(decoding: fixture.files["mangle6.rules"] ?? [], as: UTF8.self)
+    #expect(rules4.contains("-d 10.96.0.0/12 ") && !rules4.contains("fd00::"))
+    #expect(rules6.contains("-d fd00::/108 ") && !rules6.contains("10.96.0.0"))
+
+    let script = try fixture.shellScript()
+    #expect(
+      script.contains("| iptables-nft-restore --noflush\n") && script.contains("| ip6tables-nft-restore --noflush\n"))
+
+    // Installed, with a rule the refresh added in SVCT-PRE-X: the playbook does not compare it.
+    var installed = try #require(plan.iptables.first { $0.backend == .iptablesNFT && $0.family == .ipv6 }).desired
+    let added = "-d fd00:1::7/128 -p tcp -m comment --comment svctrace -g SVCT-LOG-PRE"
+    installed.rules["SVCT-PRE-X"] = [added]
+    let mangle6 = installed.restoreFragment(from: IptablesRuleState())
+      .replacingOccurrences(of: #"-I ([A-Z]+) 1 "#, with: "-A $1 ", options: .regularExpression)
+    let again = try Fixture(
+      plan: NodeRollout.plan(
+        probe: NodeProber.make(
+          host: HostID("w1"),
+          sections: ["nft-nat4": nat4, "nft-nat6": nat6, "nft-mangle4": hint, "nft-mangle6": mangle6], files: [:]),
+        settings: settings))
+    let expected6 = try #require(again.vars["svct_ip6tables_expected"] as? [String])
+    #expect(expected6.contains(":SVCT-PRE-X - [0:0]") && !expected6.contains("-A SVCT-PRE-X \(added)"))
+    #expect(expected6.sorted() == (fixture.vars["svct_ip6tables_expected"] as? [String])?.sorted())
   }
 }
