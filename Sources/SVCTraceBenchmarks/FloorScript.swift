@@ -102,7 +102,7 @@ extension Fixture {
       // The scope's refresh, as svctrace's apply leaves it: its script, started, one round run.
       try write("refresh.sh", to: stateDirectory + "/refresh.sh", mode: "0755")
       script += "( set +eu\n\(refreshStart)\n) </dev/null >/dev/null 2>&1\n"
-      script += "/bin/sh \(try quote(stateDirectory + "/refresh.sh")) </dev/null >/dev/null 2>&1 || true\n"
+      script += "/bin/sh \(try quote(stateDirectory + "/refresh.sh")) --wait </dev/null >/dev/null 2>&1 || true\n"
     }
     return script
   }
