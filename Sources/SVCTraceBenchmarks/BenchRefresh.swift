@@ -10,8 +10,8 @@ import Synchronization
   import Glibc
 #endif
 
-/// `svctrace-bench refresh`: CPU of the node-side `refresh.sh` rounds next to the script before
-/// commit 8ac7e53 (whole-table saves), on a generated kube-proxy ruleset in a scratch namespace.
+/// `svctrace-bench refresh`: CPU of the node-side `refresh.sh` rounds next to the round as it was
+/// first (whole-table saves), on a generated kube-proxy ruleset in a scratch namespace.
 struct BenchRefresh: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "refresh",
